@@ -9,8 +9,12 @@ open System
 open System.Text.RegularExpressions
 open Common
 
-/// Debian packages the test suite needs (servers and tools the tests start themselves).
-let testPackages = [ "default-jre-headless" ]
+/// Debian packages the test suite needs (servers and tools the tests start themselves): build/apt-test.txt.
+let testPackages =
+    IO.File.ReadAllLines(IO.Path.Combine(root, "build", "apt-test.txt"))
+    |> Array.map (fun l -> l.Trim())
+    |> Array.filter (fun l -> l <> "" && not (l.StartsWith "#"))
+    |> List.ofArray
 
 let restore () =
     step "restore"
