@@ -1,0 +1,63 @@
+namespace Hybrid.Storage;
+
+/// <summary>
+/// The node's storage: tenants → tables → byte keys → versioned byte values, larger than memory, with the
+/// durability promise of <see cref="StoreOptions.Durability"/>. Thread-safe; request-path work goes through
+/// per-thread <see cref="IKvSession"/>s. Open one with <c>FasterKvStore.Open(options)</c>. Nothing here exposes FASTER.
+/// </summary>
+public interface IKvStore : IDisposable
+{
+    /// <summary>The options the store was opened with.</summary>
+    StoreOptions Options { get; }
+
+    /// <summary>A new session for one worker thread. Dispose it when the worker stops.</summary>
+    IKvSession NewSession();
+
+    /// <summary>A new scanner for migration scans (its own session; one thread at a time).</summary>
+    ISlotScanner NewScanner();
+
+    /// <summary>
+    /// Splits the log into <paramref name="partitions"/> address ranges of about equal size (on page boundaries), from
+    /// <paramref name="from"/> (0 = the log's begin) to the current tail, to be scanned in parallel with
+    /// <see cref="ISlotScanner.ScanChunk"/>. See <see cref="ISlotScanner"/> for what is guaranteed. Empty ranges are
+    /// left out, so fewer partitions may come back.
+    /// </summary>
+    ScanCursor[] PlanScan(int partitions, long from = 0);
+
+    /// <summary>
+    /// Highest version issued by a write here or raised to by <see cref="RaiseVersionFloor"/> or a pulled record:
+    /// the "version floor" a migration source reports at prepare. Every later write gets a larger version.
+    /// </summary>
+    ulong MaxVersion { get; }
+
+    /// <summary>
+    /// Makes every later write on this node get a version &gt; <paramref name="floor"/> (never lowers it). A migration
+    /// target calls this with the source's <see cref="MaxVersion"/> before serving the range. Durable like a write.
+    /// </summary>
+    void RaiseVersionFloor(ulong floor);
+
+    /// <summary>
+    /// Deletes every record (live or tombstone) whose slot is in [<paramref name="slotLo"/>, <paramref name="slotHi"/>]
+    /// (a migration source giving up a range). Blocks until done (disk reads included); returns how many were removed.
+    /// Call it only for ranges this node no longer serves.
+    /// </summary>
+    long DropSlots(int slotLo, int slotHi);
+
+    /// <summary>Approximate bytes (keys + values + per-record overhead) stored by a tenant's live records. Cheap.</summary>
+    long TenantBytes(uint tenant);
+
+    /// <summary>Size counters for metrics.</summary>
+    StoreMetrics GetMetrics();
+
+    /// <summary>True when the write with commit sequence <paramref name="sequence"/> (see <see cref="IKvSession.LastWriteSequence"/>) is durable. Always true in Memory mode.</summary>
+    bool IsDurable(long sequence);
+
+    /// <summary>Completes when <see cref="IsDurable"/>(<paramref name="sequence"/>) is true. Does not block the caller.</summary>
+    ValueTask WaitDurableAsync(long sequence, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes a checkpoint now (Async/Sync modes) and truncates the operation log before it. Returns the operation-log
+    /// position it covers: every write whose sequence is at most that value is in the checkpoint. In Memory mode: 0.
+    /// </summary>
+    ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default);
+}
