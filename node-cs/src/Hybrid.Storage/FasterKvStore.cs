@@ -1,0 +1,539 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using FASTER.core;
+
+namespace Hybrid.Storage;
+
+/// <summary>
+/// <see cref="IKvStore"/> over Microsoft.FASTER.Core: a FasterKV (SpanByte keys and values, hybrid log spilling
+/// to <c>DataDirectory/hlog</c>) holds the data; in Async/Sync modes a FasterLog (<c>DataDirectory/oplog</c>) is
+/// the operation log with group commit, and periodic FASTER checkpoints (<c>DataDirectory/checkpoints</c>) bound
+/// recovery. Recovery = recover the last checkpoint, then replay the operation log after the position that
+/// checkpoint covers. See README.md for each mode's exact promise.
+/// </summary>
+public sealed class FasterKvStore : IKvStore
+{
+    private const string MetaFileName = "checkpoint.json";
+
+    private readonly IDevice _logDevice;
+    private readonly FasterKV<SpanByte, SpanByte> _kv;
+
+    /// <summary>The FASTER store (internal: nothing outside this project sees FASTER types).</summary>
+    internal FasterKV<SpanByte, SpanByte> Kv => _kv;
+    private readonly DeviceLogCommitCheckpointManager? _checkpointManager;
+    private readonly IDevice? _opLogDevice;
+    private readonly FasterLog? _opLog;
+    private readonly object _sessionsLock = new();
+    private readonly List<SessionFunctions> _sessions = [];
+    private readonly Stack<int> _freeSlots = new();
+    private readonly SemaphoreSlim _checkpointGate = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ManualResetEventSlim _commitWake = new(false);
+    private readonly Thread? _committer;
+    private readonly Thread? _checkpointer;
+    private volatile int _committerSleeping;
+    private long _floor;
+    private long _retiredMaxVersion;
+    private long _lastCheckpointSequence;
+    private Guid _lastCheckpointToken;
+    private bool _disposed;
+
+    /// <summary>Per-tenant stored bytes, one cell per session slot.</summary>
+    internal TenantCounters Counters { get; }
+
+    /// <summary>The version floor: every new write gets a version above it.</summary>
+    internal ulong Floor => (ulong)Volatile.Read(ref _floor);
+
+    /// <inheritdoc />
+    public StoreOptions Options { get; }
+
+    private FasterKvStore(StoreOptions options)
+    {
+        Options = options;
+        Counters = new TenantCounters(options.MaxSessions);
+        for (int i = options.MaxSessions - 1; i >= 0; i--)
+            _freeSlots.Push(i);
+
+        string dir = Path.GetFullPath(options.DataDirectory);
+        if (options.Durability == DurabilityMode.Memory && Directory.Exists(dir))
+            ClearDirectory(dir);
+        Directory.CreateDirectory(dir);
+
+        _logDevice = Devices.CreateLogDevice(Path.Combine(dir, "hlog", "data.log"), recoverDevice: options.Durability != DurabilityMode.Memory);
+        int pageBits = Log2(options.PageSizeBytes);
+        var logSettings = new LogSettings
+        {
+            LogDevice = _logDevice,
+            PageSizeBits = pageBits,
+            MemorySizeBits = Log2(options.MemoryBudgetBytes),
+            SegmentSizeBits = Math.Max(pageBits, 28),
+            MutableFraction = 0.9,
+            ReadCopyOptions = new ReadCopyOptions { CopyFrom = ReadCopyFrom.None, CopyTo = ReadCopyTo.None },
+        };
+        CheckpointSettings? checkpointSettings = null;
+        if (options.Durability != DurabilityMode.Memory)
+        {
+            _checkpointManager = new DeviceLogCommitCheckpointManager(
+                new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(dir, "checkpoints")), removeOutdated: false);
+            checkpointSettings = new CheckpointSettings { CheckpointManager = _checkpointManager };
+        }
+        _kv = new FasterKV<SpanByte, SpanByte>(options.IndexBuckets, logSettings, checkpointSettings);
+
+        if (options.Durability == DurabilityMode.Memory)
+            return;
+
+        _opLogDevice = Devices.CreateLogDevice(Path.Combine(dir, "oplog", "data.log"), recoverDevice: true);
+        _opLog = new FasterLog(new FasterLogSettings
+        {
+            LogDevice = _opLogDevice,
+            LogCommitDir = Path.Combine(dir, "oplog"),
+            PageSizeBits = 20,
+            MemorySizeBits = 23,
+            SegmentSizeBits = 28,
+        });
+        Recover(dir);
+        _committer = new Thread(CommitLoop) { IsBackground = true, Name = "hybrid-storage-commit" };
+        _committer.Start();
+        if (options.CheckpointInterval > TimeSpan.Zero)
+        {
+            _checkpointer = new Thread(CheckpointLoop) { IsBackground = true, Name = "hybrid-storage-checkpoint" };
+            _checkpointer.Start();
+        }
+    }
+
+    /// <summary>
+    /// Opens (and in Async/Sync modes recovers) the store in <see cref="StoreOptions.DataDirectory"/>. In Memory mode
+    /// the directory's previous content is deleted. Blocks during recovery.
+    /// </summary>
+    public static FasterKvStore Open(StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return new FasterKvStore(options);
+    }
+
+    /// <inheritdoc />
+    public IKvSession NewSession() => CreateSession();
+
+    internal KvSession CreateSession()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int slot;
+        lock (_sessionsLock)
+        {
+            if (!_freeSlots.TryPop(out slot))
+                throw new InvalidOperationException($"more than MaxSessions ({Options.MaxSessions}) sessions open");
+        }
+        var functions = new SessionFunctions(this, slot);
+        var session = _kv.For(functions).NewSession<SessionFunctions>(functions,
+            sessionVariableLengthStructSettings: new SessionVariableLengthStructSettings<SpanByte, SpanByte> { valueLength = functions });
+        lock (_sessionsLock)
+            _sessions.Add(functions);
+        return new KvSession(this, functions, session);
+    }
+
+    /// <summary>Called by a disposed session: keeps its max version and returns its counter slot.</summary>
+    internal void Release(SessionFunctions functions)
+    {
+        lock (_sessionsLock)
+        {
+            _sessions.Remove(functions);
+            _retiredMaxVersion = Math.Max(_retiredMaxVersion, Volatile.Read(ref functions.MaxIssued));
+            _freeSlots.Push(functions.Slot);
+        }
+    }
+
+    /// <inheritdoc />
+    public ISlotScanner NewScanner() => new SlotScanner(this, CreateSession());
+
+    /// <inheritdoc />
+    public ScanCursor[] PlanScan(int partitions, long from = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
+        long end = _kv.Log.TailAddress;
+        // Make everything below `end` immutable and wait until no operation that began before can still be writing
+        // there: after this no record below `end` changes or becomes valid later, so a scan cannot skip a record
+        // that was being written while it passed.
+        _kv.Log.ShiftReadOnlyAddress(end, wait: true);
+        long begin = Math.Max(from, _kv.Log.BeginAddress);
+        if (begin >= end)
+            return [];
+        long pageSize = Options.PageSizeBytes;
+        long per = Math.Max(pageSize, ((end - begin) / partitions + pageSize - 1) / pageSize * pageSize);
+        var cursors = new List<ScanCursor>(partitions);
+        long start = begin;
+        while (start < end)
+        {
+            long stop = Math.Min(end, (start / pageSize * pageSize) + per);
+            if (cursors.Count == partitions - 1)
+                stop = end;
+            cursors.Add(new ScanCursor(start, stop));
+            start = stop;
+        }
+        return [.. cursors];
+    }
+
+    /// <inheritdoc />
+    public ulong MaxVersion
+    {
+        get
+        {
+            long max = Math.Max(Volatile.Read(ref _floor), Volatile.Read(ref _retiredMaxVersion));
+            lock (_sessionsLock)
+            {
+                foreach (var s in _sessions)
+                    max = Math.Max(max, Volatile.Read(ref s.MaxIssued));
+            }
+            return (ulong)max;
+        }
+    }
+
+    /// <inheritdoc />
+    public void RaiseVersionFloor(ulong floor)
+    {
+        if (floor >= RecordLayout.TombstoneBit)
+            throw new ArgumentOutOfRangeException(nameof(floor));
+        if (!RaiseFloorInMemory(floor))
+            return;
+        var header = new LogEntryHeader { Kind = LogEntryKind.Floor, Arg = floor };
+        LogEntry(header, default, default);
+    }
+
+    private bool RaiseFloorInMemory(ulong floor)
+    {
+        long current;
+        do
+        {
+            current = Volatile.Read(ref _floor);
+            if ((ulong)current >= floor)
+                return false;
+        }
+        while (Interlocked.CompareExchange(ref _floor, (long)floor, current) != current);
+        return true;
+    }
+
+    /// <inheritdoc />
+    public long DropSlots(int slotLo, int slotHi)
+    {
+        long removed = DropSlotsCore(slotLo, slotHi);
+        LogEntry(new LogEntryHeader { Kind = LogEntryKind.Drop, SlotLo = (ushort)slotLo, SlotHi = (ushort)slotHi }, default, default);
+        return removed;
+    }
+
+    private long DropSlotsCore(int slotLo, int slotHi)
+    {
+        CheckSlotRange(slotLo, slotHi);
+        var victims = new List<(byte[] Key, long LiveBytes)>();
+        using (var scanner = new SlotScanner(this, CreateSession()))
+        {
+            foreach (var cursor in PlanScan(1))
+            {
+                var c = cursor;
+                while (!c.IsDone)
+                {
+                    c = scanner.ScanCore(c, slotLo, slotHi, int.MaxValue, int.MaxValue, includeTombstones: true,
+                        (key, meta, data) => victims.Add((key.ToArray(),
+                            RecordLayout.IsTombstone(meta) ? 0 : key.Length - RecordLayout.KeyPrefixBytes + data.Length + RecordLayout.AccountingOverhead)));
+                }
+            }
+        }
+        using var session = CreateSession();
+        foreach (var (key, liveBytes) in victims)
+        {
+            unsafe
+            {
+                fixed (byte* p = key)
+                {
+                    var k = SpanByte.FromPointer(p, key.Length);
+                    session.Raw.Delete(ref k);
+                }
+            }
+            if (liveBytes != 0)
+                session.Functions.AddTenantBytes(RecordLayout.Tenant(key), -liveBytes);
+        }
+        session.Raw.CompletePending(wait: true);
+        return victims.Count;
+    }
+
+    internal static void CheckSlotRange(int slotLo, int slotHi)
+    {
+        if (slotLo < 0 || slotHi >= Slot.Count || slotLo > slotHi)
+            throw new ArgumentOutOfRangeException(nameof(slotLo), $"slot range [{slotLo}, {slotHi}] is not within [0, {Slot.Count - 1}]");
+    }
+
+    /// <inheritdoc />
+    public long TenantBytes(uint tenant) => Counters.Total(tenant);
+
+    /// <inheritdoc />
+    public StoreMetrics GetMetrics() => new(
+        _kv.Log.MemorySizeBytes + _kv.IndexSize * 64,
+        _kv.Log.TailAddress - _kv.Log.BeginAddress,
+        _opLog is null ? 0 : _opLog.TailAddress - _opLog.BeginAddress,
+        _opLog is null ? 0 : Volatile.Read(ref _opLog.CommittedUntilAddress),
+        MaxVersion,
+        Volatile.Read(ref _lastCheckpointSequence));
+
+    // ------------------------------------------------------------------ operation log and durability
+
+    /// <summary>
+    /// Appends a record's new state to the operation log; returns its commit sequence (0 in Memory mode).
+    /// Called inside FASTER callbacks with the record locked, so the log order of one key is its write order.
+    /// </summary>
+    internal long LogRecord(ref SpanByte key, ref SpanByte value)
+    {
+        if (_opLog is null)
+            return 0;
+        _opLog.Enqueue(new LogEntryHeader { Kind = LogEntryKind.Record }, ref key, ref value, out long address);
+        if (Options.Durability == DurabilityMode.Sync && _committerSleeping != 0)
+            _commitWake.Set();
+        return address + 1;
+    }
+
+    private unsafe void LogEntry(LogEntryHeader header, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        if (_opLog is null)
+            return;
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            var ks = SpanByte.FromPointer(k, key.Length);
+            var vs = SpanByte.FromPointer(v, value.Length);
+            _opLog.Enqueue(header, ref ks, ref vs, out _);
+        }
+        _commitWake.Set();
+    }
+
+    /// <inheritdoc />
+    public bool IsDurable(long sequence) => _opLog is null || sequence <= Volatile.Read(ref _opLog.CommittedUntilAddress);
+
+    /// <inheritdoc />
+    public ValueTask WaitDurableAsync(long sequence, CancellationToken cancellationToken = default)
+    {
+        if (IsDurable(sequence))
+            return ValueTask.CompletedTask;
+        _commitWake.Set();
+        return _opLog!.WaitForCommitAsync(sequence, token: cancellationToken);
+    }
+
+    /// <summary>
+    /// Group commit. Sync: commits whenever the log has uncommitted entries, sleeping only when it has none (writers
+    /// wake it). Async: commits every <see cref="StoreOptions.CommitInterval"/>.
+    /// </summary>
+    private void CommitLoop()
+    {
+        var log = _opLog!;
+        bool sync = Options.Durability == DurabilityMode.Sync;
+        int idleMs = sync ? 10 : Math.Max(1, (int)Options.CommitInterval.TotalMilliseconds);
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                if (log.TailAddress > Volatile.Read(ref log.CommittedUntilAddress))
+                {
+                    log.CommitAsync(_stop.Token).AsTask().GetAwaiter().GetResult();
+                    if (sync)
+                        continue;
+                }
+                _commitWake.Reset();
+                _committerSleeping = 1;
+                if (!sync || log.TailAddress <= Volatile.Read(ref log.CommittedUntilAddress))
+                    _commitWake.Wait(idleMs, _stop.Token);
+                _committerSleeping = 0;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void CheckpointLoop()
+    {
+        while (!_stop.Token.WaitHandle.WaitOne(Options.CheckpointInterval))
+        {
+            try
+            {
+                CheckpointAsync(_stop.Token).AsTask().GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default)
+    {
+        if (_opLog is null)
+            return 0;
+        await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Every write logged below `covered` changed the KV before this point, hence before the checkpoint's
+            // version switch, so the checkpoint contains it. Writes logged later may also be in it; replaying them
+            // again is harmless (install-if-newer).
+            long covered = _opLog.TailAddress;
+            ulong maxVersion = MaxVersion;
+            var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            if (!success)
+                throw new InvalidOperationException("FASTER checkpoint failed");
+            WriteMeta(new CheckpointMeta(token, covered, maxVersion));
+            Guid previous = _lastCheckpointToken;
+            _lastCheckpointToken = token;
+            if (previous != Guid.Empty && previous != token)
+                _checkpointManager!.Purge(previous);
+            _opLog.TruncateUntil(covered);
+            await _opLog.CommitAsync(cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _lastCheckpointSequence, covered);
+            return covered;
+        }
+        finally
+        {
+            _checkpointGate.Release();
+        }
+    }
+
+    private sealed record CheckpointMeta(Guid Token, long CoveredSequence, ulong MaxVersion);
+
+    private void WriteMeta(CheckpointMeta meta)
+    {
+        string path = Path.Combine(Options.DataDirectory, MetaFileName);
+        string tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+        {
+            JsonSerializer.Serialize(f, meta);
+            f.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private void Recover(string dir)
+    {
+        string metaPath = Path.Combine(dir, MetaFileName);
+        long replayFrom = _opLog!.BeginAddress;
+        if (File.Exists(metaPath))
+        {
+            var meta = JsonSerializer.Deserialize<CheckpointMeta>(File.ReadAllText(metaPath))
+                ?? throw new InvalidDataException($"{metaPath} is empty");
+            _kv.Recover(meta.Token);
+            _lastCheckpointToken = meta.Token;
+            _lastCheckpointSequence = meta.CoveredSequence;
+            _floor = (long)meta.MaxVersion;
+            replayFrom = Math.Max(replayFrom, meta.CoveredSequence);
+        }
+        using (var session = CreateSession())
+        {
+            session.Functions.LogWrites = false;
+            long committed = _opLog.CommittedUntilAddress;
+            using var it = _opLog.Scan(replayFrom, committed);
+            while (it.GetNext(out byte[] entry, out int length, out _))
+                ReplayEntry(session, entry.AsSpan(0, length));
+            _retiredMaxVersion = Math.Max(_retiredMaxVersion, session.Functions.MaxIssued);
+        }
+        RebuildTenantCounters();
+    }
+
+    private void ReplayEntry(KvSession session, ReadOnlySpan<byte> entry)
+    {
+        var kind = (LogEntryKind)entry[0];
+        ulong arg = BinaryPrimitives.ReadUInt64LittleEndian(entry[8..]);
+        ReadOnlySpan<byte> rest = entry[LogEntryHeader.Size..];
+        int keyLength = BinaryPrimitives.ReadInt32LittleEndian(rest);
+        ReadOnlySpan<byte> key = rest.Slice(4, keyLength);
+        rest = rest[(4 + keyLength)..];
+        int valueLength = BinaryPrimitives.ReadInt32LittleEndian(rest);
+        ReadOnlySpan<byte> value = rest.Slice(4, valueLength);
+        switch (kind)
+        {
+            case LogEntryKind.Record:
+                session.Replay(key, RecordLayout.Meta(value), value[RecordLayout.MetaBytes..]);
+                break;
+            case LogEntryKind.Floor:
+                RaiseFloorInMemory(arg);
+                break;
+            case LogEntryKind.Drop:
+                DropSlotsCore(BinaryPrimitives.ReadUInt16LittleEndian(entry[4..]), BinaryPrimitives.ReadUInt16LittleEndian(entry[6..]));
+                break;
+            default:
+                throw new InvalidDataException($"unknown operation-log entry kind {kind}");
+        }
+    }
+
+    /// <summary>After recovery the per-tenant bytes are recomputed from the live records (one pass over the log).</summary>
+    private void RebuildTenantCounters()
+    {
+        using var scanner = new SlotScanner(this, CreateSession());
+        foreach (var cursor in PlanScan(1))
+        {
+            var c = cursor;
+            while (!c.IsDone)
+            {
+                c = scanner.ScanCore(c, 0, Slot.Count - 1, int.MaxValue, int.MaxValue, includeTombstones: false,
+                    (key, _, data) => scanner.Functions.AddTenantBytes(RecordLayout.Tenant(key),
+                        key.Length - RecordLayout.KeyPrefixBytes + data.Length + RecordLayout.AccountingOverhead));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ lifetime
+
+    /// <summary>
+    /// Clean close: in Async/Sync modes commits the operation log and takes a checkpoint, so nothing acknowledged is
+    /// lost and the next open replays little. Sessions must be disposed first.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        if (_opLog is not null)
+        {
+            _opLog.CommitAsync().AsTask().GetAwaiter().GetResult();
+            CheckpointAsync().AsTask().GetAwaiter().GetResult();
+        }
+        Shutdown();
+    }
+
+    /// <summary>
+    /// Test hook for crash tests: stops the background threads and releases files WITHOUT committing the operation
+    /// log or checkpointing, as if the process died (what is on disk is what a crash would leave).
+    /// </summary>
+    internal void SimulateCrash() => Shutdown();
+
+    private void Shutdown()
+    {
+        _disposed = true;
+        _stop.Cancel();
+        _committer?.Join();
+        _checkpointer?.Join();
+        _opLog?.Dispose();
+        _opLogDevice?.Dispose();
+        _kv.Dispose();
+        _logDevice.Dispose();
+        _checkpointManager?.Dispose();
+        _commitWake.Dispose();
+        _checkpointGate.Dispose();
+        _stop.Dispose();
+    }
+
+    private static int Log2(long value) => 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)value);
+
+    private static void ClearDirectory(string dir)
+    {
+        foreach (var sub in new[] { "hlog", "oplog", "checkpoints" })
+        {
+            string path = Path.Combine(dir, sub);
+            if (Directory.Exists(path))
+                Directory.Delete(path, recursive: true);
+        }
+        File.Delete(Path.Combine(dir, MetaFileName));
+    }
+}

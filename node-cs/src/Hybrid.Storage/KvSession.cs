@@ -1,0 +1,183 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using FASTER.core;
+
+namespace Hybrid.Storage;
+
+/// <summary>
+/// A worker's session: a FASTER client session plus pinned scratch buffers for the stored key
+/// ([tenant][table][key]) and the RMW input, so an operation builds both without allocating.
+/// </summary>
+internal sealed unsafe class KvSession : IKvSession
+{
+    private readonly FasterKvStore _store;
+    private readonly SessionFunctions _functions;
+    private readonly ClientSession<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> _session;
+    private readonly byte[] _keyBuffer;
+    private readonly byte[] _inputBuffer;
+    private readonly byte* _keyPtr;
+    private readonly byte* _inputPtr;
+    private readonly int _maxKeyBytes;
+    private readonly int _maxValueBytes;
+    private bool _disposed;
+
+    internal KvSession(FasterKvStore store, SessionFunctions functions,
+        ClientSession<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> session)
+    {
+        _store = store;
+        _functions = functions;
+        _session = session;
+        _maxKeyBytes = store.Options.MaxKeyBytes;
+        _maxValueBytes = store.Options.MaxValueBytes;
+        _keyBuffer = GC.AllocateUninitializedArray<byte>(RecordLayout.KeyPrefixBytes + _maxKeyBytes, pinned: true);
+        _inputBuffer = GC.AllocateUninitializedArray<byte>(StoreInput.HeaderBytes + _maxValueBytes, pinned: true);
+        _keyPtr = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_keyBuffer));
+        _inputPtr = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_inputBuffer));
+    }
+
+    internal SessionFunctions Functions => _functions;
+
+    internal ClientSession<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> Raw => _session;
+
+    public int PendingCount => _functions.PendingCount;
+
+    public long LastWriteSequence => _functions.LastSequence;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private SpanByte StoredKey(uint tenant, uint table, ReadOnlySpan<byte> key)
+    {
+        RecordLayout.WriteKeyPrefix(_keyBuffer, tenant, table);
+        key.CopyTo(_keyBuffer.AsSpan(RecordLayout.KeyPrefixBytes));
+        return SpanByte.FromPointer(_keyPtr, RecordLayout.KeyPrefixBytes + key.Length);
+    }
+
+    public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
+    {
+        if (key.Length > _maxKeyBytes)
+            return StoreResult.Of(StoreStatus.KeyTooLarge);
+        SpanByte storedKey = StoredKey(tenant, table, key);
+        SpanByte input = default;
+        StoreOutput result = default;
+        result.Writer = output;
+        Status status = _session.Read(ref storedKey, ref input, ref result, context);
+        if (status.IsPending)
+        {
+            _functions.PendingCount++;
+            return StoreResult.Of(StoreStatus.Pending);
+        }
+        if (status.IsFaulted)
+            return StoreResult.Of(StoreStatus.Error);
+        return status.Found ? result.ToResult() : StoreResult.Of(StoreStatus.NotFound);
+    }
+
+    public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink)
+    {
+        int pending = 0;
+        ArrayBufferWriter<byte> scratch = _functions.Scratch;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            scratch.ResetWrittenCount();
+            ulong context = firstContext + (ulong)i;
+            StoreResult result = Get(tenant, table, keys[i].Span, scratch, context);
+            if (result.IsPending)
+                pending++;
+            else
+                sink.OnCompleted(context, result, scratch.WrittenSpan);
+        }
+        scratch.ResetWrittenCount();
+        return pending;
+    }
+
+    public StoreResult Put(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context)
+        => Rmw(OpKind.Put, tenant, table, key, value, 0, context);
+
+    public StoreResult PutIfVersion(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion, ulong context)
+        => Rmw(OpKind.PutIfVersion, tenant, table, key, value, (long)expectedVersion, context);
+
+    public StoreResult PutIfAbsent(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context)
+        => Rmw(OpKind.PutIfAbsent, tenant, table, key, value, 0, context);
+
+    public StoreResult PutIfExists(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context)
+        => Rmw(OpKind.PutIfExists, tenant, table, key, value, 0, context);
+
+    public StoreResult Delete(uint tenant, uint table, ReadOnlySpan<byte> key, ulong context)
+        => Rmw(OpKind.Delete, tenant, table, key, default, 0, context);
+
+    public StoreResult Increment(uint tenant, uint table, ReadOnlySpan<byte> key, long delta, ulong context)
+        => Rmw(OpKind.Increment, tenant, table, key, default, delta, context);
+
+    public StoreResult Append(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context)
+        => Rmw(OpKind.Append, tenant, table, key, value, 0, context);
+
+    public StoreResult ApplyPulled(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version, ulong context)
+    {
+        if (version == 0 || version >= RecordLayout.TombstoneBit)
+            throw new ArgumentOutOfRangeException(nameof(version), "a pulled version is in 1..2^63-1");
+        return Rmw(OpKind.ApplyPulled, tenant, table, key, value, (long)version, context);
+    }
+
+    /// <summary>Recovery: installs a logged (meta, data) for a stored key if newer. Blocks on disk reads.</summary>
+    internal void Replay(ReadOnlySpan<byte> storedKey, ulong meta, ReadOnlySpan<byte> data)
+    {
+        storedKey.CopyTo(_keyBuffer);
+        SpanByte key = SpanByte.FromPointer(_keyPtr, storedKey.Length);
+        RmwRaw(OpKind.Replay, ref key, data, (long)meta, 0);
+        if (_functions.PendingCount > 0)
+            _session.CompletePending(wait: true);
+    }
+
+    private StoreResult Rmw(OpKind op, uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> data, long arg, ulong context)
+    {
+        if (key.Length > _maxKeyBytes)
+            return StoreResult.Of(StoreStatus.KeyTooLarge);
+        if (data.Length > _maxValueBytes)
+            return StoreResult.Of(StoreStatus.ValueTooLarge);
+        SpanByte storedKey = StoredKey(tenant, table, key);
+        return RmwRaw(op, ref storedKey, data, arg, context);
+    }
+
+    private StoreResult RmwRaw(OpKind op, ref SpanByte storedKey, ReadOnlySpan<byte> data, long arg, ulong context)
+    {
+        StoreInput.WriteHeader(_inputBuffer, op, arg);
+        data.CopyTo(_inputBuffer.AsSpan(StoreInput.HeaderBytes));
+        SpanByte input = SpanByte.FromPointer(_inputPtr, StoreInput.HeaderBytes + data.Length);
+        StoreOutput result = default;
+        result.Status = StoreStatus.Error;
+        Status status = _session.RMW(ref storedKey, ref input, ref result, context);
+        if (status.IsPending)
+        {
+            _functions.PendingCount++;
+            return StoreResult.Of(StoreStatus.Pending);
+        }
+        return status.IsFaulted ? StoreResult.Of(StoreStatus.Error) : result.ToResult();
+    }
+
+    public int CompletePending(ICompletionSink sink, bool wait = false)
+    {
+        if (_functions.PendingCount == 0)
+            return 0;
+        _functions.Sink = sink;
+        _functions.Completing = true;
+        _functions.Completed = 0;
+        try
+        {
+            _session.CompletePending(wait);
+            return _functions.Completed;
+        }
+        finally
+        {
+            _functions.Completing = false;
+            _functions.Sink = null;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _session.Dispose();
+        _store.Release(_functions);
+    }
+}

@@ -1,0 +1,330 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using FASTER.core;
+
+namespace Hybrid.Storage;
+
+/// <summary>
+/// The FASTER callbacks of one session, plus that session's private state (max version issued, last log
+/// sequence, tenant-counter slot, completion sink). One instance per session, so nothing here is shared between
+/// threads except through the store's read-mostly fields.
+/// </summary>
+/// <remarks>
+/// Every write is an RMW so the old version is visible: new version = max(old + 1, floor + 1). Side effects of a
+/// write (version tracking, tenant bytes, operation-log append) happen once the new value is in place:
+/// in <see cref="InPlaceUpdater"/>, <see cref="PostCopyUpdater"/> or <see cref="PostInitialUpdater"/>
+/// (FASTER may retry CopyUpdater/InitialUpdater, never the Post* callbacks).
+/// </remarks>
+internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte, SpanByte, StoreOutput, ulong>, IVariableLengthStruct<SpanByte, SpanByte>
+{
+    private readonly FasterKvStore _store;
+    private readonly int _maxValueBytes;
+    private uint _cachedTenant = uint.MaxValue;
+    private long[]? _cachedCells;
+
+    /// <summary>Sink for completions, set only while <see cref="IKvSession.CompletePending"/> runs.</summary>
+    public ICompletionSink? Sink;
+
+    /// <summary>True while completing pending operations: readers then copy into <see cref="Scratch"/>.</summary>
+    public bool Completing;
+
+    /// <summary>Where completed reads put their value before the sink sees it.</summary>
+    public readonly ArrayBufferWriter<byte> Scratch = new(256);
+
+    /// <summary>Operations that returned Pending and were not completed yet.</summary>
+    public int PendingCount;
+
+    /// <summary>Completions handed to the sink during the current CompletePending call.</summary>
+    public int Completed;
+
+    /// <summary>Highest version this session wrote or installed (read by <see cref="FasterKvStore.MaxVersion"/>).</summary>
+    public long MaxIssued;
+
+    /// <summary>Operation-log sequence (entry address + 1) of this session's last logged write.</summary>
+    public long LastSequence;
+
+    /// <summary>This session's cell index in <see cref="TenantCounters"/>.</summary>
+    public readonly int Slot;
+
+    /// <summary>False for the recovery session: replayed records are not logged again.</summary>
+    public bool LogWrites = true;
+
+    public SessionFunctions(FasterKvStore store, int slot)
+    {
+        _store = store;
+        Slot = slot;
+        _maxValueBytes = store.Options.MaxValueBytes;
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    public override bool SingleReader(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput dst, ref ReadInfo readInfo)
+        => Read(ref value, ref dst);
+
+    public override bool ConcurrentReader(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput dst, ref ReadInfo readInfo)
+        => Read(ref value, ref dst);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Read(ref SpanByte value, ref StoreOutput dst)
+    {
+        ReadOnlySpan<byte> stored = value.AsReadOnlySpan();
+        ulong meta = RecordLayout.Meta(stored);
+        dst.Version = RecordLayout.VersionOf(meta);
+        if (RecordLayout.IsTombstone(meta))
+        {
+            dst.Status = StoreStatus.NotFound;
+            dst.Length = 0;
+            return true;
+        }
+        ReadOnlySpan<byte> data = stored[RecordLayout.MetaBytes..];
+        IBufferWriter<byte>? writer = Completing ? Scratch : dst.Writer;
+        if (writer is not null)
+        {
+            data.CopyTo(writer.GetSpan(data.Length));
+            writer.Advance(data.Length);
+        }
+        dst.Status = StoreStatus.Ok;
+        dst.Length = data.Length;
+        return true;
+    }
+
+    public override void ReadCompletionCallback(ref SpanByte key, ref SpanByte input, ref StoreOutput output, ulong ctx, Status status, RecordMetadata recordMetadata)
+    {
+        PendingCount--;
+        StoreResult result = status.IsFaulted ? StoreResult.Of(StoreStatus.Error)
+            : status.Found ? output.ToResult() : StoreResult.Of(StoreStatus.NotFound);
+        Completed++;
+        Sink?.OnCompleted(ctx, result, Scratch.WrittenSpan);
+        Scratch.ResetWrittenCount();
+    }
+
+    public override void RMWCompletionCallback(ref SpanByte key, ref SpanByte input, ref StoreOutput output, ulong ctx, Status status, RecordMetadata recordMetadata)
+    {
+        PendingCount--;
+        StoreResult result = status.IsFaulted ? StoreResult.Of(StoreStatus.Error) : output.ToResult();
+        Completed++;
+        Sink?.OnCompleted(ctx, result, default);
+    }
+
+    // ---------------------------------------------------------------- upserts (only FASTER-internal copies: compaction)
+
+    public override bool SingleWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo, WriteReason reason)
+    {
+        src.CopyTo(ref dst);
+        return true;
+    }
+
+    public override bool ConcurrentWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo)
+        => false;
+
+    public override bool SingleDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo) => true;
+
+    // ---------------------------------------------------------------- RMW: decisions
+
+    /// <summary>
+    /// Decides whether the operation writes, given the current record (absent: <paramref name="exists"/> false).
+    /// On refusal sets the output's status; on success computes the new data length and, for Increment, the number.
+    /// </summary>
+    private bool Decide(ReadOnlySpan<byte> input, bool exists, ulong oldMeta, ReadOnlySpan<byte> oldData, ref StoreOutput output, out int newDataLength)
+    {
+        bool live = exists && !RecordLayout.IsTombstone(oldMeta);
+        ulong oldVersion = exists ? RecordLayout.VersionOf(oldMeta) : 0;
+        long arg = StoreInput.Arg(input);
+        ReadOnlySpan<byte> data = StoreInput.Data(input);
+        newDataLength = data.Length;
+        switch (StoreInput.Op(input))
+        {
+            case OpKind.Put:
+                return true;
+            case OpKind.PutIfVersion:
+                ulong expected = (ulong)arg;
+                if (expected == 0 ? !live : live && oldVersion == expected)
+                    return true;
+                return Refuse(ref output, StoreStatus.VersionMismatch, live ? oldVersion : 0);
+            case OpKind.PutIfAbsent:
+                return !live || Refuse(ref output, StoreStatus.Exists, oldVersion);
+            case OpKind.PutIfExists:
+                return live || Refuse(ref output, StoreStatus.NotFound, 0);
+            case OpKind.Delete:
+                newDataLength = 0;
+                return true;
+            case OpKind.Increment:
+                long current = 0;
+                if (live && !IntegerText.TryParse(oldData, out current))
+                    return Refuse(ref output, StoreStatus.NotAnInteger, oldVersion);
+                long next;
+                try
+                {
+                    next = checked(current + arg);
+                }
+                catch (OverflowException)
+                {
+                    return Refuse(ref output, StoreStatus.Overflow, oldVersion);
+                }
+                output.Number = next;
+                newDataLength = IntegerText.Length(next);
+                return true;
+            case OpKind.Append:
+                newDataLength = (live ? oldData.Length : 0) + data.Length;
+                return newDataLength <= _maxValueBytes || Refuse(ref output, StoreStatus.ValueTooLarge, oldVersion);
+            case OpKind.ApplyPulled:
+                return !exists || oldVersion < (ulong)arg || Refuse(ref output, StoreStatus.Stale, oldVersion);
+            case OpKind.Replay:
+                return !exists || oldVersion < RecordLayout.VersionOf((ulong)arg) || Refuse(ref output, StoreStatus.Stale, oldVersion);
+            default:
+                return Refuse(ref output, StoreStatus.Error, 0);
+        }
+    }
+
+    private static bool Refuse(ref StoreOutput output, StoreStatus status, ulong versionFound)
+    {
+        output.Status = status;
+        output.Version = versionFound;
+        return false;
+    }
+
+    /// <summary>Writes meta and data of the new value into <paramref name="dst"/> (sized by <see cref="Decide"/>).</summary>
+    private void Write(ReadOnlySpan<byte> input, bool exists, ulong oldMeta, ReadOnlySpan<byte> oldData, Span<byte> dst, ref StoreOutput output, bool inPlace)
+    {
+        OpKind op = StoreInput.Op(input);
+        long arg = StoreInput.Arg(input);
+        ReadOnlySpan<byte> data = StoreInput.Data(input);
+        bool live = exists && !RecordLayout.IsTombstone(oldMeta);
+        ulong meta;
+        if (op == OpKind.ApplyPulled)
+            meta = (ulong)arg;
+        else if (op == OpKind.Replay)
+            meta = (ulong)arg;
+        else
+        {
+            ulong version = Math.Max(exists ? RecordLayout.VersionOf(oldMeta) + 1 : 1, _store.Floor + 1);
+            meta = op == OpKind.Delete ? version | RecordLayout.TombstoneBit : version;
+        }
+        Span<byte> body = dst[RecordLayout.MetaBytes..];
+        switch (op)
+        {
+            case OpKind.Delete:
+                break;
+            case OpKind.Increment:
+                IntegerText.Format(output.Number, body);
+                break;
+            case OpKind.Append:
+                int kept = live ? oldData.Length : 0;
+                if (!inPlace && kept > 0)
+                    oldData.CopyTo(body);
+                data.CopyTo(body[kept..]);
+                break;
+            default:
+                data.CopyTo(body);
+                break;
+        }
+        RecordLayout.WriteMeta(dst, meta);
+        output.Status = op == OpKind.Delete && !live ? StoreStatus.NotFound : StoreStatus.Ok;
+        output.Version = RecordLayout.VersionOf(meta);
+        output.Length = dst.Length - RecordLayout.MetaBytes;
+    }
+
+    // ---------------------------------------------------------------- RMW: FASTER callbacks
+
+    public override bool NeedInitialUpdate(ref SpanByte key, ref SpanByte input, ref StoreOutput output, ref RMWInfo rmwInfo)
+        => Decide(input.AsReadOnlySpan(), false, 0, default, ref output, out _);
+
+    public override bool InitialUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
+    {
+        ReadOnlySpan<byte> inp = input.AsReadOnlySpan();
+        Decide(inp, false, 0, default, ref output, out int newLength);
+        value.Length = RecordLayout.MetaBytes + newLength;
+        Write(inp, false, 0, default, value.AsSpan(), ref output, inPlace: false);
+        return true;
+    }
+
+    public override void PostInitialUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
+        => Applied(ref key, ref input, 0, ref value);
+
+    public override bool NeedCopyUpdate(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref StoreOutput output, ref RMWInfo rmwInfo)
+    {
+        ReadOnlySpan<byte> old = oldValue.AsReadOnlySpan();
+        return Decide(input.AsReadOnlySpan(), true, RecordLayout.Meta(old), old[RecordLayout.MetaBytes..], ref output, out _);
+    }
+
+    public override bool CopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
+    {
+        ReadOnlySpan<byte> inp = input.AsReadOnlySpan();
+        ReadOnlySpan<byte> old = oldValue.AsReadOnlySpan();
+        ulong oldMeta = RecordLayout.Meta(old);
+        Decide(inp, true, oldMeta, old[RecordLayout.MetaBytes..], ref output, out int newLength);
+        newValue.Length = RecordLayout.MetaBytes + newLength;
+        Write(inp, true, oldMeta, old[RecordLayout.MetaBytes..], newValue.AsSpan(), ref output, inPlace: false);
+        return true;
+    }
+
+    public override void PostCopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
+        => Applied(ref key, ref input, RecordLayout.LiveSize(key.Length, oldValue.AsReadOnlySpan()), ref newValue);
+
+    public override bool InPlaceUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
+    {
+        ReadOnlySpan<byte> inp = input.AsReadOnlySpan();
+        ReadOnlySpan<byte> old = value.AsReadOnlySpan();
+        ulong oldMeta = RecordLayout.Meta(old);
+        if (!Decide(inp, true, oldMeta, old[RecordLayout.MetaBytes..], ref output, out int newLength))
+            return true; // refused: the record stays as it is
+        int oldPayload = value.Length;
+        int newPayload = RecordLayout.MetaBytes + newLength;
+        // The record's allocated size is fixed by its 8-byte-rounded value size; stay in that class or copy.
+        if (((sizeof(int) + newPayload + 7) & ~7) != ((sizeof(int) + oldPayload + 7) & ~7))
+            return false;
+        long oldLive = RecordLayout.LiveSize(key.Length, old);
+        value.Length = newPayload;
+        // old's span was taken before the length change, so it still covers exactly the old data.
+        Write(inp, true, oldMeta, old[RecordLayout.MetaBytes..], value.AsSpan(), ref output, inPlace: true);
+        Applied(ref key, ref input, oldLive, ref value);
+        return true;
+    }
+
+    /// <summary>Side effects of a write that took effect: version tracking, tenant bytes, operation log.</summary>
+    private void Applied(ref SpanByte key, ref SpanByte input, long oldLive, ref SpanByte newValue)
+    {
+        ReadOnlySpan<byte> storedKey = key.AsReadOnlySpan();
+        ReadOnlySpan<byte> stored = newValue.AsReadOnlySpan();
+        long version = (long)RecordLayout.VersionOf(RecordLayout.Meta(stored));
+        if (version > MaxIssued)
+            Volatile.Write(ref MaxIssued, version);
+        long delta = RecordLayout.LiveSize(storedKey.Length, stored) - oldLive;
+        if (delta != 0)
+            AddTenantBytes(RecordLayout.Tenant(storedKey), delta);
+        if (LogWrites && StoreInput.Op(input.AsReadOnlySpan()) != OpKind.Replay)
+        {
+            long sequence = _store.LogRecord(ref key, ref newValue);
+            if (sequence > LastSequence)
+                LastSequence = sequence;
+        }
+    }
+
+    /// <summary>Adds to this session's cell of a tenant's byte counter.</summary>
+    public void AddTenantBytes(uint tenant, long delta)
+    {
+        if (tenant != _cachedTenant || _cachedCells is null)
+        {
+            _cachedCells = _store.Counters.CellsOf(tenant);
+            _cachedTenant = tenant;
+        }
+        TenantCounters.Add(_cachedCells, Slot, delta);
+    }
+
+    // ---------------------------------------------------------------- value lengths for RMW allocation
+
+    public int GetInitialLength(ref SpanByte input)
+    {
+        StoreOutput scratch = default;
+        Decide(input.AsReadOnlySpan(), false, 0, default, ref scratch, out int newLength);
+        return sizeof(int) + RecordLayout.MetaBytes + newLength;
+    }
+
+    public int GetLength(ref SpanByte t, ref SpanByte input)
+    {
+        ReadOnlySpan<byte> old = t.AsReadOnlySpan();
+        StoreOutput scratch = default;
+        Decide(input.AsReadOnlySpan(), true, RecordLayout.Meta(old), old[RecordLayout.MetaBytes..], ref scratch, out int newLength);
+        return sizeof(int) + RecordLayout.MetaBytes + newLength;
+    }
+}
