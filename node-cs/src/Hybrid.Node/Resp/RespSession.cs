@@ -1,0 +1,324 @@
+using System.Text;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Resp;
+
+/// <summary>
+/// The protocol state of one RESP connection: parses commands from the receive buffer, executes them
+/// against the worker's <see cref="IKvSession"/> under the connection's tenant, and writes the replies
+/// into <see cref="Output"/>. Transport-agnostic: the listener (or the node's worker) owns the socket,
+/// feeds received bytes to <see cref="Process"/> and sends <see cref="Output"/> once per batch.
+/// </summary>
+/// <remarks>
+/// Lifecycle of a request: bytes arrive → <see cref="Process"/> → <see cref="RespParser.TryParse"/> records the
+/// arguments as slices of the receive buffer → <see cref="RespCommandTable.Lookup"/> → arity, AUTH and slot checks →
+/// one storage call → the reply is appended to <see cref="Output"/>. A whole pipeline is processed before one send.
+/// WARNING: nothing on that path may allocate per request; rare commands (INFO, COMMAND, errors) may.
+/// Not thread-safe: one connection is served by one thread at a time.
+/// </remarks>
+public sealed partial class RespSession : IDisposable
+{
+    /// <summary>The table RESP keys live in (one keyspace per tenant, like Redis db 0).</summary>
+    public const uint RespTable = 0;
+
+    /// <summary>Processing stops for a send once this many reply bytes are buffered.</summary>
+    public const int FlushThreshold = 256 * 1024;
+
+    private readonly RespServerContext _context;
+    private readonly RespParser _parser;
+    private RespTenant? _tenant;
+    private IKvSession _kv = null!;
+    private string? _clientName;
+    private long _commands;
+
+    /// <summary>Creates the state of a new connection (counted in INFO clients until <see cref="Dispose"/>).</summary>
+    public RespSession(RespServerContext context)
+    {
+        _context = context;
+        _parser = new RespParser(context.Limits);
+        ClientId = context.NextClientId();
+        if (!context.RequireAuth)
+        {
+            _tenant = context.Tenants.DefaultTenant;
+        }
+        context.ConnectionOpened();
+    }
+
+    /// <summary>Replies waiting to be sent. The caller sends them and calls <see cref="RespWriter.Clear"/>.</summary>
+    public RespWriter Output { get; } = new();
+
+    /// <summary>True after QUIT or a protocol violation: send <see cref="Output"/>, then close the connection.</summary>
+    public bool ShouldClose { get; private set; }
+
+    /// <summary>This connection's id (CLIENT ID, HELLO).</summary>
+    public long ClientId { get; }
+
+    /// <summary>The authenticated tenant, or null while AUTH is still required.</summary>
+    public RespTenant? Tenant => _tenant;
+
+    /// <summary>True when the last <see cref="Process"/> stopped because <see cref="FlushThreshold"/> reply bytes were buffered: send, then call it again.</summary>
+    public bool StoppedAtFlushThreshold { get; private set; }
+
+    /// <summary>True when a write was executed since the last <see cref="TakeWroteFlag"/> (Sync durability waits for it).</summary>
+    public bool WroteSinceFlush { get; private set; }
+
+    /// <summary>Returns and clears <see cref="WroteSinceFlush"/>.</summary>
+    public bool TakeWroteFlag()
+    {
+        var wrote = WroteSinceFlush;
+        WroteSinceFlush = false;
+        return wrote;
+    }
+
+    /// <summary>
+    /// Executes every complete command at the start of <paramref name="input"/> (stopping early once
+    /// <see cref="FlushThreshold"/> reply bytes are buffered or the connection must close) and returns how
+    /// many bytes were consumed. The rest (a partial command) must be passed again, at the start of the next
+    /// call's input, with more bytes after it.
+    /// </summary>
+    /// <param name="input">Received bytes not consumed yet.</param>
+    /// <param name="kv">The calling worker's storage session (used only during this call).</param>
+    public int Process(ReadOnlySpan<byte> input, IKvSession kv)
+    {
+        _kv = kv;
+        var consumed = 0;
+        var commands = 0;
+        while (consumed < input.Length && !ShouldClose && Output.Length < FlushThreshold)
+        {
+            var command = input[consumed..];
+            var status = _parser.TryParse(command, out var length);
+            if (status == RespParseStatus.Incomplete)
+            {
+                break;
+            }
+            if (status == RespParseStatus.ProtocolError)
+            {
+                Output.WriteError("ERR " + _parser.Error);
+                ShouldClose = true;
+                break;
+            }
+            consumed += length;
+            if (_parser.ArgCount > 0)
+            {
+                Execute(_parser.Args(command));
+                commands++;
+            }
+        }
+        StoppedAtFlushThreshold = Output.Length >= FlushThreshold && !ShouldClose;
+        _commands += commands;
+        if (_commands >= 4096)
+        {
+            _context.AddCommands(_commands);
+            _commands = 0;
+        }
+        return consumed;
+    }
+
+    /// <summary>Returns the output buffer and counts the connection as closed.</summary>
+    public void Dispose()
+    {
+        _context.AddCommands(_commands);
+        _commands = 0;
+        Output.Dispose();
+        _context.ConnectionClosed();
+    }
+
+    private void Execute(RespArgs args)
+    {
+        var command = RespCommandTable.Lookup(args[0]);
+        if (command == RespCommand.Unknown)
+        {
+            WriteUnknownCommand(args);
+            return;
+        }
+        if (!RespCommandTable.ArityOk(command, args.Count))
+        {
+            Output.WriteError($"ERR wrong number of arguments for '{RespCommandTable.Info(command).Name}' command");
+            return;
+        }
+        if (_tenant is null && command is not (RespCommand.Auth or RespCommand.Hello or RespCommand.Quit))
+        {
+            Output.WriteError("NOAUTH Authentication required."u8);
+            return;
+        }
+        switch (command)
+        {
+            case RespCommand.Get: Get(args); break;
+            case RespCommand.Set: Set(args); break;
+            case RespCommand.Del: Del(args); break;
+            case RespCommand.Exists: Exists(args); break;
+            case RespCommand.MGet: MGet(args); break;
+            case RespCommand.MSet: MSet(args); break;
+            case RespCommand.Incr: IncrementBy(args, 1); break;
+            case RespCommand.Decr: IncrementBy(args, -1); break;
+            case RespCommand.IncrBy: IncrementBy(args, 0); break;
+            case RespCommand.DecrBy: IncrementBy(args, 0, negate: true); break;
+            case RespCommand.Append: Append(args); break;
+            case RespCommand.StrLen: StrLen(args); break;
+            case RespCommand.Ping: Ping(args); break;
+            case RespCommand.Echo: Output.WriteBulk(args[1]); break;
+            case RespCommand.Hello: Hello(args); break;
+            case RespCommand.Auth: Auth(args); break;
+            case RespCommand.Select: Select(args); break;
+            case RespCommand.Info: Info(args); break;
+            case RespCommand.Command: Command(args); break;
+            case RespCommand.Client: Client(args); break;
+            case RespCommand.Config: Config(args); break;
+            case RespCommand.Cluster: Cluster(args); break;
+            case RespCommand.ReadOnly:
+            case RespCommand.ReadWrite: Output.WriteOk(); break;
+            case RespCommand.Quit:
+                Output.WriteOk();
+                ShouldClose = true;
+                break;
+        }
+    }
+
+    private void WriteUnknownCommand(RespArgs args)
+    {
+        // Redis: "unknown command 'x', with args beginning with: 'a' 'b' " (args cut at 128 characters).
+        var sb = new StringBuilder("ERR unknown command '").Append(Sanitize(args[0], 128)).Append("', with args beginning with: ");
+        var argsStart = sb.Length;
+        for (var i = 1; i < args.Count && sb.Length - argsStart < 128; i++)
+        {
+            sb.Append('\'').Append(Sanitize(args[i], 128 - (sb.Length - argsStart))).Append("' ");
+        }
+        Output.WriteError(sb.ToString());
+    }
+
+    /// <summary>Text of an argument for an error message: at most <paramref name="max"/> characters, no CR/LF.</summary>
+    private static string Sanitize(ReadOnlySpan<byte> arg, int max)
+    {
+        var text = Encoding.UTF8.GetString(arg[..Math.Min(arg.Length, Math.Max(max, 0))]);
+        return text.Replace('\r', ' ').Replace('\n', ' ');
+    }
+
+    private void Ping(RespArgs args)
+    {
+        if (args.Count > 2)
+        {
+            Output.WriteError("ERR wrong number of arguments for 'ping' command"u8);
+        }
+        else if (args.Count == 2)
+        {
+            Output.WriteBulk(args[1]);
+        }
+        else
+        {
+            Output.WriteSimpleString("PONG"u8);
+        }
+    }
+
+    private void Auth(RespArgs args)
+    {
+        if (args.Count > 3)
+        {
+            Output.WriteError("ERR syntax error"u8);
+            return;
+        }
+        var tenant = args.Count == 3 ? Encoding.UTF8.GetString(args[1]) : _context.Tenants.DefaultTenant.Name;
+        if (TryAuthenticate(tenant, args[args.Count - 1]))
+        {
+            Output.WriteOk();
+        }
+    }
+
+    private bool TryAuthenticate(string tenant, ReadOnlySpan<byte> secret)
+    {
+        var found = _context.Tenants.Authenticate(tenant, secret);
+        if (found is null)
+        {
+            Output.WriteError("WRONGPASS invalid username-password pair or user is disabled."u8);
+            return false;
+        }
+        _tenant = found;
+        return true;
+    }
+
+    private void Hello(RespArgs args)
+    {
+        var protocol = Output.Protocol;
+        var i = 1;
+        if (args.Count > 1)
+        {
+            if (!TryParseInt64(args[1], out var requested))
+            {
+                Output.WriteError("ERR Protocol version is not an integer or out of range"u8);
+                return;
+            }
+            if (requested is < 2 or > 3)
+            {
+                Output.WriteError("NOPROTO unsupported protocol version"u8);
+                return;
+            }
+            protocol = (int)requested;
+            i = 2;
+        }
+        string? name = null;
+        for (; i < args.Count; i++)
+        {
+            if (RespCommandTable.EqualsUpper(args[i], "AUTH"u8) && i + 2 < args.Count)
+            {
+                if (!TryAuthenticate(Encoding.UTF8.GetString(args[i + 1]), args[i + 2]))
+                {
+                    return;
+                }
+                i += 2;
+            }
+            else if (RespCommandTable.EqualsUpper(args[i], "SETNAME"u8) && i + 1 < args.Count)
+            {
+                name = Encoding.UTF8.GetString(args[++i]);
+            }
+            else
+            {
+                Output.WriteError($"ERR Syntax error in HELLO option '{Sanitize(args[i], 64)}'");
+                return;
+            }
+        }
+        if (_tenant is null)
+        {
+            Output.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"u8);
+            return;
+        }
+        if (name is not null)
+        {
+            _clientName = name;
+        }
+        Output.Protocol = protocol;
+        Output.WriteMapHeader(7);
+        Output.WriteBulk("server"u8);
+        Output.WriteBulk("redis"u8);
+        Output.WriteBulk("version"u8);
+        Output.WriteBulk(RedisVersion);
+        Output.WriteBulk("proto"u8);
+        Output.WriteInteger(protocol);
+        Output.WriteBulk("id"u8);
+        Output.WriteInteger(ClientId);
+        Output.WriteBulk("mode"u8);
+        Output.WriteBulk(_context.ClusterEnabled ? "cluster"u8 : "standalone"u8);
+        Output.WriteBulk("role"u8);
+        Output.WriteBulk("master"u8);
+        Output.WriteBulk("modules"u8);
+        Output.WriteArrayHeader(0);
+    }
+
+    private void Select(RespArgs args)
+    {
+        if (!TryParseInt64(args[1], out var db))
+        {
+            Output.WriteError("ERR value is not an integer or out of range"u8);
+        }
+        else if (db != 0)
+        {
+            Output.WriteError("ERR DB index is out of range"u8);
+        }
+        else
+        {
+            Output.WriteOk();
+        }
+    }
+
+    /// <summary>Parses a Redis integer argument: optional '-', 1..19 digits, no spaces, fits in a long.</summary>
+    internal static bool TryParseInt64(ReadOnlySpan<byte> text, out long value) =>
+        System.Buffers.Text.Utf8Parser.TryParse(text, out value, out var used) && used == text.Length && text.Length > 0 && text[0] != (byte)'+';
+}

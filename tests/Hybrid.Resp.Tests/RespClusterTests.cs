@@ -1,0 +1,50 @@
+using Hybrid.Storage;
+
+namespace Hybrid.Resp.Tests;
+
+public sealed class RespClusterTests
+{
+    // "foo" hashes to slot 12182 and "bar" to 5061 (Redis Cluster's own examples).
+    [Fact]
+    public void KeyOfAnotherNodesSlot_GetsMovedAndIsNotExecuted()
+    {
+        var store = new FakeKvStore();
+        using var h = new RespHarness(store, slots: new PartialSlotMap(0, 8191));
+        Assert.Equal(12182, Slot.Of("foo"u8));
+        Assert.Equal("-MOVED 12182 10.0.0.2:7001\r\n", h.Command("SET", "foo", "v"));
+        Assert.Equal(0, store.Count);
+        Assert.Equal("+OK\r\n", h.Command("SET", "bar", "v"));
+        Assert.Equal("-MOVED 12182 10.0.0.2:7001\r\n", h.Command("GET", "foo"));
+        Assert.Equal("-MOVED 12182 10.0.0.2:7001\r\n", h.Command("INCR", "foo"));
+    }
+
+    [Fact]
+    public void MultiKeyCommands_NeedOneSlot()
+    {
+        using var h = new RespHarness(slots: new PartialSlotMap(0, 16000));
+        Assert.Equal("-CROSSSLOT Keys in request don't hash to the same slot\r\n", h.Command("MSET", "foo", "1", "bar", "2"));
+        Assert.Equal("+OK\r\n", h.Command("MSET", "{user1}.a", "1", "{user1}.b", "2"));
+        Assert.Equal("*2\r\n$1\r\n1\r\n$1\r\n2\r\n", h.Command("MGET", "{user1}.a", "{user1}.b"));
+    }
+
+    [Fact]
+    public void ClusterCommands_DescribeTheSlotMap()
+    {
+        using var h = new RespHarness(slots: new PartialSlotMap(0, 8191));
+        Assert.Equal(":12182\r\n", h.Command("CLUSTER", "KEYSLOT", "foo"));
+        var slots = h.Command("CLUSTER", "SLOTS");
+        Assert.StartsWith("*2\r\n*3\r\n:0\r\n:8191\r\n*4\r\n$9\r\n127.0.0.1\r\n:6380\r\n", slots);
+        Assert.Contains("*3\r\n:8192\r\n:16383\r\n*4\r\n$8\r\n10.0.0.2\r\n:7001\r\n", slots);
+        Assert.StartsWith("*2\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:8191\r\n$5\r\nnodes\r\n", h.Command("CLUSTER", "SHARDS"));
+        Assert.Contains("cluster_slots_assigned:16384", h.Command("CLUSTER", "INFO"));
+    }
+
+    [Fact]
+    public void SingleNode_OwnsEverySlotAndRefusesClusterTopologyQueries()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("+OK\r\n", h.Command("SET", "foo", "v"));
+        Assert.Equal(":12182\r\n", h.Command("CLUSTER", "KEYSLOT", "foo"));
+        Assert.Equal("-ERR This instance has cluster support disabled\r\n", h.Command("CLUSTER", "SLOTS"));
+    }
+}

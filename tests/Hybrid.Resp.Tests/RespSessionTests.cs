@@ -1,0 +1,244 @@
+using Hybrid.Node.Resp;
+
+namespace Hybrid.Resp.Tests;
+
+public sealed class RespSessionTests
+{
+    [Fact]
+    public void SetThenGet_ReturnsTheValue_AndGetOfMissingKeyIsNull()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("+OK\r\n", h.Command("SET", "k", "hello"));
+        Assert.Equal("$5\r\nhello\r\n", h.Command("GET", "k"));
+        Assert.Equal("$-1\r\n", h.Command("get", "missing"));
+    }
+
+    [Fact]
+    public void Pipeline_RepliesToEveryCommandInOrder()
+    {
+        using var h = new RespHarness();
+        var replies = h.Send(RespHarness.Encode("SET", "a", "1") + RespHarness.Encode("INCR", "a") + "PING\r\n" + RespHarness.Encode("GET", "a"));
+        Assert.Equal("+OK\r\n:2\r\n+PONG\r\n$1\r\n2\r\n", replies);
+    }
+
+    [Fact]
+    public void PartialCommand_IsExecutedWhenTheRestArrives()
+    {
+        using var h = new RespHarness();
+        var set = RespHarness.Encode("SET", "key", "value");
+        Assert.Equal("", h.Send(set[..11]));
+        Assert.Equal("", h.Send(set[11..20]));
+        Assert.Equal("+OK\r\n$5\r\nvalue\r\n", h.Send(set[20..] + RespHarness.Encode("GET", "key")));
+    }
+
+    [Fact]
+    public void SetNxXx_WriteOnlyWhenTheConditionHolds()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("$-1\r\n", h.Command("SET", "k", "v1", "XX"));
+        Assert.Equal("+OK\r\n", h.Command("SET", "k", "v1", "nx"));
+        Assert.Equal("$-1\r\n", h.Command("SET", "k", "v2", "NX"));
+        Assert.Equal("+OK\r\n", h.Command("SET", "k", "v3", "XX"));
+        Assert.Equal("$2\r\nv3\r\n", h.Command("GET", "k"));
+        Assert.Equal("-ERR syntax error\r\n", h.Command("SET", "k", "v", "NX", "XX"));
+        Assert.Equal("-ERR syntax error\r\n", h.Command("SET", "k", "v", "BOGUS"));
+    }
+
+    [Fact]
+    public void SetWithExpiry_IsRejectedClearlyAndWritesNothing()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("-ERR SET EX/PX/EXAT/PXAT is not supported: HybridKV keys do not expire\r\n", h.Command("SET", "k", "v", "EX", "10"));
+        Assert.Equal("-ERR SET EX/PX/EXAT/PXAT is not supported: HybridKV keys do not expire\r\n", h.Command("SET", "k", "v", "px", "10"));
+        Assert.Equal("$-1\r\n", h.Command("GET", "k"));
+        Assert.Equal("+OK\r\n", h.Command("SET", "k", "v", "KEEPTTL"));
+    }
+
+    [Fact]
+    public void DelExistsMgetMset_CountAndListKeys()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("+OK\r\n", h.Command("MSET", "a", "1", "b", "2", "c", "3"));
+        Assert.Equal("*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n$1\r\n2\r\n", h.Command("MGET", "a", "zz", "c", "b"));
+        Assert.Equal(":3\r\n", h.Command("EXISTS", "a", "b", "zz", "a"));
+        Assert.Equal(":2\r\n", h.Command("DEL", "a", "b", "zz"));
+        Assert.Equal(":0\r\n", h.Command("EXISTS", "a", "b"));
+        Assert.Equal("-ERR wrong number of arguments for 'mset' command\r\n", h.Command("MSET", "a", "1", "b"));
+    }
+
+    [Fact]
+    public void Counters_IncrDecrAndTheirErrors()
+    {
+        using var h = new RespHarness();
+        Assert.Equal(":1\r\n", h.Command("INCR", "n"));
+        Assert.Equal(":11\r\n", h.Command("INCRBY", "n", "10"));
+        Assert.Equal(":10\r\n", h.Command("DECR", "n"));
+        Assert.Equal(":-5\r\n", h.Command("DECRBY", "n", "15"));
+        Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("INCRBY", "n", "x"));
+        h.Command("SET", "s", "abc");
+        Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("INCR", "s"));
+        h.Command("SET", "big", long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("-ERR increment or decrement would overflow\r\n", h.Command("INCR", "big"));
+        Assert.Equal("-ERR decrement would overflow\r\n", h.Command("DECRBY", "n", long.MinValue.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [Fact]
+    public void AppendAndStrlen_TrackTheLength()
+    {
+        using var h = new RespHarness();
+        Assert.Equal(":0\r\n", h.Command("STRLEN", "s"));
+        Assert.Equal(":5\r\n", h.Command("APPEND", "s", "hello"));
+        Assert.Equal(":11\r\n", h.Command("APPEND", "s", " world"));
+        Assert.Equal(":11\r\n", h.Command("STRLEN", "s"));
+        Assert.Equal("$11\r\nhello world\r\n", h.Command("GET", "s"));
+    }
+
+    [Fact]
+    public void UnknownCommand_GetsRedisStyleErrorWithArgs()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("-ERR unknown command 'FOO', with args beginning with: 'a' 'b c' \r\n", h.Command("FOO", "a", "b c"));
+        Assert.Equal("-ERR unknown command 'bar', with args beginning with: \r\n", h.Send("bar\r\n"));
+    }
+
+    [Fact]
+    public void WrongArity_GetsRedisStyleError()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("-ERR wrong number of arguments for 'get' command\r\n", h.Command("GET"));
+        Assert.Equal("-ERR wrong number of arguments for 'get' command\r\n", h.Command("GET", "a", "b"));
+        Assert.Equal("-ERR wrong number of arguments for 'set' command\r\n", h.Command("SET", "a"));
+    }
+
+    [Fact]
+    public void InlineCommands_Work()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("+PONG\r\n+OK\r\n$11\r\nhello world\r\n", h.Send("PING\r\nset greeting \"hello world\"\r\nget greeting\r\n"));
+    }
+
+    [Fact]
+    public void ProtocolViolation_RepliesErrorAndAsksToClose()
+    {
+        using var h = new RespHarness(limits: new RespLimits(MaxBulkLength: 1024));
+        var reply = h.Send("*2\r\n$3\r\nGET\r\n$99999\r\n");
+        Assert.Equal("-ERR Protocol error: invalid bulk length\r\n", reply);
+        Assert.True(h.Session.ShouldClose);
+    }
+
+    [Fact]
+    public void RequireAuth_RefusesDataCommandsUntilAuth()
+    {
+        using var h = new RespHarness(requireAuth: true);
+        Assert.Equal("-NOAUTH Authentication required.\r\n", h.Command("GET", "k"));
+        Assert.Equal("-NOAUTH Authentication required.\r\n", h.Command("PING"));
+        Assert.Equal("-WRONGPASS invalid username-password pair or user is disabled.\r\n", h.Command("AUTH", "acme", "nope"));
+        Assert.Equal("-NOAUTH Authentication required.\r\n", h.Command("SET", "k", "v"));
+        Assert.Equal("+OK\r\n", h.Command("AUTH", "acme", "s3cret"));
+        Assert.Equal("+OK\r\n", h.Command("SET", "k", "v"));
+        Assert.Same(TestTenants.Acme, h.Session.Tenant);
+    }
+
+    [Fact]
+    public void SingleArgumentAuth_AuthenticatesTheDefaultTenant()
+    {
+        using var h = new RespHarness(requireAuth: true);
+        Assert.Equal("+OK\r\n", h.Command("AUTH", "pw"));
+        Assert.Same(TestTenants.Default, h.Session.Tenant);
+    }
+
+    [Fact]
+    public void LoopbackDefault_NeedsNoAuth()
+    {
+        using var h = new RespHarness(requireAuth: false);
+        Assert.Equal("+OK\r\n", h.Command("SET", "k", "v"));
+        Assert.Same(TestTenants.Default, h.Session.Tenant);
+        Assert.False(RespServerContext.AuthRequiredFor(System.Net.IPAddress.Loopback));
+        Assert.True(RespServerContext.AuthRequiredFor(System.Net.IPAddress.Any));
+    }
+
+    [Fact]
+    public void Tenants_SeeOnlyTheirOwnKeys()
+    {
+        var store = new FakeKvStore();
+        using var a = new RespHarness(store, requireAuth: true);
+        using var b = new RespHarness(store, requireAuth: true);
+        a.Command("AUTH", "default", "pw");
+        b.Command("AUTH", "acme", "s3cret");
+        a.Command("SET", "k", "from-default");
+        Assert.Equal("$-1\r\n", b.Command("GET", "k"));
+        b.Command("SET", "k", "from-acme");
+        Assert.Equal("$12\r\nfrom-default\r\n", a.Command("GET", "k"));
+        Assert.Equal("$9\r\nfrom-acme\r\n", b.Command("GET", "k"));
+    }
+
+    [Fact]
+    public void Hello3_SwitchesToResp3AndAuthenticates()
+    {
+        using var h = new RespHarness(requireAuth: true);
+        Assert.StartsWith("-NOAUTH HELLO must be called", h.Command("HELLO", "3"));
+        var hello = h.Command("HELLO", "3", "AUTH", "acme", "s3cret", "SETNAME", "app");
+        Assert.StartsWith("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:3\r\n", hello);
+        Assert.Equal("_\r\n", h.Command("GET", "missing"));
+        Assert.Equal("$3\r\napp\r\n", h.Command("CLIENT", "GETNAME"));
+        Assert.Equal("-NOPROTO unsupported protocol version\r\n", h.Command("HELLO", "4"));
+        Assert.StartsWith("*14\r\n", h.Command("HELLO", "2"));
+        Assert.Equal("$-1\r\n", h.Command("GET", "missing"));
+    }
+
+    [Fact]
+    public void SelectQuitPingEcho_BehaveLikeRedis()
+    {
+        using var h = new RespHarness();
+        Assert.Equal("+OK\r\n", h.Command("SELECT", "0"));
+        Assert.Equal("-ERR DB index is out of range\r\n", h.Command("SELECT", "1"));
+        Assert.Equal("$2\r\nhi\r\n", h.Command("PING", "hi"));
+        Assert.Equal("$3\r\nabc\r\n", h.Command("ECHO", "abc"));
+        Assert.Equal("+OK\r\n", h.Command("QUIT"));
+        Assert.True(h.Session.ShouldClose);
+    }
+
+    [Fact]
+    public void ServerCommands_AnswerWhatClientsAsk()
+    {
+        using var h = new RespHarness();
+        h.Command("SET", "k", "v");
+        var info = h.Command("INFO");
+        Assert.Contains("# Server\r\nredis_version:7.2.0\r\n", info);
+        Assert.Contains("# Memory\r\n", info);
+        Assert.Contains("# Keyspace\r\ntenant_default:bytes=2\r\n", info);
+        Assert.DoesNotContain("# Memory", h.Command("INFO", "server"));
+        var count = h.Command("COMMAND", "COUNT");
+        Assert.Equal($":{RespCommandTable.Infos.Count - 1}\r\n", count);
+        Assert.StartsWith($"*{RespCommandTable.Infos.Count - 1}\r\n*10\r\n$3\r\nget\r\n:2\r\n", h.Command("COMMAND"));
+        Assert.StartsWith("*2\r\n$3\r\nget\r\n*8\r\n$7\r\nsummary\r\n", h.Command("COMMAND", "DOCS", "get"));
+        Assert.Equal("*2\r\n$4\r\nsave\r\n$0\r\n\r\n", h.Command("CONFIG", "GET", "save"));
+        Assert.Equal("*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n", h.Command("CONFIG", "GET", "appendonly"));
+        Assert.Equal("+OK\r\n", h.Command("CLIENT", "SETNAME", "x"));
+        Assert.Equal("+OK\r\n", h.Command("CLIENT", "SETINFO", "LIB-NAME", "redis-py"));
+        Assert.Equal("-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n", h.Command("CLIENT", "NOPE"));
+    }
+
+    [Fact]
+    public void PendingReads_AreSettledInOrder()
+    {
+        var store = new FakeKvStore();
+        using var h = new RespHarness(store);
+        h.Command("MSET", "a", "1", "b", "22");
+        store.PendingReads = true;
+        Assert.Equal("$1\r\n1\r\n$-1\r\n*2\r\n$2\r\n22\r\n$1\r\n1\r\n:1\r\n:2\r\n",
+            h.Send(RespHarness.Encode("GET", "a") + RespHarness.Encode("GET", "x") + RespHarness.Encode("MGET", "b", "a")
+                + RespHarness.Encode("EXISTS", "a") + RespHarness.Encode("STRLEN", "b")));
+    }
+
+    [Fact]
+    public void LargeReplies_AreSplitAtTheFlushThresholdAndNothingIsLost()
+    {
+        using var h = new RespHarness();
+        var value = new string('v', 100_000);
+        h.Command("SET", "big", value);
+        var batch = string.Concat(Enumerable.Repeat(RespHarness.Encode("GET", "big"), 10));
+        var reply = h.Send(batch);
+        Assert.Equal(10 * ("$100000\r\n".Length + value.Length + 2), reply.Length);
+    }
+}
