@@ -7,7 +7,7 @@ namespace Hybrid.Protocol;
 /// the client, replies by the node. Reused across batches, so the steady state allocates nothing.
 /// Not thread-safe: one owner at a time.
 /// </summary>
-public sealed class FrameBuffer : IDisposable
+public sealed class FrameBuffer : IBufferWriter<byte>, IDisposable
 {
     private byte[] _buffer;
     private int _length;
@@ -96,6 +96,28 @@ public sealed class FrameBuffer : IDisposable
     /// <summary>Rewrites the header of a result written at <paramref name="offset"/> (for results whose size is known late).</summary>
     public void PatchResult(int offset, Status status, int valueLength, ulong version) =>
         ResultHeader.Write(_buffer.AsSpan(offset), status, valueLength, version);
+
+    /// <inheritdoc />
+    public void Advance(int count)
+    {
+        if ((uint)count > (uint)(_buffer.Length - _length))
+            throw new ArgumentOutOfRangeException(nameof(count));
+        _length += count;
+    }
+
+    /// <inheritdoc />
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Ensure(Math.Max(sizeHint, 256));
+        return _buffer.AsMemory(_length);
+    }
+
+    /// <inheritdoc />
+    public Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Ensure(Math.Max(sizeHint, 256));
+        return _buffer.AsSpan(_length);
+    }
 
     private void Ensure(int size)
     {

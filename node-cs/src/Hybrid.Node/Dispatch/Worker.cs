@@ -1,0 +1,278 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Hybrid.Node.Hosting;
+using Hybrid.Node.Tenants;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Dispatch;
+
+/// <summary>
+/// One worker thread (one per core): owns its connections, its storage session, its per-tenant quota shares and
+/// counters. It runs ready connections to completion, polls its session for pending disk reads, holds replies for
+/// durability, and when it has nothing to do steals ready connections from siblings (Splinter). Nothing here is
+/// shared with another worker except the lock-free ready queues.
+/// </summary>
+internal sealed class Worker : IWorkerContext, ICompletionSink
+{
+    private const int IdleSpins = 64;
+    private readonly HybridNode _node;
+    private readonly ConcurrentQueue<Connection> _ready = new();
+    private readonly ManualResetEventSlim _signal = new(false, spinCount: 10);
+    private readonly List<Connection?> _parked = [];
+    private readonly Stack<int> _freeSlots = new();
+    private readonly List<Connection> _resumed = [];
+    private readonly List<(Connection Connection, long Sequence)> _durableWaits = [];
+    private readonly Action _wake;
+    private readonly long _refreshTicks;
+    private Thread? _thread;
+    private IKvSession? _session;
+    private Worker[] _siblings = [];
+    private volatile bool _stopping;
+    private volatile int _sleeping;
+    private long _nextRefresh;
+    private ulong _view;
+
+    internal Worker(HybridNode node, int index)
+    {
+        _node = node;
+        WorkerIndex = index;
+        _wake = Wake;
+        _refreshTicks = Math.Max(1, (long)(node.Options.RefreshInterval.TotalSeconds * Stopwatch.Frequency));
+        Quotas = new WorkerQuotas(node.Options.Workers);
+    }
+
+    /// <inheritdoc />
+    public int WorkerIndex { get; }
+
+    /// <inheritdoc />
+    public IKvSession Session => _session ?? throw new InvalidOperationException("worker not started");
+
+    /// <inheritdoc />
+    public IKvStore Store => _node.Store;
+
+    /// <inheritdoc />
+    public TenantRegistry Tenants => _node.Tenants;
+
+    /// <inheritdoc />
+    public ulong View => _view;
+
+    /// <inheritdoc />
+    public bool AllowsUnauthenticatedDefault => _node.Options.IsLoopbackOnly;
+
+    /// <summary>This worker's counters (written only by this thread, read racily by the scraper).</summary>
+    internal WorkerMetrics Metrics { get; } = new();
+
+    /// <summary>This worker's shares of the tenants' quotas.</summary>
+    internal WorkerQuotas Quotas { get; }
+
+    internal void Start(Worker[] siblings)
+    {
+        _siblings = siblings.Where(s => s != this).ToArray();
+        _thread = new Thread(Run) { IsBackground = true, Name = $"hybrid-worker-{WorkerIndex}" };
+        _thread.Start();
+    }
+
+    internal void Stop()
+    {
+        _stopping = true;
+        _signal.Set();
+        _thread?.Join();
+        _signal.Dispose();
+    }
+
+    /// <summary>Queues a connection to run on this worker (socket threads, other workers). Lock-free.</summary>
+    internal void Enqueue(Connection connection)
+    {
+        _ready.Enqueue(connection);
+        if (_sleeping != 0)
+            _signal.Set();
+    }
+
+    /// <summary>Wakes the worker so it refreshes (a view change, a durable commit).</summary>
+    internal void Wake() => _signal.Set();
+
+    private void Run()
+    {
+        _session = _node.Store.NewSession();
+        try
+        {
+            Refresh(Stopwatch.GetTimestamp());
+            int idle = 0;
+            while (!_stopping)
+            {
+                long now = Stopwatch.GetTimestamp();
+                if (now >= _nextRefresh)
+                    Refresh(now);
+                bool worked = PollPending() | PollDurable();
+                if (_ready.TryDequeue(out var connection) || TrySteal(out connection))
+                {
+                    connection.Drive(this);
+                    worked = true;
+                }
+                if (worked)
+                {
+                    idle = 0;
+                    continue;
+                }
+                if (_session.PendingCount > 0 || (_durableWaits.Count > 0 && ++idle < IdleSpins))
+                {
+                    Thread.Yield();
+                    continue;
+                }
+                Sleep();
+                idle = 0;
+            }
+            _session.CompletePending(this, wait: true);
+        }
+        finally
+        {
+            _session.Dispose();
+        }
+    }
+
+    private void Sleep()
+    {
+        _sleeping = 1;
+        Interlocked.MemoryBarrier();
+        if (_ready.IsEmpty && !_stopping)
+        {
+            if (_durableWaits.Count > 0)
+                RegisterDurableWake();
+            _signal.Wait(_durableWaits.Count > 0 ? 1 : 50);
+        }
+        _sleeping = 0;
+        _signal.Reset();
+    }
+
+    private void RegisterDurableWake()
+    {
+        long lowest = long.MaxValue;
+        foreach (var (_, sequence) in _durableWaits)
+            lowest = Math.Min(lowest, sequence);
+        var wait = _node.Store.WaitDurableAsync(lowest);
+        if (wait.IsCompleted)
+            _signal.Set();
+        else
+            wait.GetAwaiter().UnsafeOnCompleted(_wake);
+    }
+
+    private bool TrySteal(out Connection connection)
+    {
+        foreach (var sibling in _siblings)
+        {
+            // Steal only from a sibling that is busy (awake with a backlog); a sleeping one is being woken anyway.
+            if (sibling._sleeping == 0 && sibling._ready.Count > 1 && sibling._ready.TryDequeue(out connection!))
+            {
+                Metrics.Steals++;
+                return true;
+            }
+        }
+        connection = null!;
+        return false;
+    }
+
+    /// <summary>Epoch refresh: adopt the node's view, re-read tenant bytes for memory quotas.</summary>
+    private void Refresh(long now)
+    {
+        _view = _node.View.Refresh(WorkerIndex);
+        Quotas.Refresh(_node.Store, _node.Tenants, now);
+        _nextRefresh = now + _refreshTicks;
+    }
+
+    private bool PollPending()
+    {
+        if (_session!.PendingCount == 0)
+            return false;
+        int done = _session.CompletePending(this);
+        if (_resumed.Count > 0)
+        {
+            foreach (var connection in _resumed)
+            {
+                ReleaseParkSlot(connection);
+                connection.Resume(this);
+            }
+            _resumed.Clear();
+        }
+        return done > 0;
+    }
+
+    private bool PollDurable()
+    {
+        if (_durableWaits.Count == 0)
+            return false;
+        bool any = false;
+        for (int i = _durableWaits.Count - 1; i >= 0; i--)
+        {
+            var (connection, sequence) = _durableWaits[i];
+            if (!_node.Store.IsDurable(sequence))
+                continue;
+            _durableWaits.RemoveAt(i);
+            connection.Drive(this);
+            any = true;
+        }
+        return any;
+    }
+
+    /// <summary>Holds a connection's replies until <paramref name="sequence"/> is durable.</summary>
+    internal void WaitDurable(Connection connection, long sequence) => _durableWaits.Add((connection, sequence));
+
+    /// <inheritdoc />
+    public ulong PendingContext(ConnectionContext connection, uint token)
+    {
+        var c = connection.Connection ?? throw new InvalidOperationException("context of no connection");
+        if (c.ParkSlot < 0)
+        {
+            int slot;
+            if (_freeSlots.Count > 0)
+            {
+                slot = _freeSlots.Pop();
+                _parked[slot] = c;
+            }
+            else
+            {
+                slot = _parked.Count;
+                _parked.Add(c);
+            }
+            c.ParkSlot = slot;
+            c.ParkWorker = this;
+        }
+        return ((ulong)(uint)c.ParkSlot << 32) | token;
+    }
+
+    /// <summary>Frees the connection's parked slot, if it holds one on this worker.</summary>
+    internal void ReleaseParkSlot(Connection connection)
+    {
+        if (connection.ParkSlot < 0 || connection.ParkWorker != this)
+            return;
+        _parked[connection.ParkSlot] = null;
+        _freeSlots.Push(connection.ParkSlot);
+        connection.ParkSlot = -1;
+        connection.ParkWorker = null;
+    }
+
+    /// <inheritdoc />
+    public void OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value)
+    {
+        int slot = (int)(context >> 32);
+        var connection = slot < _parked.Count ? _parked[slot] : null;
+        if (connection?.State is null)
+            return;
+        if (connection.State.OnCompleted(this, connection.Context, (uint)context, result, value, connection.Output))
+            _resumed.Add(connection);
+    }
+
+    /// <inheritdoc />
+    public bool TryChargeOps(TenantInfo tenant, int operations) => Quotas.TryChargeOps(tenant, operations, Metrics);
+
+    /// <inheritdoc />
+    public bool TryChargeBytes(TenantInfo tenant, long bytes) => Quotas.TryChargeBytes(tenant, bytes, Metrics);
+
+    /// <inheritdoc />
+    public void RecordBatch(long startTimestamp) => Metrics.RecordBatch(startTimestamp);
+
+    /// <inheritdoc />
+    public void CountRejection(Hybrid.Protocol.Status status) => Metrics.Rejections[(byte)status]++;
+
+    /// <inheritdoc />
+    public void CountOps(TenantInfo tenant, OpKind op, int count = 1) => Metrics.For(tenant.Id).Ops[(int)op] += count;
+}

@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Hybrid.Node.Dispatch;
+using Hybrid.Node.Metrics;
+using Hybrid.Node.Native;
+using Hybrid.Node.Tenants;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Hosting;
+
+/// <summary>
+/// One HybridKV node: the store, the workers, the listeners (native protocol, RESP, any added front end) and the
+/// metrics endpoint. <c>hybrid server</c> builds one from its options and calls <see cref="StartAsync"/>; tests do
+/// the same with ephemeral ports (port 0) and read the bound ports back.
+/// </summary>
+public sealed partial class HybridNode : IAsyncDisposable
+{
+    private readonly List<(string Name, int Port, IConnectionHandler Handler)> _frontEnds = [];
+    private readonly Dictionary<string, int> _boundPorts = [];
+    private readonly List<Socket> _listenSockets = [];
+    private readonly ConcurrentDictionary<Connection, byte> _connections = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Worker[] _workers = [];
+    private IKvStore? _store;
+    private TenantRegistry? _tenants;
+    private NodeView? _view;
+    private MetricsServer? _metricsServer;
+    private long _nextSession;
+    private int _nextWorker;
+    private int _state; // 0 new, 1 started, 2 stopped
+
+    /// <summary>Creates a node; nothing is opened until <see cref="StartAsync"/>.</summary>
+    public HybridNode(HybridNodeOptions options)
+    {
+        options.Validate();
+        Options = options;
+    }
+
+    /// <summary>The options the node runs with.</summary>
+    public HybridNodeOptions Options { get; }
+
+    /// <summary>The store (after start).</summary>
+    public IKvStore Store => _store ?? throw new InvalidOperationException("node not started");
+
+    /// <summary>The tenant registry (after start): create tenants and change quotas here.</summary>
+    public TenantRegistry Tenants => _tenants ?? throw new InvalidOperationException("node not started");
+
+    /// <summary>The node's view; a cluster layer advances it.</summary>
+    public NodeView View => _view ?? throw new InvalidOperationException("node not started");
+
+    /// <summary>The native protocol port actually bound (after start; useful with port 0).</summary>
+    public int NativePort => PortOf("native");
+
+    /// <summary>The metrics port actually bound (after start).</summary>
+    public int MetricsPort => _metricsServer?.Port ?? throw new InvalidOperationException("metrics are off");
+
+    /// <summary>Connections open now.</summary>
+    public int ConnectionCount => _connections.Count;
+
+    /// <summary>The port a listener was bound to, by front-end name ("native", "resp", ...).</summary>
+    public int PortOf(string name) => _boundPorts.TryGetValue(name, out int port) ? port : throw new KeyNotFoundException($"no listener '{name}'");
+
+    /// <summary>
+    /// Adds a front end listening on <paramref name="port"/> (0 = ephemeral) of <see cref="HybridNodeOptions.BindAddress"/>;
+    /// its connections run on the node's workers. Call before <see cref="StartAsync"/>.
+    /// </summary>
+    public void AddListener(string name, int port, IConnectionHandler handler)
+    {
+        if (_state != 0)
+            throw new InvalidOperationException("add listeners before StartAsync");
+        _frontEnds.Add((name, port, handler));
+    }
+
+    /// <summary>
+    /// Hook for front ends compiled into this assembly (the RESP front end implements it in <c>Resp/</c>):
+    /// called by <see cref="StartAsync"/> after the store and tenants exist and before listeners bind; it calls
+    /// <see cref="AddListener"/> (e.g. with <see cref="HybridNodeOptions.RespPort"/> when it is not -1).
+    /// </summary>
+    partial void RegisterFrontEnds();
+
+    /// <summary>
+    /// Opens the tenants and the store, starts the workers and binds every listener. Refuses to start when the node
+    /// listens beyond loopback and some tenant has no secret (every tenant must authenticate then).
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
+            throw new InvalidOperationException("a node starts once");
+        _tenants = TenantRegistry.Open(Options.DataDirectory);
+        EnsureTenantsMayConnect(_tenants);
+        var factory = Options.StoreFactory ?? throw new InvalidOperationException("no store factory configured");
+        _store = factory(Options.ToStoreOptions());
+        try
+        {
+            _view = new NodeView(Options.Workers);
+            _workers = Enumerable.Range(0, Options.Workers).Select(i => new Worker(this, i)).ToArray();
+            _view.Changed += () =>
+            {
+                foreach (var worker in _workers)
+                    worker.Wake();
+            };
+            if (Options.NativePort >= 0)
+                _frontEnds.Insert(0, ("native", Options.NativePort, new NativeHandler(Options.Limits, Options.Durability == DurabilityMode.Sync)));
+            RegisterFrontEnds();
+            foreach (var worker in _workers)
+                worker.Start(_workers);
+            foreach (var (name, port, handler) in _frontEnds)
+                Listen(name, port, handler);
+            if (Options.MetricsPort >= 0)
+                _metricsServer = MetricsServer.Start(new IPEndPoint(Options.BindAddress, Options.MetricsPort), ScrapeMetrics, _stopping.Token);
+        }
+        catch
+        {
+            StopCore();
+            throw;
+        }
+        return Task.CompletedTask;
+    }
+
+    private void EnsureTenantsMayConnect(TenantRegistry tenants)
+    {
+        if (Options.IsLoopbackOnly)
+        {
+            if (!tenants.TryGet(TenantInfo.DefaultName, out _))
+                tenants.Create(TenantInfo.DefaultName, []);
+            return;
+        }
+        var open = tenants.All.Where(t => !t.RequiresAuth).Select(t => t.Name).ToList();
+        if (open.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"listening on {Options.BindAddress} requires AUTH for every tenant, but these have no secret: {string.Join(", ", open)}");
+        }
+    }
+
+    private void Listen(string name, int port, IConnectionHandler handler)
+    {
+        var socket = new Socket(Options.BindAddress.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        socket.Bind(new IPEndPoint(Options.BindAddress, port));
+        socket.Listen(512);
+        _listenSockets.Add(socket);
+        _boundPorts[name] = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        _ = AcceptLoop(name, socket, handler);
+    }
+
+    private async Task AcceptLoop(string name, Socket listener, IConnectionHandler handler)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stopping.IsCancellationRequested)
+                    return;
+                continue;
+            }
+            socket.NoDelay = true;
+            var worker = _workers[(int)((uint)Interlocked.Increment(ref _nextWorker) % (uint)_workers.Length)];
+            var context = new ConnectionContext((ulong)Interlocked.Increment(ref _nextSession), socket.RemoteEndPoint, name);
+            var connection = new Connection(this, socket, handler, worker, context, Options.Limits.MaxFrameBytes);
+            context.Connection = connection;
+            _connections.TryAdd(connection, 0);
+            worker.Enqueue(connection);
+        }
+    }
+
+    internal void OnConnectionClosed(Connection connection) => _connections.TryRemove(connection, out _);
+
+    /// <summary>The Prometheus text exposition of the node's metrics (what <c>/metrics</c> serves).</summary>
+    public string ScrapeMetrics() => PrometheusWriter.Write(this, _workers, _connections.Count);
+
+    /// <summary>
+    /// Stops accepting, closes every connection, stops the workers (pending reads are completed first) and closes
+    /// the store (a clean close: Async mode loses nothing).
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _state, 2, 1) != 1)
+            return;
+        _stopping.Cancel();
+        foreach (var socket in _listenSockets)
+            socket.Dispose();
+        foreach (var connection in _connections.Keys)
+            connection.Abort();
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!_connections.IsEmpty && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+            await Task.Delay(10, CancellationToken.None).ConfigureAwait(false);
+        StopCore();
+    }
+
+    private void StopCore()
+    {
+        _stopping.Cancel();
+        _metricsServer?.Dispose();
+        foreach (var socket in _listenSockets)
+            socket.Dispose();
+        foreach (var worker in _workers)
+            worker.Stop();
+        _store?.Dispose();
+        _store = null;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}

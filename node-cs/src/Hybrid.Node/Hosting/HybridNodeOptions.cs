@@ -1,0 +1,82 @@
+using System.Net;
+using Hybrid.Protocol;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Hosting;
+
+/// <summary>
+/// Everything a node is started with. The defaults are the embedded node: ./data, loopback only, native port 7100,
+/// RESP 6380, metrics 7180, one worker per core, async durability. <see cref="Validate"/> states the rules.
+/// </summary>
+public sealed record HybridNodeOptions
+{
+    /// <summary>Data directory: store files and <c>tenants.json</c>.</summary>
+    public string DataDirectory { get; init; } = "data";
+
+    /// <summary>Address every listener binds to. Anything but loopback requires AUTH for every tenant.</summary>
+    public IPAddress BindAddress { get; init; } = IPAddress.Loopback;
+
+    /// <summary>Native protocol port (0 = ephemeral, see <see cref="HybridNode.NativePort"/>; -1 = off).</summary>
+    public int NativePort { get; init; } = 7100;
+
+    /// <summary>RESP port, used by the RESP front end (0 = ephemeral; -1 = off).</summary>
+    public int RespPort { get; init; } = 6380;
+
+    /// <summary>Admin HTTP port serving Prometheus metrics at <c>/metrics</c> (0 = ephemeral; -1 = off).</summary>
+    public int MetricsPort { get; init; } = 7180;
+
+    /// <summary>Worker threads (one per core by default).</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The crash promise of acknowledged writes.</summary>
+    public DurabilityMode Durability { get; init; } = DurabilityMode.Async;
+
+    /// <summary>Bytes of the hybrid log kept in memory (the rest spills to the data directory).</summary>
+    public long MemoryBudgetBytes { get; init; } = 256L << 20;
+
+    /// <summary>Frame, key, value and batch limits of the native protocol.</summary>
+    public ProtocolLimits Limits { get; init; } = ProtocolLimits.Default;
+
+    /// <summary>Creates the store; null = the FASTER store of Hybrid.Storage. Tests pass small or fake stores.</summary>
+    public Func<StoreOptions, IKvStore>? StoreFactory { get; init; }
+
+    /// <summary>Adjusts the store options derived from these (page size, index size, commit interval...).</summary>
+    public Func<StoreOptions, StoreOptions>? ConfigureStore { get; init; }
+
+    /// <summary>How often a worker refreshes its epoch (view, quotas) at the latest while busy.</summary>
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>True when the node listens on loopback only (the only case where the default tenant may skip AUTH).</summary>
+    public bool IsLoopbackOnly => IPAddress.IsLoopback(BindAddress);
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first rule broken.</summary>
+    public void Validate()
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(DataDirectory);
+        if (Workers is < 1 or > 256)
+            throw new ArgumentException("Workers must be 1..256", nameof(Workers));
+        foreach (var (name, port) in new[] { (nameof(NativePort), NativePort), (nameof(RespPort), RespPort), (nameof(MetricsPort), MetricsPort) })
+        {
+            if (port is < -1 or > 65535)
+                throw new ArgumentException($"{name} must be -1 (off), 0 (ephemeral) or a port", name);
+        }
+        if (MemoryBudgetBytes < 1 << 20)
+            throw new ArgumentException("MemoryBudgetBytes must be at least 1 MiB", nameof(MemoryBudgetBytes));
+        Limits.Validate();
+    }
+
+    /// <summary>The store options these node options imply.</summary>
+    public StoreOptions ToStoreOptions()
+    {
+        var options = new StoreOptions
+        {
+            DataDirectory = Path.Combine(DataDirectory, "store"),
+            Durability = Durability,
+            MemoryBudgetBytes = MemoryBudgetBytes,
+            MaxKeyBytes = Limits.MaxKeyBytes,
+            MaxValueBytes = Limits.MaxValueBytes,
+            MaxSessions = Workers + 16,
+        };
+        return ConfigureStore is null ? options : ConfigureStore(options);
+    }
+}

@@ -1,0 +1,434 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Hybrid.Node.Hosting;
+using Hybrid.Node.Tenants;
+using Hybrid.Protocol;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Native;
+
+/// <summary>
+/// The native protocol state of one connection: the handshake, then batches. A batch is parsed completely before
+/// anything runs (so a malformed batch runs nothing), checked against the worker's view once, charged to the
+/// tenant's ops/s quota once, and run to completion against the worker's storage session, with results written
+/// straight into the connection's output buffer. Reads that go to disk leave a placeholder result (a "hole",
+/// status Pending, version = hole number); when every hole is filled the reply is reassembled and sent.
+/// </summary>
+internal sealed class NativeSession : IConnectionState
+{
+    /// <summary>Internal flag on a MultiGet result whose packed sub-results contain holes.</summary>
+    private const byte HasHoles = 1;
+
+    private readonly ProtocolLimits _limits;
+    private readonly bool _syncDurability;
+    private readonly byte[] _challenge = new byte[AuthProof.Size];
+    private TenantInfo? _challenged;
+
+    // The batch waiting for pending operations.
+    private int _parkedFrameStart;
+    private ushort _parkedCount;
+    private uint _parkedSeq;
+    private long _parkedStarted;
+    private int _holes;
+    private int _holesOpen;
+    private bool _parkedWrote;
+    private Hole[] _holeResults = new Hole[8];
+    private readonly FrameBuffer _holeValues = new(256);
+
+    internal NativeSession(ProtocolLimits limits, bool syncDurability)
+    {
+        _limits = limits;
+        _syncDurability = syncDurability;
+    }
+
+    private record struct Hole(Status Status, ulong Version, int ValueOffset, int ValueLength);
+
+    /// <inheritdoc />
+    public ProcessOutcome Process(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> input, FrameBuffer output, out int consumed)
+    {
+        consumed = 0;
+        while (input.Length - consumed >= 4)
+        {
+            var rest = input[consumed..];
+            int length = FrameHeader.PeekLength(rest);
+            // Refuse an oversized or impossible length as soon as it is known, before receiving the body.
+            if (length < FrameHeader.Size || length > _limits.MaxFrameBytes)
+                return Reject(worker, connection, output, length < FrameHeader.Size ? Status.Malformed : Status.TooLarge, 0, input.Length, out consumed);
+            if (rest.Length < FrameHeader.Size)
+                break;
+            var headerStatus = FrameHeader.TryRead(rest, _limits.MaxFrameBytes, out var header);
+            if (headerStatus != Status.Ok || header.Kind != FrameKind.Request)
+                return Reject(worker, connection, output, headerStatus == Status.Ok ? Status.Malformed : headerStatus, 0, input.Length, out consumed);
+            if (rest.Length < length)
+                break;
+            var frame = rest[..length];
+            consumed += length;
+            if (!header.CheckCrc(frame))
+                return Reject(worker, connection, output, Status.Malformed, header.BatchSeq, input.Length, out consumed);
+            var outcome = RunBatch(worker, connection, header, frame[FrameHeader.Size..], output);
+            if (outcome != ProcessOutcome.Continue)
+            {
+                if (outcome == ProcessOutcome.Close)
+                    consumed = input.Length;
+                return outcome;
+            }
+        }
+        return ProcessOutcome.Continue;
+    }
+
+    /// <inheritdoc />
+    public void OnEndOfInput(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> unconsumed, FrameBuffer output)
+    {
+        if (!unconsumed.IsEmpty)
+            Reject(worker, connection, output, Status.Malformed, 0, 0, out _); // the peer stopped in the middle of a frame
+    }
+
+    private ProcessOutcome Reject(IWorkerContext worker, ConnectionContext connection, FrameBuffer output, Status status, uint batchSeq, int all, out int consumed)
+    {
+        consumed = all;
+        WriteRejected(worker, connection, output, status, batchSeq, 0);
+        return status is Status.ViewChanged or Status.Retry ? ProcessOutcome.Continue : ProcessOutcome.Close;
+    }
+
+    private static void WriteRejected(IWorkerContext worker, ConnectionContext connection, FrameBuffer output, Status status, uint batchSeq, ulong version)
+    {
+        int start = output.BeginFrame();
+        output.AppendResult(status, version, default);
+        output.EndFrame(start, FrameKind.Rejected, 1, batchSeq, connection.SessionId, worker.View);
+        worker.CountRejection(status);
+    }
+
+    private ProcessOutcome RunBatch(IWorkerContext worker, ConnectionContext connection, in FrameHeader header, ReadOnlySpan<byte> payload, FrameBuffer output)
+    {
+        long started = Stopwatch.GetTimestamp();
+        if (header.Count > _limits.MaxRequestsPerBatch)
+            return Reject(worker, connection, output, Status.TooLarge, header.BatchSeq, 0, out _);
+        // Pass 1: parse everything, so that a bad request anywhere means nothing of the batch runs.
+        var check = Validate(payload, header.Count, out bool handshakeOnly);
+        if (check != Status.Ok)
+            return Reject(worker, connection, output, check, header.BatchSeq, 0, out _);
+
+        var tenant = connection.Tenant;
+        if (tenant is null)
+        {
+            if (!handshakeOnly)
+                return Reject(worker, connection, output, Status.Unauthorized, header.BatchSeq, 0, out _);
+            return RunHandshake(worker, connection, header, payload, output);
+        }
+        if (header.SessionId != 0 && header.SessionId != connection.SessionId)
+            return Reject(worker, connection, output, Status.Unauthorized, header.BatchSeq, 0, out _);
+        // The one ownership check of the batch (Shadowfax): compare views, run nothing on a mismatch.
+        if (header.View != worker.View)
+        {
+            WriteRejected(worker, connection, output, Status.ViewChanged, header.BatchSeq, worker.View);
+            return ProcessOutcome.Continue;
+        }
+
+        int frameStart = output.BeginFrame();
+        bool admitted = worker.TryChargeOps(tenant, header.Count);
+        var session = worker.Session;
+        var reader = new RequestReader(payload, header.Count, _limits);
+        _holes = 0;
+        bool wrote = false;
+        while (reader.Remaining > 0)
+        {
+            reader.TryRead(out var request);
+            if (!admitted)
+            {
+                output.AppendResult(Status.QuotaExceeded, 0, default);
+                continue;
+            }
+            wrote |= Execute(worker, connection, session, tenant, request, output);
+        }
+        if (_holes > 0)
+        {
+            _parkedFrameStart = frameStart;
+            _parkedCount = header.Count;
+            _parkedSeq = header.BatchSeq;
+            _parkedStarted = started;
+            _parkedWrote = wrote;
+            _holesOpen = _holes;
+            return ProcessOutcome.Parked;
+        }
+        FinishBatch(worker, connection, session, output, frameStart, header.Count, header.BatchSeq, wrote, started);
+        return ProcessOutcome.Continue;
+    }
+
+    private void FinishBatch(IWorkerContext worker, ConnectionContext connection, IKvSession session, FrameBuffer output, int frameStart, ushort count, uint batchSeq, bool wrote, long started)
+    {
+        output.EndFrame(frameStart, FrameKind.Reply, count, batchSeq, connection.SessionId, worker.View);
+        if (wrote && _syncDurability)
+            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, session.LastWriteSequence);
+        worker.RecordBatch(started);
+    }
+
+    private Status Validate(ReadOnlySpan<byte> payload, int count, out bool handshakeOnly)
+    {
+        handshakeOnly = true;
+        var reader = new RequestReader(payload, count, _limits);
+        int requests = 0;
+        while (reader.Remaining > 0)
+        {
+            var status = reader.TryRead(out var request);
+            if (status != Status.Ok)
+                return status;
+            requests++;
+            handshakeOnly &= request.Op is OpCode.Hello or OpCode.Auth or OpCode.Noop;
+            if (request.Op == OpCode.MultiGet)
+            {
+                if (!request.Key.IsEmpty)
+                    return Status.Malformed;
+                var keys = new PackedKeyReader(request.Value);
+                while (!keys.AtEnd)
+                {
+                    var keyStatus = keys.TryRead(_limits.MaxKeyBytes, out _);
+                    if (keyStatus != Status.Ok)
+                        return keyStatus;
+                    requests++;
+                }
+            }
+        }
+        if (!reader.AtEnd)
+            return Status.Malformed;
+        return requests > _limits.MaxRequestsPerBatch ? Status.TooLarge : Status.Ok;
+    }
+
+    /// <summary>Runs one request and appends its result; true if it wrote data.</summary>
+    private bool Execute(IWorkerContext worker, ConnectionContext connection, IKvSession session, TenantInfo tenant, in Request request, FrameBuffer output)
+    {
+        switch (request.Op)
+        {
+            case OpCode.Get:
+                worker.CountOps(tenant, OpKind.Get);
+                ReadInto(worker, connection, session, tenant, request.Table, request.Key, output);
+                return false;
+            case OpCode.Put:
+            case OpCode.CondPut:
+            {
+                worker.CountOps(tenant, request.Op == OpCode.Put ? OpKind.Put : OpKind.CondPut);
+                if (!worker.TryChargeBytes(tenant, request.Key.Length + request.Value.Length + StoreOptions.RecordOverheadBytes))
+                {
+                    output.AppendResult(Status.QuotaExceeded, 0, default);
+                    return false;
+                }
+                ulong context = worker.PendingContext(connection, (uint)_holes);
+                var result = request.Op == OpCode.Put
+                    ? session.Put(tenant.Id, request.Table, request.Key, request.Value, context)
+                    : session.PutIfVersion(tenant.Id, request.Table, request.Key, request.Value, request.ExpectedVersion, context);
+                AppendWriteResult(output, result);
+                return true;
+            }
+            case OpCode.Delete:
+            {
+                worker.CountOps(tenant, OpKind.Delete);
+                var result = session.Delete(tenant.Id, request.Table, request.Key, worker.PendingContext(connection, (uint)_holes));
+                AppendWriteResult(output, result);
+                return true;
+            }
+            case OpCode.MultiGet:
+                MultiGet(worker, connection, session, tenant, request, output);
+                return false;
+            case OpCode.Noop:
+                worker.CountOps(tenant, OpKind.Noop);
+                output.AppendResult(Status.Ok, 0, default);
+                return false;
+            default:
+                // Hello/Auth inside an open session, and the opcodes reserved for extensions and migration.
+                worker.CountOps(tenant, OpKind.Other);
+                output.AppendResult(Status.Unsupported, 0, default);
+                return false;
+        }
+    }
+
+    private void AppendWriteResult(FrameBuffer output, in StoreResult result)
+    {
+        if (result.IsPending)
+            output.AppendResult(Status.Pending, (ulong)_holes++, default);
+        else
+            output.AppendResult(Map(result.Status), result.Version, default);
+    }
+
+    /// <summary>Appends one Get result, reading the value straight into the output buffer.</summary>
+    private void ReadInto(IWorkerContext worker, ConnectionContext connection, IKvSession session, TenantInfo tenant, uint table, ReadOnlySpan<byte> key, FrameBuffer output)
+    {
+        int at = output.Length;
+        output.Append(ResultHeader.Size);
+        var result = session.Get(tenant.Id, table, key, output, worker.PendingContext(connection, (uint)_holes));
+        if (result.IsPending)
+        {
+            output.Truncate(at + ResultHeader.Size);
+            output.PatchResult(at, Status.Pending, 0, (ulong)_holes++);
+        }
+        else if (result.Status == StoreStatus.Ok)
+            output.PatchResult(at, Status.Ok, result.ValueLength, result.Version);
+        else
+        {
+            output.Truncate(at + ResultHeader.Size);
+            output.PatchResult(at, Map(result.Status), 0, result.Version);
+        }
+    }
+
+    private void MultiGet(IWorkerContext worker, ConnectionContext connection, IKvSession session, TenantInfo tenant, in Request request, FrameBuffer output)
+    {
+        int at = output.Length;
+        output.Append(ResultHeader.Size);
+        int holesBefore = _holes;
+        var keys = new PackedKeyReader(request.Value);
+        int count = 0;
+        while (!keys.AtEnd)
+        {
+            keys.TryRead(_limits.MaxKeyBytes, out var key);
+            ReadInto(worker, connection, session, tenant, request.Table, key, output);
+            count++;
+        }
+        worker.CountOps(tenant, OpKind.MultiGet, count);
+        output.PatchResult(at, Status.Ok, output.Length - at - ResultHeader.Size, 0);
+        if (_holes > holesBefore)
+            output.Array[at + 1] = HasHoles;
+    }
+
+    private ProcessOutcome RunHandshake(IWorkerContext worker, ConnectionContext connection, in FrameHeader header, ReadOnlySpan<byte> payload, FrameBuffer output)
+    {
+        int frameStart = output.BeginFrame();
+        var reader = new RequestReader(payload, header.Count, _limits);
+        var outcome = ProcessOutcome.Continue;
+        while (reader.Remaining > 0)
+        {
+            reader.TryRead(out var request);
+            if (request.Op == OpCode.Noop)
+            {
+                output.AppendResult(Status.Ok, 0, default);
+                continue;
+            }
+            if (request.Op == OpCode.Hello)
+            {
+                _challenged = null;
+                if (!worker.Tenants.TryGet(request.Key, out var tenant))
+                {
+                    output.AppendResult(Status.UnknownTenant, 0, default);
+                }
+                else if (tenant.RequiresAuth)
+                {
+                    AuthProof.NewChallenge(_challenge);
+                    _challenged = tenant;
+                    output.AppendResult(Status.Ok, 0, _challenge);
+                }
+                else if (worker.AllowsUnauthenticatedDefault && tenant.Name == TenantInfo.DefaultName)
+                {
+                    connection.Tenant = tenant;
+                    worker.CountOps(tenant, OpKind.Session);
+                    output.AppendResult(Status.Ok, 0, default);
+                }
+                else
+                {
+                    output.AppendResult(Status.Unauthorized, 0, default);
+                    outcome = ProcessOutcome.Close;
+                }
+                continue;
+            }
+            // Auth
+            if (_challenged is { } candidate && connection.Tenant is null && AuthProof.Verify(candidate.Secret, _challenge, request.Value))
+            {
+                connection.Tenant = candidate;
+                worker.CountOps(candidate, OpKind.Session);
+                output.AppendResult(Status.Ok, 0, default);
+            }
+            else
+            {
+                output.AppendResult(Status.Unauthorized, 0, default);
+                outcome = ProcessOutcome.Close;
+            }
+            _challenged = null;
+        }
+        output.EndFrame(frameStart, FrameKind.Reply, header.Count, header.BatchSeq, connection.SessionId, worker.View);
+        return outcome;
+    }
+
+    /// <inheritdoc />
+    public bool OnCompleted(IWorkerContext worker, ConnectionContext connection, uint token, in StoreResult result, ReadOnlySpan<byte> value, FrameBuffer output)
+    {
+        if (token >= _holes)
+            return false;
+        if (_holeResults.Length < _holes)
+            Array.Resize(ref _holeResults, Math.Max(_holes, _holeResults.Length * 2));
+        int offset = _holeValues.Length;
+        bool found = result.Status == StoreStatus.Ok && !value.IsEmpty;
+        if (found)
+            value.CopyTo(_holeValues.Append(value.Length));
+        _holeResults[token] = new Hole(Map(result.Status), result.Version, offset, found ? value.Length : 0);
+        if (--_holesOpen > 0)
+            return false;
+        Assemble(output);
+        _holeValues.Clear();
+        FinishBatch(worker, connection, worker.Session, output, _parkedFrameStart, _parkedCount, _parkedSeq, _parkedWrote, _parkedStarted);
+        _holes = 0;
+        return true;
+    }
+
+    /// <summary>Rewrites the parked batch's results with every hole filled in (the rare cold-read path).</summary>
+    private void Assemble(FrameBuffer output)
+    {
+        int payloadStart = _parkedFrameStart + FrameHeader.Size;
+        int payloadLength = output.Length - payloadStart;
+        var copy = ArrayPool<byte>.Shared.Rent(payloadLength);
+        try
+        {
+            output.Array.AsSpan(payloadStart, payloadLength).CopyTo(copy);
+            output.Truncate(payloadStart);
+            var rest = copy.AsSpan(0, payloadLength);
+            while (!rest.IsEmpty)
+            {
+                int valueLength = BinaryPrimitives.ReadInt32LittleEndian(rest[4..]);
+                var entry = rest[..(ResultHeader.Size + valueLength)];
+                rest = rest[entry.Length..];
+                if ((Status)entry[0] == Status.Pending)
+                {
+                    AppendHole(output, entry);
+                }
+                else if (entry[1] == HasHoles)
+                {
+                    int at = output.Length;
+                    output.Append(ResultHeader.Size);
+                    var subs = entry[ResultHeader.Size..];
+                    while (!subs.IsEmpty)
+                    {
+                        var sub = subs[..(ResultHeader.Size + BinaryPrimitives.ReadInt32LittleEndian(subs[4..]))];
+                        subs = subs[sub.Length..];
+                        if ((Status)sub[0] == Status.Pending)
+                            AppendHole(output, sub);
+                        else
+                            sub.CopyTo(output.Append(sub.Length));
+                    }
+                    output.PatchResult(at, Status.Ok, output.Length - at - ResultHeader.Size, 0);
+                }
+                else
+                {
+                    entry.CopyTo(output.Append(entry.Length));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+        }
+    }
+
+    private void AppendHole(FrameBuffer output, ReadOnlySpan<byte> placeholder)
+    {
+        var hole = _holeResults[(int)BinaryPrimitives.ReadUInt64LittleEndian(placeholder[8..])];
+        output.AppendResult(hole.Status, hole.Version, _holeValues.Written.Slice(hole.ValueOffset, hole.ValueLength));
+    }
+
+    private static Status Map(StoreStatus status) => status switch
+    {
+        StoreStatus.Ok => Status.Ok,
+        StoreStatus.NotFound => Status.NotFound,
+        StoreStatus.VersionMismatch => Status.VersionMismatch,
+        StoreStatus.KeyTooLarge or StoreStatus.ValueTooLarge => Status.TooLarge,
+        _ => Status.InternalError,
+    };
+
+    /// <inheritdoc />
+    public void Dispose() => _holeValues.Dispose();
+}
