@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Hybrid.Node.Resp;
+using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Resp.Tests;
@@ -47,7 +48,7 @@ internal sealed class RespHarness : IDisposable
     {
         Store = store ?? new FakeKvStore();
         var endpoint = new IPEndPoint(IPAddress.Loopback, 6380);
-        Context = new RespServerContext(new TestTenants(), requireAuth, slots ?? new SingleNodeSlotMap("127.0.0.1", 6380), endpoint,
+        Context = new RespServerContext(new TestTenants(), requireAuth, slots ?? new SingleNodeSlotMap("127.0.0.1", 6380), () => endpoint,
             clusterEnabled: slots is not null, limits: limits, store: Store);
         Session = new RespSession(Context);
         _kv = Store.NewSession();
@@ -65,17 +66,10 @@ internal sealed class RespHarness : IDisposable
     public byte[] SendBytes(byte[] input)
     {
         var all = _pending.Concat(input).ToArray();
-        var consumed = 0;
-        var output = new List<byte>();
-        do
-        {
-            consumed += Session.Process(all.AsSpan(consumed), _kv);
-            output.AddRange(Session.Output.WrittenSpan.ToArray());
-            Session.Output.Clear();
-        }
-        while (Session.StoppedAtFlushThreshold);
+        using var output = new FrameBuffer();
+        Session.ProcessWaiting(all, _kv, output, out var consumed);
         _pending = all[consumed..];
-        return [.. output];
+        return output.Written.ToArray();
     }
 
     /// <summary>Sends one command as a RESP multibulk array.</summary>

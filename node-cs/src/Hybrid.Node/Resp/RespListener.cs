@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Hybrid.Node.Hosting;
+using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Node.Resp;
@@ -144,6 +146,7 @@ public sealed class RespListener : IAsyncDisposable
         var session = new RespSession(_context);
         _connections[session.ClientId] = socket;
         var buffer = ArrayPool<byte>.Shared.Rent(InitialReceiveBuffer);
+        using var output = new FrameBuffer();
         var filled = 0;
         try
         {
@@ -159,45 +162,23 @@ public sealed class RespListener : IAsyncDisposable
                     return;
                 }
                 filled += received;
-                var start = 0;
-                // Process and send; again while processing stopped at the flush threshold with commands left.
-                while (true)
+                var (consumed, close, writeSequence) = ProcessAll(session, buffer.AsSpan(0, filled), output);
+                if (session.TakeWroteFlag() && _context.Store is { } store && store.Options.Durability == DurabilityMode.Sync)
                 {
-                    var kv = _sessions.Rent();
-                    long writeSequence;
-                    try
-                    {
-                        start += session.Process(buffer.AsSpan(start, filled - start), kv);
-                        writeSequence = kv.LastWriteSequence;
-                    }
-                    finally
-                    {
-                        _sessions.Return(kv);
-                    }
-                    if (session.TakeWroteFlag() && _context.Store is { } store && store.Options.Durability == DurabilityMode.Sync)
-                    {
-                        await store.WaitDurableAsync(writeSequence, _stop.Token).ConfigureAwait(false);
-                    }
-                    if (session.Output.Length > 0)
-                    {
-                        await SendAllAsync(socket, session.Output.WrittenMemory).ConfigureAwait(false);
-                        session.Output.Clear();
-                    }
-                    if (session.ShouldClose)
-                    {
-                        return;
-                    }
-                    if (!session.StoppedAtFlushThreshold)
-                    {
-                        break;
-                    }
+                    await store.WaitDurableAsync(writeSequence, _stop.Token).ConfigureAwait(false);
+                }
+                if (output.Length > 0)
+                {
+                    await SendAllAsync(socket, output.WrittenMemory).ConfigureAwait(false);
+                    output.Clear();
+                }
+                if (close)
+                {
+                    return;
                 }
                 // Keep the partial command at the start of the buffer.
-                if (start > 0)
-                {
-                    buffer.AsSpan(start, filled - start).CopyTo(buffer);
-                    filled -= start;
-                }
+                buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
+                filled -= consumed;
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
@@ -214,6 +195,21 @@ public sealed class RespListener : IAsyncDisposable
             ArrayPool<byte>.Shared.Return(buffer);
             session.Dispose();
             socket.Dispose();
+        }
+    }
+
+    /// <summary>Runs every complete command of <paramref name="input"/> with a rented storage session.</summary>
+    private (int Consumed, bool Close, long WriteSequence) ProcessAll(RespSession session, ReadOnlySpan<byte> input, FrameBuffer output)
+    {
+        var kv = _sessions.Rent();
+        try
+        {
+            var outcome = session.ProcessWaiting(input, kv, output, out var consumed);
+            return (consumed, outcome == ProcessOutcome.Close, kv.LastWriteSequence);
+        }
+        finally
+        {
+            _sessions.Return(kv);
         }
     }
 

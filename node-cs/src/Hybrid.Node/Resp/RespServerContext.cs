@@ -81,17 +81,17 @@ public sealed class RespServerContext
     /// Otherwise every connection must AUTH before any data command (<c>-NOAUTH</c>).
     /// </param>
     /// <param name="slots">Slot ownership (a <see cref="SingleNodeSlotMap"/> on a single node).</param>
-    /// <param name="endpoint">The RESP endpoint (for INFO and CLUSTER answers).</param>
+    /// <param name="endpoint">The RESP endpoint (for INFO); asked lazily, so a port bound later (port 0) is seen.</param>
     /// <param name="clusterEnabled">True when the node is part of a cluster (CLUSTER commands answer, INFO says cluster).</param>
     /// <param name="limits">Request limits; null = <see cref="RespLimits.Default"/>.</param>
     /// <param name="store">The store, for INFO memory/keyspace figures and Sync durability; null in parser-only tests.</param>
-    public RespServerContext(IRespTenantDirectory tenants, bool requireAuth, IRespSlotMap slots, IPEndPoint endpoint, bool clusterEnabled = false, RespLimits? limits = null, IKvStore? store = null)
+    public RespServerContext(IRespTenantDirectory tenants, bool requireAuth, IRespSlotMap slots, Func<IPEndPoint> endpoint, bool clusterEnabled = false, RespLimits? limits = null, IKvStore? store = null)
     {
         Store = store;
         Tenants = tenants;
         RequireAuth = requireAuth;
         Slots = slots;
-        Endpoint = endpoint;
+        _endpoint = endpoint;
         ClusterEnabled = clusterEnabled;
         Limits = limits ?? RespLimits.Default;
     }
@@ -111,8 +111,10 @@ public sealed class RespServerContext
     /// <summary>Slot ownership for MOVED and CLUSTER replies.</summary>
     public IRespSlotMap Slots { get; }
 
+    private readonly Func<IPEndPoint> _endpoint;
+
     /// <summary>The listener's endpoint.</summary>
-    public IPEndPoint Endpoint { get; }
+    public IPEndPoint Endpoint => _endpoint();
 
     /// <summary>True when this node runs in cluster mode.</summary>
     public bool ClusterEnabled { get; }

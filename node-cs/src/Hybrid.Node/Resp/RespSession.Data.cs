@@ -1,16 +1,83 @@
 using System.Buffers;
+using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Node.Resp;
 
-/// <summary>The string commands: each is one storage call per key, with its reply written in place.</summary>
+/// <summary>
+/// The string commands: one storage call per key, the reply written in place. A call that goes pending parks the
+/// connection; <see cref="OnCompleted(in StoreResult, ReadOnlySpan{byte}, FrameBuffer)"/> writes its reply.
+/// </summary>
 public sealed partial class RespSession : ICompletionSink
 {
-    // Values read only to learn their length or existence (EXISTS, STRLEN), and values of reads that went pending.
+    // Values read only for their length or existence (EXISTS, STRLEN).
     private readonly ArrayBufferWriter<byte> _scratch = new(256);
-    private StoreResult _settled;
+
+    // Parking: what the pending operation was, and for multi-key commands where to resume and what was counted.
+    private Parked _parked;
+    private PendingOp _pendingOp;
+    private int _resumeArg;
+    private long _resumeCount;
+    private StoreStatus _resumeError;
+
+    // DEL and EXISTS share the counting loop; true while it runs for DEL (its completions are writes).
+    private bool _countingDeletes;
 
     private uint TenantId => _tenant!.Id;
+
+    /// <summary>
+    /// The pending operation of this connection finished: writes its reply (or its part of a multi-key reply) to
+    /// <paramref name="output"/>. Returns true (a connection has at most one operation pending): the host sends and
+    /// calls <see cref="Process"/> again with the input left. Must not start storage operations (it runs inside
+    /// <see cref="IKvSession.CompletePending"/>).
+    /// </summary>
+    public bool OnCompleted(in StoreResult result, ReadOnlySpan<byte> value, FrameBuffer output)
+    {
+        Output.Bind(output);
+        var op = _pendingOp;
+        _pendingOp = PendingOp.None;
+        _parked = Parked.No;
+        var status = result.Status;
+        switch (op)
+        {
+            case PendingOp.Get:
+                WriteValueOrNull(status, value, errorsInline: true);
+                break;
+            case PendingOp.MGetKey:
+                WriteValueOrNull(status, value, errorsInline: false);
+                break;
+            case PendingOp.StrLen:
+                WriteIntegerOrError(status is StoreStatus.NotFound ? StoreStatus.Ok : status, status == StoreStatus.Ok ? value.Length : 0);
+                break;
+            case PendingOp.Set:
+                WriteSetReply(status);
+                break;
+            case PendingOp.Increment:
+                WriteIntegerOrError(status, result.Number);
+                break;
+            case PendingOp.Append:
+                WriteIntegerOrError(status, result.ValueLength);
+                break;
+            case PendingOp.CountKey:
+                CountKey(status);
+                break;
+            case PendingOp.MSetPair:
+                if (status != StoreStatus.Ok && _resumeError == StoreStatus.Ok)
+                {
+                    _resumeError = status;
+                }
+                break;
+        }
+        // SET marks its own write in WriteSetReply; a DEL writes a tombstone whatever it found.
+        if (op is PendingOp.Increment or PendingOp.Append or PendingOp.MSetPair || (op == PendingOp.CountKey && _countingDeletes))
+        {
+            WroteSinceFlush = true;
+        }
+        return true;
+    }
+
+    /// <inheritdoc />
+    void ICompletionSink.OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value) => OnCompleted(result, value, Output.Target);
 
     private void Get(RespArgs args)
     {
@@ -19,59 +86,44 @@ public sealed partial class RespSession : ICompletionSink
         {
             return;
         }
-        var result = _kv.Get(TenantId, RespTable, key, Output.BeginBulkValue(), 0);
+        var result = _kv.Get(TenantId, RespTable, key, Output.BeginBulkValue(), _pendingContext);
         if (result.Status == StoreStatus.Ok)
         {
             Output.EndBulkValue();
             return;
         }
         Output.CancelBulkValue();
-        WriteReadResult(Settle(result));
-    }
-
-    /// <summary>Writes the reply of a read whose value, if any, is in <see cref="_scratch"/> (it went pending) or that found nothing.</summary>
-    private void WriteReadResult(StoreResult result)
-    {
-        if (result.Status == StoreStatus.Ok)
+        if (!ParkIfPending(result, PendingOp.Get))
         {
-            Output.WriteBulk(_scratch.WrittenSpan);
-        }
-        else if (result.Status == StoreStatus.NotFound)
-        {
-            Output.WriteNull();
-        }
-        else
-        {
-            WriteStoreError(result.Status);
+            WriteValueOrNull(result.Status, default, errorsInline: true);
         }
     }
 
     private void MGet(RespArgs args)
     {
-        if (!OwnsKeys(args, 1, 1))
+        var i = Resume(1);
+        if (i == 1)
         {
-            return;
+            if (!OwnsKeys(args, 1, 1))
+            {
+                return;
+            }
+            Output.WriteArrayHeader(args.Count - 1);
         }
-        Output.WriteArrayHeader(args.Count - 1);
-        for (var i = 1; i < args.Count; i++)
+        for (; i < args.Count; i++)
         {
-            var result = _kv.Get(TenantId, RespTable, args[i], Output.BeginBulkValue(), 0);
+            var result = _kv.Get(TenantId, RespTable, args[i], Output.BeginBulkValue(), _pendingContext);
             if (result.Status == StoreStatus.Ok)
             {
                 Output.EndBulkValue();
                 continue;
             }
             Output.CancelBulkValue();
-            result = Settle(result);
-            // Inside an array a per-key error cannot be a top-level error: report it as a missing value.
-            if (result.Status == StoreStatus.Ok)
+            if (ParkMultiIfPending(result, PendingOp.MGetKey, i + 1))
             {
-                Output.WriteBulk(_scratch.WrittenSpan);
+                return;
             }
-            else
-            {
-                Output.WriteNull();
-            }
+            WriteValueOrNull(result.Status, default, errorsInline: false);
         }
     }
 
@@ -113,12 +165,19 @@ public sealed partial class RespSession : ICompletionSink
         var value = args[2];
         var result = mode switch
         {
-            SetMode.IfAbsent => _kv.PutIfAbsent(TenantId, RespTable, key, value, 0),
-            SetMode.IfExists => _kv.PutIfExists(TenantId, RespTable, key, value, 0),
-            _ => _kv.Put(TenantId, RespTable, key, value, 0),
+            SetMode.IfAbsent => _kv.PutIfAbsent(TenantId, RespTable, key, value, _pendingContext),
+            SetMode.IfExists => _kv.PutIfExists(TenantId, RespTable, key, value, _pendingContext),
+            _ => _kv.Put(TenantId, RespTable, key, value, _pendingContext),
         };
-        result = Settle(result);
-        switch (result.Status)
+        if (!ParkIfPending(result, PendingOp.Set))
+        {
+            WriteSetReply(result.Status);
+        }
+    }
+
+    private void WriteSetReply(StoreStatus status)
+    {
+        switch (status)
         {
             case StoreStatus.Ok:
                 WroteSinceFlush = true;
@@ -129,7 +188,7 @@ public sealed partial class RespSession : ICompletionSink
                 Output.WriteNull();
                 break;
             default:
-                WriteStoreError(result.Status);
+                WriteStoreError(status);
                 break;
         }
     }
@@ -141,62 +200,94 @@ public sealed partial class RespSession : ICompletionSink
             Output.WriteError("ERR wrong number of arguments for 'mset' command"u8);
             return;
         }
-        if (!OwnsKeys(args, 1, 2))
+        var i = Resume(1);
+        if (i == 1)
         {
-            return;
+            if (!OwnsKeys(args, 1, 2))
+            {
+                return;
+            }
+            _resumeError = StoreStatus.Ok;
         }
-        for (var i = 1; i < args.Count; i += 2)
+        for (; i < args.Count && _resumeError == StoreStatus.Ok; i += 2)
         {
-            var result = Settle(_kv.Put(TenantId, RespTable, args[i], args[i + 1], 0));
+            var result = _kv.Put(TenantId, RespTable, args[i], args[i + 1], _pendingContext);
+            if (ParkMultiIfPending(result, PendingOp.MSetPair, i + 2))
+            {
+                return;
+            }
             if (result.Status != StoreStatus.Ok)
             {
-                WriteStoreError(result.Status);
-                return;
+                _resumeError = result.Status;
             }
             WroteSinceFlush = true;
         }
-        Output.WriteOk();
+        if (_resumeError == StoreStatus.Ok)
+        {
+            Output.WriteOk();
+        }
+        else
+        {
+            WriteStoreError(_resumeError);
+        }
     }
 
-    private void Del(RespArgs args)
+    private void Del(RespArgs args) => CountKeys(args, deletes: true);
+
+    private void Exists(RespArgs args) => CountKeys(args, deletes: false);
+
+    private void CountKeys(RespArgs args, bool deletes)
     {
-        if (!OwnsKeys(args, 1, 1))
+        var i = Resume(1);
+        if (i == 1)
         {
-            return;
-        }
-        var deleted = 0;
-        for (var i = 1; i < args.Count; i++)
-        {
-            var result = Settle(_kv.Delete(TenantId, RespTable, args[i], 0));
-            WroteSinceFlush = true;
-            if (result.Status == StoreStatus.Ok)
+            if (!OwnsKeys(args, 1, 1))
             {
-                deleted++;
-            }
-            else if (result.Status != StoreStatus.NotFound)
-            {
-                WriteStoreError(result.Status);
                 return;
             }
+            _resumeCount = 0;
+            _resumeError = StoreStatus.Ok;
         }
-        Output.WriteInteger(deleted);
+        _countingDeletes = deletes;
+        for (; i < args.Count; i++)
+        {
+            StoreResult result;
+            if (deletes)
+            {
+                result = _kv.Delete(TenantId, RespTable, args[i], _pendingContext);
+                WroteSinceFlush = true;
+            }
+            else
+            {
+                _scratch.ResetWrittenCount();
+                result = _kv.Get(TenantId, RespTable, args[i], _scratch, _pendingContext);
+            }
+            if (ParkMultiIfPending(result, PendingOp.CountKey, i + 1))
+            {
+                return;
+            }
+            CountKey(result.Status);
+        }
+        if (_resumeError == StoreStatus.Ok)
+        {
+            Output.WriteInteger(_resumeCount);
+        }
+        else
+        {
+            WriteStoreError(_resumeError);
+        }
     }
 
-    private void Exists(RespArgs args)
+    private void CountKey(StoreStatus status)
     {
-        if (!OwnsKeys(args, 1, 1))
+        if (status == StoreStatus.Ok)
         {
-            return;
+            _resumeCount++;
         }
-        var found = 0;
-        for (var i = 1; i < args.Count; i++)
+        else if (status != StoreStatus.NotFound && _resumeError == StoreStatus.Ok)
         {
-            if (ReadToScratch(args[i]).Status == StoreStatus.Ok)
-            {
-                found++;
-            }
+            _resumeError = status;
         }
-        Output.WriteInteger(found);
     }
 
     private void StrLen(RespArgs args)
@@ -205,14 +296,11 @@ public sealed partial class RespSession : ICompletionSink
         {
             return;
         }
-        var result = ReadToScratch(args[1]);
-        if (result.Status is StoreStatus.Ok or StoreStatus.NotFound)
+        _scratch.ResetWrittenCount();
+        var result = _kv.Get(TenantId, RespTable, args[1], _scratch, _pendingContext);
+        if (!ParkIfPending(result, PendingOp.StrLen))
         {
-            Output.WriteInteger(result.Status == StoreStatus.Ok ? _scratch.WrittenCount : 0);
-        }
-        else
-        {
-            WriteStoreError(result.Status);
+            WriteIntegerOrError(result.Status is StoreStatus.NotFound ? StoreStatus.Ok : result.Status, result.Status == StoreStatus.Ok ? _scratch.WrittenCount : 0);
         }
     }
 
@@ -240,15 +328,10 @@ public sealed partial class RespSession : ICompletionSink
         {
             return;
         }
-        var result = Settle(_kv.Increment(TenantId, RespTable, args[1], delta, 0));
-        if (result.Status == StoreStatus.Ok)
+        var result = _kv.Increment(TenantId, RespTable, args[1], delta, _pendingContext);
+        if (!ParkIfPending(result, PendingOp.Increment))
         {
-            WroteSinceFlush = true;
-            Output.WriteInteger(result.Number);
-        }
-        else
-        {
-            WriteStoreError(result.Status);
+            WriteIntegerOrError(result.Status, result.Number);
         }
     }
 
@@ -258,50 +341,76 @@ public sealed partial class RespSession : ICompletionSink
         {
             return;
         }
-        var result = Settle(_kv.Append(TenantId, RespTable, args[1], args[2], 0));
-        if (result.Status == StoreStatus.Ok)
+        var result = _kv.Append(TenantId, RespTable, args[1], args[2], _pendingContext);
+        if (!ParkIfPending(result, PendingOp.Append))
         {
-            WroteSinceFlush = true;
-            Output.WriteInteger(result.ValueLength);
+            WriteIntegerOrError(result.Status, result.ValueLength);
+        }
+    }
+
+    private void WriteIntegerOrError(StoreStatus status, long value)
+    {
+        if (status == StoreStatus.Ok)
+        {
+            Output.WriteInteger(value);
         }
         else
         {
-            WriteStoreError(result.Status);
+            WriteStoreError(status);
         }
-    }
-
-    /// <summary>Reads a value into <see cref="_scratch"/> (for EXISTS and STRLEN), settling a pending read.</summary>
-    private StoreResult ReadToScratch(ReadOnlySpan<byte> key)
-    {
-        _scratch.ResetWrittenCount();
-        return Settle(_kv.Get(TenantId, RespTable, key, _scratch, 0));
     }
 
     /// <summary>
-    /// The final result of an operation: a pending one (its record is on disk) is waited for here, and a read's
-    /// value lands in <see cref="_scratch"/>. Waiting keeps replies in order at the cost of blocking this worker for
-    /// one disk read; only reads of records evicted from memory take this path.
+    /// The reply of a read: the value, null when absent. A storage error is an error reply for GET, but inside an
+    /// MGET array (<paramref name="errorsInline"/> false) it is reported as a missing value.
     /// </summary>
-    private StoreResult Settle(StoreResult result)
+    private void WriteValueOrNull(StoreStatus status, ReadOnlySpan<byte> value, bool errorsInline)
+    {
+        if (status == StoreStatus.Ok)
+        {
+            Output.WriteBulk(value);
+        }
+        else if (status == StoreStatus.NotFound || !errorsInline)
+        {
+            Output.WriteNull();
+        }
+        else
+        {
+            WriteStoreError(status);
+        }
+    }
+
+    /// <summary>The argument to start a multi-key command at: where it parked, or <paramref name="first"/>.</summary>
+    private int Resume(int first)
+    {
+        var at = _resumeArg;
+        _resumeArg = 0;
+        return at > 0 ? at : first;
+    }
+
+    /// <summary>True (the connection is parked; the completion writes the reply) when the single-key operation went pending.</summary>
+    private bool ParkIfPending(in StoreResult result, PendingOp op)
     {
         if (!result.IsPending)
         {
-            return result;
+            return false;
         }
-        _scratch.ResetWrittenCount();
-        _settled = StoreResult.Of(StoreStatus.Error);
-        _kv.CompletePending(this, wait: true);
-        return _settled;
+        _pendingOp = op;
+        _parked = Parked.Command;
+        return true;
     }
 
-    /// <inheritdoc />
-    void ICompletionSink.OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value)
+    /// <summary>Like <see cref="ParkIfPending"/> for one key of a multi-key command, which then resumes at <paramref name="nextArg"/>.</summary>
+    private bool ParkMultiIfPending(in StoreResult result, PendingOp op, int nextArg)
     {
-        _settled = result;
-        if (!value.IsEmpty)
+        if (!result.IsPending)
         {
-            _scratch.Write(value);
+            return false;
         }
+        _pendingOp = op;
+        _parked = Parked.MultiKey;
+        _resumeArg = nextArg;
+        return true;
     }
 
     /// <summary>False (after writing <c>-MOVED</c>) when another node serves the key's slot.</summary>
@@ -357,5 +466,26 @@ public sealed partial class RespSession : ICompletionSink
         Always,
         IfAbsent,
         IfExists,
+    }
+
+    /// <summary>Whether the connection waits for a pending operation, and whether its command was consumed.</summary>
+    private enum Parked : byte
+    {
+        No,
+        Command,
+        MultiKey,
+    }
+
+    private enum PendingOp : byte
+    {
+        None,
+        Get,
+        MGetKey,
+        StrLen,
+        Set,
+        Increment,
+        Append,
+        CountKey,
+        MSetPair,
     }
 }

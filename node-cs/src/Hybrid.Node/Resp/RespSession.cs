@@ -1,18 +1,23 @@
 using System.Text;
+using Hybrid.Node.Hosting;
+using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Node.Resp;
 
 /// <summary>
 /// The protocol state of one RESP connection: parses commands from the receive buffer, executes them
-/// against the worker's <see cref="IKvSession"/> under the connection's tenant, and writes the replies
-/// into <see cref="Output"/>. Transport-agnostic: the listener (or the node's worker) owns the socket,
-/// feeds received bytes to <see cref="Process"/> and sends <see cref="Output"/> once per batch.
+/// against the worker's <see cref="IKvSession"/> under the connection's tenant, and appends the replies
+/// to the output buffer it is given. Transport-agnostic: the node's worker (or <see cref="RespListener"/>)
+/// owns the socket, feeds received bytes to <see cref="Process"/> and sends the output once per batch.
 /// </summary>
 /// <remarks>
 /// Lifecycle of a request: bytes arrive → <see cref="Process"/> → <see cref="RespParser.TryParse"/> records the
 /// arguments as slices of the receive buffer → <see cref="RespCommandTable.Lookup"/> → arity, AUTH and slot checks →
-/// one storage call → the reply is appended to <see cref="Output"/>. A whole pipeline is processed before one send.
+/// one storage call → the reply is appended to the output. A whole pipeline is processed before one send.
+/// A storage call that goes pending (record on disk) parks the connection: <see cref="Process"/> returns
+/// <see cref="ProcessOutcome.Parked"/>, the host hands the result to <see cref="OnCompleted(in StoreResult, ReadOnlySpan{byte}, FrameBuffer)"/>,
+/// sends, and calls <see cref="Process"/> again with the input left (a multi-key command resumes at its next key).
 /// WARNING: nothing on that path may allocate per request; rare commands (INFO, COMMAND, errors) may.
 /// Not thread-safe: one connection is served by one thread at a time.
 /// </remarks>
@@ -21,13 +26,11 @@ public sealed partial class RespSession : IDisposable
     /// <summary>The table RESP keys live in (one keyspace per tenant, like Redis db 0).</summary>
     public const uint RespTable = 0;
 
-    /// <summary>Processing stops for a send once this many reply bytes are buffered.</summary>
-    public const int FlushThreshold = 256 * 1024;
-
     private readonly RespServerContext _context;
     private readonly RespParser _parser;
     private RespTenant? _tenant;
     private IKvSession _kv = null!;
+    private ulong _pendingContext;
     private string? _clientName;
     private long _commands;
 
@@ -44,11 +47,19 @@ public sealed partial class RespSession : IDisposable
         context.ConnectionOpened();
     }
 
-    /// <summary>Replies waiting to be sent. The caller sends them and calls <see cref="RespWriter.Clear"/>.</summary>
-    public RespWriter Output { get; } = new();
+    /// <summary>The reply writer (bound to the output buffer of the current call).</summary>
+    public RespWriter Output { get; } = new(s_unbound);
 
-    /// <summary>True after QUIT or a protocol violation: send <see cref="Output"/>, then close the connection.</summary>
+    private static readonly FrameBuffer s_unbound = new(1);
+
+    /// <summary>True after QUIT or a protocol violation: send the output, then close the connection.</summary>
     public bool ShouldClose { get; private set; }
+
+    /// <summary>The tenant a single-argument <c>AUTH secret</c> authenticates (Redis's default user).</summary>
+    public const string DefaultTenantName = "default";
+
+    /// <summary>Commands executed by this connection so far (for per-batch metrics).</summary>
+    public long CommandCount { get; private set; }
 
     /// <summary>This connection's id (CLIENT ID, HELLO).</summary>
     public long ClientId { get; }
@@ -56,8 +67,8 @@ public sealed partial class RespSession : IDisposable
     /// <summary>The authenticated tenant, or null while AUTH is still required.</summary>
     public RespTenant? Tenant => _tenant;
 
-    /// <summary>True when the last <see cref="Process"/> stopped because <see cref="FlushThreshold"/> reply bytes were buffered: send, then call it again.</summary>
-    public bool StoppedAtFlushThreshold { get; private set; }
+    /// <summary>Raised after AUTH or HELLO AUTH changed the tenant (the node mirrors it into its connection context).</summary>
+    public Action<RespTenant>? TenantChanged { get; set; }
 
     /// <summary>True when a write was executed since the last <see cref="TakeWroteFlag"/> (Sync durability waits for it).</summary>
     public bool WroteSinceFlush { get; private set; }
@@ -71,19 +82,24 @@ public sealed partial class RespSession : IDisposable
     }
 
     /// <summary>
-    /// Executes every complete command at the start of <paramref name="input"/> (stopping early once
-    /// <see cref="FlushThreshold"/> reply bytes are buffered or the connection must close) and returns how
-    /// many bytes were consumed. The rest (a partial command) must be passed again, at the start of the next
-    /// call's input, with more bytes after it.
+    /// Executes the complete commands at the start of <paramref name="input"/>, appending replies to
+    /// <paramref name="output"/>, until the input holds only a partial command, the connection must close,
+    /// or a storage call went pending (<see cref="ProcessOutcome.Parked"/>).
     /// </summary>
-    /// <param name="input">Received bytes not consumed yet.</param>
+    /// <param name="input">Received bytes not consumed yet (a partial command is offered again later, with more bytes).</param>
     /// <param name="kv">The calling worker's storage session (used only during this call).</param>
-    public int Process(ReadOnlySpan<byte> input, IKvSession kv)
+    /// <param name="output">Where replies go.</param>
+    /// <param name="pendingContext">The storage context a pending operation's completion must carry back to this connection.</param>
+    /// <param name="consumed">Bytes fully handled.</param>
+    public ProcessOutcome Process(ReadOnlySpan<byte> input, IKvSession kv, FrameBuffer output, ulong pendingContext, out int consumed)
     {
         _kv = kv;
-        var consumed = 0;
+        _pendingContext = pendingContext;
+        Output.Bind(output);
+        consumed = 0;
         var commands = 0;
-        while (consumed < input.Length && !ShouldClose && Output.Length < FlushThreshold)
+        var outcome = ProcessOutcome.Continue;
+        while (consumed < input.Length)
         {
             var command = input[consumed..];
             var status = _parser.TryParse(command, out var length);
@@ -97,29 +113,62 @@ public sealed partial class RespSession : IDisposable
                 ShouldClose = true;
                 break;
             }
-            consumed += length;
             if (_parser.ArgCount > 0)
             {
                 Execute(_parser.Args(command));
                 commands++;
             }
+            if (_parked != Parked.No)
+            {
+                // A multi-key command resumes at its next key: it stays in the input until it finished.
+                if (_parked == Parked.Command)
+                {
+                    consumed += length;
+                }
+                outcome = ProcessOutcome.Parked;
+                break;
+            }
+            consumed += length;
+            if (ShouldClose)
+            {
+                break;
+            }
         }
-        StoppedAtFlushThreshold = Output.Length >= FlushThreshold && !ShouldClose;
+        CommandCount += commands;
         _commands += commands;
         if (_commands >= 4096)
         {
             _context.AddCommands(_commands);
             _commands = 0;
         }
-        return consumed;
+        return ShouldClose && outcome != ProcessOutcome.Parked ? ProcessOutcome.Close : outcome;
     }
 
-    /// <summary>Returns the output buffer and counts the connection as closed.</summary>
+    /// <summary>
+    /// <see cref="Process"/> for a host whose storage session serves only this connection during the call
+    /// (<see cref="RespListener"/>, tests): a parked operation is completed at once by waiting for it (no other
+    /// connection's completion can be taken), then processing goes on. Never returns <see cref="ProcessOutcome.Parked"/>.
+    /// </summary>
+    public ProcessOutcome ProcessWaiting(ReadOnlySpan<byte> input, IKvSession kv, FrameBuffer output, out int consumed)
+    {
+        consumed = 0;
+        while (true)
+        {
+            var outcome = Process(input[consumed..], kv, output, 0, out var n);
+            consumed += n;
+            if (outcome != ProcessOutcome.Parked)
+            {
+                return outcome;
+            }
+            kv.CompletePending(this, wait: true);
+        }
+    }
+
+    /// <summary>Counts the connection as closed.</summary>
     public void Dispose()
     {
         _context.AddCommands(_commands);
         _commands = 0;
-        Output.Dispose();
         _context.ConnectionClosed();
     }
 
@@ -216,7 +265,7 @@ public sealed partial class RespSession : IDisposable
             Output.WriteError("ERR syntax error"u8);
             return;
         }
-        var tenant = args.Count == 3 ? Encoding.UTF8.GetString(args[1]) : _context.Tenants.DefaultTenant.Name;
+        var tenant = args.Count == 3 ? Encoding.UTF8.GetString(args[1]) : DefaultTenantName;
         if (TryAuthenticate(tenant, args[args.Count - 1]))
         {
             Output.WriteOk();
@@ -232,6 +281,7 @@ public sealed partial class RespSession : IDisposable
             return false;
         }
         _tenant = found;
+        TenantChanged?.Invoke(found);
         return true;
     }
 

@@ -1,56 +1,40 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Runtime.CompilerServices;
+using Hybrid.Protocol;
 
 namespace Hybrid.Node.Resp;
 
 /// <summary>
-/// Writes RESP2 or RESP3 replies into one growable output buffer per connection, so a whole
-/// pipeline of replies goes out in one send. Allocation happens only when the buffer grows
-/// (rented from <see cref="ArrayPool{T}.Shared"/>); the steady state allocates nothing.
+/// Writes RESP2 or RESP3 replies into the connection's output <see cref="FrameBuffer"/> (the node's, or the
+/// standalone listener's), so a whole pipeline of replies goes out in one send. The buffer grows by renting from
+/// the array pool; the steady state allocates nothing.
 /// </summary>
-/// <remarks>Not thread-safe: one writer per connection. Call <see cref="Dispose"/> to return the buffer.</remarks>
-public sealed class RespWriter : IDisposable, IBufferWriter<byte>
+/// <remarks>Not thread-safe: one writer per connection, bound to an output buffer for the duration of a call.</remarks>
+public sealed class RespWriter : IBufferWriter<byte>
 {
     // Room left before a value read straight into the buffer: "$" + 10 digits + CRLF fits.
     private const int ValueHeaderRoom = 16;
 
-    private byte[] _buffer;
-    private int _length;
+    private FrameBuffer _target;
 
-    // While a value is being captured (BeginBulkValue..EndBulkValue): where it starts and how long it is so far.
+    // Offset in the target where the bulk string being captured (BeginBulkValue..EndBulkValue) starts; -1 = none.
     private int _valueStart = -1;
-    private int _valueLength;
 
-    /// <summary>Creates a writer whose buffer starts at <paramref name="initialCapacity"/> bytes.</summary>
-    public RespWriter(int initialCapacity = 16 * 1024) => _buffer = ArrayPool<byte>.Shared.Rent(initialCapacity);
+    /// <summary>Creates a writer bound to <paramref name="target"/>.</summary>
+    public RespWriter(FrameBuffer target) => _target = target;
+
+    /// <summary>The buffer replies are appended to; rebind it per call with <see cref="Bind"/>.</summary>
+    public FrameBuffer Target => _target;
 
     /// <summary>2 or 3: which RESP version replies use (HELLO switches it).</summary>
     public int Protocol { get; set; } = 2;
 
-    /// <summary>Bytes written and not yet taken by <see cref="Clear"/>.</summary>
-    public int Length => _length;
+    /// <summary>Bytes in the target buffer.</summary>
+    public int Length => _target.Length;
 
-    /// <summary>The bytes written so far.</summary>
-    public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _length);
-
-    /// <summary>The bytes written so far, as memory for an asynchronous send.</summary>
-    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _length);
-
-    /// <summary>Forgets what was written (after it was sent).</summary>
-    public void Clear() => _length = 0;
-
-    /// <summary>Returns the buffer to the pool.</summary>
-    public void Dispose()
-    {
-        var buffer = _buffer;
-        _buffer = [];
-        _length = 0;
-        if (buffer.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+    /// <summary>Makes later replies go to <paramref name="target"/>.</summary>
+    public void Bind(FrameBuffer target) => _target = target;
 
     /// <summary>Writes <c>+OK</c>.</summary>
     public void WriteOk() => WriteRaw("+OK\r\n"u8);
@@ -63,23 +47,23 @@ public sealed class RespWriter : IDisposable, IBufferWriter<byte>
 
     private void WriteLine(byte prefix, ReadOnlySpan<byte> text)
     {
-        var span = GetSpan(text.Length + 3);
+        var span = _target.GetSpan(text.Length + 3);
         span[0] = prefix;
         text.CopyTo(span[1..]);
         span[text.Length + 1] = (byte)'\r';
         span[text.Length + 2] = (byte)'\n';
-        _length += text.Length + 3;
+        _target.Advance(text.Length + 3);
     }
 
     /// <summary>Writes an error from text (used on rare paths only: it encodes the string).</summary>
     public void WriteError(string message)
     {
-        var span = GetSpan(message.Length * 3 + 3);
+        var span = _target.GetSpan(message.Length * 3 + 3);
         span[0] = (byte)'-';
         var n = System.Text.Encoding.UTF8.GetBytes(message, span[1..]);
         span[n + 1] = (byte)'\r';
         span[n + 2] = (byte)'\n';
-        _length += n + 3;
+        _target.Advance(n + 3);
     }
 
     /// <summary>Writes an integer reply (<c>:n</c>).</summary>
@@ -113,7 +97,7 @@ public sealed class RespWriter : IDisposable, IBufferWriter<byte>
     /// <summary>Writes a bulk string.</summary>
     public void WriteBulk(ReadOnlySpan<byte> value)
     {
-        var span = GetSpan(value.Length + 16);
+        var span = _target.GetSpan(value.Length + 16);
         span[0] = (byte)'$';
         Utf8Formatter.TryFormat(value.Length, span[1..], out var n);
         var pos = n + 1;
@@ -123,7 +107,7 @@ public sealed class RespWriter : IDisposable, IBufferWriter<byte>
         pos += value.Length;
         span[pos++] = (byte)'\r';
         span[pos++] = (byte)'\n';
-        _length += pos;
+        _target.Advance(pos);
     }
 
     /// <summary>Writes a bulk string from ASCII/UTF-8 text (rare paths only).</summary>
@@ -159,140 +143,64 @@ public sealed class RespWriter : IDisposable, IBufferWriter<byte>
     }
 
     /// <summary>
-    /// Reserves room for a bulk string of exactly <paramref name="valueLength"/> bytes, writes its
-    /// header and trailer, and returns the span the caller fills with the value (zero-copy reads).
-    /// </summary>
-    public Span<byte> WriteBulkHeaderAndReserve(int valueLength)
-    {
-        var span = GetSpan(valueLength + 16);
-        span[0] = (byte)'$';
-        Utf8Formatter.TryFormat(valueLength, span[1..], out var n);
-        var pos = n + 1;
-        span[pos++] = (byte)'\r';
-        span[pos++] = (byte)'\n';
-        var value = span.Slice(pos, valueLength);
-        pos += valueLength;
-        span[pos++] = (byte)'\r';
-        span[pos++] = (byte)'\n';
-        _length += pos;
-        return value;
-    }
-
-    /// <summary>
-    /// Starts a bulk string whose value the storage writes straight into this buffer through the returned
-    /// <see cref="IBufferWriter{T}"/> (no intermediate copy). Finish with <see cref="EndBulkValue"/> (the value is
-    /// then moved next to its header, a short memmove) or <see cref="CancelBulkValue"/> (nothing is written).
+    /// Starts a bulk string whose value the storage writes straight into the output through the returned
+    /// <see cref="IBufferWriter{T}"/> (no intermediate copy): the value lands after a 16-byte gap, and
+    /// <see cref="EndBulkValue"/> writes the header and moves the value next to it (a short memmove).
+    /// <see cref="CancelBulkValue"/> undoes it (not found, pending).
     /// </summary>
     public IBufferWriter<byte> BeginBulkValue()
     {
-        EnsureCapacity(ValueHeaderRoom + 64);
-        _valueStart = _length + ValueHeaderRoom;
-        _valueLength = 0;
+        _valueStart = _target.Length;
+        _target.Append(ValueHeaderRoom);
         return this;
     }
 
     /// <summary>Completes the bulk string started by <see cref="BeginBulkValue"/>.</summary>
     public void EndBulkValue()
     {
-        Span<byte> header = stackalloc byte[ValueHeaderRoom];
-        header[0] = (byte)'$';
-        Utf8Formatter.TryFormat(_valueLength, header[1..], out var n);
-        header[n + 1] = (byte)'\r';
-        header[n + 2] = (byte)'\n';
-        var headerLength = n + 3;
-        var valueStart = _valueStart;
-        var valueLength = _valueLength;
+        var start = _valueStart;
         _valueStart = -1;
-        // ReserveValue kept room for the value and its CRLF after a 16-byte gap, and the header is shorter than
-        // the gap: header + value + CRLF fit without growing.
-        var span = _buffer.AsSpan();
-        span.Slice(valueStart, valueLength).CopyTo(span[(_length + headerLength)..]);
-        header[..headerLength].CopyTo(span[_length..]);
-        var end = _length + headerLength + valueLength;
-        span[end] = (byte)'\r';
-        span[end + 1] = (byte)'\n';
-        _length = end + 2;
+        var valueLength = _target.Length - start - ValueHeaderRoom;
+        var buffer = _target.Array.AsSpan();
+        buffer[start] = (byte)'$';
+        Utf8Formatter.TryFormat(valueLength, buffer[(start + 1)..], out var n);
+        buffer[start + n + 1] = (byte)'\r';
+        buffer[start + n + 2] = (byte)'\n';
+        var headerLength = n + 3;
+        buffer.Slice(start + ValueHeaderRoom, valueLength).CopyTo(buffer[(start + headerLength)..]);
+        _target.Truncate(start + headerLength + valueLength);
+        var crlf = _target.Append(2);
+        crlf[0] = (byte)'\r';
+        crlf[1] = (byte)'\n';
     }
 
     /// <summary>Drops a value started by <see cref="BeginBulkValue"/> (the key was not found, or the read went pending).</summary>
-    public void CancelBulkValue() => _valueStart = -1;
-
-    /// <inheritdoc />
-    void IBufferWriter<byte>.Advance(int count) => _valueLength += count;
-
-    /// <inheritdoc />
-    Memory<byte> IBufferWriter<byte>.GetMemory(int sizeHint)
+    public void CancelBulkValue()
     {
-        var at = ReserveValue(sizeHint); // may replace _buffer: read it after
-        return _buffer.AsMemory(at);
+        _target.Truncate(_valueStart);
+        _valueStart = -1;
     }
 
     /// <inheritdoc />
-    Span<byte> IBufferWriter<byte>.GetSpan(int sizeHint)
-    {
-        var at = ReserveValue(sizeHint); // may replace _buffer: read it after
-        return _buffer.AsSpan(at);
-    }
+    void IBufferWriter<byte>.Advance(int count) => _target.Advance(count);
 
-    private int ReserveValue(int sizeHint)
-    {
-        if (_valueStart < 0)
-        {
-            throw new InvalidOperationException("RespWriter is an IBufferWriter only between BeginBulkValue and EndBulkValue");
-        }
-        var at = _valueStart + _valueLength;
-        var needed = at + Math.Max(sizeHint, 1) + 2;
-        if (needed > _buffer.Length)
-        {
-            Grow(needed - _length);
-        }
-        return at;
-    }
+    /// <inheritdoc />
+    Memory<byte> IBufferWriter<byte>.GetMemory(int sizeHint) => _target.GetMemory(sizeHint);
+
+    /// <inheritdoc />
+    Span<byte> IBufferWriter<byte>.GetSpan(int sizeHint) => _target.GetSpan(sizeHint);
 
     /// <summary>Writes bytes as they are (already RESP-encoded).</summary>
-    public void WriteRaw(ReadOnlySpan<byte> bytes)
-    {
-        var span = GetSpan(bytes.Length);
-        bytes.CopyTo(span);
-        _length += bytes.Length;
-    }
+    public void WriteRaw(ReadOnlySpan<byte> bytes) => bytes.CopyTo(_target.Append(bytes.Length));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WritePrefixedNumber(byte prefix, long value)
     {
-        var span = GetSpan(24);
+        var span = _target.GetSpan(24);
         span[0] = prefix;
         Utf8Formatter.TryFormat(value, span[1..], out var n);
         span[n + 1] = (byte)'\r';
         span[n + 2] = (byte)'\n';
-        _length += n + 3;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Span<byte> GetSpan(int size)
-    {
-        EnsureCapacity(size);
-        return _buffer.AsSpan(_length);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void EnsureCapacity(int size)
-    {
-        if (_buffer.Length - _length < size)
-        {
-            Grow(size);
-        }
-    }
-
-    private void Grow(int size)
-    {
-        var used = _valueStart >= 0 ? _valueStart + _valueLength : _length;
-        var next = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + size));
-        _buffer.AsSpan(0, used).CopyTo(next);
-        if (_buffer.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(_buffer);
-        }
-        _buffer = next;
+        _target.Advance(n + 3);
     }
 }

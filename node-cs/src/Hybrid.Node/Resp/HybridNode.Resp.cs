@@ -1,0 +1,24 @@
+using System.Net;
+using Hybrid.Node.Resp;
+
+namespace Hybrid.Node.Hosting;
+
+/// <summary>Registers the RESP front end (port <see cref="HybridNodeOptions.RespPort"/>, -1 = off) on the node's workers.</summary>
+public sealed partial class HybridNode
+{
+    partial void RegisterFrontEnds()
+    {
+        if (Options.RespPort < 0)
+        {
+            return;
+        }
+        var host = Options.BindAddress.Equals(IPAddress.Any) ? IPAddress.Loopback : Options.BindAddress;
+        var context = new RespServerContext(
+            new RegistryTenantDirectory(Tenants),
+            requireAuth: !Options.IsLoopbackOnly,
+            new SingleNodeSlotMap(host.ToString(), Options.RespPort),
+            () => new IPEndPoint(host, PortOf("resp")),
+            store: Store);
+        AddListener("resp", Options.RespPort, new RespFrontEnd(context, Tenants));
+    }
+}

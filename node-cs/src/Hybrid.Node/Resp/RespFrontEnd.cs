@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Hybrid.Node.Hosting;
+using Hybrid.Node.Tenants;
+using Hybrid.Protocol;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Resp;
+
+/// <summary>
+/// The RESP front end on the node's workers: each connection is a <see cref="RespSession"/> run with the worker's
+/// storage session; pending reads park the connection and resume through the node (see <see cref="IConnectionState"/>).
+/// </summary>
+internal sealed class RespFrontEnd(RespServerContext context, TenantRegistry tenants) : IConnectionHandler
+{
+    /// <inheritdoc />
+    public string Name => "resp";
+
+    /// <inheritdoc />
+    public IConnectionState Open(ConnectionContext connection) => new RespConnection(new RespSession(context), connection, tenants);
+}
+
+/// <summary>One RESP connection as the node sees it: forwards to <see cref="RespSession"/> and reports durability and metrics.</summary>
+internal sealed class RespConnection : IConnectionState
+{
+    private readonly RespSession _session;
+    private TenantInfo? _tenant;
+
+    public RespConnection(RespSession session, ConnectionContext connection, TenantRegistry tenants)
+    {
+        _session = session;
+        // The node's view of the tenant (quotas, metrics) follows the RESP session's.
+        _session.TenantChanged = t =>
+        {
+            _tenant = tenants.TryGet(t.Id, out var info) ? info : null;
+            connection.Tenant = _tenant;
+        };
+        if (session.Tenant is { } initial)
+        {
+            _session.TenantChanged(initial);
+        }
+    }
+
+    /// <inheritdoc />
+    public ProcessOutcome Process(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> input, FrameBuffer output, out int consumed)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var commandsBefore = _session.CommandCount;
+        var outcome = _session.Process(input, worker.Session, output, worker.PendingContext(connection, 0), out consumed);
+        NoteWrites(worker, connection);
+        if (_tenant is not null)
+        {
+            worker.CountOps(_tenant, OpKind.Other, (int)(_session.CommandCount - commandsBefore));
+        }
+        worker.RecordBatch(started);
+        return outcome;
+    }
+
+    /// <inheritdoc />
+    public bool OnCompleted(IWorkerContext worker, ConnectionContext connection, uint token, in StoreResult result, ReadOnlySpan<byte> value, FrameBuffer output)
+    {
+        var done = _session.OnCompleted(result, value, output);
+        NoteWrites(worker, connection);
+        return done;
+    }
+
+    /// <inheritdoc />
+    public void OnEndOfInput(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> unconsumed, FrameBuffer output)
+    {
+        // Redis drops a half-sent command silently when the client goes away; so does this front end.
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _session.Dispose();
+
+    /// <summary>In Sync durability the node holds the replies until the last write is durable.</summary>
+    private void NoteWrites(IWorkerContext worker, ConnectionContext connection)
+    {
+        if (_session.TakeWroteFlag())
+        {
+            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, worker.Session.LastWriteSequence);
+        }
+    }
+}
+
+/// <summary>AUTH against the node's tenant registry: the password is the tenant's secret, compared in constant time.</summary>
+internal sealed class RegistryTenantDirectory(TenantRegistry tenants) : IRespTenantDirectory
+{
+    /// <inheritdoc />
+    public RespTenant DefaultTenant => tenants.TryGet(TenantInfo.DefaultName, out var t)
+        ? new RespTenant(t.Name, t.Id)
+        : throw new InvalidOperationException("the loopback-only node has no default tenant");
+
+    /// <inheritdoc />
+    public RespTenant? Authenticate(string tenant, ReadOnlySpan<byte> secret) =>
+        tenants.TryGet(tenant, out var t) && CryptographicOperations.FixedTimeEquals(t.Secret, secret) ? new RespTenant(t.Name, t.Id) : null;
+}
