@@ -1,3 +1,4 @@
+using Hybrid.Transport.Dpdk;
 using Hybrid.Transport.SharedMemory;
 using Hybrid.Transport.Tcp;
 
@@ -15,6 +16,7 @@ public static class TransportFactory
         {
             TransportKind.Tcp => new TcpTransport(options),
             TransportKind.SharedMemory => new ShmTransport(options),
+            TransportKind.Dpdk => new DpdkTransport(options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Kind, "unknown transport kind"),
         };
     }

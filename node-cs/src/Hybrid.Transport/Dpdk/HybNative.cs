@@ -1,0 +1,188 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace Hybrid.Transport.Dpdk;
+
+/// <summary>
+/// Every P/Invoke of the project, one-to-one with <c>transport-native/include/hyb_transport.h</c>
+/// (Architecture Invariant: only this class declares native calls). Blittable arguments only; statuses become
+/// <see cref="TransportException"/>s in <see cref="Check"/> and nowhere else.
+/// </summary>
+internal static unsafe partial class HybNative
+{
+    private const string Library = "hyb_transport";
+
+    /// <summary>Must equal HYB_ABI_VERSION of the header this file mirrors.</summary>
+    public const uint AbiVersion = 1;
+
+    /// <summary>hyb_port_config_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PortConfig
+    {
+        public uint FrameBytes;
+        public uint RingSize;
+        public uint PoolSize;
+        public uint DropPerMillion;
+    }
+
+    /// <summary>hyb_port_stats_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PortStats
+    {
+        public ulong TxFrames;
+        public ulong RxFrames;
+        public ulong TxInjectedDrops;
+        public ulong TxRingFull;
+        public ulong RxOversize;
+    }
+
+    static HybNative() => NativeLibrary.SetDllImportResolver(typeof(HybNative).Assembly, Resolve);
+
+    [LibraryImport(Library, EntryPoint = "hyb_abi_version")]
+    public static partial uint AbiVersionOfLibrary();
+
+    [LibraryImport(Library, EntryPoint = "hyb_status_name")]
+    private static partial byte* StatusName(int status);
+
+    [LibraryImport(Library, EntryPoint = "hyb_eal_init")]
+    private static partial int EalInit(int argc, byte** argv);
+
+    [LibraryImport(Library, EntryPoint = "hyb_port_open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int PortOpen(string vdev, PortConfig* config, out nint port);
+
+    [LibraryImport(Library, EntryPoint = "hyb_port_mac")]
+    private static partial int PortMac(HybPortHandle port, byte* mac);
+
+    [LibraryImport(Library, EntryPoint = "hyb_port_link_up")]
+    private static partial int PortLinkUp(HybPortHandle port);
+
+    [LibraryImport(Library, EntryPoint = "hyb_port_send")]
+    private static partial int PortSend(HybPortHandle port, byte* frames, int* lengths, uint count, uint stride);
+
+    [LibraryImport(Library, EntryPoint = "hyb_port_recv")]
+    private static partial int PortRecv(HybPortHandle port, byte* frames, int* lengths, uint max, uint stride);
+
+    [LibraryImport(Library, EntryPoint = "hyb_port_stats")]
+    private static partial int PortStatsOf(HybPortHandle port, PortStats* stats);
+
+    /// <summary>Releases a port; called only by <see cref="HybPortHandle.ReleaseHandle"/>.</summary>
+    [LibraryImport(Library, EntryPoint = "hyb_port_close")]
+    public static partial void PortClose(nint port);
+
+    /// <summary>Turns a negative status into a <see cref="TransportException"/>; returns non-negative values unchanged.</summary>
+    public static int Check(int status, string what)
+    {
+        if (status >= 0)
+            return status;
+        string name = Marshal.PtrToStringUTF8((nint)StatusName(status)) ?? "HYB_UNKNOWN";
+        string hint = status switch
+        {
+            -2 => " (EAL refused to start: are we root? are the EAL arguments valid? see stderr)",
+            -3 => " (EAL initialises once per process)",
+            -4 => " (the vdev did not produce a port: driver missing or bad parameters)",
+            _ => "",
+        };
+        throw new TransportException(TransportError.Unavailable, $"{what} failed with {name}{hint}");
+    }
+
+    /// <summary>Loads the library and checks its ABI version; throws a clear error when it is missing or stale.</summary>
+    public static void EnsureLoaded()
+    {
+        uint version;
+        try
+        {
+            version = AbiVersionOfLibrary();
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new TransportException(TransportError.Unavailable,
+                "libhyb_transport.so not found: build transport-native (dotnet fsi build.fsx build) or set HYB_TRANSPORT_LIB", e);
+        }
+        if (version != AbiVersion)
+            throw new TransportException(TransportError.Unavailable, $"libhyb_transport ABI {version}, this assembly needs {AbiVersion}");
+    }
+
+    /// <summary>Initialises EAL with <paramref name="args"/> (program name prepended).</summary>
+    public static void InitEal(IReadOnlyList<string> args)
+    {
+        var all = new List<string> { "hybrid" };
+        all.AddRange(args);
+        var handles = new List<GCHandle>(all.Count);
+        var argv = new byte*[all.Count + 1];
+        try
+        {
+            for (int i = 0; i < all.Count; i++)
+            {
+                var bytes = System.Text.Encoding.UTF8.GetBytes(all[i] + "\0");
+                var handle = GCHandle.Alloc(bytes, GCHandleType.Pinned);
+                handles.Add(handle);
+                argv[i] = (byte*)handle.AddrOfPinnedObject();
+            }
+            fixed (byte** p = argv)
+                Check(EalInit(all.Count, p), "hyb_eal_init(" + string.Join(' ', args) + ")");
+        }
+        finally
+        {
+            foreach (var handle in handles)
+                handle.Free();
+        }
+    }
+
+    public static HybPortHandle OpenPort(string vdev, PortConfig config)
+    {
+        Check(PortOpen(vdev, &config, out nint raw), $"hyb_port_open({vdev})");
+        return new HybPortHandle(raw);
+    }
+
+    public static void GetMac(HybPortHandle port, Span<byte> mac)
+    {
+        fixed (byte* p = mac)
+            Check(PortMac(port, p), "hyb_port_mac");
+    }
+
+    public static bool LinkUp(HybPortHandle port) => Check(PortLinkUp(port), "hyb_port_link_up") == 1;
+
+    public static int Send(HybPortHandle port, ReadOnlySpan<byte> frames, ReadOnlySpan<int> lengths, int stride)
+    {
+        fixed (byte* f = frames)
+        fixed (int* l = lengths)
+            return Check(PortSend(port, f, l, (uint)lengths.Length, (uint)stride), "hyb_port_send");
+    }
+
+    public static int Receive(HybPortHandle port, Span<byte> frames, Span<int> lengths, int stride)
+    {
+        int max = Math.Min(lengths.Length, frames.Length / stride);
+        fixed (byte* f = frames)
+        fixed (int* l = lengths)
+            return Check(PortRecv(port, f, l, (uint)max, (uint)stride), "hyb_port_recv");
+    }
+
+    public static PortStats Stats(HybPortHandle port)
+    {
+        PortStats stats;
+        Check(PortStatsOf(port, &stats), "hyb_port_stats");
+        return stats;
+    }
+
+    /// <summary>
+    /// Finds libhyb_transport.so: <c>HYB_TRANSPORT_LIB</c>, then beside the assembly, then
+    /// <c>transport-native/build/</c> in any parent folder (a checkout after <c>build.fsx build</c>).
+    /// </summary>
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path)
+    {
+        if (name != Library)
+            return 0;
+        var candidates = new List<string>();
+        if (Environment.GetEnvironmentVariable("HYB_TRANSPORT_LIB") is { Length: > 0 } explicitPath)
+            candidates.Add(explicitPath);
+        candidates.Add(Path.Combine(AppContext.BaseDirectory, "libhyb_transport.so"));
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            candidates.Add(Path.Combine(dir.FullName, "transport-native", "build", "libhyb_transport.so"));
+        foreach (var candidate in candidates)
+        {
+            if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out nint handle))
+                return handle;
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Hybrid.Transport.Peer;
+
+/// <summary>
+/// Starts and talks to a peer child process (this project's executable). Shared, as a linked source file, by
+/// the xUnit tests and the <c>bench-all</c> benchmark, so both set DPDK up the same way.
+/// </summary>
+internal sealed class PeerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly BlockingCollection<string> _lines = [];
+    private readonly ConcurrentQueue<string> _all = new();
+
+    private PeerProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                _all.Enqueue("stderr: " + e.Data);
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            _lines.CompleteAdding();
+            return;
+        }
+        _all.Enqueue(line);
+        _lines.Add(line);
+    }
+
+    /// <summary>The peer's assembly: this program itself, or its build output beside the test project's.</summary>
+    private static string PeerDll()
+    {
+        var own = typeof(PeerProcess).Assembly;
+        if (own.GetName().Name == "Hybrid.Transport.Peer")
+            return own.Location;
+        string path = AppContext.BaseDirectory.Replace("Hybrid.Transport.Tests", "Hybrid.Transport.Peer", StringComparison.Ordinal);
+        string dll = Path.Combine(path, "Hybrid.Transport.Peer.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"peer not built: {dll}");
+    }
+
+    public static PeerProcess Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(PeerDll());
+        foreach (var arg in args)
+            psi.ArgumentList.Add(arg);
+        return new PeerProcess(Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet"));
+    }
+
+    public int Id => _process.Id;
+
+    /// <summary>Everything the peer printed so far (stdout and stderr), for failure messages.</summary>
+    public string Output => string.Join('\n', _all);
+
+    /// <summary>Waits for the next line starting with one of <paramref name="prefixes"/>; fails with the whole output otherwise.</summary>
+    public string WaitFor(TimeSpan timeout, params string[] prefixes)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero || !_lines.TryTake(out var line, left))
+            {
+                throw new TimeoutException(
+                    $"peer {Id} printed no line starting with '{string.Join("|", prefixes)}' within {timeout.TotalSeconds} s " +
+                    $"(exited: {_process.HasExited}). Output:\n{Output}");
+            }
+            if (prefixes.Any(p => line.StartsWith(p, StringComparison.Ordinal)))
+                return line;
+        }
+    }
+
+    public void Send(string line)
+    {
+        _process.StandardInput.WriteLine(line);
+        _process.StandardInput.Flush();
+    }
+
+    /// <summary>SIGKILL: the process gets no chance to say goodbye.</summary>
+    public void Kill9()
+    {
+        _process.Kill();
+        _process.WaitForExit();
+    }
+
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+            throw new TimeoutException($"peer {Id} did not exit within {timeout.TotalSeconds} s. Output:\n{Output}");
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+            Kill9();
+        _process.Dispose();
+    }
+}
+
+/// <summary>Argument sets for DPDK peers: one EAL file prefix per process, memif over a socket, af_packet over a veth.</summary>
+internal static class DpdkSetup
+{
+    /// <summary>EAL arguments for one peer process; <paramref name="prefix"/> must be unique per process.</summary>
+    public static string Eal(string prefix) =>
+        $"--no-huge -m 256 --no-pci --no-telemetry --file-prefix {prefix} --lcores 0@(0-1) --log-level lib.eal:error";
+
+    /// <summary>Peer arguments for one side of a memif pair named <paramref name="id"/>.</summary>
+    public static string[] Memif(string id, bool server) =>
+    [
+        "--vdev", $"net_memif0,role={(server ? "server" : "client")},socket=/tmp/hyb-memif-{id}.sock",
+        "--eal", Eal($"hyb-{id}-{(server ? "s" : "c")}"),
+    ];
+
+    /// <summary>Peer arguments for one end of a veth pair.</summary>
+    public static string[] AfPacket(string id, string iface, bool server) =>
+    [
+        "--vdev", $"net_af_packet0,iface={iface}",
+        "--eal", Eal($"hyb-{id}-{(server ? "s" : "c")}"),
+    ];
+}
+
+/// <summary>A veth pair created for one test or benchmark run (root needed) and removed after it.</summary>
+internal sealed class VethPair : IDisposable
+{
+    public VethPair(string id)
+    {
+        A = $"hyb{id}a";
+        B = $"hyb{id}b";
+        Run("ip", $"link add {A} type veth peer name {B}");
+        foreach (var side in new[] { A, B })
+        {
+            // No IPv6 means no router solicitations or DAD frames on the link: only our frames travel.
+            Run("sysctl", $"-q -w net.ipv6.conf.{side}.disable_ipv6=1", mustSucceed: false);
+            Run("ip", $"link set {side} up");
+        }
+    }
+
+    public string A { get; }
+
+    public string B { get; }
+
+    private static void Run(string file, string args, bool mustSucceed = true)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        Process? process;
+        try
+        {
+            process = Process.Start(psi);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"cannot run '{file}' (install iproute2/procps): {e.Message}", e);
+        }
+        process!.WaitForExit();
+        if (mustSucceed && process.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"'{file} {args}' failed ({process.StandardError.ReadToEnd().Trim()}): creating a veth pair needs root (CAP_NET_ADMIN)");
+        }
+    }
+
+    public void Dispose() => Run("ip", $"link del {A}", mustSucceed: false);
+}
