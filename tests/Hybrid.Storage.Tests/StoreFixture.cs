@@ -45,6 +45,14 @@ internal sealed class CollectingSink : ICompletionSink
         => Results.Add(context, (result, value.ToArray()));
 }
 
+/// <summary>Counts completions (for background writers that do not check results).</summary>
+internal sealed class CountingSink : ICompletionSink
+{
+    public int Count;
+
+    public void OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value) => Count++;
+}
+
 /// <summary>Collects scanned records.</summary>
 internal sealed class ScanCollector : IScanSink
 {

@@ -289,6 +289,7 @@ public sealed class FasterKvStore : IKvStore
         return address + 1;
     }
 
+    /// <summary>Logs a floor raise or slot drop and returns once it is durable (these calls are rare and blocking).</summary>
     private unsafe void LogEntry(LogEntryHeader header, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         if (_opLog is null)
@@ -298,9 +299,10 @@ public sealed class FasterKvStore : IKvStore
         {
             var ks = SpanByte.FromPointer(k, key.Length);
             var vs = SpanByte.FromPointer(v, value.Length);
-            _opLog.Enqueue(header, ref ks, ref vs, out _);
+            _opLog.Enqueue(header, ref ks, ref vs, out long address);
+            _commitWake.Set();
+            _opLog.WaitForCommitAsync(address + 1).AsTask().GetAwaiter().GetResult();
         }
-        _commitWake.Set();
     }
 
     /// <inheritdoc />
@@ -439,6 +441,9 @@ public sealed class FasterKvStore : IKvStore
                 ReplayEntry(session, entry.AsSpan(0, length));
             _retiredMaxVersion = Math.Max(_retiredMaxVersion, session.Functions.MaxIssued);
         }
+        // Recovery treats every version seen as issued: later writes get larger versions whichever path
+        // (checkpoint or replay) restored them, as after a clean close.
+        RaiseFloorInMemory((ulong)Math.Max(_retiredMaxVersion, _floor));
         RebuildTenantCounters();
     }
 

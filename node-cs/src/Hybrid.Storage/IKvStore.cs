@@ -32,14 +32,15 @@ public interface IKvStore : IDisposable
 
     /// <summary>
     /// Makes every later write on this node get a version &gt; <paramref name="floor"/> (never lowers it). A migration
-    /// target calls this with the source's <see cref="MaxVersion"/> before serving the range. Durable like a write.
+    /// target calls this with the source's <see cref="MaxVersion"/> before serving the range. In Async/Sync modes it
+    /// returns once the raise is durable (it blocks for one commit).
     /// </summary>
     void RaiseVersionFloor(ulong floor);
 
     /// <summary>
     /// Deletes every record (live or tombstone) whose slot is in [<paramref name="slotLo"/>, <paramref name="slotHi"/>]
     /// (a migration source giving up a range). Blocks until done (disk reads included); returns how many were removed.
-    /// Call it only for ranges this node no longer serves.
+    /// Call it only for ranges this node no longer serves. In Async/Sync modes the drop is durable when it returns.
     /// </summary>
     long DropSlots(int slotLo, int slotHi);
 

@@ -80,6 +80,8 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         IBufferWriter<byte>? writer = Completing ? Scratch : dst.Writer;
         if (writer is not null)
         {
+            if (writer is ArrayBufferWriter<byte> array)
+                dst.ValueOffset = array.WrittenCount;
             data.CopyTo(writer.GetSpan(data.Length));
             writer.Advance(data.Length);
         }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using FASTER.core;
 
 namespace Hybrid.Storage;
@@ -16,7 +17,7 @@ internal sealed class SlotScanner : ISlotScanner
 {
     private readonly FasterKvStore _store;
     private readonly KvSession _session;
-    private readonly ArrayBufferWriter<byte> _value = new(256);
+    private readonly ArrayBufferWriter<byte> _values = new(64 << 10);
     private IScanSink? _sink;
     private readonly RecordVisitor _toSink;
 
@@ -58,65 +59,134 @@ internal sealed class SlotScanner : ISlotScanner
         long bytes = 0;
         long next = start;
         using var iterator = log.Scan(start, cursor.End);
-        while (true)
+        while (records < maxRecords && bytes < maxBytes)
         {
-            if (records >= maxRecords || bytes >= maxBytes)
-                return new ScanCursor(next, cursor.End);
-            if (!iterator.GetNext(out RecordInfo info))
+            // Gather candidates (records of the range) up to the limits, then check them with one batch of reads,
+            // so cold records are read from disk concurrently rather than one by one.
+            _batch.Clear();
+            _keyUsed = 0;
+            _values.ResetWrittenCount();
+            long batchBytes = 0;
+            bool ended = false;
+            while (_batch.Count < Math.Min(BatchSize, maxRecords - records) && bytes + batchBytes < maxBytes)
+            {
+                if (!iterator.GetNext(out RecordInfo info))
+                {
+                    ended = true;
+                    break;
+                }
+                long address = iterator.CurrentAddress;
+                next = iterator.NextAddress;
+                if (info.Tombstone)
+                    continue; // a FASTER delete (slot drop): the key is absent
+                ReadOnlySpan<byte> key = iterator.GetKey().AsReadOnlySpan();
+                if (key.Length < RecordLayout.KeyPrefixBytes)
+                    continue;
+                int slot = RecordLayout.SlotOf(key);
+                if (slot < slotLo || slot > slotHi)
+                    continue;
+                _batch.Add(new Candidate { Address = address, KeyOffset = AddKey(key), KeyLength = key.Length });
+                batchBytes += key.Length + iterator.GetValue().Length;
+            }
+            CheckBatch();
+            foreach (ref readonly Candidate c in CollectionsMarshal.AsSpan(_batch))
+            {
+                if (!c.Latest || (RecordLayout.IsTombstone(c.Meta) && !includeTombstones))
+                    continue;
+                ReadOnlySpan<byte> value = _values.WrittenSpan.Slice(c.ValueOffset, c.ValueLength);
+                visitor(_keyArena.AsSpan(c.KeyOffset, c.KeyLength), c.Meta, value);
+                records++;
+                bytes += c.KeyLength + c.ValueLength;
+            }
+            if (ended)
                 return new ScanCursor(cursor.End, cursor.End);
-            long address = iterator.CurrentAddress;
-            next = iterator.NextAddress;
-            if (info.Tombstone)
-                continue; // a FASTER delete (slot drop): the key is absent
-            ref SpanByte key = ref iterator.GetKey();
-            ReadOnlySpan<byte> keySpan = key.AsReadOnlySpan();
-            if (keySpan.Length < RecordLayout.KeyPrefixBytes)
-                continue;
-            int slot = RecordLayout.SlotOf(keySpan);
-            if (slot < slotLo || slot > slotHi)
-                continue;
-            if (!ReadLatest(ref key, address, out ulong meta))
-                continue;
-            if (RecordLayout.IsTombstone(meta) && !includeTombstones)
-                continue;
-            visitor(keySpan, meta, _value.WrittenSpan);
-            records++;
-            bytes += keySpan.Length + _value.WrittenCount;
         }
+        return new ScanCursor(next, cursor.End);
+    }
+
+    private const int BatchSize = 256;
+
+    private struct Candidate
+    {
+        public long Address;
+        public int KeyOffset;
+        public int KeyLength;
+        public bool Latest;
+        public ulong Meta;
+        public int ValueOffset;
+        public int ValueLength;
+    }
+
+    private readonly List<Candidate> _batch = new(BatchSize);
+    private byte[] _keyArena = GC.AllocateUninitializedArray<byte>(64 << 10, pinned: true);
+    private int _keyUsed;
+
+    private int AddKey(ReadOnlySpan<byte> key)
+    {
+        if (_keyUsed + key.Length > _keyArena.Length)
+        {
+            var bigger = GC.AllocateUninitializedArray<byte>(Math.Max(_keyArena.Length * 2, _keyUsed + key.Length), pinned: true);
+            _keyArena.AsSpan(0, _keyUsed).CopyTo(bigger);
+            _keyArena = bigger;
+        }
+        key.CopyTo(_keyArena.AsSpan(_keyUsed));
+        _keyUsed += key.Length;
+        return _keyUsed - key.Length;
     }
 
     /// <summary>
-    /// Reads the key's latest record; true if it lies at <paramref name="address"/> (then its value is in
-    /// <see cref="_value"/>). Blocks on a disk read if the record is cold.
+    /// Reads every candidate's key; a candidate is <see cref="Candidate.Latest"/> if the key's latest record lies at
+    /// the candidate's address (then its value is in <see cref="_values"/>). Blocks on disk reads for cold records.
     /// </summary>
-    private bool ReadLatest(ref SpanByte key, long address, out ulong meta)
+    private unsafe void CheckBatch()
     {
-        _value.ResetWrittenCount();
-        meta = 0;
-        SpanByte input = default;
-        StoreOutput output = default;
-        output.Writer = _value;
-        ReadOptions options = default;
+        if (_batch.Count == 0)
+            return;
         var raw = _session.Raw;
-        Status status = raw.Read(ref key, ref input, ref output, ref options, out RecordMetadata record, 0);
-        if (status.IsPending)
+        Span<Candidate> batch = CollectionsMarshal.AsSpan(_batch);
+        int pending = 0;
+        fixed (byte* arena = _keyArena)
         {
-            _session.Functions.PendingCount++;
-            raw.CompletePendingWithOutputs(out var completed, wait: true);
-            using (completed)
+            for (int i = 0; i < batch.Length; i++)
             {
-                if (!completed.Next())
-                    return false;
-                ref var c = ref completed.Current;
-                status = c.Status;
-                output = c.Output;
-                record = c.RecordMetadata;
+                SpanByte key = SpanByte.FromPointer(arena + batch[i].KeyOffset, batch[i].KeyLength);
+                SpanByte input = default;
+                StoreOutput output = default;
+                output.Writer = _values;
+                ReadOptions options = default;
+                Status status = raw.Read(ref key, ref input, ref output, ref options, out RecordMetadata record, (ulong)i);
+                if (status.IsPending)
+                {
+                    pending++;
+                    _session.Functions.PendingCount++;
+                }
+                else
+                {
+                    Resolve(ref batch[i], status, in output, record);
+                }
             }
         }
-        if (!status.Found || record.Address != address)
-            return false;
-        meta = output.Status == StoreStatus.NotFound ? output.Version | RecordLayout.TombstoneBit : output.Version;
-        return true;
+        if (pending == 0)
+            return;
+        raw.CompletePendingWithOutputs(out var completed, wait: true);
+        using (completed)
+        {
+            while (completed.Next())
+            {
+                ref var c = ref completed.Current;
+                Resolve(ref batch[(int)c.Context], c.Status, in c.Output, c.RecordMetadata);
+            }
+        }
+    }
+
+    private static void Resolve(ref Candidate c, Status status, in StoreOutput output, RecordMetadata record)
+    {
+        c.Latest = status.Found && record.Address == c.Address;
+        if (!c.Latest)
+            return;
+        c.Meta = output.Status == StoreStatus.NotFound ? output.Version | RecordLayout.TombstoneBit : output.Version;
+        c.ValueOffset = output.ValueOffset;
+        c.ValueLength = output.Status == StoreStatus.Ok ? output.Length : 0;
     }
 
     public void Dispose() => _session.Dispose();

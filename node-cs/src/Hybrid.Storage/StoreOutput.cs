@@ -14,5 +14,8 @@ internal struct StoreOutput
     public int Length;
     public long Number;
 
+    /// <summary>Reads into an <see cref="ArrayBufferWriter{T}"/>: where in it the value starts (used by batched scans).</summary>
+    public int ValueOffset;
+
     public readonly StoreResult ToResult() => new(Status, Version, Length, Number);
 }
