@@ -34,7 +34,7 @@ public sealed record FileMetadataStoreOptions
 /// Durability: the file is fsynced before the rename; the directory entry itself is not fsynced (no
 /// portable .NET API), so after a power loss, not a process crash, the last rename may be undone.
 /// </remarks>
-public sealed class FileMetadataStore : IMetadataStore
+public sealed class FileMetadataStore : MetadataStoreBase
 {
     /// <summary>The data file's name inside the directory.</summary>
     public const string DataFileName = "metadata.db";
@@ -72,14 +72,14 @@ public sealed class FileMetadataStore : IMetadataStore
     private long NowMs => _clock.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <inheritdoc/>
-    public async Task<MetadataEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
+    public override async Task<MetadataEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
         MetadataChecks.Key(key);
         return (await CurrentAsync(cancellationToken)).Entry(key);
     }
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<MetadataEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    public override async Task<IReadOnlyList<MetadataEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prefix);
         var state = await CurrentAsync(cancellationToken);
@@ -91,19 +91,7 @@ public sealed class FileMetadataStore : IMetadataStore
     }
 
     /// <inheritdoc/>
-    public async Task<CasResult> CompareAndSwapAsync(
-        string key, long expectedRevision, ReadOnlyMemory<byte> value, long leaseId = 0,
-        CancellationToken cancellationToken = default) =>
-        MetadataChecks.Single(await CompareAndSwapManyAsync(
-            [MetadataOp.Put(key, expectedRevision, value, leaseId)], cancellationToken));
-
-    /// <inheritdoc/>
-    public async Task<CasResult> DeleteAsync(string key, long expectedRevision, CancellationToken cancellationToken = default) =>
-        MetadataChecks.Single(await CompareAndSwapManyAsync(
-            [MetadataOp.Delete(key, expectedRevision)], cancellationToken));
-
-    /// <inheritdoc/>
-    public async Task<TxnResult> CompareAndSwapManyAsync(
+    public override async Task<TxnResult> CompareAndSwapManyAsync(
         IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default)
     {
         MetadataChecks.Operations(operations);
@@ -118,7 +106,7 @@ public sealed class FileMetadataStore : IMetadataStore
     }
 
     /// <inheritdoc/>
-    public async IAsyncEnumerable<WatchEvent> WatchAsync(
+    public override async IAsyncEnumerable<WatchEvent> WatchAsync(
         string prefix, long afterRevision = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prefix);
@@ -148,7 +136,7 @@ public sealed class FileMetadataStore : IMetadataStore
     }
 
     /// <inheritdoc/>
-    public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default)
+    public override Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ttl, TimeSpan.Zero);
         var ttlMs = (long)Math.Ceiling(ttl.TotalMilliseconds);
@@ -156,7 +144,7 @@ public sealed class FileMetadataStore : IMetadataStore
     }
 
     /// <inheritdoc/>
-    public Task<bool> KeepAliveAsync(long leaseId, CancellationToken cancellationToken = default) =>
+    public override Task<bool> KeepAliveAsync(long leaseId, CancellationToken cancellationToken = default) =>
         MutateAsync(
             (state, now) =>
             {
@@ -166,7 +154,7 @@ public sealed class FileMetadataStore : IMetadataStore
             cancellationToken);
 
     /// <inheritdoc/>
-    public Task RevokeLeaseAsync(long leaseId, CancellationToken cancellationToken = default) =>
+    public override Task RevokeLeaseAsync(long leaseId, CancellationToken cancellationToken = default) =>
         MutateAsync(
             (state, _) =>
             {
@@ -176,7 +164,7 @@ public sealed class FileMetadataStore : IMetadataStore
             cancellationToken);
 
     /// <summary>Nothing to release: the lock is held only during a mutation.</summary>
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     /// <summary>The newest state, with any lease whose time has come already expired.</summary>
     private async Task<FileMetadataState> CurrentAsync(CancellationToken cancellationToken)

@@ -3,7 +3,7 @@ namespace Hybrid.Cluster;
 /// <summary>
 /// A small, versioned, compare-and-swap key-value store for cluster metadata (ownership, views,
 /// migrations, lineage, node membership). Two implementations exist: <see cref="FileMetadataStore"/>
-/// (embedded, one machine, several processes) and <c>EtcdMetadataStore</c>. Both pass the same
+/// (embedded, one machine, several processes) and <see cref="EtcdMetadataStore"/>. Both pass the same
 /// contract tests, so callers never need to know which one they hold.
 /// </summary>
 /// <remarks>
@@ -25,6 +25,7 @@ public interface IMetadataStore : IAsyncDisposable
     /// Writes <paramref name="value"/> only if the key's current revision is <paramref name="expectedRevision"/>.
     /// A non-zero <paramref name="leaseId"/> binds the entry to that lease: it disappears when the lease
     /// expires or is revoked. On conflict nothing changes and the result carries the current entry.
+    /// Throws <see cref="MetadataLeaseNotFoundException"/> when the lease is gone.
     /// </summary>
     Task<CasResult> CompareAndSwapAsync(
         string key, long expectedRevision, ReadOnlyMemory<byte> value, long leaseId = 0,

@@ -59,8 +59,4 @@ internal static class MetadataChecks
         expectedRevision == MetadataRevision.Any
             ? kind != MetadataOpKind.Delete || currentRevision != 0
             : currentRevision == expectedRevision;
-
-    /// <summary>The single-key operations expressed as one-operation transactions.</summary>
-    public static CasResult Single(TxnResult result) =>
-        new(result.Succeeded, result.Revision, result.Succeeded ? null : result.Current[0]);
 }
