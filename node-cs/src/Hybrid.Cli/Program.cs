@@ -1,10 +1,55 @@
+using System.Globalization;
+using System.Net;
+using System.Runtime.InteropServices;
+using Hybrid.Node.Hosting;
+using Hybrid.Storage;
+
 namespace Hybrid.Cli;
 
 internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "server")
+            return RunServer(args[1..]);
         Console.WriteLine("hybrid: not implemented yet");
         return args.Length == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
+    /// [--durability memory|async|sync] [--memory-budget BYTES]</c>: runs one node until SIGTERM/SIGINT, then stops it
+    /// cleanly. Port 0 = ephemeral, -1 = off. Prints one line "hybrid: listening native=P metrics=P" once serving.
+    /// </summary>
+    private static int RunServer(string[] args)
+    {
+        var options = new HybridNodeOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            options = args[i] switch
+            {
+                "--data-dir" => options with { DataDirectory = Next() },
+                "--bind" => options with { BindAddress = IPAddress.Parse(Next()) },
+                "--port" => options with { NativePort = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--resp-port" => options with { RespPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--metrics-port" => options with { MetricsPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--durability" => options with { Durability = Enum.Parse<DurabilityMode>(Next(), ignoreCase: true) },
+                "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                _ => throw new ArgumentException($"unknown option {args[i]}"),
+            };
+        }
+        var node = new HybridNode(options);
+        node.StartAsync().GetAwaiter().GetResult();
+        string metrics = options.MetricsPort >= 0 ? node.MetricsPort.ToString(CultureInfo.InvariantCulture) : "off";
+        string native = options.NativePort >= 0 ? node.NativePort.ToString(CultureInfo.InvariantCulture) : "off";
+        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()}");
+        using var stop = new ManualResetEventSlim();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+        stop.Wait();
+        node.StopAsync().GetAwaiter().GetResult();
+        return 0;
     }
 }

@@ -89,8 +89,8 @@ public sealed partial class HybridNode : IAsyncDisposable
             throw new InvalidOperationException("a node starts once");
         _tenants = TenantRegistry.Open(Options.DataDirectory);
         EnsureTenantsMayConnect(_tenants);
-        var factory = Options.StoreFactory ?? throw new InvalidOperationException("no store factory configured");
-        _store = factory(Options.ToStoreOptions());
+        var storeOptions = Options.ToStoreOptions();
+        _store = Options.StoreFactory is { } factory ? factory(storeOptions) : FasterKvStore.Open(storeOptions);
         try
         {
             _view = new NodeView(Options.Workers);

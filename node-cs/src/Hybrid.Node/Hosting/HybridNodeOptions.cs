@@ -37,7 +37,7 @@ public sealed record HybridNodeOptions
     /// <summary>Frame, key, value and batch limits of the native protocol.</summary>
     public ProtocolLimits Limits { get; init; } = ProtocolLimits.Default;
 
-    /// <summary>Creates the store; null = the FASTER store of Hybrid.Storage. Tests pass small or fake stores.</summary>
+    /// <summary>Creates the store; null = <see cref="FasterKvStore.Open"/>. Tests may pass fakes that inject pending reads.</summary>
     public Func<StoreOptions, IKvStore>? StoreFactory { get; init; }
 
     /// <summary>Adjusts the store options derived from these (page size, index size, commit interval...).</summary>

@@ -1,0 +1,69 @@
+using System.Net;
+
+namespace Hybrid.Client;
+
+/// <summary>
+/// Settings of a <see cref="HybridSession"/>. Batching: requests issued close together share one frame; a frame is
+/// sent when it holds <see cref="MaxBatchOps"/> requests or <see cref="MaxBatchBytes"/> bytes, or when
+/// <see cref="Linger"/> has passed (zero = as soon as the caller's current burst of calls ends), and at most
+/// <see cref="MaxInFlightBatches"/> frames wait for replies at once (more requests accumulate meanwhile).
+/// </summary>
+public sealed record HybridClientOptions
+{
+    /// <summary>The node's native endpoint.</summary>
+    public EndPoint EndPoint { get; init; } = new IPEndPoint(IPAddress.Loopback, 7100);
+
+    /// <summary>Tenant name sent in Hello.</summary>
+    public string Tenant { get; init; } = "default";
+
+    /// <summary>The tenant's secret (HMAC key); empty for the default tenant of a loopback node.</summary>
+    public byte[] Secret { get; init; } = [];
+
+    /// <summary>Most requests in one frame.</summary>
+    public int MaxBatchOps { get; init; } = 256;
+
+    /// <summary>A frame is sent once it reaches this many bytes.</summary>
+    public int MaxBatchBytes { get; init; } = 64 * 1024;
+
+    /// <summary>How long a request may wait for others to share its frame (zero = only the current burst).</summary>
+    public TimeSpan Linger { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Frames sent and not yet answered, per connection.</summary>
+    public int MaxInFlightBatches { get; init; } = 4;
+
+    /// <summary>A request not answered within this time fails with <see cref="TimeoutException"/> and the connection is reset.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often a batch is resent after ViewChanged or Retry before its requests fail.</summary>
+    public int MaxResends { get; init; } = 8;
+
+    /// <summary>Refreshes routing after ViewChanged (one node: nothing to do; the cluster layer plugs its map in here).</summary>
+    public IRoutingMap Routing { get; init; } = SingleNodeRouting.Instance;
+
+    /// <summary>
+    /// True runs callers' continuations on the client's receive loop (fastest, but a continuation that blocks stalls
+    /// the connection); false (default) runs them on the thread pool.
+    /// </summary>
+    public bool InlineCompletions { get; init; }
+}
+
+/// <summary>
+/// Where the client learns about ownership changes. After a node answers ViewChanged the session awaits
+/// <see cref="RefreshAsync"/>, adopts the node's view and resends the batch. A cluster router refreshes its slot →
+/// node map here; with one node there is nothing to refresh.
+/// </summary>
+public interface IRoutingMap
+{
+    /// <summary>The node at <paramref name="node"/> is in <paramref name="nodeView"/>; refresh what depends on it.</summary>
+    ValueTask RefreshAsync(EndPoint node, ulong nodeView, CancellationToken cancellationToken);
+}
+
+/// <summary>Routing for a single node: a view change needs no refresh, only the new view.</summary>
+public sealed class SingleNodeRouting : IRoutingMap
+{
+    /// <summary>The shared instance.</summary>
+    public static SingleNodeRouting Instance { get; } = new();
+
+    /// <inheritdoc />
+    public ValueTask RefreshAsync(EndPoint node, ulong nodeView, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+}

@@ -1,0 +1,541 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Hybrid.Protocol;
+
+namespace Hybrid.Client;
+
+/// <summary>
+/// An asynchronous, batching session on one connection to one node (native protocol v1, docs/protocol.md).
+/// Thread-safe: any number of callers may issue requests at once; requests issued close together share a frame,
+/// several frames are in flight at once, and results come back in request order. After ViewChanged the session
+/// refreshes routing, adopts the node's view and resends the batch. A broken connection fails the requests in
+/// flight (their outcome is unknown) and is re-opened, with a new handshake, by the next request.
+/// </summary>
+public sealed class HybridSession : IAsyncDisposable
+{
+    private readonly HybridClientOptions _options;
+    private readonly Lock _lock = new();
+    private readonly Queue<Batch> _inFlight = new();
+    private readonly Queue<Batch> _full = new();
+    private readonly Stack<Batch> _spare = new();
+    private readonly Timer _timer;
+    private readonly Action<object?> _flushCallback;
+    private Batch? _open;
+    private Socket? _socket;
+    private Task? _connecting;
+    private bool _flushScheduled;
+    private bool _disposed;
+    private uint _nextSeq;
+    private ulong _view;
+    private ulong _sessionId;
+
+    private HybridSession(HybridClientOptions options)
+    {
+        _options = options;
+        _flushCallback = _ => Flush();
+        _timer = new Timer(_ => OnTimer(), null, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    /// <summary>The node's view as this session last learned it (stamped on every batch).</summary>
+    public ulong View => Volatile.Read(ref _view);
+
+    /// <summary>The session id the node gave in its Hello reply.</summary>
+    public ulong SessionId => Volatile.Read(ref _sessionId);
+
+    /// <summary>Connects, says Hello and answers the AUTH challenge. Throws <see cref="HybridProtocolException"/> when refused.</summary>
+    public static async Task<HybridSession> ConnectAsync(HybridClientOptions options, CancellationToken cancellationToken = default)
+    {
+        var session = new HybridSession(options);
+        try
+        {
+            await session.OpenAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        long period = (long)Math.Clamp(options.Timeout.TotalMilliseconds / 4, 10, 1000);
+        session._timer.Change(period, period);
+        return session;
+    }
+
+    /// <summary>Reads a key.</summary>
+    public ValueTask<GetResult> GetAsync(ushort table, ReadOnlySpan<byte> key)
+    {
+        var op = Submit(OpCode.Get, table, key, default, 0);
+        return new ValueTask<GetResult>(op, op.Token);
+    }
+
+    /// <summary>Writes a key.</summary>
+    public ValueTask<WriteResult> PutAsync(ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        var op = Submit(OpCode.Put, table, key, value, 0);
+        return new ValueTask<WriteResult>(op, op.Token);
+    }
+
+    /// <summary>Writes a key only if its version is <paramref name="expectedVersion"/> (0 = must be absent).</summary>
+    public ValueTask<WriteResult> CondPutAsync(ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion)
+    {
+        var op = Submit(OpCode.CondPut, table, key, value, expectedVersion);
+        return new ValueTask<WriteResult>(op, op.Token);
+    }
+
+    /// <summary>Deletes a key (Ok, or NotFound when there was none).</summary>
+    public ValueTask<WriteResult> DeleteAsync(ushort table, ReadOnlySpan<byte> key)
+    {
+        var op = Submit(OpCode.Delete, table, key, default, 0);
+        return new ValueTask<WriteResult>(op, op.Token);
+    }
+
+    /// <summary>Reads several keys of one table in one request; results in key order.</summary>
+    public ValueTask<GetResult[]> MultiGetAsync(ushort table, IReadOnlyList<byte[]> keys)
+    {
+        int size = keys.Sum(k => PackedKeyReader.EncodedLength(k.Length));
+        var packed = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
+        try
+        {
+            int at = 0;
+            foreach (var key in keys)
+                at += PackedKeyReader.Write(packed.AsSpan(at), key);
+            var op = Submit(OpCode.MultiGet, table, default, packed.AsSpan(0, size), 0);
+            return new ValueTask<GetResult[]>(op, op.Token);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>A request that does nothing (measures the protocol's ceiling). Throws if the node refuses it.</summary>
+    public ValueTask NoopAsync()
+    {
+        var op = Submit(OpCode.Noop, 0, default, default, 0);
+        return new ValueTask(op, op.Token);
+    }
+
+    /// <summary>Sends the batch's requests together and returns their results in order (writes: Value = null).</summary>
+    public async ValueTask<GetResult[]> ExecuteAsync(HybridBatch batch)
+    {
+        var ops = new PendingOp[batch.Count];
+        lock (_lock)
+        {
+            for (int i = 0; i < ops.Length; i++)
+            {
+                var item = batch.Items[i];
+                ops[i] = AppendLocked(item.Op, item.Table, item.Key.Span, item.Value.Span, item.Expected);
+            }
+            FlushLocked(force: true);
+        }
+        var results = new GetResult[ops.Length];
+        for (int i = 0; i < ops.Length; i++)
+            results[i] = await new ValueTask<GetResult>(ops[i], ops[i].Token).ConfigureAwait(false);
+        return results;
+    }
+
+    private PendingOp Submit(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
+    {
+        lock (_lock)
+        {
+            var op = AppendLocked(code, table, key, value, expected);
+            if (_full.Count > 0)
+            {
+                FlushLocked(force: false);
+            }
+            else if (!_flushScheduled)
+            {
+                _flushScheduled = true;
+                if (_options.Linger > TimeSpan.Zero)
+                    _ = Task.Delay(_options.Linger).ContinueWith(_ => Flush(), TaskScheduler.Default);
+                else
+                    ThreadPool.UnsafeQueueUserWorkItem(_flushCallback, null, preferLocal: true);
+            }
+            return op;
+        }
+    }
+
+    private PendingOp AppendLocked(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var open = _open ??= NewBatchLocked();
+        var op = PendingOp.Rent(code, _options.InlineCompletions);
+        open.Buffer.AppendRequest(code, table, key, value, expected);
+        open.Ops.Add(op);
+        if (open.Ops.Count >= _options.MaxBatchOps || open.Buffer.Length >= _options.MaxBatchBytes)
+        {
+            // Full: it waits for a free in-flight slot while later requests start the next frame.
+            _full.Enqueue(open);
+            _open = null;
+        }
+        return op;
+    }
+
+    private Batch NewBatchLocked()
+    {
+        var batch = _spare.Count > 0 ? _spare.Pop() : new Batch();
+        batch.Buffer.Clear();
+        batch.Ops.Clear();
+        batch.Resends = 0;
+        batch.Start = batch.Buffer.BeginFrame();
+        batch.Opened = Stopwatch.GetTimestamp();
+        return batch;
+    }
+
+    private void Flush()
+    {
+        lock (_lock)
+        {
+            _flushScheduled = false;
+            FlushLocked(force: true);
+        }
+    }
+
+    /// <summary>
+    /// Sends full batches, then (when <paramref name="force"/>) the open one, while in-flight slots are free; reconnects
+    /// first if needed. Sends happen under the lock so the wire order is the in-flight order.
+    /// </summary>
+    private void FlushLocked(bool force)
+    {
+        if (_disposed)
+            return;
+        if (_full.Count == 0 && (_open is null || _open.Ops.Count == 0))
+            return;
+        if (_socket is null)
+        {
+            _connecting ??= ReconnectAsync();
+            return;
+        }
+        while (_inFlight.Count < _options.MaxInFlightBatches && _socket is not null)
+        {
+            Batch batch;
+            if (_full.Count > 0)
+                batch = _full.Dequeue();
+            else if (force && _open is { Ops.Count: > 0 })
+            {
+                batch = _open;
+                _open = null;
+            }
+            else
+                return; // a reply will free a slot and flush again
+            batch.Seq = ++_nextSeq;
+            batch.Buffer.EndFrame(batch.Start, FrameKind.Request, (ushort)batch.Ops.Count, batch.Seq, _sessionId, _view);
+            SendLocked(batch);
+        }
+    }
+
+    private void SendLocked(Batch batch)
+    {
+        batch.Sent = Stopwatch.GetTimestamp();
+        _inFlight.Enqueue(batch);
+        try
+        {
+            _socket!.Send(batch.Buffer.Written);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            BreakLocked(new HybridConnectionException("send failed", e));
+        }
+    }
+
+    private async Task ReceiveLoop(Socket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        int start = 0, end = 0;
+        try
+        {
+            while (true)
+            {
+                if (end == buffer.Length)
+                {
+                    if (start > 0)
+                    {
+                        buffer.AsSpan(start, end - start).CopyTo(buffer);
+                        end -= start;
+                        start = 0;
+                    }
+                    else
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                }
+                int n = await socket.ReceiveAsync(buffer.AsMemory(end), SocketFlags.None).ConfigureAwait(false);
+                if (n == 0)
+                    throw new HybridConnectionException("the node closed the connection");
+                end += n;
+                while (end - start >= FrameHeader.Size)
+                {
+                    var status = FrameHeader.TryRead(buffer.AsSpan(start, end - start), int.MaxValue, out var header);
+                    if (status != Status.Ok)
+                        throw new HybridProtocolException(Status.Malformed, "unreadable reply header");
+                    if (end - start < header.Length)
+                        break;
+                    var frame = buffer.AsMemory(start, header.Length);
+                    start += header.Length;
+                    if (!header.CheckCrc(frame.Span))
+                        throw new HybridProtocolException(Status.Malformed, "reply CRC mismatch");
+                    await OnReply(header, frame[FrameHeader.Size..]).ConfigureAwait(false);
+                }
+                if (start == end)
+                    start = end = 0;
+            }
+        }
+        catch (Exception e)
+        {
+            lock (_lock)
+            {
+                if (ReferenceEquals(_socket, socket))
+                    BreakLocked(e as HybridConnectionException ?? new HybridConnectionException("connection failed: " + e.Message, e));
+            }
+        }
+    }
+
+    private async ValueTask OnReply(FrameHeader header, ReadOnlyMemory<byte> payload)
+    {
+        Batch batch;
+        lock (_lock)
+        {
+            if (!_inFlight.TryDequeue(out batch!) || batch.Seq != header.BatchSeq)
+                throw new HybridProtocolException(Status.Malformed, "reply out of order");
+        }
+        if (header.Kind == FrameKind.Rejected)
+        {
+            var reader = new ResultReader(payload.Span);
+            var status = reader.TryRead(out var result) ? result.Status : Status.Malformed;
+            if (status is Status.ViewChanged or Status.Retry && batch.Resends < _options.MaxResends)
+            {
+                batch.Resends++;
+                if (status == Status.ViewChanged)
+                    await _options.Routing.RefreshAsync(_options.EndPoint, header.View, CancellationToken.None).ConfigureAwait(false);
+                else
+                    await Task.Delay(batch.Resends).ConfigureAwait(false);
+                lock (_lock)
+                {
+                    if (status == Status.ViewChanged)
+                        _view = header.View;
+                    if (_socket is null)
+                    {
+                        FailAll(batch.Ops, new HybridConnectionException("connection lost before the resend"));
+                        batch.Ops.Clear();
+                        return;
+                    }
+                    // Same requests, new view: only the header changes (the CRC covers the payload only).
+                    batch.Seq = ++_nextSeq;
+                    batch.Buffer.EndFrame(batch.Start, FrameKind.Request, (ushort)batch.Ops.Count, batch.Seq, _sessionId, _view);
+                    SendLocked(batch);
+                }
+                return;
+            }
+            FailAll(batch.Ops, new HybridProtocolException(status, $"the node refused the batch: {status}"));
+        }
+        else
+        {
+            Complete(batch, payload.Span);
+        }
+        lock (_lock)
+        {
+            batch.Ops.Clear();
+            _spare.Push(batch);
+            FlushLocked(force: true);
+        }
+    }
+
+    private static void Complete(Batch batch, ReadOnlySpan<byte> payload)
+    {
+        var reader = new ResultReader(payload);
+        foreach (var op in batch.Ops)
+        {
+            if (!reader.TryRead(out var result))
+            {
+                op.Fail(new HybridProtocolException(Status.Malformed, "reply has fewer results than requests"));
+                continue;
+            }
+            if (op.Op == OpCode.MultiGet && result.Status == Status.Ok)
+            {
+                var items = new List<GetResult>();
+                var subs = new ResultReader(result.Value);
+                while (subs.TryRead(out var sub))
+                    items.Add(new GetResult(sub.Status, sub.Version, sub.Status == Status.Ok ? sub.Value.ToArray() : null));
+                op.Complete(Status.Ok, 0, null, items.ToArray());
+            }
+            else
+            {
+                byte[]? value = op.Op == OpCode.Get && result.Status == Status.Ok ? result.Value.ToArray() : null;
+                op.Complete(result.Status, result.Version, value, null);
+            }
+        }
+    }
+
+    private static void FailAll(List<PendingOp> ops, Exception error)
+    {
+        foreach (var op in ops)
+            op.Fail(error);
+    }
+
+    /// <summary>Drops the connection: requests in flight fail; requests not sent yet wait for the reconnect.</summary>
+    private void BreakLocked(Exception error)
+    {
+        var socket = _socket;
+        _socket = null;
+        socket?.Dispose();
+        while (_inFlight.TryDequeue(out var batch))
+        {
+            FailAll(batch.Ops, error);
+            batch.Ops.Clear();
+            _spare.Push(batch);
+        }
+        if ((_full.Count > 0 || _open is { Ops.Count: > 0 }) && !_disposed)
+            _connecting ??= ReconnectAsync();
+    }
+
+    private void FailUnsentLocked(Exception error)
+    {
+        if (_open is { } open)
+            _full.Enqueue(open);
+        _open = null;
+        while (_full.TryDequeue(out var batch))
+        {
+            FailAll(batch.Ops, error);
+            batch.Ops.Clear();
+            _spare.Push(batch);
+        }
+    }
+
+    private async Task ReconnectAsync()
+    {
+        await Task.Yield();
+        try
+        {
+            await OpenAsync(CancellationToken.None).ConfigureAwait(false);
+            lock (_lock)
+            {
+                _connecting = null;
+                FlushLocked(force: true);
+            }
+        }
+        catch (Exception e)
+        {
+            lock (_lock)
+            {
+                _connecting = null;
+                FailUnsentLocked(new HybridConnectionException("reconnect failed: " + e.Message, e));
+            }
+        }
+    }
+
+    /// <summary>Connects and runs the handshake (Hello, then Auth if challenged), then starts the receive loop.</summary>
+    private async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.Timeout);
+            await socket.ConnectAsync(_options.EndPoint, timeout.Token).ConfigureAwait(false);
+            var (hello, header) = await RoundTripAsync(socket, OpCode.Hello, Encoding.UTF8.GetBytes(_options.Tenant), [], timeout.Token).ConfigureAwait(false);
+            if (hello.Status != Status.Ok)
+                throw new HybridProtocolException(hello.Status, $"Hello refused: {hello.Status}");
+            if (hello.Value.Length > 0)
+            {
+                var proof = new byte[AuthProof.Size];
+                AuthProof.Compute(_options.Secret, hello.Value, proof);
+                var (auth, _) = await RoundTripAsync(socket, OpCode.Auth, [], proof, timeout.Token).ConfigureAwait(false);
+                if (auth.Status != Status.Ok)
+                    throw new HybridProtocolException(auth.Status, $"Auth refused: {auth.Status}");
+            }
+            lock (_lock)
+            {
+                _sessionId = header.SessionId;
+                _view = header.View;
+                _socket = socket;
+            }
+            _ = ReceiveLoop(socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<(Answer Result, FrameHeader Header)> RoundTripAsync(Socket socket, OpCode op, byte[] key, byte[] value, CancellationToken cancellationToken)
+    {
+        using var frame = new FrameBuffer(256);
+        int start = frame.BeginFrame();
+        frame.AppendRequest(op, 0, key, value);
+        frame.EndFrame(start, FrameKind.Request, 1, 0, 0, 0);
+        await socket.SendAsync(frame.WrittenMemory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        var head = new byte[FrameHeader.Size];
+        await ReadExactlyAsync(socket, head, cancellationToken).ConfigureAwait(false);
+        if (FrameHeader.TryRead(head, 1 << 20, out var header) != Status.Ok)
+            throw new HybridProtocolException(Status.Malformed, "unreadable handshake reply");
+        var body = new byte[header.Length];
+        head.CopyTo(body, 0);
+        await ReadExactlyAsync(socket, body.AsMemory(FrameHeader.Size), cancellationToken).ConfigureAwait(false);
+        if (!header.CheckCrc(body))
+            throw new HybridProtocolException(Status.Malformed, "handshake reply CRC mismatch");
+        var reader = new ResultReader(body.AsSpan(FrameHeader.Size));
+        if (!reader.TryRead(out var result))
+            throw new HybridProtocolException(Status.Malformed, "empty handshake reply");
+        return (new Answer(result.Status, result.Value.ToArray()), header);
+    }
+
+    private static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (!buffer.IsEmpty)
+        {
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+                throw new HybridConnectionException("the node closed the connection during the handshake");
+            buffer = buffer[n..];
+        }
+    }
+
+    private void OnTimer()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            long limit = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
+            long now = Stopwatch.GetTimestamp();
+            if (_inFlight.TryPeek(out var oldest) && now - oldest.Sent > limit)
+            {
+                BreakLocked(new TimeoutException($"no reply within {_options.Timeout}"));
+                return;
+            }
+            if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _socket is not null)
+                FlushLocked(force: true);
+        }
+    }
+
+    /// <summary>Closes the connection; requests still in flight fail.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Task? connecting;
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            connecting = _connecting;
+            BreakLocked(new ObjectDisposedException(nameof(HybridSession)));
+            FailUnsentLocked(new ObjectDisposedException(nameof(HybridSession)));
+        }
+        await _timer.DisposeAsync().ConfigureAwait(false);
+        if (connecting is not null)
+            await connecting.ConfigureAwait(false);
+    }
+
+    private readonly record struct Answer(Status Status, byte[] Value);
+
+    private sealed class Batch
+    {
+        internal FrameBuffer Buffer { get; } = new(4096);
+        internal List<PendingOp> Ops { get; } = [];
+        internal int Start { get; set; }
+        internal uint Seq { get; set; }
+        internal int Resends { get; set; }
+        internal long Opened { get; set; }
+        internal long Sent { get; set; }
+    }
+}
