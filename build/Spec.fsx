@@ -123,6 +123,43 @@ let runTlc (jar: string) (m: Model) : Outcome =
     { Result = result; Violated = violated; DistinctStates = distinct; CounterexampleStates = cex
       Seconds = seconds }
 
+/// One trace-validation case of spec/manifest.json: a trace TraceMigration must accept or reject.
+type TraceCase = { Name: string; File: string; Expected: string }
+
+let private readTraces () : TraceCase list =
+    use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "spec", "manifest.json")))
+    match doc.RootElement.TryGetProperty "traces" with
+    | true, ts ->
+        [ for t in ts.EnumerateArray() ->
+            { Name = t.GetProperty("name").GetString()
+              File = t.GetProperty("file").GetString()
+              Expected = t.GetProperty("expected").GetString() } ]
+    | _ -> []
+
+/// Validates one trace with spec/tools/check-trace.sh (TLC exit 0 = accepted, 10 = rejected).
+let private checkTrace (jar: string) (t: TraceCase) : bool =
+    let psi =
+        Diagnostics.ProcessStartInfo("bash", sprintf "spec/tools/check-trace.sh %s" t.File,
+                                     WorkingDirectory = root, UseShellExecute = false,
+                                     RedirectStandardOutput = true, RedirectStandardError = true)
+    psi.Environment.["TLA2TOOLS_JAR"] <- jar
+    use p = Diagnostics.Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    p.WaitForExit()
+    let got =
+        match p.ExitCode with
+        | 0 -> "accepted"
+        | 10 -> "rejected"
+        | n -> sprintf "error (rc %d)" n
+    if got = t.Expected then
+        printfn "ok      %s: %s" t.Name got
+        true
+    else
+        printfn "%s%s" out.Result err.Result
+        printfn "FAILED  %s: expected %s, got %s" t.Name t.Expected got
+        false
+
 /// Every .tla module of spec/ with the folders it needs on TLA-Library.
 let private modules () =
     [ for dir in [ "spec/cuts"; "spec/migration" ] do
@@ -173,6 +210,11 @@ let modelcheck (args: string list) : int * int * int =
                 else
                     printfn "FAILED  %s: %s; %s" m.Name what (String.Join("; ", problems))
                 problems.IsEmpty ]
+        let traceResults =
+            readTraces ()
+            |> List.filter (fun t -> filter |> Option.forall (fun f -> t.Name.Contains f))
+            |> List.map (checkTrace jar)
+        let results = results @ traceResults
         for m in skippedLarge do
             printfn "skipped: %s (large model; pass --large)" m.Name
         let passed = (results |> List.filter id |> List.length) + sanyPassed
