@@ -4,7 +4,7 @@ namespace Hybrid.Transport.Peer;
 
 /// <summary>
 /// Command line of the peer: <c>serve|client|bench TRANSPORT ADDRESS [--vdev V] [--eal "ARGS"] [--drop R]
-/// [--count N] [--scenario S] [--peer-timeout-ms N]</c>. Builds the <see cref="TransportOptions"/> a node would.
+/// [--count N] [--scenario S] [--tag T] [--peer-timeout-ms N] [--connect-timeout-ms N]</c>. Builds the <see cref="TransportOptions"/> a node would.
 /// </summary>
 internal sealed record PeerArgs(string Mode, string Transport, string Address, Dictionary<string, string> Options)
 {
@@ -36,6 +36,6 @@ internal sealed record PeerArgs(string Mode, string Transport, string Address, D
                 PeerTimeout = TimeSpan.FromMilliseconds(GetInt("peer-timeout-ms", 2000)),
             };
         }
-        return new TransportOptions { Kind = kind, MaxMessageBytes = 1 << 20, ConnectTimeout = TimeSpan.FromSeconds(10), Dpdk = dpdk };
+        return new TransportOptions { Kind = kind, MaxMessageBytes = 1 << 20, ConnectTimeout = TimeSpan.FromMilliseconds(GetInt("connect-timeout-ms", 10_000)), Dpdk = dpdk };
     }
 }

@@ -150,6 +150,8 @@ internal static class Program
             }
             var executed = BinaryPrimitives.ReadInt32LittleEndian(await CallAsync(connection, "C"u8.ToArray()));
             Say($"executed {executed}");
+            if (connection is Datagram.DatagramSession session)
+                Say($"retransmissions {session.Retransmissions}");
         }
         Say("ok");
         return 0;
