@@ -1,0 +1,166 @@
+using System.Buffers.Binary;
+using System.Text;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Tests.Node;
+
+/// <summary>Hostile bytes over a real socket: each gets a Rejected reply and a closed connection, and the node keeps serving others.</summary>
+public class MalformedInputTests
+{
+    private static byte[] GoodGet(RawConnection raw) =>
+        RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 0, "k"u8, default));
+
+    public static TheoryData<string> Cases => ["bad-crc", "oversized-length", "garbage", "unknown-opcode", "truncated", "short-length", "payload-mismatch", "oversized-key"];
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task BadFrame_RejectedAndClosed_OthersKeepServed(string kind)
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var bystander = await node.ConnectAsync();
+        await bystander.PutAsync(0, "safe"u8, "value"u8);
+
+        using var raw = RawConnection.OpenDefault(node.EndPoint);
+        Status expected;
+        switch (kind)
+        {
+            case "bad-crc":
+                {
+                    var frame = GoodGet(raw);
+                    frame[^1] ^= 0xFF;
+                    raw.Send(frame);
+                    expected = Status.Malformed;
+                    break;
+                }
+            case "oversized-length":
+                {
+                    var frame = GoodGet(raw);
+                    BinaryPrimitives.WriteInt32LittleEndian(frame, TestNode.Limits.MaxFrameBytes + 1);
+                    raw.Send(frame);
+                    expected = Status.TooLarge;
+                    break;
+                }
+            case "garbage":
+                {
+                    var garbage = new byte[200];
+                    new Random(11).NextBytes(garbage);
+                    BinaryPrimitives.WriteInt32LittleEndian(garbage, 200); // plausible length, nonsense inside
+                    raw.Send(garbage);
+                    expected = Status.Malformed;
+                    break;
+                }
+            case "unknown-opcode":
+                {
+                    var frame = RawConnection.Frame(1, raw.SessionId, raw.View, b =>
+                    {
+                        b.AppendRequest(OpCode.Get, 0, "k"u8, default);
+                        b.Array[b.Length - 1 - RequestHeader.Size] = 0x7E; // the opcode byte of the request
+                    });
+                    raw.Send(frame);
+                    expected = Status.Malformed;
+                    break;
+                }
+            case "truncated":
+                {
+                    var frame = GoodGet(raw);
+                    raw.Send(frame.AsSpan(0, frame.Length - 3));
+                    raw.ShutdownSend();
+                    expected = Status.Malformed;
+                    break;
+                }
+            case "short-length":
+                {
+                    var frame = GoodGet(raw);
+                    BinaryPrimitives.WriteInt32LittleEndian(frame, 8);
+                    raw.Send(frame);
+                    expected = Status.Malformed;
+                    break;
+                }
+            case "payload-mismatch":
+                {
+                    // Header says 2 requests, payload holds 1 (CRC is right): truncated inside the frame.
+                    raw.Send(RawConnection.Frame(2, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Put, 0, "k"u8, "v"u8)));
+                    expected = Status.Malformed;
+                    break;
+                }
+            default:
+                {
+                    var key = new byte[TestNode.Limits.MaxKeyBytes + 1];
+                    raw.Send(RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Put, 0, key, "v"u8)));
+                    expected = Status.TooLarge;
+                    break;
+                }
+        }
+
+        var (header, results) = raw.Receive();
+        Assert.Equal(FrameKind.Rejected, header.Kind);
+        Assert.Equal(expected, Assert.Single(results).Status);
+        Assert.True(raw.IsClosedByPeer());
+
+        // Nothing of the bad batch ran, and everyone else is still served.
+        Assert.Equal(Status.NotFound, (await bystander.GetAsync(0, "k"u8)).Status);
+        Assert.Equal("value", Encoding.UTF8.GetString((await bystander.GetAsync(0, "safe"u8)).Value!));
+        using var fresh = RawConnection.OpenDefault(node.EndPoint);
+        fresh.Send(GoodGet(fresh));
+        Assert.Equal(Status.NotFound, fresh.Receive().Results[0].Status);
+    }
+
+    [Fact]
+    public async Task WrongView_RejectedWithCurrentView_ConnectionKept()
+    {
+        await using var node = await TestNode.StartAsync();
+        using var raw = RawConnection.OpenDefault(node.EndPoint);
+        raw.Send(RawConnection.Frame(1, raw.SessionId, raw.View + 3, b => b.AppendRequest(OpCode.Put, 0, "k"u8, "v"u8), seq: 42));
+        var (header, results) = raw.Receive();
+        Assert.Equal((FrameKind.Rejected, 42u, raw.View), (header.Kind, header.BatchSeq, header.View));
+        Assert.Equal((Status.ViewChanged, raw.View), (results[0].Status, results[0].Version));
+
+        raw.Send(RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 0, "k"u8, default)));
+        Assert.Equal(Status.NotFound, raw.Receive().Results[0].Status); // the rejected Put never ran
+    }
+
+    [Fact]
+    public async Task ReservedOpcodes_Unsupported_ConnectionKept()
+    {
+        await using var node = await TestNode.StartAsync();
+        using var raw = RawConnection.OpenDefault(node.EndPoint);
+        raw.Send(RawConnection.Frame(3, raw.SessionId, raw.View, b =>
+        {
+            b.AppendRequest(OpCode.Invoke, 0, "ext"u8, default);
+            b.AppendRequest(OpCode.MigrationPull, 0, default, default);
+            b.AppendRequest(OpCode.Noop, 0, default, default);
+        }));
+        var results = raw.Receive().Results;
+        Assert.Equal([Status.Unsupported, Status.Unsupported, Status.Ok], results.Select(r => r.Status));
+    }
+
+    [Fact]
+    public async Task DataBeforeHello_Unauthorized_AndClosed()
+    {
+        await using var node = await TestNode.StartAsync();
+        using var raw = RawConnection.Open(node.EndPoint);
+        raw.Send(RawConnection.Frame(1, 0, 1, b => b.AppendRequest(OpCode.Get, 0, "k"u8, default)));
+        var (header, results) = raw.Receive();
+        Assert.Equal((FrameKind.Rejected, Status.Unauthorized), (header.Kind, results[0].Status));
+        Assert.True(raw.IsClosedByPeer());
+    }
+
+    [Fact]
+    public async Task PipelinedFrames_InOneSend_AnsweredInOrder()
+    {
+        await using var node = await TestNode.StartAsync();
+        using var raw = RawConnection.OpenDefault(node.EndPoint);
+        var bytes = new List<byte>();
+        for (uint i = 0; i < 5; i++)
+            bytes.AddRange(RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Put, 0, "p"u8, Encoding.ASCII.GetBytes($"v{i}")), seq: 100 + i));
+        raw.Send(bytes.ToArray());
+        ulong lastVersion = 0;
+        for (uint i = 0; i < 5; i++)
+        {
+            var (header, results) = raw.Receive();
+            Assert.Equal(100 + i, header.BatchSeq);
+            Assert.True(results[0].Version > lastVersion);
+            lastVersion = results[0].Version;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+using System.Net;
+using System.Text;
+using Hybrid.Client;
+using Hybrid.Node.Hosting;
+using Hybrid.Node.Tenants;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Tests.Node;
+
+public class TenantTests
+{
+    private static readonly byte[] s_secretA = Encoding.UTF8.GetBytes("secret-of-a");
+    private static readonly byte[] s_secretB = Encoding.UTF8.GetBytes("secret-of-b");
+
+    [Fact]
+    public async Task Auth_RightSecret_Opens_WrongSecretOrUnknownTenant_Refused()
+    {
+        await using var node = await TestNode.StartAsync();
+        node.Node.Tenants.Create("a", s_secretA);
+
+        await using (var ok = await node.ConnectAsync("a", s_secretA))
+            Assert.Equal(Status.Ok, (await ok.PutAsync(0, "k"u8, "v"u8)).Status);
+
+        var wrong = await Assert.ThrowsAsync<HybridProtocolException>(() => node.ConnectAsync("a", s_secretB));
+        Assert.Equal(Status.Unauthorized, wrong.Status);
+        var none = await Assert.ThrowsAsync<HybridProtocolException>(() => node.ConnectAsync("a", []));
+        Assert.Equal(Status.Unauthorized, none.Status);
+        var unknown = await Assert.ThrowsAsync<HybridProtocolException>(() => node.ConnectAsync("nobody"));
+        Assert.Equal(Status.UnknownTenant, unknown.Status);
+    }
+
+    [Fact]
+    public async Task Auth_WrongProof_OverRawSocket_UnauthorizedAndClosed()
+    {
+        await using var node = await TestNode.StartAsync();
+        node.Node.Tenants.Create("a", s_secretA);
+        using var raw = RawConnection.Open(node.EndPoint);
+        raw.Send(RawConnection.Frame(1, 0, 0, b => b.AppendRequest(OpCode.Hello, 0, "a"u8, default)));
+        var challenge = raw.Receive().Results[0];
+        Assert.Equal((Status.Ok, AuthProof.Size), (challenge.Status, challenge.Value.Length));
+        var proof = new byte[AuthProof.Size];
+        AuthProof.Compute(s_secretB, challenge.Value, proof);
+        raw.Send(RawConnection.Frame(1, 0, 0, b => b.AppendRequest(OpCode.Auth, 0, default, proof)));
+        Assert.Equal(Status.Unauthorized, raw.Receive().Results[0].Status);
+        Assert.True(raw.IsClosedByPeer());
+    }
+
+    [Fact]
+    public async Task Sessions_ReachOnlyTheirOwnTenantsKeys()
+    {
+        await using var node = await TestNode.StartAsync();
+        node.Node.Tenants.Create("a", s_secretA);
+        node.Node.Tenants.Create("b", s_secretB);
+        await using var a = await node.ConnectAsync("a", s_secretA);
+        await using var b = await node.ConnectAsync("b", s_secretB);
+        await using var d = await node.ConnectAsync();
+
+        await a.PutAsync(0, "shared-name"u8, "a's"u8);
+        Assert.Equal(Status.NotFound, (await b.GetAsync(0, "shared-name"u8)).Status);
+        Assert.Equal(Status.NotFound, (await d.GetAsync(0, "shared-name"u8)).Status);
+        Assert.Equal(Status.NotFound, (await b.DeleteAsync(0, "shared-name"u8)).Status);
+        await b.PutAsync(0, "shared-name"u8, "b's"u8);
+        Assert.Equal("a's", Encoding.UTF8.GetString((await a.GetAsync(0, "shared-name"u8)).Value!));
+        Assert.Equal("b's", Encoding.UTF8.GetString((await b.GetAsync(0, "shared-name"u8)).Value!));
+    }
+
+    [Fact]
+    public async Task OpsQuota_Exhausted_QuotaExceeded_OtherTenantsUnaffected()
+    {
+        await using var node = await TestNode.StartAsync(workers: 1);
+        node.Node.Tenants.Create("slow", s_secretA, maxOpsPerSecond: 20);
+        await using var slow = await node.ConnectAsync("slow", s_secretA);
+        await using var other = await node.ConnectAsync();
+        // 20 ops/s with a 2-op burst: the first batch of 20 is admitted (into debt), the next ones are refused.
+        var statuses = new List<Status>();
+        for (int i = 0; i < 3; i++)
+        {
+            var batch = new HybridBatch();
+            for (int j = 0; j < 20; j++)
+                batch.Get(0, "k"u8.ToArray());
+            statuses.AddRange((await slow.ExecuteAsync(batch)).Select(r => r.Status));
+        }
+        Assert.All(statuses.Take(20), s => Assert.Equal(Status.NotFound, s));
+        Assert.All(statuses.Skip(20), s => Assert.Equal(Status.QuotaExceeded, s));
+        for (int i = 0; i < 40; i++)
+            Assert.Equal(Status.NotFound, (await other.GetAsync(0, "k"u8)).Status);
+        Assert.Contains("hybrid_quota_rejections_total{tenant=\"slow\"}", node.Node.ScrapeMetrics());
+    }
+
+    [Fact]
+    public async Task MemoryQuota_Exhausted_WritesRefused_ReadsServed()
+    {
+        await using var node = await TestNode.StartAsync();
+        node.Node.Tenants.Create("small", s_secretA, maxBytes: 4000);
+        await using var client = await node.ConnectAsync("small", s_secretA);
+        var value = new byte[200];
+        var statuses = new List<Status>();
+        for (int i = 0; i < 40; i++)
+            statuses.Add((await client.PutAsync(0, Encoding.ASCII.GetBytes($"k{i}"), value)).Status);
+        int accepted = statuses.TakeWhile(s => s == Status.Ok).Count();
+        Assert.InRange(accepted, 5, 20); // 4000 bytes / (200 + key + overhead) per record
+        Assert.Equal(Status.QuotaExceeded, statuses[^1]);
+        Assert.Equal(Status.Ok, (await client.GetAsync(0, "k0"u8)).Status);
+    }
+
+    [Fact]
+    public async Task Registry_PersistsTenantsAcrossRestart()
+    {
+        string directory = TestNode.NewDirectory();
+        try
+        {
+            await using (var first = await TestNode.StartAsync(directory: directory))
+                first.Node.Tenants.Create("kept", s_secretA, maxBytes: 123, maxOpsPerSecond: 45);
+            await using var second = await TestNode.StartAsync(directory: directory);
+            Assert.True(second.Node.Tenants.TryGet("kept", out var kept));
+            Assert.Equal((123L, 45L, "secret-of-a"), (kept.MaxBytes, kept.MaxOpsPerSecond, Encoding.UTF8.GetString(kept.Secret)));
+            await using var client = await second.ConnectAsync("kept", s_secretA);
+            await client.NoopAsync();
+        }
+        finally
+        {
+            TestNode.DeleteDirectory(directory);
+        }
+    }
+
+    [Fact]
+    public async Task NonLoopbackBind_TenantWithoutSecret_RefusesToStart()
+    {
+        string directory = TestNode.NewDirectory();
+        try
+        {
+            TenantRegistry.Open(directory).Create(TenantInfo.DefaultName, []);
+            var node = new HybridNode(new HybridNodeOptions
+            {
+                DataDirectory = directory,
+                BindAddress = IPAddress.Any,
+                NativePort = 0,
+                RespPort = -1,
+                MetricsPort = -1,
+                Workers = 1,
+            });
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => node.StartAsync());
+            Assert.Contains("requires AUTH", error.Message);
+            await node.DisposeAsync();
+        }
+        finally
+        {
+            TestNode.DeleteDirectory(directory);
+        }
+    }
+}
