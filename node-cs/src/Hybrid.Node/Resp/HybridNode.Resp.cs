@@ -19,6 +19,7 @@ public sealed partial class HybridNode
             new SingleNodeSlotMap(host.ToString(), Options.RespPort),
             () => new IPEndPoint(host, PortOf("resp")),
             store: Store);
-        AddListener("resp", Options.RespPort, new RespFrontEnd(context, Tenants));
+        // Straight into the front-end list: StartAsync has already left the "new" state AddListener insists on.
+        _frontEnds.Add(("resp", Options.RespPort, new RespFrontEnd(context, Tenants)));
     }
 }

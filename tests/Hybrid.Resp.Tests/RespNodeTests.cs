@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using Hybrid.Node.Hosting;
+using Hybrid.Storage;
+
+namespace Hybrid.Resp.Tests;
+
+/// <summary>A node (FASTER store in a temporary directory, ephemeral RESP port) for the tests that talk over TCP.</summary>
+internal sealed class RespTestNode : IAsyncDisposable
+{
+    private RespTestNode(HybridNode node, string directory)
+    {
+        Node = node;
+        Directory = directory;
+    }
+
+    public HybridNode Node { get; }
+
+    public string Directory { get; }
+
+    public int Port => Node.PortOf("resp");
+
+    public static async Task<RespTestNode> StartAsync(IPAddress? bind = null, long memoryBudget = 32L << 20)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "hybrid-resp-tests", Guid.NewGuid().ToString("N"));
+        var node = new HybridNode(new HybridNodeOptions
+        {
+            DataDirectory = directory,
+            BindAddress = bind ?? IPAddress.Loopback,
+            NativePort = -1,
+            RespPort = 0,
+            MetricsPort = -1,
+            Workers = 2,
+            Durability = DurabilityMode.Memory,
+            MemoryBudgetBytes = memoryBudget,
+            ConfigureStore = s => s with { MemoryBudgetBytes = memoryBudget, IndexBuckets = 1 << 14 },
+            StoreFactory = FasterKvStore.Open,
+        });
+        await node.StartAsync();
+        return new RespTestNode(node, directory);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Node.DisposeAsync();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>Runs the Debian redis-tools programs; a missing program fails the test with the reason.</summary>
+internal static class RedisTools
+{
+    public static (int ExitCode, string Output) Run(string program, string stdin, params string[] args)
+    {
+        var path = new[] { "/usr/bin", "/usr/local/bin" }.Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+        Assert.True(path is not null, $"{program} is not installed: apt-get install redis-tools (listed in build/apt-test.txt)");
+        var psi = new ProcessStartInfo(path!)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Write(stdin);
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(120_000))
+        {
+            p.Kill();
+            Assert.Fail($"{program} did not finish in 120 s");
+        }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    public static string Cli(int port, params string[] command)
+    {
+        var (code, output) = Run("redis-cli", "", ["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), .. command]);
+        Assert.True(code == 0, $"redis-cli exited {code}: {output}");
+        return output.TrimEnd('\n');
+    }
+}
+
+public sealed class RespNodeTests
+{
+    [Fact]
+    public async Task RedisCli_SetGetIncrAndErrors_AgainstTheNode()
+    {
+        await using var node = await RespTestNode.StartAsync();
+        Assert.Equal("PONG", RedisTools.Cli(node.Port, "PING"));
+        Assert.Equal("OK", RedisTools.Cli(node.Port, "SET", "greeting", "hello world"));
+        Assert.Equal("hello world", RedisTools.Cli(node.Port, "GET", "greeting"));
+        Assert.Equal("5", RedisTools.Cli(node.Port, "INCRBY", "counter", "5"));
+        Assert.Equal("4", RedisTools.Cli(node.Port, "DECR", "counter"));
+        Assert.Equal("ERR unknown command 'NOSUCH', with args beginning with: 'x' ", RedisTools.Cli(node.Port, "NOSUCH", "x"));
+        Assert.Contains("redis_version:7.2.0", RedisTools.Cli(node.Port, "INFO", "server"));
+    }
+
+    [Fact]
+    public async Task RedisCli_PipedCommandsAndResp3_AgainstTheNode()
+    {
+        await using var node = await RespTestNode.StartAsync();
+        var port = node.Port.ToString(CultureInfo.InvariantCulture);
+        var (code, output) = RedisTools.Run("redis-cli", "SET a 1\nSET b 2\nMGET a b nope\nDEL a b nope\nEXISTS a\n", "-p", port);
+        Assert.Equal(0, code);
+        Assert.Equal("OK\nOK\n1\n2\n\n2\n0\n", output);
+        var (code3, output3) = RedisTools.Run("redis-cli", "", "-3", "-p", port, "HELLO", "3");
+        Assert.Equal(0, code3);
+        Assert.Contains("proto", output3);
+        Assert.Contains("3", output3);
+    }
+
+    [Fact]
+    public async Task RedisBenchmark_GetSetPipelined_ReportsThroughput()
+    {
+        await using var node = await RespTestNode.StartAsync();
+        var (code, output) = RedisTools.Run("redis-benchmark", "", "-h", "127.0.0.1", "-p", node.Port.ToString(CultureInfo.InvariantCulture),
+            "-t", "get,set", "-n", "20000", "-P", "16", "-q");
+        Assert.True(code == 0, $"redis-benchmark exited {code}: {output}");
+        foreach (var test in new[] { "SET", "GET" })
+        {
+            var m = Regex.Match(output, test + @": ([0-9.]+) requests per second");
+            Assert.True(m.Success, $"no {test} line in: {output}");
+            Assert.True(double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) > 0, output);
+        }
+        Assert.DoesNotContain("ERR", output);
+        // The benchmark's writes are real: its fixed key holds its 3-byte (random) value.
+        Assert.Equal("3", RedisTools.Cli(node.Port, "STRLEN", "key:__rand_int__"));
+    }
+
+    [Fact]
+    public async Task NonLoopbackNode_RequiresAuthAndIsolatesTenants()
+    {
+        await using var node = await RespTestNode.StartAsync(bind: IPAddress.Any);
+        node.Node.Tenants.Create("acme", "s3cret"u8.ToArray());
+        node.Node.Tenants.Create("other", "pw2"u8.ToArray());
+        var port = node.Port.ToString(CultureInfo.InvariantCulture);
+        Assert.StartsWith("NOAUTH", RedisTools.Cli(node.Port, "GET", "k"));
+        var (_, set) = RedisTools.Run("redis-cli", "", "-p", port, "--user", "acme", "--pass", "s3cret", "--no-auth-warning", "SET", "k", "acme-value");
+        Assert.Equal("OK", set.Trim());
+        var (_, get) = RedisTools.Run("redis-cli", "", "-p", port, "--user", "acme", "--pass", "s3cret", "--no-auth-warning", "GET", "k");
+        Assert.Equal("acme-value", get.Trim());
+        var (_, other) = RedisTools.Run("redis-cli", "", "-p", port, "--user", "other", "--pass", "pw2", "--no-auth-warning", "GET", "k");
+        Assert.Equal("", other.Trim());
+        var (_, wrong) = RedisTools.Run("redis-cli", "", "-p", port, "--user", "acme", "--pass", "nope", "--no-auth-warning", "GET", "k");
+        Assert.Contains("WRONGPASS", wrong);
+    }
+
+    [Fact]
+    public async Task ProtocolViolation_ClosesOnlyThatConnection()
+    {
+        await using var node = await RespTestNode.StartAsync();
+        using var bad = new TcpClient();
+        await bad.ConnectAsync(IPAddress.Loopback, node.Port);
+        using var good = new TcpClient();
+        await good.ConnectAsync(IPAddress.Loopback, node.Port);
+        var badStream = bad.GetStream();
+        await badStream.WriteAsync("*2\r\n$3\r\nGET\r\n$-7\r\n"u8.ToArray());
+        var reply = await ReadToEndAsync(badStream);
+        Assert.Equal("-ERR Protocol error: invalid bulk length\r\n", reply);
+        var goodStream = good.GetStream();
+        // A command split across two sends, then a pipeline of two.
+        await goodStream.WriteAsync("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r"u8.ToArray());
+        await Task.Delay(50);
+        await goodStream.WriteAsync("\nv1\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"u8.ToArray());
+        Assert.Equal("+OK\r\n$2\r\nv1\r\n", await ReadAsync(goodStream, 13));
+    }
+
+    private static async Task<string> ReadToEndAsync(NetworkStream stream)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var sb = new StringBuilder();
+        var buffer = new byte[1024];
+        int n;
+        while ((n = await stream.ReadAsync(buffer, cts.Token)) > 0)
+        {
+            sb.Append(Encoding.UTF8.GetString(buffer, 0, n));
+        }
+        return sb.ToString();
+    }
+
+    private static async Task<string> ReadAsync(NetworkStream stream, int length)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var buffer = new byte[length];
+        await stream.ReadExactlyAsync(buffer, cts.Token);
+        return Encoding.UTF8.GetString(buffer);
+    }
+}
