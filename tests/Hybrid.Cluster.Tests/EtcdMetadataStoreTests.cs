@@ -62,6 +62,17 @@ public sealed class EtcdMetadataStoreTests(EtcdFixture fixture) : MetadataStoreC
         Assert.Equal("mine", Text(await Store.GetAsync("/k")));
         Assert.Single(await Store.ListAsync("/"));
     }
+
+    [Fact]
+    public async Task OpenByLocation_Etcd_ReachesTheSameServer()
+    {
+        await Store.CompareAndSwapAsync("/k", MetadataRevision.Absent, Bytes("v"));
+
+        await using var opened = MetadataStores.Open("etcd:" + fixture.Etcd.ClientUrl);
+
+        Assert.IsType<EtcdMetadataStore>(opened);
+        Assert.Equal("v", Text(await opened.GetAsync(_prefix + "/k")));
+    }
 }
 
 /// <summary>etcd killed with SIGKILL under a client, then restarted on the same data directory.</summary>
@@ -80,6 +91,11 @@ public sealed class EtcdCrashTests
         {
             last = (await Counter.IncrementAsync(store, "/counter")).Revision;
         }
+
+        var metadata = new ClusterMetadata(store, "/cluster");
+        var ttl = TimeSpan.FromSeconds(3);
+        await using var registration = await metadata.RegisterNodeAsync(
+            new NodeInfo("n1", "127.0.0.1:7100"), ttl, keepAliveInterval: TimeSpan.FromMilliseconds(250));
 
         using var watchCts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var watching = Task.Run(async () =>
@@ -108,5 +124,11 @@ public sealed class EtcdCrashTests
         var (value, revision) = await Counter.IncrementAsync(store, "/counter");
         Assert.Equal(11, value);
         Assert.True(revision > last);
+
+        // The node's lease survived the outage (etcd restores leases on restart) and is renewed again:
+        // still registered after more than a TTL.
+        await Task.Delay(ttl + TimeSpan.FromSeconds(1));
+        Assert.Equal(["n1"], (await metadata.ListLiveNodesAsync()).Select(n => n.Id));
+        Assert.True(await store.KeepAliveAsync(registration.LeaseId));
     }
 }

@@ -168,6 +168,21 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
         Assert.Null(await Store.GetAsync("/nodes/n1"));
     }
 
+    [Fact]
+    public async Task OpenByLocation_FileOrPlainPath_OpensTheSameStore()
+    {
+        await Store.CompareAndSwapAsync("/k", MetadataRevision.Absent, Bytes("v"));
+
+        await using var byScheme = MetadataStores.Open("file:" + _dir.Path, _clock);
+        await using var byPath = MetadataStores.Open(_dir.Path, _clock);
+
+        Assert.IsType<FileMetadataStore>(byScheme);
+        Assert.Equal("v", Text(await byScheme.GetAsync("/k")));
+        Assert.Equal("v", Text(await byPath.GetAsync("/k")));
+        Assert.Throws<ArgumentException>(() => MetadataStores.Open("file:"));
+        Assert.Throws<ArgumentException>(() => MetadataStores.Open("etcd:127.0.0.1:2379"));
+    }
+
     private Process StartCounterProcess(int count)
     {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";

@@ -174,6 +174,9 @@ public sealed class EtcdProcess : IAsyncDisposable
                      "--listen-client-urls", client, "--advertise-client-urls", client,
                      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                      "--initial-cluster", "hybrid=" + peer,
+                     // Every state update is a new revision: keep a bounded history (watchers further
+                     // behind get MetadataCompactedException and re-read).
+                     "--auto-compaction-mode", "revision", "--auto-compaction-retention", "10000",
                  })
         {
             info.ArgumentList.Add(arg);
