@@ -56,8 +56,18 @@ ASSUME /\ KeyRange \in [Keys -> Ranges]
        /\ MaxMigrations \in Nat /\ MaxWrites \in Nat
 
 VARIABLES
-    up, owner, view, hist, handoff, coreView,  \* The Cuts variables: see Cuts.tla.
-    sessMap, sessView, req, revokes, crashes, lastExec,
+    up,          \* Cuts: [Nodes -> BOOLEAN], the node is running.
+    owner,       \* Cuts: [Ranges -> Nodes], owner of each range in the metadata.
+    view,        \* Cuts: [Nodes -> Nat], the node's newest view number.
+    hist,        \* Cuts: [Nodes -> Seq(SUBSET Ranges)], hist[n][v] = ranges n owns in view v.
+    handoff,     \* Cuts: [Ranges -> SUBSET [src, tgt, v]] (<= 1), ownership change in progress.
+    coreView,    \* Cuts: [Nodes -> [Cores -> Nat]], view each core executes in (0 = down).
+    sessMap,     \* Cuts: [Sessions -> [Ranges -> Nodes]], the session's cached owner map.
+    sessView,    \* Cuts: [Sessions -> [Nodes -> Nat]], the session's cached view of each node.
+    req,         \* Cuts: [Sessions -> SUBSET [rng, node, view, rejected]] (<= 1), outstanding batch.
+    revokes,     \* Cuts: Nat, number of Revoke (here BeginMigration) steps.
+    crashes,     \* Cuts: Nat, number of Crash steps.
+    lastExec,    \* Cuts: SUBSET [node, core, bview, cview] (<= 1), the last executed batch.
     store,       \* [Nodes -> [Keys -> Nat]]: version of each key in memory (0 = absent).
     durable,     \* [Nodes -> [Keys -> Nat]]: version of each key in the node's log/checkpoint.
     floor,       \* [Nodes -> Nat]: the node's version floor (highest version issued; durable).
