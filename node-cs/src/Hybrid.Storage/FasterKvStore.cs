@@ -31,7 +31,7 @@ public sealed class FasterKvStore : IKvStore
     private readonly ManualResetEventSlim _commitWake = new(false);
     private readonly Thread? _committer;
     private readonly Thread? _checkpointer;
-    private volatile int _committerSleeping;
+    private int _committerSleeping;
     private long _floor;
     private long _retiredMaxVersion;
     private long _lastCheckpointSequence;
@@ -284,7 +284,7 @@ public sealed class FasterKvStore : IKvStore
         if (_opLog is null)
             return 0;
         _opLog.Enqueue(new LogEntryHeader { Kind = LogEntryKind.Record }, ref key, ref value, out long address);
-        if (Options.Durability == DurabilityMode.Sync && _committerSleeping != 0)
+        if (Options.Durability == DurabilityMode.Sync && Volatile.Read(ref _committerSleeping) != 0)
             _commitWake.Set();
         return address + 1;
     }
@@ -337,10 +337,10 @@ public sealed class FasterKvStore : IKvStore
                         continue;
                 }
                 _commitWake.Reset();
-                _committerSleeping = 1;
+                Interlocked.Exchange(ref _committerSleeping, 1); // full fence before re-reading the tail (Dekker with writers)
                 if (!sync || log.TailAddress <= Volatile.Read(ref log.CommittedUntilAddress))
                     _commitWake.Wait(idleMs, _stop.Token);
-                _committerSleeping = 0;
+                Volatile.Write(ref _committerSleeping, 0);
             }
             catch (OperationCanceledException)
             {
@@ -476,6 +476,7 @@ public sealed class FasterKvStore : IKvStore
     /// <summary>After recovery the per-tenant bytes are recomputed from the live records (one pass over the log).</summary>
     private void RebuildTenantCounters()
     {
+        Counters.Clear(); // replay counted its own writes; the pass below counts every live record once
         using var scanner = new SlotScanner(this, CreateSession());
         foreach (var cursor in PlanScan(1))
         {

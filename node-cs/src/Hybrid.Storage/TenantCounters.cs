@@ -26,6 +26,9 @@ internal sealed class TenantCounters
         Volatile.Write(ref cell, cell + delta);
     }
 
+    /// <summary>Forgets all counts (recovery recomputes them; no session may be writing).</summary>
+    public void Clear() => _cells.Clear();
+
     public long Total(uint tenant)
     {
         if (!_cells.TryGetValue(tenant, out var cells))
