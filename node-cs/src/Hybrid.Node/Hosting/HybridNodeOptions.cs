@@ -60,8 +60,8 @@ public sealed record HybridNodeOptions
             if (port is < -1 or > 65535)
                 throw new ArgumentException($"{name} must be -1 (off), 0 (ephemeral) or a port", name);
         }
-        if (MemoryBudgetBytes < 1 << 20)
-            throw new ArgumentException("MemoryBudgetBytes must be at least 1 MiB", nameof(MemoryBudgetBytes));
+        if (MemoryBudgetBytes <= 0)
+            throw new ArgumentException("MemoryBudgetBytes must be positive (the store checks it against its page size)", nameof(MemoryBudgetBytes));
         Limits.Validate();
     }
 

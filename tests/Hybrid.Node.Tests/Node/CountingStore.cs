@@ -1,0 +1,86 @@
+using System.Buffers;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Tests.Node;
+
+/// <summary>Wraps the real store to count operations that went pending (so a test can prove the cold-read path ran).</summary>
+internal sealed class CountingStore(IKvStore inner) : IKvStore
+{
+    private long _pending;
+
+    internal long PendingOperations => Interlocked.Read(ref _pending);
+
+    public StoreOptions Options => inner.Options;
+
+    public ulong MaxVersion => inner.MaxVersion;
+
+    public IKvSession NewSession() => new Session(inner.NewSession(), this);
+
+    public ISlotScanner NewScanner() => inner.NewScanner();
+
+    public ScanCursor[] PlanScan(int partitions, long from = 0) => inner.PlanScan(partitions, from);
+
+    public void RaiseVersionFloor(ulong floor) => inner.RaiseVersionFloor(floor);
+
+    public long DropSlots(int slotLo, int slotHi) => inner.DropSlots(slotLo, slotHi);
+
+    public long TenantBytes(uint tenant) => inner.TenantBytes(tenant);
+
+    public StoreMetrics GetMetrics() => inner.GetMetrics();
+
+    public bool IsDurable(long sequence) => inner.IsDurable(sequence);
+
+    public ValueTask WaitDurableAsync(long sequence, CancellationToken cancellationToken = default) => inner.WaitDurableAsync(sequence, cancellationToken);
+
+    public ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default) => inner.CheckpointAsync(cancellationToken);
+
+    public void Dispose() => inner.Dispose();
+
+    private sealed class Session(IKvSession inner, CountingStore owner) : IKvSession
+    {
+        public int PendingCount => inner.PendingCount;
+
+        public long LastWriteSequence => inner.LastWriteSequence;
+
+        private StoreResult Count(StoreResult result)
+        {
+            if (result.IsPending)
+                Interlocked.Increment(ref owner._pending);
+            return result;
+        }
+
+        public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context) =>
+            Count(inner.Get(tenant, table, key, output, context));
+
+        public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink) =>
+            inner.MultiGet(tenant, table, keys, firstContext, sink);
+
+        public StoreResult Put(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+            Count(inner.Put(tenant, table, key, value, context));
+
+        public StoreResult PutIfVersion(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion, ulong context) =>
+            Count(inner.PutIfVersion(tenant, table, key, value, expectedVersion, context));
+
+        public StoreResult PutIfAbsent(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+            Count(inner.PutIfAbsent(tenant, table, key, value, context));
+
+        public StoreResult PutIfExists(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+            Count(inner.PutIfExists(tenant, table, key, value, context));
+
+        public StoreResult Delete(uint tenant, uint table, ReadOnlySpan<byte> key, ulong context) =>
+            Count(inner.Delete(tenant, table, key, context));
+
+        public StoreResult Increment(uint tenant, uint table, ReadOnlySpan<byte> key, long delta, ulong context) =>
+            Count(inner.Increment(tenant, table, key, delta, context));
+
+        public StoreResult Append(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+            Count(inner.Append(tenant, table, key, value, context));
+
+        public StoreResult ApplyPulled(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version, ulong context) =>
+            Count(inner.ApplyPulled(tenant, table, key, value, version, context));
+
+        public int CompletePending(ICompletionSink sink, bool wait = false) => inner.CompletePending(sink, wait);
+
+        public void Dispose() => inner.Dispose();
+    }
+}
