@@ -157,6 +157,21 @@ public abstract class MetadataStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CompareAndSwapMany_AtTheOperationLimit_Applies_AndBeyondIsRejected()
+    {
+        var ops = Enumerable.Range(0, MetadataOp.MaxPerTransaction)
+            .Select(i => MetadataOp.Put($"/many/{i:D3}", MetadataRevision.Absent, Bytes("x")))
+            .ToArray();
+
+        Assert.True((await Store.CompareAndSwapManyAsync(ops)).Succeeded);
+        Assert.Equal(MetadataOp.MaxPerTransaction, (await Store.ListAsync("/many/")).Count);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.CompareAndSwapManyAsync(
+            [.. ops, MetadataOp.Put("/many/extra", MetadataRevision.Absent, Bytes("x"))]));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.CompareAndSwapManyAsync([]));
+        Assert.Null(await Store.GetAsync("/many/extra"));
+    }
+
+    [Fact]
     public async Task Delete_RequiresTheCurrentRevision()
     {
         var first = await Store.CompareAndSwapAsync("/d", MetadataRevision.Absent, Bytes("1"));

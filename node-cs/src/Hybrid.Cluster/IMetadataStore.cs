@@ -112,6 +112,9 @@ public enum MetadataOpKind
 public sealed record MetadataOp(
     MetadataOpKind Kind, string Key, long ExpectedRevision, ReadOnlyMemory<byte> Value = default, long LeaseId = 0)
 {
+    /// <summary>Most operations one transaction may hold (etcd's default <c>--max-txn-ops</c>), in every store.</summary>
+    public const int MaxPerTransaction = 128;
+
     /// <summary>Write <paramref name="value"/> if the key is at <paramref name="expectedRevision"/>.</summary>
     public static MetadataOp Put(string key, long expectedRevision, ReadOnlyMemory<byte> value, long leaseId = 0) =>
         new(MetadataOpKind.Put, key, expectedRevision, value, leaseId);

@@ -27,10 +27,13 @@ internal static class MetadataChecks
         Expected(expectedRevision);
     }
 
-    /// <summary>Validates a transaction: known kinds, valid revisions, each key at most once.</summary>
+    /// <summary>Validates a transaction: 1 to <see cref="MetadataOp.MaxPerTransaction"/> operations,
+    /// valid revisions, each key at most once.</summary>
     public static void Operations(IReadOnlyList<MetadataOp> operations)
     {
         ArgumentNullException.ThrowIfNull(operations);
+        ArgumentOutOfRangeException.ThrowIfZero(operations.Count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(operations.Count, MetadataOp.MaxPerTransaction);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var op in operations)
         {
