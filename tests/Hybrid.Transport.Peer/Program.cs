@@ -30,7 +30,7 @@ internal static class Program
         }
         catch (TransportException e)
         {
-            Say($"error {e.Error} {e.Message}");
+            Say($"error {e.Error} {e.Message} {e.InnerException?.Message}");
             return 2;
         }
     }

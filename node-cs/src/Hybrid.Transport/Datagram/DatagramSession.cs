@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace Hybrid.Transport.Datagram;
 
@@ -301,6 +302,8 @@ internal sealed class DatagramSession : ITransportConnection
         }
     }
 
+    // Pooled state machine: a receive that completes asynchronously allocates nothing in the steady state.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TransportMessage> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         var backoff = new Backoff();

@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace Hybrid.Transport.SharedMemory;
 
@@ -152,6 +153,8 @@ internal sealed class ShmConnection : ITransportConnection
         }
     }
 
+    // Pooled state machine: a receive that completes asynchronously allocates nothing in the steady state.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TransportMessage> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         var backoff = new Backoff();

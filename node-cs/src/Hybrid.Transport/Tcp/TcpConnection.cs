@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace Hybrid.Transport.Tcp;
 
@@ -86,6 +87,8 @@ internal sealed class TcpConnection : ITransportConnection
         return TryTake(out message);
     }
 
+    // Pooled state machine: a receive that completes asynchronously allocates nothing in the steady state.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TransportMessage> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         try
