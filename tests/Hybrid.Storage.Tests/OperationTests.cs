@@ -291,4 +291,21 @@ public sealed class OperationTests : IDisposable
         Assert.Equal(0, m.OperationLogBytes);
         Assert.True(_store.IsDurable(_s.LastWriteSequence));
     }
+
+    [Fact]
+    public void ConcurrentIncrements_FromTwoSessions_AreAllApplied()
+    {
+        const int perThread = 3000;
+        var threads = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            using var s = _store.NewSession();
+            for (int i = 0; i < perThread; i++)
+                s.Now(x => x.Increment(1, 1, B("shared"), 1, 0));
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        var (r, v) = _s.GetNow("shared");
+        Assert.Equal((2 * perThread).ToString(System.Globalization.CultureInfo.InvariantCulture), v);
+        Assert.Equal((ulong)(2 * perThread), r.Version);
+    }
 }

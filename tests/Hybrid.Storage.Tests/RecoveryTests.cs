@@ -123,7 +123,9 @@ public sealed class RecoveryTests : IDisposable
     {
         // Writers acknowledge a write only once IsDurable(sequence) holds, as a worker in sync mode does; then the
         // store is abandoned without a clean close while more (unacknowledged) writes are in flight.
-        var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        // Checkpoints run meanwhile, so recovery combines a checkpoint taken under load with the log after it.
+        var options = _dir.Options(DurabilityMode.Sync) with { CheckpointInterval = TimeSpan.FromMilliseconds(50) };
+        var store = FasterKvStore.Open(options);
         var acknowledged = new System.Collections.Concurrent.ConcurrentDictionary<string, ulong>();
         using var stop = new CancellationTokenSource();
         var writers = Enumerable.Range(0, 2).Select(w => new Thread(() =>
@@ -152,14 +154,14 @@ public sealed class RecoveryTests : IDisposable
             }
         })).ToList();
         writers.ForEach(t => t.Start());
-        SpinWait.SpinUntil(() => acknowledged.Count >= 300, TimeSpan.FromSeconds(60));
+        SpinWait.SpinUntil(() => acknowledged.Count >= 300 && store.GetMetrics().LastCheckpointSequence > 0, TimeSpan.FromSeconds(60));
         stop.Cancel();
         writers.ForEach(t => t.Join());
         var snapshot = acknowledged.ToArray();
         store.SimulateCrash();
 
         Assert.True(snapshot.Length >= 300, $"only {snapshot.Length} keys acknowledged");
-        using var reopened = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        using var reopened = FasterKvStore.Open(options);
         using var r = reopened.NewSession();
         foreach (var (key, version) in snapshot)
         {
