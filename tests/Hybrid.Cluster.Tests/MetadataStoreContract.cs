@@ -253,12 +253,18 @@ public abstract class MetadataStoreContract : IAsyncLifetime
     {
         var lease = await Store.GrantLeaseAsync(LeaseTtl);
         Assert.True((await Store.CompareAndSwapAsync("/nodes/n1", MetadataRevision.Absent, Bytes("a"), lease)).Succeeded);
-        Assert.True((await Store.CompareAndSwapAsync("/config", MetadataRevision.Absent, Bytes("c"))).Succeeded);
+        var config = await Store.CompareAndSwapAsync("/config", MetadataRevision.Absent, Bytes("c"));
+        Assert.True(config.Succeeded);
         Assert.Equal(lease, (await Store.GetAsync("/nodes/n1"))!.LeaseId);
 
         await ElapseAsync(LeaseTtl + TimeSpan.FromSeconds(1));
 
         Assert.True(await EventuallyAsync(async () => await Store.GetAsync("/nodes/n1") is null));
+        using var cts = new CancellationTokenSource(Patience);
+        await using var watch = Store.WatchAsync("/nodes/", config.Revision, cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await watch.MoveNextAsync());
+        Assert.Equal((WatchEventKind.Delete, "/nodes/n1"), (watch.Current.Kind, watch.Current.Key));
+        Assert.True(watch.Current.Revision > config.Revision);
         Assert.Empty(await Store.ListAsync("/nodes/"));
         Assert.Equal("c", Text(await Store.GetAsync("/config")));
         Assert.False(await Store.KeepAliveAsync(lease));
