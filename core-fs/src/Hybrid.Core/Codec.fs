@@ -170,6 +170,29 @@ module OfMigration =
                   prev = asInt path (field path "prev" e)
                   ``new`` = asInt path (field path "new" e) }) (f "lastWrite") }
 
+    /// The Migration constants as a constants object (the shape `configOf` reads).
+    let constants (cfg: Config) : Value =
+        let c = cfg.Cuts
+        obj
+            [ "Nodes", strSet c.Nodes
+              "Cores", strSet c.Cores
+              "Ranges", strSet c.Ranges
+              "Sessions", strSet c.Sessions
+              "InitOwner", fcn str c.InitOwner
+              "MaxCrashes", int c.MaxCrashes
+              "Bug", str c.Bug
+              "Keys", strSet cfg.Keys
+              "KeyRange", fcn str cfg.KeyRange
+              "Partitions", strSet cfg.Partitions
+              "PartKeys",
+              Value.Obj(
+                  c.Ranges
+                  |> Seq.map (fun r ->
+                      r, Value.Obj(cfg.Partitions |> Seq.map (fun p -> p, Value.Arr(partKeys cfg r p |> List.map str)) |> Map.ofSeq))
+                  |> Map.ofSeq)
+              "MaxWrites", int cfg.MaxWrites
+              "MaxMigrations", int cfg.MaxMigrations ]
+
     /// The Migration constants from a constants object (`PartKeys` nested as `{r: {p: [keys]}}`).
     let configOf (v: Value) : Config =
         let f name = field "constants" name v

@@ -125,3 +125,13 @@ let rec render (v: Value) : string =
     | Value.Bool b -> if b then "true" else "false"
     | Value.Arr xs -> "[" + (xs |> List.map render |> String.concat ",") + "]"
     | Value.Obj m -> "{" + (m |> Map.toList |> List.map (fun (k, x) -> quote k + ":" + render x) |> String.concat ",") + "}"
+
+/// What changed from `before` to `after`: for objects, only the keys whose values differ
+/// (recursively); anything else, the new value. None when nothing changed. This is the shape of a
+/// trace line's partial post-state (`agrees` is its inverse check).
+let rec diff (before: Value) (after: Value) : Value option =
+    match before, after with
+    | _ when before = after -> None
+    | Value.Obj b, Value.Obj a when Set.ofSeq b.Keys = Set.ofSeq a.Keys ->
+        Some(Value.Obj(a |> Map.toSeq |> Seq.choose (fun (k, v) -> diff b[k] v |> Option.map (fun d -> k, d)) |> Map.ofSeq))
+    | _ -> Some after
