@@ -1,5 +1,7 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Text;
 
 namespace Hybrid.Transport.Peer;
 
@@ -144,6 +146,7 @@ internal sealed class VethPair : IDisposable
     {
         A = $"hyb{id}a";
         B = $"hyb{id}b";
+        Run("ip", $"link del {A}", mustSucceed: false); // left over by a run that was killed
         Run("ip", $"link add {A} type veth peer name {B}");
         foreach (var side in new[] { A, B })
         {
@@ -178,4 +181,60 @@ internal sealed class VethPair : IDisposable
     }
 
     public void Dispose() => Run("ip", $"link del {A}", mustSucceed: false);
+}
+
+/// <summary>
+/// The toy service the peers and the tests run behind a listener: "W key value" stores and counts one
+/// execution, "R key" reads, "C" answers the number of writes executed (4 bytes), "E…" echoes (benchmark).
+/// The execution counter is how tests prove that no retransmitted write ran twice. Thread-safe.
+/// </summary>
+internal sealed class KvService
+{
+    private readonly Dictionary<string, string> _store = [];
+    private readonly Lock _gate = new();
+
+    /// <summary>Writes executed so far.</summary>
+    public int Executed { get; private set; }
+
+    public byte[] Execute(ReadOnlySpan<byte> request)
+    {
+        if (request.Length > 0 && request[0] == (byte)'E')
+            return request.ToArray();
+        var parts = Encoding.UTF8.GetString(request).Split(' ', 3);
+        lock (_gate)
+        {
+            switch (parts[0])
+            {
+                case "W":
+                    _store[parts[1]] = parts[2];
+                    Executed++;
+                    return "ok"u8.ToArray();
+                case "R":
+                    return Encoding.UTF8.GetBytes(_store.GetValueOrDefault(parts[1], ""));
+                default:
+                    var count = new byte[4];
+                    BinaryPrimitives.WriteInt32LittleEndian(count, Executed);
+                    return count;
+            }
+        }
+    }
+
+    /// <summary>Answers every request of one session until it ends; returns why it ended.</summary>
+    public async Task<TransportError> ServeAsync(ITransportConnection session)
+    {
+        while (true)
+        {
+            try
+            {
+                byte[] reply;
+                using (var request = await session.ReceiveAsync())
+                    reply = Execute(request.Span);
+                await session.SendAsync(reply);
+            }
+            catch (TransportException e)
+            {
+                return e.Error;
+            }
+        }
+    }
 }

@@ -41,16 +41,11 @@ internal static class Program
         Console.Out.Flush();
     }
 
-    /// <summary>
-    /// The server: "W key value" stores and counts one execution, "R key" reads, "C" answers the number of
-    /// writes executed, "E..." echoes (benchmark). One task per session; keeps running when a session dies.
-    /// </summary>
+    /// <summary>The server: <see cref="KvService"/> behind the listener, one task per session; it keeps running when a session dies.</summary>
     private static async Task<int> ServeAsync(ITransport transport, PeerArgs peer)
     {
         await using var listener = transport.Listen(peer.Address);
-        var store = new Dictionary<string, string>();
-        int executed = 0;
-        var gate = new Lock();
+        var service = new KvService();
         Say($"ready {listener.Address}");
         while (true)
         {
@@ -59,56 +54,10 @@ internal static class Program
             {
                 await using (connection)
                 {
-                    while (true)
-                    {
-                        TransportMessage request;
-                        try
-                        {
-                            request = await connection.ReceiveAsync();
-                        }
-                        catch (TransportException e)
-                        {
-                            Say($"session-end {e.Error} {e.Message}");
-                            return;
-                        }
-                        byte[] reply;
-                        using (request)
-                        {
-                            lock (gate)
-                                reply = Execute(request.Span, store, ref executed);
-                        }
-                        try
-                        {
-                            await connection.SendAsync(reply);
-                        }
-                        catch (TransportException e)
-                        {
-                            Say($"session-end {e.Error} {e.Message}");
-                            return;
-                        }
-                    }
+                    var error = await service.ServeAsync(connection);
+                    Say($"session-end {error}");
                 }
             });
-        }
-    }
-
-    private static byte[] Execute(ReadOnlySpan<byte> request, Dictionary<string, string> store, ref int executed)
-    {
-        if (request.Length > 0 && request[0] == (byte)'E')
-            return request.ToArray();
-        var parts = Encoding.UTF8.GetString(request).Split(' ', 3);
-        switch (parts[0])
-        {
-            case "W":
-                store[parts[1]] = parts[2];
-                executed++;
-                return "ok"u8.ToArray();
-            case "R":
-                return Encoding.UTF8.GetBytes(store.GetValueOrDefault(parts[1], ""));
-            default:
-                var count = new byte[4];
-                BinaryPrimitives.WriteInt32LittleEndian(count, executed);
-                return count;
         }
     }
 

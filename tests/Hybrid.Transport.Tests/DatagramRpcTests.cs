@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
 using Hybrid.Transport.Datagram;
+using Hybrid.Transport.Peer;
 
 namespace Hybrid.Transport.Tests;
 
@@ -42,46 +42,10 @@ public sealed class DatagramRpcTests
         }
     }
 
-    /// <summary>
-    /// A key-value server: "W key value" stores and counts one execution, "R key" reads, "C" returns the number of
-    /// writes executed. Returns the error that ended the session.
-    /// </summary>
-    private static async Task<TransportError> KvServerAsync(ITransportListener listener, Dictionary<string, string> store, StrongBox<int> executed)
+    private static async Task<TransportError> KvServerAsync(ITransportListener listener, KvService service)
     {
         await using var connection = await listener.AcceptAsync();
-        while (true)
-        {
-            TransportMessage request;
-            try
-            {
-                request = await connection.ReceiveAsync();
-            }
-            catch (TransportException e)
-            {
-                return e.Error;
-            }
-            byte[] reply;
-            using (request)
-            {
-                var text = System.Text.Encoding.UTF8.GetString(request.Span).Split(' ', 3);
-                switch (text[0])
-                {
-                    case "W":
-                        store[text[1]] = text[2];
-                        executed.Value++;
-                        reply = "ok"u8.ToArray();
-                        break;
-                    case "R":
-                        reply = System.Text.Encoding.UTF8.GetBytes(store.GetValueOrDefault(text[1], ""));
-                        break;
-                    default:
-                        reply = new byte[4];
-                        BinaryPrimitives.WriteInt32LittleEndian(reply, executed.Value);
-                        break;
-                }
-            }
-            await connection.SendAsync(reply);
-        }
+        return await service.ServeAsync(connection);
     }
 
     private static async Task<string> CallAsync(ITransportConnection connection, string request)
@@ -96,9 +60,8 @@ public sealed class DatagramRpcTests
     {
         using var pair = new Pair(dropRate: 0.2, TimeSpan.FromSeconds(5));
         await using var listener = pair.Server.Listen("7100");
-        var store = new Dictionary<string, string>();
-        var executed = new StrongBox<int>();
-        var server = Task.Run(() => KvServerAsync(listener, store, executed));
+        var service = new KvService();
+        var server = Task.Run(() => KvServerAsync(listener, service));
         var session = (DatagramSession)await pair.Client.ConnectAsync("7100");
         for (int i = 0; i < 100; i++)
             Assert.Equal("ok", await CallAsync(session, $"W k{i} v{i}"));
@@ -111,7 +74,7 @@ public sealed class DatagramRpcTests
         Assert.True(pair.ClientLink.Dropped > 0 && pair.ServerLink.Dropped > 0);
         session.Dispose();
         Assert.Equal(TransportError.Closed, await server.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.Equal(100, executed.Value);
+        Assert.Equal(100, service.Executed);
     }
 
     [Fact]
@@ -149,7 +112,7 @@ public sealed class DatagramRpcTests
     {
         using var pair = new Pair(dropRate: 0.1, TimeSpan.FromSeconds(5));
         await using var listener = pair.Server.Listen("2");
-        var server = Task.Run(() => KvServerAsync(listener, [], new StrongBox<int>()));
+        var server = Task.Run(() => KvServerAsync(listener, new KvService()));
         await using var client = await pair.Client.ConnectAsync("2");
         for (int i = 0; i < 20; i++)
             await client.SendAsync(System.Text.Encoding.UTF8.GetBytes($"W k{i} v{i}"));
@@ -180,7 +143,7 @@ public sealed class DatagramRpcTests
     {
         using var pair = new Pair(dropRate: 0, TimeSpan.FromMilliseconds(300));
         await using var listener = pair.Server.Listen("4");
-        var server = Task.Run(() => KvServerAsync(listener, [], new StrongBox<int>()));
+        var server = Task.Run(() => KvServerAsync(listener, new KvService()));
         var client = await pair.Client.ConnectAsync("4");
         Assert.Equal("ok", await CallAsync(client, "W a b"));
         // The client "dies": it stops polling, so no keepalive reaches the server.
