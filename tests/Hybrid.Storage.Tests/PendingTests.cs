@@ -105,4 +105,35 @@ public sealed class PendingTests : IDisposable
         Assert.StartsWith("value-of-" + _keys[0], Encoding.UTF8.GetString(sink.Results[11].Value));
         Assert.Equal(StoreStatus.NotFound, sink.Results[12].Result.Status);
     }
+
+    private sealed class ChainingSink(IKvSession session) : ICompletionSink
+    {
+        public readonly Dictionary<ulong, string> Values = [];
+        public readonly ArrayBufferWriter<byte> Own = new();
+
+        public void OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value)
+        {
+            Values[context] = Encoding.UTF8.GetString(value);
+            if (context == 1)
+            {
+                // A follow-up read started from inside the sink writes to its own output (or completes later).
+                Own.ResetWrittenCount();
+                var next = session.Get(1, 1, B("hot"), Own, 2);
+                if (!next.IsPending)
+                    Values[2] = Encoding.UTF8.GetString(Own.WrittenSpan);
+            }
+        }
+    }
+
+    [Fact]
+    public void Sink_MayStartOperations()
+    {
+        _s.PutNow("hot", "hot-value");
+        var sink = new ChainingSink(_s);
+        Assert.True(_s.Get(1, 1, B(_keys[0]), new ArrayBufferWriter<byte>(), 1).IsPending);
+        while (_s.PendingCount > 0)
+            _s.CompletePending(sink, wait: true);
+        Assert.StartsWith("value-of-" + _keys[0], sink.Values[1]);
+        Assert.Equal("hot-value", sink.Values[2]);
+    }
 }

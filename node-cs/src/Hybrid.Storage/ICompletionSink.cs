@@ -4,6 +4,12 @@ namespace Hybrid.Storage;
 /// Receives the results of operations that returned <see cref="StoreStatus.Pending"/>. Implemented by the worker
 /// (typically once, reused); called only from inside <see cref="IKvSession.CompletePending"/> on the session's thread.
 /// </summary>
+/// <remarks>
+/// WARNING: an implementation may start single-key operations on the same session (they behave as usual, and those
+/// that go pending complete in a later <see cref="IKvSession.CompletePending"/>), but must not call
+/// <see cref="IKvSession.MultiGet"/> or <see cref="IKvSession.CompletePending"/> (they reuse the buffer that
+/// <c>value</c> points into).
+/// </remarks>
 public interface ICompletionSink
 {
     /// <summary>

@@ -96,7 +96,11 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         StoreResult result = status.IsFaulted ? StoreResult.Of(StoreStatus.Error)
             : status.Found ? output.ToResult() : StoreResult.Of(StoreStatus.NotFound);
         Completed++;
+        // A Get started by the sink must write to its own output, not to Scratch.
+        bool completing = Completing;
+        Completing = false;
         Sink?.OnCompleted(ctx, result, Scratch.WrittenSpan);
+        Completing = completing;
         Scratch.ResetWrittenCount();
     }
 
