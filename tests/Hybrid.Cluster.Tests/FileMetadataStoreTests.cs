@@ -48,6 +48,34 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
     }
 
     [Fact]
+    public async Task Watch_OnAnotherInstance_SeesWritesMadeThroughThisOne()
+    {
+        await using var other = Open();
+        var start = await Store.CompareAndSwapAsync("/w/seed", MetadataRevision.Absent, Bytes("0"));
+        using var cts = new CancellationTokenSource(Patience);
+        var watching = Task.Run(async () =>
+        {
+            var keys = new List<string>();
+            await foreach (var e in other.WatchAsync("/w/", start.Revision, cts.Token))
+            {
+                keys.Add(e.Key);
+                if (keys.Count == 2)
+                {
+                    return keys;
+                }
+            }
+
+            return keys;
+        });
+
+        await Task.Delay(50); // so the writes mostly arrive while the watcher polls, not in its first read
+        await Store.CompareAndSwapAsync("/w/a", MetadataRevision.Absent, Bytes("1"));
+        await Store.CompareAndSwapAsync("/w/b", MetadataRevision.Absent, Bytes("2"));
+
+        Assert.Equal(["/w/a", "/w/b"], await watching);
+    }
+
+    [Fact]
     public async Task TwoProcesses_SameDirectory_LoseNoUpdate()
     {
         const int perProcess = 40;
