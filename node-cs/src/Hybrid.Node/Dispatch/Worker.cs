@@ -176,6 +176,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     {
         _view = _node.View.Refresh(WorkerIndex);
         Quotas.Refresh(_node.Store, _node.Tenants, now);
+        Metrics.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
         _nextRefresh = now + _refreshTicks;
     }
 

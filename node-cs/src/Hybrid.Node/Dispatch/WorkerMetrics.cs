@@ -24,6 +24,8 @@ internal sealed class WorkerMetrics
     internal long Steals;
     internal long HandlerErrors;
     internal long BatchMicrosSum;
+    /// <summary>Bytes this worker thread allocated since it started (read at each refresh): the hot path should add ~0 per request.</summary>
+    internal long AllocatedBytes;
     internal readonly long[] LatencyBuckets = new long[BucketCount + 1];
     internal readonly long[] Rejections = new long[256];
 

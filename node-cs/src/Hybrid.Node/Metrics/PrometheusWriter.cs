@@ -62,6 +62,9 @@ internal static class PrometheusWriter
         Header(text, "hybrid_worker_steals_total", "counter", "Connections a worker ran for a busy sibling.");
         foreach (var worker in workers)
             Line(text, "hybrid_worker_steals_total", $"worker=\"{worker.WorkerIndex}\"", Volatile.Read(ref worker.Metrics.Steals));
+        Header(text, "hybrid_worker_allocated_bytes_total", "counter", "Managed bytes allocated by each worker thread (the request path should allocate nothing).");
+        foreach (var worker in workers)
+            Line(text, "hybrid_worker_allocated_bytes_total", $"worker=\"{worker.WorkerIndex}\"", Volatile.Read(ref worker.Metrics.AllocatedBytes));
         Header(text, "hybrid_received_bytes_total", "counter", "Bytes received from clients.");
         Line(text, "hybrid_received_bytes_total", null, workers.Sum(w => Volatile.Read(ref w.Metrics.BytesIn)));
         Header(text, "hybrid_sent_bytes_total", "counter", "Bytes sent to clients.");
