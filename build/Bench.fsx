@@ -1,11 +1,177 @@
 // Benchmarks (owned by the bench work): BenchmarkDotNet micro-benchmarks and the load tool.
 module Bench
 
+open System
+open System.Diagnostics
+open System.Globalization
+open System.IO
+open System.Text
 open Common
 
 let bench (args: string list) =
     let filter = match args with [] -> "*" | f :: _ -> f
     exec "dotnet" (sprintf "run -c Release --project node-cs/bench/Hybrid.Bench -- --filter \"%s\"" filter)
 
-let benchCompare (_args: string list) =
-    failwith "bench-compare: not implemented yet"
+// ---------------------------------------------------------------------------------------------------------------
+// bench-compare: the HybridKV node, Redis and Garnet side by side, driven by the same redis-benchmark.
+// Each server runs alone on 127.0.0.1, is preloaded with 1,000,000 keys of 100-byte values (the keys
+// redis-benchmark -r 1000000 picks), then measured with GET and SET at pipeline 1 and 32 (50 clients).
+// ---------------------------------------------------------------------------------------------------------------
+
+let private garnetVersion = "2.2.8"
+let private keys = 1_000_000
+let private valueSize = 100
+let private inv = CultureInfo.InvariantCulture
+
+type private Server = { Name: string; Port: int; Command: string }
+
+type private Result = { Rps: float; P50: float; P99: float }
+
+/// Installs garnet-server (a dotnet tool) into .tools/garnet once; returns its path.
+let private ensureGarnet () =
+    let dir = Path.Combine(root, ".tools", "garnet")
+    let exe = Path.Combine(dir, "garnet-server")
+    if not (File.Exists exe) then
+        exec "dotnet" (sprintf "tool install garnet-server --version %s --tool-path %s" garnetVersion dir)
+    exe
+
+/// The RESP commands that SET every key redis-benchmark -r 1000000 uses ("key:" + 12 digits), written once.
+let private preloadFile () =
+    let path = Path.Combine(Path.GetTempPath(), sprintf "hybrid-preload-%d-%d.resp" keys valueSize)
+    if not (File.Exists path) then
+        let value = String('v', valueSize)
+        use w = new StreamWriter(path, false, UTF8Encoding(false), 1 <<< 20)
+        w.NewLine <- "\r\n"
+        for i in 0 .. keys - 1 do
+            w.Write(sprintf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$%d\r\n%s\r\n" i valueSize value)
+    path
+
+let private cli (port: int) (args: string) =
+    capture "redis-cli" (sprintf "-h 127.0.0.1 -p %d %s" port args)
+
+let private waitReady (server: Server) (p: Process) =
+    let deadline = DateTime.UtcNow.AddSeconds 90.
+    let rec loop () =
+        if p.HasExited then failwithf "%s exited with %d while starting" server.Name p.ExitCode
+        match cli server.Port "PING" with
+        | 0, lines when lines |> List.exists (fun l -> l.Contains "PONG") -> ()
+        | _ when DateTime.UtcNow > deadline -> failwithf "%s did not answer PING on port %d" server.Name server.Port
+        | _ ->
+            Threading.Thread.Sleep 200
+            loop ()
+    loop ()
+
+/// Starts a server through `sh -c exec` (so the PID is the server's), its output going to a log file.
+let private start (server: Server) =
+    let log = Path.Combine(Path.GetTempPath(), sprintf "hybrid-bench-compare-%s.log" server.Name)
+    let psi = ProcessStartInfo("sh", sprintf "-c \"exec %s > %s 2>&1\"" server.Command log, WorkingDirectory = root, UseShellExecute = false)
+    let p = Process.Start psi
+    waitReady server p
+    p
+
+let private stop (p: Process) =
+    run "kill" (string p.Id) |> ignore
+    if not (p.WaitForExit 30_000) then
+        run "kill" (sprintf "-9 %d" p.Id) |> ignore
+        p.WaitForExit()
+
+let private rssBytes (pid: int) =
+    File.ReadAllLines(sprintf "/proc/%d/status" pid)
+    |> Array.tryFind (fun l -> l.StartsWith "VmRSS:")
+    |> Option.map (fun l -> int64 (l.Split(' ', StringSplitOptions.RemoveEmptyEntries).[1]) * 1024L)
+    |> Option.defaultValue 0L
+
+let private preload (server: Server) =
+    let file = preloadFile ()
+    let rc, lines = capture "sh" (sprintf "-c \"redis-cli -h 127.0.0.1 -p %d --pipe < %s\"" server.Port file)
+    let summary = lines |> List.tryFind (fun l -> l.Contains "replies:") |> Option.defaultValue "(no summary)"
+    if rc <> 0 || not (summary.Contains "errors: 0") then
+        failwithf "%s: preload failed (%d): %s" server.Name rc (String.Join("\n", lines))
+    match cli server.Port (sprintf "STRLEN key:%012d" (keys - 1)) with
+    | 0, [ n ] when n.Trim() = string valueSize -> ()
+    | _, out -> failwithf "%s: the last preloaded key is missing: %A" server.Name out
+
+/// One redis-benchmark run of one test; the CSV line gives rps and the latency percentiles (ms).
+let private runBenchmark (server: Server) (test: string) (pipeline: int) (requests: int) =
+    let args =
+        sprintf "-h 127.0.0.1 -p %d -t %s -n %d -r %d -d %d -c 50 -P %d --csv" server.Port test requests keys valueSize pipeline
+    let rc, lines = capture "redis-benchmark" args
+    if rc <> 0 then failwithf "%s: redis-benchmark %s failed: %A" server.Name args lines
+    let header = lines |> List.find (fun l -> l.StartsWith "\"test\"")
+    let columns = header.Split(',') |> Array.map (fun c -> c.Trim('"'))
+    let row = lines |> List.find (fun l -> l.StartsWith(sprintf "\"%s\"" (test.ToUpperInvariant())))
+    let cells = row.Split(',') |> Array.map (fun c -> c.Trim('"'))
+    let col name = float (Double.Parse(cells.[Array.findIndex ((=) name) columns], inv))
+    { Rps = col "rps"; P50 = col "p50_latency_ms"; P99 = col "p99_latency_ms" }
+
+let private median (xs: float list) = (List.sort xs).[List.length xs / 2]
+
+/// Median of `runs` runs, metric by metric.
+let private measure server test pipeline requests runs =
+    let results = [ for _ in 1 .. runs -> runBenchmark server test pipeline requests ]
+    { Rps = median (results |> List.map (fun r -> r.Rps))
+      P50 = median (results |> List.map (fun r -> r.P50))
+      P99 = median (results |> List.map (fun r -> r.P99)) }
+
+let private cases = [ "get", 1; "set", 1; "get", 32; "set", 32 ]
+
+let private measureServer (server: Server) runs =
+    step (sprintf "bench-compare: %s (port %d)" server.Name server.Port)
+    let p = start server
+    try
+        let t = Stopwatch.StartNew()
+        preload server
+        printfn "%s: preloaded %d keys in %.1f s" server.Name keys t.Elapsed.TotalSeconds
+        Threading.Thread.Sleep 1000
+        let rss = rssBytes p.Id
+        printfn "%s: RSS with the keys loaded: %.0f MiB" server.Name (float rss / 1048576.)
+        let results =
+            [ for test, pipeline in cases ->
+                let requests = if pipeline = 1 then 200_000 else 2_000_000
+                let r = measure server test pipeline requests runs
+                printfn "%s: %s -P %d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms" server.Name (test.ToUpperInvariant()) pipeline r.Rps r.P50 r.P99
+                (test, pipeline), r ]
+            |> Map.ofList
+        rss, results
+    finally
+        stop p
+
+let benchCompare (args: string list) =
+    let runs = match args with n :: _ -> int n | [] -> 3
+    aptInstall [ "redis-server"; "redis-tools" ]
+    let garnet = ensureGarnet ()
+    // The node keeps the whole data set in memory like the others (Garnet's default log memory is 16 GiB).
+    let data = Path.Combine(Path.GetTempPath(), "hybrid-bench-compare-data")
+    if Directory.Exists data then Directory.Delete(data, true)
+    let servers =
+        [ { Name = "node"; Port = 6380
+            Command =
+              sprintf "dotnet node-cs/src/Hybrid.Cli/bin/Release/net10.0/hybrid.dll server --data-dir %s --resp-port 6380 --port -1 --metrics-port -1 --durability memory --memory-budget %d" data (1L <<< 30) }
+          { Name = "garnet"; Port = 6381; Command = sprintf "%s --bind 127.0.0.1 --port 6381" garnet }
+          { Name = "redis"; Port = 6379
+            Command = "redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --protected-mode no --dir /tmp" } ]
+    let measured = servers |> List.map (fun s -> s.Name, measureServer s runs) |> Map.ofList
+    let rssOf n = fst measured.[n]
+    let res n case = (snd measured.[n]).[case]
+    printfn ""
+    printfn "bench-compare: %d keys x %d B, 50 clients, redis-benchmark, median of %d runs; ops/s (p50/p99 ms)" keys valueSize runs
+    printfn "| system | GET P1 | SET P1 | GET P32 | SET P32 | RSS MiB |"
+    printfn "|---|---|---|---|---|---|"
+    for s in servers do
+        let cell case = let r = res s.Name case in sprintf "%.0f (%.2f/%.2f)" r.Rps r.P50 r.P99
+        printfn "| %s | %s | %s | %s | %s | %.0f |" s.Name (cell ("get", 1)) (cell ("set", 1)) (cell ("get", 32)) (cell ("set", 32)) (float (rssOf s.Name) / 1048576.)
+    for other in [ "garnet"; "redis" ] do
+        let ratio case = (res "node" case).Rps / (res other case).Rps
+        printfn "| node/%s | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |" other (ratio ("get", 1)) (ratio ("set", 1)) (ratio ("get", 32)) (ratio ("set", 32)) (float (rssOf "node") / float (rssOf other))
+    // The targets, stated and checked as they are (they are goals, not build failures).
+    let best case f = max (f (res "garnet" case)) (f (res "redis" case))
+    let bestP99 case = min (res "garnet" case).P99 (res "redis" case).P99
+    let checks =
+        [ "node >= 1.25x Garnet at P32 (GET and SET)", [ "get", 32; "set", 32 ] |> List.forall (fun c -> (res "node" c).Rps >= 1.25 * (res "garnet" c).Rps)
+          "node >= 1.5x Redis at P32 (GET and SET)", [ "get", 32; "set", 32 ] |> List.forall (fun c -> (res "node" c).Rps >= 1.5 * (res "redis" c).Rps)
+          "node at P1 >= the better of the two (ops/s)", [ "get", 1; "set", 1 ] |> List.forall (fun c -> (res "node" c).Rps >= best c (fun r -> r.Rps))
+          "node at P1 p99 <= the better of the two", [ "get", 1; "set", 1 ] |> List.forall (fun c -> (res "node" c).P99 <= bestP99 c)
+          "node RSS < Garnet RSS", rssOf "node" < rssOf "garnet" ]
+    printfn ""
+    for name, ok in checks do
+        printfn "target %s: %s" (if ok then "MET" else "NOT MET") name
