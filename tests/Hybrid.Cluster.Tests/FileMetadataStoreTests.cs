@@ -10,6 +10,7 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
 
     private readonly TempDirectory _dir = new();
     private readonly ManualClock _clock = new();
+    private readonly List<Process> _children = [];
 
     /// <inheritdoc/>
     protected override Task<IMetadataStore> CreateStoreAsync() =>
@@ -22,8 +23,22 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
         return Task.CompletedTask;
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => _dir.Dispose();
+    /// <summary>Kills child processes a failed test left running, then removes the directory.</summary>
+    public void Dispose()
+    {
+        foreach (var child in _children)
+        {
+            if (!child.HasExited)
+            {
+                child.Kill();
+                child.WaitForExit();
+            }
+
+            child.Dispose();
+        }
+
+        _dir.Dispose();
+    }
 
     private FileMetadataStore Open(FileMetadataStoreOptions? options = null) =>
         new(_dir.Path, _clock, options ?? s_fastPoll);
@@ -79,8 +94,8 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
     public async Task TwoProcesses_SameDirectory_LoseNoUpdate()
     {
         const int perProcess = 40;
-        using var first = StartCounterProcess(perProcess);
-        using var second = StartCounterProcess(perProcess);
+        var first = StartCounterProcess(perProcess);
+        var second = StartCounterProcess(perProcess);
         for (var i = 0; i < perProcess; i++)
         {
             await Counter.IncrementAsync(Store, "/counter");
@@ -97,7 +112,7 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
     [Fact]
     public async Task WriterKilledMidLoop_StoreReopensConsistent_AndKeepsEveryAcknowledgedWrite()
     {
-        using var child = StartCounterProcess(100_000);
+        var child = StartCounterProcess(100_000);
         long lastAcknowledged = 0;
         while (lastAcknowledged < 30)
         {
@@ -225,7 +240,9 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
             info.ArgumentList.Add(arg);
         }
 
-        return Process.Start(info) ?? throw new InvalidOperationException("could not start " + dotnet);
+        var child = Process.Start(info) ?? throw new InvalidOperationException("could not start " + dotnet);
+        _children.Add(child);
+        return child;
     }
 
     private static async Task<long[]> ReadAllValuesAsync(Process child)
