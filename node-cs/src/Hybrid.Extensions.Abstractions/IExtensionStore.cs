@@ -1,0 +1,24 @@
+namespace Hybrid.Extensions.Abstractions;
+
+/// <summary>
+/// The data access an extension runs against. The node implements it over its storage, one instance
+/// per worker (each with its own storage session); extension authors use <see cref="MockStore"/> or
+/// <see cref="NullStore"/> in their own tests.
+/// </summary>
+/// <remarks>
+/// What must stay true: a span returned by <see cref="TryGet"/> stays readable until the extension's
+/// next yield point (the scheduler only lets the store move or reclaim records between steps).
+/// The store never sees another tenant's data through these calls: the host passes the tenant of the
+/// invocation, never a value chosen by the extension.
+/// </remarks>
+public interface IExtensionStore
+{
+    /// <summary>Reads a record without copying; false when the key is absent.</summary>
+    bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value);
+
+    /// <summary>Inserts or replaces a record (the value is copied into the store).</summary>
+    void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+
+    /// <summary>Removes a record; false when it was absent.</summary>
+    bool Delete(ulong tenant, uint table, ReadOnlySpan<byte> key);
+}

@@ -1,0 +1,271 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Hybrid.Extensions.Abstractions;
+
+namespace Hybrid.Extensions;
+
+/// <summary>Receives the outcome of invocations; called on the worker that submitted them.</summary>
+public interface IExtensionResultSink
+{
+    /// <summary>
+    /// One invocation ended (or was refused). <paramref name="response"/> is valid only during the call;
+    /// <paramref name="error"/> is set when <paramref name="status"/> is not <see cref="ExtensionStatus.Ok"/>.
+    /// </summary>
+    void OnCompleted(long cookie, ExtensionStatus status, ReadOnlySpan<byte> response, string? error);
+}
+
+/// <summary>
+/// One worker's extension scheduler: runs invocations as stackless coroutines on the calling thread.
+/// Create one per worker with <see cref="ExtensionHost.CreateScheduler"/>; call <c>Invoke</c> and
+/// <see cref="Run"/> only from that worker's thread.
+/// </summary>
+/// <remarks>
+/// An invocation runs its first step inside <c>Invoke</c> (most finish there, with no queueing).
+/// One that yields goes to the tail of this worker's run queue; <see cref="Run"/> resumes queued
+/// invocations round-robin and, when the local queue is empty, steals one from a sibling. Stolen
+/// invocations resume against the thief's store session; their results still go to the origin's sink,
+/// on the origin's thread (the origin delivers them in its next <see cref="Run"/>). The run queues are
+/// lock-free; the only cross-worker traffic is stealing and handing results back.
+/// </remarks>
+public sealed class ExtensionScheduler
+{
+    private readonly ExtensionHost _host;
+    private readonly IExtensionStore _store;
+    private readonly IExtensionResultSink _sink;
+    private readonly ConcurrentQueue<Invocation> _runnable = new();
+    private readonly ConcurrentQueue<Invocation> _finishedElsewhere = new();
+    private readonly Stack<Invocation> _pool = new();
+    private long _stepStartTicks;
+    private Invocation? _running;
+    private long _steps;
+    private long _stolen;
+    private bool _stuck;
+
+    internal ExtensionScheduler(ExtensionHost host, int index, IExtensionStore store, IExtensionResultSink sink)
+    {
+        _host = host;
+        Index = index;
+        _store = store;
+        _sink = sink;
+    }
+
+    /// <summary>Position of this scheduler among the host's schedulers.</summary>
+    public int Index { get; }
+
+    /// <summary>Invocations waiting to be resumed on this worker.</summary>
+    public int QueueLength => _runnable.Count;
+
+    /// <summary>Steps run by this worker (the watchdog's progress counter).</summary>
+    public long Steps => Volatile.Read(ref _steps);
+
+    /// <summary>Invocations this worker took from siblings.</summary>
+    public long Stolen => Volatile.Read(ref _stolen);
+
+    /// <summary>True while the watchdog considers this worker stuck inside one step.</summary>
+    public bool IsStuck => Volatile.Read(ref _stuck);
+
+    /// <summary>Resolves and invokes by name; an unknown name completes at once with <see cref="ExtensionStatus.NotFound"/>.</summary>
+    public void Invoke(ulong tenant, string name, ReadOnlySpan<byte> args, long cookie)
+    {
+        if (_host.Resolve(tenant, name) is { } handle)
+        {
+            Invoke(handle, args, cookie);
+        }
+        else
+        {
+            _sink.OnCompleted(cookie, ExtensionStatus.NotFound, default, $"no extension '{name}' for tenant {tenant}");
+        }
+    }
+
+    /// <summary>
+    /// Starts an invocation and runs its first step now. The arguments are copied; the result reaches the
+    /// sink with <paramref name="cookie"/>, during this call or a later <see cref="Run"/>.
+    /// </summary>
+    public void Invoke(ExtensionHandle handle, ReadOnlySpan<byte> args, long cookie)
+    {
+        if (handle.IsQuarantined)
+        {
+            _sink.OnCompleted(cookie, ExtensionStatus.Quarantined, default, $"extension '{handle.Name}' was quarantined by the watchdog");
+            return;
+        }
+        if (handle.TenantState.Throttled)
+        {
+            _sink.OnCompleted(cookie, ExtensionStatus.Throttled, default, $"tenant {handle.Tenant} is over its extension CPU quota");
+            return;
+        }
+        var invocation = _pool.Count > 0 ? _pool.Pop() : new Invocation(this, _host.Options.Limits);
+        invocation.Reset(handle, args, cookie);
+        if (Step(invocation))
+        {
+            Deliver(invocation);
+        }
+        else
+        {
+            _runnable.Enqueue(invocation);
+        }
+    }
+
+    /// <summary>
+    /// Resumes up to <paramref name="maxSteps"/> queued invocations (stealing when idle) and delivers
+    /// results finished on other workers. Returns the number of steps run; 0 means nothing was runnable.
+    /// </summary>
+    public int Run(int maxSteps = 64)
+    {
+        while (_finishedElsewhere.TryDequeue(out var done))
+        {
+            Deliver(done);
+        }
+        var steps = 0;
+        while (steps < maxSteps && (_runnable.TryDequeue(out var invocation) || TrySteal(out invocation)))
+        {
+            steps++;
+            if (Step(invocation))
+            {
+                Finish(invocation);
+            }
+            else
+            {
+                _runnable.Enqueue(invocation);
+            }
+        }
+        return steps;
+    }
+
+    private bool TrySteal(out Invocation invocation)
+    {
+        var all = _host.Schedulers;
+        // A stuck sibling first: its queue would otherwise wait for the stuck step.
+        for (var pass = 0; pass < 2; pass++)
+        {
+            for (var k = 1; k < all.Length; k++)
+            {
+                var victim = all[(Index + k) % all.Length];
+                if ((pass == 1 || victim.IsStuck) && victim._runnable.TryDequeue(out invocation!))
+                {
+                    Interlocked.Increment(ref _stolen);
+                    return true;
+                }
+            }
+        }
+        invocation = null!;
+        return false;
+    }
+
+    /// <summary>Runs one step; true when the invocation has ended (its status is then set).</summary>
+    private bool Step(Invocation invocation)
+    {
+        var context = invocation.Context;
+        context.Bind(_store);
+        context.IsScheduled = true;
+        ExtensionContext.Current = context;
+        var start = Stopwatch.GetTimestamp();
+        invocation.BeginStep(start);
+        _running = invocation;
+        Volatile.Write(ref _stepStartTicks, start);
+        Meter.Begin(invocation);
+        try
+        {
+            if (invocation.Abort is { } abort)
+            {
+                throw abort;
+            }
+            if (!invocation.Started)
+            {
+                invocation.Started = true;
+                invocation.Root = invocation.Handle.Entry(context);
+            }
+            else
+            {
+                var pending = context.Pending!;
+                context.Pending = null;
+                pending.MoveNext();
+            }
+            if (invocation.Root.IsCompleted)
+            {
+                if (invocation.Root.Exception is { } e)
+                {
+                    SetFault(invocation, e);
+                }
+                return true;
+            }
+            if (context.Pending is null)
+            {
+                SetFault(invocation, new InvalidOperationException("the extension suspended without a yield point"));
+                return true;
+            }
+            return false;
+        }
+        catch (Exception e)
+        {
+            SetFault(invocation, e);
+            return true;
+        }
+        finally
+        {
+            Meter.End();
+            ExtensionContext.Current = null;
+            context.IsScheduled = false;
+            var used = invocation.StepTicks(Stopwatch.GetTimestamp());
+            invocation.CpuTicks += used;
+            invocation.Handle.TenantState.Charge(used);
+            _running = null;
+            Volatile.Write(ref _stepStartTicks, 0);
+            Volatile.Write(ref _stuck, false);
+            Interlocked.Increment(ref _steps);
+        }
+    }
+
+    private static void SetFault(Invocation invocation, Exception e)
+    {
+        // A watchdog or budget verdict wins over whatever the extension threw afterwards (finally blocks).
+        if ((invocation.Abort ?? e) is ExtensionAbortedException aborted)
+        {
+            invocation.Status = aborted.Status;
+            invocation.Error = aborted.Message;
+        }
+        else
+        {
+            invocation.Status = ExtensionStatus.Faulted;
+            invocation.Error = $"{e.GetType().Name}: {e.Message}";
+        }
+    }
+
+    private void Finish(Invocation invocation)
+    {
+        if (invocation.Origin == this)
+        {
+            Deliver(invocation);
+        }
+        else
+        {
+            invocation.Origin._finishedElsewhere.Enqueue(invocation);
+        }
+    }
+
+    private void Deliver(Invocation invocation)
+    {
+        var ok = invocation.Status == ExtensionStatus.Ok;
+        try
+        {
+            _sink.OnCompleted(invocation.Cookie, invocation.Status, ok ? invocation.Context.Response : default, invocation.Error);
+        }
+        finally
+        {
+            invocation.Root = default;
+            invocation.Context.Pending = null;
+            _pool.Push(invocation);
+        }
+    }
+
+    /// <summary>Watchdog probe: the invocation stuck in one step for longer than <paramref name="limitTicks"/>, if any.</summary>
+    internal Invocation? StuckInvocation(long now, long limitTicks)
+    {
+        var start = Volatile.Read(ref _stepStartTicks);
+        if (start == 0 || now - start < limitTicks)
+        {
+            return null;
+        }
+        Volatile.Write(ref _stuck, true);
+        return _running;
+    }
+}

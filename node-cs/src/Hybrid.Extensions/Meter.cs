@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+
+namespace Hybrid.Extensions;
+
+/// <summary>
+/// The budget checks that instrumentation inserts into extension IL. Public only because
+/// instrumented code in another assembly must call it; extension source cannot name it (the
+/// extension compilation does not reference this assembly).
+/// </summary>
+/// <remarks>
+/// Fast path: one thread-static decrement per check. Every <see cref="FuelQuantum"/> checks the slow
+/// path reads the clock, stops the invocation when its CPU budget is spent, and asks it to yield when
+/// its time slice has ended. Once an invocation is aborted, the abort is sticky: fuel stays at zero so
+/// every later check (in finally blocks, filters, catch handlers) throws again.
+/// </remarks>
+public static class Meter
+{
+    /// <summary>Checks between two clock reads (a few microseconds of tight loop).</summary>
+    public const int FuelQuantum = 1024;
+
+    [ThreadStatic]
+    private static int t_fuel;
+
+    [ThreadStatic]
+    private static nuint t_stackLimit;
+
+    [ThreadStatic]
+    private static Invocation? t_invocation;
+
+    [ThreadStatic]
+    private static int t_depth;
+
+    [ThreadStatic]
+    private static int t_maxDepth;
+
+    /// <summary>At every method entry: fuel, call depth and stack bytes. Returns the frame's depth (kept in a local).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Enter()
+    {
+        var depth = ++t_depth;
+        if (--t_fuel <= 0 || depth > t_maxDepth || StackPointer() < t_stackLimit)
+        {
+            Slow();
+        }
+        return depth;
+    }
+
+    /// <summary>Before every <c>ret</c>: the caller's depth.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Leave(int depth) => t_depth = depth - 1;
+
+    /// <summary>At finally/fault starts: frames unwound by an exception did not run <see cref="Leave"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Restore(int depth) => t_depth = depth;
+
+    /// <summary>At catch and filter starts: restores the depth, and an aborted invocation cannot be resumed by catching.</summary>
+    public static void RestoreInCatch(int depth)
+    {
+        t_depth = depth;
+        if (t_invocation?.Abort is { } abort)
+        {
+            throw abort;
+        }
+    }
+
+    /// <summary>At every backward branch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Check()
+    {
+        if (--t_fuel <= 0)
+        {
+            Slow();
+        }
+    }
+
+    /// <summary>Before <c>newarr</c>: charges <paramref name="count"/> elements of <paramref name="elementSize"/> bytes.</summary>
+    public static void ChargeArray(nint count, int elementSize) => Charge(24 + ((long)Math.Max(0, count) * elementSize));
+
+    /// <summary>Before <c>newobj</c> of a class or <c>box</c>: charges a fixed object size.</summary>
+    public static void ChargeObject(int size) => Charge(size);
+
+    /// <summary>After a call that returned a string.</summary>
+    public static void ChargeString(string? value) => Charge(value is null ? 0 : 22 + (2L * value.Length));
+
+    /// <summary>After a call that returned an array.</summary>
+    public static void ChargeArrayObject(Array? value) => Charge(value is null ? 0 : 24 + (8L * value.LongLength));
+
+    private static void Charge(long bytes)
+    {
+        var invocation = t_invocation ?? throw NoInvocation();
+        invocation.MemoryCharged += bytes;
+        if (invocation.MemoryCharged > invocation.Limits.MemoryBytes)
+        {
+            throw Fail(invocation, ExtensionStatus.MemoryBudgetExceeded,
+                $"allocated more than {invocation.Limits.MemoryBytes} bytes");
+        }
+        if (invocation.Abort is { } abort)
+        {
+            throw abort;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Slow()
+    {
+        var invocation = t_invocation ?? throw NoInvocation();
+        if (invocation.Abort is { } abort)
+        {
+            t_fuel = 0;
+            throw abort;
+        }
+        if (t_depth > t_maxDepth)
+        {
+            // Each nested exception dispatch (a throw from a catch or finally while unwinding) takes ~16 KiB
+            // of stack in .NET 10, so the call depth, not only the stack bytes, must stay small.
+            throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"call depth over {t_maxDepth}");
+        }
+        if (StackPointer() < t_stackLimit)
+        {
+            throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"stack deeper than {invocation.Limits.StackBytes} bytes");
+        }
+        t_fuel = FuelQuantum;
+        var now = Stopwatch.GetTimestamp();
+        if (invocation.CpuTicks + invocation.StepTicks(now) > invocation.Limits.CpuTicks)
+        {
+            throw Fail(invocation, ExtensionStatus.CpuBudgetExceeded,
+                $"ran longer than {Stopwatch.GetElapsedTime(0, invocation.Limits.CpuTicks).TotalMilliseconds} ms of CPU");
+        }
+        if (now >= invocation.SliceEnd)
+        {
+            invocation.RequestYield();
+        }
+    }
+
+    private static ExtensionAbortedException Fail(Invocation invocation, ExtensionStatus status, string message)
+    {
+        t_fuel = 0;
+        return invocation.Aborted(status, message);
+    }
+
+    private static ExtensionAbortedException NoInvocation() =>
+        new(ExtensionStatus.Faulted, "extension code ran outside a scheduler step");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe nuint StackPointer()
+    {
+        byte marker;
+        return (nuint)(&marker);
+    }
+
+    /// <summary>Arms the meters of this thread for one step of an invocation (scheduler only).</summary>
+    internal static void Begin(Invocation invocation)
+    {
+        t_invocation = invocation;
+        t_fuel = invocation.Abort is null ? FuelQuantum : 0;
+        t_depth = 0;
+        t_maxDepth = invocation.Limits.MaxCallDepth;
+        var sp = StackPointer();
+        var budget = (nuint)invocation.Limits.StackBytes;
+        t_stackLimit = sp > budget ? sp - budget : 0;
+    }
+
+    /// <summary>Disarms the meters after a step (scheduler only).</summary>
+    internal static void End()
+    {
+        t_invocation = null;
+        t_fuel = 0;
+        t_maxDepth = 0;
+        t_stackLimit = nuint.MaxValue;
+    }
+}
+
+/// <summary>
+/// Stops an extension invocation: CPU, memory or stack budget spent, or a watchdog verdict.
+/// Extension code cannot catch it: catch clauses that could are rejected at install, and every
+/// catch handler and filter rethrows it first (<see cref="Meter.RestoreInCatch"/>).
+/// </summary>
+public sealed class ExtensionAbortedException : Exception
+{
+    /// <summary>Creates the exception with the status the invocation ends with.</summary>
+    public ExtensionAbortedException(ExtensionStatus status, string message)
+        : base(message) => Status = status;
+
+    /// <summary>The status reported for the invocation.</summary>
+    public ExtensionStatus Status { get; }
+}

@@ -1,0 +1,136 @@
+using System.Runtime.InteropServices;
+using Hybrid.Extensions.Abstractions;
+
+namespace Hybrid.Extensions.Tests;
+
+/// <summary>
+/// In-memory store standing in for the node's storage: thread-safe (schedulers on two threads share it),
+/// and able to stall inside one call to imitate a BCL call the meters cannot see into.
+/// </summary>
+internal sealed class TestStore : IExtensionStore
+{
+    private readonly Dictionary<(ulong, uint, string), byte[]> _records = new();
+    private readonly Lock _lock = new();
+
+    /// <summary>A TryGet of a key equal to this stalls for <see cref="StallFor"/>.</summary>
+    public byte[]? StallKey { get; set; }
+
+    public TimeSpan StallFor { get; set; } = TimeSpan.FromMilliseconds(400);
+
+    public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
+    {
+        if (StallKey is { } stall && key.SequenceEqual(stall))
+        {
+            Thread.Sleep(StallFor);
+        }
+        lock (_lock)
+        {
+            var found = _records.TryGetValue((tenant, table, Convert.ToHexString(key)), out var v);
+            value = v;
+            return found;
+        }
+    }
+
+    public void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        lock (_lock)
+        {
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_records, (tenant, table, Convert.ToHexString(key)), out _);
+            slot = value.ToArray();
+        }
+    }
+
+    public bool Delete(ulong tenant, uint table, ReadOnlySpan<byte> key)
+    {
+        lock (_lock)
+        {
+            return _records.Remove((tenant, table, Convert.ToHexString(key)));
+        }
+    }
+}
+
+/// <summary>Collects results by cookie.</summary>
+internal sealed class ResultSink : IExtensionResultSink
+{
+    public Dictionary<long, (ExtensionStatus Status, byte[] Response, string? Error)> Results { get; } = new();
+
+    public void OnCompleted(long cookie, ExtensionStatus status, ReadOnlySpan<byte> response, string? error)
+    {
+        lock (Results)
+        {
+            Results[cookie] = (status, response.ToArray(), error);
+        }
+    }
+
+    public (ExtensionStatus Status, byte[] Response, string? Error) Get(long cookie)
+    {
+        lock (Results)
+        {
+            return Results.TryGetValue(cookie, out var r) ? r : throw new Xunit.Sdk.XunitException($"no result for cookie {cookie}");
+        }
+    }
+}
+
+/// <summary>A host, one store and one scheduler; helpers to install, invoke and drain.</summary>
+internal sealed class Harness : IDisposable
+{
+    private long _nextCookie;
+
+    public Harness(ExtensionHostOptions? options = null, bool watchdog = false, int schedulers = 1)
+    {
+        Host = new ExtensionHost(options ?? new ExtensionHostOptions(), watchdog);
+        Schedulers = Enumerable.Range(0, schedulers).Select(_ => Host.CreateScheduler(Store, Sink)).ToArray();
+    }
+
+    public ExtensionHost Host { get; }
+    public TestStore Store { get; } = new();
+    public ResultSink Sink { get; } = new();
+    public ExtensionScheduler[] Schedulers { get; }
+    public ExtensionScheduler Scheduler => Schedulers[0];
+
+    public void InstallOk(ulong tenant, string name, string source)
+    {
+        var result = Host.Install(tenant, name, source);
+        Assert.True(result.Success, string.Join("\n", result.Errors));
+    }
+
+    /// <summary>Invokes on the first scheduler and runs it until the result arrives.</summary>
+    public (ExtensionStatus Status, byte[] Response, string? Error) Call(ulong tenant, string name, ReadOnlySpan<byte> args)
+    {
+        var cookie = Interlocked.Increment(ref _nextCookie);
+        Scheduler.Invoke(tenant, name, args, cookie);
+        for (var i = 0; i < 1_000_000 && !Sink.Results.ContainsKey(cookie); i++)
+        {
+            Scheduler.Run();
+        }
+        return Sink.Get(cookie);
+    }
+
+    public long NextCookie() => Interlocked.Increment(ref _nextCookie);
+
+    public void Dispose() => Host.Dispose();
+}
+
+internal static class Bytes
+{
+    public static byte[] Of(params object[] fields)
+    {
+        var buffer = new List<byte>();
+        foreach (var f in fields)
+        {
+            buffer.AddRange(f switch
+            {
+                uint u => BitConverter.GetBytes(u),
+                int i => BitConverter.GetBytes(i),
+                ulong ul => BitConverter.GetBytes(ul),
+                long l => BitConverter.GetBytes(l),
+                ushort s => BitConverter.GetBytes(s),
+                byte[] b => b,
+                _ => throw new ArgumentException(f.GetType().Name),
+            });
+        }
+        return [.. buffer];
+    }
+
+    public static long Int64(byte[] b, int at = 0) => BitConverter.ToInt64(b, at);
+}
