@@ -202,4 +202,25 @@ public sealed class RecoveryTests : IDisposable
         for (int i = 0; i < 1000; i += 37)
             Assert.Equal(new string('d', 100) + i, r.GetNow($"k{i}").Value);
     }
+
+    [Fact]
+    public void LargestValue_IsLoggedAndRecovered()
+    {
+        var options = _dir.Options(DurabilityMode.Sync) with
+        {
+            MaxValueBytes = 2 << 20,
+            PageSizeBytes = 4 << 20,
+            MemoryBudgetBytes = 8 << 20,
+        };
+        var big = new string('L', 2 << 20);
+        using (var store = FasterKvStore.Open(options))
+        {
+            using var s = store.NewSession();
+            Assert.Equal(StoreStatus.Ok, s.PutNow("big", big).Status);
+            Assert.Equal(StoreStatus.ValueTooLarge, s.Put(1, 1, B("bigger"), new byte[(2 << 20) + 1], 0).Status);
+        }
+        using var reopened = FasterKvStore.Open(options);
+        using var r = reopened.NewSession();
+        Assert.Equal(big, r.GetNow("big").Value);
+    }
 }

@@ -82,13 +82,15 @@ public sealed class FasterKvStore : IKvStore
         if (options.Durability == DurabilityMode.Memory)
             return;
 
+        // An entry (header + key + value with their lengths) must fit in one operation-log page.
+        int opLogPageBits = Math.Max(20, Log2(options.MaxKeyBytes + options.MaxValueBytes + StoreOptions.RecordOverheadBytes) + 1);
         _opLogDevice = Devices.CreateLogDevice(Path.Combine(dir, "oplog", "data.log"), recoverDevice: true);
         _opLog = new FasterLog(new FasterLogSettings
         {
             LogDevice = _opLogDevice,
             LogCommitDir = Path.Combine(dir, "oplog"),
-            PageSizeBits = 20,
-            MemorySizeBits = 23,
+            PageSizeBits = opLogPageBits,
+            MemorySizeBits = opLogPageBits + 3,
             SegmentSizeBits = 28,
         });
         Recover(dir);
