@@ -1,36 +1,54 @@
+using System.Diagnostics;
+
 namespace Hybrid.Transport;
 
 /// <summary>
-/// Spin-then-yield waiting for polled transports: a short busy spin keeps a hot ping-pong under a microsecond,
+/// Spin-then-yield waiting for polled transports: a busy spin keeps a hot ping-pong near a microsecond,
 /// yielding lets other threads on a shared core run, and when both phases pass without progress the caller
-/// blocks (doorbell) or sleeps. Allocation-free; reset after every success.
+/// blocks (doorbell) or naps. The phases are measured in time, not rounds, so a cheap poll (a shared-memory
+/// ring) and a costly one (a DPDK port) wait equally long. Allocation-free; reset after every success.
 /// </summary>
 internal struct Backoff
 {
-    /// <summary>Busy-spin rounds (each a few dozen cycles): about 20–50 µs in all.</summary>
-    private const int SpinRounds = 2000;
+    /// <summary>How long to busy-spin before yielding: covers a round trip even when the peer is descheduled briefly.</summary>
+    private static readonly long s_spinTicks = Stopwatch.Frequency / 2000;
 
-    /// <summary><see cref="Thread.Yield"/> rounds after the spin: roughly a millisecond when the core is idle.</summary>
-    private const int YieldRounds = 2000;
+    /// <summary>Spin plus yield time before the caller blocks.</summary>
+    private static readonly long s_yieldTicks = Stopwatch.Frequency / 200;
 
+    private long _start;
     private int _round;
+    private bool _spinning;
 
-    /// <summary>Waits one round; false once spinning and yielding are exhausted and the caller should block.</summary>
+    /// <summary>Waits one round; false once spinning (0.5 ms) and yielding (to 5 ms) are exhausted and the caller should block.</summary>
     public bool Wait()
     {
-        if (_round < SpinRounds)
+        if (_start == 0)
+        {
+            _start = Stopwatch.GetTimestamp();
+            _spinning = true;
+        }
+        else if ((++_round & 15) == 0)
+        {
+            long elapsed = Stopwatch.GetTimestamp() - _start;
+            if (elapsed > s_yieldTicks)
+                return false;
+            _spinning = elapsed < s_spinTicks;
+        }
+        if (_spinning)
             Thread.SpinWait(10);
-        else if (_round < SpinRounds + YieldRounds)
-            Thread.Yield();
         else
-            return false;
-        _round++;
+            Thread.Yield();
         return true;
     }
 
     /// <summary>True while still in the busy-spin phase (callers skip costly liveness checks then).</summary>
-    public readonly bool Spinning => _round < SpinRounds;
+    public readonly bool Spinning => _start == 0 || _spinning;
 
     /// <summary>Starts over after progress.</summary>
-    public void Reset() => _round = 0;
+    public void Reset()
+    {
+        _start = 0;
+        _round = 0;
+    }
 }

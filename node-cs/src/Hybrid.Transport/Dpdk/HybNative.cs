@@ -15,6 +15,19 @@ internal static unsafe partial class HybNative
     /// <summary>Must equal HYB_ABI_VERSION of the header this file mirrors.</summary>
     public const uint AbiVersion = 1;
 
+    /// <summary>hyb_status_t.</summary>
+    public enum Status
+    {
+        Ok = 0,
+        EInval = -1,
+        EEal = -2,
+        EState = -3,
+        ENoDev = -4,
+        ENoMem = -5,
+        EPort = -6,
+        ETooBig = -7,
+    }
+
     /// <summary>hyb_port_config_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct PortConfig
@@ -75,11 +88,11 @@ internal static unsafe partial class HybNative
         if (status >= 0)
             return status;
         string name = Marshal.PtrToStringUTF8((nint)StatusName(status)) ?? "HYB_UNKNOWN";
-        string hint = status switch
+        string hint = (Status)status switch
         {
-            -2 => " (EAL refused to start: are we root? are the EAL arguments valid? see stderr)",
-            -3 => " (EAL initialises once per process)",
-            -4 => " (the vdev did not produce a port: driver missing or bad parameters)",
+            Status.EEal => " (EAL refused to start: are we root? are the EAL arguments valid? see stderr)",
+            Status.EState => " (EAL initialises once per process)",
+            Status.ENoDev => " (the vdev did not produce a port: driver missing or bad parameters)",
             _ => "",
         };
         throw new TransportException(TransportError.Unavailable, $"{what} failed with {name}{hint}");
