@@ -189,12 +189,36 @@ let Send (_cfg: Config) (s: string) (r: string) (st: State) : State option =
     else
         None
 
+/// What a core does with a batch stamped `bview` for range `rng` while it executes in view
+/// `cview`: the guards of `Execute` and `Reject`, and the per-batch check of the node's hot path.
+type Admission =
+    /// `b.view = coreView /\ b.rng \in Owned(n, coreView)`: run it.
+    | Admit
+    /// `b.view < coreView`: reject, the session refreshes (ViewChanged).
+    | ViewChanged
+    /// `b.view = coreView /\ b.rng \notin Owned(n, b.view)`: reject (NotOwner).
+    | NotOwner
+    /// `b.view > coreView`: neither; the core must `CoreRefresh` first.
+    | Wait
+
+/// The admission decision of a core of node n in view `cview` (>= 1) for a batch stamped `bview`.
+let admission (st: State) (n: string) (cview: int) (bview: int) (rng: string) : Admission =
+    if bview > cview then Wait
+    elif bview < cview then ViewChanged
+    elif (Owned st n cview).Contains rng then Admit
+    else NotOwner
+
+/// The batch of session s if it is addressed to n, not rejected, and n is up.
+let private pendingAt (st: State) (n: string) (s: string) : Batch option =
+    match st.req[s] with
+    | Some b when st.up[n] && b.node = n && not b.rejected -> Some b
+    | _ -> None
+
 /// The guard of `Execute(n, c, s)`, shared with the Migration actions that refine it.
 let ExecuteGuard (st: State) (n: string) (c: string) (s: string) : bool =
-    st.up[n]
-    && (match st.req[s] with
-        | Some b -> b.node = n && not b.rejected && b.view = st.coreView[n][c] && (Owned st n b.view).Contains b.rng
-        | None -> false)
+    match pendingAt st n s with
+    | Some b -> admission st n (st.coreView[n][c]) b.view b.rng = Admit
+    | None -> false
 
 /// `Execute(n, c, s)`: a core runs a batch stamped with its own view for a range it owns there.
 let Execute (_cfg: Config) (n: string) (c: string) (s: string) (st: State) : State option =
@@ -210,17 +234,19 @@ let Execute (_cfg: Config) (n: string) (c: string) (s: string) (st: State) : Sta
 /// `Reject(n, c, s)`: an older view (ViewChanged) or a range not owned in the batch's view
 /// (NotOwner); the session learns the core's view. A batch newer than the core waits instead.
 let Reject (_cfg: Config) (n: string) (c: string) (s: string) (st: State) : State option =
-    match st.req[s] with
-    | Some b when st.up[n] && b.node = n && not b.rejected ->
+    match pendingAt st n s with
+    | Some b ->
         let cv = st.coreView[n][c]
-        if b.view < cv || (b.view = cv && not ((Owned st n b.view).Contains b.rng)) then
+        match admission st n cv b.view b.rng with
+        | ViewChanged
+        | NotOwner ->
             Some
                 { st with
                     req = st.req.Add(s, Some { b with rejected = true })
                     sessView = st.sessView.Add(s, st.sessView[s].Add(n, cv)) }
-        else
-            None
-    | _ -> None
+        | Admit
+        | Wait -> None
+    | None -> None
 
 /// `SessionRefresh(s)`: after a rejection (or when the addressed node is down) the session takes
 /// the metadata's owners and views and re-addresses its batch.

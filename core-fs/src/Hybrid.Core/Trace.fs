@@ -222,3 +222,19 @@ let checkValues (options: Options) (cfg: Migration.Config option) (lines: Value 
         match config with
         | Ok c -> check options (migrationModel c) events
         | Error msg -> malformed 1 msg
+
+/// The trace line of one Migration step: the action's name and parameters, and as `post` the
+/// variables it changed (only the changed entries of function-valued variables). This is what an
+/// emitter that owns every variable would log; the node logs the part it owns.
+let stepEvent (a: Migration.Action) (before: Migration.State) (after: Migration.State) : Value =
+    let b, a' = Codec.OfMigration.variables before, Codec.OfMigration.variables after
+    let post = a' |> Map.toSeq |> Seq.choose (fun (k, v) -> diff (b[k]) v |> Option.map (fun d -> k, d)) |> Map.ofSeq
+    Value.Obj(
+        (Migration.actionParams a |> List.map (fun (k, v) -> k, Value.Str v))
+        @ [ "event", Value.Str(Migration.actionName a); "post", Value.Obj post ]
+        |> Map.ofList
+    )
+
+/// The first line of a trace: `{"event":"Init","constants":{...}}`.
+let initEvent (cfg: Migration.Config) : Value =
+    Value.Obj(Map [ "event", Value.Str "Init"; "constants", Codec.OfMigration.constants cfg ])

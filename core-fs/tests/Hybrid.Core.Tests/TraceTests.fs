@@ -14,27 +14,16 @@ open Hybrid.Core.Tests
 /// The configuration of every golden trace: two nodes with two cores, r1 (k1, k2) moves n1 -> n2.
 let cfg = Models.small "none"
 
-/// One trace line for `a` taken from `before` to `after`: its parameters and the post-values of the
-/// variables it changed (only the changed entries of function-valued variables).
-let eventLine (a: Action) (before: State) (after: State) : Value =
-    let b, a' = Codec.OfMigration.variables before, Codec.OfMigration.variables after
-    let post = a' |> Map.toSeq |> Seq.choose (fun (k, v) -> diff (b[k]) v |> Option.map (fun d -> k, d)) |> Map.ofSeq
-    Value.Obj(
-        (actionParams a |> List.map (fun (k, v) -> k, Value.Str v))
-        @ [ "event", Value.Str(actionName a); "post", Value.Obj post ]
-        |> Map.ofList
-    )
-
 /// Drives the model through `script` (every step must be enabled) and returns the trace lines,
 /// starting with the Init line that carries the constants.
 let drive (config: Config) (script: Action list) : Value list =
-    let initLine = obj [ "event", str "Init"; "constants", Codec.OfMigration.constants config ]
+    let initLine = Trace.initEvent config
     let _, lines =
         script
         |> List.fold
             (fun (st, acc) a ->
                 match step config a st with
-                | Some st' -> st', eventLine a st st' :: acc
+                | Some st' -> st', Trace.stepEvent a st st' :: acc
                 | None -> failwithf "scenario step %s is not enabled" (label a))
             (init config, [ initLine ])
     List.rev lines
