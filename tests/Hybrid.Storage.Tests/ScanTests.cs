@@ -167,4 +167,35 @@ public sealed class ScanTests : IDisposable
         AssertExactlyOnce(keys, got);
         Assert.All(got, r => Assert.Equal(100, r.Value.Length));
     }
+
+    [Fact]
+    public void PlanScan_PartitionsAreContiguousPageAlignedAndCoverTheLog()
+    {
+        using var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Memory));
+        using var s = store.NewSession();
+        Assert.Empty(store.PlanScan(4));
+        foreach (var k in Keys(1000))
+            s.PutNow(k, new string('p', 60));
+        var plan = store.PlanScan(4);
+        Assert.InRange(plan.Length, 2, 4);
+        for (int i = 1; i < plan.Length; i++)
+        {
+            Assert.Equal(plan[i - 1].End, plan[i].Next);
+            Assert.Equal(0, plan[i].Next % 4096);
+        }
+        Assert.Equal(plan[^1].End, store.GetMetrics().LogBytes + plan[0].Next);
+        Assert.Empty(store.PlanScan(3, from: plan[^1].End));
+    }
+
+    [Fact]
+    public void ScanChunk_RejectsBadSlotRanges()
+    {
+        using var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Memory));
+        using var scanner = store.NewScanner();
+        var sink = new ScanCollector();
+        var c = new ScanCursor(0, 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => scanner.ScanChunk(c, 5, 4, 10, 100, sink));
+        Assert.Throws<ArgumentOutOfRangeException>(() => scanner.ScanChunk(c, 0, Slot.Count, 10, 100, sink));
+        Assert.Throws<ArgumentOutOfRangeException>(() => store.DropSlots(-1, 3));
+    }
 }
