@@ -182,7 +182,8 @@ public sealed class ExtensionScheduler
             }
             if (invocation.Root.IsCompleted)
             {
-                if (invocation.Root.Exception is { } e)
+                // A watchdog verdict reached while the step was stuck outside any meter check still wins.
+                if ((invocation.Root.Exception ?? invocation.Abort) is { } e)
                 {
                     SetFault(invocation, e);
                 }

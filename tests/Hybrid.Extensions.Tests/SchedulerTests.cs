@@ -1,0 +1,174 @@
+namespace Hybrid.Extensions.Tests;
+
+/// <summary>Coroutine scheduling: yields, nested coroutines, faults, stealing, the watchdog and CPU quotas.</summary>
+public sealed class SchedulerTests
+{
+    private const string Yielder = """
+        using System;
+        using Hybrid.Extensions.Abstractions;
+        public static class Y
+        {
+            [Extension]
+            public static async ExtensionTask Run(ExtensionContext ctx)
+            {
+                await Twice(ctx, 1);
+                ctx.Write(ctx.Get(1, ctx.Args));
+            }
+
+            [Extension("boom")]
+            public static async ExtensionTask Boom(ExtensionContext ctx)
+            {
+                await ctx.Yield();
+                throw new InvalidOperationException("boom at step two");
+            }
+
+            private static async ExtensionTask Twice(ExtensionContext ctx, long n)
+            {
+                await ctx.Yield();
+                await ctx.Yield();
+                ctx.WriteInt64(n);
+            }
+        }
+        """;
+
+    [Fact]
+    public void ExplicitYields_SuspendAndResume_ThroughNestedCoroutines()
+    {
+        using var h = new Harness();
+        h.Store.Put(1, 1, "k"u8, "v"u8);
+        h.InstallOk(1, "y", Yielder);
+        var cookie = h.NextCookie();
+        h.Scheduler.Invoke(1, "y", "k"u8, cookie);
+        Assert.False(h.Sink.Results.ContainsKey(cookie));
+        Assert.Equal(1, h.Scheduler.QueueLength);
+        Assert.Equal(1, h.Scheduler.Run(1));
+        Assert.False(h.Sink.Results.ContainsKey(cookie));
+        Assert.Equal(1, h.Scheduler.Run(1));
+        var (status, response, error) = h.Sink.Get(cookie);
+        Assert.True(status == ExtensionStatus.Ok, error);
+        Assert.Equal(3, h.Scheduler.Steps);
+        Assert.Equal(1, Bytes.Int64(response));
+        Assert.Equal("v"u8.ToArray(), response[8..9]);
+        Assert.Equal(0, h.Scheduler.Run());
+    }
+
+    [Fact]
+    public void ExceptionAfterAYield_FaultsWithTheMessage()
+    {
+        using var h = new Harness();
+        h.InstallOk(1, "y", Yielder);
+        var (status, _, error) = h.Call(1, "y.boom", default);
+        Assert.Equal(ExtensionStatus.Faulted, status);
+        Assert.Equal("InvalidOperationException: boom at step two", error);
+    }
+
+    [Fact]
+    public void IdleWorker_StealsAYieldedInvocation_ReadsItsOwnStore_AndTheOriginDeliversTheResult()
+    {
+        using var host = new ExtensionHost(new ExtensionHostOptions(), startWatchdog: false);
+        var storeA = new TestStore();
+        var storeB = new TestStore();
+        storeA.Put(1, 1, "k"u8, "A"u8);
+        storeB.Put(1, 1, "k"u8, "B"u8);
+        var sinkA = new ResultSink();
+        var sinkB = new ResultSink();
+        var a = host.CreateScheduler(storeA, sinkA);
+        var b = host.CreateScheduler(storeB, sinkB);
+        Assert.True(host.Install(1, "y", Yielder).Success);
+
+        a.Invoke(1, "y", "k"u8, 77);
+        Assert.Equal(1, a.QueueLength);
+        while (b.Run() > 0)
+        {
+        }
+        Assert.Equal(1, b.Stolen);
+        Assert.Empty(sinkB.Results);
+        Assert.Empty(sinkA.Results); // finished on B, not yet handed back
+        Assert.Equal(0, a.Run());
+        var (status, response, _) = sinkA.Get(77);
+        Assert.Equal(ExtensionStatus.Ok, status);
+        Assert.Equal("B"u8.ToArray(), response[8..9]); // resumed against the thief's storage session
+    }
+
+    [Fact]
+    public void Watchdog_QuarantinesAStuckExtension_AndSiblingsStealTheStuckWorkersQueue()
+    {
+        var options = new ExtensionHostOptions { StuckAfter = TimeSpan.FromMilliseconds(50), WatchdogInterval = TimeSpan.FromMilliseconds(5) };
+        using var h = new Harness(options, watchdog: true, schedulers: 2);
+        const string Staller = """
+            using Hybrid.Extensions.Abstractions;
+            public static class S
+            {
+                [Extension]
+                public static ExtensionTask Run(ExtensionContext ctx)
+                {
+                    ctx.Write(ctx.Get(1, ctx.Args));
+                    return ExtensionTask.CompletedTask;
+                }
+            }
+            """;
+        h.InstallOk(1, "stall", Staller);
+        h.InstallOk(2, "y", Yielder);
+        h.Store.StallKey = "stall"u8.ToArray();
+        h.Store.StallFor = TimeSpan.FromMilliseconds(600);
+        var reports = new List<StuckWorker>();
+        h.Host.WorkerStuck += r =>
+        {
+            lock (reports)
+            {
+                reports.Add(r);
+            }
+        };
+        var stuck = h.Schedulers[0];
+        var sibling = h.Schedulers[1];
+        var worker = new Thread(() =>
+        {
+            stuck.Invoke(2, "y", "k"u8, 1); // yields: queued on the soon-stuck worker
+            stuck.Invoke(1, "stall", "stall"u8, 2); // blocks inside the store
+        });
+        worker.Start();
+        SpinWait.SpinUntil(() => stuck.IsStuck, TimeSpan.FromSeconds(5));
+        Assert.True(stuck.IsStuck);
+        for (var i = 0; i < 10 && sibling.Stolen == 0; i++)
+        {
+            sibling.Run();
+        }
+        Assert.Equal(1, sibling.Stolen);
+        worker.Join();
+        stuck.Run();
+        Assert.Equal(ExtensionStatus.Ok, h.Sink.Get(1).Status);
+        Assert.Equal(ExtensionStatus.Quarantined, h.Sink.Get(2).Status);
+        Assert.Contains("stuck in one step", h.Sink.Get(2).Error);
+        lock (reports)
+        {
+            Assert.Equal(new StuckWorker(0, 1, "stall", reports[0].StuckFor), Assert.Single(reports));
+        }
+        Assert.True(h.Host.Resolve(1, "stall")!.IsQuarantined);
+        Assert.Equal(ExtensionStatus.Quarantined, h.Call(1, "stall", "x"u8).Status);
+        Assert.False(stuck.IsStuck);
+    }
+
+    [Fact]
+    public void CpuQuota_ThrottlesTheTenantThatSpentIt_NotOthers()
+    {
+        using var h = new Harness();
+        const string Spin = """
+            using Hybrid.Extensions.Abstractions;
+            public static class Spin
+            {
+                [Extension]
+                public static ExtensionTask Run(ExtensionContext ctx) { long i = 0; while (i >= 0) { i++; } return ExtensionTask.CompletedTask; }
+            }
+            """;
+        h.InstallOk(1, "spin", Spin);
+        h.InstallOk(2, "hello", InstallInvokeTests.Hello);
+        h.Host.SetCpuQuota(1, 0.01); // 10 ms per second, 1 ms of burst; no watchdog here, so no refill
+        Assert.Equal(ExtensionStatus.CpuBudgetExceeded, h.Call(1, "spin", default).Status);
+        var (status, _, error) = h.Call(1, "spin", default);
+        Assert.Equal(ExtensionStatus.Throttled, status);
+        Assert.Contains("CPU quota", error);
+        Assert.Equal(ExtensionStatus.Ok, h.Call(2, "hello", "k"u8).Status);
+        h.Host.SetCpuQuota(1, 0);
+        Assert.Equal(ExtensionStatus.CpuBudgetExceeded, h.Call(1, "spin", default).Status);
+    }
+}
