@@ -79,6 +79,25 @@ public sealed class EtcdMetadataStoreTests(EtcdFixture fixture) : MetadataStoreC
 public sealed class EtcdCrashTests
 {
     [Fact]
+    public async Task EtcdProcess_StoppedGracefully_RestartsOnItsDataDirectoryAndPorts()
+    {
+        Assert.True(EtcdProcess.FindBinary() is not null, "etcd is not installed: apt-get install -y etcd-server");
+        using var dir = new TempDirectory();
+        await using var etcd = await EtcdProcess.StartAsync(dataDirectory: dir.Path);
+        await using var store = new EtcdMetadataStore(etcd.ClientUrl);
+        var written = await store.CompareAndSwapAsync("/k", MetadataRevision.Absent, "v"u8.ToArray());
+
+        await etcd.StopAsync(grace: TimeSpan.FromSeconds(30));
+        Assert.False(etcd.IsRunning);
+        Assert.Contains("terminated", etcd.RecentLog()); // etcd saw SIGTERM, so it was not the kill fallback
+        await etcd.RestartAsync();
+
+        Assert.True(etcd.IsRunning);
+        Assert.Equal(written.Revision, (await store.GetAsync("/k"))!.Revision);
+        Assert.True(Directory.Exists(etcd.DataDirectory));
+    }
+
+    [Fact]
     public async Task EtcdKilled_ClientReportsUnavailable_AndRestartKeepsCommittedData()
     {
         Assert.True(EtcdProcess.FindBinary() is not null, "etcd is not installed: apt-get install -y etcd-server");

@@ -132,17 +132,59 @@ public sealed class EtcdProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts etcd again (after a kill) on the same data directory and ports, and waits for health.</summary>
+    /// <summary>
+    /// Stops etcd gracefully (SIGTERM, sent with <c>kill</c>, so no P/Invoke is needed here), and kills it
+    /// if it has not exited within <paramref name="grace"/> (default 10 s).
+    /// </summary>
+    public async Task StopAsync(TimeSpan? grace = null)
+    {
+        if (_process is { HasExited: false } process)
+        {
+            using var signal = Process.Start(new ProcessStartInfo("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])
+            {
+                UseShellExecute = false,
+            });
+            if (signal is not null)
+            {
+                await signal.WaitForExitAsync();
+            }
+
+            using var timeout = new CancellationTokenSource(grace ?? TimeSpan.FromSeconds(10));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Did not stop in time: fall through to the kill.
+            }
+        }
+
+        await KillAsync();
+    }
+
+    /// <summary>Starts etcd again (after a kill or stop) on the same data directory and ports, and waits for health.</summary>
     public async Task RestartAsync(CancellationToken cancellationToken = default)
     {
         await KillAsync();
         await RunAsync(cancellationToken);
     }
 
-    /// <summary>Kills etcd and deletes the data directory if this object created it.</summary>
+    /// <summary>
+    /// Ends etcd and deletes the data directory if this object created it: a temp directory's etcd is
+    /// simply killed, an etcd on a kept directory is stopped gracefully.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await KillAsync();
+        if (_ownsDataDirectory)
+        {
+            await KillAsync();
+        }
+        else
+        {
+            await StopAsync();
+        }
+
         if (_ownsDataDirectory && Directory.Exists(DataDirectory))
         {
             Directory.Delete(DataDirectory, recursive: true);
