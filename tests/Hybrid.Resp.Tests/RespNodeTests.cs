@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using Hybrid.Node.Hosting;
+using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Resp.Tests;
@@ -24,8 +25,10 @@ internal sealed class RespTestNode : IAsyncDisposable
 
     public int Port => Node.PortOf("resp");
 
-    public static async Task<RespTestNode> StartAsync(IPAddress? bind = null, long memoryBudget = 32L << 20)
+    /// <summary>Starts a node; <paramref name="tinyStore"/> keeps 1 MiB of 16 KiB pages in memory, so most records go to disk.</summary>
+    public static async Task<RespTestNode> StartAsync(IPAddress? bind = null, bool tinyStore = false)
     {
+        var memoryBudget = tinyStore ? 1L << 20 : 32L << 20;
         var directory = Path.Combine(Path.GetTempPath(), "hybrid-resp-tests", Guid.NewGuid().ToString("N"));
         var node = new HybridNode(new HybridNodeOptions
         {
@@ -37,7 +40,10 @@ internal sealed class RespTestNode : IAsyncDisposable
             Workers = 2,
             Durability = DurabilityMode.Memory,
             MemoryBudgetBytes = memoryBudget,
-            ConfigureStore = s => s with { MemoryBudgetBytes = memoryBudget, IndexBuckets = 1 << 14 },
+            Limits = tinyStore ? new ProtocolLimits(256 * 1024, 512, 8 * 1024, 4096) : ProtocolLimits.Default,
+            ConfigureStore = s => tinyStore
+                ? s with { PageSizeBytes = 16 * 1024, MemoryBudgetBytes = memoryBudget, IndexBuckets = 1 << 12 }
+                : s with { MemoryBudgetBytes = memoryBudget, IndexBuckets = 1 << 14 },
             StoreFactory = FasterKvStore.Open,
         });
         await node.StartAsync();
@@ -179,6 +185,39 @@ public sealed class RespNodeTests
         await Task.Delay(50);
         await goodStream.WriteAsync("\nv1\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"u8.ToArray());
         Assert.Equal("+OK\r\n$2\r\nv1\r\n", await ReadAsync(goodStream, 13));
+    }
+
+    [Fact]
+    public async Task RecordsOnDisk_ParkTheConnectionAndRepliesStayInOrder()
+    {
+        await using var node = await RespTestNode.StartAsync(tinyStore: true);
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, node.Port);
+        var stream = client.GetStream();
+        const int keys = 20_000;
+        var value = new string('x', 90);
+        for (var chunk = 0; chunk < keys; chunk += 1000)
+        {
+            var load = new StringBuilder();
+            for (var i = chunk; i < chunk + 1000; i++)
+            {
+                load.Append(RespHarness.Encode("SET", $"k{i}", $"{i:D10}{value}"));
+            }
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(load.ToString()));
+            Assert.Equal(string.Concat(Enumerable.Repeat("+OK\r\n", 1000)), await ReadAsync(stream, 5 * 1000));
+        }
+        // The first keys were written ~3 MiB ago: far beyond the 1 MiB kept in memory.
+        var expectValue = (int i) => $"$100\r\n{i:D10}{value}\r\n";
+        var request = RespHarness.Encode("GET", "k3") + RespHarness.Encode("MGET", "k1", "nope", "k2", "k19999")
+            + RespHarness.Encode("EXISTS", "k4", "k5", "nope") + RespHarness.Encode("STRLEN", "k6") + RespHarness.Encode("DEL", "k7", "k8")
+            + RespHarness.Encode("INCR", "k9") + RespHarness.Encode("GET", "k7") + RespHarness.Encode("PING");
+        var expected = expectValue(3) + "*4\r\n" + expectValue(1) + "$-1\r\n" + expectValue(2) + expectValue(19999)
+            + ":2\r\n:100\r\n:2\r\n-ERR value is not an integer or out of range\r\n$-1\r\n+PONG\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+        Assert.Equal(expected, await ReadAsync(stream, Encoding.ASCII.GetByteCount(expected)));
+        // Those reads really went to disk: GET, three MGET keys, two EXISTS keys, STRLEN, two DELs, INCR at least.
+        var parked = Regex.Match(RedisTools.Cli(node.Port, "INFO", "stats"), @"parked_operations:(\d+)");
+        Assert.True(parked.Success && long.Parse(parked.Groups[1].Value, CultureInfo.InvariantCulture) >= 5, parked.Value);
     }
 
     private static async Task<string> ReadToEndAsync(NetworkStream stream)

@@ -135,6 +135,13 @@ public sealed class RespServerContext
 
     private long _commands;
 
+    /// <summary>Storage operations that went pending (record on disk) and parked their connection (INFO stats).</summary>
+    public long ParkedOperations => Interlocked.Read(ref _parked);
+
+    private long _parked;
+
+    internal void CountParked() => Interlocked.Increment(ref _parked);
+
     internal long NextClientId() => Interlocked.Increment(ref _nextClientId);
 
     internal void ConnectionOpened() => Interlocked.Increment(ref _connected);

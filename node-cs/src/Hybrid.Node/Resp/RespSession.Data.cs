@@ -397,6 +397,7 @@ public sealed partial class RespSession : ICompletionSink
         }
         _pendingOp = op;
         _parked = Parked.Command;
+        _context.CountParked();
         return true;
     }
 
@@ -410,6 +411,7 @@ public sealed partial class RespSession : ICompletionSink
         _pendingOp = op;
         _parked = Parked.MultiKey;
         _resumeArg = nextArg;
+        _context.CountParked();
         return true;
     }
 

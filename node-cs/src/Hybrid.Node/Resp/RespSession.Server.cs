@@ -51,7 +51,8 @@ public sealed partial class RespSession
         }
         if (all || sections.Contains("stats"))
         {
-            sb.Append("# Stats\r\ntotal_commands_processed:").Append(_context.CommandsProcessed + _commands).Append("\r\n\r\n");
+            sb.Append("# Stats\r\ntotal_commands_processed:").Append(_context.CommandsProcessed + _commands).Append("\r\n")
+              .Append("parked_operations:").Append(_context.ParkedOperations).Append("\r\n\r\n");
         }
         if (all || sections.Contains("keyspace"))
         {

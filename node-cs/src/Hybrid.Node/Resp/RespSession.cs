@@ -8,7 +8,7 @@ namespace Hybrid.Node.Resp;
 /// <summary>
 /// The protocol state of one RESP connection: parses commands from the receive buffer, executes them
 /// against the worker's <see cref="IKvSession"/> under the connection's tenant, and appends the replies
-/// to the output buffer it is given. Transport-agnostic: the node's worker (or <see cref="RespListener"/>)
+/// to the output buffer it is given. Transport-agnostic: the node's worker (<see cref="RespFrontEnd"/>)
 /// owns the socket, feeds received bytes to <see cref="Process"/> and sends the output once per batch.
 /// </summary>
 /// <remarks>
@@ -146,7 +146,7 @@ public sealed partial class RespSession : IDisposable
 
     /// <summary>
     /// <see cref="Process"/> for a host whose storage session serves only this connection during the call
-    /// (<see cref="RespListener"/>, tests): a parked operation is completed at once by waiting for it (no other
+    /// (tests, tools): a parked operation is completed at once by waiting for it (no other
     /// connection's completion can be taken), then processing goes on. Never returns <see cref="ProcessOutcome.Parked"/>.
     /// </summary>
     public ProcessOutcome ProcessWaiting(ReadOnlySpan<byte> input, IKvSession kv, FrameBuffer output, out int consumed)
