@@ -1,0 +1,32 @@
+using System.CommandLine;
+
+namespace Hybrid.Cli.Commands;
+
+/// <summary>The <c>hybrid</c> command tree (System.CommandLine): server, get/put/del, tenant, bench.</summary>
+internal static class HybridCli
+{
+    /// <summary>
+    /// The root command. <paramref name="runServer"/> runs <c>hybrid server</c> with its raw arguments (Program owns its
+    /// argument parsing; scripts and tests depend on it, so it is passed through untouched).
+    /// </summary>
+    public static RootCommand Build(Func<string[], int> runServer)
+    {
+        var root = new RootCommand("HybridKV: a multi-tenant key-value store");
+        var server = new Command("server",
+            "Run one node until SIGTERM/SIGINT: [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N] " +
+            "[--durability memory|async|sync] [--memory-budget BYTES]")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        server.SetAction(result => runServer([.. result.UnmatchedTokens]));
+        root.Subcommands.Add(server);
+        foreach (var command in DataCommands.Create())
+            root.Subcommands.Add(command);
+        root.Subcommands.Add(TenantCommands.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        return root;
+    }
+
+    /// <summary>Parses and runs; returns the exit code.</summary>
+    public static int Run(string[] args, Func<string[], int> runServer) => Build(runServer).Parse(args).Invoke();
+}

@@ -1,0 +1,98 @@
+using Hybrid.Cli.Bench;
+using Hybrid.Cli.Commands;
+using Hybrid.Protocol;
+
+namespace Hybrid.Cli.Tests;
+
+public class CliTests
+{
+    private static readonly Func<string[], int> NoServer = _ => throw new InvalidOperationException("server must not run");
+
+    [Fact]
+    public void BenchParsesEveryOption()
+    {
+        var root = HybridCli.Build(NoServer);
+        var result = root.Parse(["bench", "-w", "a,C,noop", "-d", "uniform", "--keys", "1000", "--value-size", "32", "-s", "3", "-b", "16",
+            "-p", "2", "--duration", "1.5", "--warmup", "0", "--no-load", "--csv", "out.csv", "--port", "7200", "--tenant", "t1", "--secret", "s"]);
+        Assert.Empty(result.Errors);
+        var bench = result.CommandResult.Command;
+        Assert.Equal("bench", bench.Name);
+        Assert.Equal("uniform", result.GetValue<KeyDistribution>("--distribution").ToString().ToLowerInvariant());
+        Assert.Equal(1000L, result.GetValue<long>("--keys"));
+        Assert.Equal(3, result.GetValue<int>("--sessions"));
+        Assert.Equal(16, result.GetValue<int>("--batch"));
+        Assert.Equal(2, result.GetValue<int>("--pipeline"));
+        Assert.True(result.GetValue<bool>("--no-load"));
+        Assert.Equal("out.csv", result.GetValue<string>("--csv"));
+        Assert.Equal(7200, result.GetValue<int>("--port"));
+    }
+
+    [Fact]
+    public void BenchDefaultsAreTheEmbeddedNode()
+    {
+        var result = HybridCli.Build(NoServer).Parse(["bench"]);
+        Assert.Empty(result.Errors);
+        Assert.Equal("127.0.0.1", result.GetValue<string>("--host"));
+        Assert.Equal(7100, result.GetValue<int>("--port"));
+        Assert.Equal("default", result.GetValue<string>("--tenant"));
+        Assert.Equal(KeyDistribution.Zipf, result.GetValue<KeyDistribution>("--distribution"));
+    }
+
+    [Fact]
+    public void WorkloadNamesAreCheckedAndOrdered()
+    {
+        Assert.Equal(["A", "C", "noop"], BenchCommand.ParseWorkloads("a, C ,NOOP").Select(w => w.Name));
+        Assert.Throws<ArgumentException>(() => BenchCommand.ParseWorkloads("a,g"));
+    }
+
+    [Fact]
+    public void BadOptionsAreParseErrors()
+    {
+        var root = HybridCli.Build(NoServer);
+        Assert.NotEmpty(root.Parse(["bench", "--sessions", "many"]).Errors);
+        Assert.NotEmpty(root.Parse(["get"]).Errors);
+        Assert.NotEmpty(root.Parse(["put", "k"]).Errors);
+        Assert.NotEmpty(root.Parse(["nosuchcommand"]).Errors);
+        Assert.Throws<ArgumentException>(() => new BenchOptions { Batch = 0 }.Validate());
+        Assert.Throws<ArgumentException>(() => new BenchOptions { Workloads = [] }.Validate());
+    }
+
+    [Fact]
+    public void ServerArgumentsPassThroughUntouched()
+    {
+        string[]? seen = null;
+        int rc = HybridCli.Run(["server", "--port", "0", "--durability", "memory"], a => { seen = a; return 7; });
+        Assert.Equal(7, rc);
+        Assert.Equal(["--port", "0", "--durability", "memory"], seen!);
+    }
+
+    [Fact]
+    public void ExitCodesDistinguishMissingKeys()
+    {
+        Assert.Equal(0, DataCommands.ExitCode(Status.Ok));
+        Assert.Equal(1, DataCommands.ExitCode(Status.NotFound));
+        Assert.Equal(2, DataCommands.ExitCode(Status.Unauthorized));
+    }
+
+    [Fact]
+    public void TenantCreateWritesTheRegistry()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "hybrid-cli-tests-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var root = HybridCli.Build(NoServer);
+            Assert.Equal(0, root.Parse(["tenant", "create", "acme", "--secret", "pw", "--max-bytes", "1000", "--max-ops", "50", "--data-dir", dir]).Invoke());
+            Assert.Equal(2, root.Parse(["tenant", "create", "acme", "--secret", "pw", "--data-dir", dir]).Invoke());
+            var registry = Hybrid.Node.Tenants.TenantRegistry.Open(dir);
+            Assert.True(registry.TryGet("acme", out var tenant));
+            Assert.Equal("pw"u8.ToArray(), tenant.Secret);
+            Assert.Equal(1000, tenant.MaxBytes);
+            Assert.Equal(50, tenant.MaxOpsPerSecond);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, true);
+        }
+    }
+}
