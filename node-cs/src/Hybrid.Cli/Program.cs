@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
+using Hybrid.Cli.Commands;
 using Hybrid.Node.Hosting;
 using Hybrid.Storage;
 
@@ -12,8 +13,7 @@ internal static class Program
     {
         if (args.Length > 0 && args[0] == "server")
             return RunServer(args[1..]);
-        Console.WriteLine("hybrid: not implemented yet");
-        return args.Length == 0 ? 0 : 1;
+        return HybridCli.Run(args, RunServer);
     }
 
     /// <summary>
