@@ -308,14 +308,15 @@ let actions (cfg: Config) : Action list =
       for n in cfg.Nodes do Action.Recover n ]
 
 /// The successors of `st` through each action of `all` that `step` enables. A step that changes
-/// nothing is a stuttering step and is left out, as TLC leaves it out of a behaviour; only actions
-/// for which `canStutter` is true are compared with the state (the others always change it), which
-/// keeps enumeration cheap. Shared by Cuts and Migration.
+/// nothing is a stuttering step and is left out, as TLC leaves it out of a behaviour: an action that
+/// returns the very same state object, or one for which `canStutter` is true and whose result is
+/// equal to the state (the others always change it), which keeps enumeration cheap. Shared by Cuts
+/// and Migration.
 let successors (all: 'A list) (step: 'A -> 'S -> 'S option) (canStutter: 'A -> bool) (st: 'S) : ('A * 'S) list when 'S: equality =
     all
     |> List.choose (fun a ->
         match step a st with
-        | Some s' when canStutter a && s' = st -> None
+        | Some s' when LanguagePrimitives.PhysicalEquality s' st || (canStutter a && s' = st) -> None
         | Some s' -> Some(a, s')
         | None -> None)
 

@@ -27,7 +27,7 @@ module OfCuts =
         && st.owner |> Map.forall (fun _ n -> isNode n)
         && domainIs cfg.Nodes st.view
         && domainIs cfg.Nodes st.hist
-        && cfg.Nodes |> Set.forall (fun n -> List.length (st.hist[n]) = st.view[n] && st.hist[n] |> List.forall (fun rs -> Set.isSubset rs cfg.Ranges))
+        && st.hist |> Map.forall (fun n h -> List.length h = st.view[n] && h |> List.forall (fun rs -> Set.isSubset rs cfg.Ranges))
         && domainIs cfg.Ranges st.handoff
         && st.handoff |> Map.forall (fun _ h -> h |> Option.forall (fun h -> isNode h.src && isNode h.tgt && h.v >= 1))
         && domainIs cfg.Nodes st.coreView
@@ -43,13 +43,12 @@ module OfCuts =
 
     /// `SingleExecutingOwner`: among executing cores (view not 0), at most one node owns each range.
     let SingleExecutingOwner (cfg: Config) (st: State) : bool =
-        cfg.Ranges
-        |> Set.forall (fun r ->
-            let owners =
-                cfg.Nodes
-                |> Seq.filter (fun n -> cfg.Cores |> Set.exists (fun c -> let v = st.coreView[n][c] in v <> 0 && (Owned st n v).Contains r))
-                |> Seq.length
-            owners <= 1)
+        // the ranges each node owns in the views its executing cores are in, then no range twice
+        let executing =
+            cfg.Nodes
+            |> Seq.map (fun n -> st.coreView[n] |> Seq.fold (fun acc (KeyValue(_, v)) -> if v <> 0 then Set.union acc (Owned st n v) else acc) Set.empty)
+            |> List.ofSeq
+        cfg.Ranges |> Set.forall (fun r -> (executing |> List.filter (fun owned -> owned.Contains r) |> List.length) <= 1)
 
     /// `ExecInOwnView`: the last executed batch was stamped with the view the core executed in.
     let ExecInOwnView (_cfg: Config) (st: State) : bool =
@@ -110,8 +109,8 @@ module OfMigration =
         st.lastWrite |> Option.forall (fun e -> e.``new`` > e.prev)
 
     /// `FloorCoversStore`: no node holds a version above its floor.
-    let FloorCoversStore (cfg: Config) (st: State) : bool =
-        cfg.Cuts.Nodes |> Set.forall (fun n -> cfg.Keys |> Set.forall (fun k -> st.store[n][k] <= st.floor[n]))
+    let FloorCoversStore (_cfg: Config) (st: State) : bool =
+        st.store |> Map.forall (fun n kv -> let f = st.floor[n] in kv |> Map.forall (fun _ v -> v <= f))
 
     /// `HaveIsLatest`: every key the target counts as held is at least the acknowledged version.
     let HaveIsLatest (_cfg: Config) (st: State) : bool =

@@ -403,15 +403,17 @@ let FinishPulls (cfg: Config) (r: string) (st: State) : State option =
 /// finished become Durable (the checkpoint covers the range).
 let Checkpoint (_cfg: Config) (n: string) (st: State) : State option =
     if st.cuts.up[n] then
-        Some
-            { st with
-                durable = st.durable.Add(n, st.store[n])
-                mig =
-                    st.mig
-                    |> Map.map (fun _ mo ->
-                        match mo with
-                        | Some m when m.tgt = n && m.phase = Phase.Pulled -> Some { m with phase = Phase.Durable }
-                        | other -> other) }
+        let covers (mo: Mig option) =
+            match mo with
+            | Some m -> m.tgt = n && m.phase = Phase.Pulled
+            | None -> false
+        if st.durable[n] = st.store[n] && not (st.mig |> Map.exists (fun _ mo -> covers mo)) then
+            Some st // nothing to write: the same state (a stuttering step)
+        else
+            Some
+                { st with
+                    durable = st.durable.Add(n, st.store[n])
+                    mig = st.mig |> Map.map (fun _ mo -> if covers mo then Some { mo.Value with phase = Phase.Durable } else mo) }
     else
         None
 
@@ -509,9 +511,9 @@ let actions (cfg: Config) : Action list =
       for n in c.Nodes do Action.Crash n ]
 
 /// All successors of a state: every enabled action instance with the state it leads to, without
-/// stuttering steps (e.g. a `Checkpoint` with memory already in the log). Only `Checkpoint` and
-/// `SessionRefresh` can stutter (every other action changes a counter, phase, flag, view, queue
-/// or batch).
+/// stuttering steps (a `Checkpoint` with memory already in the log returns the same state object).
+/// Only `Checkpoint` and `SessionRefresh` can stutter (every other action changes a counter, phase,
+/// flag, view, queue or batch).
 let enabled (cfg: Config) : State -> (Action * State) list =
     let all = actions cfg
-    Cuts.successors all (step cfg) (function Action.Checkpoint _ | Action.SessionRefresh _ -> true | _ -> false)
+    Cuts.successors all (step cfg) (function Action.SessionRefresh _ -> true | _ -> false)
