@@ -84,10 +84,14 @@ public class OperationTests
         await client.PutAsync(0, B("v"), B("before"));
         ulong before = client.View;
         node.Node.View.Advance(before + 5);
+        // The cut is asynchronous: wait until every worker has refreshed into the new view.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!node.Node.View.AllWorkersAtLeast(before + 5) && DateTime.UtcNow < deadline)
+            await Task.Delay(1);
+        Assert.True(node.Node.View.AllWorkersAtLeast(before + 5));
         var get = await client.GetAsync(0, B("v"));
         Assert.Equal(Status.Ok, get.Status);
         Assert.Equal(before + 5, client.View);
-        Assert.True(node.Node.View.AllWorkersAtLeast(before + 5));
         Assert.Contains("status=\"viewchanged\"", node.Node.ScrapeMetrics());
     }
 

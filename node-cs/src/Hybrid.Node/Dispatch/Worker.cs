@@ -121,6 +121,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                 }
                 Sleep();
                 idle = 0;
+                Refresh(Stopwatch.GetTimestamp()); // a worker that slept re-reads the view before running anything
             }
             _session.CompletePending(this, wait: true);
         }
