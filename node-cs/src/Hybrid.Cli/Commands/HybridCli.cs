@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace Hybrid.Cli.Commands;
 
-/// <summary>The <c>hybrid</c> command tree (System.CommandLine): server, get/put/del, tenant, bench.</summary>
+/// <summary>The <c>hybrid</c> command tree (System.CommandLine): server, get/put/del, tenant, bench, trace check.</summary>
 internal static class HybridCli
 {
     /// <summary>
@@ -24,6 +24,7 @@ internal static class HybridCli
             root.Subcommands.Add(command);
         root.Subcommands.Add(TenantCommands.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(TraceCommand.Create());
         return root;
     }
 
