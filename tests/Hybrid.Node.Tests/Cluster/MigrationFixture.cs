@@ -137,14 +137,17 @@ internal sealed class TwoNodes : IDisposable
 
     public static string Key(int i) => "key:" + i;
 
-    /// <summary>Loads keys 0..count-1 into the source with value "v{i}"; returns the keys of r1.</summary>
+    /// <summary>The value key i is loaded with at the source: about 100 bytes.</summary>
+    public static string Value(int i) => $"v{i}-{new string('x', 92)}";
+
+    /// <summary>Loads keys 0..count-1 into the source with <see cref="Value"/>(i); returns the keys of r1.</summary>
     public List<int> Load(int count)
     {
         using var s = new SyncSession(SourceStore.Store.NewSession());
         var moving = new List<int>();
         for (int i = 0; i < count; i++)
         {
-            s.Put(Key(i), "v" + i);
+            s.Put(Key(i), Value(i));
             if (R1.ContainsKey(Encoding.UTF8.GetBytes(Key(i))))
                 moving.Add(i);
         }

@@ -71,17 +71,17 @@ public class TenantTests
         node.Node.Tenants.Create("slow", s_secretA, maxOpsPerSecond: 20);
         await using var slow = await node.ConnectAsync("slow", s_secretA);
         await using var other = await node.ConnectAsync();
-        // 20 ops/s with a 2-op burst: the first batch of 20 is admitted (into debt), the next ones are refused.
+        // 20 ops/s with a 2-op burst: the first batch of 40 is admitted (2 s into debt), the next ones are refused.
         var statuses = new List<Status>();
         for (int i = 0; i < 3; i++)
         {
             var batch = new HybridBatch();
-            for (int j = 0; j < 20; j++)
+            for (int j = 0; j < 40; j++)
                 batch.Get(0, "k"u8.ToArray());
             statuses.AddRange((await slow.ExecuteAsync(batch)).Select(r => r.Status));
         }
-        Assert.All(statuses.Take(20), s => Assert.Equal(Status.NotFound, s));
-        Assert.All(statuses.Skip(20), s => Assert.Equal(Status.QuotaExceeded, s));
+        Assert.All(statuses.Take(40), s => Assert.Equal(Status.NotFound, s));
+        Assert.All(statuses.Skip(40), s => Assert.Equal(Status.QuotaExceeded, s));
         for (int i = 0; i < 40; i++)
             Assert.Equal(Status.NotFound, (await other.GetAsync(0, "k"u8)).Status);
         Assert.Contains("hybrid_quota_rejections_total{tenant=\"slow\"}", node.Node.ScrapeMetrics());
