@@ -95,19 +95,7 @@ public sealed class SchedulerTests
     {
         var options = new ExtensionHostOptions { StuckAfter = TimeSpan.FromMilliseconds(50), WatchdogInterval = TimeSpan.FromMilliseconds(5) };
         using var h = new Harness(options, watchdog: true, schedulers: 2);
-        const string Staller = """
-            using Hybrid.Extensions.Abstractions;
-            public static class S
-            {
-                [Extension]
-                public static ExtensionTask Run(ExtensionContext ctx)
-                {
-                    ctx.Write(ctx.Get(1, ctx.Args));
-                    return ExtensionTask.CompletedTask;
-                }
-            }
-            """;
-        h.InstallOk(1, "stall", Staller);
+        h.InstallOk(1, "stall", InstallInvokeTests.Hello); // reads the key given as arguments
         h.InstallOk(2, "y", Yielder);
         h.Store.StallKey = "stall"u8.ToArray();
         h.Store.StallFor = TimeSpan.FromMilliseconds(600);
