@@ -1,0 +1,31 @@
+using Hybrid.Core.Interop;
+
+namespace Hybrid.Node.Cluster;
+
+/// <summary>
+/// Where the cluster's decision state lives (ownership, views, migration phases, lineage). The node only reads the
+/// newest <see cref="ClusterCore"/> and replaces it by compare-and-swap with the one a decision returned, so two
+/// deciders never lose each other's step. A durable store (Hybrid.Cluster's etcd-backed metadata) implements this
+/// by a transaction on the serialized state; <see cref="InMemoryClusterMetadata"/> is the single-process one.
+/// </summary>
+public interface IClusterMetadata
+{
+    /// <summary>The newest decision state.</summary>
+    ClusterCore Current { get; }
+
+    /// <summary>Installs <paramref name="next"/> if the state is still <paramref name="expected"/>; false when another decision won.</summary>
+    bool TryReplace(ClusterCore expected, ClusterCore next);
+}
+
+/// <summary>Decision state held in this process only (tests, single-process clusters): lost on restart.</summary>
+public sealed class InMemoryClusterMetadata(ClusterCore initial) : IClusterMetadata
+{
+    private ClusterCore _current = initial;
+
+    /// <inheritdoc />
+    public ClusterCore Current => Volatile.Read(ref _current);
+
+    /// <inheritdoc />
+    public bool TryReplace(ClusterCore expected, ClusterCore next) =>
+        ReferenceEquals(Interlocked.CompareExchange(ref _current, next, expected), expected);
+}

@@ -1,0 +1,267 @@
+using System.Threading.Channels;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Cluster;
+
+/// <summary>
+/// The target side of a Rocksteady migration: carries out what the F# core decided for this node and decides
+/// nothing itself. At <c>TransferOwnership</c> it raises the local version floor (<see cref="RaiseFloor"/>) and
+/// starts the pulls of the range (<see cref="StartPulls"/>): background pulls of N partitions in parallel,
+/// pipelined, on below-normal-priority threads, applied insert-if-newer; and priority pulls, batched up to 16 keys,
+/// of keys that reads missed. The coordinator then waits for <see cref="PullJob.CompleteAsync"/> (a catch-up pass
+/// included) before it asks the core for <c>FinishPulls</c>.
+/// </summary>
+public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int partitions = 4)
+{
+    /// <summary>The store pulled records are applied to.</summary>
+    public IKvStore Store => store;
+
+    /// <summary>Decision <c>RaiseFloor</c>: every later write here gets a version above <paramref name="floor"/>.</summary>
+    public void RaiseFloor(ulong floor) => store.RaiseVersionFloor(floor);
+
+    /// <summary>Decision <c>StartPulls(range, source, this node)</c>: starts pulling <paramref name="range"/> through <paramref name="peer"/>.</summary>
+    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default) =>
+        new(store, trace, rangeName, range, peer, partitions, cancellationToken);
+}
+
+/// <summary>Counts of one pull job (read them after <see cref="PullJob.CompleteAsync"/>).</summary>
+public sealed class PullStats
+{
+    private long _records, _bytes, _stale, _chunks, _priorityBatches, _priorityKeys;
+
+    /// <summary>Records received by background pulls (catch-up pass included).</summary>
+    public long Records => Volatile.Read(ref _records);
+
+    /// <summary>Key + value bytes received by background pulls.</summary>
+    public long Bytes => Volatile.Read(ref _bytes);
+
+    /// <summary>Pulled records not installed because the target already had a newer version (insert-if-newer).</summary>
+    public long Stale => Volatile.Read(ref _stale);
+
+    /// <summary>Background-pull chunks applied.</summary>
+    public long Chunks => Volatile.Read(ref _chunks);
+
+    /// <summary>Priority-pull requests sent.</summary>
+    public long PriorityBatches => Volatile.Read(ref _priorityBatches);
+
+    /// <summary>Keys asked for by priority pulls.</summary>
+    public long PriorityKeys => Volatile.Read(ref _priorityKeys);
+
+    /// <summary>Wall time from the start of the background pulls to the end of the catch-up pass.</summary>
+    public TimeSpan BackgroundElapsed { get; internal set; }
+
+    internal void AddChunk(int records, long bytes)
+    {
+        Interlocked.Add(ref _records, records);
+        Interlocked.Add(ref _bytes, bytes);
+        Interlocked.Increment(ref _chunks);
+    }
+
+    internal void AddStale(long n) => Interlocked.Add(ref _stale, n);
+
+    internal void AddPriority(int keys)
+    {
+        Interlocked.Increment(ref _priorityBatches);
+        Interlocked.Add(ref _priorityKeys, keys);
+    }
+}
+
+/// <summary>
+/// The pulls of one range to this node. Background partitions run on their own threads; read misses queue priority
+/// pulls that one batcher thread sends up to <see cref="MigrationSource.MaxPriorityKeys"/> at a time.
+/// </summary>
+public sealed class PullJob
+{
+    private readonly IKvStore _store;
+    private readonly MigrationTrace _trace;
+    private readonly string _rangeName;
+    private readonly SlotRange _range;
+    private readonly IMigrationPeer _peer;
+    private readonly int _partitions;
+    private readonly CancellationToken _cancel;
+    private readonly Channel<(PullKey Key, TaskCompletionSource Done)> _priority =
+        Channel.CreateUnbounded<(PullKey, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _background;
+    private readonly Task _priorityLoop;
+
+    internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, CancellationToken cancellationToken)
+    {
+        _store = store;
+        _trace = trace;
+        _rangeName = rangeName;
+        _range = range;
+        _peer = peer;
+        _partitions = partitions;
+        _cancel = cancellationToken;
+        _background = RunOnThread("pull-bg", RunBackground);
+        _priorityLoop = RunOnThread("pull-prio", RunPriority);
+    }
+
+    /// <summary>The range being pulled.</summary>
+    public SlotRange Range => _range;
+
+    /// <summary>What was pulled so far.</summary>
+    public PullStats Stats { get; } = new();
+
+    /// <summary>
+    /// A read of <paramref name="key"/> missed locally while the range is being pulled: completes once the key's record
+    /// (if the source has one) is installed here, after which the read is retried locally. Completes at once when
+    /// pulls already finished (the key is then here if it exists at all).
+    /// </summary>
+    public Task PullForReadAsync(PullKey key)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return _priority.Writer.TryWrite((key, done)) ? done.Task : Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Completes when every record of the range is here: all background partitions and one catch-up pass from the
+    /// planned end are applied and the priority queue is drained (later read misses complete at once). Only then may
+    /// the coordinator decide <c>FinishPulls</c>.
+    /// </summary>
+    public async Task CompleteAsync()
+    {
+        await _background.ConfigureAwait(false);
+        _priority.Writer.TryComplete();
+        await _priorityLoop.ConfigureAwait(false);
+    }
+
+    private static Task RunOnThread(string name, Action body)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                body();
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        })
+        { IsBackground = true, Name = name, Priority = ThreadPriority.BelowNormal };
+        thread.Start();
+        return done.Task;
+    }
+
+    private static T Wait<T>(ValueTask<T> pending) => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+
+    private void RunBackground()
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        ScanCursor[] plan = Wait(_peer.PlanPullsAsync(_partitions, 0, _cancel));
+        RunPartitions(plan, 0);
+        // Writes made while the first plan was scanned may lie beyond its end: one catch-up pass from that end.
+        long end = 0;
+        foreach (ScanCursor c in plan)
+            end = Math.Max(end, c.End);
+        RunPartitions(Wait(_peer.PlanPullsAsync(_partitions, end, _cancel)), plan.Length);
+        Stats.BackgroundElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+    }
+
+    private void RunPartitions(ScanCursor[] plan, int firstIndex)
+    {
+        if (plan.Length == 0)
+            return;
+        var threads = new Task[plan.Length];
+        for (int i = 0; i < plan.Length; i++)
+        {
+            ScanCursor start = plan[i];
+            int index = firstIndex + i;
+            threads[i] = RunOnThread("pull-part", () => RunPartition(start, index));
+        }
+        Task.WaitAll(threads, _cancel);
+    }
+
+    /// <summary>Pulls one partition, fetching chunk i+1 while chunk i is applied.</summary>
+    private void RunPartition(ScanCursor cursor, int index)
+    {
+        using var applier = new Applier(_store.NewSession(), Stats);
+        PullBuffer free = new(), inFlight = new();
+        ValueTask<ScanCursor> pending = _peer.PullAsync(_range, cursor, inFlight, _cancel);
+        while (true)
+        {
+            ScanCursor next = Wait(pending);
+            PullBuffer current = inFlight;
+            inFlight = free;
+            free = current;
+            if (!next.IsDone)
+                pending = _peer.PullAsync(_range, next, inFlight, _cancel);
+            applier.Apply(current);
+            Stats.AddChunk(current.Count, current.PayloadBytes);
+            _trace.BackgroundPull(_rangeName, index);
+            if (next.IsDone)
+                return;
+            Thread.Yield(); // low priority: let client work run between chunks
+        }
+    }
+
+    private void RunPriority()
+    {
+        using var applier = new Applier(_store.NewSession(), Stats);
+        var keys = new PullKey[MigrationSource.MaxPriorityKeys];
+        var waiters = new TaskCompletionSource[MigrationSource.MaxPriorityKeys];
+        var buffer = new PullBuffer(4096);
+        ChannelReader<(PullKey Key, TaskCompletionSource Done)> reader = _priority.Reader;
+        while (reader.WaitToReadAsync(_cancel).AsTask().GetAwaiter().GetResult())
+        {
+            int n = 0;
+            while (n < keys.Length && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) item))
+            {
+                keys[n] = item.Key;
+                waiters[n++] = item.Done;
+            }
+            try
+            {
+                Wait(_peer.PriorityPullAsync(keys.AsMemory(0, n), buffer, _cancel));
+                applier.Apply(buffer);
+                Stats.AddPriority(n);
+                _trace.PriorityPull(_rangeName);
+                for (int i = 0; i < n; i++)
+                    waiters[i].SetResult();
+            }
+            catch (Exception e)
+            {
+                for (int i = 0; i < n; i++)
+                    waiters[i].SetException(e);
+                throw;
+            }
+            Array.Clear(keys, 0, n);
+            Array.Clear(waiters, 0, n);
+        }
+    }
+
+    private static void Wait(ValueTask pending)
+    {
+        if (!pending.IsCompletedSuccessfully)
+            pending.AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>Installs pulled records insert-if-newer through one session, finishing pending ones before it returns.</summary>
+    private sealed class Applier(IKvSession session, PullStats stats) : IScanSink, ICompletionSink, IDisposable
+    {
+        public void Apply(PullBuffer records)
+        {
+            records.ForEach(this);
+            if (session.PendingCount > 0)
+                session.CompletePending(this, wait: true);
+        }
+
+        public void OnRecord(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version)
+        {
+            StoreResult r = session.ApplyPulled(tenant, table, key, value, version, 0);
+            if (r.Status == StoreStatus.Stale)
+                stats.AddStale(1);
+        }
+
+        public void OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value)
+        {
+            if (result.Status == StoreStatus.Stale)
+                stats.AddStale(1);
+        }
+
+        public void Dispose() => session.Dispose();
+    }
+}
