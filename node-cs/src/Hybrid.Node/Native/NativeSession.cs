@@ -205,27 +205,27 @@ internal sealed class NativeSession : IConnectionState
                 return false;
             case OpCode.Put:
             case OpCode.CondPut:
-            {
-                worker.CountOps(tenant, request.Op == OpCode.Put ? OpKind.Put : OpKind.CondPut);
-                if (!worker.TryChargeBytes(tenant, request.Key.Length + request.Value.Length + StoreOptions.RecordOverheadBytes))
                 {
-                    output.AppendResult(Status.QuotaExceeded, 0, default);
-                    return false;
+                    worker.CountOps(tenant, request.Op == OpCode.Put ? OpKind.Put : OpKind.CondPut);
+                    if (!worker.TryChargeBytes(tenant, request.Key.Length + request.Value.Length + StoreOptions.RecordOverheadBytes))
+                    {
+                        output.AppendResult(Status.QuotaExceeded, 0, default);
+                        return false;
+                    }
+                    ulong context = worker.PendingContext(connection, (uint)_holes);
+                    var result = request.Op == OpCode.Put
+                        ? session.Put(tenant.Id, request.Table, request.Key, request.Value, context)
+                        : session.PutIfVersion(tenant.Id, request.Table, request.Key, request.Value, request.ExpectedVersion, context);
+                    AppendWriteResult(output, result);
+                    return true;
                 }
-                ulong context = worker.PendingContext(connection, (uint)_holes);
-                var result = request.Op == OpCode.Put
-                    ? session.Put(tenant.Id, request.Table, request.Key, request.Value, context)
-                    : session.PutIfVersion(tenant.Id, request.Table, request.Key, request.Value, request.ExpectedVersion, context);
-                AppendWriteResult(output, result);
-                return true;
-            }
             case OpCode.Delete:
-            {
-                worker.CountOps(tenant, OpKind.Delete);
-                var result = session.Delete(tenant.Id, request.Table, request.Key, worker.PendingContext(connection, (uint)_holes));
-                AppendWriteResult(output, result);
-                return true;
-            }
+                {
+                    worker.CountOps(tenant, OpKind.Delete);
+                    var result = session.Delete(tenant.Id, request.Table, request.Key, worker.PendingContext(connection, (uint)_holes));
+                    AppendWriteResult(output, result);
+                    return true;
+                }
             case OpCode.MultiGet:
                 MultiGet(worker, connection, session, tenant, request, output);
                 return false;
