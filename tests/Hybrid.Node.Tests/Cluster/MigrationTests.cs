@@ -83,6 +83,21 @@ public sealed class MigrationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Without_client_writes_every_record_is_pulled_exactly_once_across_partitions_chunks_and_the_catch_up_pass()
+    {
+        using var nodes = new TwoNodes(traced: false);
+        List<int> moving = nodes.Load(20_000);
+        PullStats stats = await nodes.Coordinator.MigrateAsync("r1", nodes.N1, nodes.N2, nodes.Target, new InProcessPeer(nodes.Source));
+        output.WriteLine($"pulled {stats.Records} records, {stats.Bytes} bytes in {stats.Chunks} chunks in {stats.BackgroundElapsed.TotalMilliseconds:F0} ms = " +
+            $"{stats.Records / stats.BackgroundElapsed.TotalSeconds:F0} records/s, {stats.Bytes / stats.BackgroundElapsed.TotalSeconds / 1e6:F2} MB/s");
+        Assert.Equal(moving.Count, stats.Records);
+        Assert.Equal(0, stats.Stale);
+        using var target = new SyncSession(nodes.TargetStore.Store.NewSession());
+        foreach (int i in moving)
+            Assert.Equal(TwoNodes.Value(i), target.Get(TwoNodes.Key(i))?.Value);
+    }
+
+    [Fact]
     public async Task A_read_of_a_key_not_yet_pulled_waits_for_its_priority_pull_and_sees_the_source_value()
     {
         using var nodes = new TwoNodes(traced: true);
