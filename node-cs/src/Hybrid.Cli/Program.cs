@@ -19,7 +19,7 @@ internal static class Program
     /// <summary>
     /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
     /// [--durability memory|async|sync] [--memory-budget BYTES]</c>: runs one node until SIGTERM/SIGINT, then stops it
-    /// cleanly. Port 0 = ephemeral, -1 = off. Prints one line "hybrid: listening native=P metrics=P" once serving.
+    /// cleanly. Port 0 = ephemeral, -1 = off. Prints one line "hybrid: listening native=P metrics=P durability=D resp=P" once serving.
     /// </summary>
     private static int RunServer(string[] args)
     {
@@ -44,7 +44,8 @@ internal static class Program
         node.StartAsync().GetAwaiter().GetResult();
         string metrics = options.MetricsPort >= 0 ? node.MetricsPort.ToString(CultureInfo.InvariantCulture) : "off";
         string native = options.NativePort >= 0 ? node.NativePort.ToString(CultureInfo.InvariantCulture) : "off";
-        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()}");
+        string resp = options.RespPort >= 0 ? node.PortOf("resp").ToString(CultureInfo.InvariantCulture) : "off";
+        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()} resp={resp}");
         using var stop = new ManualResetEventSlim();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
