@@ -13,7 +13,7 @@ namespace Hybrid.Client;
 /// refreshes routing, adopts the node's view and resends the batch. A broken connection fails the requests in
 /// flight (their outcome is unknown) and is re-opened, with a new handshake, by the next request.
 /// </summary>
-public sealed class HybridSession : IAsyncDisposable
+public sealed partial class HybridSession : IAsyncDisposable
 {
     private readonly HybridClientOptions _options;
     private readonly Lock _lock = new();

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace Hybrid.Cli.Commands;
 
 /// <summary>The <c>hybrid</c> command tree (System.CommandLine): server, get/put/del, tenant, bench, trace check.</summary>
-internal static class HybridCli
+internal static partial class HybridCli
 {
     /// <summary>
     /// The root command. <paramref name="runServer"/> runs <c>hybrid server</c> with its raw arguments (Program owns its
@@ -25,8 +25,16 @@ internal static class HybridCli
         root.Subcommands.Add(TenantCommands.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TraceCommand.Create());
+        AddExtensionCommands(root);
+        AddClusterCommands(root);
         return root;
     }
+
+    /// <summary>Adds <c>hybrid ext ...</c> (implemented next to the extension commands).</summary>
+    static partial void AddExtensionCommands(RootCommand root);
+
+    /// <summary>Adds <c>hybrid cluster ...</c> and <c>hybrid migrate</c> (implemented next to the cluster commands).</summary>
+    static partial void AddClusterCommands(RootCommand root);
 
     /// <summary>Parses and runs; returns the exit code.</summary>
     public static int Run(string[] args, Func<string[], int> runServer) => Build(runServer).Parse(args).Invoke();
