@@ -13,8 +13,12 @@ public interface IClusterMetadata
     /// <summary>The newest decision state.</summary>
     ClusterCore Current { get; }
 
-    /// <summary>Installs <paramref name="next"/> if the state is still <paramref name="expected"/>; false when another decision won.</summary>
-    bool TryReplace(ClusterCore expected, ClusterCore next);
+    /// <summary>
+    /// Installs <paramref name="next"/>, the core's answer to <paramref name="decision"/> in state
+    /// <paramref name="expected"/>, if the state is still <paramref name="expected"/>; false when another decision won
+    /// (then <see cref="Current"/> is the newer state to decide against).
+    /// </summary>
+    bool TryReplace(ClusterCore expected, ClusterDecision decision, ClusterCore next);
 }
 
 /// <summary>Decision state held in this process only (tests, single-process clusters): lost on restart.</summary>
@@ -26,6 +30,6 @@ public sealed class InMemoryClusterMetadata(ClusterCore initial) : IClusterMetad
     public ClusterCore Current => Volatile.Read(ref _current);
 
     /// <inheritdoc />
-    public bool TryReplace(ClusterCore expected, ClusterCore next) =>
+    public bool TryReplace(ClusterCore expected, ClusterDecision decision, ClusterCore next) =>
         ReferenceEquals(Interlocked.CompareExchange(ref _current, next, expected), expected);
 }

@@ -37,14 +37,14 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         _nodes[target.Name] = target;
         SlotRange slots = ranges[range];
 
-        Decide(c => c.BeginMigration(range, target.Name), null);
+        Decide(ClusterDecision.BeginMigration(range, target.Name), null);
         await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
 
         ulong sourceFloor = await peer.VersionFloorAsync(cancellationToken).ConfigureAwait(false);
-        Decide(c => c.Prepare(range, (int)Math.Min(sourceFloor, int.MaxValue)), null);
+        Decide(ClusterDecision.Prepare(range, (int)Math.Min(sourceFloor, int.MaxValue)), null);
 
         PullJob? job = null;
-        Decide(c => c.TransferOwnership(range), e =>
+        Decide(ClusterDecision.TransferOwnership(range), e =>
         {
             switch (e.Kind)
             {
@@ -64,14 +64,14 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         await ReportCoresAsync(target, cancellationToken).ConfigureAwait(false);
 
         await job.CompleteAsync().ConfigureAwait(false);
-        Decide(c => c.FinishPulls(range), null);
+        Decide(ClusterDecision.FinishPulls(range), null);
         ActivePulls = null;
 
         await executor.Store.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-        Decide(c => c.CheckpointCovered(target.Name), null);
+        Decide(ClusterDecision.CheckpointCovered(target.Name), null);
 
         var drops = new List<string>();
-        Decide(c => c.DropSource(range), e =>
+        Decide(ClusterDecision.DropSource(range), e =>
         {
             if (e.Kind == EffectKind.DropRange)
                 drops.Add(e.Range);
@@ -79,7 +79,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         foreach (string r in drops)
             await peer.DropAsync(ranges[r], cancellationToken).ConfigureAwait(false);
 
-        Decide(c => c.RemoveLineage(range), null);
+        Decide(ClusterDecision.RemoveLineage(range), null);
         return job.Stats;
     }
 
@@ -94,31 +94,35 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             while (node.Views.CoreView(i) < view)
                 await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
             int core = i;
-            Decide(c => c.CoreRefreshed(node.Name, node.Cores[core], view), null);
+            Decide(ClusterDecision.CoreRefreshed(node.Name, node.Cores[core], view), null);
         }
     }
 
     /// <summary>
     /// Asks the core for one decision against the newest state, publishes it (retrying on a lost race), then performs
-    /// the effects every migration needs (BumpView, EmitTrace) and hands each to <paramref name="perform"/>.
+    /// its effects: EmitTrace, every effect through <paramref name="perform"/>, and BumpView last, so a node moves
+    /// to a view in which it serves a range only after that range's floor is raised and its pulls are registered.
     /// </summary>
-    private void Decide(Func<ClusterCore, DecisionResult> request, Action<Effect>? perform)
+    private void Decide(ClusterDecision decision, Action<Effect>? perform)
     {
         while (true)
         {
             ClusterCore current = metadata.Current;
-            DecisionResult result = request(current);
+            DecisionResult result = decision.ApplyTo(current);
             if (!result.Accepted)
                 throw new InvalidOperationException("the core refused: " + result.Reason);
-            if (!metadata.TryReplace(current, result.Core))
+            if (!metadata.TryReplace(current, decision, result.Core))
                 continue;
             foreach (Effect e in result.Effects)
             {
                 if (e.Kind == EffectKind.EmitTrace)
                     trace.Line(e.TraceLine);
-                else if (e.Kind == EffectKind.BumpView && _nodes.TryGetValue(e.Node, out MigrationNode? n))
-                    n.Views.Advance(e.View);
                 perform?.Invoke(e);
+            }
+            foreach (Effect e in result.Effects)
+            {
+                if (e.Kind == EffectKind.BumpView && _nodes.TryGetValue(e.Node, out MigrationNode? n))
+                    n.Views.Advance(e.View);
             }
             return;
         }

@@ -19,9 +19,21 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// <summary>Decision <c>RaiseFloor</c>: every later write here gets a version above <paramref name="floor"/>.</summary>
     public void RaiseFloor(ulong floor) => store.RaiseVersionFloor(floor);
 
-    /// <summary>Decision <c>StartPulls(range, source, this node)</c>: starts pulling <paramref name="range"/> through <paramref name="peer"/>.</summary>
-    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default) =>
-        new(store, trace, rangeName, range, peer, partitions, cancellationToken);
+    /// <summary>
+    /// Decision <c>StartPulls(range, source, this node)</c>: starts pulling <paramref name="range"/> through <paramref name="peer"/>.
+    /// When the store is a <see cref="MigratingStore"/>, reads that miss in the range wait for priority pulls until the
+    /// job completed.
+    /// </summary>
+    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default)
+    {
+        var job = new PullJob(store, trace, rangeName, range, peer, partitions, cancellationToken);
+        if (store is MigratingStore migrating)
+        {
+            migrating.AddIncoming(job);
+            _ = job.CompleteAsync().ContinueWith(_ => migrating.RemoveIncoming(job), TaskScheduler.Default);
+        }
+        return job;
+    }
 }
 
 /// <summary>Counts of one pull job (read them after <see cref="PullJob.CompleteAsync"/>).</summary>

@@ -69,6 +69,7 @@ public sealed class PullBuffer : IScanSink
         encoded.CopyTo(_bytes);
         Length = encoded.Length;
         Count = count;
+        PayloadBytes = encoded.Length - (long)HeaderBytes * count;
     }
 
     /// <summary>Hands every record to <paramref name="sink"/>, in order.</summary>

@@ -1,0 +1,257 @@
+using System.Buffers;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Cluster;
+
+/// <summary>
+/// The node's store as a migration target sees it (install it with <c>HybridNodeOptions.StoreFactory</c>): while a
+/// range is being pulled here, a read that misses a key of that range does not answer NotFound but goes pending,
+/// queues a batched priority pull of the key (<see cref="PullJob.PullForReadAsync"/>) and completes through the
+/// worker's usual <see cref="IKvSession.CompletePending"/> once the key is installed (the read is then run again
+/// locally). Conditional writes and read-modify-writes (CondPut, SET NX/XX, INCR, APPEND) of such keys wait for the
+/// same pull first, so they decide on the latest record. Blind writes and deletes never wait: the pulled record is
+/// applied insert-if-newer and cannot overwrite them.
+/// </summary>
+/// <remarks>
+/// With no range incoming every call is passed straight through after one read of an empty array: the fast path pays
+/// one volatile read per operation and nothing per batch. A read only costs a slot computation while a range is
+/// incoming, and a pull only when it misses.
+/// </remarks>
+public sealed class MigratingStore(IKvStore inner) : IKvStore
+{
+    private volatile PullJob[] _incoming = [];
+    private readonly Lock _lock = new();
+
+    /// <summary>The wrapped store.</summary>
+    public IKvStore Inner => inner;
+
+    /// <summary>Misses that waited for a priority pull (for tests and metrics).</summary>
+    public long PulledReads => Interlocked.Read(ref _pulledReads);
+
+    private long _pulledReads;
+
+    /// <summary>Reads of <paramref name="job"/>'s range that miss wait for its priority pulls from now on.</summary>
+    public void AddIncoming(PullJob job)
+    {
+        lock (_lock)
+            _incoming = [.. _incoming, job];
+    }
+
+    /// <summary>The range of <paramref name="job"/> is complete here: misses answer NotFound again.</summary>
+    public void RemoveIncoming(PullJob job)
+    {
+        lock (_lock)
+            _incoming = [.. _incoming.Where(j => j != job)];
+    }
+
+    internal PullJob? IncomingFor(ReadOnlySpan<byte> key)
+    {
+        PullJob[] jobs = _incoming;
+        if (jobs.Length == 0)
+            return null;
+        int slot = Slot.Of(key);
+        foreach (PullJob j in jobs)
+        {
+            if (j.Range.Contains(slot))
+                return j;
+        }
+        return null;
+    }
+
+    internal void CountPulledRead() => Interlocked.Increment(ref _pulledReads);
+
+    /// <inheritdoc />
+    public StoreOptions Options => inner.Options;
+
+    /// <inheritdoc />
+    public ulong MaxVersion => inner.MaxVersion;
+
+    /// <inheritdoc />
+    public IKvSession NewSession() => new MigratingSession(this, inner.NewSession());
+
+    /// <inheritdoc />
+    public ISlotScanner NewScanner() => inner.NewScanner();
+
+    /// <inheritdoc />
+    public ScanCursor[] PlanScan(int partitions, long from = 0) => inner.PlanScan(partitions, from);
+
+    /// <inheritdoc />
+    public void RaiseVersionFloor(ulong floor) => inner.RaiseVersionFloor(floor);
+
+    /// <inheritdoc />
+    public long DropSlots(int slotLo, int slotHi) => inner.DropSlots(slotLo, slotHi);
+
+    /// <inheritdoc />
+    public long TenantBytes(uint tenant) => inner.TenantBytes(tenant);
+
+    /// <inheritdoc />
+    public StoreMetrics GetMetrics() => inner.GetMetrics();
+
+    /// <inheritdoc />
+    public bool IsDurable(long sequence) => inner.IsDurable(sequence);
+
+    /// <inheritdoc />
+    public ValueTask WaitDurableAsync(long sequence, CancellationToken cancellationToken = default) => inner.WaitDurableAsync(sequence, cancellationToken);
+
+    /// <inheritdoc />
+    public ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default) => inner.CheckpointAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public void Dispose() => inner.Dispose();
+}
+
+/// <summary>A worker's session on a <see cref="MigratingStore"/>: see there.</summary>
+internal sealed class MigratingSession(MigratingStore store, IKvSession inner) : IKvSession, ICompletionSink
+{
+    private enum Op : byte { Get, PutIfVersion, PutIfAbsent, PutIfExists, Increment, Append }
+
+    /// <summary>An operation waiting for its key's priority pull, with copies of its arguments.</summary>
+    private sealed record Waiting(Task Pulled, Op Op, uint Tenant, uint Table, byte[] Key, byte[] Value, ulong Expected, long Delta, ulong Context);
+
+    private readonly List<Waiting> _waiting = [];
+    private readonly Dictionary<ulong, (uint Tenant, uint Table, byte[] Key, PullJob Job)> _diskReads = [];
+    private readonly ArrayBufferWriter<byte> _value = new(1024);
+    private ICompletionSink? _sink;
+
+    public int PendingCount => inner.PendingCount + _waiting.Count;
+
+    public long LastWriteSequence => inner.LastWriteSequence;
+
+    public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
+    {
+        StoreResult r = inner.Get(tenant, table, key, output, context);
+        if (r.Status is StoreStatus.NotFound or StoreStatus.Pending && store.IncomingFor(key) is { } job)
+        {
+            if (r.IsPending)
+                _diskReads[context] = (tenant, table, key.ToArray(), job); // a disk read may still miss: see OnCompleted
+            else
+                return Wait(job, Op.Get, tenant, table, key, default, 0, 0, context);
+        }
+        return r;
+    }
+
+    public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink)
+    {
+        bool incoming = false;
+        foreach (ReadOnlyMemory<byte> k in keys)
+            incoming |= store.IncomingFor(k.Span) is not null;
+        if (!incoming)
+            return inner.MultiGet(tenant, table, keys, firstContext, sink);
+        int pending = 0;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            _value.ResetWrittenCount();
+            StoreResult r = Get(tenant, table, keys[i].Span, _value, firstContext + (ulong)i);
+            if (r.IsPending)
+                pending++;
+            else
+                sink.OnCompleted(firstContext + (ulong)i, r, _value.WrittenSpan);
+        }
+        return pending;
+    }
+
+    public StoreResult Put(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        inner.Put(tenant, table, key, value, context);
+
+    public StoreResult PutIfVersion(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion, ulong context) =>
+        store.IncomingFor(key) is { } job
+            ? Wait(job, Op.PutIfVersion, tenant, table, key, value, expectedVersion, 0, context)
+            : inner.PutIfVersion(tenant, table, key, value, expectedVersion, context);
+
+    public StoreResult PutIfAbsent(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        store.IncomingFor(key) is { } job
+            ? Wait(job, Op.PutIfAbsent, tenant, table, key, value, 0, 0, context)
+            : inner.PutIfAbsent(tenant, table, key, value, context);
+
+    public StoreResult PutIfExists(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        store.IncomingFor(key) is { } job
+            ? Wait(job, Op.PutIfExists, tenant, table, key, value, 0, 0, context)
+            : inner.PutIfExists(tenant, table, key, value, context);
+
+    public StoreResult Delete(uint tenant, uint table, ReadOnlySpan<byte> key, ulong context) => inner.Delete(tenant, table, key, context);
+
+    public StoreResult Increment(uint tenant, uint table, ReadOnlySpan<byte> key, long delta, ulong context) =>
+        store.IncomingFor(key) is { } job
+            ? Wait(job, Op.Increment, tenant, table, key, default, 0, delta, context)
+            : inner.Increment(tenant, table, key, delta, context);
+
+    public StoreResult Append(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        store.IncomingFor(key) is { } job
+            ? Wait(job, Op.Append, tenant, table, key, value, 0, 0, context)
+            : inner.Append(tenant, table, key, value, context);
+
+    public StoreResult ApplyPulled(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version, ulong context) =>
+        inner.ApplyPulled(tenant, table, key, value, version, context);
+
+    public int CompletePending(ICompletionSink sink, bool wait = false)
+    {
+        int done = 0;
+        while (true)
+        {
+            if (inner.PendingCount > 0)
+            {
+                _sink = sink;
+                done += inner.CompletePending(_diskReads.Count > 0 ? this : sink, wait);
+                _sink = null;
+            }
+            done += RunPulled(sink, wait);
+            if (!wait || PendingCount == 0)
+                return done;
+        }
+    }
+
+    /// <summary>A disk read finished: a miss of an incoming key waits for its pull instead of answering NotFound.</summary>
+    void ICompletionSink.OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value)
+    {
+        if (_diskReads.Remove(context, out var read) && result.Status == StoreStatus.NotFound)
+        {
+            Wait(read.Job, Op.Get, read.Tenant, read.Table, read.Key, default, 0, 0, context);
+            return;
+        }
+        _sink!.OnCompleted(context, result, value);
+    }
+
+    private StoreResult Wait(PullJob job, Op op, uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected, long delta, ulong context)
+    {
+        byte[] keyCopy = key.ToArray();
+        Task pulled = job.PullForReadAsync(new PullKey(tenant, table, keyCopy));
+        _waiting.Add(new Waiting(pulled, op, tenant, table, keyCopy, value.ToArray(), expected, delta, context));
+        store.CountPulledRead();
+        return StoreResult.Of(StoreStatus.Pending);
+    }
+
+    /// <summary>Runs again, locally, every waiting operation whose pull finished and hands its result to <paramref name="sink"/>.</summary>
+    private int RunPulled(ICompletionSink sink, bool wait)
+    {
+        int done = 0;
+        for (int i = 0; i < _waiting.Count; i++)
+        {
+            Waiting w = _waiting[i];
+            if (!w.Pulled.IsCompleted)
+            {
+                if (!wait)
+                    continue;
+                w.Pulled.ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
+            }
+            _waiting.RemoveAt(i--);
+            done++;
+            _value.ResetWrittenCount();
+            StoreResult r = w.Pulled.IsCompletedSuccessfully ? Rerun(w) : StoreResult.Of(StoreStatus.Error);
+            if (!r.IsPending)
+                sink.OnCompleted(w.Context, r, _value.WrittenSpan);
+        }
+        return done;
+    }
+
+    private StoreResult Rerun(Waiting w) => w.Op switch
+    {
+        Op.Get => inner.Get(w.Tenant, w.Table, w.Key, _value, w.Context),
+        Op.PutIfVersion => inner.PutIfVersion(w.Tenant, w.Table, w.Key, w.Value, w.Expected, w.Context),
+        Op.PutIfAbsent => inner.PutIfAbsent(w.Tenant, w.Table, w.Key, w.Value, w.Context),
+        Op.PutIfExists => inner.PutIfExists(w.Tenant, w.Table, w.Key, w.Value, w.Context),
+        Op.Increment => inner.Increment(w.Tenant, w.Table, w.Key, w.Delta, w.Context),
+        _ => inner.Append(w.Tenant, w.Table, w.Key, w.Value, w.Context),
+    };
+
+    public void Dispose() => inner.Dispose();
+}

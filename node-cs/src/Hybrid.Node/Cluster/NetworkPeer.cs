@@ -1,0 +1,220 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Hybrid.Protocol;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Cluster;
+
+/// <summary>
+/// <see cref="IMigrationPeer"/> over TCP to another node's <see cref="PeerServer"/>. Each call borrows a pooled
+/// connection (opened on demand), sends one frame and awaits one reply, so concurrent partitions and the priority
+/// batcher each get their own connection and a pipelined partition has its next chunk in flight while it applies the
+/// current one. A connection that failed is dropped; the call throws and the caller decides (a pull job fails, the
+/// coordinator reports it). Also moves the remote node's view and reads its cores' views (<see cref="Views"/>) and
+/// sends cluster control requests.
+/// </summary>
+public sealed class NetworkPeer : IMigrationPeer, IDisposable
+{
+    private readonly ConcurrentBag<Channel> _idle = [];
+    private volatile bool _disposed;
+
+    /// <summary>A peer at <paramref name="endPoint"/>; connects lazily.</summary>
+    public NetworkPeer(EndPoint endPoint)
+    {
+        EndPoint = endPoint;
+        Views = new RemoteCoreViews(this);
+    }
+
+    /// <summary>The remote peer port.</summary>
+    public EndPoint EndPoint { get; }
+
+    /// <summary>The remote node's view and its cores' views, as the migration coordinator drives them.</summary>
+    public ICoreViews Views { get; }
+
+    /// <summary>How long a connect may take.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <inheritdoc />
+    public async ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage reply = await c.CallAsync(c.Request.Begin((byte)PeerOp.VersionFloor), cancellationToken).ConfigureAwait(false);
+        ulong floor = (ulong)new PeerReader(reply.Payload).I64();
+        Return(c);
+        return floor;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage reply = await c.CallAsync(c.Request.Begin((byte)PeerOp.PlanPulls).I32(partitions).I64(from), cancellationToken).ConfigureAwait(false);
+        ScanCursor[] plan = ReadPlan(reply.Payload);
+        Return(c);
+        return plan;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage request = c.Request.Begin((byte)PeerOp.Pull).I32(range.Lo).I32(range.Hi).I64(cursor.Next).I64(cursor.End);
+        PeerMessage reply = await c.CallAsync(request, cancellationToken).ConfigureAwait(false);
+        ScanCursor next = LoadChunk(reply.Payload, into);
+        Return(c);
+        return next;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage request = c.Request.Begin((byte)PeerOp.PriorityPull).I32(keys.Length);
+        foreach (PullKey k in keys.Span)
+            request.I32((int)k.Tenant).I32((int)k.Table).I32(k.Key.Length).Bytes(k.Key.Span);
+        PeerMessage reply = await c.CallAsync(request, cancellationToken).ConfigureAwait(false);
+        LoadRecords(reply.Payload, into);
+        Return(c);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage reply = await c.CallAsync(c.Request.Begin((byte)PeerOp.Drop).I32(range.Lo).I32(range.Hi), cancellationToken).ConfigureAwait(false);
+        long dropped = new PeerReader(reply.Payload).I64();
+        Return(c);
+        return dropped;
+    }
+
+    /// <summary>Sends a cluster control request (JSON) and returns the reply (JSON).</summary>
+    public async Task<string> ControlAsync(string json, CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage reply = await c.CallAsync(c.Request.Begin((byte)PeerOp.Control).Bytes(Encoding.UTF8.GetBytes(json)), cancellationToken).ConfigureAwait(false);
+        string text = Encoding.UTF8.GetString(reply.Payload);
+        Return(c);
+        return text;
+    }
+
+    /// <summary>Moves the remote node to <paramref name="view"/> (a decision's BumpView for it).</summary>
+    public async Task AdvanceViewAsync(int view, CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        await c.CallAsync(c.Request.Begin((byte)PeerOp.AdvanceView).I32(view), cancellationToken).ConfigureAwait(false);
+        Return(c);
+    }
+
+    /// <summary>The view each of the remote node's cores executes in.</summary>
+    public async Task<int[]> CoreViewsAsync(CancellationToken cancellationToken = default)
+    {
+        Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
+        PeerMessage reply = await c.CallAsync(c.Request.Begin((byte)PeerOp.CoreViews), cancellationToken).ConfigureAwait(false);
+        var r = new PeerReader(reply.Payload);
+        var views = new int[r.I32()];
+        for (int i = 0; i < views.Length; i++)
+            views[i] = r.I32();
+        Return(c);
+        return views;
+    }
+
+    /// <summary>Closes every pooled connection.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        while (_idle.TryTake(out Channel? c))
+            c.Socket.Dispose();
+    }
+
+    private static ScanCursor[] ReadPlan(ReadOnlySpan<byte> payload)
+    {
+        var r = new PeerReader(payload);
+        var plan = new ScanCursor[r.I32()];
+        for (int i = 0; i < plan.Length; i++)
+            plan[i] = new ScanCursor(r.I64(), r.I64());
+        return plan;
+    }
+
+    private static ScanCursor LoadChunk(ReadOnlySpan<byte> payload, PullBuffer into)
+    {
+        var r = new PeerReader(payload);
+        var next = new ScanCursor(r.I64(), r.I64());
+        LoadRecords(r.Rest, into);
+        return next;
+    }
+
+    private static void LoadRecords(ReadOnlySpan<byte> payload, PullBuffer into)
+    {
+        var r = new PeerReader(payload);
+        int count = r.I32();
+        into.Load(r.Rest, count);
+    }
+
+    private async ValueTask<Channel> RentAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_idle.TryTake(out Channel? c))
+            return c;
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(ConnectTimeout);
+            await socket.ConnectAsync(EndPoint, timeout.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new Channel(socket);
+    }
+
+    private void Return(Channel c)
+    {
+        if (_disposed)
+            c.Socket.Dispose();
+        else
+            _idle.Add(c);
+    }
+
+    /// <summary>One connection with its reusable request and reply frames.</summary>
+    private sealed class Channel(Socket socket)
+    {
+        public Socket Socket { get; } = socket;
+        public PeerMessage Request { get; } = new();
+        private readonly PeerMessage _reply = new();
+
+        public async ValueTask<PeerMessage> CallAsync(PeerMessage request, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await request.SendAsync(Socket, cancellationToken).ConfigureAwait(false);
+                await _reply.ReceiveAsync(Socket, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                Socket.Dispose();
+                throw;
+            }
+            if (_reply.Code != PeerFrame.Ok)
+                Socket.Dispose(); // not returned to the pool: the caller sees the remote failure
+            return _reply.ThrowIfFailed();
+        }
+    }
+
+    /// <summary>The remote node's views, for the coordinator (which polls them while it waits for a cut).</summary>
+    private sealed class RemoteCoreViews(NetworkPeer peer) : ICoreViews
+    {
+        public int CoreCount => Fetch().Length;
+
+        public void Advance(int view) => peer.AdvanceViewAsync(view).GetAwaiter().GetResult();
+
+        /// <summary>One round trip per question: the coordinator polls while it waits for a cut, a few times per migration.</summary>
+        public int CoreView(int core) => Fetch()[core];
+
+        private int[] Fetch() => peer.CoreViewsAsync().GetAwaiter().GetResult();
+    }
+}

@@ -1,0 +1,167 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Cluster;
+
+/// <summary>
+/// The node's peer port (<see cref="PeerOp"/>): serves migration pulls from this node's store, moves this node's view
+/// when a coordinator elsewhere carries out a BumpView for it, reports its workers' views, and answers cluster control
+/// requests. Deliberately not on the node's workers: a pull scans the log and may block on disk, so each peer
+/// connection runs on its own below-normal-priority thread and client batches keep the workers.
+/// </summary>
+public sealed class PeerServer : IDisposable
+{
+    private readonly Socket _listener;
+    private readonly MigrationSource _source;
+    private readonly ICoreViews _views;
+    private readonly Func<string, string>? _control;
+    private readonly List<Socket> _open = [];
+    private readonly Lock _lock = new();
+    private volatile bool _stopping;
+
+    /// <summary>Listens on <paramref name="endPoint"/> (port 0 = ephemeral) and serves until disposed.</summary>
+    /// <param name="endPoint">Where to listen.</param>
+    /// <param name="source">Serves pulls and drops from this node's store.</param>
+    /// <param name="views">This node's view and its workers' views.</param>
+    /// <param name="control">Answers <see cref="PeerOp.Control"/> requests (JSON in, JSON out); null = refused.</param>
+    public PeerServer(IPEndPoint endPoint, MigrationSource source, ICoreViews views, Func<string, string>? control = null)
+    {
+        _source = source;
+        _views = views;
+        _control = control;
+        _listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(endPoint);
+        _listener.Listen(64);
+        EndPoint = (IPEndPoint)_listener.LocalEndPoint!;
+        new Thread(AcceptLoop) { IsBackground = true, Name = "peer-accept" }.Start();
+    }
+
+    /// <summary>The bound address.</summary>
+    public IPEndPoint EndPoint { get; }
+
+    private void AcceptLoop()
+    {
+        while (!_stopping)
+        {
+            Socket socket;
+            try
+            {
+                socket = _listener.Accept();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+            socket.NoDelay = true;
+            lock (_lock)
+                _open.Add(socket);
+            new Thread(() => Serve(socket)) { IsBackground = true, Name = "peer-conn", Priority = ThreadPriority.BelowNormal }.Start();
+        }
+    }
+
+    private void Serve(Socket socket)
+    {
+        var request = new PeerMessage();
+        var reply = new PeerMessage();
+        var records = new PullBuffer();
+        try
+        {
+            while (!_stopping && request.Receive(socket))
+            {
+                try
+                {
+                    Handle((PeerOp)request.Code, request.Payload, reply.Begin(PeerFrame.Ok), records);
+                }
+                catch (Exception e) when (e is not (SocketException or IOException or ObjectDisposedException))
+                {
+                    reply.Begin(PeerFrame.Failed).Bytes(Encoding.UTF8.GetBytes(e.GetType().Name + ": " + e.Message));
+                }
+                reply.Send(socket);
+            }
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            // The peer went away; its calls fail on its side.
+        }
+        finally
+        {
+            lock (_lock)
+                _open.Remove(socket);
+            socket.Dispose();
+        }
+    }
+
+    private void Handle(PeerOp op, ReadOnlySpan<byte> payload, PeerMessage reply, PullBuffer records)
+    {
+        var r = new PeerReader(payload);
+        switch (op)
+        {
+            case PeerOp.Pull:
+                {
+                    var range = new SlotRange(r.I32(), r.I32());
+                    var cursor = new Storage.ScanCursor(r.I64(), r.I64());
+                    Storage.ScanCursor next = _source.Pull(range, cursor, records);
+                    reply.I64(next.Next).I64(next.End).I32(records.Count).Bytes(records.Encoded);
+                    break;
+                }
+            case PeerOp.PriorityPull:
+                {
+                    int n = r.I32();
+                    if (n is < 0 or > MigrationSource.MaxPriorityKeys)
+                        throw new InvalidDataException($"priority pull of {n} keys");
+                    var keys = new PullKey[n];
+                    for (int i = 0; i < n; i++)
+                    {
+                        uint tenant = (uint)r.I32(), table = (uint)r.I32();
+                        keys[i] = new PullKey(tenant, table, r.Bytes(r.I32()).ToArray());
+                    }
+                    _source.PriorityPull(keys, records);
+                    reply.I32(records.Count).Bytes(records.Encoded);
+                    break;
+                }
+            case PeerOp.PlanPulls:
+                {
+                    Storage.ScanCursor[] plan = _source.PlanPulls(r.I32(), r.I64());
+                    reply.I32(plan.Length);
+                    foreach (Storage.ScanCursor c in plan)
+                        reply.I64(c.Next).I64(c.End);
+                    break;
+                }
+            case PeerOp.Drop:
+                reply.I64(_source.Drop(new SlotRange(r.I32(), r.I32())));
+                break;
+            case PeerOp.VersionFloor:
+                reply.I64((long)_source.VersionFloor);
+                break;
+            case PeerOp.AdvanceView:
+                _views.Advance(r.I32());
+                break;
+            case PeerOp.CoreViews:
+                reply.I32(_views.CoreCount);
+                for (int i = 0; i < _views.CoreCount; i++)
+                    reply.I32(_views.CoreView(i));
+                break;
+            case PeerOp.Control when _control is not null:
+                reply.Bytes(Encoding.UTF8.GetBytes(_control(Encoding.UTF8.GetString(payload))));
+                break;
+            default:
+                throw new InvalidDataException($"unsupported peer op 0x{(byte)op:x2}");
+        }
+    }
+
+    /// <summary>Stops listening and closes every peer connection.</summary>
+    public void Dispose()
+    {
+        _stopping = true;
+        _listener.Dispose();
+        lock (_lock)
+        {
+            foreach (Socket s in _open)
+                s.Dispose();
+            _open.Clear();
+        }
+    }
+}
