@@ -62,6 +62,7 @@ public sealed class ExtensionHost : IDisposable
     private readonly Thread? _watchdog;
     private readonly CancellationTokenSource _stop = new();
     private ExtensionScheduler[] _schedulers = [];
+    private long _generation;
 
     private sealed record Installed(LoadedModule Module, IReadOnlyList<string> Names);
 
@@ -108,6 +109,23 @@ public sealed class ExtensionHost : IDisposable
             {
                 return (_loader.ContextCount, _loader.ModuleCount, _handles.Count);
             }
+        }
+    }
+
+    /// <summary>
+    /// Grows on every install and uninstall: a caller that caches <see cref="Resolve"/> results (per connection, by
+    /// name bytes) compares it to know when its cache may be stale.
+    /// </summary>
+    public long Generation => Volatile.Read(ref _generation);
+
+    /// <summary>The tenant's invocation names, sorted (ordinal).</summary>
+    public IReadOnlyList<string> List(ulong tenant)
+    {
+        lock (_installLock)
+        {
+            var names = _installs.Where(e => e.Key.Tenant == tenant).SelectMany(e => e.Value.Names).ToList();
+            names.Sort(StringComparer.Ordinal);
+            return names;
         }
     }
 
@@ -215,6 +233,7 @@ public sealed class ExtensionHost : IDisposable
             names.Add(full);
         }
         _installs[(tenant, name)] = new Installed(module, names);
+        Interlocked.Increment(ref _generation);
         return names;
     }
 
@@ -229,6 +248,7 @@ public sealed class ExtensionHost : IDisposable
             _handles.TryRemove((tenant, n), out _);
         }
         _loader.Release(old.Module);
+        Interlocked.Increment(ref _generation);
         return true;
     }
 

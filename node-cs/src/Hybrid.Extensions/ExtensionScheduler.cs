@@ -15,6 +15,17 @@ public interface IExtensionResultSink
 }
 
 /// <summary>
+/// Optionally implemented by an <see cref="IExtensionStore"/> that hands out spans over a scratch area it reuses:
+/// the scheduler calls <see cref="BeginStep"/> before every step, the only moment when no span an extension got
+/// from <see cref="IExtensionStore.TryGet"/> can still be alive (spans never cross a yield point).
+/// </summary>
+public interface IExtensionStepStore
+{
+    /// <summary>A step of some invocation starts on this store: earlier spans are dead and their memory may be reused.</summary>
+    void BeginStep();
+}
+
+/// <summary>
 /// One worker's extension scheduler: runs invocations as stackless coroutines on the calling thread.
 /// Create one per worker with <see cref="ExtensionHost.CreateScheduler"/>; call <c>Invoke</c> and
 /// <see cref="Run"/> only from that worker's thread.
@@ -49,11 +60,17 @@ public sealed class ExtensionScheduler
         _sink = sink;
     }
 
+    /// <summary>
+    /// Called on the thief's thread when an invocation this worker submitted finished on a sibling and waits here
+    /// for the next <see cref="Run"/>: a sleeping worker should wake up for it.
+    /// </summary>
+    public Action? ResultHandedBack { get; set; }
+
     /// <summary>Position of this scheduler among the host's schedulers.</summary>
     public int Index { get; }
 
     /// <summary>Invocations waiting to be resumed on this worker.</summary>
-    public int QueueLength => _runnable.Count;
+    public int QueueLength => _runnable.Count + _finishedElsewhere.Count;
 
     /// <summary>Steps run by this worker (the watchdog's progress counter).</summary>
     public long Steps => Volatile.Read(ref _steps);
@@ -155,6 +172,7 @@ public sealed class ExtensionScheduler
     private bool Step(Invocation invocation)
     {
         var context = invocation.Context;
+        (_store as IExtensionStepStore)?.BeginStep();
         context.Bind(_store);
         context.IsScheduled = true;
         ExtensionContext.Current = context;
@@ -240,6 +258,7 @@ public sealed class ExtensionScheduler
         else
         {
             invocation.Origin._finishedElsewhere.Enqueue(invocation);
+            invocation.Origin.ResultHandedBack?.Invoke();
         }
     }
 

@@ -2,7 +2,7 @@ namespace Hybrid.Protocol;
 
 /// <summary>
 /// Request opcodes of protocol v1. Values are wire values: never renumber, only append.
-/// Reserved opcodes are answered with <see cref="Status.Unsupported"/>; any other unknown value is
+/// Reserved opcodes (migration pulls) are answered with <see cref="Status.Unsupported"/>; any other unknown value is
 /// <see cref="Status.Malformed"/> and closes the connection.
 /// </summary>
 public enum OpCode : byte
@@ -23,13 +23,19 @@ public enum OpCode : byte
     CondPut = 0x13,
     /// <summary>Reads several keys of one table: value = packed keys, result value = packed results.</summary>
     MultiGet = 0x14,
-    /// <summary>Reserved: install a tenant extension.</summary>
+    /// <summary>
+    /// Installs (or replaces) a tenant extension: key = install name (UTF-8), value = C# source (UTF-8). Result: Ok +
+    /// invocation names (one per line), or InstallRejected + the errors (one per line). Compiled off the worker.
+    /// </summary>
     Install = 0x20,
-    /// <summary>Reserved: invoke a tenant extension.</summary>
+    /// <summary>
+    /// Invokes a tenant extension: key = invocation name (UTF-8), value = arguments. Result: Ok + the response,
+    /// NotFound, QuotaExceeded (the tenant's extension CPU quota), or ExtensionFailed (version = why, value = message).
+    /// </summary>
     Invoke = 0x21,
-    /// <summary>Reserved: remove a tenant extension.</summary>
+    /// <summary>Removes a tenant extension by install name: Ok or NotFound.</summary>
     Uninstall = 0x22,
-    /// <summary>Reserved: list a tenant's extensions.</summary>
+    /// <summary>Lists the session tenant's invocation names: Ok + names, one per line, sorted.</summary>
     ListExtensions = 0x23,
     /// <summary>Reserved: migration background pull (Rocksteady).</summary>
     MigrationPull = 0x30,
@@ -44,7 +50,10 @@ public static class OpCodes
     public static bool IsKnown(byte op) => op is >= 0x01 and <= 0x03 or >= 0x10 and <= 0x14 or >= 0x20 and <= 0x23 or 0x30 or 0x31;
 
     /// <summary>True for opcodes reserved for later work: answered Unsupported, connection kept.</summary>
-    public static bool IsReserved(OpCode op) => op is >= OpCode.Install and <= OpCode.ListExtensions or OpCode.MigrationPull or OpCode.PriorityPull;
+    public static bool IsReserved(OpCode op) => op is OpCode.MigrationPull or OpCode.PriorityPull;
+
+    /// <summary>True for the tenant extension opcodes (Install, Invoke, Uninstall, ListExtensions).</summary>
+    public static bool IsExtension(OpCode op) => op is >= OpCode.Install and <= OpCode.ListExtensions;
 
     /// <summary>True for opcodes that change data (they count against write quotas and durability).</summary>
     public static bool IsWrite(OpCode op) => op is OpCode.Put or OpCode.Delete or OpCode.CondPut;

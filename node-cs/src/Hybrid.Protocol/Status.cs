@@ -30,8 +30,15 @@ public enum Status : byte
     Pending = 10,
     /// <summary>The node is overloaded or shutting down; the client should resend later (nothing ran).</summary>
     Retry = 11,
-    /// <summary>The opcode is reserved for a later version (extensions, migration pulls); nothing ran.</summary>
+    /// <summary>The opcode is reserved for a later version (migration pulls); nothing ran.</summary>
     Unsupported = 12,
     /// <summary>The node failed while running the request (a bug or a storage failure).</summary>
     InternalError = 13,
+    /// <summary>Install refused the source: the value holds the errors, one per line (<c>file(line,col): ...</c>).</summary>
+    InstallRejected = 14,
+    /// <summary>
+    /// An extension invocation was stopped or threw: <c>Version</c> says why (2 faulted, 3 CPU budget, 4 memory budget,
+    /// 5 stack budget, 7 quarantined by the watchdog) and the value holds the message.
+    /// </summary>
+    ExtensionFailed = 15,
 }

@@ -131,7 +131,7 @@ public class MalformedInputTests
             b.AppendRequest(OpCode.Noop, 0, default, default);
         }));
         var results = raw.Receive().Results;
-        Assert.Equal([Status.Unsupported, Status.Unsupported, Status.Ok], results.Select(r => r.Status));
+        Assert.Equal([Status.NotFound, Status.Unsupported, Status.Ok], results.Select(r => r.Status));
     }
 
     [Fact]

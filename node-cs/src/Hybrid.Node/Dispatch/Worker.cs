@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 using Hybrid.Node.Tenants;
 using Hybrid.Storage;
@@ -15,17 +16,26 @@ namespace Hybrid.Node.Dispatch;
 internal sealed class Worker : IWorkerContext, ICompletionSink
 {
     private const int IdleSpins = 64;
+    /// <summary>
+    /// Worker thread stack: extension steps run on it and their stack check allows 256 KiB plus up to 48 nested
+    /// exception dispatches (~16 KiB each), so 2 MiB is the floor; 8 MiB leaves room for the node's own frames.
+    /// </summary>
+    private const int StackBytes = 8 << 20;
     private readonly HybridNode _node;
     private readonly ConcurrentQueue<Connection> _ready = new();
     private readonly ManualResetEventSlim _signal = new(false, spinCount: 10);
     private readonly List<Connection?> _parked = [];
     private readonly Stack<int> _freeSlots = new();
     private readonly List<Connection> _resumed = [];
+    private readonly List<Connection> _extensionResumed = [];
     private readonly List<(Connection Connection, long Sequence)> _durableWaits = [];
     private readonly Action _wake;
     private readonly long _refreshTicks;
     private Thread? _thread;
     private IKvSession? _session;
+    private IKvSession? _extensionSession;
+    private NodeExtensions? _nodeExtensions;
+    private WorkerExtensions? _extensions;
     private Worker[] _siblings = [];
     private volatile bool _stopping;
     private volatile int _sleeping;
@@ -57,6 +67,9 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     public ulong View => _view;
 
     /// <inheritdoc />
+    public WorkerExtensions Extensions => _extensions ?? throw new InvalidOperationException("worker not started");
+
+    /// <inheritdoc />
     public bool AllowsUnauthenticatedDefault => _node.Options.IsLoopbackOnly;
 
     /// <summary>This worker's counters (written only by this thread, read racily by the scraper).</summary>
@@ -68,7 +81,8 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     internal void Start(Worker[] siblings)
     {
         _siblings = siblings.Where(s => s != this).ToArray();
-        _thread = new Thread(Run) { IsBackground = true, Name = $"hybrid-worker-{WorkerIndex}" };
+        _nodeExtensions = NodeExtensions.Acquire(_node);
+        _thread = new Thread(Run, StackBytes) { IsBackground = true, Name = $"hybrid-worker-{WorkerIndex}" };
         _thread.Start();
     }
 
@@ -78,6 +92,8 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         _signal.Set();
         _thread?.Join();
         _signal.Dispose();
+        _nodeExtensions?.Release();
+        _nodeExtensions = null;
     }
 
     /// <summary>Queues a connection to run on this worker (socket threads, other workers). Lock-free.</summary>
@@ -94,6 +110,11 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     private void Run()
     {
         _session = _node.Store.NewSession();
+        // Extensions read through a second session of this worker, so that completing one of their disk reads
+        // synchronously never takes another connection's completion (see WorkerExtensionStore).
+        _extensionSession = _node.Store.NewSession();
+        _extensions = new WorkerExtensions(this, _nodeExtensions!, _extensionSession);
+        _extensions.Scheduler.ResultHandedBack = _wake;
         try
         {
             Refresh(Stopwatch.GetTimestamp());
@@ -103,7 +124,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                 long now = Stopwatch.GetTimestamp();
                 if (now >= _nextRefresh)
                     Refresh(now);
-                bool worked = PollPending() | PollDurable();
+                bool worked = PollPending() | PollDurable() | PollExtensions();
                 if (_ready.TryDequeue(out var connection) || TrySteal(out connection))
                 {
                     connection.Drive(this);
@@ -114,7 +135,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                     idle = 0;
                     continue;
                 }
-                if (_session.PendingCount > 0 || (_durableWaits.Count > 0 && ++idle < IdleSpins))
+                if (_session.PendingCount > 0 || _extensions.HasWork || (_durableWaits.Count > 0 && ++idle < IdleSpins))
                 {
                     Thread.Yield();
                     continue;
@@ -128,6 +149,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         finally
         {
             _session.Dispose();
+            _extensionSession.Dispose();
         }
     }
 
@@ -135,7 +157,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     {
         _sleeping = 1;
         Interlocked.MemoryBarrier();
-        if (_ready.IsEmpty && !_stopping)
+        if (_ready.IsEmpty && !_stopping && !_extensions!.HasWork)
         {
             if (_durableWaits.Count > 0)
                 RegisterDurableWake();
@@ -196,6 +218,35 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
             _resumed.Clear();
         }
         return done > 0;
+    }
+
+    private bool PollExtensions()
+    {
+        bool worked = _extensions!.Poll();
+        if (_extensionResumed.Count > 0)
+        {
+            foreach (var connection in _extensionResumed)
+            {
+                ReleaseParkSlot(connection);
+                connection.Resume(this);
+            }
+            _extensionResumed.Clear();
+        }
+        return worked;
+    }
+
+    /// <summary>
+    /// An extension result (invocation finished after its first step, install compiled) for the connection parked
+    /// under <paramref name="cookie"/>; the connection resumes after the current poll when nothing else is pending.
+    /// </summary>
+    internal void DeliverExtensionResult(long cookie, Hybrid.Protocol.Status status, ulong version, ReadOnlySpan<byte> value)
+    {
+        int slot = (int)((ulong)cookie >> 32);
+        var connection = slot < _parked.Count ? _parked[slot] : null;
+        if (connection?.State is not IExtensionResultTarget target)
+            return;
+        if (target.OnExtensionResult(this, connection.Context, (uint)cookie, status, version, value, connection.Output))
+            _extensionResumed.Add(connection);
     }
 
     private bool PollDurable()

@@ -24,6 +24,9 @@ public interface IWorkerContext
     /// <summary>The view this worker is in: read from <see cref="NodeView"/> at its last epoch refresh (per batch check).</summary>
     ulong View { get; }
 
+    /// <summary>This worker's side of tenant extensions: its coroutine scheduler and the node's extension host.</summary>
+    Extensions.WorkerExtensions Extensions { get; }
+
     /// <summary>True when the node listens only on loopback and so lets the <c>default</c> tenant skip AUTH.</summary>
     bool AllowsUnauthenticatedDefault { get; }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 using Hybrid.Node.Tenants;
 using Hybrid.Protocol;
@@ -15,7 +16,7 @@ namespace Hybrid.Node.Native;
 /// straight into the connection's output buffer. Reads that go to disk leave a placeholder result (a "hole",
 /// status Pending, version = hole number); when every hole is filled the reply is reassembled and sent.
 /// </summary>
-internal sealed class NativeSession : IConnectionState
+internal sealed partial class NativeSession : IConnectionState, IExtensionResultTarget
 {
     /// <summary>Internal flag on a MultiGet result whose packed sub-results contain holes.</summary>
     private const byte HasHoles = 1;
@@ -159,7 +160,10 @@ internal sealed class NativeSession : IConnectionState
     {
         output.EndFrame(frameStart, FrameKind.Reply, count, batchSeq, connection.SessionId, worker.View);
         if (wrote && _syncDurability)
-            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, session.LastWriteSequence);
+        {
+            long last = Math.Max(session.LastWriteSequence, worker.Extensions.LastWriteSequence);
+            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, last);
+        }
         worker.RecordBatch(started);
     }
 
@@ -232,6 +236,16 @@ internal sealed class NativeSession : IConnectionState
             case OpCode.Noop:
                 worker.CountOps(tenant, OpKind.Noop);
                 output.AppendResult(Status.Ok, 0, default);
+                return false;
+            case OpCode.Invoke:
+                worker.CountOps(tenant, OpKind.Other);
+                Invoke(worker, connection, tenant, request, output);
+                return true; // the extension may have written
+            case OpCode.Install:
+            case OpCode.Uninstall:
+            case OpCode.ListExtensions:
+                worker.CountOps(tenant, OpKind.Other);
+                ManageExtensions(worker, connection, tenant, request, output);
                 return false;
             default:
                 // Hello/Auth inside an open session, and the opcodes reserved for extensions and migration.
@@ -346,17 +360,24 @@ internal sealed class NativeSession : IConnectionState
     }
 
     /// <inheritdoc />
-    public bool OnCompleted(IWorkerContext worker, ConnectionContext connection, uint token, in StoreResult result, ReadOnlySpan<byte> value, FrameBuffer output)
+    public bool OnCompleted(IWorkerContext worker, ConnectionContext connection, uint token, in StoreResult result, ReadOnlySpan<byte> value, FrameBuffer output) =>
+        FillHole(worker, connection, token, Map(result.Status), result.Version, result.Status == StoreStatus.Ok ? value : default, output);
+
+    /// <inheritdoc />
+    public bool OnExtensionResult(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output) =>
+        FillHole(worker, connection, token, status, version, value, output);
+
+    /// <summary>Fills one hole of the parked batch; true (and the reply assembled) when it was the last one.</summary>
+    private bool FillHole(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output)
     {
         if (token >= _holes)
             return false;
         if (_holeResults.Length < _holes)
             Array.Resize(ref _holeResults, Math.Max(_holes, _holeResults.Length * 2));
         int offset = _holeValues.Length;
-        bool found = result.Status == StoreStatus.Ok && !value.IsEmpty;
-        if (found)
+        if (!value.IsEmpty)
             value.CopyTo(_holeValues.Append(value.Length));
-        _holeResults[token] = new Hole(Map(result.Status), result.Version, offset, found ? value.Length : 0);
+        _holeResults[token] = new Hole(status, version, offset, value.Length);
         if (--_holesOpen > 0)
             return false;
         Assemble(output);

@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Hybrid.Extensions;
+using Hybrid.Node.Hosting;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Extensions;
+
+/// <summary>
+/// The tenant extensions of one node: its <see cref="ExtensionHost"/> (persisted under
+/// <c>&lt;data&gt;/extensions</c>, reloaded without compiling at start), the control thread that compiles installs
+/// off the workers, and the per-tenant CPU quotas. Created by the node's first worker at start and disposed when the
+/// last worker stops; reach it with <see cref="Of"/>.
+/// </summary>
+/// <remarks>
+/// Installs and uninstalls run one at a time, in arrival order, on the control thread: a worker that receives one
+/// parks the connection and goes on serving others; the result comes back to that worker's queue and the reply is
+/// sent from there. Nothing here is on a request's hot path except <see cref="Host"/>'s lock-free name lookups.
+/// </remarks>
+public sealed class NodeExtensions : IDisposable
+{
+    private static readonly ConditionalWeakTable<HybridNode, ExtensionHostOptions> s_configured = new();
+    private static readonly ConditionalWeakTable<HybridNode, NodeExtensions> s_nodes = new();
+    private static readonly Lock s_lock = new();
+
+    private readonly HybridNode _node;
+    private readonly BlockingCollection<ControlWork> _work = new();
+    private readonly Thread _control;
+    private readonly string _quotaFile;
+    private readonly ConcurrentDictionary<uint, double> _cpuQuotas = new();
+    private int _users;
+    private long _stuckReports;
+
+    private NodeExtensions(HybridNode node, ExtensionHostOptions options)
+    {
+        _node = node;
+        Host = new ExtensionHost(options);
+        _quotaFile = Path.Combine(options.Directory ?? node.Options.DataDirectory, "cpu-quotas.tsv");
+        LoadQuotas();
+        Host.WorkerStuck += _ => Interlocked.Increment(ref _stuckReports);
+        _control = new Thread(ControlLoop) { IsBackground = true, Name = "hybrid-ext-control" };
+        _control.Start();
+    }
+
+    private sealed record ControlWork(uint Tenant, string Name, string? Source, long Cookie, WorkerExtensions Origin);
+
+    /// <summary>The node's extension host: install, resolve, schedulers, quotas, watchdog.</summary>
+    public ExtensionHost Host { get; }
+
+    /// <summary>How often the watchdog found a worker stuck inside one extension step (it quarantined the extension).</summary>
+    public long StuckReports => Interlocked.Read(ref _stuckReports);
+
+    /// <summary>
+    /// Sets the extension host options a node will use (budgets, slice, directory). Call before
+    /// <see cref="HybridNode.StartAsync"/>; without it the defaults apply with <c>&lt;data&gt;/extensions</c>.
+    /// </summary>
+    public static void Configure(HybridNode node, ExtensionHostOptions options)
+    {
+        lock (s_lock)
+        {
+            s_configured.AddOrUpdate(node, options);
+        }
+    }
+
+    /// <summary>The extensions of a started node.</summary>
+    public static NodeExtensions Of(HybridNode node)
+    {
+        lock (s_lock)
+        {
+            return s_nodes.TryGetValue(node, out var extensions) ? extensions : throw new InvalidOperationException("node not started");
+        }
+    }
+
+    /// <summary>Called by each worker as it starts: the first creates the node's extensions (reloading persisted installs).</summary>
+    internal static NodeExtensions Acquire(HybridNode node)
+    {
+        lock (s_lock)
+        {
+            if (!s_nodes.TryGetValue(node, out var extensions))
+            {
+                var options = s_configured.TryGetValue(node, out var configured) ? configured : new ExtensionHostOptions();
+                options = options with { Directory = options.Directory ?? Path.Combine(node.Options.DataDirectory, "extensions") };
+                extensions = new NodeExtensions(node, options);
+                s_nodes.Add(node, extensions);
+            }
+            extensions._users++;
+            return extensions;
+        }
+    }
+
+    /// <summary>Called by each worker as it stops: the last one disposes the node's extensions.</summary>
+    internal void Release()
+    {
+        lock (s_lock)
+        {
+            if (--_users > 0)
+                return;
+            s_nodes.Remove(_node);
+        }
+        Dispose();
+    }
+
+    /// <summary>
+    /// Limits <paramref name="tenant"/>'s extensions to <paramref name="cores"/> CPU cores on average over all workers
+    /// (≤ 0 removes the limit). Persisted next to the installs; invocations over it answer QuotaExceeded.
+    /// </summary>
+    public void SetCpuQuota(uint tenant, double cores)
+    {
+        Host.SetCpuQuota(tenant, cores);
+        if (cores > 0)
+            _cpuQuotas[tenant] = cores;
+        else
+            _cpuQuotas.TryRemove(tenant, out _);
+        lock (_cpuQuotas)
+        {
+            var tmp = _quotaFile + ".tmp";
+            File.WriteAllLines(tmp, _cpuQuotas.Select(q => FormattableString.Invariant($"{q.Key}\t{q.Value}")));
+            File.Move(tmp, _quotaFile, overwrite: true);
+        }
+    }
+
+    /// <summary>The tenant's CPU quota in cores (0 = unlimited).</summary>
+    public double CpuQuota(uint tenant) => _cpuQuotas.GetValueOrDefault(tenant);
+
+    private void LoadQuotas()
+    {
+        if (!File.Exists(_quotaFile))
+            return;
+        foreach (var line in File.ReadLines(_quotaFile))
+        {
+            var f = line.Split('\t');
+            if (f.Length == 2 && uint.TryParse(f[0], out var tenant) && double.TryParse(f[1], System.Globalization.CultureInfo.InvariantCulture, out var cores))
+            {
+                _cpuQuotas[tenant] = cores;
+                Host.SetCpuQuota(tenant, cores);
+            }
+        }
+    }
+
+    /// <summary>Queues an install (<paramref name="source"/> set) or an uninstall for the control thread.</summary>
+    internal void Submit(uint tenant, string name, string? source, long cookie, WorkerExtensions origin)
+    {
+        try
+        {
+            _work.Add(new ControlWork(tenant, name, source, cookie, origin));
+        }
+        catch (InvalidOperationException)
+        {
+            origin.Post(cookie, Status.Retry, 0, "node is stopping"u8.ToArray());
+        }
+    }
+
+    private void ControlLoop()
+    {
+        foreach (var work in _work.GetConsumingEnumerable())
+        {
+            // Any failure answers the request: the control thread must outlive every install.
+            try
+            {
+                if (work.Source is null)
+                {
+                    bool removed = Host.Uninstall(work.Tenant, work.Name);
+                    work.Origin.Post(work.Cookie, removed ? Status.Ok : Status.NotFound, 0, []);
+                    continue;
+                }
+                var result = Host.Install(work.Tenant, work.Name, work.Source);
+                if (result.Success)
+                    work.Origin.Post(work.Cookie, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
+                else
+                    work.Origin.Post(work.Cookie, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
+            }
+            catch (Exception e)
+            {
+                work.Origin.Post(work.Cookie, Status.InternalError, 0, Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}"));
+            }
+        }
+    }
+
+    /// <summary>Stops the control thread (queued work answers Retry) and the host's watchdog.</summary>
+    public void Dispose()
+    {
+        _work.CompleteAdding();
+        _control.Join();
+        _work.Dispose();
+        Host.Dispose();
+    }
+}

@@ -1,0 +1,145 @@
+using System.Buffers;
+using Hybrid.Extensions;
+using Hybrid.Extensions.Abstractions;
+using Hybrid.Node.Hosting;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Extensions;
+
+/// <summary>
+/// What an extension reads and writes through, on one worker: a storage session of that worker (used only by its
+/// thread, and by its extension steps only) and a scratch arena the values are read into. The tenant is always the
+/// invocation's (the host passes it; the extension cannot name another), so an extension reaches only its own
+/// tenant's tables.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Copy, not zero copy: <see cref="IKvSession.Get"/> writes a value into a buffer writer; the value is copied once
+/// into this arena and the extension gets a span over it. The arena is reset at every step start
+/// (<see cref="IExtensionStepStore.BeginStep"/>), the only moment no span can be alive; inside a step it grows by
+/// switching to a bigger array without moving earlier values, so every span of the step stays valid.
+/// </para>
+/// <para>
+/// Records on disk: a read (or a read-modify-write of Put/Delete) that goes <see cref="StoreStatus.Pending"/> is
+/// completed synchronously for that call (<see cref="IKvSession.CompletePending"/> with wait) on this dedicated
+/// session, so no other connection's completion is taken here and the extension sees a plain synchronous call.
+/// The worker is blocked for that one disk read; the extension's CPU budget is billed for it.
+/// </para>
+/// </remarks>
+internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStore, IBufferWriter<byte>, ICompletionSink
+{
+    private const int InitialArena = 64 * 1024;
+    private readonly IKvSession _session;
+    private readonly IWorkerContext _worker;
+    private byte[] _arena = new byte[InitialArena];
+    private int _used;
+    private StoreResult _completed;
+    private int _completedOffset;
+
+    internal WorkerExtensionStore(IKvSession session, IWorkerContext worker)
+    {
+        _session = session;
+        _worker = worker;
+    }
+
+    /// <summary>Commit sequence of the last write extensions made on this worker (Sync durability waits for it).</summary>
+    internal long LastWriteSequence => _session.LastWriteSequence;
+
+    /// <inheritdoc />
+    public void BeginStep() => _used = 0;
+
+    /// <inheritdoc />
+    public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
+    {
+        var result = _session.Get((uint)tenant, table, key, this, 0);
+        // The value was written at the arena's end (GetSpan + Advance), which growing may have moved to a new array.
+        int start = _used - result.ValueLength;
+        if (result.IsPending)
+        {
+            result = WaitPending();
+            start = _completedOffset;
+        }
+        if (result.Status == StoreStatus.Ok)
+        {
+            value = _arena.AsSpan(start, result.ValueLength);
+            return true;
+        }
+        value = default;
+        if (result.Status is StoreStatus.NotFound)
+            return false;
+        throw new InvalidOperationException($"storage read failed: {result.Status}");
+    }
+
+    /// <inheritdoc />
+    public void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        var info = TenantOf(tenant);
+        if (!_worker.TryChargeBytes(info, key.Length + value.Length + StoreOptions.RecordOverheadBytes))
+            throw new InvalidOperationException("the tenant's memory quota is spent: the write did not run");
+        var result = _session.Put((uint)tenant, table, key, value, 0);
+        if (result.IsPending)
+            result = WaitPending();
+        if (result.Status != StoreStatus.Ok)
+            throw new InvalidOperationException($"storage write failed: {result.Status}");
+    }
+
+    /// <inheritdoc />
+    public bool Delete(ulong tenant, uint table, ReadOnlySpan<byte> key)
+    {
+        var result = _session.Delete((uint)tenant, table, key, 0);
+        if (result.IsPending)
+            result = WaitPending();
+        return result.Status switch
+        {
+            StoreStatus.Ok => true,
+            StoreStatus.NotFound => false,
+            _ => throw new InvalidOperationException($"storage delete failed: {result.Status}"),
+        };
+    }
+
+    private Hybrid.Node.Tenants.TenantInfo TenantOf(ulong tenant) =>
+        _worker.Tenants.TryGet((uint)tenant, out var info) ? info : throw new InvalidOperationException("the tenant no longer exists");
+
+    /// <summary>The one pending operation of this session, completed synchronously (see remarks).</summary>
+    private StoreResult WaitPending()
+    {
+        _session.CompletePending(this, wait: true);
+        return _completed;
+    }
+
+    /// <inheritdoc />
+    void ICompletionSink.OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value)
+    {
+        _completed = result;
+        if (result.Status == StoreStatus.Ok && !value.IsEmpty)
+        {
+            value.CopyTo(GetSpan(value.Length));
+            _completedOffset = _used;
+            Advance(value.Length);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Advance(int count) => _used += count;
+
+    /// <inheritdoc />
+    public Memory<byte> GetMemory(int sizeHint = 0) => _arena.AsMemory(Reserve(sizeHint));
+
+    /// <inheritdoc />
+    public Span<byte> GetSpan(int sizeHint = 0) => _arena.AsSpan(Reserve(sizeHint));
+
+    /// <summary>
+    /// Makes room for <paramref name="sizeHint"/> bytes. Growing switches to a new array and restarts at its front:
+    /// spans handed out earlier in this step keep pointing into the old array, which stays alive while they do.
+    /// </summary>
+    private int Reserve(int sizeHint)
+    {
+        int need = Math.Max(sizeHint, 1);
+        if (_arena.Length - _used < need)
+        {
+            _arena = new byte[Math.Max(_arena.Length * 2, need)];
+            _used = 0;
+        }
+        return _used;
+    }
+}

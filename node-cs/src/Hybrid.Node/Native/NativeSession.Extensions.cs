@@ -1,0 +1,82 @@
+using System.Text;
+using Hybrid.Extensions;
+using Hybrid.Node.Hosting;
+using Hybrid.Node.Tenants;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Native;
+
+/// <summary>
+/// The extension opcodes (docs/protocol.md §4): Invoke runs the tenant's extension as a coroutine on this worker
+/// (most finish inside their first step and answer at once; one that yields leaves a hole and parks the connection
+/// until the scheduler delivers its result); Install and Uninstall go to the node's control thread (compiling never
+/// blocks a worker) and also leave a hole; ListExtensions answers at once.
+/// </summary>
+internal sealed partial class NativeSession
+{
+    private const int ResolveCacheSize = 8;
+
+    // Resolved handles of this connection by name bytes, valid while the host's generation is unchanged: an Invoke
+    // of a cached name allocates nothing.
+    private readonly byte[][] _cachedNames = new byte[ResolveCacheSize][];
+    private readonly ExtensionHandle?[] _cachedHandles = new ExtensionHandle?[ResolveCacheSize];
+    private int _cachedCount;
+    private int _cacheNext;
+    private long _cacheGeneration = -1;
+
+    private void Invoke(IWorkerContext worker, ConnectionContext connection, TenantInfo tenant, in Request request, FrameBuffer output)
+    {
+        var extensions = worker.Extensions;
+        var handle = Resolve(extensions.Node.Host, tenant, request.Key);
+        if (handle is null)
+        {
+            output.AppendResult(Status.NotFound, 0, Encoding.UTF8.GetBytes($"no extension '{Encoding.UTF8.GetString(request.Key)}'"));
+            return;
+        }
+        long cookie = extensions.Cookie(connection, (uint)_holes);
+        if (extensions.Invoke(handle, request.Value, cookie))
+            output.AppendResult(extensions.InlineStatus, extensions.InlineVersion, extensions.InlineValue);
+        else
+            output.AppendResult(Status.Pending, (ulong)_holes++, default);
+    }
+
+    private ExtensionHandle? Resolve(ExtensionHost host, TenantInfo tenant, ReadOnlySpan<byte> name)
+    {
+        long generation = host.Generation;
+        if (generation != _cacheGeneration)
+        {
+            Array.Clear(_cachedHandles);
+            _cachedCount = 0;
+            _cacheGeneration = generation;
+        }
+        for (int i = 0; i < _cachedCount; i++)
+        {
+            if (name.SequenceEqual(_cachedNames[i]))
+                return _cachedHandles[i];
+        }
+        var handle = host.Resolve(tenant.Id, Encoding.UTF8.GetString(name));
+        if (handle is not null)
+        {
+            int slot = _cachedCount < ResolveCacheSize ? _cachedCount++ : _cacheNext++ % ResolveCacheSize;
+            _cachedNames[slot] = name.ToArray();
+            _cachedHandles[slot] = handle;
+        }
+        return handle;
+    }
+
+    private void ManageExtensions(IWorkerContext worker, ConnectionContext connection, TenantInfo tenant, in Request request, FrameBuffer output)
+    {
+        var extensions = worker.Extensions;
+        if (request.Op == OpCode.ListExtensions)
+        {
+            var names = extensions.Node.Host.List(tenant.Id);
+            output.AppendResult(Status.Ok, (ulong)names.Count, Encoding.UTF8.GetBytes(string.Join('\n', names)));
+            return;
+        }
+        string name = Encoding.UTF8.GetString(request.Key);
+        string? source = request.Op == OpCode.Install ? Encoding.UTF8.GetString(request.Value) : null;
+        long cookie = extensions.Cookie(connection, (uint)_holes);
+        output.AppendResult(Status.Pending, (ulong)_holes++, default);
+        extensions.Submit(tenant.Id, name, source, cookie);
+    }
+}

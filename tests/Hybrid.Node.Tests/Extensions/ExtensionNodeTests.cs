@@ -1,0 +1,256 @@
+using System.Buffers.Binary;
+using System.Text;
+using Hybrid.Extensions;
+using Hybrid.Node.Extensions;
+using Hybrid.Node.Tests.Node;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Tests.Extensions;
+
+/// <summary>Tenant extensions end to end: a real node, real sockets, the real client.</summary>
+public class ExtensionNodeTests
+{
+    private static readonly byte[] s_secretA = Encoding.UTF8.GetBytes("secret-a");
+    private static readonly byte[] s_secretB = Encoding.UTF8.GetBytes("secret-b");
+
+    /// <summary>Reads table 0 at the key given as args; answers the value, or "absent".</summary>
+    internal const string GetOne = """
+        using Hybrid.Extensions.Abstractions;
+        public static class GetOne
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                if (ctx.TryGet(0, ctx.Args, out var v)) ctx.Write(v); else ctx.Write("absent"u8);
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    /// <summary>Writes args[1..] under key args[0..1] after yielding twice: its reply comes from a later scheduler round.</summary>
+    private const string YieldThenPut = """
+        using Hybrid.Extensions.Abstractions;
+        public static class YieldThenPut
+        {
+            [Extension]
+            public static async ExtensionTask Run(ExtensionContext ctx)
+            {
+                await ctx.Yield();
+                await ctx.Yield();
+                ctx.Put(0, ctx.Args.Slice(0, 1), ctx.Args.Slice(1));
+                ctx.Write("done"u8);
+            }
+        }
+        """;
+
+    /// <summary>Spins forever without yielding: only the CPU budget stops it.</summary>
+    internal const string Spin = """
+        using Hybrid.Extensions.Abstractions;
+        public static class Spin
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                long i = 0;
+                while (i >= 0) { i = (i + 1) & 0x7fff_ffff; }
+                ctx.WriteInt64(i);
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task Install_Invoke_List_Uninstall_RoundTrip()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var s = await node.ConnectAsync();
+        await s.PutAsync(0, "k"u8, "hello"u8);
+
+        var install = await s.InstallExtensionAsync("get1", GetOne);
+        Assert.True(install.Succeeded, string.Join("\n", install.Errors));
+        Assert.Equal(["get1"], install.Names);
+        Assert.Equal(["get1"], await s.ListExtensionsAsync());
+
+        var hit = await s.InvokeAsync("get1", "k"u8);
+        Assert.Equal((Status.Ok, "hello"), (hit.Status, Encoding.UTF8.GetString(hit.Value)));
+        Assert.Equal("absent", Encoding.UTF8.GetString((await s.InvokeAsync("get1", "nope"u8)).Value));
+
+        Assert.True(await s.UninstallExtensionAsync("get1"));
+        Assert.False(await s.UninstallExtensionAsync("get1"));
+        Assert.Empty(await s.ListExtensionsAsync());
+        Assert.Equal(Status.NotFound, (await s.InvokeAsync("get1", "k"u8)).Status);
+    }
+
+    [Fact]
+    public async Task UnknownExtension_NotFound_AndForbiddenSource_RejectedWithPosition()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var s = await node.ConnectAsync();
+        var missing = await s.InvokeAsync("nothing", default);
+        Assert.Equal(Status.NotFound, missing.Status);
+        Assert.Contains("nothing", missing.Error);
+
+        const string reader = """
+            using Hybrid.Extensions.Abstractions;
+            public static class Reader
+            {
+                [Extension]
+                public static ExtensionTask Run(ExtensionContext ctx)
+                {
+                    ctx.Write(System.IO.File.ReadAllBytes("/etc/passwd"));
+                    return ExtensionTask.CompletedTask;
+                }
+            }
+            """;
+        var rejected = await s.InstallExtensionAsync("reader", reader);
+        Assert.Equal(Status.InstallRejected, rejected.Status);
+        Assert.Contains(rejected.Errors, e => e.Contains("System.IO.File") && e.Contains("(7,"));
+        Assert.Empty(await s.ListExtensionsAsync());
+    }
+
+    [Fact]
+    public async Task YieldingInvocation_ParksTheConnection_AndAnswersInOrder()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var s = await node.ConnectAsync();
+        Assert.True((await s.InstallExtensionAsync("later", YieldThenPut)).Succeeded);
+        // Several in flight on one connection: each parks its batch until the coroutine finished.
+        var calls = Enumerable.Range(0, 20).Select(i => s.InvokeAsync("later", [(byte)('a' + i), (byte)i]).AsTask()).ToArray();
+        var results = await Task.WhenAll(calls);
+        Assert.All(results, r => Assert.Equal((Status.Ok, "done"), (r.Status, Encoding.UTF8.GetString(r.Value))));
+        for (int i = 0; i < 20; i++)
+            Assert.Equal([(byte)i], (await s.GetAsync(0, [(byte)('a' + i)])).Value!);
+    }
+
+    [Fact]
+    public async Task Tenants_SeeNeitherEachOthersExtensionsNorData()
+    {
+        await using var node = await TestNode.StartAsync();
+        var (_, a, b) = await TwoTenantsAsync(node);
+        await using var _a = a;
+        await using var _b = b;
+        await a.PutAsync(0, "secret"u8, "a's data"u8);
+        Assert.True((await a.InstallExtensionAsync("spy", GetOne)).Succeeded);
+
+        Assert.Equal(Status.NotFound, (await b.InvokeAsync("spy", "secret"u8)).Status);
+        Assert.Empty(await b.ListExtensionsAsync());
+        Assert.False(await b.UninstallExtensionAsync("spy"));
+
+        // The same source installed by b runs against b's tables only.
+        Assert.True((await b.InstallExtensionAsync("spy", GetOne)).Succeeded);
+        Assert.Equal("absent", Encoding.UTF8.GetString((await b.InvokeAsync("spy", "secret"u8)).Value));
+        Assert.Equal("a's data", Encoding.UTF8.GetString((await a.InvokeAsync("spy", "secret"u8)).Value));
+        Assert.True(await b.UninstallExtensionAsync("spy"));
+        Assert.Equal(["spy"], await a.ListExtensionsAsync());
+    }
+
+    [Fact]
+    public async Task InfiniteLoop_StoppedByCpuBudget_WhileAnotherTenantsGetsKeepSucceeding()
+    {
+        await using var node = await TestNode.StartAsync();
+        var (_, a, b) = await TwoTenantsAsync(node);
+        await using var _a = a;
+        await using var _b = b;
+        Assert.True((await a.InstallExtensionAsync("spin", Spin)).Succeeded);
+        await b.PutAsync(0, "k"u8, "v"u8);
+
+        var hostile = Enumerable.Range(0, 6).Select(_ => a.InvokeAsync("spin", default).AsTask()).ToArray();
+        int gets = 0;
+        while (!hostile.All(t => t.IsCompleted))
+        {
+            var got = await b.GetAsync(0, "k"u8);
+            Assert.Equal(Status.Ok, got.Status);
+            gets++;
+        }
+        foreach (var result in await Task.WhenAll(hostile))
+        {
+            Assert.Equal(Status.ExtensionFailed, result.Status);
+            Assert.Equal((ulong)ExtensionStatus.CpuBudgetExceeded, result.Reason);
+        }
+        Assert.True(gets > 0);
+        Assert.Equal(Status.Ok, (await b.GetAsync(0, "k"u8)).Status);
+    }
+
+    [Fact]
+    public async Task CpuQuota_Spent_InvocationsThrottled_OtherTenantUnaffected()
+    {
+        await using var node = await TestNode.StartAsync();
+        var (a, sa, sb) = await TwoTenantsAsync(node);
+        await using var _a = sa;
+        await using var _b = sb;
+        Assert.True((await sa.InstallExtensionAsync("spin", Spin)).Succeeded);
+        Assert.True((await sb.InstallExtensionAsync("get1", GetOne)).Succeeded);
+        NodeExtensions.Of(node.Node).SetCpuQuota(a.Id, 0.001); // 1 ms per second: one 20 ms invocation spends 20 s of quota
+
+        Assert.Equal(Status.ExtensionFailed, (await sa.InvokeAsync("spin", default)).Status);
+        var throttled = await sa.InvokeAsync("spin", default);
+        Assert.Equal((Status.QuotaExceeded, (ulong)ExtensionStatus.Throttled), (throttled.Status, throttled.Reason));
+        Assert.Equal(Status.Ok, (await sb.InvokeAsync("get1", "k"u8)).Status);
+        Assert.Equal(0.001, NodeExtensions.Of(node.Node).CpuQuota(a.Id));
+    }
+
+    [Fact]
+    public async Task Installs_SurviveRestart_WithoutRecompiling()
+    {
+        var directory = TestNode.NewDirectory();
+        try
+        {
+            await using (var node = await TestNode.StartAsync(Storage.DurabilityMode.Async, directory))
+            {
+                await using var s = await node.ConnectAsync();
+                var install = await s.InstallExtensionAsync("agg", ExtensionExamples.Source("aggregate"));
+                Assert.True(install.Succeeded, string.Join("\n", install.Errors));
+                Assert.Equal(["agg", "agg.keys"], install.Names);
+                Assert.True((await s.InstallExtensionAsync("get1", GetOne)).Succeeded);
+                Assert.True(await s.UninstallExtensionAsync("get1"));
+                for (ulong id = 0; id < 10; id++)
+                    await s.PutAsync(1, Id(id), Record((long)id * 3));
+            }
+            await using (var node = await TestNode.StartAsync(Storage.DurabilityMode.Async, directory))
+            {
+                await using var s = await node.ConnectAsync();
+                Assert.Equal(["agg", "agg.keys"], await s.ListExtensionsAsync());
+                var sum = await s.InvokeAsync("agg", RangeArgs(table: 1, first: 0, count: 10, offset: 0));
+                Assert.Equal(Status.Ok, sum.Status);
+                Assert.Equal(3 * 45, BinaryPrimitives.ReadInt64LittleEndian(sum.Value));
+                Assert.Equal(Status.NotFound, (await s.InvokeAsync("get1", "k"u8)).Status);
+            }
+        }
+        finally
+        {
+            TestNode.DeleteDirectory(directory);
+        }
+    }
+
+    /// <summary>Tenants "a" and "b" with secrets, and one session of each.</summary>
+    private static async Task<(Hybrid.Node.Tenants.TenantInfo A, Client.HybridSession SessionA, Client.HybridSession SessionB)> TwoTenantsAsync(TestNode node)
+    {
+        var a = node.Node.Tenants.Create("a", s_secretA);
+        node.Node.Tenants.Create("b", s_secretB);
+        return (a, await node.ConnectAsync("a", s_secretA), await node.ConnectAsync("b", s_secretB));
+    }
+
+    internal static byte[] Id(ulong id)
+    {
+        var key = new byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(key, id);
+        return key;
+    }
+
+    internal static byte[] Record(long field)
+    {
+        var value = new byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(value, field);
+        return value;
+    }
+
+    internal static byte[] RangeArgs(uint table, ulong first, uint count, int offset)
+    {
+        var args = new byte[20];
+        BinaryPrimitives.WriteUInt32LittleEndian(args, table);
+        BinaryPrimitives.WriteUInt64LittleEndian(args.AsSpan(4), first);
+        BinaryPrimitives.WriteUInt32LittleEndian(args.AsSpan(12), count);
+        BinaryPrimitives.WriteInt32LittleEndian(args.AsSpan(16), offset);
+        return args;
+    }
+}
