@@ -18,8 +18,11 @@ internal static class Program
 
     /// <summary>
     /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
-    /// [--durability memory|async|sync] [--memory-budget BYTES]</c>: runs one node until SIGTERM/SIGINT, then stops it
-    /// cleanly. Port 0 = ephemeral, -1 = off. Prints one line "hybrid: listening native=P metrics=P durability=D resp=P" once serving.
+    /// [--durability memory|async|sync] [--memory-budget BYTES] [--transport SPEC]...</c>: runs one node until
+    /// SIGTERM/SIGINT, then stops it cleanly. Port 0 = ephemeral, -1 = off. Each <c>--transport</c> adds a native-protocol
+    /// listener on a message transport (<c>shm:PATH</c>, <c>memif:SOCKET[@SERVICE]</c>, <c>af_packet:IFACE[@SERVICE]</c>,
+    /// <c>tcp:HOST:PORT</c>; see <see cref="Hybrid.Transport.TransportSpec"/>). Prints one line
+    /// "hybrid: listening native=P metrics=P durability=D resp=P [NAME=ADDRESS]..." once serving.
     /// </summary>
     private static int RunServer(string[] args)
     {
@@ -37,6 +40,7 @@ internal static class Program
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--durability" => options with { Durability = Enum.Parse<DurabilityMode>(Next(), ignoreCase: true) },
                 "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--transport" => options with { Transports = [.. options.Transports, TransportListenerOptions.FromSpec(Next())] },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
         }
@@ -45,7 +49,8 @@ internal static class Program
         string metrics = options.MetricsPort >= 0 ? node.MetricsPort.ToString(CultureInfo.InvariantCulture) : "off";
         string native = options.NativePort >= 0 ? node.NativePort.ToString(CultureInfo.InvariantCulture) : "off";
         string resp = options.RespPort >= 0 ? node.PortOf("resp").ToString(CultureInfo.InvariantCulture) : "off";
-        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()} resp={resp}");
+        string extra = string.Concat(options.Transports.Select(t => $" {t.Name}={node.TransportAddressOf(t.Name)}"));
+        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()} resp={resp}{extra}");
         using var stop = new ManualResetEventSlim();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });

@@ -1,4 +1,5 @@
 using System.Net;
+using Hybrid.Transport;
 
 namespace Hybrid.Client;
 
@@ -12,6 +13,17 @@ public sealed record HybridClientOptions
 {
     /// <summary>The node's native endpoint.</summary>
     public EndPoint EndPoint { get; init; } = new IPEndPoint(IPAddress.Loopback, 7100);
+
+    /// <summary>
+    /// The message transport to reach the node over (shared memory, DPDK, length-prefixed TCP), or null (default)
+    /// for the node's native TCP socket at <see cref="EndPoint"/>. Create it once per process with
+    /// <c>TransportFactory.Create</c> (a process hosts one DPDK transport) and share it between sessions; the caller
+    /// disposes it after the sessions. Each session opens its own transport connection.
+    /// </summary>
+    public ITransport? Transport { get; init; }
+
+    /// <summary>The node's address on <see cref="Transport"/>: e.g. <c>/tmp/hybrid-7100.sock</c> (shm) or <c>7100</c> (DPDK service).</summary>
+    public string? TransportAddress { get; init; }
 
     /// <summary>Tenant name sent in Hello.</summary>
     public string Tenant { get; init; } = "default";

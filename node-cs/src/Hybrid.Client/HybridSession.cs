@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Text;
 using Hybrid.Protocol;
 
@@ -22,8 +21,9 @@ public sealed partial class HybridSession : IAsyncDisposable
     private readonly Stack<Batch> _spare = new();
     private readonly Timer _timer;
     private readonly Action<object?> _flushCallback;
+    private readonly ClientLink.ReplyHandler _onReply;
     private Batch? _open;
-    private Socket? _socket;
+    private ClientLink? _link;
     private Task? _connecting;
     private bool _flushScheduled;
     private bool _disposed;
@@ -35,6 +35,7 @@ public sealed partial class HybridSession : IAsyncDisposable
     {
         _options = options;
         _flushCallback = _ => Flush();
+        _onReply = OnReply;
         _timer = new Timer(_ => OnTimer(), null, Timeout.Infinite, Timeout.Infinite);
     }
 
@@ -202,12 +203,12 @@ public sealed partial class HybridSession : IAsyncDisposable
             return;
         if (_full.Count == 0 && (_open is null || _open.Ops.Count == 0))
             return;
-        if (_socket is null)
+        if (_link is null)
         {
             _connecting ??= ReconnectAsync();
             return;
         }
-        while (_inFlight.Count < _options.MaxInFlightBatches && _socket is not null)
+        while (_inFlight.Count < _options.MaxInFlightBatches && _link is not null)
         {
             Batch batch;
             if (_full.Count > 0)
@@ -231,59 +232,25 @@ public sealed partial class HybridSession : IAsyncDisposable
         _inFlight.Enqueue(batch);
         try
         {
-            _socket!.Send(batch.Buffer.Written);
+            _link!.Send(batch.Buffer.WrittenMemory);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (HybridConnectionException e)
         {
-            BreakLocked(new HybridConnectionException("send failed", e));
+            BreakLocked(e);
         }
     }
 
-    private async Task ReceiveLoop(Socket socket)
+    private async Task ReceiveLoop(ClientLink link)
     {
-        var buffer = new byte[64 * 1024];
-        int start = 0, end = 0;
         try
         {
-            while (true)
-            {
-                if (end == buffer.Length)
-                {
-                    if (start > 0)
-                    {
-                        buffer.AsSpan(start, end - start).CopyTo(buffer);
-                        end -= start;
-                        start = 0;
-                    }
-                    else
-                        Array.Resize(ref buffer, buffer.Length * 2);
-                }
-                int n = await socket.ReceiveAsync(buffer.AsMemory(end), SocketFlags.None).ConfigureAwait(false);
-                if (n == 0)
-                    throw new HybridConnectionException("the node closed the connection");
-                end += n;
-                while (end - start >= FrameHeader.Size)
-                {
-                    var status = FrameHeader.TryRead(buffer.AsSpan(start, end - start), int.MaxValue, out var header);
-                    if (status != Status.Ok)
-                        throw new HybridProtocolException(Status.Malformed, "unreadable reply header");
-                    if (end - start < header.Length)
-                        break;
-                    var frame = buffer.AsMemory(start, header.Length);
-                    start += header.Length;
-                    if (!header.CheckCrc(frame.Span))
-                        throw new HybridProtocolException(Status.Malformed, "reply CRC mismatch");
-                    await OnReply(header, frame[FrameHeader.Size..]).ConfigureAwait(false);
-                }
-                if (start == end)
-                    start = end = 0;
-            }
+            await link.ReceiveLoopAsync(_onReply).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             lock (_lock)
             {
-                if (ReferenceEquals(_socket, socket))
+                if (ReferenceEquals(_link, link))
                     BreakLocked(e as HybridConnectionException ?? new HybridConnectionException("connection failed: " + e.Message, e));
             }
         }
@@ -312,7 +279,7 @@ public sealed partial class HybridSession : IAsyncDisposable
                 {
                     if (status == Status.ViewChanged)
                         _view = header.View;
-                    if (_socket is null)
+                    if (_link is null)
                     {
                         FailAll(batch.Ops, new HybridConnectionException("connection lost before the resend"));
                         batch.Ops.Clear();
@@ -359,7 +326,7 @@ public sealed partial class HybridSession : IAsyncDisposable
             }
             else
             {
-                byte[]? value = op.Op == OpCode.Get && result.Status == Status.Ok ? result.Value.ToArray() : null;
+                byte[]? value = (op.Op == OpCode.Get && result.Status == Status.Ok) || OpCodes.IsExtension(op.Op) ? result.Value.ToArray() : null;
                 op.Complete(result.Status, result.Version, value, null);
             }
         }
@@ -374,9 +341,9 @@ public sealed partial class HybridSession : IAsyncDisposable
     /// <summary>Drops the connection: requests in flight fail; requests not sent yet wait for the reconnect.</summary>
     private void BreakLocked(Exception error)
     {
-        var socket = _socket;
-        _socket = null;
-        socket?.Dispose();
+        var link = _link;
+        _link = null;
+        link?.Dispose();
         while (_inFlight.TryDequeue(out var batch))
         {
             FailAll(batch.Ops, error);
@@ -425,20 +392,19 @@ public sealed partial class HybridSession : IAsyncDisposable
     /// <summary>Connects and runs the handshake (Hello, then Auth if challenged), then starts the receive loop.</summary>
     private async Task OpenAsync(CancellationToken cancellationToken)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.Timeout);
+        var link = await ClientLink.ConnectAsync(_options, timeout.Token).ConfigureAwait(false);
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.Timeout);
-            await socket.ConnectAsync(_options.EndPoint, timeout.Token).ConfigureAwait(false);
-            var (hello, header) = await RoundTripAsync(socket, OpCode.Hello, Encoding.UTF8.GetBytes(_options.Tenant), [], timeout.Token).ConfigureAwait(false);
+            var (hello, header) = await RoundTripAsync(link, OpCode.Hello, Encoding.UTF8.GetBytes(_options.Tenant), [], timeout.Token).ConfigureAwait(false);
             if (hello.Status != Status.Ok)
                 throw new HybridProtocolException(hello.Status, $"Hello refused: {hello.Status}");
             if (hello.Value.Length > 0)
             {
                 var proof = new byte[AuthProof.Size];
                 AuthProof.Compute(_options.Secret, hello.Value, proof);
-                var (auth, _) = await RoundTripAsync(socket, OpCode.Auth, [], proof, timeout.Token).ConfigureAwait(false);
+                var (auth, _) = await RoundTripAsync(link, OpCode.Auth, [], proof, timeout.Token).ConfigureAwait(false);
                 if (auth.Status != Status.Ok)
                     throw new HybridProtocolException(auth.Status, $"Auth refused: {auth.Status}");
             }
@@ -446,48 +412,30 @@ public sealed partial class HybridSession : IAsyncDisposable
             {
                 _sessionId = header.SessionId;
                 _view = header.View;
-                _socket = socket;
+                _link = link;
             }
-            _ = ReceiveLoop(socket);
+            _ = ReceiveLoop(link);
         }
         catch
         {
-            socket.Dispose();
+            link.Dispose();
             throw;
         }
     }
 
-    private static async Task<(Answer Result, FrameHeader Header)> RoundTripAsync(Socket socket, OpCode op, byte[] key, byte[] value, CancellationToken cancellationToken)
+    private static async Task<(Answer Result, FrameHeader Header)> RoundTripAsync(ClientLink link, OpCode op, byte[] key, byte[] value, CancellationToken cancellationToken)
     {
         using var frame = new FrameBuffer(256);
         int start = frame.BeginFrame();
         frame.AppendRequest(op, 0, key, value);
         frame.EndFrame(start, FrameKind.Request, 1, 0, 0, 0);
-        await socket.SendAsync(frame.WrittenMemory, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-        var head = new byte[FrameHeader.Size];
-        await ReadExactlyAsync(socket, head, cancellationToken).ConfigureAwait(false);
-        if (FrameHeader.TryRead(head, 1 << 20, out var header) != Status.Ok)
-            throw new HybridProtocolException(Status.Malformed, "unreadable handshake reply");
-        var body = new byte[header.Length];
-        head.CopyTo(body, 0);
-        await ReadExactlyAsync(socket, body.AsMemory(FrameHeader.Size), cancellationToken).ConfigureAwait(false);
-        if (!header.CheckCrc(body))
-            throw new HybridProtocolException(Status.Malformed, "handshake reply CRC mismatch");
+        link.Send(frame.WrittenMemory);
+        var body = await link.ReceiveFrameAsync(cancellationToken).ConfigureAwait(false);
+        FrameHeader.TryRead(body, int.MaxValue, out var header);
         var reader = new ResultReader(body.AsSpan(FrameHeader.Size));
         if (!reader.TryRead(out var result))
             throw new HybridProtocolException(Status.Malformed, "empty handshake reply");
         return (new Answer(result.Status, result.Value.ToArray()), header);
-    }
-
-    private static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        while (!buffer.IsEmpty)
-        {
-            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-                throw new HybridConnectionException("the node closed the connection during the handshake");
-            buffer = buffer[n..];
-        }
     }
 
     private void OnTimer()
@@ -503,7 +451,7 @@ public sealed partial class HybridSession : IAsyncDisposable
                 BreakLocked(new TimeoutException($"no reply within {_options.Timeout}"));
                 return;
             }
-            if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _socket is not null)
+            if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _link is not null)
                 FlushLocked(force: true);
         }
     }

@@ -25,8 +25,14 @@ public readonly struct TransportMessage : IDisposable
     /// <summary>The message bytes as memory (valid until <see cref="Dispose"/>).</summary>
     public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, Length);
 
-    /// <summary>Rents a buffer of at least <paramref name="length"/> bytes for a message being received.</summary>
-    internal static byte[] Rent(int length) => ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+    /// <summary>
+    /// Bytes kept readable past every message: vectorised parsers (the node's batch key hashing) may read a few
+    /// bytes beyond the last byte of a message, so they must stay inside the buffer.
+    /// </summary>
+    public const int Slack = 8;
+
+    /// <summary>Rents a buffer of at least <paramref name="length"/> + <see cref="Slack"/> bytes for a message being received.</summary>
+    internal static byte[] Rent(int length) => ArrayPool<byte>.Shared.Rent(Math.Max(length, 0) + Slack);
 
     /// <summary>Returns the buffer to the pool.</summary>
     public void Dispose()

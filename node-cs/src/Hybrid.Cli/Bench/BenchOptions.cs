@@ -8,6 +8,13 @@ internal sealed record BenchOptions
     /// <summary>The node's native endpoint.</summary>
     public EndPoint EndPoint { get; init; } = new IPEndPoint(IPAddress.Loopback, 7100);
 
+    /// <summary>
+    /// The transport spec the sessions dial (<c>shm:PATH</c>, <c>memif:SOCKET[@SERVICE]</c>,
+    /// <c>af_packet:IFACE[@SERVICE]</c>, <c>tcp:HOST:PORT</c>; see <see cref="Hybrid.Transport.TransportSpec"/>), or null for
+    /// the node's native TCP socket at <see cref="EndPoint"/>.
+    /// </summary>
+    public string? Transport { get; init; }
+
     /// <summary>Tenant the sessions open.</summary>
     public string Tenant { get; init; } = "default";
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using HdrHistogram;
 using Hybrid.Client;
 using Hybrid.Protocol;
+using Hybrid.Transport;
 
 namespace Hybrid.Cli.Bench;
 
@@ -41,9 +42,14 @@ internal sealed class BenchRunner
     /// <summary>Connects, loads the records if asked, then runs each workload; one result per workload.</summary>
     public async Task<IReadOnlyList<BenchResult>> RunAsync(CancellationToken cancellationToken = default)
     {
+        var spec = _options.Transport is { } text ? TransportSpec.Parse(text, server: false) : null;
+        // One transport per process (a process hosts one DPDK port), shared by every session, disposed after them.
+        using var transport = spec is null ? null : TransportFactory.Create(spec.Options);
         var clientOptions = new HybridClientOptions
         {
             EndPoint = _options.EndPoint,
+            Transport = transport,
+            TransportAddress = spec?.Address,
             Tenant = _options.Tenant,
             Secret = _options.Secret,
             MaxBatchOps = _options.Batch,

@@ -25,9 +25,14 @@ internal static class BenchCommand
         var noLoad = new Option<bool>("--no-load") { Description = "The records are already there: skip the load phase" };
         var seed = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1UL };
         var csv = new Option<string?>("--csv") { Description = "Append results to this CSV file" };
+        var transport = new Option<string>("--transport", "-t")
+        {
+            Description = "tcp (the native socket at --host/--port), shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE] or tcp:HOST:PORT (length-prefixed messages)",
+            DefaultValueFactory = _ => "tcp",
+        };
         var command = new Command("bench", "YCSB-style load over the native protocol (" + Workload.ScanNote + ")");
         common.AddTo(command);
-        foreach (var option in new Option[] { workload, distribution, theta, keys, valueSize, sessions, batch, pipeline, duration, warmup, noLoad, seed, csv })
+        foreach (var option in new Option[] { workload, distribution, theta, keys, valueSize, sessions, batch, pipeline, duration, warmup, noLoad, seed, csv, transport })
             command.Options.Add(option);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -37,6 +42,7 @@ internal static class BenchCommand
                 options = new BenchOptions
                 {
                     EndPoint = common.EndPoint(result),
+                    Transport = ParseTransport(result.GetValue(transport)!),
                     Tenant = result.GetValue(common.Tenant)!,
                     Secret = common.SecretBytes(result),
                     Table = result.GetValue(common.Table),
@@ -63,7 +69,20 @@ internal static class BenchCommand
             }
             return await RunAsync(options, cancellationToken).ConfigureAwait(false);
         });
+        command.Subcommands.Add(TransportComparison.Create());
         return command;
+    }
+
+    /// <summary>
+    /// The bench's <c>--transport</c>: <c>tcp</c> means the native socket (null); anything else must be a transport spec
+    /// (checked now, so a typo fails before connecting).
+    /// </summary>
+    internal static string? ParseTransport(string text)
+    {
+        if (text.Equals("tcp", StringComparison.OrdinalIgnoreCase))
+            return null;
+        Hybrid.Transport.TransportSpec.Parse(text, server: false);
+        return text;
     }
 
     /// <summary>Workload names, comma-separated, case-insensitive; throws <see cref="ArgumentException"/> on an unknown one.</summary>
@@ -116,7 +135,8 @@ internal static class BenchCommand
                 results = await runner.RunAsync(cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is InvalidOperationException or Hybrid.Client.HybridProtocolException or Hybrid.Client.HybridConnectionException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is InvalidOperationException or Hybrid.Client.HybridProtocolException or Hybrid.Client.HybridConnectionException
+            or System.Net.Sockets.SocketException or Hybrid.Transport.TransportException)
         {
             Console.Error.WriteLine($"hybrid bench: {e.Message}");
             return 2;
@@ -133,7 +153,7 @@ internal static class BenchCommand
         if (!AnsiConsole.Profile.Capabilities.Interactive)
             AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 120); // redirected: do not wrap the figures
         var table = new Table().Title(string.Create(c,
-            $"{options.Keys:N0} keys x {options.ValueSize} B, {options.Sessions} sessions x {options.Pipeline} batches in flight x {options.Batch} requests"));
+            $"{options.Keys:N0} keys x {options.ValueSize} B, {options.Sessions} sessions x {options.Pipeline} batches in flight x {options.Batch} requests over {options.Transport ?? "tcp"}"));
         foreach (var column in new[] { "workload", "key choice", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "errors" })
             table.AddColumn(new TableColumn(column).RightAligned());
         foreach (var r in results)

@@ -1,74 +1,52 @@
-using System.Buffers;
 using System.Net.Sockets;
 using Hybrid.Node.Hosting;
 using Hybrid.Protocol;
+using Hybrid.Transport;
 
 namespace Hybrid.Node.Dispatch;
 
 /// <summary>
-/// One accepted socket and its buffers. At any moment exactly one of these holds it: an outstanding socket operation,
-/// a worker's ready queue, a worker running it (<see cref="Drive"/>), a worker's parked table (pending storage
-/// reads) or a worker's durability wait list. So its state needs no lock.
+/// One client connection as the workers see it, whatever carries its bytes: a kernel socket
+/// (<see cref="SocketConnection"/>: native TCP and RESP, frames cut from a byte stream) or a transport session
+/// (<see cref="TransportConnection"/>: shared memory, DPDK, one message = one frame). At any moment exactly one of
+/// these holds it: an outstanding I/O operation, a worker's ready queue, a worker running it (<see cref="Drive"/>), a
+/// worker's parked table (pending storage reads) or a worker's durability wait list. So its state needs no lock.
 /// </summary>
 /// <remarks>
-/// Lifecycle of a batch: the receive completes on a socket thread, which queues the connection on its owner worker
-/// (<see cref="OnIoCompleted"/>); a worker (the owner or a thief) dequeues it and drives it: the front end consumes
-/// every complete request in the input buffer and appends replies to <see cref="Output"/>; one send carries all the
-/// replies (after the writes are durable in Sync mode); then the next receive is started. Only one socket operation
-/// is outstanding at a time, so replies keep the order of requests.
+/// The front end (<see cref="IConnectionState"/>) consumes requests and appends replies to <see cref="Output"/>; one
+/// send carries them (after the writes are durable in Sync mode); then the next receive starts. Only one I/O
+/// operation is outstanding at a time, so replies keep the order of requests.
 /// </remarks>
-internal sealed class Connection
+internal abstract class Connection
 {
-    private const int InitialInput = 16 * 1024;
+    /// <summary>Initial size of the reply buffer (and of a socket's input buffer).</summary>
+    protected const int InitialBuffer = 16 * 1024;
     private const int MaxRoundsPerDrive = 16;
-    /// <summary>Input bytes kept free past the data: vector key hashing may read a few bytes beyond the last key.</summary>
-    private const int Slack = 8;
 
-    private readonly Socket _socket;
-    private readonly SocketAsyncEventArgs _receive = new();
-    private readonly SocketAsyncEventArgs _send = new();
     private readonly IConnectionHandler _handler;
-    private readonly HybridNode _node;
-    private readonly int _maxInput;
-    private byte[] _input;
-    private int _inStart;
-    private int _inEnd;
     private IConnectionState? _state;
-    private IoOp _completed;
     private bool _started;
-    private bool _endOfInput;
-    private bool _closeAfterSend;
-    private bool _parked;
     private int _closed;
 
-    internal Connection(HybridNode node, Socket socket, IConnectionHandler handler, Worker owner, ConnectionContext context, int maxInput)
+    protected Connection(HybridNode node, IConnectionHandler handler, Worker owner, ConnectionContext context)
     {
-        _node = node;
-        _socket = socket;
+        Node = node;
         _handler = handler;
         Owner = owner;
         Context = context;
-        _maxInput = maxInput;
-        _input = ArrayPool<byte>.Shared.Rent(InitialInput);
-        _receive.Completed += OnIoCompleted;
-        _send.Completed += OnIoCompleted;
     }
 
-    private enum IoOp : byte
-    {
-        None,
-        Receive,
-        Send,
-    }
+    /// <summary>The node (store durability, connection registry).</summary>
+    protected HybridNode Node { get; }
 
-    /// <summary>The worker whose queue receives this connection's socket completions.</summary>
+    /// <summary>The worker whose queue receives this connection's I/O completions.</summary>
     internal Worker Owner { get; }
 
     /// <summary>Node-side facts shared with the front end.</summary>
     internal ConnectionContext Context { get; }
 
     /// <summary>Replies not sent yet.</summary>
-    internal FrameBuffer Output { get; } = new(InitialInput);
+    internal FrameBuffer Output { get; } = new(InitialBuffer);
 
     /// <summary>Slot in the parked table of the worker that started this connection's pending operations (-1 = none).</summary>
     internal int ParkSlot { get; set; } = -1;
@@ -82,36 +60,23 @@ internal sealed class Connection
     /// <summary>True once closed.</summary>
     internal bool IsClosed => Volatile.Read(ref _closed) != 0;
 
-    private void OnIoCompleted(object? sender, SocketAsyncEventArgs e)
-    {
-        _completed = ReferenceEquals(e, _receive) ? IoOp.Receive : IoOp.Send;
-        Owner.Enqueue(this);
-    }
+    /// <summary>True while the front end waits for pending storage operations (no input is offered, nothing is sent).</summary>
+    protected bool Parked { get; private set; }
 
-    /// <summary>Closes the socket from outside a worker (node stop); the worker holding the connection cleans up.</summary>
-    internal void Abort()
-    {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        _socket.Close();
-    }
+    /// <summary>True once the front end asked to close: the replies go out, then the connection closes.</summary>
+    protected bool CloseAfterSend { get; private set; }
+
+    /// <summary>Ends the connection from outside a worker (node stop); the worker holding it cleans up.</summary>
+    internal abstract void Abort();
 
     /// <summary>Called by the worker after its pending operations finished (<see cref="IConnectionState.OnCompleted"/> returned true).</summary>
     internal void Resume(Worker worker)
     {
-        _parked = false;
+        Parked = false;
         Drive(worker);
     }
 
-    /// <summary>Runs the connection on <paramref name="worker"/> until it waits for the socket, storage or durability.</summary>
+    /// <summary>Runs the connection on <paramref name="worker"/> until it waits for I/O, storage or durability.</summary>
     internal void Drive(Worker worker)
     {
         if (IsClosed)
@@ -133,136 +98,66 @@ internal sealed class Connection
         }
         catch (Exception e)
         {
-            // A socket failure, or a front-end bug: either way only this connection goes; the worker carries on.
-            if (e is not (SocketException or ObjectDisposedException))
+            // An I/O failure, or a front-end bug: either way only this connection goes; the worker carries on.
+            if (e is not (SocketException or ObjectDisposedException or TransportException or OperationCanceledException))
                 worker.Metrics.HandlerErrors++;
             Close(worker);
         }
     }
 
     /// <summary>One round; false when the connection now waits for something else to hand it back to a worker.</summary>
-    private bool Step(Worker worker)
+    protected abstract bool Step(Worker worker);
+
+    /// <summary>
+    /// Offers <paramref name="input"/> to the front end. False when the batch parked on pending storage operations
+    /// (the worker resumes the connection when they finish); true otherwise (replies in <see cref="Output"/>).
+    /// </summary>
+    protected bool RunFrontEnd(Worker worker, ReadOnlySpan<byte> input, out int consumed)
     {
-        var completed = _completed;
-        _completed = IoOp.None;
-        if (completed == IoOp.Receive)
+        var outcome = _state!.Process(worker, Context, input, Output, out consumed);
+        if (outcome == ProcessOutcome.Parked)
         {
-            if (_receive.SocketError != SocketError.Success || _receive.BytesTransferred == 0)
-                _endOfInput = true;
-            else
-            {
-                _inEnd += _receive.BytesTransferred;
-                worker.Metrics.BytesIn += _receive.BytesTransferred;
-            }
-        }
-        else if (completed == IoOp.Send)
-        {
-            if (_send.SocketError != SocketError.Success)
-            {
-                Close(worker);
-                return false;
-            }
-            worker.Metrics.BytesOut += _send.BytesTransferred;
-            Output.Consume(_send.BytesTransferred);
-        }
-
-        if (!_parked && !_closeAfterSend && _inEnd > _inStart && Output.Length == 0)
-        {
-            var outcome = _state!.Process(worker, Context, _input.AsSpan(_inStart, _inEnd - _inStart), Output, out int consumed);
-            _inStart += consumed;
-            if (outcome == ProcessOutcome.Parked)
-            {
-                _parked = true;
-                return false;
-            }
-            worker.ReleaseParkSlot(this);
-            if (outcome == ProcessOutcome.Close)
-                _closeAfterSend = true;
-        }
-        if (_endOfInput && !_closeAfterSend)
-        {
-            _state!.OnEndOfInput(worker, Context, _input.AsSpan(_inStart, _inEnd - _inStart), Output);
-            _closeAfterSend = true;
-        }
-
-        if (Output.Length > 0)
-        {
-            long required = Context.RequiredDurableSequence;
-            if (required > 0 && !_node.Store.IsDurable(required))
-            {
-                worker.WaitDurable(this, required);
-                return false;
-            }
-            Context.RequiredDurableSequence = 0;
-            _send.SetBuffer(Output.Array, 0, Output.Length);
-            if (_socket.SendAsync(_send))
-                return false;
-            _completed = IoOp.Send;
-            return true;
-        }
-        if (_closeAfterSend)
-        {
-            Close(worker);
+            Parked = true;
             return false;
         }
-
-        PrepareInput();
-        _receive.SetBuffer(_input, _inEnd, _input.Length - _inEnd - Slack);
-        if (_socket.ReceiveAsync(_receive))
-            return false;
-        _completed = IoOp.Receive;
+        worker.ReleaseParkSlot(this);
+        if (outcome == ProcessOutcome.Close)
+            CloseAfterSend = true;
         return true;
     }
 
-    /// <summary>Moves unconsumed input to the front and grows the buffer when a frame does not fit.</summary>
-    private void PrepareInput()
+    /// <summary>The input ended (or cannot be a frame): the front end may append a last error reply; then the connection closes.</summary>
+    protected void EndOfInput(Worker worker, ReadOnlySpan<byte> unconsumed)
     {
-        if (_inStart == _inEnd)
-        {
-            _inStart = _inEnd = 0;
-        }
-        else if (_inStart > 0)
-        {
-            _input.AsSpan(_inStart, _inEnd - _inStart).CopyTo(_input);
-            _inEnd -= _inStart;
-            _inStart = 0;
-        }
-        if (_input.Length - _inEnd - Slack < 4096)
-        {
-            if (_input.Length >= _maxInput + Slack)
-                throw new InvalidOperationException("input buffer limit reached without a complete request");
-            var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(_input.Length * 2, _maxInput + Slack + 4096));
-            _input.AsSpan(0, _inEnd).CopyTo(bigger);
-            ArrayPool<byte>.Shared.Return(_input);
-            _input = bigger;
-        }
+        _state!.OnEndOfInput(worker, Context, unconsumed, Output);
+        CloseAfterSend = true;
     }
 
-    /// <summary>Closes the socket and returns the buffers; idempotent. Runs on the worker holding the connection.</summary>
+    /// <summary>True when the replies in <see cref="Output"/> may be sent now; false when they wait for durability (the worker drives the connection again then).</summary>
+    protected bool RepliesMayGo(Worker worker)
+    {
+        long required = Context.RequiredDurableSequence;
+        if (required > 0 && !Node.Store.IsDurable(required))
+        {
+            worker.WaitDurable(this, required);
+            return false;
+        }
+        Context.RequiredDurableSequence = 0;
+        return true;
+    }
+
+    /// <summary>Closes the I/O and returns the buffers; idempotent. Runs on the worker holding the connection.</summary>
     internal void Close(Worker worker)
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
             return;
         worker.ReleaseParkSlot(this);
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        _socket.Close();
+        CloseIo();
         _state?.Dispose();
-        _receive.Dispose();
-        _send.Dispose();
         Output.Dispose();
-        var input = _input;
-        _input = [];
-        if (input.Length > 0)
-            ArrayPool<byte>.Shared.Return(input);
-        _node.OnConnectionClosed(this);
+        Node.OnConnectionClosed(this);
     }
+
+    /// <summary>Closes the socket or session and frees the I/O buffers (called once, by <see cref="Close"/>).</summary>
+    protected abstract void CloseIo();
 }

@@ -6,6 +6,7 @@ using Hybrid.Node.Metrics;
 using Hybrid.Node.Native;
 using Hybrid.Node.Tenants;
 using Hybrid.Storage;
+using Hybrid.Transport;
 
 namespace Hybrid.Node.Hosting;
 
@@ -19,6 +20,8 @@ public sealed partial class HybridNode : IAsyncDisposable
     private readonly List<(string Name, int Port, IConnectionHandler Handler)> _frontEnds = [];
     private readonly Dictionary<string, int> _boundPorts = [];
     private readonly List<Socket> _listenSockets = [];
+    private readonly List<(ITransport Transport, ITransportListener Listener)> _transports = [];
+    private readonly Dictionary<string, string> _transportAddresses = [];
     private readonly ConcurrentDictionary<Connection, byte> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private Worker[] _workers = [];
@@ -60,6 +63,13 @@ public sealed partial class HybridNode : IAsyncDisposable
 
     /// <summary>The port a listener was bound to, by front-end name ("native", "resp", ...).</summary>
     public int PortOf(string name) => _boundPorts.TryGetValue(name, out int port) ? port : throw new KeyNotFoundException($"no listener '{name}'");
+
+    /// <summary>
+    /// The address a transport listener (<see cref="HybridNodeOptions.Transports"/>, by name) was bound to, as clients
+    /// dial it (after start).
+    /// </summary>
+    public string TransportAddressOf(string name) =>
+        _transportAddresses.TryGetValue(name, out var address) ? address : throw new KeyNotFoundException($"no transport listener '{name}'");
 
     /// <summary>
     /// Adds a front end listening on <paramref name="port"/> (0 = ephemeral) of <see cref="HybridNodeOptions.BindAddress"/>;
@@ -107,6 +117,8 @@ public sealed partial class HybridNode : IAsyncDisposable
                 worker.Start(_workers);
             foreach (var (name, port, handler) in _frontEnds)
                 Listen(name, port, handler);
+            foreach (var transport in Options.Transports)
+                ListenOnTransport(transport);
             if (Options.MetricsPort >= 0)
                 _metricsServer = MetricsServer.Start(new IPEndPoint(Options.BindAddress, Options.MetricsPort), ScrapeMetrics, _stopping.Token);
         }
@@ -142,32 +154,69 @@ public sealed partial class HybridNode : IAsyncDisposable
         socket.Listen(512);
         _listenSockets.Add(socket);
         _boundPorts[name] = ((IPEndPoint)socket.LocalEndPoint!).Port;
-        _ = AcceptLoop(name, socket, handler);
+        _ = AcceptLoop(socket.AcceptAsync, accepted =>
+        {
+            accepted.NoDelay = true;
+            Admit(name, accepted.RemoteEndPoint, (worker, context) => new SocketConnection(this, accepted, handler, worker, context, Options.Limits.MaxFrameBytes));
+        });
     }
 
-    private async Task AcceptLoop(string name, Socket listener, IConnectionHandler handler)
+    /// <summary>Accepts until the node stops; a failed accept (one broken handshake) does not end the listener.</summary>
+    private async Task AcceptLoop<T>(Func<CancellationToken, ValueTask<T>> accept, Action<T> admit)
     {
         while (!_stopping.IsCancellationRequested)
         {
-            Socket socket;
+            T accepted;
             try
             {
-                socket = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                accepted = await accept(_stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException or TransportException)
             {
-                if (_stopping.IsCancellationRequested)
+                if (_stopping.IsCancellationRequested || e is TransportException { Error: TransportError.Closed })
                     return;
                 continue;
             }
-            socket.NoDelay = true;
-            var worker = _workers[(int)((uint)Interlocked.Increment(ref _nextWorker) % (uint)_workers.Length)];
-            var context = new ConnectionContext((ulong)Interlocked.Increment(ref _nextSession), socket.RemoteEndPoint, name);
-            var connection = new Connection(this, socket, handler, worker, context, Options.Limits.MaxFrameBytes);
-            context.Connection = connection;
-            _connections.TryAdd(connection, 0);
-            worker.Enqueue(connection);
+            admit(accepted);
         }
+    }
+
+    /// <summary>Gives an accepted connection a session id and a worker (round robin) and queues it there.</summary>
+    private void Admit(string name, EndPoint? remote, Func<Worker, ConnectionContext, Connection> create)
+    {
+        var worker = _workers[(int)((uint)Interlocked.Increment(ref _nextWorker) % (uint)_workers.Length)];
+        var context = new ConnectionContext((ulong)Interlocked.Increment(ref _nextSession), remote, name);
+        var connection = create(worker, context);
+        context.Connection = connection;
+        _connections.TryAdd(connection, 0);
+        worker.Enqueue(connection);
+    }
+
+    /// <summary>
+    /// Starts a transport listener: native-protocol sessions over shared memory, DPDK or length-prefixed TCP, on the
+    /// same workers and front end as the native socket (one message = one frame, one reply per frame).
+    /// </summary>
+    private void ListenOnTransport(TransportListenerOptions listen)
+    {
+        var options = listen.Options.MaxMessageBytes < Options.Limits.MaxFrameBytes
+            ? listen.Options with { MaxMessageBytes = Options.Limits.MaxFrameBytes }
+            : listen.Options;
+        var transport = TransportFactory.Create(options);
+        ITransportListener listener;
+        try
+        {
+            listener = transport.Listen(listen.Address);
+        }
+        catch
+        {
+            transport.Dispose();
+            throw;
+        }
+        _transports.Add((transport, listener));
+        _transportAddresses[listen.Name] = listener.Address;
+        var handler = new NativeHandler(Options.Limits, Options.Durability == DurabilityMode.Sync);
+        _ = AcceptLoop(listener.AcceptAsync, link =>
+            Admit(listen.Name, null, (worker, context) => new TransportConnection(this, link, handler, worker, context, Options.TransportPollWindow, _stopping.Token)));
     }
 
     internal void OnConnectionClosed(Connection connection) => _connections.TryRemove(connection, out _);
@@ -186,6 +235,7 @@ public sealed partial class HybridNode : IAsyncDisposable
         _stopping.Cancel();
         foreach (var socket in _listenSockets)
             socket.Dispose();
+        await DisposeTransportListenersAsync().ConfigureAwait(false);
         foreach (var connection in _connections.Keys)
             connection.Abort();
         var deadline = DateTime.UtcNow.AddSeconds(5);
@@ -200,10 +250,30 @@ public sealed partial class HybridNode : IAsyncDisposable
         _metricsServer?.Dispose();
         foreach (var socket in _listenSockets)
             socket.Dispose();
+        DisposeTransportListenersAsync().AsTask().GetAwaiter().GetResult();
         foreach (var worker in _workers)
             worker.Stop();
+        // After the workers: a transport's Dispose says goodbye to its sessions, then (DPDK) stops polling and closes the port.
+        foreach (var (transport, _) in _transports)
+            transport.Dispose();
+        _transports.Clear();
         _store?.Dispose();
         _store = null;
+    }
+
+    private async ValueTask DisposeTransportListenersAsync()
+    {
+        foreach (var (_, listener) in _transports)
+        {
+            try
+            {
+                await listener.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (TransportException)
+            {
+                // Already closed.
+            }
+        }
     }
 
     /// <inheritdoc />

@@ -1,6 +1,7 @@
 using System.Net;
 using Hybrid.Protocol;
 using Hybrid.Storage;
+using Hybrid.Transport;
 
 namespace Hybrid.Node.Hosting;
 
@@ -46,6 +47,18 @@ public sealed record HybridNodeOptions
     /// <summary>How often a worker refreshes its epoch (view, quotas) at the latest while busy.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>
+    /// Extra native-protocol listeners on message transports (shared memory, DPDK, length-prefixed TCP), besides the
+    /// native TCP socket of <see cref="NativePort"/>. Their sessions run on the same workers and front end.
+    /// </summary>
+    public IReadOnlyList<TransportListenerOptions> Transports { get; init; } = [];
+
+    /// <summary>
+    /// How long a worker keeps polling an idle transport session (between its other work) before the receive moves
+    /// to a blocking wait off the worker. Longer = lower latency for sparse clients, more CPU spent polling.
+    /// </summary>
+    public TimeSpan TransportPollWindow { get; init; } = TimeSpan.FromMilliseconds(1);
+
     /// <summary>True when the node listens on loopback only (the only case where the default tenant may skip AUTH).</summary>
     public bool IsLoopbackOnly => IPAddress.IsLoopback(BindAddress);
 
@@ -60,6 +73,16 @@ public sealed record HybridNodeOptions
             if (port is < -1 or > 65535)
                 throw new ArgumentException($"{name} must be -1 (off), 0 (ephemeral) or a port", name);
         }
+        var names = new HashSet<string>(StringComparer.Ordinal) { "native", "resp" };
+        foreach (var transport in Transports)
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(transport.Name);
+            if (!names.Add(transport.Name))
+                throw new ArgumentException($"listener name '{transport.Name}' is used twice", nameof(Transports));
+            transport.Options.Validate();
+        }
+        if (TransportPollWindow < TimeSpan.Zero)
+            throw new ArgumentException("TransportPollWindow must not be negative", nameof(TransportPollWindow));
         if (MemoryBudgetBytes <= 0)
             throw new ArgumentException("MemoryBudgetBytes must be positive (the store checks it against its page size)", nameof(MemoryBudgetBytes));
         Limits.Validate();
@@ -78,5 +101,24 @@ public sealed record HybridNodeOptions
             MaxSessions = Workers + 16,
         };
         return ConfigureStore is null ? options : ConfigureStore(options);
+    }
+}
+
+/// <summary>
+/// One transport listener of a node: a name (metrics, <see cref="HybridNode.TransportAddressOf"/>), the transport and
+/// the address to listen at, e.g. <c>shm</c> + SharedMemory + <c>/tmp/hybrid-7100.sock</c>, or <c>memif</c> + Dpdk
+/// (vdev <c>net_memif0,role=server,socket=/tmp/hyb-memif.sock</c>) + service <c>7100</c>.
+/// <see cref="FromSpec"/> builds one from a CLI spec (<see cref="TransportSpec"/>).
+/// </summary>
+/// <param name="Name">Listener name, unique on the node.</param>
+/// <param name="Options">The transport; its MaxMessageBytes is raised to the node's frame limit when smaller.</param>
+/// <param name="Address">Where to listen (per transport, docs/transport.md).</param>
+public sealed record TransportListenerOptions(string Name, TransportOptions Options, string Address)
+{
+    /// <summary>A listener from a spec such as <c>shm:/tmp/hybrid-7100.sock</c> or <c>memif:/tmp/hyb-memif.sock</c> (<see cref="TransportSpec.Parse"/>).</summary>
+    public static TransportListenerOptions FromSpec(string spec)
+    {
+        var parsed = TransportSpec.Parse(spec, server: true);
+        return new TransportListenerOptions(parsed.Name, parsed.Options, parsed.Address);
     }
 }

@@ -1,0 +1,201 @@
+using System.Net.Sockets;
+using Hybrid.Protocol;
+using Hybrid.Transport;
+
+namespace Hybrid.Client;
+
+/// <summary>
+/// What carries a <see cref="HybridSession"/>'s frames: the node's native TCP socket (<see cref="SocketLink"/>, frames
+/// back to back in a byte stream) or an <see cref="ITransportConnection"/> (<see cref="TransportLink"/>: shared
+/// memory, DPDK, one message = one frame). The session calls <see cref="Send"/> under its lock, so the wire order is
+/// the in-flight order; one receive loop hands every reply frame to the session in arrival order.
+/// </summary>
+internal abstract class ClientLink : IDisposable
+{
+    /// <summary>Called with each whole reply frame (CRC checked); the bytes are valid until the returned task completes.</summary>
+    internal delegate ValueTask ReplyHandler(FrameHeader header, ReadOnlyMemory<byte> payload);
+
+    /// <summary>Opens the link the options name: a transport session when <see cref="HybridClientOptions.Transport"/> is set, else a TCP socket.</summary>
+    internal static async Task<ClientLink> ConnectAsync(HybridClientOptions options, CancellationToken cancellationToken)
+    {
+        if (options.Transport is { } transport)
+        {
+            string address = options.TransportAddress ?? throw new ArgumentException("HybridClientOptions.TransportAddress is required with a Transport");
+            var connection = await transport.ConnectAsync(address, cancellationToken).ConfigureAwait(false);
+            return new TransportLink(connection);
+        }
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(options.EndPoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new SocketLink(socket);
+    }
+
+    /// <summary>Sends one frame (the bytes may be reused once this returns). Throws <see cref="HybridConnectionException"/> when the link is broken.</summary>
+    internal abstract void Send(ReadOnlyMemory<byte> frame);
+
+    /// <summary>Receives one whole frame (handshake only, before the receive loop runs); returns a copy.</summary>
+    internal abstract ValueTask<byte[]> ReceiveFrameAsync(CancellationToken cancellationToken);
+
+    /// <summary>Receives reply frames until the link breaks (then throws), handing each to <paramref name="onReply"/> in order.</summary>
+    internal abstract Task ReceiveLoopAsync(ReplyHandler onReply);
+
+    /// <inheritdoc />
+    public abstract void Dispose();
+
+    /// <summary>Reads and checks the header and CRC of a whole frame.</summary>
+    protected static FrameHeader CheckFrame(ReadOnlySpan<byte> frame)
+    {
+        if (FrameHeader.TryRead(frame, int.MaxValue, out var header) != Status.Ok || header.Length != frame.Length)
+            throw new HybridProtocolException(Status.Malformed, "unreadable reply header");
+        if (!header.CheckCrc(frame))
+            throw new HybridProtocolException(Status.Malformed, "reply CRC mismatch");
+        return header;
+    }
+}
+
+/// <summary>The native protocol over the node's TCP port: frames back to back, cut by their Length field.</summary>
+internal sealed class SocketLink(Socket socket) : ClientLink
+{
+    internal override void Send(ReadOnlyMemory<byte> frame)
+    {
+        try
+        {
+            socket.Send(frame.Span);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            throw new HybridConnectionException("send failed", e);
+        }
+    }
+
+    internal override async ValueTask<byte[]> ReceiveFrameAsync(CancellationToken cancellationToken)
+    {
+        var head = new byte[FrameHeader.Size];
+        await ReadExactlyAsync(head, cancellationToken).ConfigureAwait(false);
+        if (FrameHeader.TryRead(head, 1 << 20, out var header) != Status.Ok)
+            throw new HybridProtocolException(Status.Malformed, "unreadable handshake reply");
+        var frame = new byte[header.Length];
+        head.CopyTo(frame, 0);
+        await ReadExactlyAsync(frame.AsMemory(FrameHeader.Size), cancellationToken).ConfigureAwait(false);
+        CheckFrame(frame);
+        return frame;
+    }
+
+    private async Task ReadExactlyAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (!buffer.IsEmpty)
+        {
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+                throw new HybridConnectionException("the node closed the connection during the handshake");
+            buffer = buffer[n..];
+        }
+    }
+
+    internal override async Task ReceiveLoopAsync(ReplyHandler onReply)
+    {
+        var buffer = new byte[64 * 1024];
+        int start = 0, end = 0;
+        while (true)
+        {
+            if (end == buffer.Length)
+            {
+                if (start > 0)
+                {
+                    buffer.AsSpan(start, end - start).CopyTo(buffer);
+                    end -= start;
+                    start = 0;
+                }
+                else
+                    Array.Resize(ref buffer, buffer.Length * 2);
+            }
+            int n = await socket.ReceiveAsync(buffer.AsMemory(end), SocketFlags.None).ConfigureAwait(false);
+            if (n == 0)
+                throw new HybridConnectionException("the node closed the connection");
+            end += n;
+            while (end - start >= FrameHeader.Size)
+            {
+                if (FrameHeader.TryRead(buffer.AsSpan(start, end - start), int.MaxValue, out var header) != Status.Ok)
+                    throw new HybridProtocolException(Status.Malformed, "unreadable reply header");
+                if (end - start < header.Length)
+                    break;
+                var frame = buffer.AsMemory(start, header.Length);
+                start += header.Length;
+                if (!header.CheckCrc(frame.Span))
+                    throw new HybridProtocolException(Status.Malformed, "reply CRC mismatch");
+                await onReply(header, frame[FrameHeader.Size..]).ConfigureAwait(false);
+            }
+            if (start == end)
+                start = end = 0;
+        }
+    }
+
+    public override void Dispose() => socket.Dispose();
+}
+
+/// <summary>
+/// The native protocol over a message transport: each frame is one message, each reply one message. Pipelined sends
+/// are fine on every transport (DPDK sessions queue them and send one at a time, as its request/reply contract says).
+/// </summary>
+internal sealed class TransportLink(ITransportConnection connection) : ClientLink
+{
+    internal override void Send(ReadOnlyMemory<byte> frame)
+    {
+        try
+        {
+            var send = connection.SendAsync(frame);
+            if (!send.IsCompletedSuccessfully)
+                send.AsTask().GetAwaiter().GetResult(); // rare: a full ring; the frame must leave before the lock is released
+        }
+        catch (TransportException e)
+        {
+            throw new HybridConnectionException("send failed: " + e.Message, e);
+        }
+    }
+
+    internal override async ValueTask<byte[]> ReceiveFrameAsync(CancellationToken cancellationToken)
+    {
+        using var message = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
+        CheckFrame(message.Span);
+        return message.Span.ToArray();
+    }
+
+    internal override async Task ReceiveLoopAsync(ReplyHandler onReply)
+    {
+        while (true)
+        {
+            var message = await ReceiveAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                var header = CheckFrame(message.Span);
+                await onReply(header, message.Memory[FrameHeader.Size..]).ConfigureAwait(false);
+            }
+            finally
+            {
+                message.Dispose();
+            }
+        }
+    }
+
+    private async ValueTask<TransportMessage> ReceiveAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await connection.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (TransportException e)
+        {
+            throw new HybridConnectionException("the node's session ended: " + e.Message, e);
+        }
+    }
+
+    /// <summary>Says goodbye off the caller's thread: a DPDK session waits for the node's acknowledgement, and the session calls this under its lock.</summary>
+    public override void Dispose() => ThreadPool.UnsafeQueueUserWorkItem(static c => c.Dispose(), connection, preferLocal: false);
+}

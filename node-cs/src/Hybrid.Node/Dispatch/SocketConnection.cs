@@ -1,0 +1,166 @@
+using System.Buffers;
+using System.Net.Sockets;
+using Hybrid.Node.Hosting;
+
+namespace Hybrid.Node.Dispatch;
+
+/// <summary>
+/// A connection on an accepted kernel socket (native TCP, RESP): the fast path redis-benchmark uses. Frames are cut
+/// from the byte stream by the front end; every complete request in the input buffer runs before one send.
+/// </summary>
+/// <remarks>
+/// Lifecycle of a batch: the receive completes on a socket thread, which queues the connection on its owner worker
+/// (<see cref="OnIoCompleted"/>); a worker (the owner or a thief) dequeues it and drives it: the front end consumes
+/// every complete request in the input buffer and appends replies to <see cref="Connection.Output"/>; one send
+/// carries all the replies; then the next receive is started.
+/// </remarks>
+internal sealed class SocketConnection : Connection
+{
+    /// <summary>Input bytes kept free past the data: vector key hashing may read a few bytes beyond the last key.</summary>
+    private const int Slack = 8;
+
+    private readonly Socket _socket;
+    private readonly SocketAsyncEventArgs _receive = new();
+    private readonly SocketAsyncEventArgs _send = new();
+    private readonly int _maxInput;
+    private byte[] _input;
+    private int _inStart;
+    private int _inEnd;
+    private IoOp _completed;
+    private bool _endOfInput;
+
+    internal SocketConnection(HybridNode node, Socket socket, IConnectionHandler handler, Worker owner, ConnectionContext context, int maxInput)
+        : base(node, handler, owner, context)
+    {
+        _socket = socket;
+        _maxInput = maxInput;
+        _input = ArrayPool<byte>.Shared.Rent(InitialBuffer);
+        _receive.Completed += OnIoCompleted;
+        _send.Completed += OnIoCompleted;
+    }
+
+    private enum IoOp : byte
+    {
+        None,
+        Receive,
+        Send,
+    }
+
+    private void OnIoCompleted(object? sender, SocketAsyncEventArgs e)
+    {
+        _completed = ReferenceEquals(e, _receive) ? IoOp.Receive : IoOp.Send;
+        Owner.Enqueue(this);
+    }
+
+    /// <inheritdoc />
+    internal override void Abort()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        _socket.Close();
+    }
+
+    /// <inheritdoc />
+    protected override bool Step(Worker worker)
+    {
+        var completed = _completed;
+        _completed = IoOp.None;
+        if (completed == IoOp.Receive)
+        {
+            if (_receive.SocketError != SocketError.Success || _receive.BytesTransferred == 0)
+                _endOfInput = true;
+            else
+            {
+                _inEnd += _receive.BytesTransferred;
+                worker.Metrics.BytesIn += _receive.BytesTransferred;
+            }
+        }
+        else if (completed == IoOp.Send)
+        {
+            if (_send.SocketError != SocketError.Success)
+            {
+                Close(worker);
+                return false;
+            }
+            worker.Metrics.BytesOut += _send.BytesTransferred;
+            Output.Consume(_send.BytesTransferred);
+        }
+
+        if (!Parked && !CloseAfterSend && _inEnd > _inStart && Output.Length == 0)
+        {
+            bool ran = RunFrontEnd(worker, _input.AsSpan(_inStart, _inEnd - _inStart), out int consumed);
+            _inStart += consumed;
+            if (!ran)
+                return false;
+        }
+        if (_endOfInput && !CloseAfterSend)
+            EndOfInput(worker, _input.AsSpan(_inStart, _inEnd - _inStart));
+
+        if (Output.Length > 0)
+        {
+            if (!RepliesMayGo(worker))
+                return false;
+            _send.SetBuffer(Output.Array, 0, Output.Length);
+            if (_socket.SendAsync(_send))
+                return false;
+            _completed = IoOp.Send;
+            return true;
+        }
+        if (CloseAfterSend)
+        {
+            Close(worker);
+            return false;
+        }
+
+        PrepareInput();
+        _receive.SetBuffer(_input, _inEnd, _input.Length - _inEnd - Slack);
+        if (_socket.ReceiveAsync(_receive))
+            return false;
+        _completed = IoOp.Receive;
+        return true;
+    }
+
+    /// <summary>Moves unconsumed input to the front and grows the buffer when a frame does not fit.</summary>
+    private void PrepareInput()
+    {
+        if (_inStart == _inEnd)
+        {
+            _inStart = _inEnd = 0;
+        }
+        else if (_inStart > 0)
+        {
+            _input.AsSpan(_inStart, _inEnd - _inStart).CopyTo(_input);
+            _inEnd -= _inStart;
+            _inStart = 0;
+        }
+        if (_input.Length - _inEnd - Slack < 4096)
+        {
+            if (_input.Length >= _maxInput + Slack)
+                throw new InvalidOperationException("input buffer limit reached without a complete request");
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(_input.Length * 2, _maxInput + Slack + 4096));
+            _input.AsSpan(0, _inEnd).CopyTo(bigger);
+            ArrayPool<byte>.Shared.Return(_input);
+            _input = bigger;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void CloseIo()
+    {
+        Abort();
+        _receive.Dispose();
+        _send.Dispose();
+        var input = _input;
+        _input = [];
+        if (input.Length > 0)
+            ArrayPool<byte>.Shared.Return(input);
+    }
+}
