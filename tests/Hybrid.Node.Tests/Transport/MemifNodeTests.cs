@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Hybrid.Client;
+using Hybrid.Node.Tests.Node;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Tests.Transport;
+
+/// <summary>
+/// The node over DPDK memif. Both DPDK peers are child processes (<c>hybrid server --transport memif:...</c> and
+/// <c>hybrid bench --transport memif:...</c>): EAL never starts inside the test host. Without the native library or
+/// DPDK the children fail with the reason, and so does the test.
+/// </summary>
+public class MemifNodeTests
+{
+    private static string Id() => Guid.NewGuid().ToString("N")[..8];
+
+    private static string[] BenchArgs(string socket, int port, string csv, string duration, string keys) =>
+        ["bench", "--transport", "memif:" + socket, "--port", port.ToString(CultureInfo.InvariantCulture), "-w", "a", "--keys", keys, "--value-size", "32",
+         "-s", "1", "-b", "8", "-p", "2", "--duration", duration, "--warmup", "0", "--csv", csv];
+
+    /// <summary>Errors and operations of the last CSV line (columns of BenchResult.CsvHeader: ops 8, errors 9).</summary>
+    private static (long Ops, long Errors) ReadCsv(string csv)
+    {
+        var fields = File.ReadAllLines(csv).Last().Split(',');
+        return (long.Parse(fields[8], CultureInfo.InvariantCulture), long.Parse(fields[9], CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task Memif_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
+    {
+        string id = Id(), directory = TestNode.NewDirectory(), socket = $"/tmp/hyb-nt-memif-{id}.sock", csv = Path.Combine(Path.GetTempPath(), $"hyb-nt-{id}.csv");
+        try
+        {
+            var (server, port) = HybridProcess.StartServer(directory, "--transport", "memif:" + socket);
+            using (server)
+            {
+                using (var bench = HybridProcess.Start(BenchArgs(socket, port, csv, "1", "300")))
+                    Assert.True(bench.WaitForExit(TimeSpan.FromSeconds(120)) == 0, bench.Output);
+                var (ops, errors) = ReadCsv(csv);
+                Assert.True(ops > 0, "no operations measured");
+                Assert.Equal(0, errors);
+                // The 300 records the bench loaded over memif are in the node's store: read them over TCP.
+                await using var tcp = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, port) });
+                foreach (int i in new[] { 0, 150, 299 })
+                {
+                    var get = await tcp.GetAsync(0, Encoding.ASCII.GetBytes($"user{i:D12}"));
+                    Assert.Equal(Status.Ok, get.Status);
+                    Assert.Equal(32, get.Value!.Length);
+                }
+                Assert.False(server.HasExited, server.Output);
+            }
+        }
+        finally
+        {
+            File.Delete(csv);
+            TestNode.DeleteDirectory(directory);
+        }
+    }
+
+    [Fact]
+    public void Memif_ClientProcessKilled9_NodeKeepsServing_NextClientWorks()
+    {
+        string id = Id(), directory = TestNode.NewDirectory(), socket = $"/tmp/hyb-nt-memif-{id}.sock", csv = Path.Combine(Path.GetTempPath(), $"hyb-nt-{id}.csv");
+        try
+        {
+            var (server, port) = HybridProcess.StartServer(directory, "--transport", "memif:" + socket);
+            using (server)
+            {
+                using (var victim = HybridProcess.Start(BenchArgs(socket, port, csv + ".victim", "60", "100")))
+                {
+                    victim.WaitForLine("A (zipf)", TimeSpan.FromSeconds(120)); // loaded, now running reads and updates
+                    victim.Kill9();
+                }
+                Assert.False(server.HasExited, "the node died with its client:\n" + server.Output);
+                using (var next = HybridProcess.Start(BenchArgs(socket, port, csv, "1", "100")))
+                    Assert.True(next.WaitForExit(TimeSpan.FromSeconds(120)) == 0, next.Output);
+                var (ops, errors) = ReadCsv(csv);
+                Assert.True(ops > 0, "no operations measured");
+                Assert.Equal(0, errors);
+                Assert.False(server.HasExited, server.Output);
+            }
+        }
+        finally
+        {
+            File.Delete(csv);
+            File.Delete(csv + ".victim");
+            TestNode.DeleteDirectory(directory);
+        }
+    }
+}
