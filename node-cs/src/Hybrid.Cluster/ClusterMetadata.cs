@@ -18,10 +18,14 @@ public sealed record ClusterUpdate(bool Applied, ClusterState State, long Revisi
 /// <param name="Id">The node id (the spec's node strings: "n1", ...).</param>
 /// <param name="Endpoint">Where clients reach its native protocol (host:port).</param>
 /// <param name="RespEndpoint">Where clients reach its RESP port, if it has one.</param>
+/// <param name="PeerEndpoint">Where other nodes reach its peer port (migration pulls, views, control), if it has one.</param>
+/// <param name="Pid">The node's process id, if it runs in its own process (for tools that stop it).</param>
 public sealed record NodeInfo(
     [property: JsonPropertyName("id")] string Id,
     [property: JsonPropertyName("endpoint")] string Endpoint,
-    [property: JsonPropertyName("respEndpoint")] string? RespEndpoint = null);
+    [property: JsonPropertyName("respEndpoint")] string? RespEndpoint = null,
+    [property: JsonPropertyName("peerEndpoint")] string? PeerEndpoint = null,
+    [property: JsonPropertyName("pid")] int? Pid = null);
 
 /// <summary>
 /// The typed layer over an <see cref="IMetadataStore"/>: the cluster state document under

@@ -1,0 +1,159 @@
+using System.Collections.Concurrent;
+using Hybrid.Protocol;
+
+namespace Hybrid.Client;
+
+/// <summary>
+/// A cluster-aware client: one <see cref="HybridSession"/> per node, each request routed by its key's slot to the
+/// range's owner in the routing map. A request goes to node n only when the map says n owns the range in the view the
+/// session will stamp (the spec's <c>Send</c> reads <c>sessMap</c> and <c>sessView</c> together), so a batch is never
+/// executed by a node in a view that does not hold its range. On ViewChanged, NotOwner or a lost connection the
+/// client re-reads the map (<c>SessionRefresh</c>), reconnects to the node to learn its current view, and resends
+/// the request to the range's owner. While a range is being handed over (the source left it, the target does not
+/// own it yet) its requests wait and retry; every other range is served as usual.
+/// </summary>
+public sealed class ClusterClient : IAsyncDisposable
+{
+    private readonly IClusterRoutingSource _source;
+    private readonly HybridClientOptions _template;
+    private readonly ConcurrentDictionary<string, Task<HybridSession>> _sessions = new();
+    private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private ClusterRouting _map;
+    private long _resends;
+    private long _loadedAt;
+
+    private ClusterClient(IClusterRoutingSource source, HybridClientOptions template, ClusterRouting map)
+    {
+        _source = source;
+        _template = template with { MaxResends = 0 };
+        _map = map;
+    }
+
+    /// <summary>Reads the routing map; sessions to nodes open on first use with <paramref name="template"/>'s options.</summary>
+    public static async Task<ClusterClient> ConnectAsync(IClusterRoutingSource source, HybridClientOptions? template = null, CancellationToken cancellationToken = default) =>
+        new(source, template ?? new HybridClientOptions(), await source.LoadAsync(cancellationToken).ConfigureAwait(false));
+
+    /// <summary>The routing map in use.</summary>
+    public ClusterRouting Routing => Volatile.Read(ref _map);
+
+    /// <summary>Requests sent again after a view change, a refusal or a lost connection.</summary>
+    public long Resends => Interlocked.Read(ref _resends);
+
+    /// <summary>How long a request keeps retrying (a handover, a restarting node) before it fails.</summary>
+    public TimeSpan RetryFor { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Reads a key from its owner.</summary>
+    public Task<GetResult> GetAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, s => s.GetAsync(table, key.Span));
+
+    /// <summary>Writes a key at its owner.</summary>
+    public Task<WriteResult> PutAsync(ushort table, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value) =>
+        SendAsync(key, s => s.PutAsync(table, key.Span, value.Span));
+
+    /// <summary>Deletes a key at its owner.</summary>
+    public Task<WriteResult> DeleteAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, s => s.DeleteAsync(table, key.Span));
+
+    private async Task<T> SendAsync<T>(ReadOnlyMemory<byte> key, Func<HybridSession, ValueTask<T>> send)
+    {
+        int slot = ClusterSlot.Of(key.Span);
+        DateTime deadline = DateTime.UtcNow + RetryFor;
+        for (int attempt = 0; ; attempt++)
+        {
+            if (attempt > 0)
+            {
+                Interlocked.Increment(ref _resends);
+                if (DateTime.UtcNow > deadline)
+                    throw new HybridConnectionException($"slot {slot}: no owner accepted the request within {RetryFor}");
+                await Task.Delay(Math.Min(attempt, 20)).ConfigureAwait(false);
+            }
+            ClusterRouting map = Routing;
+            string range = map.RangeOf(slot) ?? throw new InvalidOperationException($"no range holds slot {slot}");
+            string node = map.Owner[range];
+            Task<HybridSession>? opening = null;
+            HybridSession session;
+            try
+            {
+                opening = SessionAsync(node, map);
+                session = await opening.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                await RefreshAsync(node, opening).ConfigureAwait(false);
+                continue;
+            }
+            if (!map.Owns(node, session.View, range))
+            {
+                // The map and the session's view disagree: the range is in handover, or one of them is stale.
+                await RefreshAsync(node, session.View < (ulong)map.Views[node] ? opening : null).ConfigureAwait(false);
+                continue;
+            }
+            try
+            {
+                return await send(session).ConfigureAwait(false);
+            }
+            catch (HybridProtocolException e) when (e.Status is Status.ViewChanged or Status.NotOwner or Status.Retry)
+            {
+                await RefreshAsync(node, e.Status != Status.Retry ? opening : null).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HybridConnectionException or System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
+            {
+                await RefreshAsync(node, opening).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private Task<HybridSession> SessionAsync(string node, ClusterRouting map)
+    {
+        if (!map.EndPoints.TryGetValue(node, out var endPoint))
+            throw new HybridConnectionException($"node {node} has no endpoint (not running)");
+        return _sessions.GetOrAdd(node, _ => HybridSession.ConnectAsync(_template with { EndPoint = endPoint }));
+    }
+
+    /// <summary>
+    /// Re-reads the map unless another request did so since this one failed (one reader at a time), and drops
+    /// <paramref name="stale"/>, the session to <paramref name="node"/> that failed, so the next request reconnects.
+    /// </summary>
+    private async Task RefreshAsync(string node, Task<HybridSession>? stale)
+    {
+        if (stale is not null && _sessions.TryRemove(KeyValuePair.Create(node, stale)))
+            _ = CloseAsync(stale);
+        long failedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        await _refreshing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (Interlocked.Read(ref _loadedAt) < failedAt)
+            {
+                Volatile.Write(ref _map, await _source.LoadAsync().ConfigureAwait(false));
+                Interlocked.Exchange(ref _loadedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The metadata store is unreachable: keep the old map; the request retries until its deadline.
+        }
+        finally
+        {
+            _refreshing.Release();
+        }
+    }
+
+    private static async Task CloseAsync(Task<HybridSession> session)
+    {
+        try
+        {
+            await (await session.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // It never opened, or it broke: nothing to close.
+        }
+    }
+
+    /// <summary>Closes every session.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var session in _sessions.Values)
+            await CloseAsync(session).ConfigureAwait(false);
+        _sessions.Clear();
+        _refreshing.Dispose();
+    }
+}

@@ -1,0 +1,82 @@
+using System.Net;
+using Hybrid.Node.Cluster;
+using Hybrid.Node.Hosting;
+
+namespace Hybrid.Cluster;
+
+/// <summary>
+/// A cluster node as a process runs it: a <see cref="ClusterMember"/> over the durable metadata, registered under a
+/// lease with its native, RESP and peer endpoints (so clients route to it and other nodes pull from it), writing its
+/// protocol trace to a file if asked. <c>hybrid cluster node</c> is this class.
+/// </summary>
+public sealed class ClusterNodeHost : IAsyncDisposable
+{
+    private readonly NodeRegistration _registration;
+    private readonly StreamWriter? _traceFile;
+
+    private ClusterNodeHost(ClusterMember member, DurableClusterMetadata metadata, NodeRegistration registration, StreamWriter? traceFile)
+    {
+        Member = member;
+        Metadata = metadata;
+        _registration = registration;
+        _traceFile = traceFile;
+    }
+
+    /// <summary>The running member.</summary>
+    public ClusterMember Member { get; }
+
+    /// <summary>The cluster's metadata.</summary>
+    public DurableClusterMetadata Metadata { get; }
+
+    /// <summary>How long a node's registration outlives its process (kill -9) before others see it gone.</summary>
+    public static TimeSpan LeaseTtl { get; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// Starts node <paramref name="name"/> of the cluster in <paramref name="store"/> under <paramref name="root"/>:
+    /// its workers are the cluster's cores, its peer port is <paramref name="peerPort"/> (0 = ephemeral), and its
+    /// trace goes to <paramref name="tracePath"/> (appended; null = off).
+    /// </summary>
+    public static async Task<ClusterNodeHost> StartAsync(IMetadataStore store, string root, string name, HybridNodeOptions options,
+        int peerPort = 0, string? tracePath = null, CancellationToken cancellationToken = default)
+    {
+        var metadata = new DurableClusterMetadata(store, root);
+        DecisionLog log = metadata.Log;
+        if (!log.Nodes.Contains(name))
+            throw new ArgumentException($"the cluster has no node {name} (nodes: {string.Join(", ", log.Nodes)})");
+        StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
+        var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
+        var member = new ClusterMember(name, log.Cores, options, metadata, metadata.Ranges, n => PeerOf(metadata, n),
+            new IPEndPoint(options.BindAddress, peerPort), trace);
+        try
+        {
+            await member.StartAsync(cancellationToken).ConfigureAwait(false);
+            string host = options.BindAddress.ToString();
+            var info = new NodeInfo(name, $"{host}:{member.Node.NativePort}",
+                options.RespPort >= 0 ? $"{host}:{member.Node.PortOf("resp")}" : null,
+                $"{host}:{member.PeerEndPoint.Port}", Environment.ProcessId);
+            NodeRegistration registration = await metadata.Typed.RegisterNodeAsync(info, LeaseTtl, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return new ClusterNodeHost(member, metadata, registration, traceFile);
+        }
+        catch
+        {
+            await member.DisposeAsync().ConfigureAwait(false);
+            traceFile?.Dispose();
+            throw;
+        }
+    }
+
+    private static EndPoint PeerOf(DurableClusterMetadata metadata, string node)
+    {
+        NodeInfo info = metadata.Typed.ListLiveNodesAsync().GetAwaiter().GetResult().FirstOrDefault(n => n.Id == node)
+            ?? throw new InvalidOperationException($"node {node} is not running (no live registration)");
+        return IPEndPoint.Parse(info.PeerEndpoint ?? throw new InvalidOperationException($"node {node} has no peer port"));
+    }
+
+    /// <summary>Leaves the cluster (the registration is revoked) and stops the node.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _registration.DisposeAsync().ConfigureAwait(false);
+        await Member.DisposeAsync().ConfigureAwait(false);
+        _traceFile?.Dispose();
+    }
+}
