@@ -11,6 +11,11 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        // Socket completions run on the epoll thread instead of hopping to the thread pool; with the workers' inline
+        // drive (Worker.TryRunInline) a request to an idle node then costs no thread switch at all. Read once, when the
+        // first socket is created, so it is set before anything else runs; an explicit setting wins.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         if (args.Length > 0 && args[0] == "server")
             return RunServer(args[1..]);
         return HybridCli.Run(args, RunServer);

@@ -95,10 +95,11 @@ public sealed class ExtensionScheduler
     }
 
     /// <summary>
-    /// Starts an invocation and runs its first step now. The arguments are copied; the result reaches the
-    /// sink with <paramref name="cookie"/>, during this call or a later <see cref="Run"/>.
+    /// Starts an invocation and runs its first step now (unless <paramref name="runFirstStep"/> is false: then it only
+    /// queues it, for a caller that is not on the worker's own thread and stack). The arguments are copied; the result
+    /// reaches the sink with <paramref name="cookie"/>, during this call or a later <see cref="Run"/>.
     /// </summary>
-    public void Invoke(ExtensionHandle handle, ReadOnlySpan<byte> args, long cookie)
+    public void Invoke(ExtensionHandle handle, ReadOnlySpan<byte> args, long cookie, bool runFirstStep = true)
     {
         if (handle.IsQuarantined)
         {
@@ -112,7 +113,7 @@ public sealed class ExtensionScheduler
         }
         var invocation = _pool.Count > 0 ? _pool.Pop() : new Invocation(this, _host.Options.Limits);
         invocation.Reset(handle, args, cookie);
-        if (Step(invocation))
+        if (runFirstStep && Step(invocation))
         {
             Deliver(invocation);
         }

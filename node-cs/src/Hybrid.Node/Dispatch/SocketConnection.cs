@@ -49,7 +49,8 @@ internal sealed class SocketConnection : Connection
     private void OnIoCompleted(object? sender, SocketAsyncEventArgs e)
     {
         _completed = ReferenceEquals(e, _receive) ? IoOp.Receive : IoOp.Send;
-        Owner.Enqueue(this);
+        if (!Owner.TryRunInline(this))
+            Owner.Enqueue(this);
     }
 
     /// <inheritdoc />

@@ -39,6 +39,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     private Worker[] _siblings = [];
     private volatile bool _stopping;
     private volatile int _sleeping;
+    private int _owned; // 1 while a thread runs this worker's work: its own thread, or an I/O thread borrowing it (TryRunInline)
     private long _nextRefresh;
     private ulong _view;
 
@@ -115,6 +116,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         _extensionSession = _node.Store.NewSession();
         _extensions = new WorkerExtensions(this, _nodeExtensions!, _extensionSession);
         _extensions.Scheduler.ResultHandedBack = _wake;
+        Acquire();
         try
         {
             Refresh(Stopwatch.GetTimestamp());
@@ -140,7 +142,12 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                     Thread.Yield();
                     continue;
                 }
-                Sleep();
+                bool durableWaits = _durableWaits.Count > 0;
+                if (durableWaits)
+                    RegisterDurableWake();
+                Volatile.Write(ref _owned, 0);
+                Sleep(durableWaits);
+                Acquire();
                 idle = 0;
                 Refresh(Stopwatch.GetTimestamp()); // a worker that slept re-reads the view before running anything
             }
@@ -148,21 +155,59 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         }
         finally
         {
-            _session.Dispose();
+            _session.Dispose(); // ownership is never released now, so no I/O thread borrows a disposed session
             _extensionSession.Dispose();
         }
     }
 
-    private void Sleep()
+    /// <summary>True on the worker's own thread; false on an I/O thread that borrowed it (<see cref="TryRunInline"/>).</summary>
+    internal bool OnOwnThread => Thread.CurrentThread == _thread;
+
+    /// <summary>Takes this worker's ownership back from an I/O thread that borrowed it (held for one short drive).</summary>
+    private void Acquire()
+    {
+        while (Interlocked.CompareExchange(ref _owned, 1, 0) != 0)
+            Thread.Yield();
+    }
+
+    /// <summary>
+    /// Called on the I/O thread whose socket operation completed: when this worker is asleep, that thread borrows the
+    /// worker (its storage session, view, quotas, parked table) and drives the connection itself, saving the wake-up
+    /// and the thread switch that dominate one-request-at-a-time latency. Ownership is exclusive (<c>_owned</c>), so
+    /// the worker's state still has one user at a time; the worker thread takes it back when it wakes. False when the
+    /// worker is busy (it will run the connection from its queue).
+    /// </summary>
+    internal bool TryRunInline(Connection connection)
+    {
+        if (_sleeping == 0 || _stopping || _extensions is null || Interlocked.CompareExchange(ref _owned, 1, 0) != 0)
+            return false;
+        try
+        {
+            long now = Stopwatch.GetTimestamp();
+            if (now >= _nextRefresh)
+                RefreshView(now);
+            connection.Drive(this);
+        }
+        finally
+        {
+            Volatile.Write(ref _owned, 0);
+        }
+        // Work the drive left for the worker thread (parked reads, durability waits, fairness re-queue): wake it.
+        if (!_ready.IsEmpty || _session!.PendingCount > 0 || _durableWaits.Count > 0 || _extensions!.HasWork)
+            _signal.Set();
+        return true;
+    }
+
+    /// <summary>
+    /// Waits for work. Called with ownership released, so it touches no worker state: <paramref name="durableWaits"/>
+    /// says (read under ownership) whether a durable commit must wake it soon; the commit wake was registered then.
+    /// </summary>
+    private void Sleep(bool durableWaits)
     {
         _sleeping = 1;
         Interlocked.MemoryBarrier();
         if (_ready.IsEmpty && !_stopping && !_extensions!.HasWork)
-        {
-            if (_durableWaits.Count > 0)
-                RegisterDurableWake();
-            _signal.Wait(_durableWaits.Count > 0 ? 1 : 50);
-        }
+            _signal.Wait(durableWaits ? 1 : 50);
         _sleeping = 0;
         _signal.Reset();
     }
@@ -197,9 +242,14 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     /// <summary>Epoch refresh: adopt the node's view, re-read tenant bytes for memory quotas.</summary>
     private void Refresh(long now)
     {
+        RefreshView(now);
+        Metrics.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread(); // the worker thread's own count, never a borrower's
+    }
+
+    private void RefreshView(long now)
+    {
         _view = _node.View.Refresh(WorkerIndex);
         Quotas.Refresh(_node.Store, _node.Tenants, now);
-        Metrics.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread();
         _nextRefresh = now + _refreshTicks;
     }
 
