@@ -220,6 +220,46 @@ public sealed class RespNodeTests
         Assert.True(parked.Success && long.Parse(parked.Groups[1].Value, CultureInfo.InvariantCulture) >= 5, parked.Value);
     }
 
+    [Fact]
+    public async Task TenantQuotas_RefuseCommandsOverTheOpsAndMemoryQuota_ConnectionStaysUsable()
+    {
+        await using var node = await RespTestNode.StartAsync();
+        // 20 ops/s over 2 workers: a burst of a few ops per worker share, then refusals until tokens refill.
+        node.Node.Tenants.SetQuotas("default", maxBytes: 0, maxOpsPerSecond: 20);
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, node.Port);
+        var stream = client.GetStream();
+        var burst = new StringBuilder();
+        for (var i = 0; i < 50; i++)
+        {
+            burst.Append(RespHarness.Encode("SET", $"q{i}", "v"));
+        }
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(burst.ToString()));
+        var replies = new List<string>();
+        using (var reader = new StreamReader(stream, Encoding.ASCII, leaveOpen: true))
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                replies.Add((await reader.ReadLineAsync())!);
+            }
+        }
+        var ok = replies.Count(r => r == "+OK");
+        Assert.InRange(ok, 1, 20);
+        Assert.All(replies.Where(r => r != "+OK"), r => Assert.Equal("-ERR QUOTA the tenant's ops/s quota is exceeded", r));
+        // Refused commands ran nothing: exactly the admitted SETs are stored, and PING (no key) is never refused.
+        Assert.Equal("PONG", RedisTools.Cli(node.Port, "PING"));
+        node.Node.Tenants.SetQuotas("default", maxBytes: 0, maxOpsPerSecond: 0);
+        await Task.Delay(50); // workers re-read the tenant at their next refresh (1 ms)
+        var stored = Enumerable.Range(0, 50).Count(i => RedisTools.Cli(node.Port, "EXISTS", $"q{i}") == "1");
+        Assert.Equal(ok, stored);
+
+        // Memory: a 1 KiB quota admits a small value and refuses a 4 KiB one with Redis's OOM error.
+        node.Node.Tenants.SetQuotas("default", maxBytes: 1024, maxOpsPerSecond: 0);
+        await Task.Delay(50);
+        Assert.StartsWith("OOM the tenant's memory quota is exceeded", RedisTools.Cli(node.Port, "SET", "big", new string('x', 4096)));
+        Assert.Equal("", RedisTools.Cli(node.Port, "GET", "big"));
+    }
+
     private static async Task<string> ReadToEndAsync(NetworkStream stream)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));

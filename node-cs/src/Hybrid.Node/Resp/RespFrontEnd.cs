@@ -20,11 +20,15 @@ internal sealed class RespFrontEnd(RespServerContext context, TenantRegistry ten
     public IConnectionState Open(ConnectionContext connection) => new RespConnection(new RespSession(context), connection, tenants);
 }
 
-/// <summary>One RESP connection as the node sees it: forwards to <see cref="RespSession"/> and reports durability and metrics.</summary>
-internal sealed class RespConnection : IConnectionState
+/// <summary>
+/// One RESP connection as the node sees it: forwards to <see cref="RespSession"/>, charges the tenant's quotas on the
+/// running worker (<see cref="IRespAdmission"/>), and reports durability and metrics.
+/// </summary>
+internal sealed class RespConnection : IConnectionState, IRespAdmission
 {
     private readonly RespSession _session;
     private TenantInfo? _tenant;
+    private IWorkerContext? _worker; // the worker running the current Process call (a thief's, after a steal)
 
     public RespConnection(RespSession session, ConnectionContext connection, TenantRegistry tenants)
     {
@@ -39,14 +43,23 @@ internal sealed class RespConnection : IConnectionState
         {
             _session.TenantChanged(initial);
         }
+        _session.Admission = this;
     }
+
+    /// <inheritdoc />
+    public bool TryChargeOps(int operations) => _tenant is null || _worker is null || _worker.TryChargeOps(_tenant, operations);
+
+    /// <inheritdoc />
+    public bool TryChargeBytes(long bytes) => _tenant is null || _worker is null || _worker.TryChargeBytes(_tenant, bytes);
 
     /// <inheritdoc />
     public ProcessOutcome Process(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> input, FrameBuffer output, out int consumed)
     {
         var started = Stopwatch.GetTimestamp();
         var commandsBefore = _session.CommandCount;
+        _worker = worker;
         var outcome = _session.Process(input, worker.Session, output, worker.PendingContext(connection, 0), out consumed);
+        _worker = null;
         NoteWrites(worker, connection);
         if (_tenant is not null)
         {

@@ -26,6 +26,55 @@ public sealed partial class RespSession : ICompletionSink
     private uint TenantId => _tenant!.Id;
 
     /// <summary>
+    /// Charges a command with keys to the tenant's quotas: one operation per key, and for writes the bytes they may
+    /// add (key + value + record overhead; an increment counts 20 digits). A refused command runs nothing and answers
+    /// an error, as the native protocol's QuotaExceeded does; the connection stays open.
+    /// </summary>
+    private bool Admit(IRespAdmission admission, RespCommand command, RespArgs args)
+    {
+        if (RespCommandTable.Info(command).FirstKey == 0)
+        {
+            return true;
+        }
+        var keys = command switch
+        {
+            RespCommand.MSet => (args.Count - 1) / 2,
+            RespCommand.MGet or RespCommand.Del or RespCommand.Exists => args.Count - 1,
+            _ => 1,
+        };
+        if (!admission.TryChargeOps(keys))
+        {
+            Output.WriteError("ERR QUOTA the tenant's ops/s quota is exceeded"u8);
+            return false;
+        }
+        long bytes = 0;
+        switch (command)
+        {
+            case RespCommand.Set:
+                bytes = args[1].Length + args[2].Length + StoreOptions.RecordOverheadBytes;
+                break;
+            case RespCommand.MSet:
+                for (var i = 1; i + 1 < args.Count; i += 2)
+                {
+                    bytes += args[i].Length + args[i + 1].Length + StoreOptions.RecordOverheadBytes;
+                }
+                break;
+            case RespCommand.Append:
+                bytes = args[1].Length + args[2].Length + StoreOptions.RecordOverheadBytes;
+                break;
+            case RespCommand.Incr or RespCommand.IncrBy or RespCommand.Decr or RespCommand.DecrBy:
+                bytes = args[1].Length + 20 + StoreOptions.RecordOverheadBytes;
+                break;
+        }
+        if (bytes > 0 && !admission.TryChargeBytes(bytes))
+        {
+            Output.WriteError("OOM the tenant's memory quota is exceeded"u8);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>
     /// The pending operation of this connection finished: writes its reply (or its part of a multi-key reply) to
     /// <paramref name="output"/>. Returns true (a connection has at most one operation pending): the host sends and
     /// calls <see cref="Process"/> again with the input left. Must not start storage operations (it runs inside

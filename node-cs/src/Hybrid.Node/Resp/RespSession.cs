@@ -67,6 +67,9 @@ public sealed partial class RespSession : IDisposable
     /// <summary>The authenticated tenant, or null while AUTH is still required.</summary>
     public RespTenant? Tenant => _tenant;
 
+    /// <summary>Quota admission for commands with keys (null: no quotas). Charged once per command, never on a resumed one.</summary>
+    public IRespAdmission? Admission { get; set; }
+
     /// <summary>Raised after AUTH or HELLO AUTH changed the tenant (the node mirrors it into its connection context).</summary>
     public Action<RespTenant>? TenantChanged { get; set; }
 
@@ -188,6 +191,10 @@ public sealed partial class RespSession : IDisposable
         if (_tenant is null && command is not (RespCommand.Auth or RespCommand.Hello or RespCommand.Quit))
         {
             Output.WriteError("NOAUTH Authentication required."u8);
+            return;
+        }
+        if (Admission is { } admission && _parked == Parked.No && _resumeArg == 0 && !Admit(admission, command, args))
+        {
             return;
         }
         switch (command)
