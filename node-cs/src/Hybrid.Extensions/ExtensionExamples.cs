@@ -1,10 +1,10 @@
 namespace Hybrid.Extensions;
 
-/// <summary>The example extensions shipped as source (<c>Examples/*.cs</c>, embedded): aggregate, tao, rmw.</summary>
+/// <summary>The example extensions shipped as source (<c>Examples/*.cs</c>, embedded): get, aggregate, tao, rmw.</summary>
 public static class ExtensionExamples
 {
     /// <summary>Names of the shipped examples.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["aggregate", "tao", "rmw"];
+    public static IReadOnlyList<string> Names { get; } = ["get", "aggregate", "tao", "rmw"];
 
     /// <summary>The C# source of an example, ready for <see cref="ExtensionHost.Install"/>.</summary>
     public static string Source(string name)

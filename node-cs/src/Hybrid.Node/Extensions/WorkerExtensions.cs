@@ -35,7 +35,7 @@ internal interface IExtensionResultTarget
 public sealed class WorkerExtensions : IExtensionResultSink
 {
     /// <summary>Coroutine steps a worker runs between two looks at its connections (each step is at most one slice).</summary>
-    internal const int StepsPerRound = 4;
+    internal const int StepsPerRound = 1;
 
     private readonly Dispatch.Worker _worker;
     private readonly WorkerExtensionStore _store;
@@ -80,7 +80,9 @@ public sealed class WorkerExtensions : IExtensionResultSink
         _inlineDone = false;
         try
         {
-            Scheduler.Invoke(handle, args, cookie);
+            // Extension steps run only on the worker's own thread (its large stack, its time slices): when an I/O
+            // thread borrowed the worker (Worker.TryRunInline), the invocation is queued for the worker instead.
+            Scheduler.Invoke(handle, args, cookie, runFirstStep: _worker.OnOwnThread);
         }
         finally
         {
