@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hybrid.Core.Interop;
 using Hybrid.Node.Hosting;
 
 namespace Hybrid.Node.Cluster;
@@ -68,22 +69,76 @@ public sealed class ClusterMember : IAsyncDisposable
     /// <summary>The migration this node runs as target, or ran last.</summary>
     public MigrationStatus Status => Volatile.Read(ref _status);
 
-    /// <summary>Starts the node in the view the metadata records for it, then its peer port.</summary>
+    /// <summary>
+    /// Starts the node, then its peer port, then moves it to the view the metadata records for it. A node that finds
+    /// itself the target of an unfinished migration (it crashed during one) first reports that to the core
+    /// (<c>Crash</c>, <c>Recover</c>), carries out the StartPulls the recovery returns, and only then adopts its view
+    /// (so reads of a range it pulls wait for their pulls), and finishes those migrations in the background.
+    /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         await Node.StartAsync(cancellationToken).ConfigureAwait(false);
+        _source = new MigrationSource(Node.Store);
+        _peer = new PeerServer(_peerBind, _source, new NodeViewCores(Node.View), Control);
+        ClusterCore core = _metadata.Current;
+        string[] unfinished = [.. _ranges.Keys.Where(r => core.Phase(r) is "Pulling" or "Pulled" or "Durable" or "Dropped" && core.Owner(r) == Name)];
+        if (unfinished.Length > 0)
+            Recover(unfinished, cancellationToken);
         int view = _metadata.Current.View(Name);
         if ((ulong)view > Node.View.Current)
             Node.View.Advance((ulong)view);
-        _source = new MigrationSource(Node.Store);
-        _peer = new PeerServer(_peerBind, _source, new NodeViewCores(Node.View), Control);
+    }
+
+    private void Recover(string[] unfinished, CancellationToken cancellationToken)
+    {
+        var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
+        var target = new MigrationTarget(Node.Store, _trace);
+        var jobs = new Dictionary<string, (PullJob Job, string Source)>();
+        var peers = new Dictionary<string, NetworkPeer>();
+        NetworkPeer PeerOf(string node)
+        {
+            lock (peers)
+                return peers.TryGetValue(node, out NetworkPeer? p) ? p : peers[node] = new NetworkPeer(_peerOf(node));
+        }
+        coordinator.Carry(ClusterDecision.NodeCrashed(Name), null);
+        coordinator.Carry(ClusterDecision.NodeRecovered(Name), e =>
+        {
+            if (e.Kind == EffectKind.StartPulls && e.Target == Name)
+                jobs[e.Range] = (target.StartPulls(e.Range, _ranges[e.Range], PeerOf(e.Source), cancellationToken), e.Source);
+        });
+        var status = new MigrationStatus { Ranges = unfinished, Started = DateTime.UtcNow, FirstServed = DateTime.UtcNow };
+        status.Live = () => coordinator.ActivePulls?.Stats;
+        status.Timings = () => coordinator.Timings;
+        Volatile.Write(ref _status, status);
+        var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
+        _migration = Task.Run(() => TrackAsync(status, async () =>
+        {
+            try
+            {
+                foreach (var (range, (job, source)) in jobs)
+                {
+                    status.Current = range;
+                    PullStats? stats = await coordinator.PullRangeAsync(range, new MigrationNode(source, Cores, PeerOf(source).Views), self, target,
+                        PeerOf(source), null, job, stopAndCopy: false, cancellationToken).ConfigureAwait(false);
+                    if (stats is not null)
+                        status.AddDone(range, stats);
+                }
+                await coordinator.FinishAsync(self, target, unfinished, n => PeerOf(n), cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (NetworkPeer p in peers.Values)
+                    p.Dispose();
+            }
+        }), cancellationToken);
     }
 
     /// <summary>
     /// Moves <paramref name="rangeNames"/>, one after the other, from their owners to this node; completes when the last
     /// lineage entry is removed. Progress is in <see cref="Status"/>.
     /// </summary>
-    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, CancellationToken cancellationToken = default)
+    /// <remarks><paramref name="stopAndCopy"/> = true runs the stop-and-copy baseline instead of Rocksteady.</remarks>
+    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, CancellationToken cancellationToken = default)
     {
         lock (_lock)
         {
@@ -91,34 +146,17 @@ public sealed class ClusterMember : IAsyncDisposable
                 throw new InvalidOperationException("a migration to this node is running");
             var status = new MigrationStatus { Ranges = [.. rangeNames], Started = DateTime.UtcNow };
             Volatile.Write(ref _status, status);
-            _migration = Task.Run(() => RunAsync(rangeNames, status, cancellationToken), cancellationToken);
+            _migration = Task.Run(() => RunAsync(rangeNames, stopAndCopy, status, cancellationToken), cancellationToken);
             return _migration;
         }
     }
 
-    private async Task RunAsync(IReadOnlyList<string> rangeNames, MigrationStatus status, CancellationToken cancellationToken)
+    /// <summary>Runs <paramref name="body"/>, recording in <paramref name="status"/> when it ended and why it failed.</summary>
+    private static async Task TrackAsync(MigrationStatus status, Func<Task> body)
     {
         try
         {
-            var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
-            var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
-            var target = new MigrationTarget(Node.Store, _trace);
-            foreach (string range in rangeNames)
-            {
-                string owner = _metadata.Current.Owner(range);
-                if (owner == Name)
-                    continue;
-                using var peer = new NetworkPeer(_peerOf(owner));
-                var source = new MigrationNode(owner, Cores, peer.Views);
-                status.Current = range;
-                status.CurrentStats = null;
-                PullStats stats = await coordinator.MigrateAsync(range, source, self, target, peer, job =>
-                {
-                    status.CurrentStats = job.Stats;
-                    status.FirstServed ??= DateTime.UtcNow;
-                }, cancellationToken).ConfigureAwait(false);
-                status.AddDone(range, stats);
-            }
+            await body().ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -132,9 +170,43 @@ public sealed class ClusterMember : IAsyncDisposable
         }
     }
 
+    private Task RunAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy, MigrationStatus status, CancellationToken cancellationToken) =>
+        TrackAsync(status, async () =>
+        {
+            var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
+            status.Live = () => coordinator.ActivePulls?.Stats;
+            status.Timings = () => coordinator.Timings;
+            var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
+            var target = new MigrationTarget(Node.Store, _trace);
+            var peers = new Dictionary<string, NetworkPeer>();
+            try
+            {
+                foreach (string range in rangeNames)
+                {
+                    string owner = _metadata.Current.Owner(range);
+                    if (owner == Name && _metadata.Current.Phase(range).Length == 0)
+                        continue;
+                    if (!peers.TryGetValue(owner, out NetworkPeer? peer))
+                        peers[owner] = peer = new NetworkPeer(_peerOf(owner));
+                    status.Current = range;
+                    PullStats? stats = await coordinator.PullRangeAsync(range, new MigrationNode(owner, Cores, peer.Views), self, target, peer,
+                        _ => status.FirstServed ??= DateTime.UtcNow, null, stopAndCopy, cancellationToken).ConfigureAwait(false);
+                    if (stats is not null)
+                        status.AddDone(range, stats);
+                }
+                await coordinator.FinishAsync(self, target, rangeNames, n => peers.TryGetValue(n, out NetworkPeer? p) ? p : peers[n] = new NetworkPeer(_peerOf(n)),
+                    cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (NetworkPeer p in peers.Values)
+                    p.Dispose();
+            }
+        });
+
     /// <summary>
     /// Control requests on the peer port: <c>{"op":"migrate","ranges":[...]}</c> starts moving the ranges here;
-    /// <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
+    /// (<c>"mode":"stop-and-copy"</c> for the baseline); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
     /// </summary>
     private string Control(string json)
     {
@@ -148,7 +220,7 @@ public sealed class ClusterMember : IAsyncDisposable
                     if (!_ranges.ContainsKey(r))
                         throw new ArgumentException("unknown range " + r);
                 }
-                _ = MigrateHereAsync(ranges).ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+                _ = MigrateHereAsync(ranges, (string?)request["mode"] == "stop-and-copy").ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
                 return "{\"started\":true}";
             case "status":
                 return Status.ToJson();
@@ -191,8 +263,11 @@ public sealed class MigrationStatus
     /// <summary>The range being moved now.</summary>
     public string? Current { get; set; }
 
-    /// <summary>The current range's pull counters.</summary>
-    public PullStats? CurrentStats { get; set; }
+    /// <summary>The current range's pull counters, if a pull runs.</summary>
+    public Func<PullStats?>? Live { get; set; }
+
+    /// <summary>The coordinator's step timings.</summary>
+    public Func<IReadOnlyCollection<(string Step, double Milliseconds)>>? Timings { get; set; }
 
     /// <summary>Why it failed; null when it did not.</summary>
     public string? Error { get; set; }
@@ -204,7 +279,7 @@ public sealed class MigrationStatus
             _done.Add(range);
             _doneRecords += stats.Records;
             _doneBytes += stats.Bytes;
-            CurrentStats = null;
+            Current = null;
         }
     }
 
@@ -213,7 +288,7 @@ public sealed class MigrationStatus
     {
         lock (_lock)
         {
-            PullStats? s = CurrentStats;
+            PullStats? s = Current is null ? null : Live?.Invoke();
             return JsonSerializer.Serialize(new
             {
                 ranges = Ranges,
@@ -222,10 +297,13 @@ public sealed class MigrationStatus
                 records = _doneRecords + (s?.Records ?? 0),
                 bytes = _doneBytes + (s?.Bytes ?? 0),
                 priorityKeys = s?.PriorityKeys ?? 0,
+                scannedLogBytes = s?.ScannedLogBytes ?? 0,
+                plannedLogBytes = s?.PlannedLogBytes ?? 0,
                 started = Started,
                 firstServed = FirstServed,
                 finished = Finished,
                 error = Error,
+                steps = Timings?.Invoke().Select(t => $"{t.Step} {t.Milliseconds:F0}ms").ToArray() ?? [],
             });
         }
     }

@@ -18,11 +18,16 @@ public sealed record MigrationNode(string Name, IReadOnlyList<string> Cores, ICo
 public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTrace trace, IReadOnlyDictionary<string, SlotRange> ranges)
 {
     private readonly Dictionary<string, MigrationNode> _nodes = [];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Step, double Milliseconds)> _timings = new();
+    private long _stepStarted = System.Diagnostics.Stopwatch.GetTimestamp();
 
     /// <summary>How often the coordinator looks at the cores' views while it waits for a cut.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(1);
 
-    /// <summary>The pull job of the migration in progress, for the node's read path (a miss waits for its priority pull); null when none.</summary>
+    /// <summary>How long each step took (a decision: deciding + publishing + its effects; a wait: the wait), oldest first.</summary>
+    public IReadOnlyCollection<(string Step, double Milliseconds)> Timings => _timings;
+
+    /// <summary>The pull job of the migration in progress (the copy, in stop-and-copy), for progress reports; null when none.</summary>
     public PullJob? ActivePulls { get; private set; }
 
     /// <summary>
@@ -30,57 +35,160 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// statistics once the lineage entry is removed. <paramref name="onPullsStarted"/> runs right after the pulls
     /// started (the target now owns the range and serves it; a test writes there from then on).
     /// </summary>
+    /// <remarks>
+    /// <paramref name="stopAndCopy"/> = true is the baseline benchmarks compare against: the whole range is copied
+    /// after Prepare (while nobody serves it) and ownership moves only then; the pulls the transfer starts cover only
+    /// the log after the copy. The returned statistics are the copy's.
+    /// </remarks>
     public async Task<PullStats> MigrateAsync(string range, MigrationNode source, MigrationNode target, MigrationTarget executor,
-        IMigrationPeer peer, Action<PullJob>? onPullsStarted = null, CancellationToken cancellationToken = default)
+        IMigrationPeer peer, Action<PullJob>? onPullsStarted = null, CancellationToken cancellationToken = default, bool stopAndCopy = false)
+    {
+        PullStats stats = await PullRangeAsync(range, source, target, executor, peer, onPullsStarted, null, stopAndCopy, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"{range} was already pulled");
+        await FinishAsync(target, executor, [range], _ => peer, cancellationToken).ConfigureAwait(false);
+        return stats;
+    }
+
+    /// <summary>
+    /// Carries <paramref name="range"/>'s migration from whatever phase the decision state records up to <c>Pulled</c>
+    /// (every record at the target): BeginMigration if none runs, the source's cut and Prepare if Locking,
+    /// TransferOwnership (and the copy, in stop-and-copy) if Prepared, then waits for the pulls and decides FinishPulls.
+    /// <paramref name="restarted"/> is the pull job a recovery's StartPulls effect started, for a range found Pulling.
+    /// Returns null when the range was already past Pulling.
+    /// </summary>
+    public async Task<PullStats?> PullRangeAsync(string range, MigrationNode source, MigrationNode target, MigrationTarget executor,
+        IMigrationPeer peer, Action<PullJob>? onPullsStarted, PullJob? restarted, bool stopAndCopy, CancellationToken cancellationToken)
     {
         _nodes[source.Name] = source;
         _nodes[target.Name] = target;
         SlotRange slots = ranges[range];
-
-        Decide(ClusterDecision.BeginMigration(range, target.Name), null);
-        await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
-
-        ulong sourceFloor = await peer.VersionFloorAsync(cancellationToken).ConfigureAwait(false);
-        Decide(ClusterDecision.Prepare(range, (int)Math.Min(sourceFloor, int.MaxValue)), null);
-
-        PullJob? job = null;
-        Decide(ClusterDecision.TransferOwnership(range), e =>
+        string phase = metadata.Current.Phase(range);
+        if (phase.Length == 0)
         {
-            switch (e.Kind)
-            {
-                // The decision's floor is the model's (an int); the store's own floor is the exact 64-bit one.
-                case EffectKind.RaiseFloor when e.Node == target.Name:
-                    executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
-                    break;
-                case EffectKind.StartPulls when e.Range == range:
-                    job = executor.StartPulls(range, slots, peer, cancellationToken);
-                    break;
-            }
-        });
-        if (job is null)
-            throw new InvalidOperationException($"TransferOwnership({range}) did not start pulls");
-        ActivePulls = job;
-        onPullsStarted?.Invoke(job);
-        await ReportCoresAsync(target, cancellationToken).ConfigureAwait(false);
+            Decide(ClusterDecision.BeginMigration(range, target.Name), null);
+            phase = "Locking";
+        }
+        ulong sourceFloor;
+        if (phase == "Locking")
+        {
+            await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
+            Step("cut " + source.Name);
+            sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+            Decide(ClusterDecision.Prepare(range, (int)Math.Min(sourceFloor, int.MaxValue)), null);
+            phase = "Prepared";
+        }
+        else
+        {
+            sourceFloor = phase == "Prepared" ? await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false) : 0;
+        }
 
+        PullJob? copy = null, job = restarted;
+        if (phase == "Prepared")
+        {
+            if (stopAndCopy)
+            {
+                copy = executor.StartPulls(range, slots, peer, 0, serving: false, cancellationToken);
+                ActivePulls = copy;
+                await copy.CompleteAsync().ConfigureAwait(false);
+                Step("copy");
+            }
+            Decide(ClusterDecision.TransferOwnership(range), e =>
+            {
+                switch (e.Kind)
+                {
+                    // The decision's floor is the model's (an int); the store's own floor is the exact 64-bit one.
+                    case EffectKind.RaiseFloor when e.Node == target.Name:
+                        executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
+                        break;
+                    case EffectKind.StartPulls when e.Range == range:
+                        job = executor.StartPulls(range, slots, peer, copy?.LogEnd ?? 0, serving: true, cancellationToken);
+                        break;
+                }
+            });
+            if (job is null)
+                throw new InvalidOperationException($"TransferOwnership({range}) did not start pulls");
+            ActivePulls ??= job;
+            onPullsStarted?.Invoke(job);
+            await ReportCoresAsync(target, cancellationToken).ConfigureAwait(false);
+            Step("cut " + target.Name);
+            phase = "Pulling";
+        }
+        if (phase != "Pulling")
+            return null;
+        if (job is null)
+            throw new InvalidOperationException($"{range} is Pulling but no pull job runs for it (recover the target first)");
+        ActivePulls ??= job;
         await job.CompleteAsync().ConfigureAwait(false);
+        Step("pulls");
         Decide(ClusterDecision.FinishPulls(range), null);
         ActivePulls = null;
+        return copy?.Stats ?? job.Stats;
+    }
 
-        await executor.Store.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-        Decide(ClusterDecision.CheckpointCovered(target.Name), null);
-
-        var drops = new List<string>();
-        Decide(ClusterDecision.DropSource(range), e =>
+    /// <summary>
+    /// Ends the migrations of <paramref name="pulled"/> to <paramref name="target"/> from the phase each is in: one
+    /// checkpoint of the target covers every range it pulled (Checkpoint), then for each range the source the
+    /// decision names drops it (DropSource, through <paramref name="peerOf"/>) and the lineage entry goes (RemoveLineage).
+    /// </summary>
+    public async Task FinishAsync(MigrationNode target, MigrationTarget executor, IReadOnlyList<string> pulled,
+        Func<string, IMigrationPeer> peerOf, CancellationToken cancellationToken)
+    {
+        _nodes[target.Name] = target;
+        if (pulled.Any(r => metadata.Current.Phase(r) == "Pulled"))
         {
-            if (e.Kind == EffectKind.DropRange)
-                drops.Add(e.Range);
-        });
-        foreach (string r in drops)
-            await peer.DropAsync(ranges[r], cancellationToken).ConfigureAwait(false);
+            await executor.Store.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+            Step("checkpoint");
+            Decide(ClusterDecision.CheckpointCovered(target.Name), null);
+        }
+        foreach (string range in pulled)
+        {
+            if (metadata.Current.Phase(range) == "Durable")
+            {
+                var drops = new List<(string Node, string Range)>();
+                Decide(ClusterDecision.DropSource(range), e =>
+                {
+                    if (e.Kind == EffectKind.DropRange)
+                        drops.Add((e.Node, e.Range));
+                });
+                foreach (var (node, r) in drops)
+                    await RetryAsync(() => peerOf(node).DropAsync(ranges[r], cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+                Step("drop");
+            }
+            if (metadata.Current.Phase(range) == "Dropped")
+                Decide(ClusterDecision.RemoveLineage(range), null);
+        }
+    }
 
-        Decide(ClusterDecision.RemoveLineage(range), null);
-        return job.Stats;
+    /// <summary>
+    /// Asks the core for <paramref name="decision"/> (e.g. a restarted node's <c>Crash</c> and <c>Recover</c>), publishes
+    /// it, and hands its effects to <paramref name="perform"/> (BumpView of the nodes this coordinator drives last).
+    /// </summary>
+    public void Carry(ClusterDecision decision, Action<Effect>? perform) => Decide(decision, perform);
+
+    /// <summary>How long a call to a peer that cannot be reached (crashed, restarting) is retried before the migration fails.</summary>
+    public TimeSpan PeerRetryFor { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Runs a call to a peer again while the peer cannot be reached (every call is idempotent: pulls are stateless).</summary>
+    private async Task<T> RetryAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        DateTime deadline = DateTime.UtcNow + PeerRetryFor;
+        while (true)
+        {
+            try
+            {
+                return await call().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void Step(string name)
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        _timings.Enqueue((name, System.Diagnostics.Stopwatch.GetElapsedTime(Interlocked.Exchange(ref _stepStarted, now), now).TotalMilliseconds));
     }
 
     /// <summary>Waits until each core of <paramref name="node"/> executes in the node's newest view and reports it (<c>CoreRefresh</c>).</summary>
@@ -91,7 +199,8 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         {
             if (metadata.Current.CoreView(node.Name, node.Cores[i]) >= view)
                 continue;
-            while (node.Views.CoreView(i) < view)
+            int core0 = i;
+            while (await RetryAsync(() => Task.FromResult(node.Views.CoreView(core0)), cancellationToken).ConfigureAwait(false) < view)
                 await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
             int core = i;
             Decide(ClusterDecision.CoreRefreshed(node.Name, node.Cores[core], view), null);
@@ -124,6 +233,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
                 if (e.Kind == EffectKind.BumpView && _nodes.TryGetValue(e.Node, out MigrationNode? n))
                     n.Views.Advance(e.View);
             }
+            Step(decision.Kind);
             return;
         }
     }

@@ -6,7 +6,7 @@ namespace Hybrid.Node.Cluster;
 /// <summary>
 /// The target side of a Rocksteady migration: carries out what the F# core decided for this node and decides
 /// nothing itself. At <c>TransferOwnership</c> it raises the local version floor (<see cref="RaiseFloor"/>) and
-/// starts the pulls of the range (<see cref="StartPulls"/>): background pulls of N partitions in parallel,
+/// starts the pulls of the range (<see cref="StartPulls(string, SlotRange, IMigrationPeer, CancellationToken)"/>): background pulls of N partitions in parallel,
 /// pipelined, on below-normal-priority threads, applied insert-if-newer; and priority pulls, batched up to 16 keys,
 /// of keys that reads missed. The coordinator then waits for <see cref="PullJob.CompleteAsync"/> (a catch-up pass
 /// included) before it asks the core for <c>FinishPulls</c>.
@@ -24,10 +24,18 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// When the store is a <see cref="MigratingStore"/>, reads that miss in the range wait for priority pulls until the
     /// job completed.
     /// </summary>
-    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default)
+    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default) =>
+        StartPulls(rangeName, range, peer, 0, serving: true, cancellationToken);
+
+    /// <summary>
+    /// Pulls the records of <paramref name="range"/> found in the source's log from address <paramref name="from"/> on.
+    /// <paramref name="serving"/> = false for a copy made before this node serves the range (stop-and-copy): reads
+    /// do not wait for it.
+    /// </summary>
+    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, long from, bool serving, CancellationToken cancellationToken = default)
     {
-        var job = new PullJob(store, trace, rangeName, range, peer, partitions, cancellationToken);
-        if (store is MigratingStore migrating)
+        var job = new PullJob(store, trace, rangeName, range, peer, partitions, from, cancellationToken);
+        if (serving && store is MigratingStore migrating)
         {
             migrating.AddIncoming(job);
             _ = job.CompleteAsync().ContinueWith(_ => migrating.RemoveIncoming(job), TaskScheduler.Default);
@@ -39,7 +47,7 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
 /// <summary>Counts of one pull job (read them after <see cref="PullJob.CompleteAsync"/>).</summary>
 public sealed class PullStats
 {
-    private long _records, _bytes, _stale, _chunks, _priorityBatches, _priorityKeys;
+    private long _records, _bytes, _stale, _chunks, _priorityBatches, _priorityKeys, _planned, _scanned;
 
     /// <summary>Records received by background pulls (catch-up pass included).</summary>
     public long Records => Volatile.Read(ref _records);
@@ -59,6 +67,12 @@ public sealed class PullStats
     /// <summary>Keys asked for by priority pulls.</summary>
     public long PriorityKeys => Volatile.Read(ref _priorityKeys);
 
+    /// <summary>Bytes of the source's log the background pulls planned to scan (first pass; the catch-up pass adds its own).</summary>
+    public long PlannedLogBytes => Volatile.Read(ref _planned);
+
+    /// <summary>Bytes of the source's log scanned so far: <see cref="ScannedLogBytes"/> / <see cref="PlannedLogBytes"/> is the progress.</summary>
+    public long ScannedLogBytes => Volatile.Read(ref _scanned);
+
     /// <summary>Wall time from the start of the background pulls to the end of the catch-up pass.</summary>
     public TimeSpan BackgroundElapsed { get; internal set; }
 
@@ -68,6 +82,14 @@ public sealed class PullStats
         Interlocked.Add(ref _bytes, bytes);
         Interlocked.Increment(ref _chunks);
     }
+
+    internal void AddPlanned(ScanCursor[] plan)
+    {
+        foreach (ScanCursor c in plan)
+            Interlocked.Add(ref _planned, c.End - c.Next);
+    }
+
+    internal void AddScanned(long bytes) => Interlocked.Add(ref _scanned, bytes);
 
     internal void AddStale(long n) => Interlocked.Add(ref _stale, n);
 
@@ -90,13 +112,14 @@ public sealed class PullJob
     private readonly SlotRange _range;
     private readonly IMigrationPeer _peer;
     private readonly int _partitions;
+    private readonly long _from;
     private readonly CancellationToken _cancel;
     private readonly Channel<(PullKey Key, TaskCompletionSource Done)> _priority =
         Channel.CreateUnbounded<(PullKey, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _background;
     private readonly Task _priorityLoop;
 
-    internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, CancellationToken cancellationToken)
+    internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, long from, CancellationToken cancellationToken)
     {
         _store = store;
         _trace = trace;
@@ -104,6 +127,7 @@ public sealed class PullJob
         _range = range;
         _peer = peer;
         _partitions = partitions;
+        _from = from;
         _cancel = cancellationToken;
         _background = RunOnThread("pull-bg", RunBackground);
         _priorityLoop = RunOnThread("pull-prio", RunPriority);
@@ -111,6 +135,9 @@ public sealed class PullJob
 
     /// <summary>The range being pulled.</summary>
     public SlotRange Range => _range;
+
+    /// <summary>After <see cref="CompleteAsync"/>: the source log address up to which every record of the range was pulled.</summary>
+    public long LogEnd { get; private set; }
 
     /// <summary>What was pulled so far.</summary>
     public PullStats Stats { get; } = new();
@@ -163,18 +190,23 @@ public sealed class PullJob
     private void RunBackground()
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        ScanCursor[] plan = Wait(_peer.PlanPullsAsync(_partitions, 0, _cancel));
+        ScanCursor[] plan = Retry(() => _peer.PlanPullsAsync(_partitions, _from, _cancel));
         RunPartitions(plan, 0);
         // Writes made while the first plan was scanned may lie beyond its end: one catch-up pass from that end.
-        long end = 0;
+        long end = _from;
         foreach (ScanCursor c in plan)
             end = Math.Max(end, c.End);
-        RunPartitions(Wait(_peer.PlanPullsAsync(_partitions, end, _cancel)), plan.Length);
+        ScanCursor[] catchUp = Retry(() => _peer.PlanPullsAsync(_partitions, end, _cancel));
+        RunPartitions(catchUp, plan.Length);
+        foreach (ScanCursor c in catchUp)
+            end = Math.Max(end, c.End);
+        LogEnd = end;
         Stats.BackgroundElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
 
     private void RunPartitions(ScanCursor[] plan, int firstIndex)
     {
+        Stats.AddPlanned(plan);
         if (plan.Length == 0)
             return;
         var threads = new Task[plan.Length];
@@ -195,7 +227,21 @@ public sealed class PullJob
         ValueTask<ScanCursor> pending = _peer.PullAsync(_range, cursor, inFlight, _cancel);
         while (true)
         {
-            ScanCursor next = Wait(pending);
+            ScanCursor next;
+            try
+            {
+                next = Wait(pending);
+            }
+            catch (Exception e) when (IsUnreachable(e))
+            {
+                // The source is down or restarting: the cursor is stateless, so ask again for the same chunk.
+                _cancel.ThrowIfCancellationRequested();
+                Thread.Sleep(RetryDelay);
+                pending = _peer.PullAsync(_range, cursor, inFlight, _cancel);
+                continue;
+            }
+            Stats.AddScanned(Math.Min(next.Next, next.End) - cursor.Next);
+            cursor = next;
             PullBuffer current = inFlight;
             inFlight = free;
             free = current;
@@ -227,7 +273,12 @@ public sealed class PullJob
             }
             try
             {
-                Wait(_peer.PriorityPullAsync(keys.AsMemory(0, n), buffer, _cancel));
+                int count = n;
+                Retry(async () =>
+                {
+                    await _peer.PriorityPullAsync(keys.AsMemory(0, count), buffer, _cancel).ConfigureAwait(false);
+                    return true;
+                });
                 applier.Apply(buffer);
                 Stats.AddPriority(n);
                 _trace.PriorityPull(_rangeName);
@@ -245,10 +296,26 @@ public sealed class PullJob
         }
     }
 
-    private static void Wait(ValueTask pending)
+    /// <summary>How long a pull waits before it asks an unreachable source again.</summary>
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
+
+    private static bool IsUnreachable(Exception e) => e is IOException or System.Net.Sockets.SocketException;
+
+    /// <summary>Runs a pull call again while the source cannot be reached (until the job is cancelled).</summary>
+    private T Retry<T>(Func<ValueTask<T>> call)
     {
-        if (!pending.IsCompletedSuccessfully)
-            pending.AsTask().GetAwaiter().GetResult();
+        while (true)
+        {
+            try
+            {
+                return Wait(call());
+            }
+            catch (Exception e) when (IsUnreachable(e))
+            {
+                _cancel.ThrowIfCancellationRequested();
+                Thread.Sleep(RetryDelay);
+            }
+        }
     }
 
     /// <summary>Installs pulled records insert-if-newer through one session, finishing pending ones before it returns.</summary>

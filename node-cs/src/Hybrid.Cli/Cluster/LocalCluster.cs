@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Hybrid.Cluster;
+using Hybrid.Node.Cluster;
+
+namespace Hybrid.Cli.Cluster;
+
+/// <summary>
+/// A local cluster as the CLI manages it: a directory holding the embedded metadata store (<c>DIR/metadata</c>), one
+/// data directory and one log per node (<c>DIR/nI</c>, <c>DIR/nI.log</c>), node processes started with the hidden
+/// <c>hybrid cluster node</c> command. The metadata may instead be etcd (<c>--metadata etcd:http://HOST:PORT</c>).
+/// </summary>
+internal static class LocalCluster
+{
+    /// <summary>Where the metadata lives: <paramref name="metadata"/> if given, else the file store in <paramref name="dir"/>.</summary>
+    public static string MetadataSpec(string dir, string? metadata) => metadata ?? "file:" + Path.Combine(Path.GetFullPath(dir), "metadata");
+
+    /// <summary>
+    /// Initializes a cluster of <paramref name="nodes"/> nodes with <paramref name="workers"/> cores each and
+    /// <paramref name="ranges"/> equal ranges, owned in contiguous blocks (or all by n1 when <paramref name="allOnFirst"/>).
+    /// False when the metadata already holds a cluster (which is then used as it is).
+    /// </summary>
+    public static Task<bool> InitializeAsync(DurableClusterMetadata metadata, int nodes, int workers, int ranges, bool allOnFirst)
+    {
+        string[] names = [.. Enumerable.Range(1, nodes).Select(i => "n" + i)];
+        string[] cores = [.. Enumerable.Range(1, workers).Select(i => "c" + i)];
+        var layout = DurableClusterMetadata.EvenRanges(ranges);
+        var owner = layout.Keys.OrderBy(r => layout[r].First).Select((r, i) => (r, i))
+            .ToDictionary(x => x.r, x => allOnFirst ? names[0] : names[x.i * nodes / ranges]);
+        return metadata.InitializeAsync(names, cores, layout, owner);
+    }
+
+    /// <summary>The command line that runs this CLI again (apphost, or <c>dotnet hybrid.dll</c>).</summary>
+    public static (string File, List<string> Args) Self()
+    {
+        string process = Environment.ProcessPath ?? "dotnet";
+        string entry = typeof(LocalCluster).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(process) == "dotnet" ? (process, [entry]) : (process, []);
+    }
+
+    /// <summary>
+    /// Starts <c>hybrid cluster node</c> for <paramref name="name"/> as a detached process (its own session, output
+    /// appended to <c>DIR/name.log</c>); returns the process.
+    /// </summary>
+    public static Process StartNode(string dir, string metadataSpec, string name, IEnumerable<string> extra)
+    {
+        var (file, args) = Self();
+        string log = Path.Combine(Path.GetFullPath(dir), name + ".log");
+        var info = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardInput = true };
+        foreach (string a in new[] { "/bin/sh", "-c", "exec \"$@\" >>\"$HYBRID_NODE_LOG\" 2>&1 </dev/null", "sh", file })
+            info.ArgumentList.Add(a);
+        foreach (string a in args.Concat(["cluster", "node", "--name", name, "--dir", Path.GetFullPath(dir), "--metadata", metadataSpec]).Concat(extra))
+            info.ArgumentList.Add(a);
+        info.Environment["HYBRID_NODE_LOG"] = log;
+        return Process.Start(info) ?? throw new InvalidOperationException("could not start " + file);
+    }
+
+    /// <summary>Waits until <paramref name="names"/> are all registered as live; returns their registrations.</summary>
+    public static async Task<IReadOnlyList<NodeInfo>> WaitLiveAsync(ClusterMetadata metadata, IReadOnlyCollection<string> names, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            IReadOnlyList<NodeInfo> live = await metadata.ListLiveNodesAsync();
+            if (names.All(n => live.Any(l => l.Id == n)))
+                return live;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"nodes not live after {timeout}: {string.Join(", ", names.Where(n => live.All(l => l.Id != n)))}");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>The peer connection to a live node.</summary>
+    public static NetworkPeer Peer(NodeInfo node) =>
+        new(IPEndPoint.Parse(node.PeerEndpoint ?? throw new InvalidOperationException($"node {node.Id} has no peer port")));
+
+    /// <summary>A node's migration status (the control reply), or null when it does not answer.</summary>
+    public static async Task<JsonElement?> StatusAsync(NodeInfo node)
+    {
+        try
+        {
+            using NetworkPeer peer = Peer(node);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            return JsonDocument.Parse(await peer.ControlAsync("{\"op\":\"status\"}", timeout.Token)).RootElement.Clone();
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or PeerException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The ranges lying wholly in slots [<paramref name="first"/>, <paramref name="last"/>]; throws when a range is cut by a bound.</summary>
+    public static List<string> RangesIn(DecisionLog log, int first, int last)
+    {
+        var inside = new List<string>();
+        foreach (var (name, slots) in log.Ranges.OrderBy(r => r.Value.First))
+        {
+            bool overlaps = slots.First <= last && slots.Last >= first;
+            if (!overlaps)
+                continue;
+            if (slots.First < first || slots.Last > last)
+                throw new ArgumentException($"slots {first}-{last} cut range {name} ({slots.First}-{slots.Last}): ranges move whole");
+            inside.Add(name);
+        }
+        if (inside.Count == 0)
+            throw new ArgumentException($"no range lies in slots {first}-{last}");
+        return inside;
+    }
+}

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Hybrid.Cluster;
+using Hybrid.Node.Cluster;
+using Spectre.Console;
+
+namespace Hybrid.Cli.Cluster;
+
+/// <summary>What a migration did, as its target reported it.</summary>
+/// <param name="Records">Records pulled by background pulls.</param>
+/// <param name="Bytes">Key + value bytes pulled.</param>
+/// <param name="Elapsed">From the request to the last RemoveLineage.</param>
+/// <param name="FirstServed">From the request until the target owned (and served) the first range.</param>
+/// <param name="Error">The target's failure, or null.</param>
+internal sealed record MigrationReport(long Records, long Bytes, TimeSpan Elapsed, TimeSpan? FirstServed, string? Error)
+{
+    /// <summary>Pull rate in MB/s (10^6 bytes) over the whole migration.</summary>
+    public double MegabytesPerSecond => Bytes / 1e6 / Math.Max(Elapsed.TotalSeconds, 1e-9);
+
+    /// <summary>One line for humans.</summary>
+    public string Summary() => Error is not null
+        ? "migration FAILED: " + Error
+        : string.Create(CultureInfo.InvariantCulture,
+            $"migrated {Records:N0} records, {Bytes / 1e6:F1} MB in {Elapsed.TotalSeconds:F2} s = {MegabytesPerSecond:F1} MB/s; target served after {FirstServed?.TotalMilliseconds ?? double.NaN:F0} ms");
+}
+
+/// <summary>Asks a node to pull ranges to itself and follows it (the target reports progress on its peer port).</summary>
+internal static class MigrationProgress
+{
+    /// <summary>
+    /// Starts the migration of <paramref name="ranges"/> to <paramref name="target"/> and polls its status until it ends,
+    /// drawing a progress bar (records, MB/s, ETA by the fraction of the source's log scanned) when
+    /// <paramref name="showBar"/>. <paramref name="stopAndCopy"/> runs the baseline instead of Rocksteady.
+    /// </summary>
+    public static async Task<MigrationReport> RunAsync(NodeInfo target, IReadOnlyList<string> ranges, bool showBar, bool stopAndCopy = false)
+    {
+        using NetworkPeer peer = LocalCluster.Peer(target);
+        var started = Stopwatch.StartNew();
+        await peer.ControlAsync(JsonSerializer.Serialize(new { op = "migrate", ranges, mode = stopAndCopy ? "stop-and-copy" : "rocksteady" }));
+        JsonElement status = default;
+        async Task<bool> PollAsync()
+        {
+            status = JsonDocument.Parse(await peer.ControlAsync("{\"op\":\"status\"}")).RootElement.Clone();
+            return status.GetProperty("finished").ValueKind != JsonValueKind.Null;
+        }
+        if (showBar && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            await AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .StartAsync(async ctx =>
+                {
+                    ProgressTask task = ctx.AddTask("migrating", maxValue: 1000);
+                    while (!await PollAsync())
+                    {
+                        Update(task, status, ranges.Count, started.Elapsed);
+                        await Task.Delay(200);
+                    }
+                    Update(task, status, ranges.Count, started.Elapsed);
+                    task.Value = task.MaxValue;
+                });
+        }
+        else
+        {
+            while (!await PollAsync())
+                await Task.Delay(100);
+        }
+        started.Stop();
+        TimeSpan? firstServed = status.GetProperty("firstServed").ValueKind == JsonValueKind.String
+            ? status.GetProperty("firstServed").GetDateTime() - status.GetProperty("started").GetDateTime()
+            : null;
+        return new MigrationReport(status.GetProperty("records").GetInt64(), status.GetProperty("bytes").GetInt64(), started.Elapsed, firstServed,
+            status.GetProperty("error").ValueKind == JsonValueKind.String ? status.GetProperty("error").GetString() : null);
+    }
+
+    private static void Update(ProgressTask task, JsonElement status, int rangeCount, TimeSpan elapsed)
+    {
+        int done = status.GetProperty("done").GetArrayLength();
+        long planned = status.GetProperty("plannedLogBytes").GetInt64();
+        double current = planned > 0 ? Math.Min(1.0, (double)status.GetProperty("scannedLogBytes").GetInt64() / planned) : 0;
+        task.Value = 1000.0 * (done + current) / rangeCount;
+        long records = status.GetProperty("records").GetInt64();
+        double mb = status.GetProperty("bytes").GetInt64() / 1e6;
+        task.Description = string.Create(CultureInfo.InvariantCulture,
+            $"{done}/{rangeCount} ranges, {records:N0} records, {mb / Math.Max(elapsed.TotalSeconds, 1e-3):F1} MB/s");
+    }
+}

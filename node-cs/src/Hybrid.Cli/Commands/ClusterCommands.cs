@@ -1,0 +1,201 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Hybrid.Cli.Cluster;
+using Hybrid.Cluster;
+using Hybrid.Node.Hosting;
+using Hybrid.Storage;
+using Spectre.Console;
+
+namespace Hybrid.Cli.Commands;
+
+/// <summary><c>hybrid cluster start|status|stop|node</c>, <c>hybrid migrate</c> and <c>hybrid bench migrate</c>.</summary>
+internal static partial class HybridCli
+{
+    private static readonly Option<string> s_dir = new("--dir") { Description = "Local cluster directory (metadata, node data, logs)", DefaultValueFactory = _ => "cluster" };
+    private static readonly Option<string?> s_metadata = new("--metadata") { Description = "Metadata store: file:DIR or etcd:http://HOST:PORT (default file:<dir>/metadata)" };
+
+    static partial void AddClusterCommands(RootCommand root)
+    {
+        var cluster = new Command("cluster", "Run and inspect a local cluster");
+        cluster.Subcommands.Add(StartCommand());
+        cluster.Subcommands.Add(StatusCommand());
+        cluster.Subcommands.Add(StopCommand());
+        cluster.Subcommands.Add(NodeCommand());
+        root.Subcommands.Add(cluster);
+        root.Subcommands.Add(MigrateCommand());
+        if (root.Subcommands.FirstOrDefault(c => c.Name == "bench") is { } bench)
+            bench.Subcommands.Add(MigrationBench.Command());
+    }
+
+    private static Command StartCommand()
+    {
+        var nodes = new Option<int>("--nodes") { Description = "Number of nodes", DefaultValueFactory = _ => 3 };
+        var workers = new Option<int>("--workers") { Description = "Workers (cores) per node", DefaultValueFactory = _ => 2 };
+        var ranges = new Option<int>("--ranges") { Description = "Number of equal slot ranges (divides 16384)", DefaultValueFactory = _ => 16 };
+        var basePort = new Option<int>("--base-port") { Description = "Node i listens on native BASE+10i, RESP BASE+10i+1, peer BASE+10i+2 (0 = ephemeral)", DefaultValueFactory = _ => 7100 };
+        var durability = new Option<string>("--durability") { Description = "memory|async|sync", DefaultValueFactory = _ => "async" };
+        var command = new Command("start", "Start a local cluster of N node processes on the embedded file metadata store (idempotent: reuses an existing cluster)");
+        foreach (Option o in new Option[] { nodes, workers, ranges, basePort, durability, s_dir, s_metadata })
+            command.Options.Add(o);
+        command.SetAction(async (result, _) =>
+        {
+            string dir = result.GetValue(s_dir)!;
+            Directory.CreateDirectory(dir);
+            string spec = LocalCluster.MetadataSpec(dir, result.GetValue(s_metadata));
+            await using IMetadataStore store = MetadataStores.Open(spec);
+            var metadata = new DurableClusterMetadata(store);
+            int n = result.GetValue(nodes);
+            bool created = await LocalCluster.InitializeAsync(metadata, n, result.GetValue(workers), result.GetValue(ranges), allOnFirst: false);
+            DecisionLog log = metadata.Log;
+            var live = (await metadata.Typed.ListLiveNodesAsync()).Select(l => l.Id).ToHashSet();
+            int port = result.GetValue(basePort);
+            for (int i = 0; i < log.Nodes.Length; i++)
+            {
+                string name = log.Nodes[i];
+                if (live.Contains(name))
+                    continue;
+                string Port(int offset) => (port == 0 ? 0 : port + (10 * i) + offset).ToString(CultureInfo.InvariantCulture);
+                LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", result.GetValue(durability)!]);
+            }
+            await LocalCluster.WaitLiveAsync(metadata.Typed, log.Nodes, TimeSpan.FromSeconds(60));
+            Console.WriteLine(created ? $"created cluster: {log.Nodes.Length} nodes, {log.Ranges.Count} ranges, metadata {spec}" : $"cluster exists: metadata {spec}");
+            await PrintStatusAsync(metadata);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command StatusCommand()
+    {
+        var command = new Command("status", "Ranges, owners, views, live nodes and migrations in flight");
+        command.Options.Add(s_dir);
+        command.Options.Add(s_metadata);
+        command.SetAction(async (result, _) =>
+        {
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            await PrintStatusAsync(new DurableClusterMetadata(store));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command StopCommand()
+    {
+        var command = new Command("stop", "Stop every live node of the cluster (SIGTERM to the processes it registered)");
+        command.Options.Add(s_dir);
+        command.Options.Add(s_metadata);
+        command.SetAction(async (result, _) =>
+        {
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            var metadata = new ClusterMetadata(store);
+            foreach (NodeInfo node in await metadata.ListLiveNodesAsync())
+            {
+                if (node.Pid is not int pid)
+                    continue;
+                // SIGTERM: the node stops cleanly (closes its store, revokes its registration).
+                using var kill = System.Diagnostics.Process.Start("kill", ["-TERM", pid.ToString(CultureInfo.InvariantCulture)]);
+                await kill.WaitForExitAsync();
+                Console.WriteLine($"stopped {node.Id} (pid {pid})");
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command NodeCommand()
+    {
+        var name = new Option<string>("--name") { Description = "Node name (n1, n2, ...)", Required = true };
+        var port = new Option<int>("--port") { DefaultValueFactory = _ => 0 };
+        var respPort = new Option<int>("--resp-port") { DefaultValueFactory = _ => -1 };
+        var peerPort = new Option<int>("--peer-port") { DefaultValueFactory = _ => 0 };
+        var durability = new Option<string>("--durability") { DefaultValueFactory = _ => "async" };
+        var memory = new Option<long>("--memory-budget") { DefaultValueFactory = _ => 256L << 20 };
+        var trace = new Option<string?>("--trace") { Description = "Append the node's protocol trace (ndjson) to FILE" };
+        var command = new Command("node", "Run one cluster node in the foreground (what 'cluster start' spawns)") { Hidden = true };
+        foreach (Option o in new Option[] { name, port, respPort, peerPort, durability, memory, trace, s_dir, s_metadata })
+            command.Options.Add(o);
+        command.SetAction(async (result, _) =>
+        {
+            string dir = result.GetValue(s_dir)!;
+            string node = result.GetValue(name)!;
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(dir, result.GetValue(s_metadata)));
+            var options = new HybridNodeOptions
+            {
+                DataDirectory = Path.Combine(dir, node),
+                NativePort = result.GetValue(port),
+                RespPort = result.GetValue(respPort),
+                MetricsPort = -1,
+                Durability = Enum.Parse<DurabilityMode>(result.GetValue(durability)!, ignoreCase: true),
+                MemoryBudgetBytes = result.GetValue(memory),
+            };
+            using var stop = new ManualResetEventSlim();
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+            await using ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", node, options, result.GetValue(peerPort), result.GetValue(trace));
+            Console.WriteLine($"hybrid cluster node {node}: native={host.Member.Node.NativePort} peer={host.Member.PeerEndPoint.Port} view={host.Member.Node.View.Current} pid={Environment.ProcessId}");
+            stop.Wait();
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command MigrateCommand()
+    {
+        var slots = new Option<string>("--slots") { Description = "Slots A-B (whole ranges)", Required = true };
+        var to = new Option<string>("--to") { Description = "Target node", Required = true };
+        var command = new Command("migrate", "Move slots A-B to NODE (Rocksteady) with a live progress bar");
+        foreach (Option o in new Option[] { slots, to, s_dir, s_metadata })
+            command.Options.Add(o);
+        command.SetAction(async (result, _) =>
+        {
+            string[] bounds = result.GetValue(slots)!.Split('-');
+            if (bounds.Length != 2 || !int.TryParse(bounds[0], out int first) || !int.TryParse(bounds[1], out int last) || first > last)
+            {
+                Console.Error.WriteLine("--slots must be A-B with A <= B");
+                return 2;
+            }
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            var metadata = new DurableClusterMetadata(store);
+            List<string> ranges = LocalCluster.RangesIn(metadata.Log, first, last);
+            string target = result.GetValue(to)!;
+            NodeInfo node = (await metadata.Typed.ListLiveNodesAsync()).FirstOrDefault(n => n.Id == target)
+                ?? throw new ArgumentException($"node {target} is not running");
+            MigrationReport report = await MigrationProgress.RunAsync(node, ranges, showBar: true);
+            Console.WriteLine(report.Summary());
+            return report.Error is null ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static async Task PrintStatusAsync(DurableClusterMetadata metadata)
+    {
+        VersionedClusterState state = await metadata.Typed.ReadAsync() ?? throw new InvalidOperationException("no cluster state");
+        IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
+        var nodes = new Table().AddColumns("node", "view", "native", "peer", "pid", "migration");
+        foreach (string n in state.State.View.Keys)
+        {
+            NodeInfo? info = live.FirstOrDefault(l => l.Id == n);
+            string migration = "";
+            if (info is not null && await LocalCluster.StatusAsync(info) is { } status && status.GetProperty("ranges").GetArrayLength() > 0)
+            {
+                migration = status.GetProperty("finished").ValueKind == JsonValueKind.Null
+                    ? $"pulling {status.GetProperty("current")}: {status.GetProperty("records")} records"
+                    : $"last: {string.Join(",", status.GetProperty("done").EnumerateArray())} ({status.GetProperty("records")} records){(status.GetProperty("error").ValueKind == JsonValueKind.String ? " FAILED " + status.GetProperty("error") : "")}";
+            }
+            nodes.AddRow(n, state.State.View[n].ToString(CultureInfo.InvariantCulture), info?.Endpoint ?? "[red]down[/]", info?.PeerEndpoint ?? "",
+                info?.Pid?.ToString(CultureInfo.InvariantCulture) ?? "", Markup.Escape(migration));
+        }
+        var ranges = new Table().AddColumns("range", "slots", "owner", "migration", "lineage");
+        foreach (var (r, slots) in state.State.Ranges.OrderBy(r => r.Value.First))
+        {
+            string mig = state.State.Mig.TryGetValue(r, out RangeMigration? m) ? $"{m.Src} -> {m.Tgt} {m.Phase}" : "";
+            string lineage = state.State.Lineage.TryGetValue(r, out Lineage? l) ? $"{l.Src} -> {l.Tgt}" : "";
+            ranges.AddRow(r, $"{slots.First}-{slots.Last}", state.State.Owner[r], mig, lineage);
+        }
+        AnsiConsole.Write(nodes);
+        AnsiConsole.Write(ranges);
+        Console.WriteLine($"revision {state.Revision}, {metadata.Log.Decisions.Count} decisions");
+    }
+}
