@@ -5,7 +5,7 @@ namespace Hybrid.Client;
 /// <summary>
 /// An explicit batch: requests collected by the caller and sent together in one frame (as long as they fit
 /// <see cref="HybridClientOptions.MaxBatchOps"/>/<see cref="HybridClientOptions.MaxBatchBytes"/>), run in order, and
-/// answered together by <see cref="HybridSession.ExecuteAsync"/>.
+/// answered together by <see cref="HybridSession.ExecuteAsync(HybridBatch)"/> (or, allocation-free, <see cref="HybridSession.ExecuteAsync(HybridBatch, HybridBatchResults)"/>).
 /// </summary>
 public sealed class HybridBatch
 {
@@ -13,6 +13,13 @@ public sealed class HybridBatch
 
     /// <summary>Requests in the batch.</summary>
     public int Count => Items.Count;
+
+    /// <summary>Empties the batch so it can be filled again (reuse it: a batch keeps its capacity).</summary>
+    public HybridBatch Clear()
+    {
+        Items.Clear();
+        return this;
+    }
 
     /// <summary>Adds a read.</summary>
     public HybridBatch Get(ushort table, ReadOnlyMemory<byte> key) => Add(new Item(OpCode.Get, table, key, default, 0));

@@ -136,6 +136,32 @@ public sealed partial class HybridSession : IAsyncDisposable
         return results;
     }
 
+    /// <summary>
+    /// Sends the batch's requests together and puts their results, in order, into <paramref name="results"/> (reused
+    /// between calls: values are copied into its own buffer, so a caller that reuses both the batch and the results
+    /// allocates nothing per request or per batch). Completes when every result is there; a connection failure makes
+    /// it throw (the outcome of requests in flight is unknown). One call at a time per <paramref name="results"/>.
+    /// </summary>
+    public ValueTask ExecuteAsync(HybridBatch batch, HybridBatchResults results)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        short token = results.Begin(batch.Count, _options.InlineCompletions);
+        if (batch.Count == 0)
+            return new ValueTask(results, token);
+        lock (_lock)
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                var item = batch.Items[i];
+                var op = AppendLocked(item.Op, item.Table, item.Key.Span, item.Value.Span, item.Expected);
+                op.Results = results;
+                op.Index = i;
+            }
+            FlushLocked(force: true);
+        }
+        return new ValueTask(results, token);
+    }
+
     private PendingOp Submit(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
     {
         lock (_lock)
@@ -314,6 +340,11 @@ public sealed partial class HybridSession : IAsyncDisposable
             if (!reader.TryRead(out var result))
             {
                 op.Fail(new HybridProtocolException(Status.Malformed, "reply has fewer results than requests"));
+                continue;
+            }
+            if (op.HasResults)
+            {
+                op.CompleteInto(result.Status, result.Version, result.Value);
                 continue;
             }
             if (op.Op == OpCode.MultiGet && result.Status == Status.Ok)

@@ -22,6 +22,19 @@ internal sealed class PendingOp : IValueTaskSource<GetResult>, IValueTaskSource<
     /// <summary>Token of the current use.</summary>
     internal short Token => _core.Version;
 
+    /// <summary>
+    /// When set, the request belongs to <see cref="HybridSession.ExecuteAsync(HybridBatch, HybridBatchResults)"/>: its
+    /// result goes into these reused results at <see cref="Index"/> (no value copy to a new array, nobody awaits this op)
+    /// and the op goes straight back to the pool.
+    /// </summary>
+    internal HybridBatchResults? Results { get; set; }
+
+    /// <summary>The request's position in <see cref="Results"/>.</summary>
+    internal int Index { get; set; }
+
+    /// <summary>True when the result goes into <see cref="Results"/> (so the value need not be copied into an array).</summary>
+    internal bool HasResults => Results is not null;
+
     internal static PendingOp Rent(OpCode op, bool inline)
     {
         if (!s_pool.TryDequeue(out var pending))
@@ -34,7 +47,33 @@ internal sealed class PendingOp : IValueTaskSource<GetResult>, IValueTaskSource<
     internal void Complete(Status status, ulong version, byte[]? value, GetResult[]? multi) =>
         _core.SetResult(new Outcome(status, version, value, multi));
 
-    internal void Fail(Exception error) => _core.SetException(error);
+    /// <summary>Completes a request of <see cref="Results"/>: copies the value there and returns this op to the pool.</summary>
+    internal void CompleteInto(Status status, ulong version, ReadOnlySpan<byte> value)
+    {
+        var results = Results!;
+        int index = Index;
+        Recycle();
+        results.Set(index, status, version, value);
+    }
+
+    internal void Fail(Exception error)
+    {
+        if (Results is { } results)
+        {
+            int index = Index;
+            Recycle();
+            results.Fail(index, error);
+            return;
+        }
+        _core.SetException(error);
+    }
+
+    private void Recycle()
+    {
+        Results = null;
+        _core.Reset();
+        s_pool.Enqueue(this);
+    }
 
     private Outcome Take(short token)
     {

@@ -34,6 +34,39 @@ public class ShmNodeTests
         Assert.Equal("from-shm", Encoding.UTF8.GetString((await tcp.GetAsync(0, B("shared"))).Value!));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ReusedBatchAndResults_ValuesCopiedPerBatch_OverShmAndTcp(bool shm)
+    {
+        await using var node = await ShmNode.StartAsync();
+        await using var client = shm ? await node.ConnectAsync() : await node.ConnectTcpAsync();
+        var batch = new HybridBatch();
+        var results = new HybridBatchResults();
+        for (int round = 0; round < 3; round++)
+        {
+            batch.Clear().Put(0, B("r"), B($"round-{round}")).Get(0, B("r")).Get(0, B("absent")).CondPut(0, B("r"), B("x"), 12345).Delete(0, B("none"));
+            await client.ExecuteAsync(batch, results);
+            Assert.Equal(5, results.Count);
+            Assert.Equal([Status.Ok, Status.Ok, Status.NotFound, Status.VersionMismatch, Status.NotFound], Enumerable.Range(0, 5).Select(results.StatusAt));
+            Assert.Equal($"round-{round}", Encoding.UTF8.GetString(results.ValueAt(1)));
+            Assert.Equal(results.VersionAt(0), results.VersionAt(1));
+            Assert.Equal(results.VersionAt(0), results.VersionAt(3)); // the current version after a mismatch
+            Assert.True(results.ValueAt(2).IsEmpty);
+        }
+        // More requests than one frame holds (MaxBatchOps 256): the results still arrive whole and in order.
+        batch.Clear();
+        for (int i = 0; i < 600; i++)
+            batch.Put(0, B($"big{i}"), B($"v{i}"));
+        await client.ExecuteAsync(batch, results);
+        batch.Clear();
+        for (int i = 0; i < 600; i++)
+            batch.Get(0, B($"big{i}"));
+        await client.ExecuteAsync(batch, results);
+        for (int i = 0; i < 600; i++)
+            Assert.Equal($"v{i}", Encoding.UTF8.GetString(results.ValueAt(i)));
+    }
+
     [Fact]
     public async Task Shm_ManyRequestsPipelined_AllAnsweredInOrder()
     {

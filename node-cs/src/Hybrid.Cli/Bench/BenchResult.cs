@@ -20,6 +20,12 @@ internal sealed record BenchResult(
     double P999Micros,
     double MaxMicros)
 {
+    /// <summary>Bytes the bench process (the client) allocated per operation in the measured window (not in the CSV).</summary>
+    public double ClientBytesPerOp { get; init; }
+
+    /// <summary>CPU time of the bench process (the client) per operation in the measured window, in µs (not in the CSV).</summary>
+    public double ClientCpuMicrosPerOp { get; init; }
+
     /// <summary>Completed operations per second over the measured window.</summary>
     public double OpsPerSecond => Seconds > 0 ? Ops / Seconds : 0;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using HdrHistogram;
 using Hybrid.Client;
 using Hybrid.Protocol;
@@ -135,9 +136,13 @@ internal sealed class BenchRunner
         await PhaseAsync(name + " warm-up", _options.Warmup, loops, cancellationToken).ConfigureAwait(false);
         _recording = true;
         var window = Stopwatch.StartNew();
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         await PhaseAsync(name, _options.Duration, loops, cancellationToken).ConfigureAwait(false);
         _stop = true;
         double seconds = window.Elapsed.TotalSeconds;
+        long allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         await Task.WhenAll(tasks).ConfigureAwait(false);
         var merged = new LongHistogram(HighestLatencyNanos, 3);
         long ops = 0, errors = 0;
@@ -149,7 +154,11 @@ internal sealed class BenchRunner
         }
         return new BenchResult(workload.Name, workload.Latest ? "latest" : Describe(_options.Distribution), _options.Keys, _options.ValueSize,
             _options.Sessions, _options.Batch, _options.Pipeline, seconds, ops, errors,
-            Micros(merged, 50), Micros(merged, 99), Micros(merged, 99.9), merged.GetMaxValue() / 1000.0);
+            Micros(merged, 50), Micros(merged, 99), Micros(merged, 99.9), merged.GetMaxValue() / 1000.0)
+        {
+            ClientBytesPerOp = ops > 0 ? (double)allocated / ops : 0,
+            ClientCpuMicrosPerOp = ops > 0 ? cpu.TotalMicroseconds / ops : 0,
+        };
     }
 
     private async Task PhaseAsync(string name, TimeSpan length, Loop[] loops, CancellationToken cancellationToken)
@@ -204,6 +213,10 @@ internal sealed class BenchRunner
         private readonly int[] _rmwSlots = new int[runner._options.Batch];
         private readonly ScanKeys _scanKeys = new();
         private readonly ValueTask<GetResult[]>[] _scans = new ValueTask<GetResult[]>[runner._options.Batch];
+        // Reused every batch: with these the loop and the session allocate nothing per request or per batch.
+        private readonly HybridBatch _batch = new();
+        private readonly HybridBatch _writes = new();
+        private readonly HybridBatchResults _results = new();
         private FastRandom _random = new(seed);
 
         /// <summary>Operations completed so far (warm-up included): the progress display reads it.</summary>
@@ -232,9 +245,10 @@ internal sealed class BenchRunner
             }
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
         private async ValueTask OneBatchAsync()
         {
-            var batch = new HybridBatch();
+            var batch = _batch.Clear();
             int rmw = 0, scans = 0;
             for (int i = 0; i < _options.Batch; i++)
             {
@@ -266,8 +280,8 @@ internal sealed class BenchRunner
             }
             long start = Stopwatch.GetTimestamp();
             // ExecuteAsync forces the open frame out, so the MultiGets queued above leave in the same frame.
-            var results = await session.ExecuteAsync(batch).ConfigureAwait(false);
-            long errors = CountErrors(results);
+            await session.ExecuteAsync(batch, _results).ConfigureAwait(false);
+            long errors = CountErrors(_results);
             for (int i = 0; i < scans; i++)
             {
                 foreach (var r in await _scans[i].ConfigureAwait(false))
@@ -278,13 +292,14 @@ internal sealed class BenchRunner
             if (rmw > 0)
             {
                 // Modify: the value written differs from the one read (another slice of the value buffer).
-                var writes = new HybridBatch();
+                var writes = _writes.Clear();
                 for (int i = 0; i < rmw; i++)
                 {
                     int slot = _rmwSlots[i];
                     writes.Put(_options.Table, _keys.AsMemory(slot * KeyFormat.Length, KeyFormat.Length), runner.ValueAt(slot + (long)_random.NextLong(256)));
                 }
-                errors += CountErrors(await session.ExecuteAsync(writes).ConfigureAwait(false));
+                await session.ExecuteAsync(writes, _results).ConfigureAwait(false);
+                errors += CountErrors(_results);
                 rmwEnd = Stopwatch.GetTimestamp();
             }
             Interlocked.Add(ref Issued, _options.Batch);
@@ -312,11 +327,11 @@ internal sealed class BenchRunner
                 : _random.NextLong(_options.Keys);
         }
 
-        private static long CountErrors(GetResult[] results)
+        private static long CountErrors(HybridBatchResults results)
         {
             long errors = 0;
-            foreach (var r in results)
-                errors += r.Status is Status.Ok or Status.NotFound ? 0 : 1;
+            for (int i = 0; i < results.Count; i++)
+                errors += results.StatusAt(i) is Status.Ok or Status.NotFound ? 0 : 1;
             return errors;
         }
 

@@ -162,6 +162,11 @@ internal static class BenchCommand
                 r.P999Micros.ToString("N1", c), r.MaxMicros.ToString("N1", c), r.Errors.ToString(c));
         }
         AnsiConsole.Write(table);
+        foreach (var r in results)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(c,
+                $"{r.Workload}: client {r.ClientCpuMicrosPerOp:F2} µs CPU/op, {r.ClientBytesPerOp:F1} B allocated/op")));
+        }
         if (results.Any(r => r.Workload == "E"))
             AnsiConsole.MarkupLine(Markup.Escape(Workload.ScanNote));
         var noop = results.FirstOrDefault(r => r.Workload == "noop");

@@ -8,16 +8,18 @@ using Hybrid.Protocol;
 namespace Hybrid.Node.Tests.Transport;
 
 /// <summary>
-/// The node over DPDK memif. Both DPDK peers are child processes (<c>hybrid server --transport memif:...</c> and
+/// The node over DPDK memif and af_packet (a veth pair the test creates and removes; root). Both DPDK peers are child processes (<c>hybrid server --transport memif:...</c> and
 /// <c>hybrid bench --transport memif:...</c>): EAL never starts inside the test host. Without the native library or
 /// DPDK the children fail with the reason, and so does the test.
 /// </summary>
-public class MemifNodeTests
+public class DpdkNodeTests
 {
     private static string Id() => Guid.NewGuid().ToString("N")[..8];
 
-    private static string[] BenchArgs(string socket, int port, string csv, string duration, string keys) =>
-        ["bench", "--transport", "memif:" + socket, "--port", port.ToString(CultureInfo.InvariantCulture), "-w", "a", "--keys", keys, "--value-size", "32",
+    private static string[] BenchArgs(string socket, int port, string csv, string duration, string keys) => BenchArgsFor("memif:" + socket, port, csv, duration, keys);
+
+    private static string[] BenchArgsFor(string spec, int port, string csv, string duration, string keys) =>
+        ["bench", "--transport", spec, "--port", port.ToString(CultureInfo.InvariantCulture), "-w", "a", "--keys", keys, "--value-size", "32",
          "-s", "1", "-b", "8", "-p", "2", "--duration", duration, "--warmup", "0", "--csv", csv];
 
     /// <summary>Errors and operations of the last CSV line (columns of BenchResult.CsvHeader: ops 8, errors 9).</summary>
@@ -28,20 +30,34 @@ public class MemifNodeTests
     }
 
     [Fact]
-    public async Task Memif_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
+    public Task Memif_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
     {
-        string id = Id(), directory = TestNode.NewDirectory(), socket = $"/tmp/hyb-nt-memif-{id}.sock", csv = Path.Combine(Path.GetTempPath(), $"hyb-nt-{id}.csv");
+        string socket = $"/tmp/hyb-nt-memif-{Id()}.sock";
+        return BenchThroughNodeAsync("memif:" + socket, "memif:" + socket);
+    }
+
+    [Fact]
+    public async Task AfPacket_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
+    {
+        using var veth = new Veth(Id()[..6]);
+        await BenchThroughNodeAsync("af_packet:" + veth.A, "af_packet:" + veth.B);
+    }
+
+    /// <summary>A node child process on <paramref name="serverSpec"/>; a bench child process loads and runs reads/updates over <paramref name="clientSpec"/>.</summary>
+    private static async Task BenchThroughNodeAsync(string serverSpec, string clientSpec)
+    {
+        string directory = TestNode.NewDirectory(), csv = Path.Combine(Path.GetTempPath(), $"hyb-nt-{Id()}.csv");
         try
         {
-            var (server, port) = HybridProcess.StartServer(directory, "--transport", "memif:" + socket);
+            var (server, port) = HybridProcess.StartServer(directory, "--transport", serverSpec);
             using (server)
             {
-                using (var bench = HybridProcess.Start(BenchArgs(socket, port, csv, "1", "300")))
+                using (var bench = HybridProcess.Start(BenchArgsFor(clientSpec, port, csv, "1", "300")))
                     Assert.True(bench.WaitForExit(TimeSpan.FromSeconds(120)) == 0, bench.Output);
                 var (ops, errors) = ReadCsv(csv);
                 Assert.True(ops > 0, "no operations measured");
                 Assert.Equal(0, errors);
-                // The 300 records the bench loaded over memif are in the node's store: read them over TCP.
+                // The 300 records the bench loaded over the transport are in the node's store: read them over TCP.
                 await using var tcp = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, port) });
                 foreach (int i in new[] { 0, 150, 299 })
                 {
