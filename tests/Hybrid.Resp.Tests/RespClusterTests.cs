@@ -1,3 +1,4 @@
+using Hybrid.Node.Resp;
 using Hybrid.Storage;
 
 namespace Hybrid.Resp.Tests;
@@ -46,5 +47,50 @@ public sealed class RespClusterTests
         Assert.Equal("+OK\r\n", h.Command("SET", "foo", "v"));
         Assert.Equal(":12182\r\n", h.Command("CLUSTER", "KEYSLOT", "foo"));
         Assert.Equal("-ERR This instance has cluster support disabled\r\n", h.Command("CLUSTER", "SLOTS"));
+    }
+
+    [Fact]
+    public async Task TwoNodes_RedisCliFollowsMoved_AndAnOwnershipChangeRedirectsAtOnce()
+    {
+        string idA = new('a', 40), idB = new('b', 40);
+        var mapA = new ClusterSlotMap(idA, []);
+        var mapB = new ClusterSlotMap(idB, []);
+        await using var a = await RespTestNode.StartAsync(slots: mapA);
+        await using var b = await RespTestNode.StartAsync(slots: mapB);
+        RespSlotRange[] Split(int boundary) =>
+        [
+            new(0, boundary - 1, "127.0.0.1", a.Port, idA),
+            new(boundary, Slot.Count - 1, "127.0.0.1", b.Port, idB),
+        ];
+        mapA.Update(Split(8192));
+        mapB.Update(Split(8192));
+
+        // "foo" is slot 12182 (B's), "bar" slot 5061 (A's). redis-cli -c follows the MOVED from A to B.
+        Assert.Equal("OK", RedisTools.Cli(a.Port, "-c", "SET", "foo", "on-b"));
+        Assert.Equal("on-b", RedisTools.Cli(b.Port, "GET", "foo"));
+        Assert.Equal($"MOVED 12182 127.0.0.1:{b.Port}", RedisTools.Cli(a.Port, "GET", "foo"));
+        Assert.Equal("OK", RedisTools.Cli(b.Port, "-c", "SET", "bar", "on-a"));
+        Assert.Equal("on-a", RedisTools.Cli(a.Port, "GET", "bar"));
+        var slotsReply = RedisTools.Cli(a.Port, "CLUSTER", "SLOTS").Split('\n');
+        Assert.Contains(b.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), slotsReply);
+        Assert.Contains(idB, slotsReply);
+
+        // Ownership of 8192-16383 moves to A (the cluster layer updates both maps): B now redirects foo's slot to A.
+        mapA.Update([new(0, Slot.Count - 1, "127.0.0.1", a.Port, idA)]);
+        mapB.Update([new(0, Slot.Count - 1, "127.0.0.1", a.Port, idA)]);
+        Assert.Equal($"MOVED 12182 127.0.0.1:{a.Port}", RedisTools.Cli(b.Port, "GET", "foo"));
+        Assert.Equal("OK", RedisTools.Cli(b.Port, "-c", "SET", "foo", "on-a-now"));
+        Assert.Equal("on-a-now", RedisTools.Cli(a.Port, "GET", "foo"));
+    }
+
+    [Fact]
+    public void ClusterSlotMap_RejectsOverlapsAndOutOfRangeSlots()
+    {
+        var id = new string('c', 40);
+        var map = new ClusterSlotMap(id, [new(0, 100, "h", 1, id)]);
+        Assert.Null(map.RedirectFor(50));
+        Assert.Throws<ArgumentException>(() => map.Update([new(0, 100, "h", 1, id), new(100, 200, "g", 2, new string('d', 40))]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => map.Update([new(0, Slot.Count, "h", 1, id)]));
+        Assert.Null(map.RedirectFor(50)); // a refused update leaves the map as it was
     }
 }

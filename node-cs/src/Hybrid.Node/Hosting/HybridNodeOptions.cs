@@ -44,6 +44,12 @@ public sealed record HybridNodeOptions
     /// <summary>Adjusts the store options derived from these (page size, index size, commit interval...).</summary>
     public Func<StoreOptions, StoreOptions>? ConfigureStore { get; init; }
 
+    /// <summary>
+    /// The RESP port's slot map in a cluster (<see cref="Resp.ClusterSlotMap"/>, updated by the cluster layer): keys
+    /// of slots served elsewhere get <c>-MOVED</c> and CLUSTER commands answer. Null: a single node serving every slot.
+    /// </summary>
+    public Resp.IRespSlotMap? RespSlotMap { get; init; }
+
     /// <summary>How often a worker refreshes its epoch (view, quotas) at the latest while busy.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromMilliseconds(1);
 

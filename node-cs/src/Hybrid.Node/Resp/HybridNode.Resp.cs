@@ -16,8 +16,9 @@ public sealed partial class HybridNode
         var context = new RespServerContext(
             new RegistryTenantDirectory(Tenants),
             requireAuth: !Options.IsLoopbackOnly,
-            new SingleNodeSlotMap(host.ToString(), Options.RespPort),
+            Options.RespSlotMap ?? new SingleNodeSlotMap(host.ToString(), Options.RespPort),
             () => new IPEndPoint(host, PortOf("resp")),
+            clusterEnabled: Options.RespSlotMap is not null,
             store: Store);
         // Straight into the front-end list: StartAsync has already left the "new" state AddListener insists on.
         _frontEnds.Add(("resp", Options.RespPort, new RespFrontEnd(context, Tenants)));
