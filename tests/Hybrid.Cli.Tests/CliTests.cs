@@ -46,6 +46,20 @@ public class CliTests
     }
 
     [Fact]
+    public void BenchTransport_TcpIsTheNativeSocket_SpecsAreChecked()
+    {
+        var root = HybridCli.Build(NoServer);
+        Assert.Equal("tcp", root.Parse(["bench"]).GetValue<string>("--transport"));
+        Assert.Equal("shm:/tmp/x.sock", root.Parse(["bench", "--transport", "shm:/tmp/x.sock"]).GetValue<string>("--transport"));
+        Assert.Null(BenchCommand.ParseTransport("TCP"));
+        Assert.Equal("memif:/tmp/m.sock@7200", BenchCommand.ParseTransport("memif:/tmp/m.sock@7200"));
+        Assert.Throws<ArgumentException>(() => BenchCommand.ParseTransport("rdma:ib0"));
+        var comparison = root.Parse(["bench", "transports", "--transports", "tcp,shm", "--duration", "2"]);
+        Assert.Empty(comparison.Errors);
+        Assert.Equal("transports", comparison.CommandResult.Command.Name);
+    }
+
+    [Fact]
     public void BadOptionsAreParseErrors()
     {
         var root = HybridCli.Build(NoServer);
