@@ -112,6 +112,52 @@ public class ExtensionNodeTests
             Assert.Equal([(byte)i], (await s.GetAsync(0, [(byte)('a' + i)])).Value!);
     }
 
+    /// <summary>Reads two keys (args: length of the first, first, second) and answers both values: both spans must survive.</summary>
+    private const string Pair = """
+        using Hybrid.Extensions.Abstractions;
+        public static class Pair
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                var args = ctx.Args;
+                int n = args[0];
+                if (ctx.TryGet(0, args.Slice(1, n), out var first) && ctx.TryGet(0, args.Slice(1 + n), out var second))
+                {
+                    ctx.Write(first);
+                    ctx.Write(second);
+                }
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task RecordsOnDisk_ReadByAnExtension_CompleteSynchronously_WithEverySpanIntact()
+    {
+        CountingStore? counting = null;
+        await using var node = await TestNode.StartAsync(Storage.DurabilityMode.Memory, memoryBudget: 64 * 1024, wrapStore: st => counting = new CountingStore(st));
+        await using var s = await node.ConnectAsync();
+        var value = new byte[1000];
+        for (int j = 0; j < 600; j++)
+        {
+            BitConverter.TryWriteBytes(value, j);
+            await s.PutAsync(0, Encoding.UTF8.GetBytes($"cold{j}"), value);
+        }
+        Assert.True((await s.InstallExtensionAsync("pair", Pair)).Succeeded);
+        long pendingBefore = counting!.PendingOperations;
+        // Early keys are long evicted from the 64 KiB in-memory log: every read below goes to disk.
+        for (int j = 0; j < 20; j++)
+        {
+            byte[] a = Encoding.UTF8.GetBytes($"cold{j}"), b = Encoding.UTF8.GetBytes($"cold{j + 300}");
+            var r = await s.InvokeAsync("pair", [(byte)a.Length, .. a, .. b]);
+            Assert.Equal(Status.Ok, r.Status);
+            Assert.Equal(2000, r.Value.Length);
+            Assert.Equal((j, j + 300), (BitConverter.ToInt32(r.Value), BitConverter.ToInt32(r.Value.AsSpan(1000))));
+        }
+        Assert.True(counting.PendingOperations > pendingBefore, "no extension read went to disk: the test did not exercise the pending path");
+    }
+
     [Fact]
     public async Task Tenants_SeeNeitherEachOthersExtensionsNorData()
     {
