@@ -39,6 +39,9 @@ internal sealed class SocketConnection : Connection
         _send.Completed += OnIoCompleted;
     }
 
+    /// <summary>Receives up to this size may run inline on the completing thread (see <see cref="OnIoCompleted"/>).</summary>
+    private const int InlineReceiveBytes = 1024;
+
     private enum IoOp : byte
     {
         None,
@@ -49,8 +52,12 @@ internal sealed class SocketConnection : Connection
     private void OnIoCompleted(object? sender, SocketAsyncEventArgs e)
     {
         _completed = ReferenceEquals(e, _receive) ? IoOp.Receive : IoOp.Send;
-        if (!Owner.TryRunInline(this))
-            Owner.Enqueue(this);
+        // A small receive is latency-bound (one request at a time): the completing thread runs it on the idle owner
+        // worker at once. A large one (a batch, a pipeline) is throughput-bound: it goes to the worker's queue so
+        // that all workers' cores share the load instead of the one socket thread.
+        if (_completed == IoOp.Receive && e.BytesTransferred <= InlineReceiveBytes && Owner.TryRunInline(this))
+            return;
+        Owner.Enqueue(this);
     }
 
     /// <inheritdoc />
