@@ -30,7 +30,7 @@ internal sealed class ShmNode : IAsyncDisposable
     /// <summary>The address clients dial.</summary>
     internal string Address => Node.TransportAddressOf("shm");
 
-    internal static async Task<ShmNode> StartAsync(int workers = 2)
+    internal static async Task<ShmNode> StartAsync(int workers = 2, DurabilityMode durability = DurabilityMode.Memory)
     {
         string directory = TestNode.NewDirectory();
         string socket = Path.Combine(Path.GetTempPath(), $"hyb-nt-{Guid.NewGuid():N}.sock");
@@ -41,7 +41,7 @@ internal sealed class ShmNode : IAsyncDisposable
             RespPort = -1,
             MetricsPort = -1,
             Workers = workers,
-            Durability = DurabilityMode.Memory,
+            Durability = durability,
             MemoryBudgetBytes = 1 << 20,
             Limits = TestNode.Limits,
             ConfigureStore = s => s with { PageSizeBytes = 16 * 1024, MemoryBudgetBytes = 1 << 20, IndexBuckets = 1 << 12 },

@@ -81,6 +81,16 @@ public class ShmNodeTests
     }
 
     [Fact]
+    public async Task Shm_SyncDurability_RepliesAfterGroupCommit_WritesReadBack()
+    {
+        await using var node = await ShmNode.StartAsync(durability: Hybrid.Storage.DurabilityMode.Sync);
+        await using var client = await node.ConnectAsync();
+        var writes = Enumerable.Range(0, 50).Select(i => client.PutAsync(0, B($"d{i}"), B($"{i}")).AsTask()).ToArray();
+        Assert.All(await Task.WhenAll(writes), w => Assert.Equal(Status.Ok, w.Status));
+        Assert.Equal("49", Encoding.UTF8.GetString((await client.GetAsync(0, B("d49"))).Value!));
+    }
+
+    [Fact]
     public async Task Shm_ViewChanged_ClientResendsWithNewView()
     {
         await using var node = await ShmNode.StartAsync();
