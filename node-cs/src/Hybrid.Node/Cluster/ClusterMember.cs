@@ -121,7 +121,7 @@ public sealed class ClusterMember : IAsyncDisposable
                     PullStats? stats = await coordinator.PullRangeAsync(range, new MigrationNode(source, Cores, PeerOf(source).Views), self, target,
                         PeerOf(source), null, job, stopAndCopy: false, cancellationToken).ConfigureAwait(false);
                     if (stats is not null)
-                        status.AddDone(range, stats);
+                        status.AddDone([range], [stats]);
                 }
                 await coordinator.FinishAsync(self, target, unfinished, n => PeerOf(n), cancellationToken).ConfigureAwait(false);
             }
@@ -181,18 +181,29 @@ public sealed class ClusterMember : IAsyncDisposable
             var peers = new Dictionary<string, NetworkPeer>();
             try
             {
-                foreach (string range in rangeNames)
+                // Fresh ranges move together per source (one scan of its log); ranges found mid-migration resume alone.
+                ClusterCore core = _metadata.Current;
+                foreach (var group in rangeNames.Where(r => core.Owner(r) != Name || core.Phase(r).Length > 0).GroupBy(r => (core.Owner(r), core.Phase(r).Length == 0)))
                 {
-                    string owner = _metadata.Current.Owner(range);
-                    if (owner == Name && _metadata.Current.Phase(range).Length == 0)
-                        continue;
+                    string owner = group.Key.Item1;
                     if (!peers.TryGetValue(owner, out NetworkPeer? peer))
                         peers[owner] = peer = new NetworkPeer(_peerOf(owner));
-                    status.Current = range;
-                    PullStats? stats = await coordinator.PullRangeAsync(range, new MigrationNode(owner, Cores, peer.Views), self, target, peer,
-                        _ => status.FirstServed ??= DateTime.UtcNow, null, stopAndCopy, cancellationToken).ConfigureAwait(false);
-                    if (stats is not null)
-                        status.AddDone(range, stats);
+                    var source = new MigrationNode(owner, Cores, peer.Views);
+                    status.Current = string.Join(",", group);
+                    if (group.Key.Item2)
+                    {
+                        IReadOnlyList<PullStats> all = await coordinator.MigrateRangesAsync([.. group], source, self, target, peer,
+                            _ => status.FirstServed ??= DateTime.UtcNow, stopAndCopy, cancellationToken).ConfigureAwait(false);
+                        status.AddDone([.. group], all);
+                        continue;
+                    }
+                    foreach (string range in group)
+                    {
+                        PullStats? stats = await coordinator.PullRangeAsync(range, source, self, target, peer,
+                            _ => status.FirstServed ??= DateTime.UtcNow, null, stopAndCopy, cancellationToken).ConfigureAwait(false);
+                        if (stats is not null)
+                            status.AddDone([range], [stats]);
+                    }
                 }
                 await coordinator.FinishAsync(self, target, rangeNames, n => peers.TryGetValue(n, out NetworkPeer? p) ? p : peers[n] = new NetworkPeer(_peerOf(n)),
                     cancellationToken).ConfigureAwait(false);
@@ -272,13 +283,13 @@ public sealed class MigrationStatus
     /// <summary>Why it failed; null when it did not.</summary>
     public string? Error { get; set; }
 
-    internal void AddDone(string range, PullStats stats)
+    internal void AddDone(IReadOnlyList<string> ranges, IReadOnlyList<PullStats> stats)
     {
         lock (_lock)
         {
-            _done.Add(range);
-            _doneRecords += stats.Records;
-            _doneBytes += stats.Bytes;
+            _done.AddRange(ranges);
+            _doneRecords += stats.Sum(s => s.Records);
+            _doneBytes += stats.Sum(s => s.Bytes);
             Current = null;
         }
     }

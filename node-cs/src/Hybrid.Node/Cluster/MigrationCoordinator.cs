@@ -50,6 +50,84 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     }
 
     /// <summary>
+    /// Moves several ranges of one source together, so the source's log is scanned once per contiguous run of slots
+    /// rather than once per range: BeginMigration of each (the source's view drops them), one cut of the source,
+    /// Prepare of each, TransferOwnership of each with the target's view bumps held back until one pull job per
+    /// contiguous run is registered (so the target serves them only once reads of missing keys wait for priority
+    /// pulls), then FinishPulls of each, one checkpoint, DropSource and RemoveLineage of each. Every range must be
+    /// owned by <paramref name="source"/> with no migration in progress. Returns the pull statistics of every job.
+    /// </summary>
+    public async Task<IReadOnlyList<PullStats>> MigrateRangesAsync(IReadOnlyList<string> rangeNames, MigrationNode source, MigrationNode target,
+        MigrationTarget executor, IMigrationPeer peer, Action<PullJob>? onPullsStarted = null, bool stopAndCopy = false, CancellationToken cancellationToken = default)
+    {
+        _nodes[source.Name] = source;
+        _nodes[target.Name] = target;
+        foreach (string r in rangeNames)
+            Decide(ClusterDecision.BeginMigration(r, target.Name), null);
+        await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
+        Step("cut " + source.Name);
+        ulong sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+        foreach (string r in rangeNames)
+            Decide(ClusterDecision.Prepare(r, (int)Math.Min(sourceFloor, int.MaxValue)), null);
+
+        List<SlotRange> runs = Runs(rangeNames);
+        var copies = new List<PullJob>();
+        if (stopAndCopy)
+        {
+            foreach (SlotRange run in runs)
+                copies.Add(executor.StartPulls(rangeNames[0], run, peer, 0, serving: false, cancellationToken));
+            ActivePulls = copies[0];
+            foreach (PullJob c in copies)
+                await c.CompleteAsync().ConfigureAwait(false);
+            Step("copy");
+        }
+
+        int targetView = 0;
+        foreach (string r in rangeNames)
+        {
+            Decide(ClusterDecision.TransferOwnership(r), e =>
+            {
+                if (e.Kind == EffectKind.RaiseFloor && e.Node == target.Name)
+                    executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
+                else if (e.Kind == EffectKind.BumpView && e.Node == target.Name)
+                    targetView = e.View;
+            }, holdViewOf: target.Name);
+        }
+        var jobs = new List<PullJob>();
+        for (int i = 0; i < runs.Count; i++)
+            jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i].LogEnd : 0, serving: true, cancellationToken));
+        target.Views.Advance(targetView);
+        ActivePulls ??= jobs[0];
+        foreach (PullJob j in jobs)
+            onPullsStarted?.Invoke(j);
+        await ReportCoresAsync(target, cancellationToken).ConfigureAwait(false);
+        Step("cut " + target.Name);
+
+        foreach (PullJob j in jobs)
+            await j.CompleteAsync().ConfigureAwait(false);
+        Step("pulls");
+        foreach (string r in rangeNames)
+            Decide(ClusterDecision.FinishPulls(r), null);
+        ActivePulls = null;
+        await FinishAsync(target, executor, rangeNames, _ => peer, cancellationToken).ConfigureAwait(false);
+        return copies.Count > 0 ? [.. copies.Select(c => c.Stats)] : [.. jobs.Select(j => j.Stats)];
+    }
+
+    /// <summary>The slots of <paramref name="rangeNames"/> as maximal contiguous runs.</summary>
+    private List<SlotRange> Runs(IReadOnlyList<string> rangeNames)
+    {
+        var runs = new List<SlotRange>();
+        foreach (SlotRange s in rangeNames.Select(r => ranges[r]).OrderBy(s => s.Lo))
+        {
+            if (runs.Count > 0 && runs[^1].Hi + 1 == s.Lo)
+                runs[^1] = runs[^1] with { Hi = s.Hi };
+            else
+                runs.Add(s);
+        }
+        return runs;
+    }
+
+    /// <summary>
     /// Carries <paramref name="range"/>'s migration from whatever phase the decision state records up to <c>Pulled</c>
     /// (every record at the target): BeginMigration if none runs, the source's cut and Prepare if Locking,
     /// TransferOwnership (and the copy, in stop-and-copy) if Prepared, then waits for the pulls and decides FinishPulls.
@@ -140,20 +218,27 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             Step("checkpoint");
             Decide(ClusterDecision.CheckpointCovered(target.Name), null);
         }
+        var drops = new List<(string Node, string Range)>();
         foreach (string range in pulled)
         {
             if (metadata.Current.Phase(range) == "Durable")
             {
-                var drops = new List<(string Node, string Range)>();
                 Decide(ClusterDecision.DropSource(range), e =>
                 {
                     if (e.Kind == EffectKind.DropRange)
                         drops.Add((e.Node, e.Range));
                 });
-                foreach (var (node, r) in drops)
-                    await RetryAsync(() => peerOf(node).DropAsync(ranges[r], cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
-                Step("drop");
             }
+        }
+        // The drops of one source, one call per contiguous run of slots (each is a scan of the source's log).
+        foreach (var bySource in drops.GroupBy(d => d.Node))
+        {
+            foreach (SlotRange run in Runs([.. bySource.Select(d => d.Range)]))
+                await RetryAsync(() => peerOf(bySource.Key).DropAsync(run, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+        }
+        Step("drop");
+        foreach (string range in pulled)
+        {
             if (metadata.Current.Phase(range) == "Dropped")
                 Decide(ClusterDecision.RemoveLineage(range), null);
         }
@@ -211,8 +296,10 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// Asks the core for one decision against the newest state, publishes it (retrying on a lost race), then performs
     /// its effects: EmitTrace, every effect through <paramref name="perform"/>, and BumpView last, so a node moves
     /// to a view in which it serves a range only after that range's floor is raised and its pulls are registered.
+    /// The BumpView of <paramref name="holdViewOf"/> is left to the caller (who advances that node later: serving
+    /// later than decided is always safe).
     /// </summary>
-    private void Decide(ClusterDecision decision, Action<Effect>? perform)
+    private void Decide(ClusterDecision decision, Action<Effect>? perform, string? holdViewOf = null)
     {
         while (true)
         {
@@ -230,7 +317,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             }
             foreach (Effect e in result.Effects)
             {
-                if (e.Kind == EffectKind.BumpView && _nodes.TryGetValue(e.Node, out MigrationNode? n))
+                if (e.Kind == EffectKind.BumpView && e.Node != holdViewOf && _nodes.TryGetValue(e.Node, out MigrationNode? n))
                     n.Views.Advance(e.View);
             }
             Step(decision.Kind);
