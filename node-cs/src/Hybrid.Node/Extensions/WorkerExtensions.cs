@@ -37,6 +37,16 @@ public sealed class WorkerExtensions : IExtensionResultSink
     /// <summary>Coroutine steps a worker runs between two looks at its connections (each step is at most one slice).</summary>
     internal const int StepsPerRound = 1;
 
+    /// <summary>Stack a thread needs to run extension steps (the 256 KiB stack budget plus 48 nested exception dispatches).</summary>
+    private const long MinStepStackBytes = 2 << 20;
+
+    /// <summary>
+    /// True when the runtime was started with a default thread stack of at least <see cref="MinStepStackBytes"/>
+    /// (<c>DOTNET_DefaultStackSize</c>, hexadecimal bytes, e.g. <c>800000</c> = 8 MiB): then thread-pool I/O threads
+    /// may run first steps too. The runtime's own default for such threads is 1.5 MiB.
+    /// </summary>
+    private static readonly bool s_largeDefaultStacks = DefaultStackBytes() >= MinStepStackBytes;
+
     private readonly Dispatch.Worker _worker;
     private readonly WorkerExtensionStore _store;
     private readonly ConcurrentQueue<(long Cookie, Status Status, ulong Version, byte[] Value)> _posted = new();
@@ -80,9 +90,10 @@ public sealed class WorkerExtensions : IExtensionResultSink
         _inlineDone = false;
         try
         {
-            // Extension steps run only on the worker's own thread (its large stack, its time slices): when an I/O
-            // thread borrowed the worker (Worker.TryRunInline), the invocation is queued for the worker instead.
-            Scheduler.Invoke(handle, args, cookie, runFirstStep: _worker.OnOwnThread);
+            // Extension steps need a large stack (the stack check assumes >= 2 MiB): when an I/O thread borrowed the
+            // worker (Worker.TryRunInline), the first step runs there only if the process gave every thread such a
+            // stack (DOTNET_DefaultStackSize); otherwise the invocation is queued for the worker's own thread.
+            Scheduler.Invoke(handle, args, cookie, runFirstStep: _worker.OnOwnThread || s_largeDefaultStacks);
         }
         finally
         {
@@ -142,6 +153,12 @@ public sealed class WorkerExtensions : IExtensionResultSink
             _worker.DeliverExtensionResult(cookie, wire, version, response);
         else
             _worker.DeliverExtensionResult(cookie, wire, version, error is null ? [] : Encoding.UTF8.GetBytes(error));
+    }
+
+    private static long DefaultStackBytes()
+    {
+        var text = Environment.GetEnvironmentVariable("DOTNET_DefaultStackSize") ?? Environment.GetEnvironmentVariable("COMPlus_DefaultStackSize");
+        return long.TryParse(text, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out long bytes) ? bytes : 0;
     }
 
     /// <summary>The wire status (and version field) of an extension outcome.</summary>
