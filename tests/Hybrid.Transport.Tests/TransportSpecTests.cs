@@ -10,6 +10,13 @@ public class TransportSpecTests
         Assert.Equal(("shm", TransportKind.SharedMemory, "/tmp/hybrid-7100.sock"), (spec.Name, spec.Options.Kind, spec.Address));
     }
 
+    [Fact]
+    public void BareShmAndMemif_DefaultPaths()
+    {
+        Assert.Equal(TransportSpec.DefaultShmPath, TransportSpec.Parse("shm", server: false).Address);
+        Assert.Equal($"net_memif0,role=client,socket={TransportSpec.DefaultMemifSocket}", TransportSpec.Parse("memif", server: false).Options.Dpdk.Vdev);
+    }
+
     [Theory]
     [InlineData("memif:/tmp/m.sock", true, "net_memif0,role=server,socket=/tmp/m.sock", "7100")]
     [InlineData("memif:/tmp/m.sock@7200", false, "net_memif0,role=client,socket=/tmp/m.sock", "7200")]
@@ -27,7 +34,7 @@ public class TransportSpecTests
     }
 
     [Theory]
-    [InlineData("shm")]
+    [InlineData("af_packet")]
     [InlineData("shm:")]
     [InlineData("rdma:x")]
     [InlineData("memif:/tmp/m.sock@notaport")]

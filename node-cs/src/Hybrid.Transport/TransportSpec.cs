@@ -12,6 +12,8 @@ namespace Hybrid.Transport;
 /// <item><c>af_packet:IFACE[@7100]</c> — DPDK <c>net_af_packet</c> on a network interface (one end of a veth pair).</item>
 /// <item><c>tcp:127.0.0.1:7101</c> — length-prefixed messages over TCP (not the node's native socket port).</item>
 /// </list>
+/// A bare <c>shm</c> or <c>memif</c> means the default path (<see cref="DefaultShmPath"/>, <see cref="DefaultMemifSocket"/>),
+/// so <c>hybrid server --transport shm</c> and <c>hybrid bench --transport shm</c> meet without naming it.
 /// DPDK specs get EAL arguments for this machine kind with a per-process <c>--file-prefix</c>.
 /// </summary>
 /// <param name="Name">The kind as written (<c>shm</c>, <c>memif</c>, <c>af_packet</c>, <c>tcp</c>): a listener name.</param>
@@ -19,6 +21,12 @@ namespace Hybrid.Transport;
 /// <param name="Address">The address to listen at or dial.</param>
 public sealed record TransportSpec(string Name, TransportOptions Options, string Address)
 {
+    /// <summary>The Unix socket of a bare <c>shm</c> spec.</summary>
+    public const string DefaultShmPath = "/tmp/hybrid-7100.sock";
+
+    /// <summary>The memif socket of a bare <c>memif</c> spec.</summary>
+    public const string DefaultMemifSocket = "/tmp/hybrid-memif-7100.sock";
+
     /// <summary>The datagram service number when a DPDK spec names none.</summary>
     public const string DefaultService = "7100";
 
@@ -33,6 +41,10 @@ public sealed record TransportSpec(string Name, TransportOptions Options, string
     public static TransportSpec Parse(string spec, bool server)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(spec);
+        if (spec.Equals("shm", StringComparison.OrdinalIgnoreCase))
+            spec = "shm:" + DefaultShmPath;
+        else if (spec.Equals("memif", StringComparison.OrdinalIgnoreCase))
+            spec = "memif:" + DefaultMemifSocket;
         int colon = spec.IndexOf(':', StringComparison.Ordinal);
         if (colon <= 0 || colon == spec.Length - 1)
             throw new ArgumentException($"transport '{spec}': expected shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE] or tcp:HOST:PORT");

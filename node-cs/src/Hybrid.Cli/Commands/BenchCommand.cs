@@ -27,7 +27,7 @@ internal static class BenchCommand
         var csv = new Option<string?>("--csv") { Description = "Append results to this CSV file" };
         var transport = new Option<string>("--transport", "-t")
         {
-            Description = "tcp (the native socket at --host/--port), shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE] or tcp:HOST:PORT (length-prefixed messages)",
+            Description = "tcp (the native socket at --host/--port), shm[:PATH], memif[:SOCKET[@SERVICE]], af_packet:IFACE[@SERVICE] or tcp:HOST:PORT (length-prefixed messages)",
             DefaultValueFactory = _ => "tcp",
         };
         var command = new Command("bench", "YCSB-style load over the native protocol (" + Workload.ScanNote + ")");
