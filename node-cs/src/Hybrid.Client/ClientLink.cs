@@ -146,18 +146,44 @@ internal sealed class SocketLink(Socket socket) : ClientLink
 /// </summary>
 internal sealed class TransportLink(ITransportConnection connection) : ClientLink
 {
+    /// <summary>Sends still running (a full shm ring), in order; null when none. Touched only under the session lock.</summary>
+    private Task? _sending;
+
+    /// <remarks>
+    /// Never waits: a send the transport cannot finish at once (the ring is full) completes in the background and later
+    /// frames queue behind it, so the session lock is never held while the node drains the ring (the node may itself
+    /// be waiting for this session's receive loop, which needs that lock). The frame's buffer belongs to a batch in
+    /// flight, which is not reused before its reply, so it stays valid until the send completes.
+    /// </remarks>
     internal override void Send(ReadOnlyMemory<byte> frame)
     {
+        if (_sending is { IsCompleted: true } done)
+        {
+            _sending = null;
+            if (!done.IsCompletedSuccessfully)
+                throw new HybridConnectionException("send failed: " + done.Exception?.GetBaseException().Message, done.Exception?.GetBaseException());
+        }
+        if (_sending is { } earlier)
+        {
+            _sending = SendAfterAsync(earlier, frame);
+            return;
+        }
         try
         {
             var send = connection.SendAsync(frame);
             if (!send.IsCompletedSuccessfully)
-                send.AsTask().GetAwaiter().GetResult(); // rare: a full ring; the frame must leave before the lock is released
+                _sending = send.AsTask();
         }
         catch (TransportException e)
         {
             throw new HybridConnectionException("send failed: " + e.Message, e);
         }
+    }
+
+    private async Task SendAfterAsync(Task earlier, ReadOnlyMemory<byte> frame)
+    {
+        await earlier.ConfigureAwait(false);
+        await connection.SendAsync(frame).ConfigureAwait(false);
     }
 
     internal override async ValueTask<byte[]> ReceiveFrameAsync(CancellationToken cancellationToken)

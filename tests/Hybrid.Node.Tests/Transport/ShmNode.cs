@@ -30,7 +30,7 @@ internal sealed class ShmNode : IAsyncDisposable
     /// <summary>The address clients dial.</summary>
     internal string Address => Node.TransportAddressOf("shm");
 
-    internal static async Task<ShmNode> StartAsync(int workers = 2, DurabilityMode durability = DurabilityMode.Memory)
+    internal static async Task<ShmNode> StartAsync(int workers = 2, DurabilityMode durability = DurabilityMode.Memory, int shmRingBytes = 1 << 20)
     {
         string directory = TestNode.NewDirectory();
         string socket = Path.Combine(Path.GetTempPath(), $"hyb-nt-{Guid.NewGuid():N}.sock");
@@ -45,11 +45,12 @@ internal sealed class ShmNode : IAsyncDisposable
             MemoryBudgetBytes = 1 << 20,
             Limits = TestNode.Limits,
             ConfigureStore = s => s with { PageSizeBytes = 16 * 1024, MemoryBudgetBytes = 1 << 20, IndexBuckets = 1 << 12 },
-            Transports = [TransportListenerOptions.FromSpec("shm:" + socket)],
+            // Both sides must agree on the ring size (the node checks the client's mapped file).
+            Transports = [new TransportListenerOptions("shm", new TransportOptions { Kind = TransportKind.SharedMemory, ShmRingBytes = shmRingBytes }, socket)],
         };
         var node = new HybridNode(options);
         await node.StartAsync();
-        return new ShmNode(node, directory, TransportFactory.Create(new TransportOptions { Kind = TransportKind.SharedMemory }));
+        return new ShmNode(node, directory, TransportFactory.Create(new TransportOptions { Kind = TransportKind.SharedMemory, ShmRingBytes = shmRingBytes }));
     }
 
     internal Task<HybridSession> ConnectAsync(string tenant = "default", byte[]? secret = null, int inFlight = 4) =>

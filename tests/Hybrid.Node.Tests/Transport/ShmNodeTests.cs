@@ -81,6 +81,35 @@ public class ShmNodeTests
     }
 
     [Fact]
+    public async Task Shm_SmallRings_FullInBothDirections_EveryRequestAnswered()
+    {
+        // 64 KiB rings against ~1 MiB of requests and of replies in flight: the client's sends and the node's replies
+        // both find the ring full and finish later (the client in the background, the node from a send completion).
+        await using var node = await ShmNode.StartAsync(shmRingBytes: 64 << 10);
+        await using var client = await HybridSession.ConnectAsync(new HybridClientOptions
+        {
+            Transport = node.ClientTransport,
+            TransportAddress = node.Address,
+            MaxInFlightBatches = 16,
+            MaxBatchOps = 8,
+            Timeout = TimeSpan.FromSeconds(30),
+        });
+        var value = new byte[8000];
+        var puts = Enumerable.Range(0, 128).Select(i =>
+        {
+            value.AsSpan().Fill((byte)i);
+            return client.PutAsync(0, B($"big{i}"), value).AsTask();
+        }).ToArray();
+        Assert.All(await Task.WhenAll(puts), r => Assert.Equal(Status.Ok, r.Status));
+        var gets = await Task.WhenAll(Enumerable.Range(0, 128).Select(i => client.GetAsync(0, B($"big{i}")).AsTask()));
+        for (int i = 0; i < gets.Length; i++)
+        {
+            Assert.Equal(8000, gets[i].Value!.Length);
+            Assert.All(gets[i].Value!, b => Assert.Equal((byte)i, b));
+        }
+    }
+
+    [Fact]
     public async Task Shm_SyncDurability_RepliesAfterGroupCommit_WritesReadBack()
     {
         await using var node = await ShmNode.StartAsync(durability: Hybrid.Storage.DurabilityMode.Sync);
