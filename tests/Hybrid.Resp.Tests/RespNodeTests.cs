@@ -261,6 +261,46 @@ public sealed class RespNodeTests
         Assert.Equal("", RedisTools.Cli(node.Port, "GET", "big"));
     }
 
+    private const string YieldThenEcho = """
+        using Hybrid.Extensions.Abstractions;
+        public static class YieldThenEcho
+        {
+            [Extension]
+            public static async ExtensionTask Run(ExtensionContext ctx)
+            {
+                await ctx.Yield();
+                await ctx.Yield();
+                ctx.Write(ctx.Args);
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task FCall_InvokesTheTenantsExtension_InlineAndAfterYields_FunctionListAndErrors()
+    {
+        await using var node = await RespTestNode.StartAsync();
+        Assert.True(node.Node.Tenants.TryGet("default", out var tenant));
+        var host = Hybrid.Node.Extensions.NodeExtensions.Of(node.Node).Host;
+        Assert.True(host.Install(tenant.Id, "getter", Hybrid.Extensions.ExtensionExamples.Source("get")).Success);
+        Assert.True(host.Install(tenant.Id, "echo", YieldThenEcho).Success);
+
+        Assert.Equal("OK", RedisTools.Cli(node.Port, "SET", "greeting", "hello from the store"));
+        // The extension reads table 0, where RESP keys live: the key is its argument.
+        Assert.Equal("hello from the store", RedisTools.Cli(node.Port, "FCALL", "getter", "1", "greeting"));
+        // A yielding extension parks the connection; its reply and the next command's stay in order.
+        var port = node.Port.ToString(CultureInfo.InvariantCulture);
+        var (code, piped) = RedisTools.Run("redis-cli", "FCALL echo 1 {t}a b\nGET greeting\nFCALL_RO echo 0 x\n", "-p", port);
+        Assert.Equal(0, code);
+        Assert.Equal("{t}ab\nhello from the store\nx\n", piped);
+        Assert.Equal("ERR Function not found", RedisTools.Cli(node.Port, "FCALL", "nope", "0"));
+        Assert.Equal("ERR Number of keys can't be greater than number of args", RedisTools.Cli(node.Port, "FCALL", "getter", "2", "k"));
+        Assert.Equal("ERR Number of keys can't be negative", RedisTools.Cli(node.Port, "FCALL", "getter", "-1"));
+        var list = RedisTools.Cli(node.Port, "FUNCTION", "LIST").Split('\n');
+        Assert.Contains("getter", list);
+        Assert.Contains("echo", list);
+        Assert.StartsWith("ERR only FUNCTION LIST", RedisTools.Cli(node.Port, "FUNCTION", "LOAD", "x"));
+    }
+
     private static async Task<string> ReadToEndAsync(NetworkStream stream)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));

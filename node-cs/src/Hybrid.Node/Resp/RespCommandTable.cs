@@ -34,6 +34,9 @@ public enum RespCommand : byte
     DbSize,
     ReadOnly,
     ReadWrite,
+    FCall,
+    FCallRo,
+    Function,
 }
 
 /// <summary>What Redis's COMMAND reply says about one command, plus its arity for the arity check.</summary>
@@ -98,6 +101,7 @@ public static class RespCommandTable
             4 when u.SequenceEqual("INFO"u8) => RespCommand.Info,
             4 when u.SequenceEqual("QUIT"u8) => RespCommand.Quit,
             5 when u.SequenceEqual("HELLO"u8) => RespCommand.Hello,
+            5 when u.SequenceEqual("FCALL"u8) => RespCommand.FCall,
             6 when u.SequenceEqual("EXISTS"u8) => RespCommand.Exists,
             6 when u.SequenceEqual("INCRBY"u8) => RespCommand.IncrBy,
             6 when u.SequenceEqual("DECRBY"u8) => RespCommand.DecrBy,
@@ -111,6 +115,8 @@ public static class RespCommandTable
             7 when u.SequenceEqual("COMMAND"u8) => RespCommand.Command,
             7 when u.SequenceEqual("CLUSTER"u8) => RespCommand.Cluster,
             8 when u.SequenceEqual("READONLY"u8) => RespCommand.ReadOnly,
+            8 when u.SequenceEqual("FCALL_RO"u8) => RespCommand.FCallRo,
+            8 when u.SequenceEqual("FUNCTION"u8) => RespCommand.Function,
             9 when u.SequenceEqual("READWRITE"u8) => RespCommand.ReadWrite,
             _ => RespCommand.Unknown,
         };
@@ -128,7 +134,7 @@ public static class RespCommandTable
         string[] readFast = ["readonly", "fast"];
         string[] conn = ["noscript", "loading", "stale", "fast"];
         string[] admin = ["noscript", "loading", "stale"];
-        var infos = new RespCommandInfo[(int)RespCommand.ReadWrite + 1];
+        var infos = new RespCommandInfo[Enum.GetValues<RespCommand>().Length];
         infos[(int)RespCommand.Unknown] = new("unknown", 0, [], 0, 0, 0, "generic", "");
         infos[(int)RespCommand.Get] = new("get", 2, readFast, 1, 1, 1, "string", "Returns the string value of a key.");
         infos[(int)RespCommand.Set] = new("set", -3, write, 1, 1, 1, "string", "Sets the string value of a key (NX/XX; no expiry).");
@@ -156,6 +162,12 @@ public static class RespCommandTable
         infos[(int)RespCommand.DbSize] = new("dbsize", 1, ["readonly", "fast"], 0, 0, 0, "server", "Returns the number of keys of the tenant.");
         infos[(int)RespCommand.ReadOnly] = new("readonly", 1, conn, 0, 0, 0, "cluster", "Accepted for cluster clients; no replicas yet.");
         infos[(int)RespCommand.ReadWrite] = new("readwrite", 1, conn, 0, 0, 0, "cluster", "Accepted for cluster clients.");
+        infos[(int)RespCommand.FCall] = new("fcall", -3, ["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys"], 0, 0, 0, "scripting",
+            "Invokes the tenant's extension: FCALL name numkeys [key ...] [arg ...] (keys and args are passed concatenated).");
+        infos[(int)RespCommand.FCallRo] = new("fcall_ro", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys"], 0, 0, 0, "scripting",
+            "Invokes the tenant's extension (same as FCALL here: extensions are not split into read-only ones).");
+        infos[(int)RespCommand.Function] = new("function", -2, ["noscript"], 0, 0, 0, "scripting",
+            "FUNCTION LIST: the tenant's installed extensions (install them with hybrid ext install).");
         return infos;
     }
 }

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Text;
+using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 using Hybrid.Node.Tenants;
 using Hybrid.Protocol;
@@ -24,15 +26,17 @@ internal sealed class RespFrontEnd(RespServerContext context, TenantRegistry ten
 /// One RESP connection as the node sees it: forwards to <see cref="RespSession"/>, charges the tenant's quotas on the
 /// running worker (<see cref="IRespAdmission"/>), and reports durability and metrics.
 /// </summary>
-internal sealed class RespConnection : IConnectionState, IRespAdmission
+internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFunctions, IExtensionResultTarget
 {
     private readonly RespSession _session;
+    private readonly ConnectionContext _connection;
     private TenantInfo? _tenant;
     private IWorkerContext? _worker; // the worker running the current Process call (a thief's, after a steal)
 
     public RespConnection(RespSession session, ConnectionContext connection, TenantRegistry tenants)
     {
         _session = session;
+        _connection = connection;
         // The node's view of the tenant (quotas, metrics) follows the RESP session's.
         _session.TenantChanged = t =>
         {
@@ -44,6 +48,44 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission
             _session.TenantChanged(initial);
         }
         _session.Admission = this;
+        _session.Functions = this;
+    }
+
+    /// <inheritdoc />
+    public bool Invoke(uint tenant, ReadOnlySpan<byte> name, ReadOnlySpan<byte> args, out Status status, out ulong version, out ReadOnlySpan<byte> value)
+    {
+        var extensions = (_worker ?? throw new InvalidOperationException("FCALL outside a worker call")).Extensions;
+        var handle = extensions.Node.Host.Resolve(tenant, Encoding.UTF8.GetString(name));
+        if (handle is null)
+        {
+            status = Status.NotFound;
+            version = 0;
+            value = default;
+            return true;
+        }
+        if (extensions.Invoke(handle, args, extensions.Cookie(_connection, 0)))
+        {
+            status = extensions.InlineStatus;
+            version = extensions.InlineVersion;
+            value = extensions.InlineValue;
+            return true;
+        }
+        status = default;
+        version = 0;
+        value = default;
+        return false;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> List(uint tenant) =>
+        (_worker ?? throw new InvalidOperationException("FUNCTION LIST outside a worker call")).Extensions.Node.Host.List(tenant);
+
+    /// <inheritdoc />
+    public bool OnExtensionResult(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output)
+    {
+        var done = _session.OnFunctionResult(status, version, value, output);
+        NoteWrites(worker, connection);
+        return done;
     }
 
     /// <inheritdoc />
@@ -91,7 +133,8 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission
     {
         if (_session.TakeWroteFlag())
         {
-            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, worker.Session.LastWriteSequence);
+            var last = Math.Max(worker.Session.LastWriteSequence, worker.Extensions.LastWriteSequence);
+            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, last);
         }
     }
 }

@@ -538,5 +538,6 @@ public sealed partial class RespSession : ICompletionSink
         Append,
         CountKey,
         MSetPair,
+        Function,
     }
 }

@@ -223,6 +223,8 @@ public sealed partial class RespSession : IDisposable
             case RespCommand.Cluster: Cluster(args); break;
             case RespCommand.ReadOnly:
             case RespCommand.ReadWrite: Output.WriteOk(); break;
+            case RespCommand.FCall or RespCommand.FCallRo: FCall(args); break;
+            case RespCommand.Function: Function(args); break;
             case RespCommand.Quit:
                 Output.WriteOk();
                 ShouldClose = true;
