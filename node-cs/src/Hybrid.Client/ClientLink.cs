@@ -197,7 +197,19 @@ internal sealed class TransportLink(ITransportConnection connection) : ClientLin
     {
         while (true)
         {
-            var message = await ReceiveAsync(CancellationToken.None).ConfigureAwait(false);
+            var pending = ReceiveAsync(CancellationToken.None);
+            TransportMessage message;
+            if (pending.IsCompleted)
+            {
+                message = await pending.ConfigureAwait(false); // found while spinning: stay on this thread
+            }
+            else
+            {
+                // It blocked (shm doorbell, DPDK nap): the wake-up may come on the socket engine's own thread (hybrid
+                // enables inline socket completions), which must not go on to spin for the next reply: hop off it.
+                message = await pending.ConfigureAwait(false);
+                await Task.Yield();
+            }
             try
             {
                 var header = CheckFrame(message.Span);
