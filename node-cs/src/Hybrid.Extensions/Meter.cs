@@ -149,6 +149,19 @@ public static class Meter
         return (nuint)(&marker);
     }
 
+    /// <summary>
+    /// The host blocked inside this step for <paramref name="stopwatchTicks"/> on the extension's behalf (a record read
+    /// from disk synchronously): that wait is not the tenant's CPU, so it leaves the CPU budget (the time slice still
+    /// ends on time, so the worker's other work is not delayed further). Host only; no-op outside a step.
+    /// </summary>
+    internal static void ExcludeWait(long stopwatchTicks)
+    {
+        if (t_invocation is { } invocation && stopwatchTicks > 0)
+        {
+            invocation.StepStart += stopwatchTicks;
+        }
+    }
+
     /// <summary>Arms the meters of this thread for one step of an invocation (scheduler only).</summary>
     internal static void Begin(Invocation invocation)
     {
