@@ -298,6 +298,11 @@ public sealed class EtcdMetadataStore : MetadataStoreBase
             throw new MetadataUnavailableException(
                 $"etcd at {_endpoint} is unavailable ({what}): {ex.StatusCode}: {ex.Status.Detail}", ex);
         }
+        catch (Exception ex) when (ex is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+        {
+            // A connection reset in the middle of a streaming call (a watch) surfaces from the HTTP/2 layer as is.
+            throw new MetadataUnavailableException($"etcd at {_endpoint} is unavailable ({what}): {ex.Message}", ex);
+        }
     }
 
     private Task Guard(Func<Task> call, string what, CancellationToken cancellationToken) =>
