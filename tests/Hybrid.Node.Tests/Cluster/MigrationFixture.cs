@@ -1,7 +1,5 @@
 using System.Buffers;
 using System.Text;
-using System.Text.Json;
-using Hybrid.Core;
 using Hybrid.Core.Interop;
 using Hybrid.Node.Cluster;
 using Hybrid.Storage;
@@ -160,25 +158,4 @@ internal sealed class TwoNodes : IDisposable
         SourceStore.Dispose();
         TargetStore.Dispose();
     }
-}
-
-/// <summary>ndjson text → the F# checker's values.</summary>
-internal static class TraceJson
-{
-    public static JsonValue.Value Parse(string line)
-    {
-        using var doc = JsonDocument.Parse(line);
-        return Of(doc.RootElement);
-    }
-
-    private static JsonValue.Value Of(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.String => TraceCheck.Str(e.GetString()!),
-        JsonValueKind.Number => TraceCheck.Int(e.GetInt64()),
-        JsonValueKind.True => TraceCheck.Bool(true),
-        JsonValueKind.False => TraceCheck.Bool(false),
-        JsonValueKind.Array => TraceCheck.Array(e.EnumerateArray().Select(Of).ToList()),
-        JsonValueKind.Object => TraceCheck.Object(e.EnumerateObject().Select(p => KeyValuePair.Create(p.Name, Of(p.Value))).ToList()),
-        _ => throw new FormatException("unexpected JSON " + e.ValueKind),
-    };
 }

@@ -141,7 +141,7 @@ public sealed class MigrationTests(ITestOutputHelper output)
         // only for their presence; every other line must be an enabled step of the model with its invariants.
         List<string> decisions = [initial.InitTraceLine, .. nodes.TraceText.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Where(l => !l.Contains("\"event\":\"BackgroundPull\"") && !l.Contains("\"event\":\"PriorityPull\""))];
-        TraceReport report = TraceCheck.Check(decisions.Select(TraceJson.Parse));
+        TraceReport report = MigrationTrace.Check(decisions);
         Assert.True(report.Accepted, $"{report.Verdict} at line {report.Line}: {report.Message}");
         Assert.Equal(decisions.Count, report.LinesChecked);
     }

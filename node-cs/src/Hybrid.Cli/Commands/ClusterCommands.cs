@@ -158,10 +158,23 @@ internal static partial class HybridCli
             }
             await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             var metadata = new DurableClusterMetadata(store);
-            List<string> ranges = LocalCluster.RangesIn(metadata.Log, first, last);
             string target = result.GetValue(to)!;
-            NodeInfo node = (await metadata.Typed.ListLiveNodesAsync()).FirstOrDefault(n => n.Id == target)
-                ?? throw new ArgumentException($"node {target} is not running");
+            List<string> ranges;
+            NodeInfo? node = (await metadata.Typed.ListLiveNodesAsync()).FirstOrDefault(n => n.Id == target);
+            try
+            {
+                ranges = LocalCluster.RangesIn(metadata.Log, first, last);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+            if (node is null)
+            {
+                Console.Error.WriteLine($"node {target} is not running");
+                return 2;
+            }
             MigrationReport report = await MigrationProgress.RunAsync(node, ranges, showBar: true);
             Console.WriteLine(report.Summary());
             return report.Error is null ? 0 : 1;

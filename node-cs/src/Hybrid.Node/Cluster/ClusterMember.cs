@@ -98,7 +98,7 @@ public sealed class ClusterMember : IAsyncDisposable
         NetworkPeer PeerOf(string node)
         {
             lock (peers)
-                return peers.TryGetValue(node, out NetworkPeer? p) ? p : peers[node] = new NetworkPeer(_peerOf(node));
+                return peers.TryGetValue(node, out NetworkPeer? p) ? p : peers[node] = new NetworkPeer(() => _peerOf(node));
         }
         coordinator.Carry(ClusterDecision.NodeCrashed(Name), null);
         coordinator.Carry(ClusterDecision.NodeRecovered(Name), e =>
@@ -138,7 +138,7 @@ public sealed class ClusterMember : IAsyncDisposable
     /// lineage entry is removed. Progress is in <see cref="Status"/>.
     /// </summary>
     /// <remarks><paramref name="stopAndCopy"/> = true runs the stop-and-copy baseline instead of Rocksteady.</remarks>
-    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, CancellationToken cancellationToken = default)
+    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, long maxBytesPerSecond = 0, CancellationToken cancellationToken = default)
     {
         lock (_lock)
         {
@@ -146,7 +146,7 @@ public sealed class ClusterMember : IAsyncDisposable
                 throw new InvalidOperationException("a migration to this node is running");
             var status = new MigrationStatus { Ranges = [.. rangeNames], Started = DateTime.UtcNow };
             Volatile.Write(ref _status, status);
-            _migration = Task.Run(() => RunAsync(rangeNames, stopAndCopy, status, cancellationToken), cancellationToken);
+            _migration = Task.Run(() => RunAsync(rangeNames, stopAndCopy, maxBytesPerSecond, status, cancellationToken), cancellationToken);
             return _migration;
         }
     }
@@ -170,14 +170,14 @@ public sealed class ClusterMember : IAsyncDisposable
         }
     }
 
-    private Task RunAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy, MigrationStatus status, CancellationToken cancellationToken) =>
+    private Task RunAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy, long maxBytesPerSecond, MigrationStatus status, CancellationToken cancellationToken) =>
         TrackAsync(status, async () =>
         {
             var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
             status.Live = () => coordinator.ActivePulls?.Stats;
             status.Timings = () => coordinator.Timings;
             var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
-            var target = new MigrationTarget(Node.Store, _trace);
+            var target = new MigrationTarget(Node.Store, _trace) { MaxBytesPerSecond = maxBytesPerSecond };
             var peers = new Dictionary<string, NetworkPeer>();
             try
             {
@@ -187,7 +187,7 @@ public sealed class ClusterMember : IAsyncDisposable
                 {
                     string owner = group.Key.Item1;
                     if (!peers.TryGetValue(owner, out NetworkPeer? peer))
-                        peers[owner] = peer = new NetworkPeer(_peerOf(owner));
+                        peers[owner] = peer = new NetworkPeer(() => _peerOf(owner));
                     var source = new MigrationNode(owner, Cores, peer.Views);
                     status.Current = string.Join(",", group);
                     if (group.Key.Item2)
@@ -205,7 +205,7 @@ public sealed class ClusterMember : IAsyncDisposable
                             status.AddDone([range], [stats]);
                     }
                 }
-                await coordinator.FinishAsync(self, target, rangeNames, n => peers.TryGetValue(n, out NetworkPeer? p) ? p : peers[n] = new NetworkPeer(_peerOf(n)),
+                await coordinator.FinishAsync(self, target, rangeNames, n => peers.TryGetValue(n, out NetworkPeer? p) ? p : peers[n] = new NetworkPeer(() => _peerOf(n)),
                     cancellationToken).ConfigureAwait(false);
             }
             finally
@@ -217,7 +217,7 @@ public sealed class ClusterMember : IAsyncDisposable
 
     /// <summary>
     /// Control requests on the peer port: <c>{"op":"migrate","ranges":[...]}</c> starts moving the ranges here;
-    /// (<c>"mode":"stop-and-copy"</c> for the baseline); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
+    /// (<c>"mode":"stop-and-copy"</c> for the baseline, <c>"maxBytesPerSecond"</c> to throttle pulls); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
     /// </summary>
     private string Control(string json)
     {
@@ -231,7 +231,8 @@ public sealed class ClusterMember : IAsyncDisposable
                     if (!_ranges.ContainsKey(r))
                         throw new ArgumentException("unknown range " + r);
                 }
-                _ = MigrateHereAsync(ranges, (string?)request["mode"] == "stop-and-copy").ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+                _ = MigrateHereAsync(ranges, (string?)request["mode"] == "stop-and-copy", (long?)request["maxBytesPerSecond"] ?? 0)
+                    .ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
                 return "{\"started\":true}";
             case "status":
                 return Status.ToJson();

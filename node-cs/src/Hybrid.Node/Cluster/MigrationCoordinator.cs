@@ -68,7 +68,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         Step("cut " + source.Name);
         ulong sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
         foreach (string r in rangeNames)
-            Decide(ClusterDecision.Prepare(r, (int)Math.Min(sourceFloor, int.MaxValue)), null);
+            Decide(ClusterDecision.Prepare(r, ModelFloor(source.Name)), null);
 
         List<SlotRange> runs = Runs(rangeNames);
         var copies = new List<PullJob>();
@@ -113,6 +113,15 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         return copies.Count > 0 ? [.. copies.Select(c => c.Stats)] : [.. jobs.Select(j => j.Stats)];
     }
 
+    /// <summary>
+    /// The floor Prepare reports to the decision state: the key-less model's own floor of the source. The decision
+    /// state has no writes (they are the store's business), so its floors stay what the model derives; the store's
+    /// exact 64-bit floor is what the target raises its own to (RaiseFloor is carried out with the larger of the two).
+    /// Reporting the store's floor instead would put the model in a state no behaviour reaches (a floor above every
+    /// write it saw), and the trace would not replay.
+    /// </summary>
+    private int ModelFloor(string source) => metadata.Current.Floor(source);
+
     /// <summary>The slots of <paramref name="rangeNames"/> as maximal contiguous runs.</summary>
     private List<SlotRange> Runs(IReadOnlyList<string> rangeNames)
     {
@@ -152,7 +161,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
             Step("cut " + source.Name);
             sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
-            Decide(ClusterDecision.Prepare(range, (int)Math.Min(sourceFloor, int.MaxValue)), null);
+            Decide(ClusterDecision.Prepare(range, ModelFloor(source.Name)), null);
             phase = "Prepared";
         }
         else

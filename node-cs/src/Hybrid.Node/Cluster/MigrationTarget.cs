@@ -16,6 +16,9 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// <summary>The store pulled records are applied to.</summary>
     public IKvStore Store => store;
 
+    /// <summary>Caps each background-pull job at this many payload bytes per second (0 = no cap): an operator's throttle.</summary>
+    public long MaxBytesPerSecond { get; init; }
+
     /// <summary>Decision <c>RaiseFloor</c>: every later write here gets a version above <paramref name="floor"/>.</summary>
     public void RaiseFloor(ulong floor) => store.RaiseVersionFloor(floor);
 
@@ -34,7 +37,7 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// </summary>
     public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, long from, bool serving, CancellationToken cancellationToken = default)
     {
-        var job = new PullJob(store, trace, rangeName, range, peer, partitions, from, cancellationToken);
+        var job = new PullJob(store, trace, rangeName, range, peer, partitions, from, cancellationToken) { MaxBytesPerSecond = MaxBytesPerSecond };
         if (serving && store is MigratingStore migrating)
         {
             migrating.AddIncoming(job);
@@ -135,6 +138,11 @@ public sealed class PullJob
 
     /// <summary>The range being pulled.</summary>
     public SlotRange Range => _range;
+
+    /// <summary>Caps the background pulls' payload bytes per second (0 = no cap).</summary>
+    internal long MaxBytesPerSecond { get; init; }
+
+    private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
 
     /// <summary>After <see cref="CompleteAsync"/>: the source log address up to which every record of the range was pulled.</summary>
     public long LogEnd { get; private set; }
@@ -252,6 +260,7 @@ public sealed class PullJob
             _trace.BackgroundPull(_rangeName, index);
             if (next.IsDone)
                 return;
+            Throttle();
             Thread.Yield(); // low priority: let client work run between chunks
         }
     }
@@ -294,6 +303,16 @@ public sealed class PullJob
             Array.Clear(keys, 0, n);
             Array.Clear(waiters, 0, n);
         }
+    }
+
+    /// <summary>With a cap, sleeps while the bytes pulled so far are ahead of the cap's schedule.</summary>
+    private void Throttle()
+    {
+        if (MaxBytesPerSecond <= 0)
+            return;
+        double due = (double)Stats.Bytes / MaxBytesPerSecond - System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds;
+        if (due > 0)
+            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(due, 1)));
     }
 
     /// <summary>How long a pull waits before it asks an unreachable source again.</summary>

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Hybrid.Core;
+using Hybrid.Core.Interop;
 
 namespace Hybrid.Node.Cluster;
 
@@ -27,6 +29,29 @@ public sealed class MigrationTrace(TextWriter? writer)
         lock (_lock)
             writer.WriteLine(json);
     }
+
+    /// <summary>
+    /// Replays ndjson trace lines (the first one the <c>Init</c> line) through the F# trace checker
+    /// (<see cref="TraceCheck.Check"/>): the first line that is not an enabled step or breaks an invariant is reported.
+    /// </summary>
+    public static TraceReport Check(IEnumerable<string> lines) => TraceCheck.Check(lines.Select(Parse));
+
+    private static JsonValue.Value Parse(string line)
+    {
+        using var doc = JsonDocument.Parse(line);
+        return Of(doc.RootElement);
+    }
+
+    private static JsonValue.Value Of(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => TraceCheck.Str(e.GetString()!),
+        JsonValueKind.Number => TraceCheck.Int(e.GetInt64()),
+        JsonValueKind.True => TraceCheck.Bool(true),
+        JsonValueKind.False => TraceCheck.Bool(false),
+        JsonValueKind.Array => TraceCheck.Array([.. e.EnumerateArray().Select(Of)]),
+        JsonValueKind.Object => TraceCheck.Object([.. e.EnumerateObject().Select(p => KeyValuePair.Create(p.Name, Of(p.Value)))]),
+        _ => throw new FormatException("unexpected JSON " + e.ValueKind),
+    };
 
     /// <summary><c>BackgroundPull(r, p)</c>: one chunk of partition <paramref name="partition"/> of <paramref name="range"/> was applied.</summary>
     public void BackgroundPull(string range, int partition)

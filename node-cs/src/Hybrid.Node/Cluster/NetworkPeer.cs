@@ -18,17 +18,25 @@ namespace Hybrid.Node.Cluster;
 public sealed class NetworkPeer : IMigrationPeer, IDisposable
 {
     private readonly ConcurrentBag<Channel> _idle = [];
+    private readonly Func<EndPoint> _resolve;
     private volatile bool _disposed;
 
     /// <summary>A peer at <paramref name="endPoint"/>; connects lazily.</summary>
     public NetworkPeer(EndPoint endPoint)
+        : this(() => endPoint)
     {
-        EndPoint = endPoint;
-        Views = new RemoteCoreViews(this);
     }
 
-    /// <summary>The remote peer port.</summary>
-    public EndPoint EndPoint { get; }
+    /// <summary>
+    /// A peer found through <paramref name="resolve"/> at every new connection, so a node that restarted on another
+    /// port is found again; a resolver that throws <see cref="InvalidOperationException"/> (the node is not running)
+    /// makes the call fail like an unreachable peer (<see cref="IOException"/>), which pulls retry.
+    /// </summary>
+    public NetworkPeer(Func<EndPoint> resolve)
+    {
+        _resolve = resolve;
+        Views = new RemoteCoreViews(this);
+    }
 
     /// <summary>The remote node's view and its cores' views, as the migration coordinator drives them.</summary>
     public ICoreViews Views { get; }
@@ -162,7 +170,16 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(ConnectTimeout);
-            await socket.ConnectAsync(EndPoint, timeout.Token).ConfigureAwait(false);
+            EndPoint endPoint;
+            try
+            {
+                endPoint = _resolve();
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new IOException("peer not reachable: " + e.Message, e);
+            }
+            await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
         }
         catch
         {

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using Hybrid.Cli.Commands;
+using Hybrid.Cluster;
+
+namespace Hybrid.Cli.Tests;
+
+/// <summary><c>hybrid cluster start|status|stop</c> and <c>hybrid migrate</c> with real node processes.</summary>
+public sealed class ClusterCommandTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "hybrid-cli-cluster-" + Guid.NewGuid().ToString("N"));
+
+    private static int Run(params string[] args) => HybridCli.Run(args, _ => 99);
+
+    [Fact]
+    public async Task Start_migrate_status_and_stop_a_local_two_node_cluster()
+    {
+        Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--ranges", "4", "--base-port", "0", "--dir", _dir));
+        await using var store = new FileMetadataStore(Path.Combine(_dir, "metadata"));
+        var metadata = new DurableClusterMetadata(store);
+        Assert.Equal("n1", metadata.Current.Owner("r1"));
+        Assert.Equal("n2", metadata.Current.Owner("r3"));
+        IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
+        Assert.Equal(["n1", "n2"], live.Select(n => n.Id).Order());
+
+        // Starting again reuses the running cluster; a bound inside a range is refused; a whole range moves.
+        Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--dir", _dir));
+        Assert.NotEqual(0, Run("migrate", "--slots", "0-100", "--to", "n2", "--dir", _dir));
+        Assert.Equal(0, Run("migrate", "--slots", "0-4095", "--to", "n2", "--dir", _dir));
+        Assert.Equal("n2", metadata.Current.Owner("r1"));
+        Assert.Equal("", metadata.Current.Phase("r1"));
+        Assert.Equal(0, Run("cluster", "status", "--dir", _dir));
+
+        Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));
+        foreach (NodeInfo node in live)
+        {
+            using var process = TryGet(node.Pid!.Value);
+            if (process is not null)
+                Assert.True(process.WaitForExit(TimeSpan.FromSeconds(20)), $"{node.Id} did not stop");
+        }
+    }
+
+    private static Process? TryGet(int pid)
+    {
+        try
+        {
+            return Process.GetProcessById(pid);
+        }
+        catch (ArgumentException)
+        {
+            return null; // already exited
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
