@@ -71,6 +71,10 @@ let test (args: string list) =
 let runNode (args: string list) =
     build ()
     step "run"
+    // 8 MiB default thread stacks: an I/O thread that borrows an idle worker may then run an extension's first step
+    // itself (the extension stack check needs >= 2 MiB; docs/extensions.md), instead of waking the worker.
+    if isNull (Environment.GetEnvironmentVariable "DOTNET_DefaultStackSize") then
+        Environment.SetEnvironmentVariable("DOTNET_DefaultStackSize", "800000")
     let extra = String.Join(" ", args)
     exit (run "dotnet" (sprintf "node-cs/src/Hybrid.Cli/bin/Release/net10.0/hybrid.dll server %s" extra))
 
