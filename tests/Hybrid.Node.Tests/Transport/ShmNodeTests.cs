@@ -110,6 +110,23 @@ public class ShmNodeTests
     }
 
     [Fact]
+    public async Task Shm_Extensions_InstallInvokeYieldingAndHostile_WorkUnchanged()
+    {
+        await using var node = await ShmNode.StartAsync();
+        await using var client = await node.ConnectAsync();
+        Assert.True((await client.InstallExtensionAsync("getter", Hybrid.Extensions.ExtensionExamples.Source("get"))).Succeeded);
+        Assert.True((await client.InstallExtensionAsync("spin", Extensions.ExtensionNodeTests.Spin)).Succeeded);
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, B("k"), B("over shm"))).Status);
+        var hit = await client.InvokeAsync("getter", B("k"));
+        Assert.Equal((Status.Ok, "over shm"), (hit.Status, Encoding.UTF8.GetString(hit.Value)));
+        Assert.Equal(["getter", "spin"], (await client.ListExtensionsAsync()).Order(StringComparer.Ordinal));
+        // A hostile extension is stopped with a clear status; the session keeps serving.
+        var stopped = await client.InvokeAsync("spin", default);
+        Assert.Equal(Status.ExtensionFailed, stopped.Status);
+        Assert.Equal("over shm", Encoding.UTF8.GetString((await client.GetAsync(0, B("k"))).Value!));
+    }
+
+    [Fact]
     public async Task Shm_SyncDurability_RepliesAfterGroupCommit_WritesReadBack()
     {
         await using var node = await ShmNode.StartAsync(durability: Hybrid.Storage.DurabilityMode.Sync);
