@@ -181,19 +181,22 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     {
         if (_sleeping == 0 || _stopping || _extensions is null || Interlocked.CompareExchange(ref _owned, 1, 0) != 0)
             return false;
+        bool leftWork;
         try
         {
             long now = Stopwatch.GetTimestamp();
             if (now >= _nextRefresh)
                 RefreshView(now);
             connection.Drive(this);
+            // Work the drive left for the worker thread (parked reads, durability waits, queued extension steps),
+            // read while this thread still owns the worker's state.
+            leftWork = _session!.PendingCount > 0 || _durableWaits.Count > 0 || _extensions.HasWork;
         }
         finally
         {
             Volatile.Write(ref _owned, 0);
         }
-        // Work the drive left for the worker thread (parked reads, durability waits, fairness re-queue): wake it.
-        if (!_ready.IsEmpty || _session!.PendingCount > 0 || _durableWaits.Count > 0 || _extensions!.HasWork)
+        if (leftWork || !_ready.IsEmpty)
             _signal.Set();
         return true;
     }

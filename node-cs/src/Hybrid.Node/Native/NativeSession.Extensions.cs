@@ -1,5 +1,5 @@
 using System.Text;
-using Hybrid.Extensions;
+using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 using Hybrid.Node.Tenants;
 using Hybrid.Protocol;
@@ -14,20 +14,12 @@ namespace Hybrid.Node.Native;
 /// </summary>
 internal sealed partial class NativeSession
 {
-    private const int ResolveCacheSize = 8;
-
-    // Resolved handles of this connection by name bytes, valid while the host's generation is unchanged: an Invoke
-    // of a cached name allocates nothing.
-    private readonly byte[][] _cachedNames = new byte[ResolveCacheSize][];
-    private readonly ExtensionHandle?[] _cachedHandles = new ExtensionHandle?[ResolveCacheSize];
-    private int _cachedCount;
-    private int _cacheNext;
-    private long _cacheGeneration = -1;
+    private readonly ExtensionNameCache _extensionNames = new();
 
     private void Invoke(IWorkerContext worker, ConnectionContext connection, TenantInfo tenant, in Request request, FrameBuffer output)
     {
         var extensions = worker.Extensions;
-        var handle = Resolve(extensions.Node.Host, tenant, request.Key);
+        var handle = _extensionNames.Resolve(extensions.Node.Host, tenant.Id, request.Key);
         if (handle is null)
         {
             output.AppendResult(Status.NotFound, 0, Encoding.UTF8.GetBytes($"no extension '{Encoding.UTF8.GetString(request.Key)}'"));
@@ -38,30 +30,6 @@ internal sealed partial class NativeSession
             output.AppendResult(extensions.InlineStatus, extensions.InlineVersion, extensions.InlineValue);
         else
             output.AppendResult(Status.Pending, (ulong)_holes++, default);
-    }
-
-    private ExtensionHandle? Resolve(ExtensionHost host, TenantInfo tenant, ReadOnlySpan<byte> name)
-    {
-        long generation = host.Generation;
-        if (generation != _cacheGeneration)
-        {
-            Array.Clear(_cachedHandles);
-            _cachedCount = 0;
-            _cacheGeneration = generation;
-        }
-        for (int i = 0; i < _cachedCount; i++)
-        {
-            if (name.SequenceEqual(_cachedNames[i]))
-                return _cachedHandles[i];
-        }
-        var handle = host.Resolve(tenant.Id, Encoding.UTF8.GetString(name));
-        if (handle is not null)
-        {
-            int slot = _cachedCount < ResolveCacheSize ? _cachedCount++ : _cacheNext++ % ResolveCacheSize;
-            _cachedNames[slot] = name.ToArray();
-            _cachedHandles[slot] = handle;
-        }
-        return handle;
     }
 
     private void ManageExtensions(IWorkerContext worker, ConnectionContext connection, TenantInfo tenant, in Request request, FrameBuffer output)

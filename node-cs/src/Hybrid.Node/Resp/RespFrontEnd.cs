@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Text;
 using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 using Hybrid.Node.Tenants;
@@ -30,6 +29,7 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
 {
     private readonly RespSession _session;
     private readonly ConnectionContext _connection;
+    private readonly ExtensionNameCache _extensionNames = new();
     private TenantInfo? _tenant;
     private IWorkerContext? _worker; // the worker running the current Process call (a thief's, after a steal)
 
@@ -55,7 +55,7 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     public bool Invoke(uint tenant, ReadOnlySpan<byte> name, ReadOnlySpan<byte> args, out Status status, out ulong version, out ReadOnlySpan<byte> value)
     {
         var extensions = (_worker ?? throw new InvalidOperationException("FCALL outside a worker call")).Extensions;
-        var handle = extensions.Node.Host.Resolve(tenant, Encoding.UTF8.GetString(name));
+        var handle = _extensionNames.Resolve(extensions.Node.Host, tenant, name);
         if (handle is null)
         {
             status = Status.NotFound;
