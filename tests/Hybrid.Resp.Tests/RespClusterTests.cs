@@ -84,6 +84,28 @@ public sealed class RespClusterTests
     }
 
     [Fact]
+    public void InACluster_TheWorkersViewDecides_AndTheMapOnlySaysWhereToGo()
+    {
+        var store = new FakeKvStore();
+        string id = new('e', 40);
+        var map = new ClusterSlotMap(id, [new(8192, Slot.Count - 1, "10.0.0.9", 7009, new string('f', 40))]);
+        using var h = new RespHarness(store, slots: map);
+        // The view owns 0..8191: "bar" (5061) runs; "foo" (12182) is not owned and the map names its owner.
+        h.Session.OwnedSlots = Hybrid.Node.Hosting.OwnedSlots.Of([(0, 8191)]);
+        Assert.Equal("+OK\r\n", h.Command("SET", "bar", "v"));
+        Assert.Equal("-MOVED 12182 10.0.0.9:7009\r\n", h.Command("SET", "foo", "v"));
+        // A view that no longer owns 0..8191, while the map does not name another owner yet: TRYAGAIN, nothing runs.
+        h.Session.OwnedSlots = Hybrid.Node.Hosting.OwnedSlots.None;
+        Assert.Equal("-TRYAGAIN slot 5061 is moving between nodes, retry shortly\r\n", h.Command("GET", "bar"));
+        Assert.Equal("-TRYAGAIN slot 5061 is moving between nodes, retry shortly\r\n", h.Command("MSET", "bar", "1", "{bar}x", "2"));
+        Assert.Equal(1, store.Count);
+        // The view owns foo's slot before the map caught up (a target that just adopted a range): it runs here.
+        h.Session.OwnedSlots = Hybrid.Node.Hosting.OwnedSlots.Of([(12182, 12182)]);
+        Assert.Equal("+OK\r\n", h.Command("SET", "foo", "v"));
+        Assert.Equal(2, store.Count);
+    }
+
+    [Fact]
     public void ClusterSlotMap_RejectsOverlapsAndOutOfRangeSlots()
     {
         var id = new string('c', 40);

@@ -46,7 +46,11 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
         var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
         var member = new ClusterMember(name, log.Cores, options, metadata, metadata.Ranges, n => PeerOf(metadata, n),
-            new IPEndPoint(options.BindAddress, peerPort), trace);
+            new IPEndPoint(options.BindAddress, peerPort), trace)
+        {
+            RespEndpoints = async ct => (await metadata.Typed.ListLiveNodesAsync(ct).ConfigureAwait(false))
+                .Where(n => n.RespEndpoint is not null).ToDictionary(n => n.Id, n => n.RespEndpoint!),
+        };
         try
         {
             await member.StartAsync(cancellationToken).ConfigureAwait(false);

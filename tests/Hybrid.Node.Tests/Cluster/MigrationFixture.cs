@@ -97,7 +97,7 @@ internal sealed class PromptCores(int cores) : ICoreViews
 
     public int CoreCount => _views.Length;
 
-    public void Advance(int view)
+    public void Advance(int view, IReadOnlyList<SlotRange> owned)
     {
         for (int i = 0; i < _views.Length; i++)
             Volatile.Write(ref _views[i], view);

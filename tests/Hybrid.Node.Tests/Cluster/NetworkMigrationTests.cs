@@ -143,8 +143,10 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
             Assert.Equal(TwoNodes.Value(i), got.Value is null ? null : Encoding.UTF8.GetString(got.Value));
         }
         await using HybridSession atSourceAgain = await TwoMembers.ConnectAsync(nodes.N1);
-        Assert.Equal(Status.NotFound, (await atSourceAgain.GetAsync(1, Key(moving[0]))).Status); // dropped at the source
-        Assert.Equal(0, nodes.N1.Node.Store.DropSlots(TwoNodes.R1.Lo, TwoNodes.R1.Hi));
+        // A session in the source's current view, sent a key of the moved range: refused, never executed there.
+        var notOwner = await Assert.ThrowsAsync<HybridProtocolException>(async () => await atSourceAgain.PutAsync(1, Key(moving[0]), [1]));
+        Assert.Equal(Status.NotOwner, notOwner.Status);
+        Assert.Equal(0, nodes.N1.Node.Store.DropSlots(TwoNodes.R1.Lo, TwoNodes.R1.Hi)); // dropped at the source, and nothing written since
     }
 
     [Fact]

@@ -24,6 +24,8 @@ public sealed class ClusterMember : IAsyncDisposable
     private PeerServer? _peer;
     private MigrationSource? _source;
     private Task _migration = Task.CompletedTask;
+    private readonly Resp.ClusterSlotMap? _respMap;
+    private RespSlotFeed? _respFeed;
 
     /// <param name="name">The node's name in the decision state.</param>
     /// <param name="cores">The decision state's core names (one per worker).</param>
@@ -44,12 +46,24 @@ public sealed class ClusterMember : IAsyncDisposable
         _peerBind = peerBind;
         _trace = trace;
         Func<Storage.StoreOptions, Storage.IKvStore> open = options.StoreFactory ?? Storage.FasterKvStore.Open;
+        _respMap = options.RespPort >= 0 ? new Resp.ClusterSlotMap(RespSlotFeed.NodeId(name), []) : null;
         Node = new HybridNode(options with
         {
             Workers = cores.Count,
             StoreFactory = o => new MigratingStore(open(o)),
+            // Nothing is served until the node adopts the view its metadata records (StartAsync), with that view's slots.
+            InitialView = 0,
+            InitialOwnedSlots = OwnedSlots.None,
+            RespSlotMap = _respMap,
         });
     }
+
+    /// <summary>
+    /// The RESP endpoint ("host:port") of every running node, by name, for <c>-MOVED</c> redirects and CLUSTER SLOTS
+    /// (the cluster layer reads its registrations). Null: the RESP port redirects nowhere and answers <c>-TRYAGAIN</c>
+    /// for slots this node does not own.
+    /// </summary>
+    public Func<CancellationToken, Task<IReadOnlyDictionary<string, string>>>? RespEndpoints { get; init; }
 
     /// <summary>The node's name.</summary>
     public string Name { get; }
@@ -84,9 +98,16 @@ public sealed class ClusterMember : IAsyncDisposable
         string[] unfinished = [.. _ranges.Keys.Where(r => core.Phase(r) is "Pulling" or "Pulled" or "Durable" or "Dropped" && core.Owner(r) == Name)];
         if (unfinished.Length > 0)
             Recover(unfinished, cancellationToken);
-        int view = _metadata.Current.View(Name);
+        ClusterCore now = _metadata.Current;
+        int view = now.View(Name);
         if ((ulong)view > Node.View.Current)
-            Node.View.Advance((ulong)view);
+            Node.View.Advance((ulong)view, NodeViewCores.OwnedSlotsOf(now.OwnedRanges(Name, view).Select(r => _ranges[r])));
+        if (_respMap is not null && RespEndpoints is not null)
+        {
+            _respFeed = new RespSlotFeed(_respMap, _metadata, _ranges, RespEndpoints);
+            Node.View.Changed += _respFeed.Poke;
+            _respFeed.Start();
+        }
     }
 
     private void Recover(string[] unfinished, CancellationToken cancellationToken)
@@ -249,6 +270,8 @@ public sealed class ClusterMember : IAsyncDisposable
     {
         _peer?.Dispose();
         _source?.Dispose();
+        if (_respFeed is not null)
+            await _respFeed.DisposeAsync().ConfigureAwait(false);
         await Node.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -12,8 +12,11 @@ public interface ICoreViews
     /// <summary>Number of cores.</summary>
     int CoreCount { get; }
 
-    /// <summary>Moves the node to <paramref name="view"/>; its cores adopt it at their next epoch refresh.</summary>
-    void Advance(int view);
+    /// <summary>
+    /// Moves the node to <paramref name="view"/>, in which it owns exactly <paramref name="owned"/> (the decision's
+    /// <c>Owned(n, view)</c>); its cores adopt both together at their next epoch refresh.
+    /// </summary>
+    void Advance(int view, IReadOnlyList<SlotRange> owned);
 
     /// <summary>The view core <paramref name="core"/> executes in now.</summary>
     int CoreView(int core);
@@ -26,11 +29,14 @@ public sealed class NodeViewCores(NodeView view) : ICoreViews
     public int CoreCount => view.Workers;
 
     /// <inheritdoc />
-    public void Advance(int newView)
+    public void Advance(int newView, IReadOnlyList<SlotRange> owned)
     {
         if ((ulong)newView > view.Current)
-            view.Advance((ulong)newView);
+            view.Advance((ulong)newView, OwnedSlotsOf(owned));
     }
+
+    /// <summary>The slot set of <paramref name="owned"/>.</summary>
+    public static OwnedSlots OwnedSlotsOf(IEnumerable<SlotRange> owned) => OwnedSlots.Of(owned.Select(r => (r.Lo, r.Hi)));
 
     /// <inheritdoc />
     public int CoreView(int core) => (int)view.WorkerView(core);

@@ -83,6 +83,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         }
 
         int targetView = 0;
+        SlotRange[] targetOwned = [];
         foreach (string r in rangeNames)
         {
             Decide(ClusterDecision.TransferOwnership(r), e =>
@@ -90,13 +91,13 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
                 if (e.Kind == EffectKind.RaiseFloor && e.Node == target.Name)
                     executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
                 else if (e.Kind == EffectKind.BumpView && e.Node == target.Name)
-                    targetView = e.View;
+                    (targetView, targetOwned) = (e.View, OwnedOf(e));
             }, holdViewOf: target.Name);
         }
         var jobs = new List<PullJob>();
         for (int i = 0; i < runs.Count; i++)
             jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i].LogEnd : 0, serving: true, cancellationToken));
-        target.Views.Advance(targetView);
+        target.Views.Advance(targetView, targetOwned);
         ActivePulls ??= jobs[0];
         foreach (PullJob j in jobs)
             onPullsStarted?.Invoke(j);
@@ -327,10 +328,13 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             foreach (Effect e in result.Effects)
             {
                 if (e.Kind == EffectKind.BumpView && e.Node != holdViewOf && _nodes.TryGetValue(e.Node, out MigrationNode? n))
-                    n.Views.Advance(e.View);
+                    n.Views.Advance(e.View, OwnedOf(e));
             }
             Step(decision.Kind);
             return;
         }
     }
+
+    /// <summary>The slot ranges a BumpView says its node owns in the new view.</summary>
+    private SlotRange[] OwnedOf(Effect bump) => [.. bump.OwnedRanges.Select(r => ranges[r])];
 }

@@ -107,11 +107,14 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         return text;
     }
 
-    /// <summary>Moves the remote node to <paramref name="view"/> (a decision's BumpView for it).</summary>
-    public async Task AdvanceViewAsync(int view, CancellationToken cancellationToken = default)
+    /// <summary>Moves the remote node to <paramref name="view"/>, owning <paramref name="owned"/> in it (a decision's BumpView for it).</summary>
+    public async Task AdvanceViewAsync(int view, IReadOnlyList<SlotRange> owned, CancellationToken cancellationToken = default)
     {
         Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
-        await c.CallAsync(c.Request.Begin((byte)PeerOp.AdvanceView).I32(view), cancellationToken).ConfigureAwait(false);
+        PeerMessage request = c.Request.Begin((byte)PeerOp.AdvanceView).I32(view).I32(owned.Count);
+        foreach (SlotRange r in owned)
+            request.I32(r.Lo).I32(r.Hi);
+        await c.CallAsync(request, cancellationToken).ConfigureAwait(false);
         Return(c);
     }
 
@@ -227,7 +230,7 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     {
         public int CoreCount => Fetch().Length;
 
-        public void Advance(int view) => peer.AdvanceViewAsync(view).GetAwaiter().GetResult();
+        public void Advance(int view, IReadOnlyList<SlotRange> owned) => peer.AdvanceViewAsync(view, owned).GetAwaiter().GetResult();
 
         /// <summary>One round trip per question: the coordinator polls while it waits for a cut, a few times per migration.</summary>
         public int CoreView(int core) => Fetch()[core];

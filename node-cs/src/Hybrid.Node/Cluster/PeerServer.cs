@@ -137,8 +137,17 @@ public sealed class PeerServer : IDisposable
                 reply.I64((long)_source.VersionFloor);
                 break;
             case PeerOp.AdvanceView:
-                _views.Advance(r.I32());
-                break;
+                {
+                    int view = r.I32();
+                    int count = r.I32();
+                    if (count is < 0 or > Storage.Slot.Count)
+                        throw new InvalidDataException($"AdvanceView with {count} ranges");
+                    var owned = new SlotRange[count];
+                    for (int i = 0; i < owned.Length; i++)
+                        owned[i] = new SlotRange(r.I32(), r.I32());
+                    _views.Advance(view, owned);
+                    break;
+                }
             case PeerOp.CoreViews:
                 reply.I32(_views.CoreCount);
                 for (int i = 0; i < _views.CoreCount; i++)

@@ -42,6 +42,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     private int _owned; // 1 while a thread runs this worker's work: its own thread, or an I/O thread borrowing it (TryRunInline)
     private long _nextRefresh;
     private ulong _view;
+    private OwnedSlots _ownedSlots = OwnedSlots.All;
 
     internal Worker(HybridNode node, int index)
     {
@@ -66,6 +67,9 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
 
     /// <inheritdoc />
     public ulong View => _view;
+
+    /// <inheritdoc />
+    public OwnedSlots OwnedSlots => _ownedSlots;
 
     /// <inheritdoc />
     public WorkerExtensions Extensions => _extensions ?? throw new InvalidOperationException("worker not started");
@@ -251,7 +255,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
 
     private void RefreshView(long now)
     {
-        _view = _node.View.Refresh(WorkerIndex);
+        _view = _node.View.Refresh(WorkerIndex, out _ownedSlots);
         Quotas.Refresh(_node.Store, _node.Tenants, now);
         _nextRefresh = now + _refreshTicks;
     }

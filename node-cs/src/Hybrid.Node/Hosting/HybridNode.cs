@@ -103,7 +103,7 @@ public sealed partial class HybridNode : IAsyncDisposable
         _store = Options.StoreFactory is { } factory ? factory(storeOptions) : FasterKvStore.Open(storeOptions);
         try
         {
-            _view = new NodeView(Options.Workers);
+            _view = new NodeView(Options.Workers, Options.InitialView, Options.InitialOwnedSlots);
             _workers = Enumerable.Range(0, Options.Workers).Select(i => new Worker(this, i)).ToArray();
             _view.Changed += () =>
             {

@@ -50,6 +50,16 @@ public sealed record HybridNodeOptions
     /// </summary>
     public Resp.IRespSlotMap? RespSlotMap { get; init; }
 
+    /// <summary>
+    /// The view the node starts in and the slots it owns there. Outside a cluster: view 1, every slot. A cluster member
+    /// starts in view 0 owning nothing, and adopts the view its metadata records (with that view's slots) once it has
+    /// carried out its recovery; until then every keyed batch is refused (ViewChanged or NotOwner).
+    /// </summary>
+    public ulong InitialView { get; init; } = 1;
+
+    /// <summary>The slots owned in <see cref="InitialView"/> (null = every slot).</summary>
+    public OwnedSlots? InitialOwnedSlots { get; init; }
+
     /// <summary>How often a worker refreshes its epoch (view, quotas) at the latest while busy.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromMilliseconds(1);
 

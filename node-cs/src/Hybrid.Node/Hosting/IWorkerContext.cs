@@ -24,6 +24,12 @@ public interface IWorkerContext
     /// <summary>The view this worker is in: read from <see cref="NodeView"/> at its last epoch refresh (per batch check).</summary>
     ulong View { get; }
 
+    /// <summary>
+    /// The slots the node owns in <see cref="View"/> (published with it): a batch with a key outside them is refused
+    /// as a whole with NotOwner. <see cref="OwnedSlots.All"/> outside a cluster.
+    /// </summary>
+    OwnedSlots OwnedSlots { get; }
+
     /// <summary>This worker's side of tenant extensions: its coroutine scheduler and the node's extension host.</summary>
     Extensions.WorkerExtensions Extensions { get; }
 

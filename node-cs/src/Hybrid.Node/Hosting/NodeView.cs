@@ -5,18 +5,23 @@ namespace Hybrid.Node.Hosting;
 /// per node for now; a cluster layer calls <see cref="Advance"/>. Workers read it only at their epoch refresh (so a
 /// change is an asynchronous global cut: each worker moves at its own next refresh, no barrier) and report the view
 /// they are in, so the cluster layer can wait until every worker has left an old view
-/// (<see cref="AllWorkersAtLeast"/>) before letting a new owner serve a range.
+/// (<see cref="AllWorkersAtLeast"/>) before letting a new owner serve a range. Each view is published with the slots
+/// the node owns in it (<see cref="OwnedSlots"/>), as one immutable pair, so a worker never sees a view with another
+/// view's ownership.
 /// </summary>
 public sealed class NodeView
 {
     private const int Stride = 16; // one 128-byte line per worker slot: no false sharing between workers
     private readonly long[] _workerViews;
-    private long _current;
+    private Published _current;
 
-    /// <summary>Creates the view of a node with <paramref name="workers"/> workers, starting at <paramref name="initial"/>.</summary>
-    public NodeView(int workers, ulong initial = 1)
+    /// <summary>
+    /// Creates the view of a node with <paramref name="workers"/> workers, starting at <paramref name="initial"/> and
+    /// owning <paramref name="owned"/> in it (null = every slot).
+    /// </summary>
+    public NodeView(int workers, ulong initial = 1, OwnedSlots? owned = null)
     {
-        _current = (long)initial;
+        _current = new Published(initial, owned ?? OwnedSlots.All);
         _workerViews = new long[(workers + 1) * Stride];
         for (int w = 0; w < workers; w++)
             _workerViews[(w + 1) * Stride] = (long)initial;
@@ -27,17 +32,29 @@ public sealed class NodeView
     public int Workers { get; }
 
     /// <summary>The node's current view (what workers adopt at their next refresh).</summary>
-    public ulong Current => (ulong)Volatile.Read(ref _current);
+    public ulong Current => Volatile.Read(ref _current).View;
+
+    /// <summary>The slots owned in <see cref="Current"/>.</summary>
+    public OwnedSlots CurrentOwned => Volatile.Read(ref _current).Owned;
 
     /// <summary>Raised after <see cref="Advance"/> so the node can wake idle workers to refresh.</summary>
     public event Action? Changed;
 
-    /// <summary>Moves the node to <paramref name="view"/> (must be larger than the current one).</summary>
-    public void Advance(ulong view)
+    /// <summary>
+    /// Moves the node to <paramref name="view"/> (must be larger than the current one), owning <paramref name="owned"/>
+    /// in it (null = every slot: a node outside a cluster).
+    /// </summary>
+    public void Advance(ulong view, OwnedSlots? owned = null)
     {
-        if (view <= Current)
-            throw new ArgumentOutOfRangeException(nameof(view), view, "a view only grows");
-        Volatile.Write(ref _current, (long)view);
+        var next = new Published(view, owned ?? OwnedSlots.All);
+        while (true)
+        {
+            var current = Volatile.Read(ref _current);
+            if (view <= current.View)
+                throw new ArgumentOutOfRangeException(nameof(view), view, $"a view only grows (current {current.View})");
+            if (Interlocked.CompareExchange(ref _current, next, current) == current)
+                break;
+        }
         Changed?.Invoke();
     }
 
@@ -55,11 +72,17 @@ public sealed class NodeView
         return true;
     }
 
-    /// <summary>Worker side of the refresh: reads the current view and reports it. Returns the view to check batches against.</summary>
-    internal ulong Refresh(int worker)
+    /// <summary>
+    /// Worker side of the refresh: reads the current view and reports it. Returns the view to check batches against
+    /// and, in <paramref name="owned"/>, the slots owned in it.
+    /// </summary>
+    internal ulong Refresh(int worker, out OwnedSlots owned)
     {
-        ulong view = Current;
-        Volatile.Write(ref _workerViews[(worker + 1) * Stride], (long)view);
-        return view;
+        var current = Volatile.Read(ref _current);
+        Volatile.Write(ref _workerViews[(worker + 1) * Stride], (long)current.View);
+        owned = current.Owned;
+        return current.View;
     }
+
+    private sealed record Published(ulong View, OwnedSlots Owned);
 }

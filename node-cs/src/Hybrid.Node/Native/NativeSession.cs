@@ -106,7 +106,8 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         if (header.Count > _limits.MaxRequestsPerBatch)
             return Reject(worker, connection, output, Status.TooLarge, header.BatchSeq, 0, out _);
         // Pass 1: parse everything, so that a bad request anywhere means nothing of the batch runs.
-        var check = Validate(payload, header.Count, out bool handshakeOnly);
+        var owned = worker.OwnedSlots;
+        var check = Validate(payload, header.Count, owned, out bool handshakeOnly, out bool misrouted);
         if (check != Status.Ok)
             return Reject(worker, connection, output, check, header.BatchSeq, 0, out _);
 
@@ -119,10 +120,12 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
         if (header.SessionId != 0 && header.SessionId != connection.SessionId)
             return Reject(worker, connection, output, Status.Unauthorized, header.BatchSeq, 0, out _);
-        // The one ownership check of the batch (Shadowfax): compare views, run nothing on a mismatch.
-        if (header.View != worker.View)
+        // The one ownership check of the batch (Shadowfax, the model's Execute/Reject guards): compare views, then
+        // every key's slot against the slots owned in that view (computed during the parse; nothing to hash outside
+        // a cluster). Run nothing on a mismatch.
+        if (header.View != worker.View || misrouted)
         {
-            WriteRejected(worker, connection, output, Status.ViewChanged, header.BatchSeq, worker.View);
+            WriteRejected(worker, connection, output, header.View != worker.View ? Status.ViewChanged : Status.NotOwner, header.BatchSeq, worker.View);
             return ProcessOutcome.Continue;
         }
 
@@ -167,9 +170,15 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         worker.RecordBatch(started);
     }
 
-    private Status Validate(ReadOnlySpan<byte> payload, int count, out bool handshakeOnly)
+    /// <summary>
+    /// Parses the whole batch. <paramref name="misrouted"/>: some key's slot is not in <paramref name="owned"/> (the
+    /// slots owned in the worker's view; no hashing when it is <see cref="OwnedSlots.All"/>).
+    /// </summary>
+    private Status Validate(ReadOnlySpan<byte> payload, int count, OwnedSlots owned, out bool handshakeOnly, out bool misrouted)
     {
         handshakeOnly = true;
+        misrouted = false;
+        bool checkSlots = !owned.IsAll;
         var reader = new RequestReader(payload, count, _limits);
         int requests = 0;
         while (reader.Remaining > 0)
@@ -186,11 +195,16 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                 var keys = new PackedKeyReader(request.Value);
                 while (!keys.AtEnd)
                 {
-                    var keyStatus = keys.TryRead(_limits.MaxKeyBytes, out _);
+                    var keyStatus = keys.TryRead(_limits.MaxKeyBytes, out var key);
                     if (keyStatus != Status.Ok)
                         return keyStatus;
+                    misrouted |= checkSlots && !owned.ContainsKey(key);
                     requests++;
                 }
+            }
+            else if (checkSlots && request.Op is OpCode.Get or OpCode.Put or OpCode.CondPut or OpCode.Delete)
+            {
+                misrouted |= !owned.ContainsKey(request.Key);
             }
         }
         if (!reader.AtEnd)

@@ -100,6 +100,7 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
         var started = Stopwatch.GetTimestamp();
         var commandsBefore = _session.CommandCount;
         _worker = worker;
+        _session.OwnedSlots = worker.OwnedSlots;
         var outcome = _session.Process(input, worker.Session, output, worker.PendingContext(connection, 0), out consumed);
         _worker = null;
         NoteWrites(worker, connection);

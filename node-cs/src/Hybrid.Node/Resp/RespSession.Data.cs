@@ -464,18 +464,28 @@ public sealed partial class RespSession : ICompletionSink
         return true;
     }
 
-    /// <summary>False (after writing <c>-MOVED</c>) when another node serves the key's slot.</summary>
+    /// <summary>
+    /// False (after writing <c>-MOVED</c> or <c>-TRYAGAIN</c>) when this node must not execute the key. In a cluster the
+    /// worker's view decides (<see cref="OwnedSlots"/>, the slots owned in the view the worker executes in) and the
+    /// slot map only says where to go; outside one, the slot map alone decides.
+    /// </summary>
     private bool OwnsKey(ReadOnlySpan<byte> key)
     {
-        if (_context.Slots.OwnsAllSlots)
+        if (OwnedSlots.IsAll && _context.Slots.OwnsAllSlots)
         {
             return true;
         }
         var slot = Slot.Of(key);
         var owner = _context.Slots.RedirectFor(slot);
-        if (owner is null)
+        if (OwnedSlots.IsAll ? owner is null : OwnedSlots.Contains(slot))
         {
             return true;
+        }
+        if (owner is null)
+        {
+            // Not owned in this worker's view, and the map names no other node yet: the slot is changing owner.
+            Output.WriteError($"TRYAGAIN slot {slot} is moving between nodes, retry shortly");
+            return false;
         }
         Output.WriteError($"MOVED {slot} {owner}");
         return false;
@@ -487,7 +497,7 @@ public sealed partial class RespSession : ICompletionSink
     /// </summary>
     private bool OwnsKeys(RespArgs args, int first, int step)
     {
-        if (_context.Slots.OwnsAllSlots)
+        if (OwnedSlots.IsAll && _context.Slots.OwnsAllSlots)
         {
             return true;
         }

@@ -67,6 +67,12 @@ public sealed partial class RespSession : IDisposable
     /// <summary>The authenticated tenant, or null while AUTH is still required.</summary>
     public RespTenant? Tenant => _tenant;
 
+    /// <summary>
+    /// The slots owned in the view of the worker running this call (set per call by the host): in a cluster, a key
+    /// outside them is not executed. <see cref="Hosting.OwnedSlots.All"/> outside a cluster.
+    /// </summary>
+    public OwnedSlots OwnedSlots { get; set; } = OwnedSlots.All;
+
     /// <summary>Quota admission for commands with keys (null: no quotas). Charged once per command, never on a resumed one.</summary>
     public IRespAdmission? Admission { get; set; }
 
