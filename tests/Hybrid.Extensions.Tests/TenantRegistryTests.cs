@@ -1,0 +1,84 @@
+using System.Text;
+using Hybrid.Node.Tenants;
+
+namespace Hybrid.Extensions.Tests;
+
+/// <summary>The node's tenant registry: an append-only log that survives restarts, torn tails and the legacy file.</summary>
+public sealed class TenantRegistryTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "hybrid-tenants-" + Guid.NewGuid().ToString("N"));
+
+    private string LogPath => Path.Combine(_dir, TenantRegistry.FileName);
+
+    [Fact]
+    public void Creates_AndQuotaChanges_SurviveReopen_WithTheNextIdNeverReused()
+    {
+        var r = TenantRegistry.Open(_dir);
+        var a = r.Create("a", [1, 2]);
+        var b = r.Create("b", [], maxBytes: 10);
+        r.SetQuotas("a", 100, 7);
+        Assert.Throws<InvalidOperationException>(() => r.Create("a", []));
+
+        var again = TenantRegistry.Open(_dir);
+        Assert.Equal(2, again.All.Count);
+        Assert.True(again.TryGet("a", out var a2));
+        Assert.Equal((a.Id, 100L, 7L), (a2.Id, a2.MaxBytes, a2.MaxOpsPerSecond));
+        Assert.Equal([1, 2], a2.Secret);
+        Assert.True(again.TryGet(Encoding.UTF8.GetBytes("b"), out var b2));
+        Assert.Equal((b.Id, 10L), (b2.Id, b2.MaxBytes));
+        Assert.True(again.TryGet(b.Id, out _));
+        Assert.Equal(b.Id + 1, again.Create("c", []).Id);
+    }
+
+    [Fact]
+    public void ATornLastLine_IsDropped_AndLaterAppendsAreReadBack()
+    {
+        var r = TenantRegistry.Open(_dir);
+        r.Create("a", []);
+        File.AppendAllText(LogPath, "{\"Id\":2,\"Name\":\"tor");   // a crash in the middle of an append
+
+        var reopened = TenantRegistry.Open(_dir);
+        Assert.Single(reopened.All);
+        Assert.False(reopened.TryGet("tor", out _));
+        var c = reopened.Create("c", []);
+        Assert.Equal(2u, c.Id);
+
+        var third = TenantRegistry.Open(_dir);
+        Assert.Equal(["a", "c"], third.All.Select(t => t.Name).Order().ToArray());
+    }
+
+    [Fact]
+    public void ManyQuotaChanges_AreCompactedAtOpen_ToOneLinePerTenant()
+    {
+        var r = TenantRegistry.Open(_dir);
+        r.Create("a", []);
+        for (int i = 0; i < 100; i++)
+            r.SetQuotas("a", i, i);
+        Assert.Equal(101, File.ReadAllLines(LogPath).Length);
+
+        var reopened = TenantRegistry.Open(_dir);
+        Assert.Single(File.ReadAllLines(LogPath));
+        Assert.True(reopened.TryGet("a", out var a));
+        Assert.Equal(99, a.MaxBytes);
+    }
+
+    [Fact]
+    public void TheLegacyJsonFile_IsImportedOnce()
+    {
+        Directory.CreateDirectory(_dir);
+        File.WriteAllText(Path.Combine(_dir, TenantRegistry.LegacyFileName),
+            """[{"Id":3,"Name":"old","Secret":"AQ==","MaxBytes":5,"MaxOpsPerSecond":6}]""");
+        var r = TenantRegistry.Open(_dir);
+        Assert.True(r.TryGet("old", out var old));
+        Assert.Equal((3u, 5L, 6L), (old.Id, old.MaxBytes, old.MaxOpsPerSecond));
+        Assert.False(File.Exists(Path.Combine(_dir, TenantRegistry.LegacyFileName)));
+        Assert.Equal(4u, r.Create("new", []).Id);
+        Assert.Equal(2, TenantRegistry.Open(_dir).All.Count);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+            Directory.Delete(_dir, recursive: true);
+    }
+}
