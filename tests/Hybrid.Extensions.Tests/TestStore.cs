@@ -78,7 +78,8 @@ internal sealed class Harness : IDisposable
 
     public Harness(ExtensionHostOptions? options = null, bool watchdog = false, int schedulers = 1)
     {
-        Host = new ExtensionHost(options ?? new ExtensionHostOptions(), watchdog);
+        // Packing runs only when a test asks (Host.Pack): counts of contexts and modules stay deterministic.
+        Host = new ExtensionHost((options ?? new ExtensionHostOptions()) with { PackInBackground = false }, watchdog);
         Schedulers = Enumerable.Range(0, schedulers).Select(_ => Host.CreateScheduler(Store, Sink)).ToArray();
     }
 

@@ -24,6 +24,21 @@ public sealed record ExtensionHostOptions
     /// <summary>A worker inside one step for longer than this is stuck (a BCL call the meters cannot see into).</summary>
     public TimeSpan StuckAfter { get; init; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>
+    /// Sources compiled together into one pack assembly (≤ 1 disables packing). Installs load on their own first (an
+    /// assembly each, ~30 KiB resident); packing replaces them by one assembly per this many, a few KiB each.
+    /// </summary>
+    public int ExtensionsPerPack { get; init; } = 100;
+
+    /// <summary>
+    /// Pack on a background thread: whenever <see cref="ExtensionsPerPack"/> installs are waiting, and whatever is
+    /// waiting (two or more) once no install came for <see cref="PackIdleDelay"/>. Off: only <see cref="ExtensionHost.Pack"/> packs.
+    /// </summary>
+    public bool PackInBackground { get; init; } = true;
+
+    /// <summary>Quiet time after which the background packer packs a partial batch.</summary>
+    public TimeSpan PackIdleDelay { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Largest accepted source text, in characters.</summary>
     public int MaxSourceChars { get; init; } = 256 * 1024;
 }
@@ -60,6 +75,11 @@ public sealed class ExtensionHost : IDisposable
     private readonly ConcurrentDictionary<ulong, TenantState> _tenants = new();
     private readonly Catalog? _catalog;
     private readonly Thread? _watchdog;
+    private readonly Thread? _packer;
+    private readonly AutoResetEvent _packSignal = new(false);
+    private readonly Lock _packLock = new();
+    private readonly HashSet<string> _unpackable = new(StringComparer.Ordinal);
+    private long _lastInstall;
     private readonly CancellationTokenSource _stop = new();
     private ExtensionScheduler[] _schedulers = [];
     private long _generation;
@@ -74,16 +94,12 @@ public sealed class ExtensionHost : IDisposable
         if (options.Directory is { } dir)
         {
             _catalog = new Catalog(dir);
-            foreach (var (tenant, name, hash) in _catalog.Load())
-            {
-                if (_catalog.ReadImage(hash) is { } image)
-                {
-                    lock (_installLock)
-                    {
-                        Register(tenant, name, _loader.Acquire(hash, image));
-                    }
-                }
-            }
+            Reload(_catalog);
+        }
+        if (options.PackInBackground && options.ExtensionsPerPack > 1)
+        {
+            _packer = new Thread(PackerLoop) { IsBackground = true, Name = "hybrid-ext-packer", Priority = ThreadPriority.BelowNormal };
+            _packer.Start();
         }
         if (startWatchdog)
         {
@@ -108,6 +124,19 @@ public sealed class ExtensionHost : IDisposable
             lock (_installLock)
             {
                 return (_loader.ContextCount, _loader.ModuleCount, _handles.Count);
+            }
+        }
+    }
+
+    /// <summary>Pack assemblies loaded, modules in them, and modules still loaded on their own (for density measurements).</summary>
+    public (int Packs, int PackedModules, int StandaloneModules) PackCounts
+    {
+        get
+        {
+            lock (_installLock)
+            {
+                var packed = _installs.Values.Select(i => i.Module).Distinct().Count(m => m.Packed);
+                return (_loader.PackCount, packed, _loader.ModuleCount - packed);
             }
         }
     }
@@ -172,13 +201,13 @@ public sealed class ExtensionHost : IDisposable
                     return new InstallResult(false, errors, [], true);
                 }
                 image = module.Image;
-                _catalog?.WriteImage(hash, image);
+                _catalog?.WriteImage(hash, image, source);
             }
         }
         lock (_installLock)
         {
             // Re-checked under the lock: another install may have loaded the same source meanwhile.
-            var loaded = _loader.Find(hash) is not null ? _loader.Acquire(hash, []) : _loader.Acquire(hash, image!);
+            var loaded = _loader.Find(hash) is not null ? _loader.Acquire(hash, [], null) : _loader.Acquire(hash, image!, source);
             var bad = loaded.Entries.Keys.Where(e => e.Length > 0 && !s_name.IsMatch(e)).ToList();
             if (bad.Count > 0)
             {
@@ -188,6 +217,11 @@ public sealed class ExtensionHost : IDisposable
             RemoveLocked(tenant, name);
             var names = Register(tenant, name, loaded);
             _catalog?.Append(tenant, name, hash);
+            Volatile.Write(ref _lastInstall, Stopwatch.GetTimestamp());
+            if (!loaded.Packed && _packer is not null)
+            {
+                _packSignal.Set();
+            }
             return new InstallResult(true, [], names, !known);
         }
     }
@@ -212,12 +246,122 @@ public sealed class ExtensionHost : IDisposable
     /// <summary>Limits a tenant's extensions to <paramref name="cores"/> CPU cores on average (≤ 0 removes the limit).</summary>
     public void SetCpuQuota(ulong tenant, double cores) => TenantOf(tenant).SetQuota(cores);
 
-    /// <summary>Stops the watchdog.</summary>
+    /// <summary>
+    /// Packs every extension loaded on its own (whose source is known) into pack assemblies of up to
+    /// <see cref="ExtensionHostOptions.ExtensionsPerPack"/>, now, on the calling thread (compiles: not on a worker).
+    /// Returns how many extensions were packed. Invocations keep running throughout: handles are re-pointed at the
+    /// packed code and the standalone assemblies unload once their staging context is full and empty.
+    /// </summary>
+    public int Pack() => PackBatches(minimum: 2);
+
+    private int PackBatches(int minimum)
+    {
+        int perPack = Options.ExtensionsPerPack, packed = 0;
+        if (perPack <= 1)
+        {
+            return 0;
+        }
+        lock (_packLock)
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                List<(string Hash, string Name, string Source)> batch;
+                lock (_installLock)
+                {
+                    batch = [.. _loader.Staged.Where(m => !_unpackable.Contains(m.Hash)).Take(perPack).Select(m => (m.Hash, "x", m.Source!))];
+                }
+                if (batch.Count < Math.Min(minimum, perPack))
+                {
+                    return packed;
+                }
+                var (pack, left) = ExtensionCompiler.CompilePack(batch);
+                if (pack is not null)
+                {
+                    _catalog?.WritePack(pack.Id, pack.Image, pack.Members);
+                }
+                lock (_installLock)
+                {
+                    _unpackable.UnionWith(left);
+                    if (pack is not null)
+                    {
+                        packed += Repoint(_loader.LoadPack(pack.Image, pack.Members, _ => false));
+                    }
+                }
+            }
+            return packed;
+        }
+    }
+
+    /// <summary>Points every install of a replaced module (and its handles) at the packed module.</summary>
+    private int Repoint(Dictionary<string, LoadedModule> replaced)
+    {
+        var moved = _installs.Where(e => replaced.ContainsKey(e.Value.Module.Hash) && e.Value.Module != replaced[e.Value.Module.Hash]).ToList();
+        foreach (var ((tenant, name), old) in moved)
+        {
+            var quarantined = old.Names.Where(n => _handles.TryGetValue((tenant, n), out var h) && h.IsQuarantined).ToList();
+            Register(tenant, name, replaced[old.Module.Hash]);
+            foreach (var n in quarantined)
+            {
+                _handles[(tenant, n)].Quarantine();
+            }
+        }
+        return replaced.Count;
+    }
+
+    private void PackerLoop()
+    {
+        var handles = new[] { _stop.Token.WaitHandle, _packSignal };
+        while (WaitHandle.WaitAny(handles, Options.PackIdleDelay) != 0)
+        {
+            var quiet = Stopwatch.GetElapsedTime(Volatile.Read(ref _lastInstall)) >= Options.PackIdleDelay;
+            try
+            {
+                PackBatches(minimum: quiet ? 2 : Options.ExtensionsPerPack);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or BadImageFormatException)
+            {
+                // Packing is an optimisation: a failed pack leaves the extensions loaded on their own.
+                Trace.TraceWarning($"extension packing failed: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Stops the watchdog and the packer.</summary>
     public void Dispose()
     {
         _stop.Cancel();
         _watchdog?.Join();
+        _packer?.Join();
         _stop.Dispose();
+        _packSignal.Dispose();
+    }
+
+    /// <summary>Reloads persisted installs without compiling: packs first (a pack holding a live install), then single images.</summary>
+    private void Reload(Catalog catalog)
+    {
+        var (installs, packs) = catalog.Load();
+        var live = installs.Select(i => i.Hash).ToHashSet(StringComparer.Ordinal);
+        lock (_installLock)
+        {
+            foreach (var (id, members) in packs)
+            {
+                if (members.Any(h => live.Contains(h) && _loader.Find(h) is null) && catalog.ReadPack(id) is { } image)
+                {
+                    _loader.LoadPack(image, members, h => live.Contains(h) && _loader.Find(h) is null);
+                }
+            }
+            foreach (var (tenant, name, hash) in installs)
+            {
+                if (_loader.Find(hash) is not null)
+                {
+                    Register(tenant, name, _loader.Acquire(hash, [], null));
+                }
+                else if (catalog.ReadImage(hash) is { } image)
+                {
+                    Register(tenant, name, _loader.Acquire(hash, image, catalog.ReadSource(hash)));
+                }
+            }
+        }
     }
 
     private TenantState TenantOf(ulong tenant) => _tenants.GetOrAdd(tenant, _ => new TenantState());
@@ -284,26 +428,34 @@ public sealed class ExtensionHost : IDisposable
     }
 
     /// <summary>
-    /// The persisted installs: instrumented images under <c>modules/&lt;hash&gt;.dll</c> and an append-only
-    /// <c>catalog.log</c> of installs and removals, compacted at startup. Images are trusted: the directory
-    /// belongs to the server; each image's SHA-256 is checked against the catalog on load.
+    /// The persisted installs: instrumented images under <c>modules/&lt;hash&gt;.dll</c> (with the source next to it,
+    /// <c>&lt;hash&gt;.cs</c>, for packing), pack images under <c>packs/&lt;id&gt;.dll</c>, and an append-only
+    /// <c>catalog.log</c> of installs (<c>+</c>), removals (<c>-</c>) and packs (<c>P</c>), compacted at startup.
+    /// Images are trusted: the directory belongs to the server; each image's SHA-256 is checked against the catalog
+    /// on load (a pack whose image fails the check is skipped and its members load on their own).
     /// </summary>
     private sealed class Catalog
     {
         private readonly string _modules;
+        private readonly string _packs;
         private readonly string _log;
         private readonly ConcurrentDictionary<string, string> _imageHashes = new(StringComparer.Ordinal);
+        private readonly Lock _appendLock = new();
 
         internal Catalog(string directory)
         {
             _modules = Path.Combine(directory, "modules");
+            _packs = Path.Combine(directory, "packs");
             _log = Path.Combine(directory, "catalog.log");
             System.IO.Directory.CreateDirectory(_modules);
+            System.IO.Directory.CreateDirectory(_packs);
         }
 
-        internal List<(ulong Tenant, string Name, string Hash)> Load()
+        /// <summary>Live installs in install order, and the packs holding any of them (newest first).</summary>
+        internal (List<(ulong Tenant, string Name, string Hash)> Installs, List<(string Id, string[] Members)> Packs) Load()
         {
             var live = new Dictionary<(ulong, string), string>();
+            var packs = new List<(string Id, string[] Members)>();
             if (File.Exists(_log))
             {
                 foreach (var line in File.ReadLines(_log))
@@ -318,18 +470,61 @@ public sealed class ExtensionHost : IDisposable
                     {
                         live.Remove((tenant2, n2));
                     }
+                    else if (f is ["P", var id, var ih2, var members])
+                    {
+                        _imageHashes["pack:" + id] = ih2;
+                        packs.Add((id, members.Split(',')));
+                    }
                 }
             }
+            var hashes = live.Values.ToHashSet(StringComparer.Ordinal);
+            packs = [.. packs.Where(p => p.Members.Any(hashes.Contains)).DistinctBy(p => p.Id)];
             var tmp = _log + ".tmp";
-            File.WriteAllLines(tmp, live.Select(e => Line(e.Key.Item1, e.Key.Item2, e.Value)));
+            File.WriteAllLines(tmp, packs.Select(p => PackLine(p.Id, p.Members)).Concat(live.Select(e => Line(e.Key.Item1, e.Key.Item2, e.Value))));
             File.Move(tmp, _log, overwrite: true);
-            return [.. live.Select(e => (e.Key.Item1, e.Key.Item2, e.Value))];
+            packs.Reverse();
+            return ([.. live.Select(e => (e.Key.Item1, e.Key.Item2, e.Value))], packs);
         }
 
-        internal byte[]? ReadImage(string hash)
+        internal byte[]? ReadImage(string hash) => ReadChecked(Path.Combine(_modules, hash + ".dll"), hash);
+
+        internal byte[]? ReadPack(string id) => ReadChecked(Path.Combine(_packs, id + ".dll"), "pack:" + id);
+
+        internal string? ReadSource(string hash)
         {
-            var path = Path.Combine(_modules, hash + ".dll");
-            if (!File.Exists(path) || !_imageHashes.TryGetValue(hash, out var expected))
+            var path = Path.Combine(_modules, hash + ".cs");
+            return File.Exists(path) ? File.ReadAllText(path) : null;
+        }
+
+        internal void WriteImage(string hash, byte[] image, string source)
+        {
+            WriteFile(Path.Combine(_modules, hash + ".cs"), System.Text.Encoding.UTF8.GetBytes(source));
+            WriteFile(Path.Combine(_modules, hash + ".dll"), image);
+            _imageHashes[hash] = Convert.ToHexStringLower(SHA256.HashData(image));
+        }
+
+        internal void WritePack(string id, byte[] image, IReadOnlyList<string> members)
+        {
+            WriteFile(Path.Combine(_packs, id + ".dll"), image);
+            _imageHashes["pack:" + id] = Convert.ToHexStringLower(SHA256.HashData(image));
+            AppendLine(PackLine(id, members));
+        }
+
+        internal void Append(ulong tenant, string name, string hash) => AppendLine(Line(tenant, name, hash));
+
+        internal void Remove(ulong tenant, string name) => AppendLine($"-\t{tenant}\t{name}");
+
+        private void AppendLine(string line)
+        {
+            lock (_appendLock)
+            {
+                File.AppendAllLines(_log, [line]);
+            }
+        }
+
+        private byte[]? ReadChecked(string path, string key)
+        {
+            if (!File.Exists(path) || !_imageHashes.TryGetValue(key, out var expected))
             {
                 return null;
             }
@@ -337,18 +532,14 @@ public sealed class ExtensionHost : IDisposable
             return Convert.ToHexStringLower(SHA256.HashData(image)) == expected ? image : null;
         }
 
-        internal void WriteImage(string hash, byte[] image)
+        private static void WriteFile(string path, byte[] bytes)
         {
-            var path = Path.Combine(_modules, hash + ".dll");
-            File.WriteAllBytes(path + ".tmp", image);
+            File.WriteAllBytes(path + ".tmp", bytes);
             File.Move(path + ".tmp", path, overwrite: true);
-            _imageHashes[hash] = Convert.ToHexStringLower(SHA256.HashData(image));
         }
 
-        internal void Append(ulong tenant, string name, string hash) => File.AppendAllLines(_log, [Line(tenant, name, hash)]);
-
-        internal void Remove(ulong tenant, string name) => File.AppendAllLines(_log, [$"-\t{tenant}\t{name}"]);
-
         private string Line(ulong tenant, string name, string hash) => $"+\t{tenant}\t{name}\t{hash}\t{_imageHashes[hash]}";
+
+        private string PackLine(string id, IEnumerable<string> members) => $"P\t{id}\t{_imageHashes["pack:" + id]}\t{string.Join(',', members)}";
     }
 }

@@ -15,17 +15,24 @@ internal sealed class SourceChecker
     private readonly IAssemblySymbol _self;
     private readonly SortedSet<string> _errors = new(StringComparer.Ordinal);
     private readonly List<EntryPoint> _entries = [];
+    private readonly string? _packNamespace;
 
-    private SourceChecker(SemanticModel model)
+    private SourceChecker(SemanticModel model, string? packNamespace)
     {
         _model = model;
         _self = model.Compilation.Assembly;
+        _packNamespace = packNamespace;
     }
 
-    /// <summary>Checks one syntax tree; returns the findings and the entry points found.</summary>
-    public static (IReadOnlyCollection<string> Errors, IReadOnlyList<EntryPoint> Entries) Check(SemanticModel model)
+    /// <summary>
+    /// Checks one syntax tree; returns the findings and the entry points found. In a pack (many tenants' sources
+    /// compiled into one assembly, each wrapped in its own namespace) <paramref name="packNamespace"/> is the tree's
+    /// namespace, and any reference to a type of the assembly outside it is refused: one tenant's code never names
+    /// another's.
+    /// </summary>
+    public static (IReadOnlyCollection<string> Errors, IReadOnlyList<EntryPoint> Entries) Check(SemanticModel model, string? packNamespace = null)
     {
-        var checker = new SourceChecker(model);
+        var checker = new SourceChecker(model, packNamespace);
         foreach (var node in model.SyntaxTree.GetRoot().DescendantNodesAndSelf())
         {
             checker.CheckNode(node);
@@ -82,10 +89,13 @@ internal sealed class SourceChecker
         if (node is ExpressionSyntax or TypeSyntax or AttributeSyntax or ConstructorInitializerSyntax
             or PrimaryConstructorBaseTypeSyntax)
         {
-            CheckSymbol(node, _model.GetSymbolInfo(node).Symbol);
+            var symbol = _model.GetSymbolInfo(node).Symbol;
+            CheckSymbol(node, symbol);
             var info = _model.GetTypeInfo(node);
             CheckType(node, info.Type);
             CheckType(node, info.ConvertedType);
+            CheckPack(node, symbol);
+            CheckPack(node, info.Type);
         }
         if (node is MemberDeclarationSyntax or VariableDeclaratorSyntax or LocalFunctionStatementSyntax or ParameterSyntax
             or BaseTypeDeclarationSyntax)
@@ -242,6 +252,23 @@ internal sealed class SourceChecker
                 }
                 CheckType(node, named.ContainingType);
                 return;
+        }
+    }
+
+    private void CheckPack(SyntaxNode node, ISymbol? symbol)
+    {
+        if (_packNamespace is null || symbol is null || !FromSelf(symbol) || symbol is INamespaceSymbol { IsGlobalNamespace: true })
+        {
+            return;
+        }
+        var ns = symbol as INamespaceSymbol ?? symbol.ContainingNamespace;
+        while (ns is { ContainingNamespace.IsGlobalNamespace: false })
+        {
+            ns = ns.ContainingNamespace;
+        }
+        if (ns is null || ns.Name != _packNamespace)
+        {
+            Report(node, $"reference to '{symbol.ToDisplayString()}' outside this extension");
         }
     }
 
