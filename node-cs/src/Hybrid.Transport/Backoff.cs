@@ -8,6 +8,13 @@ namespace Hybrid.Transport;
 /// blocks (doorbell) or naps. The phases are measured in time, not rounds, so a cheap poll (a shared-memory
 /// ring) and a costly one (a DPDK port) wait equally long. Allocation-free; reset after every success.
 /// </summary>
+/// <remarks>
+/// Measured on this project's machine kind (2 KVM vCPUs): <c>Thread.SpinWait(10)</c> takes ~550 ns and
+/// <c>Stopwatch.GetTimestamp</c> 60–80 ns. A spin round of <c>SpinWait(10)</c> made a waiter notice a message
+/// ~275 ns late on average, a third of the shared-memory ring's whole round trip; one <c>SpinWait(1)</c>
+/// (~50–80 ns, still a <c>pause</c> for the other hyperthread) per round and a clock read only every
+/// <see cref="RoundsPerClockRead"/> rounds keep the pickup delay near the cost of one poll.
+/// </remarks>
 internal struct Backoff
 {
     /// <summary>How long to busy-spin before yielding: covers a round trip even when the peer is descheduled briefly.</summary>
@@ -15,6 +22,9 @@ internal struct Backoff
 
     /// <summary>Spin plus yield time before the caller blocks.</summary>
     private static readonly long s_yieldTicks = Stopwatch.Frequency / 200;
+
+    /// <summary>Spin rounds between clock reads (a clock read costs as much as a spin round); a yield round reads it every time.</summary>
+    private const int RoundsPerClockRead = 64;
 
     private long _start;
     private int _round;
@@ -28,7 +38,7 @@ internal struct Backoff
             _start = Stopwatch.GetTimestamp();
             _spinning = true;
         }
-        else if ((++_round & 15) == 0)
+        else if (!_spinning || ++_round % RoundsPerClockRead == 0)
         {
             long elapsed = Stopwatch.GetTimestamp() - _start;
             if (elapsed > s_yieldTicks)
@@ -36,7 +46,7 @@ internal struct Backoff
             _spinning = elapsed < s_spinTicks;
         }
         if (_spinning)
-            Thread.SpinWait(10);
+            Thread.SpinWait(1);
         else
             Thread.Yield();
         return true;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -21,6 +22,7 @@ internal sealed class ShmConnection : ITransportConnection
     private const int RingHeader0 = 128;
     private const int RingHeader1 = 512;
     private const int LivenessCheckEvery = 4096;
+    private static readonly long s_endOfFileConfirmTicks = Stopwatch.Frequency / 1000;
 
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
@@ -32,6 +34,8 @@ internal sealed class ShmConnection : ITransportConnection
     private byte[]? _partial;
     private int _partialHave;
     private int _emptyPolls;
+    private int _endOfFileReadings;
+    private long _endOfFileSince;
     private int _disposed;
 
     /// <summary>Bytes of the mapped file for rings of <paramref name="ringBytes"/>.</summary>
@@ -234,18 +238,35 @@ internal sealed class ShmConnection : ITransportConnection
         return false;
     }
 
-    /// <summary>A readable socket with nothing to read is at end-of-file: the peer process is gone.</summary>
+    /// <summary>
+    /// A readable socket with nothing to read is at end-of-file: the peer process is gone. One such reading is not
+    /// proof: a doorbell byte makes the socket readable and a receive blocked on the doorbell on another thread (this
+    /// side's consumer) may take it between the two calls. End-of-file lasts, a doorbell byte does not, so the peer
+    /// counts as gone only when every reading for <see cref="s_endOfFileConfirmTicks"/> (and at least three) looked
+    /// like it. The sender and a polling receiver may check at once: the counters are racy on purpose, a lost update
+    /// only delays the verdict.
+    /// </summary>
     private void CheckPeerAlive()
     {
+        bool endOfFile;
         try
         {
-            if (_doorbell.Poll(0, SelectMode.SelectRead) && _doorbell.Available == 0)
-                throw Gone(null);
+            endOfFile = _doorbell.Poll(0, SelectMode.SelectRead) && _doorbell.Available == 0;
         }
         catch (SocketException e)
         {
             throw Gone(e);
         }
+        if (!endOfFile)
+        {
+            _endOfFileReadings = 0;
+            return;
+        }
+        long now = Stopwatch.GetTimestamp();
+        if (_endOfFileReadings++ == 0)
+            _endOfFileSince = now;
+        else if (_endOfFileReadings >= 3 && now - _endOfFileSince >= s_endOfFileConfirmTicks)
+            throw Gone(null);
     }
 
     private TransportException Gone(Exception? inner)
