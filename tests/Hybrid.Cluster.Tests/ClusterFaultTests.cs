@@ -183,8 +183,16 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : IAsyncLifetime
         Kill(victim);
         await Task.Delay(500);
         await StartAsync(victim);
-        await WaitAsync(() => Task.FromResult(_metadata.Current.Phase("r1") == "" && _metadata.Current.Phase("r2") == ""),
-            "the migration to finish", TimeSpan.FromSeconds(120));
+        try
+        {
+            await WaitAsync(() => Task.FromResult(_metadata.Current.Phase("r1") == "" && _metadata.Current.Phase("r2") == ""),
+                "the migration to finish", TimeSpan.FromSeconds(120));
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine($"phases r1 {_metadata.Current.Phase("r1")}, r2 {_metadata.Current.Phase("r2")}; target status: {await StatusAsync("n2")}");
+            throw;
+        }
         await Task.Delay(300);
         await stop.CancelAsync();
         await Task.WhenAll(writers);

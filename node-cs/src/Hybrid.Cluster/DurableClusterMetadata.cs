@@ -105,12 +105,12 @@ public sealed class DurableClusterMetadata : IClusterMetadata
     public ClusterCore Current => Load().Core;
 
     /// <inheritdoc />
-    public bool TryReplace(ClusterCore expected, ClusterDecision decision, ClusterCore next)
+    public bool TryReplace(ClusterCore expected, IReadOnlyList<ClusterDecision> decisions, ClusterCore next)
     {
         var (core, log, revision) = Load();
         if (!ReferenceEquals(core, expected))
             return false;
-        DecisionLog appended = log with { Decisions = log.Decisions.Add(decision) };
+        DecisionLog appended = log with { Decisions = log.Decisions.AddRange(decisions) };
         TxnResult result = _store.CompareAndSwapManyAsync(
         [
             MetadataOp.Put(LogKey, revision, JsonSerializer.SerializeToUtf8Bytes(appended, s_json)),

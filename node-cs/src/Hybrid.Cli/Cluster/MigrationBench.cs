@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using HdrHistogram;
 using Hybrid.Cli.Bench;
 using Hybrid.Client;
@@ -183,6 +184,8 @@ internal static class MigrationBench
         Console.WriteLine($"{mode}: moving {ranges.Count} ranges to {target.Id}...");
         MigrationReport report = await MigrationProgress.RunAsync(target, ranges, showBar: false, stopAndCopy);
         Console.WriteLine($"{mode}: {report.Summary()}");
+        if (await LocalCluster.StatusAsync(target) is { } status && status.TryGetProperty("steps", out JsonElement steps))
+            Console.WriteLine($"{mode} steps: {string.Join(", ", steps.EnumerateArray().Select(s => s.GetString()))}");
         return report;
     }
 

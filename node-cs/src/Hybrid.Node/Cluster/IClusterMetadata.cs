@@ -14,11 +14,14 @@ public interface IClusterMetadata
     ClusterCore Current { get; }
 
     /// <summary>
-    /// Installs <paramref name="next"/>, the core's answer to <paramref name="decision"/> in state
-    /// <paramref name="expected"/>, if the state is still <paramref name="expected"/>; false when another decision won
-    /// (then <see cref="Current"/> is the newer state to decide against).
+    /// Installs <paramref name="next"/>, the core's answer to <paramref name="decisions"/> applied one after the other
+    /// from state <paramref name="expected"/>, if the state is still <paramref name="expected"/>; false when another
+    /// decision won (then <see cref="Current"/> is the newer state to decide against). All of them or none become
+    /// durable, in one write: the core still decided each one, so any prefix a crash could have left with separate
+    /// writes is as valid as none or all, and one write per step instead of one per decision is what keeps a
+    /// migration of many ranges from spending its time in fsyncs.
     /// </summary>
-    bool TryReplace(ClusterCore expected, ClusterDecision decision, ClusterCore next);
+    bool TryReplace(ClusterCore expected, IReadOnlyList<ClusterDecision> decisions, ClusterCore next);
 }
 
 /// <summary>Decision state held in this process only (tests, single-process clusters): lost on restart.</summary>
@@ -30,6 +33,6 @@ public sealed class InMemoryClusterMetadata(ClusterCore initial) : IClusterMetad
     public ClusterCore Current => Volatile.Read(ref _current);
 
     /// <inheritdoc />
-    public bool TryReplace(ClusterCore expected, ClusterDecision decision, ClusterCore next) =>
+    public bool TryReplace(ClusterCore expected, IReadOnlyList<ClusterDecision> decisions, ClusterCore next) =>
         ReferenceEquals(Interlocked.CompareExchange(ref _current, next, expected), expected);
 }
