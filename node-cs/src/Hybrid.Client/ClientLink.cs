@@ -15,19 +15,25 @@ internal abstract class ClientLink : IDisposable
     /// <summary>Called with each whole reply frame (CRC checked); the bytes are valid until the returned task completes.</summary>
     internal delegate ValueTask ReplyHandler(FrameHeader header, ReadOnlyMemory<byte> payload);
 
-    /// <summary>Opens the link the options name: a transport session when <see cref="HybridClientOptions.Transport"/> is set, else a TCP socket.</summary>
+    /// <summary>
+    /// Opens the link the options name: a transport session when <see cref="HybridClientOptions.Transport"/> is set (at the
+    /// endpoint's own address when it is a <see cref="TransportEndPoint"/>, else at
+    /// <see cref="HybridClientOptions.TransportAddress"/>), else a TCP socket.
+    /// </summary>
     internal static async Task<ClientLink> ConnectAsync(HybridClientOptions options, CancellationToken cancellationToken)
     {
+        var perNode = options.EndPoint as TransportEndPoint;
         if (options.Transport is { } transport)
         {
-            string address = options.TransportAddress ?? throw new ArgumentException("HybridClientOptions.TransportAddress is required with a Transport");
+            string address = perNode?.Address ?? options.TransportAddress
+                ?? throw new ArgumentException("HybridClientOptions.TransportAddress (or a TransportEndPoint) is required with a Transport");
             var connection = await transport.ConnectAsync(address, cancellationToken).ConfigureAwait(false);
             return new TransportLink(connection);
         }
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(options.EndPoint, cancellationToken).ConfigureAwait(false);
+            await socket.ConnectAsync(perNode?.Native ?? options.EndPoint, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
