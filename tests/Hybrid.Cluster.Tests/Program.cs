@@ -6,18 +6,19 @@ namespace Hybrid.Cluster.Tests;
 /// Entry point used only when a test starts this assembly as a child process (`dotnet exec
 /// Hybrid.Cluster.Tests.dll counter DIR N`): the child increments a counter in a file store N times and
 /// prints each value it committed, so the parent can check cross-process atomicity and crash safety.
-/// `node METADATA-DIR DATA-DIR NAME TRACE-FILE` runs one cluster node (sync durability) until killed.
+/// `node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND]` runs one cluster node (sync durability) on that metadata
+/// store until killed.
 /// </summary>
 public static class Program
 {
     /// <summary>Runs a child role; returns a non-zero exit code on bad arguments.</summary>
     public static async Task<int> Main(string[] args)
     {
-        if (args is ["node", var metadataDir, var dataDir, var name, var trace])
-            return await ClusterFaultTests.RunNodeAsync(metadataDir, dataDir, name, trace);
+        if (args is ["node-at", var storeSpec, var nodeDataDir, var nodeName, var nodeTrace, .. var bind] && bind.Length <= 1)
+            return await NodeProcess.RunNodeAsync(storeSpec, nodeDataDir, nodeName, nodeTrace, bind.FirstOrDefault());
         if (args is not ["counter", var directory, var count])
         {
-            await Console.Error.WriteLineAsync("usage: counter DIR N | node METADATA-DIR DATA-DIR NAME TRACE-FILE");
+            await Console.Error.WriteLineAsync("usage: counter DIR N | node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND]");
             return 2;
         }
 

@@ -45,7 +45,9 @@ public sealed class ClusterNodeHost : IAsyncDisposable
             throw new ArgumentException($"the cluster has no node {name} (nodes: {string.Join(", ", log.Nodes)})");
         StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
         var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
-        var member = new ClusterMember(name, log.Cores, options, metadata, metadata.Ranges, n => PeerOf(metadata, n),
+        // Decisions wait out a metadata store that is briefly away (etcd restarting); the data path never waits for it.
+        var patient = new PatientClusterMetadata(metadata, e => e is MetadataUnavailableException, log.Nodes, log.Cores, [.. metadata.Ranges.Keys]);
+        var member = new ClusterMember(name, log.Cores, options, patient, metadata.Ranges, n => PeerOf(metadata, n),
             new IPEndPoint(options.BindAddress, peerPort), trace)
         {
             RespEndpoints = async ct => (await metadata.Typed.ListLiveNodesAsync(ct).ConfigureAwait(false))

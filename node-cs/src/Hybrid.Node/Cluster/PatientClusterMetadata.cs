@@ -1,0 +1,86 @@
+using System.Text;
+using Hybrid.Core.Interop;
+
+namespace Hybrid.Node.Cluster;
+
+/// <summary>
+/// An <see cref="IClusterMetadata"/> that waits out an unavailable metadata store instead of failing the migration
+/// that asked: reads are retried; a compare-and-swap whose outcome is unknown (the store went away mid-call) is
+/// resolved by reading the state again. If it shows the state the decision produced, the write landed; if it still
+/// shows the expected state, the write is tried again; otherwise another decider moved first and the caller decides
+/// again (false, as for any lost race). The data path never goes through here: while the store is down, nodes keep
+/// serving in the views they have; only decisions wait.
+/// </summary>
+/// <param name="inner">The store-backed metadata.</param>
+/// <param name="isUnavailable">Which exceptions mean "unavailable for now" (e.g. Hybrid.Cluster's MetadataUnavailableException).</param>
+/// <param name="nodes">The cluster's node names (to compare states).</param>
+/// <param name="cores">The cluster's core names.</param>
+/// <param name="ranges">The cluster's range names.</param>
+public sealed class PatientClusterMetadata(IClusterMetadata inner, Func<Exception, bool> isUnavailable,
+    IReadOnlyList<string> nodes, IReadOnlyList<string> cores, IReadOnlyList<string> ranges) : IClusterMetadata
+{
+    /// <summary>How long a call waits for the store before giving up with the store's own error.</summary>
+    public TimeSpan RetryFor { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <inheritdoc />
+    public ClusterCore Current => Retry(() => inner.Current);
+
+    /// <inheritdoc />
+    public bool TryReplace(ClusterCore expected, IReadOnlyList<ClusterDecision> decisions, ClusterCore next)
+    {
+        DateTime deadline = DateTime.UtcNow + RetryFor;
+        string before = Fingerprint(expected), after = Fingerprint(next);
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return inner.TryReplace(expected, decisions, next);
+            }
+            catch (Exception e) when (isUnavailable(e) && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(Math.Min(50 * (attempt + 1), 500));
+            }
+            // The outcome is unknown: look at what the store holds now.
+            string now = Fingerprint(Current);
+            if (now == after)
+                return true;
+            if (now != before)
+                return false;
+        }
+    }
+
+    private T Retry<T>(Func<T> call)
+    {
+        DateTime deadline = DateTime.UtcNow + RetryFor;
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return call();
+            }
+            catch (Exception e) when (isUnavailable(e) && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(Math.Min(50 * (attempt + 1), 500));
+            }
+        }
+    }
+
+    /// <summary>
+    /// What a decision can change, as text: every node's view, floor and core views, every range's owner and phase.
+    /// Each decision the core accepts changes at least one of them.
+    /// </summary>
+    private string Fingerprint(ClusterCore core)
+    {
+        var text = new StringBuilder();
+        foreach (string n in nodes)
+        {
+            text.Append(n).Append(':').Append(core.View(n)).Append('/').Append(core.Floor(n));
+            foreach (string c in cores)
+                text.Append(',').Append(core.CoreView(n, c));
+            text.Append(';');
+        }
+        foreach (string r in ranges)
+            text.Append(r).Append('=').Append(core.Owner(r)).Append('/').Append(core.Phase(r)).Append(';');
+        return text.ToString();
+    }
+}

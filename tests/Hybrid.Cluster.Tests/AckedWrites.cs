@@ -1,0 +1,85 @@
+using System.Text;
+using Hybrid.Client;
+using Hybrid.Protocol;
+
+namespace Hybrid.Cluster.Tests;
+
+/// <summary>
+/// A write load through a <see cref="ClusterClient"/> that remembers, per key, the last value the cluster
+/// acknowledged: loaded first, then written by several lanes until stopped, then checked (every key must hold its
+/// last acknowledged value). A write that failed with a connection error is unacknowledged: no promise.
+/// </summary>
+internal sealed class AckedWrites(ClusterClient client, int keys)
+{
+    private readonly string?[] _acked = new string?[keys];
+    private readonly CancellationTokenSource _stop = new();
+    private Task[] _lanes = [];
+    private long _writes, _failed;
+
+    /// <summary>Writes acknowledged by the lanes.</summary>
+    public long Writes => Interlocked.Read(ref _writes);
+
+    /// <summary>Writes that failed with a connection error (outcome unknown).</summary>
+    public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>The key of index <paramref name="i"/>.</summary>
+    public static byte[] Key(int i) => Encoding.UTF8.GetBytes("key:" + i);
+
+    /// <summary>Writes every key once (each must be acknowledged).</summary>
+    public async Task LoadAsync()
+    {
+        var loads = new List<Task<WriteResult>>();
+        for (int i = 0; i < _acked.Length; i++)
+            loads.Add(client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(new string('v', 100) + i)));
+        foreach (WriteResult w in await Task.WhenAll(loads))
+            Assert.Equal(Status.Ok, w.Status);
+        for (int i = 0; i < _acked.Length; i++)
+            _acked[i] = new string('v', 100) + i;
+    }
+
+    /// <summary>Starts <paramref name="lanes"/> writers; lane l writes the keys i with i % lanes == l, in turn.</summary>
+    public void Start(int lanes)
+    {
+        async Task Lane(int lane)
+        {
+            for (int round = 0; !_stop.IsCancellationRequested; round++)
+            {
+                int i = ((round * lanes) + lane) % _acked.Length;
+                string value = $"w{lane}-{round}";
+                try
+                {
+                    if ((await client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value))).Status == Status.Ok)
+                    {
+                        Volatile.Write(ref _acked[i], value);
+                        Interlocked.Increment(ref _writes);
+                    }
+                }
+                catch (HybridConnectionException)
+                {
+                    Interlocked.Increment(ref _failed);
+                }
+            }
+        }
+        _lanes = [.. Enumerable.Range(0, lanes).Select(l => Task.Run(() => Lane(l)))];
+    }
+
+    /// <summary>Stops the writers (a failure inside one surfaces here).</summary>
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_lanes);
+    }
+
+    /// <summary>Reads every key back; returns the indexes whose value is not the last acknowledged one.</summary>
+    public async Task<List<int>> MismatchesAsync()
+    {
+        var wrong = new List<int>();
+        for (int i = 0; i < _acked.Length; i++)
+        {
+            GetResult got = await client.GetAsync(1, Key(i));
+            if (_acked[i] != (got.Value is null ? null : Encoding.UTF8.GetString(got.Value)))
+                wrong.Add(i);
+        }
+        return wrong;
+    }
+}
