@@ -104,9 +104,18 @@ public abstract class ClusterProcessTests : IAsyncLifetime
         ControlAsync("n2", $"{{\"op\":\"migrate\",\"ranges\":[\"r1\",\"r2\"],\"maxBytesPerSecond\":{maxBytesPerSecond}}}");
 
     /// <summary>Waits until r1's migration pulls and the target has more than 100 records.</summary>
-    protected Task WaitForPullingAsync() =>
-        WaitAsync(async () => Metadata.Current.Phase("r1") == "Pulling" && (await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("records").GetInt64() > 100,
-            "the target to pull", TimeSpan.FromSeconds(60));
+    protected async Task WaitForPullingAsync()
+    {
+        try
+        {
+            await WaitAsync(async () => Metadata.Current.Phase("r1") == "Pulling" && (await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("records").GetInt64() > 100,
+                "the target to pull", TimeSpan.FromSeconds(90));
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}: r1 is in phase '{Metadata.Current.Phase("r1")}', target status {await ControlAsync("n2", "{\"op\":\"status\"}")}", e);
+        }
+    }
 
     /// <summary>
     /// Checks the end state: no migration left, r1 and r2 owned by n2, r3 and r4 by n1, each range owned in exactly one
