@@ -16,137 +16,86 @@ namespace Hybrid.Cluster.Tests;
 /// test host, and a process's one memif port reaches one peer; the node's memif front end is tested in
 /// Hybrid.Node.Tests with child processes.)
 /// </summary>
-public sealed class TransportClusterTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class TransportClusterTests(ITestOutputHelper output)
 {
-    private const string Root = "/hybrid";
-    private static readonly string[] s_cores = ["c1", "c2"];
-    private readonly TempDirectory _dir = new();
-    private readonly List<IAsyncDisposable> _owned = [];
-    private readonly CountingTransport _shm = new(TransportFactory.Create(new TransportOptions { Kind = TransportKind.SharedMemory }));
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        for (int i = _owned.Count - 1; i >= 0; i--)
-            await _owned[i].DisposeAsync();
-        _shm.Dispose();
-        _dir.Dispose();
-    }
-
-    private T Own<T>(T value) where T : IAsyncDisposable
-    {
-        _owned.Add(value);
-        return value;
-    }
-
-    private async Task<ClusterNodeHost> StartNodeAsync(string name)
-    {
-        var options = new HybridNodeOptions
+    /// <summary>Starts a cluster member whose node listens on a fresh shm socket besides its ephemeral TCP port.</summary>
+    private static Task<ClusterNodeHost> StartNodeAsync(IMetadataStore store, string directory, string name) =>
+        ClusterNodeHost.StartAsync(store, "/hybrid", name, new HybridNodeOptions
         {
-            DataDirectory = Path.Combine(_dir.Path, name),
+            DataDirectory = Path.Combine(directory, name),
             NativePort = 0,
             RespPort = -1,
             MetricsPort = -1,
             MemoryBudgetBytes = 1 << 20,
             Transports = [TransportListenerOptions.FromSpec($"shm:/tmp/hyb-ct-{Guid.NewGuid():N}.sock")],
             ConfigureStore = o => o with { PageSizeBytes = 1 << 16, MaxKeyBytes = 256, MaxValueBytes = 1024, IndexBuckets = 1 << 12, CheckpointInterval = TimeSpan.Zero },
-        };
-        IMetadataStore store = Own(new FileMetadataStore(Path.Combine(_dir.Path, "metadata")));
-        return Own(await ClusterNodeHost.StartAsync(store, Root, name, options));
-    }
-
-    private static byte[] Key(int i) => Encoding.UTF8.GetBytes("key:" + i);
+        });
 
     /// <summary>A key whose slot lies in <paramref name="range"/>.</summary>
-    private static byte[] KeyIn(SlotRange range)
-    {
-        for (int i = 0; ; i++)
-        {
-            byte[] key = Encoding.UTF8.GetBytes("probe:" + i);
-            int slot = ClusterSlot.Of(key);
-            if (slot >= range.First && slot <= range.Last)
-                return key;
-        }
-    }
+    private static byte[] KeyIn(SlotRange range) =>
+        Enumerable.Range(0, int.MaxValue).Select(i => Encoding.UTF8.GetBytes("probe:" + i))
+            .First(key => ClusterSlot.Of(key) >= range.First && ClusterSlot.Of(key) <= range.Last);
 
     [Fact]
     public async Task Shm_ClusterClient_FollowsMigrationBetweenTwoNodes_AndSessionSeesViewChanged()
     {
-        IMetadataStore setupStore = Own(new FileMetadataStore(Path.Combine(_dir.Path, "metadata")));
-        var setup = new DurableClusterMetadata(setupStore, Root);
+        using var dir = new TempDirectory();
+        using var shm = new CountingTransport(TransportFactory.Create(new TransportOptions { Kind = TransportKind.SharedMemory }));
+        string metadata = Path.Combine(dir.Path, "metadata");
+        await using var setupStore = new FileMetadataStore(metadata);
+        await using var store1 = new FileMetadataStore(metadata);
+        await using var store2 = new FileMetadataStore(metadata);
+        var setup = new DurableClusterMetadata(setupStore, "/hybrid");
         var ranges = DurableClusterMetadata.EvenRanges(4);
-        Assert.True(await setup.InitializeAsync(["n1", "n2"], s_cores, ranges, ranges.Keys.ToDictionary(r => r, _ => "n1")));
-        var nodes = new Dictionary<string, ClusterNodeHost> { ["n1"] = await StartNodeAsync("n1"), ["n2"] = await StartNodeAsync("n2") };
-        string AddressOf(string node) => nodes[node].Member.Node.TransportAddressOf("shm");
+        Assert.True(await setup.InitializeAsync(["n1", "n2"], ["c1", "c2"], ranges, ranges.Keys.ToDictionary(r => r, _ => "n1")));
+        await using var n1 = await StartNodeAsync(store1, dir.Path, "n1");
+        await using var n2 = await StartNodeAsync(store2, dir.Path, "n2");
+        string n1Shm = n1.Member.Node.TransportAddressOf("shm"), n2Shm = n2.Member.Node.TransportAddressOf("shm");
 
-        var routing = TransportRouting.Over(new ClusterRoutingSource(setup.Typed), (node, _) => AddressOf(node));
-        ClusterClient client = Own(await ClusterClient.ConnectAsync(routing, new HybridClientOptions { Transport = _shm }));
+        var routing = TransportRouting.Over(new ClusterRoutingSource(setup.Typed), (node, _) => node == "n1" ? n1Shm : n2Shm);
+        await using var client = await ClusterClient.ConnectAsync(routing, new HybridClientOptions { Transport = shm });
         Assert.All(client.Routing.EndPoints.Values, e => Assert.IsType<TransportEndPoint>(e));
 
         // A plain session over shm to n1, opened before the migration (it learns n1's view in Hello).
-        var direct = Own(await HybridSession.ConnectAsync(new HybridClientOptions { Transport = _shm, TransportAddress = AddressOf("n1") }));
+        await using var direct = await HybridSession.ConnectAsync(new HybridClientOptions { Transport = shm, TransportAddress = n1Shm });
         ulong viewBefore = direct.View;
         byte[] stays = KeyIn(ranges["r3"]);
         Assert.Equal(Status.Ok, (await direct.PutAsync(1, stays, "before"u8)).Status);
 
-        const int Keys = 500;
-        var acked = new Dictionary<int, string>();
-        var loads = new List<Task<WriteResult>>();
-        for (int i = 0; i < Keys; i++)
-            loads.Add(client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes("v0-" + i)));
-        foreach (WriteResult w in await Task.WhenAll(loads))
-            Assert.Equal(Status.Ok, w.Status);
-        for (int i = 0; i < Keys; i++)
-            acked[i] = "v0-" + i;
-        Assert.Equal(0, _shm.Dials(AddressOf("n2"))); // n1 owns every range so far
-
-        // Writers and readers run through the migration of r1 and r2 to n2; every request must succeed.
-        using var stop = new CancellationTokenSource();
-        int reads = 0, writes = 0;
-        async Task Worker(int seed)
+        // Round r writes "r" to every key; rounds run before, during and after the migration of r1 and r2 to n2.
+        const int Keys = 300;
+        byte[][] keys = [.. Enumerable.Range(0, Keys).Select(i => Encoding.UTF8.GetBytes("key:" + i))];
+        async Task RoundAsync(int round)
         {
-            var random = new Random(seed);
-            for (int round = 0; !stop.IsCancellationRequested; round++)
-            {
-                int i = random.Next(Keys);
-                if (i % 2 == seed) // each worker owns the keys i % 2 == seed, so its last ack is the latest
-                {
-                    string value = $"w{seed}-{round}-{i}";
-                    Assert.Equal(Status.Ok, (await client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value))).Status);
-                    lock (acked)
-                        acked[i] = value;
-                    Interlocked.Increment(ref writes);
-                }
-                else
-                {
-                    Assert.Equal(Status.Ok, (await client.GetAsync(1, Key(i))).Status);
-                    Interlocked.Increment(ref reads);
-                }
-            }
+            byte[] value = Encoding.UTF8.GetBytes("round-" + round);
+            var puts = keys.Select(k => client.PutAsync(1, k, value)).ToList();
+            Assert.All(await Task.WhenAll(puts), w => Assert.Equal(Status.Ok, w.Status));
         }
-        Task[] workers = [.. Enumerable.Range(0, 2).Select(s => Task.Run(() => Worker(s)))];
-        await Task.Delay(200);
-        await nodes["n2"].Member.MigrateHereAsync(["r1", "r2"]);
-        await Task.Delay(200);
-        await stop.CancelAsync();
-        await Task.WhenAll(workers);
-        output.WriteLine($"{reads} reads, {writes} writes during the run, {client.Resends} resends; shm dials {_shm.Describe()}");
-        Assert.Null(nodes["n2"].Member.Status.Error);
+        await RoundAsync(0);
+        Assert.Equal(0, shm.Dials(n2Shm)); // n1 owns every range so far
+        int rounds = 1;
+        var migration = n2.Member.MigrateHereAsync(["r1", "r2"]);
+        while (!migration.IsCompleted)
+            await RoundAsync(rounds++);
+        await migration;
+        await RoundAsync(rounds);
+        output.WriteLine($"{rounds + 1} rounds of {Keys} writes, {client.Resends} resends; shm dials {shm.Describe()}");
+        Assert.Null(n2.Member.Status.Error);
 
-        foreach (var (i, value) in acked)
+        string last = "round-" + rounds;
+        foreach (var key in keys)
         {
-            GetResult got = await client.GetAsync(1, Key(i));
-            Assert.Equal(value, got.Value is null ? null : Encoding.UTF8.GetString(got.Value));
+            GetResult got = await client.GetAsync(1, key);
+            Assert.Equal(last, got.Value is null ? null : Encoding.UTF8.GetString(got.Value));
         }
         Assert.True(client.Resends > 0, "no request was re-routed: the migration was not observed by the client");
-        Assert.True(_shm.Dials(AddressOf("n2")) > 0, "the client never reached n2 over shm");
-        Assert.True(_shm.Dials(AddressOf("n1")) > 1, "the client's session to n1 was never re-opened after its view changed");
-        Assert.Equal(0, _shm.Failures);
+        Assert.True(shm.Dials(n2Shm) > 0, "the client never reached n2 over shm");
+        Assert.True(shm.Dials(n1Shm) > 2, "the cluster client's session to n1 was never re-opened after its view changed");
+        Assert.Equal(0, shm.Failures);
 
         // The direct session still stamps n1's old view: n1 answers ViewChanged, the session adopts the new view and
         // resends, and the key that stayed on n1 reads back.
-        ulong n1View = nodes["n1"].Member.Node.View.Current;
+        ulong n1View = n1.Member.Node.View.Current;
         Assert.True(n1View > viewBefore, $"n1's view did not move ({viewBefore} -> {n1View})");
         GetResult stayed = await direct.GetAsync(1, stays);
         Assert.Equal(Status.Ok, stayed.Status);
