@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Hybrid.Client;
-using Hybrid.Node.Hosting;
 using Hybrid.Protocol;
 
 namespace Hybrid.Cluster.Tests;
@@ -12,39 +11,8 @@ namespace Hybrid.Cluster.Tests;
 /// view it executes in is refused (native NotOwner), and the RESP port answers <c>-MOVED</c> to the owner's RESP
 /// endpoint, as the decisions in the metadata say, before and after a migration.
 /// </summary>
-public sealed class SlotAdmissionClusterTests : IAsyncLifetime
+public sealed class SlotAdmissionClusterTests
 {
-    private const string Root = "/hybrid";
-    private readonly TempDirectory _dir = new();
-    private readonly List<IAsyncDisposable> _owned = [];
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        for (int i = _owned.Count - 1; i >= 0; i--)
-            await _owned[i].DisposeAsync();
-        _dir.Dispose();
-    }
-
-    private async Task<ClusterNodeHost> StartNodeAsync(string name)
-    {
-        var options = new HybridNodeOptions
-        {
-            DataDirectory = Path.Combine(_dir.Path, name),
-            NativePort = 0,
-            RespPort = 0,
-            MetricsPort = -1,
-            MemoryBudgetBytes = 1 << 20,
-            ConfigureStore = o => o with { PageSizeBytes = 1 << 16, MaxKeyBytes = 256, MaxValueBytes = 1024, IndexBuckets = 1 << 12, CheckpointInterval = TimeSpan.Zero },
-        };
-        var store = new FileMetadataStore(Path.Combine(_dir.Path, "metadata"));
-        _owned.Add(store);
-        ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, Root, name, options);
-        _owned.Add(host);
-        return host;
-    }
-
     /// <summary>Sends one RESP command and returns the first line of the reply.</summary>
     private static async Task<string> RespAsync(int port, params string[] args)
     {
@@ -88,13 +56,10 @@ public sealed class SlotAdmissionClusterTests : IAsyncLifetime
     [Fact]
     public async Task Nodes_refuse_keys_they_do_not_own_natively_with_NotOwner_and_over_RESP_with_MOVED_to_the_owner()
     {
-        var setupStore = new FileMetadataStore(Path.Combine(_dir.Path, "metadata"));
-        _owned.Add(setupStore);
-        var setup = new DurableClusterMetadata(setupStore, Root);
-        var ranges = DurableClusterMetadata.EvenRanges(2);
-        Assert.True(await setup.InitializeAsync(["n1", "n2"], ["c1", "c2"], ranges, ranges.Keys.ToDictionary(r => r, _ => "n1")));
-        ClusterNodeHost n1 = await StartNodeAsync("n1");
-        ClusterNodeHost n2 = await StartNodeAsync("n2");
+        await using InProcessCluster cluster = await InProcessCluster.CreateAsync(ranges: 2);
+        ClusterNodeHost n1 = await cluster.StartNodeAsync("n1", resp: true);
+        ClusterNodeHost n2 = await cluster.StartNodeAsync("n2", resp: true);
+        var setup = cluster.Metadata;
         string key = KeyOfSlotIn(setup.Ranges["r1"]);
         int slot = Storage.Slot.Of(Encoding.UTF8.GetBytes(key));
         int resp1 = n1.Member.Node.PortOf("resp"), resp2 = n2.Member.Node.PortOf("resp");

@@ -12,7 +12,7 @@ namespace Hybrid.Client;
 /// the request to the range's owner. While a range is being handed over (the source left it, the target does not
 /// own it yet) its requests wait and retry; every other range is served as usual.
 /// </summary>
-public sealed class ClusterClient : IAsyncDisposable
+public sealed partial class ClusterClient : IAsyncDisposable
 {
     private readonly IClusterRoutingSource _source;
     private readonly HybridClientOptions _template;

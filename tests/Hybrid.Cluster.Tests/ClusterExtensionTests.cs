@@ -1,0 +1,57 @@
+using System.Net;
+using System.Text;
+using Hybrid.Client;
+using Hybrid.Protocol;
+
+namespace Hybrid.Cluster.Tests;
+
+/// <summary>
+/// Tenant extensions in a cluster: installed through the cluster client on every node, invoked at the owner of a
+/// routing key, and still there for that key after its range migrated to another node.
+/// </summary>
+public sealed class ClusterExtensionTests
+{
+    /// <summary>One read: the value in table 0 under the key given as arguments, or nothing.</summary>
+    private const string GetOne = """
+        using Hybrid.Extensions.Abstractions;
+        public static class GetOne
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                if (ctx.TryGet(0, ctx.Args, out var value))
+                    ctx.Write(value);
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task An_extension_installed_through_the_cluster_client_runs_at_the_keys_owner_before_and_after_a_migration()
+    {
+        await using InProcessCluster cluster = await InProcessCluster.CreateAsync(ranges: 2);
+        ClusterNodeHost n1 = await cluster.StartNodeAsync("n1");
+        ClusterNodeHost n2 = await cluster.StartNodeAsync("n2");
+        ClusterClient client = cluster.Own(await ClusterClient.ConnectAsync(new ClusterRoutingSource(cluster.Metadata.Typed)));
+
+        IReadOnlyDictionary<string, ExtensionInstallResult> installed = await client.InstallExtensionAsync("get1", GetOne);
+        Assert.Equal(["n1", "n2"], installed.Keys.Order());
+        Assert.All(installed.Values, r => Assert.True(r.Succeeded, string.Join("\n", r.Errors)));
+
+        byte[] key = Encoding.UTF8.GetBytes("{user7}.name");
+        string range = cluster.Metadata.Ranges.First(r => r.Value.ContainsKey(key)).Key;
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, key, "ada"u8.ToArray())).Status);
+        ExtensionResult before = await client.InvokeAsync("get1", key, key);
+        Assert.Equal((Status.Ok, "ada"), (before.Status, Encoding.UTF8.GetString(before.Value)));
+
+        await n2.Member.MigrateHereAsync([range]);
+        Assert.Null(n2.Member.Status.Error);
+        ExtensionResult after = await client.InvokeAsync("get1", key, key);
+        Assert.Equal((Status.Ok, "ada"), (after.Status, Encoding.UTF8.GetString(after.Value)));
+
+        // It ran at n2: n1 no longer holds the record, so the same extension there finds nothing.
+        await using HybridSession atN1 = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, n1.Member.Node.NativePort) });
+        ExtensionResult atSource = await atN1.InvokeAsync("get1", key);
+        Assert.Equal((Status.Ok, 0), (atSource.Status, atSource.Value.Length));
+    }
+}
