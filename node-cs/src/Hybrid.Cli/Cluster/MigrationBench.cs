@@ -16,7 +16,7 @@ namespace Hybrid.Cli.Cluster;
 /// (95% reads, 5% updates, Zipf keys) through a <see cref="ClusterClient"/> the whole time; after a quiet period
 /// half of the slots move to n2 with Rocksteady, then (same data, same load) back to n1 with stop-and-copy. Reports the
 /// migration rate, the time until the target first serves, and a 1-second timeline of throughput and latency
-/// percentiles per run (CSV + SVG plot).
+/// percentiles per run (CSV, and a PNG and an SVG plot).
 /// </summary>
 internal static class MigrationBench
 {
@@ -31,9 +31,9 @@ internal static class MigrationBench
         var quiet = new Option<double>("--quiet-seconds") { Description = "Seconds of load before and after each migration", DefaultValueFactory = _ => 5 };
         var workers = new Option<int>("--workers") { Description = "Workers per node", DefaultValueFactory = _ => 2 };
         var memory = new Option<long>("--memory-budget") { Description = "Bytes of log in memory per node", DefaultValueFactory = _ => 1L << 30 };
-        var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv, PREFIX.svg", DefaultValueFactory = _ => "migrate-bench" };
+        var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv, PREFIX.png, PREFIX.svg", DefaultValueFactory = _ => "migrate-bench" };
         var dir = new Option<string?>("--dir") { Description = "Working directory (default: a new temp directory, deleted after)" };
-        var command = new Command("migrate", "Two nodes, YCSB-B throughout: migrate half the slots with Rocksteady, then back with stop-and-copy; timeline CSV + SVG");
+        var command = new Command("migrate", "Two nodes, YCSB-B throughout: migrate half the slots with Rocksteady, then back with stop-and-copy; timeline CSV + PNG (+ SVG)");
         foreach (Option o in new Option[] { records, valueBytes, clients, quiet, workers, memory, output, dir })
             command.Options.Add(o);
         command.SetAction(async (result, _) =>
@@ -83,12 +83,13 @@ internal static class MigrationBench
             var seconds = rock.Concat(stop).ToList();
             await File.WriteAllTextAsync(settings.Output + ".csv", Csv(seconds));
             await File.WriteAllTextAsync(settings.Output + ".svg", TimelinePlot.Svg(seconds));
+            await File.WriteAllBytesAsync(settings.Output + ".png", TimelinePlot.Png(seconds));
             Console.WriteLine(Summary("rocksteady", rock, rockReport));
             Console.WriteLine(Summary("stop-and-copy", stop, stopReport));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"rocksteady vs stop-and-copy: time until the target serves {stopReport.FirstServed?.TotalMilliseconds / Math.Max(rockReport.FirstServed?.TotalMilliseconds ?? 1, 1):F1}x shorter; " +
                 $"whole migration {stopReport.Elapsed.TotalSeconds / rockReport.Elapsed.TotalSeconds:F2}x"));
-            Console.WriteLine($"timeline: {settings.Output}.csv, plot: {settings.Output}.svg, node traces: {dir}/n*.trace.ndjson");
+            Console.WriteLine($"timeline: {settings.Output}.csv, plot: {settings.Output}.png (and .svg), node traces: {dir}/n*.trace.ndjson");
             return rockReport.Error is null && stopReport.Error is null && seconds.All(s => s.Errors == 0) ? 0 : 1;
         }
         finally

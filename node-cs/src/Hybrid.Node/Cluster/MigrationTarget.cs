@@ -260,9 +260,9 @@ public sealed class PullJob
             applier.Apply(current);
             Stats.AddChunk(current.Count, current.PayloadBytes);
             _trace.BackgroundPull(_rangeName, index);
+            Throttle();
             if (next.IsDone)
                 return;
-            Throttle();
             Thread.Yield(); // low priority: let client work run between chunks
         }
     }
@@ -382,14 +382,20 @@ public sealed class PullJob
         }
     }
 
-    /// <summary>With a cap, sleeps while the bytes pulled so far are ahead of the cap's schedule.</summary>
+    /// <summary>
+    /// With a cap, sleeps until the bytes pulled so far are no longer ahead of the cap's schedule, after every chunk
+    /// (a partition's last one too: with chunks as large as a small range the cap would otherwise not hold at all).
+    /// </summary>
     private void Throttle()
     {
         if (MaxBytesPerSecond <= 0)
             return;
-        double due = (double)Stats.Bytes / MaxBytesPerSecond - System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds;
-        if (due > 0)
-            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(due, 1)));
+        double due;
+        while ((due = ((double)Stats.Bytes / MaxBytesPerSecond) - System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds) > 0)
+        {
+            _cancel.ThrowIfCancellationRequested();
+            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(due, 0.25)));
+        }
     }
 
     /// <summary>How long a pull waits before it asks an unreachable source again.</summary>
