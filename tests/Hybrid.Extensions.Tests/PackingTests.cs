@@ -72,20 +72,20 @@ public sealed class PackingTests : IDisposable
     public void APackMember_ThatNamesAnotherMembersNamespace_IsLeftOut()
     {
         var victim = Tenant(1);
-        var victimHash = ExtensionCompiler.HashOf(victim);
+        var victimHash = ContentHash.Of(victim);
         var thief = $$"""
             using Hybrid.Extensions.Abstractions;
             public static class Thief
             {
                 [Extension]
-                public static ExtensionTask Run(ExtensionContext ctx) { ctx.WriteInt64({{ExtensionCompiler.PackNamespace(victimHash)}}.Mine.Helper.Value()); return ExtensionTask.CompletedTask; }
+                public static ExtensionTask Run(ExtensionContext ctx) { ctx.WriteInt64({{ModuleLoader.PackNamespace(victimHash)}}.Mine.Helper.Value()); return ExtensionTask.CompletedTask; }
             }
             """;
         // The thief's own install fails (the name does not exist alone) ...
         using var h = new Harness();
         Assert.False(h.Host.Install(2, "t", thief).Success);
         // ... and fed to the pack compiler directly, the pack rule leaves it out.
-        var thiefHash = ExtensionCompiler.HashOf(thief);
+        var thiefHash = ContentHash.Of(thief);
         var (pack, left) = ExtensionCompiler.CompilePack([(victimHash, "v", victim), (thiefHash, "t", thief)]);
         Assert.NotNull(pack);
         Assert.Equal([victimHash], pack.Members);

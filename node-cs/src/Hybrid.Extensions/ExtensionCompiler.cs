@@ -29,8 +29,6 @@ internal sealed record CompiledPack(string Id, byte[] Image, IReadOnlyList<strin
 /// </summary>
 internal static class ExtensionCompiler
 {
-    /// <summary>Bumped whenever the allowlist or instrumentation changes: it is part of the content hash.</summary>
-    public const string PipelineVersion = "hybrid-ext-1";
 
     private static readonly CSharpParseOptions s_parse = new(LanguageVersion.Latest, DocumentationMode.None);
 
@@ -60,14 +58,11 @@ internal static class ExtensionCompiler
         return [.. paths.Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))];
     }
 
-    /// <summary>The content hash under which a source is compiled, loaded and persisted.</summary>
-    public static string HashOf(string source) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(PipelineVersion + "\n" + source)));
 
     /// <summary>Compiles, verifies and instruments; returns the module or the list of rejections.</summary>
     public static (CompiledModule? Module, IReadOnlyList<string> Errors) Compile(string name, string source)
     {
-        var hash = HashOf(source);
+        var hash = ContentHash.Of(source);
         var assemblyName = "ext_" + hash[..32];
         var tree = PreemptionRewriter.Rewrite(CSharpSyntaxTree.ParseText(source, s_parse, name + ".cs", Encoding.UTF8));
         var compilation = CSharpCompilation.Create(assemblyName, [tree], s_references, s_options);
@@ -87,12 +82,9 @@ internal static class ExtensionCompiler
         return image is null ? (null, emitErrors) : (new CompiledModule(hash, assemblyName, image), []);
     }
 
-    /// <summary>The namespace a source is wrapped in when packed (a single identifier no C# source can reach otherwise).</summary>
-    public static string PackNamespace(string hash) => "__HybridPack_" + hash[..32];
-
     /// <summary>
     /// Compiles many already-verified sources (each installed and checked on its own first) into one assembly, each
-    /// wrapped in its own <see cref="PackNamespace"/>: one assembly costs the runtime a fixed amount (~30 KiB resident
+    /// wrapped in its own <see cref="ModuleLoader.PackNamespace"/>: one assembly costs the runtime a fixed amount (~30 KiB resident
     /// per loaded assembly measured here), so packing is what makes thousands of tenants cheap. Every check runs
     /// again on the packed compilation, plus the pack rule (no reference to a type outside the tree's own namespace).
     /// A member whose source does not survive the wrapping (global usings, assembly attributes, names that resolve
@@ -105,7 +97,7 @@ internal static class ExtensionCompiler
         foreach (var (hash, name, source) in members)
         {
             var parsed = CSharpSyntaxTree.ParseText(source, s_parse, hash[..16] + "/" + name + ".cs", Encoding.UTF8);
-            if (Wrap(parsed, PackNamespace(hash)) is { } wrapped)
+            if (Wrap(parsed, ModuleLoader.PackNamespace(hash)) is { } wrapped)
             {
                 trees[hash] = PreemptionRewriter.Rewrite(wrapped);
             }
@@ -131,7 +123,7 @@ internal static class ExtensionCompiler
             foreach (var (hash, _) in trees)
             {
                 var tree = byTree[trees[hash].FilePath];
-                if (bad.Contains(tree) || SourceChecker.Check(compilation.GetSemanticModel(tree), PackNamespace(hash)).Errors.Count > 0)
+                if (bad.Contains(tree) || SourceChecker.Check(compilation.GetSemanticModel(tree), ModuleLoader.PackNamespace(hash)).Errors.Count > 0)
                 {
                     bad.Add(tree);
                 }

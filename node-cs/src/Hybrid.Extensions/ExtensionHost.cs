@@ -39,6 +39,13 @@ public sealed record ExtensionHostOptions
     /// <summary>Quiet time after which the background packer packs a partial batch.</summary>
     public TimeSpan PackIdleDelay { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Compile in a child process started like this (it must run <see cref="CompilerServer.Run"/> over its standard
+    /// input and output, e.g. <c>hybrid ext compiler</c>) instead of in this one: the node then never loads Roslyn
+    /// (~60 MiB resident once warm, and growing with its caches). Null compiles in process.
+    /// </summary>
+    public ProcessStartInfo? CompilerProcess { get; init; }
+
     /// <summary>Largest accepted source text, in characters.</summary>
     public int MaxSourceChars { get; init; } = 256 * 1024;
 }
@@ -70,6 +77,7 @@ public sealed class ExtensionHost : IDisposable
 
     private readonly Lock _installLock = new();
     private readonly ModuleLoader _loader;
+    private readonly ICompilerBackend _compiler;
     private readonly ConcurrentDictionary<(ulong Tenant, string Name), ExtensionHandle> _handles = new();
     private readonly Dictionary<(ulong Tenant, string Name), Installed> _installs = new();
     private readonly ConcurrentDictionary<ulong, TenantState> _tenants = new();
@@ -91,6 +99,7 @@ public sealed class ExtensionHost : IDisposable
     {
         Options = options;
         _loader = new ModuleLoader(options.ExtensionsPerLoadContext);
+        _compiler = options.CompilerProcess is { } start ? new CompilerProcess(start) : new InProcessCompiler();
         if (options.Directory is { } dir)
         {
             _catalog = new Catalog(dir);
@@ -183,7 +192,7 @@ public sealed class ExtensionHost : IDisposable
         {
             return Rejected($"source longer than {Options.MaxSourceChars} characters");
         }
-        var hash = ExtensionCompiler.HashOf(source);
+        var hash = ContentHash.Of(source);
         byte[]? image = null;
         bool known;
         lock (_installLock)
@@ -195,12 +204,12 @@ public sealed class ExtensionHost : IDisposable
             image = _catalog?.ReadImage(hash);
             if (image is null)
             {
-                var (module, errors) = ExtensionCompiler.Compile(name, source);
-                if (module is null)
+                var (compiled, errors) = _compiler.Compile(name, source);
+                if (compiled is null)
                 {
                     return new InstallResult(false, errors, [], true);
                 }
-                image = module.Image;
+                image = compiled;
                 _catalog?.WriteImage(hash, image, source);
             }
         }
@@ -274,7 +283,7 @@ public sealed class ExtensionHost : IDisposable
                 {
                     return packed;
                 }
-                var (pack, left) = ExtensionCompiler.CompilePack(batch);
+                var (pack, left) = _compiler.CompilePack(batch);
                 if (pack is not null)
                 {
                     _catalog?.WritePack(pack.Id, pack.Image, pack.Members);
@@ -332,6 +341,7 @@ public sealed class ExtensionHost : IDisposable
         _stop.Cancel();
         _watchdog?.Join();
         _packer?.Join();
+        _compiler.Dispose();
         _stop.Dispose();
         _packSignal.Dispose();
     }

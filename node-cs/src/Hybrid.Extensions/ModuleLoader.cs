@@ -67,6 +67,14 @@ internal sealed class ModuleLoader(int perContext)
     private PackedLoadContext? _current;
     private int _nextId;
 
+    private const string PackPrefix = "__HybridPack_";
+
+    /// <summary>
+    /// The namespace a source is wrapped in when packed: a single identifier naming the source's hash, which no
+    /// source can reach unless it already compiled on its own (where the name does not exist).
+    /// </summary>
+    internal static string PackNamespace(string hash) => PackPrefix + hash[..32];
+
     internal int ContextCount => _contexts.Count;
     internal int ModuleCount => _byHash.Count;
     internal int PackCount => _contexts.Count(c => c.IsPack);
@@ -110,7 +118,7 @@ internal sealed class ModuleLoader(int perContext)
         foreach (var hash in hashes)
         {
             var old = _byHash.GetValueOrDefault(hash);
-            if ((old is null && !wanted(hash)) || !entries.TryGetValue(ExtensionCompiler.PackNamespace(hash), out var moduleEntries))
+            if ((old is null && !wanted(hash)) || !entries.TryGetValue(PackNamespace(hash), out var moduleEntries))
             {
                 continue;
             }
@@ -172,7 +180,7 @@ internal sealed class ModuleLoader(int perContext)
             {
                 if (method.GetCustomAttribute<ExtensionAttribute>() is { } attribute)
                 {
-                    var root = type.Namespace is { } ns && ns.StartsWith("__HybridPack_", StringComparison.Ordinal) ? ns.Split('.')[0] : "";
+                    var root = type.Namespace is { } ns && ns.StartsWith(PackPrefix, StringComparison.Ordinal) ? ns.Split('.')[0] : "";
                     if (!entries.TryGetValue(root, out var byName))
                     {
                         entries[root] = byName = new Dictionary<string, Func<ExtensionContext, ExtensionTask>>(StringComparer.Ordinal);

@@ -46,7 +46,7 @@ internal static class ExtBench
         """;
 
     /// <summary>Options of one run.</summary>
-    internal sealed record Options(string[] Cases, double Seconds, int Workers, int Sessions, int Depth, int Tenants, string? DataDir, double SliceMicros = 50);
+    internal sealed record Options(string[] Cases, double Seconds, int Workers, int Sessions, int Depth, int Tenants, string? DataDir, double SliceMicros = 50, int Pack = 100, bool CompilerInProcess = false);
 
     /// <summary>The command.</summary>
     internal static Command CreateCommand()
@@ -58,14 +58,16 @@ internal static class ExtBench
         var depth = new Option<int>("--depth") { Description = "Requests in flight per session (throughput cases)", DefaultValueFactory = _ => 32 };
         var tenants = new Option<int>("--tenants") { Description = "Tenants of the density case, each with its own extension", DefaultValueFactory = _ => 5000 };
         var slice = new Option<double>("--slice-us") { Description = "Extension time slice of the throughput cases' nodes, in microseconds", DefaultValueFactory = _ => 50 };
+        var pack = new Option<int>("--pack") { Description = "Density case: extensions compiled into one pack assembly (0 = no packing, one assembly each)", DefaultValueFactory = _ => 100 };
+        var inProcess = new Option<bool>("--compiler-in-process") { Description = "Density case: compile in the node's process (loads Roslyn into it) instead of a child process" };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where the benchmark nodes keep their data (default: a temporary directory, deleted after)" };
         var command = new Command("bench", "Extension benchmarks against in-process nodes (see docs/extensions.md)");
-        foreach (var o in new Option[] { cases, seconds, workers, sessions, depth, tenants, dataDir, slice })
+        foreach (var o in new Option[] { cases, seconds, workers, sessions, depth, tenants, dataDir, slice, pack, inProcess })
             command.Options.Add(o);
         command.SetAction((result, _) => RunAsync(new Options(
             result.GetValue(cases)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             result.GetValue(seconds), result.GetValue(workers), result.GetValue(sessions), result.GetValue(depth),
-            result.GetValue(tenants), result.GetValue(dataDir), result.GetValue(slice))));
+            result.GetValue(tenants), result.GetValue(dataDir), result.GetValue(slice), result.GetValue(pack), result.GetValue(inProcess))));
         return command;
     }
 
@@ -351,8 +353,25 @@ internal static class ExtBench
         for (int t = 0; t < options.Tenants; t++)
             registry.Create($"t{t}", secret);
         Console.WriteLine(Invariant($"  created {options.Tenants} tenants in {created.Elapsed.TotalSeconds:F1} s"));
-        await using var node = await StartNode(options, dir).ConfigureAwait(false);
+        await using var node = await StartNode(options, dir, new ExtensionHostOptions
+        {
+            ExtensionsPerPack = options.Pack,
+            CompilerProcess = options.CompilerInProcess ? null : Commands.HybridCli.ExtensionCompilerProcess(),
+        }).ConfigureAwait(false);
+        Console.WriteLine($"  compiler {(options.CompilerInProcess ? "in the node's process" : "in a child process (hybrid ext compiler)")}, {options.Pack} extensions per pack");
         long before = SettledRss();
+        // The compiler's fixed cost (Roslyn loaded and warm, its caches over CoreLib), paid once per node whatever
+        // the number of tenants: one extension installed, invoked and removed.
+        await using (var w = await Connect(node, "t0", secret).ConfigureAwait(false))
+        {
+            await Install(w, "warm", TenantSource(options.Tenants)).ConfigureAwait(false);
+            Check(await w.InvokeAsync("warm", "k"u8).ConfigureAwait(false));
+            if (!await w.UninstallExtensionAsync("warm").ConfigureAwait(false))
+                throw new InvalidOperationException("warm-up uninstall failed");
+        }
+        long warmed = SettledRss();
+        Console.WriteLine(Invariant($"  RSS node with {options.Tenants} tenants, no extension: {before / 1048576.0:F1} MiB; after one install + invoke + uninstall: {warmed / 1048576.0:F1} MiB (+{(warmed - before) / 1048576.0:F1} MiB fixed)"));
+        long atThousand = 0;
         var install = new LongHistogram(HighestNanos, 3);
         var first = new LongHistogram(HighestNanos, 3);
         var warm = new LongHistogram(HighestNanos, 3);
@@ -374,14 +393,47 @@ internal static class ExtBench
             warm.RecordValue(Nanos(start));
             if ((t + 1) % 1000 == 0)
                 Console.WriteLine(Invariant($"  {t + 1} installed, {all.Elapsed.TotalSeconds:F0} s"));
+            if (t + 1 == Math.Min(1000, options.Tenants / 5))
+                atThousand = SettledRss();
         }
+        var host = NodeExtensions.Of(node).Host;
         long after = SettledRss();
-        var counts = NodeExtensions.Of(node).Host.Counts;
-        Console.WriteLine(Invariant($"  RSS: node with tenants, no extension {before / 1048576.0:F1} MiB; with {options.Tenants} extensions {after / 1048576.0:F1} MiB; +{(after - before) / 1048576.0:F1} MiB ({(after - before) / 1024.0 / options.Tenants:F1} KiB each; target <= 100 MB in all)"));
-        Console.WriteLine($"  load contexts {counts.LoadContexts}, modules {counts.Modules}, invocation names {counts.Names}");
+        Report("installed and invoked twice", after, host);
+        // What the background packer left (fewer than one pack's worth), packed now, then every tenant invoked once
+        // more: the first call of a packed entry compiles its code again (the standalone code went with its assembly).
+        var packing = Stopwatch.StartNew();
+        int packed = host.Pack();
+        Console.WriteLine(Invariant($"  packed the remaining {packed} in {packing.Elapsed.TotalMilliseconds:F0} ms"));
+        long settled = SettledRss();
+        Report("all packed", settled, host);
+        var repacked = new LongHistogram(HighestNanos, 3);
+        for (int t = 0; t < options.Tenants; t++)
+        {
+            await using var s = await Connect(node, $"t{t}", secret).ConfigureAwait(false);
+            long start = Stopwatch.GetTimestamp();
+            var r = await s.InvokeAsync("mine", "k"u8).ConfigureAwait(false);
+            repacked.RecordValue(Nanos(start));
+            if (!r.Succeeded || BinaryPrimitives.ReadInt64LittleEndian(r.Value) != t)
+                throw new InvalidOperationException($"tenant {t} after packing: {r.Status} {r.Error}");
+        }
+        long final = SettledRss();
+        Report("all packed, each invoked again", final, host);
+        int first1000 = Math.Min(1000, options.Tenants / 5);
+        Console.WriteLine(Invariant($"  marginal cost from {first1000} to {options.Tenants} extensions: {(final - atThousand) / 1024.0 / (options.Tenants - first1000):F1} KiB each; over the warmed node: +{(final - warmed) / 1048576.0:F1} MiB in all"));
+        long trimmed = SettledRss(GCCollectionMode.Aggressive);
+        Console.WriteLine(Invariant($"  after an aggressive GC (free heap memory returned to the OS): {trimmed / 1048576.0:F1} MiB, +{(trimmed - before) / 1048576.0:F1} MiB over the node without extensions"));
+
+        void Report(string label, long rss, ExtensionHost h)
+        {
+            var (contexts, modules, names) = h.Counts;
+            var (packs, inPacks, standalone) = h.PackCounts;
+            Console.WriteLine(Invariant($"  RSS {label}: {rss / 1048576.0:F1} MiB, +{(rss - before) / 1048576.0:F1} MiB over the node with {options.Tenants} tenants and no extension ({before / 1048576.0:F1} MiB) = {(rss - before) / 1024.0 / options.Tenants:F1} KiB per extension (target <= 100 MB in all)"));
+            Console.WriteLine($"    load contexts {contexts}, modules {modules} ({inPacks} in {packs} packs, {standalone} standalone), invocation names {names}");
+        }
         PrintTimes("install (compile+verify+instrument+load+persist, end to end)", install);
         PrintTimes("first invoke (JIT of the new extension)", first);
         PrintTimes("second invoke", warm);
+        PrintTimes("first invoke after packing (JIT of the packed code)", repacked);
     }
 
     /// <summary>A distinct extension per tenant (its own class and constant, so nothing is shared by hash): the tenant number, then one read.</summary>
@@ -400,11 +452,11 @@ internal static class ExtBench
         """;
 
     /// <summary>Process RSS after full collections (so it measures what stays, not garbage).</summary>
-    private static long SettledRss()
+    private static long SettledRss(GCCollectionMode mode = GCCollectionMode.Forced)
     {
         for (int i = 0; i < 3; i++)
         {
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.Collect(GC.MaxGeneration, mode, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();
         }
         foreach (var line in File.ReadLines("/proc/self/status"))

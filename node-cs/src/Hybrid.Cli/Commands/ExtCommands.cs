@@ -88,7 +88,26 @@ internal static partial class HybridCli
         ext.Subcommands.Add(list);
         ext.Subcommands.Add(remove);
         ext.Subcommands.Add(ExtBench.CreateCommand());
+        var compiler = new Command("compiler", "Serve extension compiles over stdin/stdout for a node (started by the node itself)") { Hidden = true };
+        compiler.SetAction(_ => CompilerServer.Run(Console.OpenStandardInput(), Console.OpenStandardOutput()));
+        ext.Subcommands.Add(compiler);
         root.Subcommands.Add(ext);
+    }
+
+    /// <summary>
+    /// How a node started by this executable runs its extension compiler out of process (<c>hybrid ext compiler</c>):
+    /// set it as <see cref="ExtensionHostOptions.CompilerProcess"/> so the node never loads Roslyn.
+    /// </summary>
+    internal static System.Diagnostics.ProcessStartInfo ExtensionCompilerProcess()
+    {
+        string self = Environment.ProcessPath ?? "dotnet";
+        var start = new System.Diagnostics.ProcessStartInfo(self);
+        // Under the muxer ('dotnet hybrid.dll') the assembly comes first; the apphost is the program itself.
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+            start.ArgumentList.Add(typeof(HybridCli).Assembly.Location);
+        start.ArgumentList.Add("ext");
+        start.ArgumentList.Add("compiler");
+        return start;
     }
 
     /// <summary>Renders a response: UTF-8 text, hex, or a little-endian int64 (the aggregate examples answer one).</summary>
