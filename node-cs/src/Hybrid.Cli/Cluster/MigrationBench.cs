@@ -76,19 +76,21 @@ internal static class MigrationBench
                 $"loaded {settings.Records:N0} records of {settings.ValueBytes} bytes in {loadClock.Elapsed.TotalSeconds:F1} s"));
 
             List<string> half = LocalCluster.RangesIn(metadata.Log, 0, 8191);
-            var (rock, rockReport) = await RunOnceAsync("rocksteady", client, settings, live.First(n => n.Id == "n2"), half, stopAndCopy: false);
+            Run rock = await RunOnceAsync("rocksteady", client, settings, live.First(n => n.Id == "n2"), half, stopAndCopy: false);
             live = await metadata.Typed.ListLiveNodesAsync();
-            var (stop, stopReport) = await RunOnceAsync("stop-and-copy", client, settings, live.First(n => n.Id == "n1"), half, stopAndCopy: true);
+            Run stop = await RunOnceAsync("stop-and-copy", client, settings, live.First(n => n.Id == "n1"), half, stopAndCopy: true);
+            MigrationReport rockReport = rock.Report, stopReport = stop.Report;
 
-            var seconds = rock.Concat(stop).ToList();
+            var seconds = rock.Seconds.Concat(stop.Seconds).ToList();
             await File.WriteAllTextAsync(settings.Output + ".csv", Csv(seconds));
             await File.WriteAllTextAsync(settings.Output + ".svg", TimelinePlot.Svg(seconds));
             await File.WriteAllBytesAsync(settings.Output + ".png", TimelinePlot.Png(seconds));
-            Console.WriteLine(Summary("rocksteady", rock, rockReport));
-            Console.WriteLine(Summary("stop-and-copy", stop, stopReport));
+            Console.WriteLine(Summary("rocksteady", rock));
+            Console.WriteLine(Summary("stop-and-copy", stop));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"rocksteady vs stop-and-copy: time until the target serves {stopReport.FirstServed?.TotalMilliseconds / Math.Max(rockReport.FirstServed?.TotalMilliseconds ?? 1, 1):F1}x shorter; " +
-                $"whole migration {stopReport.Elapsed.TotalSeconds / rockReport.Elapsed.TotalSeconds:F2}x"));
+                $"every record at the target {stop.AllAtTarget.TotalSeconds / Math.Max(rock.AllAtTarget.TotalSeconds, 1e-3):F2}x sooner; " +
+                $"whole migration (with checkpoint and drop) {stopReport.Elapsed.TotalSeconds / rockReport.Elapsed.TotalSeconds:F2}x"));
             Console.WriteLine($"timeline: {settings.Output}.csv, plot: {settings.Output}.png (and .svg), node traces: {dir}/n*.trace.ndjson");
             return rockReport.Error is null && stopReport.Error is null && seconds.All(s => s.Errors == 0) ? 0 : 1;
         }
@@ -140,8 +142,18 @@ internal static class MigrationBench
         await Task.WhenAll(Enumerable.Range(0, 256).Select(_ => Task.Run(Loader)));
     }
 
-    /// <summary>Load before, a migration, load after; the 1-second timeline and the migration's report.</summary>
-    private static async Task<(List<Second>, MigrationReport)> RunOnceAsync(string mode, ClusterClient client, Settings settings,
+    /// <summary>One run: its 1-second timeline, the target's report, the coordinator's steps (name, ms) and the p99.9 (us) of each phase.</summary>
+    private sealed record Run(List<Second> Seconds, MigrationReport Report, IReadOnlyList<(string Name, double Ms)> Steps, IReadOnlyDictionary<string, double> P999)
+    {
+        /// <summary>From the request until every record was at the target (the steps up to the end of the pulls).</summary>
+        public TimeSpan AllAtTarget => TimeSpan.FromMilliseconds(Steps.TakeWhile(s => s.Name != "pulls").Sum(s => s.Ms) + Steps.Where(s => s.Name == "pulls").Sum(s => s.Ms));
+
+        /// <summary>How long the background pulls (the copy, in stop-and-copy) ran.</summary>
+        public TimeSpan Copying => TimeSpan.FromMilliseconds(Steps.Where(s => s.Name is "pulls" or "copy").Sum(s => s.Ms));
+    }
+
+    /// <summary>Load before, a migration, load after.</summary>
+    private static async Task<Run> RunOnceAsync(string mode, ClusterClient client, Settings settings,
         NodeInfo target, IReadOnlyList<string> ranges, bool stopAndCopy)
     {
         var timeline = new Timeline();
@@ -172,22 +184,32 @@ internal static class MigrationBench
         Task[] loops = [.. Enumerable.Range(0, settings.Clients).Select(i => Task.Run(() => Loop(i)))];
         await Task.Delay(settings.Quiet);
         timeline.Mark("during");
-        MigrationReport report = await MigrationProgressRun(mode, target, ranges, stopAndCopy);
+        var (report, steps) = await MigrationProgressRun(mode, target, ranges, stopAndCopy);
         timeline.Mark("after");
         await Task.Delay(settings.Quiet);
         await stop.CancelAsync();
         await Task.WhenAll(loops);
-        return (timeline.Seconds(mode), report);
+        return new Run(timeline.Seconds(mode), report, steps, new[] { "before", "during", "after" }.ToDictionary(p => p, p => timeline.Percentile(p, 99.9)));
     }
 
-    private static async Task<MigrationReport> MigrationProgressRun(string mode, NodeInfo target, IReadOnlyList<string> ranges, bool stopAndCopy)
+    private static async Task<(MigrationReport, IReadOnlyList<(string Name, double Ms)>)> MigrationProgressRun(string mode, NodeInfo target, IReadOnlyList<string> ranges, bool stopAndCopy)
     {
         Console.WriteLine($"{mode}: moving {ranges.Count} ranges to {target.Id}...");
         MigrationReport report = await MigrationProgress.RunAsync(target, ranges, showBar: false, stopAndCopy);
         Console.WriteLine($"{mode}: {report.Summary()}");
-        if (await LocalCluster.StatusAsync(target) is { } status && status.TryGetProperty("steps", out JsonElement steps))
-            Console.WriteLine($"{mode} steps: {string.Join(", ", steps.EnumerateArray().Select(s => s.GetString()))}");
-        return report;
+        var steps = new List<(string, double)>();
+        if (await LocalCluster.StatusAsync(target) is { } status && status.TryGetProperty("steps", out JsonElement all))
+        {
+            // Each step reads "NAME ... 123ms": the last word is its duration.
+            foreach (string step in all.EnumerateArray().Select(s => s.GetString() ?? ""))
+            {
+                int cut = step.LastIndexOf(' ');
+                if (cut > 0 && double.TryParse(step.AsSpan(cut + 1).TrimEnd("ms"), NumberStyles.Float, CultureInfo.InvariantCulture, out double ms))
+                    steps.Add((step[..cut].Split(' ')[0], ms));
+            }
+            Console.WriteLine($"{mode} steps: {string.Join(", ", all.EnumerateArray().Select(s => s.GetString()))}");
+        }
+        return (report, steps);
     }
 
     private static string Csv(IEnumerable<Second> seconds)
@@ -198,8 +220,10 @@ internal static class MigrationBench
         return csv.ToString();
     }
 
-    private static string Summary(string mode, List<Second> seconds, MigrationReport report)
+    private static string Summary(string mode, Run run)
     {
+        List<Second> seconds = run.Seconds;
+        MigrationReport report = run.Report;
         string Phase(string phase)
         {
             var inPhase = seconds.Where(s => s.Phase == phase).ToList();
@@ -208,7 +232,11 @@ internal static class MigrationBench
             return string.Create(CultureInfo.InvariantCulture,
                 $"{phase}: {inPhase.Average(s => s.Ops):F0} ops/s, p50 {inPhase.Average(s => s.P50):F0} us, p99 {inPhase.Average(s => s.P99):F0} us, p99.9 max {inPhase.Max(s => s.P999):F0} us");
         }
-        return $"{mode}: {report.Summary()}; errors {seconds.Sum(s => s.Errors)}\n  {Phase("before")}\n  {Phase("during")}\n  {Phase("after")}";
+        string rates = string.Create(CultureInfo.InvariantCulture,
+            $"every record at the target after {run.AllAtTarget.TotalSeconds:F2} s = {report.Bytes / 1e6 / Math.Max(run.AllAtTarget.TotalSeconds, 1e-3):F1} MB/s; " +
+            $"{(mode == "rocksteady" ? "background pulls" : "copy")} alone {run.Copying.TotalSeconds:F2} s = {report.Bytes / 1e6 / Math.Max(run.Copying.TotalSeconds, 1e-3):F1} MB/s; " +
+            $"p99.9 over each phase: before {run.P999["before"]:F0} us, during {run.P999["during"]:F0} us ({run.P999["during"] / Math.Max(run.P999["before"], 1):F1}x), after {run.P999["after"]:F0} us");
+        return $"{mode}: {report.Summary()}; errors {seconds.Sum(s => s.Errors)}\n  {rates}\n  {Phase("before")}\n  {Phase("during")}\n  {Phase("after")}";
     }
 
     /// <summary>Per-second latency histograms and counts, recorded from many loops.</summary>
@@ -251,6 +279,21 @@ internal static class MigrationBench
                     result.Add(new Second(mode, i, phase, h.TotalCount, At(h, 50), At(h, 99), At(h, 99.9), errors));
                 }
                 return result;
+            }
+        }
+
+        /// <summary>The <paramref name="percentile"/> of every latency recorded in <paramref name="phase"/> (0 when none).</summary>
+        public double Percentile(string phase, double percentile)
+        {
+            lock (_lock)
+            {
+                var merged = new LongHistogram(HighestMicros, 3);
+                for (int i = 0; i < _seconds.Count; i++)
+                {
+                    if (_phases.Last(p => p.From <= i).Phase == phase)
+                        merged.Add(_seconds[i].Latency);
+                }
+                return At(merged, percentile);
             }
         }
 

@@ -328,6 +328,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         if (decisions.Count == 0)
             return;
         var effects = new List<Effect>();
+        long started = System.Diagnostics.Stopwatch.GetTimestamp(), decided;
         while (true)
         {
             ClusterCore current = metadata.Current, next = current;
@@ -340,9 +341,11 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
                 effects.AddRange(result.Effects);
                 next = result.Core;
             }
+            decided = System.Diagnostics.Stopwatch.GetTimestamp();
             if (metadata.TryReplace(current, decisions, next))
                 break;
         }
+        long published = System.Diagnostics.Stopwatch.GetTimestamp();
         var views = new Dictionary<string, Effect>();
         foreach (Effect e in effects)
         {
@@ -357,8 +360,12 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             if (e.Node != holdViewOf && _nodes.TryGetValue(e.Node, out MigrationNode? n))
                 n.Views.Advance(e.View, OwnedOf(e));
         }
-        Step(decisions.Count == 1 ? decisions[0].Kind : string.Join("+", decisions.Select(d => d.Kind).Distinct()) + " x" + decisions.Count);
+        string kinds = decisions.Count == 1 ? decisions[0].Kind : string.Join("+", decisions.Select(d => d.Kind).Distinct()) + " x" + decisions.Count;
+        Step(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{kinds} (decide {Ms(started, decided):F0}ms, write {Ms(decided, published):F0}ms, effects {Ms(published, System.Diagnostics.Stopwatch.GetTimestamp()):F0}ms)"));
     }
+
+    private static double Ms(long from, long to) => System.Diagnostics.Stopwatch.GetElapsedTime(from, to).TotalMilliseconds;
 
     /// <summary>The slot ranges a BumpView says its node owns in the new view.</summary>
     private SlotRange[] OwnedOf(Effect bump) => [.. bump.OwnedRanges.Select(r => ranges[r])];
