@@ -32,7 +32,8 @@ public sealed class ClusterExtensionTests
         await using InProcessCluster cluster = await InProcessCluster.CreateAsync(ranges: 2);
         ClusterNodeHost n1 = await cluster.StartNodeAsync("n1");
         ClusterNodeHost n2 = await cluster.StartNodeAsync("n2");
-        ClusterClient client = cluster.Own(await ClusterClient.ConnectAsync(new ClusterRoutingSource(cluster.Metadata.Typed)));
+        // An install compiles on every node: on a loaded machine that can take longer than the default 10 s reply timeout.
+        ClusterClient client = cluster.Own(await ClusterClient.ConnectAsync(new ClusterRoutingSource(cluster.Metadata.Typed), new HybridClientOptions { Timeout = TimeSpan.FromSeconds(90) }));
 
         IReadOnlyDictionary<string, ExtensionInstallResult> installed = await client.InstallExtensionAsync("get1", GetOne);
         Assert.Equal(["n1", "n2"], installed.Keys.Order());
