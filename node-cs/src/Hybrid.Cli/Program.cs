@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
 using Hybrid.Cli.Commands;
+using Hybrid.Extensions;
+using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 using Hybrid.Storage;
 
@@ -50,6 +52,8 @@ internal static class Program
             };
         }
         var node = new HybridNode(options);
+        // Tenant code is compiled by a child process ('hybrid ext compiler'): Roslyn never loads into the node.
+        NodeExtensions.Configure(node, new ExtensionHostOptions { CompilerProcess = HybridCli.ExtensionCompilerProcess() });
         node.StartAsync().GetAwaiter().GetResult();
         string metrics = options.MetricsPort >= 0 ? node.MetricsPort.ToString(CultureInfo.InvariantCulture) : "off";
         string native = options.NativePort >= 0 ? node.NativePort.ToString(CultureInfo.InvariantCulture) : "off";

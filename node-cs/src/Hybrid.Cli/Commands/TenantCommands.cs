@@ -7,7 +7,7 @@ namespace Hybrid.Cli.Commands;
 
 /// <summary>
 /// <c>hybrid tenant create NAME</c>. The node has no admin operation for tenants (the native protocol reserves none),
-/// so this writes the data directory's <c>tenants.json</c> through <see cref="TenantRegistry"/>: run it while the node
+/// so this writes the data directory's <c>tenants.log</c> through <see cref="TenantRegistry"/>: run it while the node
 /// is stopped; the node reads the registry when it starts.
 /// </summary>
 internal static class TenantCommands
@@ -20,7 +20,7 @@ internal static class TenantCommands
         var maxBytes = new Option<long>("--max-bytes") { Description = "Memory quota in bytes (0 = none)" };
         var maxOps = new Option<long>("--max-ops") { Description = "Operations per second quota (0 = none)" };
         var dataDir = new Option<string>("--data-dir") { Description = "The node's data directory (the node must be stopped)", DefaultValueFactory = _ => "data" };
-        var create = new Command("create", "Create a tenant in a stopped node's data directory (tenants.json)");
+        var create = new Command("create", "Create a tenant in a stopped node's data directory (tenants.log)");
         create.Arguments.Add(name);
         create.Options.Add(secret);
         create.Options.Add(maxBytes);

@@ -11,7 +11,7 @@ namespace Hybrid.Node.Hosting;
 /// </summary>
 public sealed record HybridNodeOptions
 {
-    /// <summary>Data directory: store files and <c>tenants.json</c>.</summary>
+    /// <summary>Data directory: store files and <c>tenants.log</c>.</summary>
     public string DataDirectory { get; init; } = "data";
 
     /// <summary>Address every listener binds to. Anything but loopback requires AUTH for every tenant.</summary>
