@@ -15,12 +15,8 @@ public sealed class MigrationSource(IKvStore store) : IDisposable
     /// <summary>Most keys in one priority pull.</summary>
     public const int MaxPriorityKeys = 16;
 
-    /// <summary>
-    /// Target size of one background-pull chunk (keys + values). Large, because a pull's cost on a busy machine is its
-    /// round trip (two thread wake-ups on each side), not its bytes: 20 KB chunks spent most of a migration waiting
-    /// between chunks. The partitions' pipelining keeps the target applying one chunk while the next is scanned.
-    /// </summary>
-    public const int ChunkBytes = 64 * 1024;
+    /// <summary>Target size of one background-pull chunk (keys + values).</summary>
+    public const int ChunkBytes = 20 * 1024;
 
     private const int ChunkRecords = 4096;
     private readonly ConcurrentBag<ISlotScanner> _scanners = [];

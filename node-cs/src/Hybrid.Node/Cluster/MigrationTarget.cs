@@ -105,9 +105,7 @@ public sealed class PullStats
 
 /// <summary>
 /// The pulls of one range to this node. Background partitions run on their own threads; read misses queue priority
-/// pulls that one batcher thread sends, up to <see cref="MigrationSource.MaxPriorityKeys"/> keys per request and
-/// <see cref="PriorityInFlight"/> requests outstanding, so a miss waits about one round trip rather than for every
-/// batch queued ahead of it (one request at a time did that to client reads), with one storage session per job.
+/// pulls that one batcher thread sends up to <see cref="MigrationSource.MaxPriorityKeys"/> at a time.
 /// </summary>
 public sealed class PullJob
 {
@@ -260,142 +258,61 @@ public sealed class PullJob
             applier.Apply(current);
             Stats.AddChunk(current.Count, current.PayloadBytes);
             _trace.BackgroundPull(_rangeName, index);
-            Throttle();
             if (next.IsDone)
                 return;
+            Throttle();
             Thread.Yield(); // low priority: let client work run between chunks
         }
     }
 
-    /// <summary>
-    /// The priority batcher: takes up to <see cref="MigrationSource.MaxPriorityKeys"/> queued misses per request and
-    /// keeps up to <see cref="PriorityInFlight"/> requests outstanding; applies each reply through its one session as it
-    /// arrives and releases that batch's waiters. Ends when the queue is completed and drained.
-    /// </summary>
     private void RunPriority()
     {
         using var applier = new Applier(_store.NewSession(), Stats);
-        var free = new Stack<PriorityBatch>(Enumerable.Range(0, PriorityInFlight).Select(_ => new PriorityBatch()));
-        var inFlight = new List<PriorityBatch>(PriorityInFlight);
-        var waits = new List<Task>(PriorityInFlight + 1);
+        var keys = new PullKey[MigrationSource.MaxPriorityKeys];
+        var waiters = new TaskCompletionSource[MigrationSource.MaxPriorityKeys];
+        var buffer = new PullBuffer(4096);
         ChannelReader<(PullKey Key, TaskCompletionSource Done)> reader = _priority.Reader;
-        bool open = true;
-        Task<bool>? more = null; // the one outstanding "more misses queued" wait, kept across rounds
-        while (open || inFlight.Count > 0)
+        while (reader.WaitToReadAsync(_cancel).AsTask().GetAwaiter().GetResult())
         {
-            while (free.Count > 0 && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) first))
+            int n = 0;
+            while (n < keys.Length && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) item))
             {
-                PriorityBatch batch = free.Pop();
-                batch.Add(first);
-                while (batch.Count < MigrationSource.MaxPriorityKeys && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) item))
-                    batch.Add(item);
-                batch.Call = CallWithRetryAsync(batch);
-                inFlight.Add(batch);
+                keys[n] = item.Key;
+                waiters[n++] = item.Done;
             }
-            waits.Clear();
-            foreach (PriorityBatch b in inFlight)
-                waits.Add(b.Call!);
-            if (open && free.Count > 0)
-                waits.Add(more ??= reader.WaitToReadAsync(_cancel).AsTask());
-            if (waits.Count == 0)
-                break;
-            Task.WaitAny([.. waits], _cancel);
-            if (more is { IsCompleted: true })
-            {
-                open = more.GetAwaiter().GetResult();
-                more = null;
-            }
-            for (int i = 0; i < inFlight.Count; i++)
-            {
-                PriorityBatch b = inFlight[i];
-                if (!b.Call!.IsCompleted)
-                    continue;
-                inFlight.RemoveAt(i--);
-                if (b.Call.IsCompletedSuccessfully)
-                {
-                    applier.Apply(b.Buffer);
-                    Stats.AddPriority(b.Count);
-                    _trace.PriorityPull(_rangeName);
-                    b.Release(null);
-                    free.Push(b);
-                    continue;
-                }
-                Exception failure = b.Call.Exception?.InnerException ?? new OperationCanceledException(_cancel);
-                b.Release(failure);
-                foreach (PriorityBatch other in inFlight)
-                    other.Release(failure);
-                throw failure;
-            }
-        }
-    }
-
-    /// <summary>Priority-pull requests outstanding at once (each up to <see cref="MigrationSource.MaxPriorityKeys"/> keys).</summary>
-    public const int PriorityInFlight = 4;
-
-    /// <summary>One priority-pull request: its keys, their waiters, the reply buffer, the call.</summary>
-    private sealed class PriorityBatch
-    {
-        public PullKey[] Keys { get; } = new PullKey[MigrationSource.MaxPriorityKeys];
-        public TaskCompletionSource[] Waiters { get; } = new TaskCompletionSource[MigrationSource.MaxPriorityKeys];
-        public PullBuffer Buffer { get; } = new(4096);
-        public int Count { get; private set; }
-        public Task? Call { get; set; }
-
-        public void Add((PullKey Key, TaskCompletionSource Done) item)
-        {
-            Keys[Count] = item.Key;
-            Waiters[Count++] = item.Done;
-        }
-
-        /// <summary>Completes the waiters (with <paramref name="failure"/> if not null) and empties the batch.</summary>
-        public void Release(Exception? failure)
-        {
-            for (int i = 0; i < Count; i++)
-            {
-                if (failure is null)
-                    Waiters[i].TrySetResult();
-                else
-                    Waiters[i].TrySetException(failure);
-            }
-            Array.Clear(Keys, 0, Count);
-            Array.Clear(Waiters, 0, Count);
-            Count = 0;
-            Call = null;
-        }
-    }
-
-    /// <summary>Sends <paramref name="batch"/>'s priority pull, again while the source cannot be reached.</summary>
-    private async Task CallWithRetryAsync(PriorityBatch batch)
-    {
-        while (true)
-        {
             try
             {
-                await _peer.PriorityPullAsync(batch.Keys.AsMemory(0, batch.Count), batch.Buffer, _cancel).ConfigureAwait(false);
-                return;
+                int count = n;
+                Retry(async () =>
+                {
+                    await _peer.PriorityPullAsync(keys.AsMemory(0, count), buffer, _cancel).ConfigureAwait(false);
+                    return true;
+                });
+                applier.Apply(buffer);
+                Stats.AddPriority(n);
+                _trace.PriorityPull(_rangeName);
+                for (int i = 0; i < n; i++)
+                    waiters[i].SetResult();
             }
-            catch (Exception e) when (IsUnreachable(e))
+            catch (Exception e)
             {
-                _cancel.ThrowIfCancellationRequested();
-                await Task.Delay(RetryDelay, _cancel).ConfigureAwait(false);
+                for (int i = 0; i < n; i++)
+                    waiters[i].SetException(e);
+                throw;
             }
+            Array.Clear(keys, 0, n);
+            Array.Clear(waiters, 0, n);
         }
     }
 
-    /// <summary>
-    /// With a cap, sleeps until the bytes pulled so far are no longer ahead of the cap's schedule, after every chunk
-    /// (a partition's last one too: with chunks as large as a small range the cap would otherwise not hold at all).
-    /// </summary>
+    /// <summary>With a cap, sleeps while the bytes pulled so far are ahead of the cap's schedule.</summary>
     private void Throttle()
     {
         if (MaxBytesPerSecond <= 0)
             return;
-        double due;
-        while ((due = ((double)Stats.Bytes / MaxBytesPerSecond) - System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds) > 0)
-        {
-            _cancel.ThrowIfCancellationRequested();
-            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(due, 0.25)));
-        }
+        double due = (double)Stats.Bytes / MaxBytesPerSecond - System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds;
+        if (due > 0)
+            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(due, 1)));
     }
 
     /// <summary>How long a pull waits before it asks an unreachable source again.</summary>
