@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Hybrid.Client;
 using Hybrid.Core.Interop;
@@ -68,6 +69,7 @@ public sealed class DurableClusterTests(ITestOutputHelper output) : IAsyncLifeti
         ClusterClient client = await Own(await ClusterClient.ConnectAsync(routing));
 
         var acked = new Dictionary<int, string>();
+        var versions = new Dictionary<int, (ulong Version, ulong ViewN1, ulong ViewN2, long At)>();
         const int Keys = 2000;
         var loads = new List<Task<WriteResult>>();
         for (int i = 0; i < Keys; i++)
@@ -89,9 +91,13 @@ public sealed class DurableClusterTests(ITestOutputHelper output) : IAsyncLifeti
                 if (i % 4 == seed) // each worker owns the keys i % 4 == seed, so its last ack is the latest
                 {
                     string value = $"w{seed}-{round}-{i}";
-                    Assert.Equal(Status.Ok, (await client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value))).Status);
+                    WriteResult put = await client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value));
+                    Assert.Equal(Status.Ok, put.Status);
                     lock (acked)
+                    {
                         acked[i] = value;
+                        versions[i] = (put.Version, n1.Member.Node.View.Current, n2.Member.Node.View.Current, Stopwatch.GetTimestamp());
+                    }
                     Interlocked.Increment(ref writes);
                 }
                 else
@@ -104,6 +110,7 @@ public sealed class DurableClusterTests(ITestOutputHelper output) : IAsyncLifeti
         }
         Task[] workers = [.. Enumerable.Range(0, 4).Select(s => Task.Run(() => Worker(s)))];
         await Task.Delay(200);
+        long migrationStarted = Stopwatch.GetTimestamp();
         await n2.Member.MigrateHereAsync(["r1", "r2"]);
         await Task.Delay(200);
         await stop.CancelAsync();
@@ -130,9 +137,39 @@ public sealed class DurableClusterTests(ITestOutputHelper output) : IAsyncLifeti
         foreach (var (i, value) in acked)
         {
             GetResult got = await client.GetAsync(1, Key(i));
-            Assert.Equal(value, got.Value is null ? null : Encoding.UTF8.GetString(got.Value));
+            string? found = got.Value is null ? null : Encoding.UTF8.GetString(got.Value);
+            if (found != value && versions.TryGetValue(i, out var w))
+            {
+                output.WriteLine($"key {i} slot {Hybrid.Storage.Slot.Of(Key(i))}: acked {value} v{w.Version} (views n1 {w.ViewN1} n2 {w.ViewN2}, " +
+                    $"{Stopwatch.GetElapsedTime(migrationStarted, w.At).TotalMilliseconds:F1} ms after the migration began); read {found} v{got.Version}; " +
+                    $"n1 store has {Peek(n1, Key(i))}, n2 store has {Peek(n2, Key(i))}; max versions n1 {n1.Member.Node.Store.MaxVersion} n2 {n2.Member.Node.Store.MaxVersion}");
+            }
+            Assert.Equal(value, found);
         }
         Assert.True(client.Resends > 0, "no request was re-routed: the migration was not observed by the client");
+    }
+
+    /// <summary>A node's own record of <paramref name="key"/> (tenant 1, table 1), read from its store directly.</summary>
+    private static string Peek(ClusterNodeHost host, byte[] key)
+    {
+        using var session = host.Member.Node.Store.NewSession();
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        var sink = new PeekSink();
+        var r = session.Get(1, 1, key, output, 0);
+        if (r.IsPending)
+        {
+            session.CompletePending(sink, wait: true);
+            return sink.Text;
+        }
+        return r.Status == Hybrid.Storage.StoreStatus.Ok ? $"{Encoding.UTF8.GetString(output.WrittenSpan)} v{r.Version}" : r.Status.ToString();
+    }
+
+    private sealed class PeekSink : Hybrid.Storage.ICompletionSink
+    {
+        public string Text { get; private set; } = "";
+
+        public void OnCompleted(ulong context, in Hybrid.Storage.StoreResult result, ReadOnlySpan<byte> value) =>
+            Text = result.Status == Hybrid.Storage.StoreStatus.Ok ? $"{Encoding.UTF8.GetString(value)} v{result.Version}" : result.Status.ToString();
     }
 
     [Fact]

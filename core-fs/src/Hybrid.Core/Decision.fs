@@ -115,9 +115,20 @@ let private effectsOf (cfg: Config) (a: Action) (before: State) (after: State) :
     let views =
         [ for KeyValue(n, v) in after.cuts.view do
               if before.cuts.view[n] <> v then BumpView(n, v, Cuts.Owned after.cuts n v |> Set.toList) ]
+    // TransferOwnership always tells the target to raise its floor, even when the model's floor does not move: the
+    // model's floors count no writes (they stay 0 in a node's decision state), while the node raises its store to the
+    // source's exact floor when it carries this out. Emitting it only on a change left the store's floor at 0, so a
+    // write at the target to a key not pulled yet got version 1 and the pulled, older record overwrote it.
+    let transferTarget =
+        match a with
+        | Action.TransferOwnership r ->
+            match after.mig.TryFind r |> Option.flatten with
+            | Some m -> Some m.tgt
+            | None -> None
+        | _ -> None
     let floors =
         [ for KeyValue(n, f) in after.floor do
-              if before.floor[n] <> f then RaiseFloor(n, f) ]
+              if before.floor[n] <> f || transferTarget = Some n then RaiseFloor(n, f) ]
     let pulls =
         [ for KeyValue(r, mo) in after.mig do
               match mo with

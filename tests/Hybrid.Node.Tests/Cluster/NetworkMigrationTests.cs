@@ -156,6 +156,10 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         await nodes.StartAsync();
         await using HybridSession atSource = await TwoMembers.ConnectAsync(nodes.N1);
         List<int> moving = await LoadAsync(atSource, 3000);
+        // Written three times: every record at the source has version 3, so a write at the target to a key not pulled
+        // yet only wins if the target raised its version floor to the source's (at 0 it would get version 1).
+        await LoadAsync(atSource, 3000);
+        await LoadAsync(atSource, 3000);
 
         // Drive the coordinator here with slowed background pulls (the network peer underneath is the real one).
         using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
@@ -180,7 +184,9 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
                 foreach (int i in moving.Skip(200).Take(100))
                 {
                     written[i] = "new-" + i;
-                    Assert.Equal(Status.Ok, (await atTarget.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(written[i]))).Status);
+                    WriteResult put = await atTarget.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(written[i]));
+                    Assert.Equal(Status.Ok, put.Status);
+                    Assert.True(put.Version > 3, $"a write at the target got version {put.Version}, not above the source's floor");
                 }
                 reads.SetResult((got.Length, written.Count));
             }
