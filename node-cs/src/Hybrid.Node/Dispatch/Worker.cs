@@ -194,7 +194,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
             connection.Drive(this);
             // Work the drive left for the worker thread (parked reads, durability waits, queued extension steps),
             // read while this thread still owns the worker's state.
-            leftWork = _session!.PendingCount > 0 || _durableWaits.Count > 0 || _extensions.HasWork;
+            leftWork = _session!.PendingCount > 0 || _resumed.Count > 0 || _durableWaits.Count > 0 || _extensions.HasWork;
         }
         finally
         {
@@ -255,6 +255,14 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
 
     private void RefreshView(long now)
     {
+        // A worker leaves a view only when nothing it admitted in that view is still in flight. A write that went
+        // pending (its record on disk) and completed after the worker reported the new view would land after the cut:
+        // after the source's version floor was read and possibly after the target's pulls passed that part of the
+        // log, so an acknowledged write would be lost when the source drops the range. So finish every pending
+        // operation first (storage I/O, or a priority pull on a target; rare: only at a view change). The connections
+        // they complete resume afterwards, their next batches checked against the new view.
+        if (_session!.PendingCount > 0 && _node.View.Current != _view)
+            _session.CompletePending(this, wait: true);
         _view = _node.View.Refresh(WorkerIndex, out _ownedSlots);
         Quotas.Refresh(_node.Store, _node.Tenants, now);
         _nextRefresh = now + _refreshTicks;
@@ -262,11 +270,12 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
 
     private bool PollPending()
     {
-        if (_session!.PendingCount == 0)
+        if (_session!.PendingCount == 0 && _resumed.Count == 0)
             return false;
-        int done = _session.CompletePending(this);
+        int done = _session.PendingCount > 0 ? _session.CompletePending(this) : 0;
         if (_resumed.Count > 0)
         {
+            done += _resumed.Count; // completed by a view change's drain (RefreshView), resumed here
             foreach (var connection in _resumed)
             {
                 ReleaseParkSlot(connection);
