@@ -58,6 +58,9 @@ public sealed class NetworkFaultTests(ITestOutputHelper output) : ClusterProcess
         InNamespace("ip", "addr", "add", NodeAddress + "/24", "dev", guest);
         InNamespace("ip", "link", "set", guest, "up");
         InNamespace("ip", "link", "set", "lo", "up");
+        // An Ethernet MTU on the nodes' link, not loopback's 64 KiB: a streamed pull is then ~100 packets, not a handful,
+        // so the random drops below really hit it (and the traffic looks like a real network's).
+        InNamespace("ip", "link", "set", "lo", "mtu", "1500");
         // Off loopback every tenant must authenticate: both nodes get the same tenant (same id) before they start.
         foreach (string node in new[] { "n1", "n2" })
         {

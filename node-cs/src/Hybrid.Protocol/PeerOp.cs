@@ -29,6 +29,11 @@ public enum PeerOp : byte
     CoreViews = 0x36,
     /// <summary>Cluster control (start a migration, status): UTF-8 JSON request → UTF-8 JSON reply.</summary>
     Control = 0x37,
+    /// <summary>
+    /// Background pull as a stream: <c>i32 lo, i32 hi, i64 next, i64 end</c> → one reply frame per chunk, each
+    /// <c>i64 next, i64 end, i32 count, records</c>, until a chunk whose cursor is done (or a failed frame).
+    /// </summary>
+    PullStream = 0x38,
 }
 
 /// <summary>Constants of the peer frame (<see cref="PeerOp"/>).</summary>

@@ -19,6 +19,14 @@ public interface IMigrationPeer
     /// <summary>One background-pull chunk of <paramref name="range"/> from <paramref name="cursor"/> into <paramref name="into"/> (cleared first); returns the next cursor.</summary>
     ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// The background pull of one partition of <paramref name="range"/> from <paramref name="from"/> to its end as a
+    /// stream of chunks (blocking reads, for a pull thread). By default one <see cref="PullAsync"/> per chunk with the
+    /// next in flight; <see cref="NetworkPeer"/> streams instead (<c>PeerOp.PullStream</c>).
+    /// </summary>
+    IPullStream OpenPulls(SlotRange range, ScanCursor from, CancellationToken cancellationToken = default) =>
+        new PrefetchingPullStream(this, range, from, cancellationToken);
+
     /// <summary>A priority pull: the live records of up to <see cref="MigrationSource.MaxPriorityKeys"/> keys into <paramref name="into"/> (cleared first); absent keys are left out.</summary>
     ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default);
 

@@ -132,8 +132,8 @@ public sealed class PullJob
         _partitions = partitions;
         _from = from;
         _cancel = cancellationToken;
-        _background = RunOnThread("pull-bg", RunBackground);
-        _priorityLoop = RunOnThread("pull-prio", RunPriority);
+        _background = RunOnThread("pull-bg", RunBackground, background: true);
+        _priorityLoop = RunOnThread("pull-prio", RunPriority, background: false);
     }
 
     /// <summary>The range being pulled.</summary>
@@ -173,13 +173,16 @@ public sealed class PullJob
         await _priorityLoop.ConfigureAwait(false);
     }
 
-    private static Task RunOnThread(string name, Action body)
+    /// <summary>Runs <paramref name="body"/> on a thread of its own; <paramref name="background"/> = below client work (<see cref="BackgroundPriority"/>).</summary>
+    private static Task RunOnThread(string name, Action body, bool background)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
+                if (background)
+                    BackgroundPriority.LowerCurrentThread();
                 body();
                 done.SetResult();
             }
@@ -188,7 +191,7 @@ public sealed class PullJob
                 done.SetException(e);
             }
         })
-        { IsBackground = true, Name = name, Priority = ThreadPriority.BelowNormal };
+        { IsBackground = true, Name = name };
         thread.Start();
         return done.Task;
     }
@@ -222,46 +225,43 @@ public sealed class PullJob
         {
             ScanCursor start = plan[i];
             int index = firstIndex + i;
-            threads[i] = RunOnThread("pull-part", () => RunPartition(start, index));
+            threads[i] = RunOnThread("pull-part", () => RunPartition(start, index), background: true);
         }
         Task.WaitAll(threads, _cancel);
     }
 
-    /// <summary>Pulls one partition, fetching chunk i+1 while chunk i is applied.</summary>
+    /// <summary>
+    /// Pulls one partition as a stream (<see cref="IMigrationPeer.OpenPulls"/>: the source scans chunk i+1 while this
+    /// thread applies chunk i). When the source cannot be reached the stream is opened again from the cursor after the
+    /// last applied chunk (cursors are stateless, applies idempotent).
+    /// </summary>
     private void RunPartition(ScanCursor cursor, int index)
     {
         using var applier = new Applier(_store.NewSession(), Stats);
-        PullBuffer free = new(), inFlight = new();
-        ValueTask<ScanCursor> pending = _peer.PullAsync(_range, cursor, inFlight, _cancel);
         while (true)
         {
-            ScanCursor next;
             try
             {
-                next = Wait(pending);
+                using IPullStream stream = _peer.OpenPulls(_range, cursor, _cancel);
+                while (true)
+                {
+                    PullBuffer chunk = stream.Read(out ScanCursor next);
+                    Stats.AddScanned(Math.Min(next.Next, next.End) - cursor.Next);
+                    applier.Apply(chunk);
+                    cursor = next;
+                    Stats.AddChunk(chunk.Count, chunk.PayloadBytes);
+                    _trace.BackgroundPull(_rangeName, index);
+                    if (next.IsDone)
+                        return;
+                    Throttle();
+                }
             }
             catch (Exception e) when (IsUnreachable(e))
             {
-                // The source is down or restarting: the cursor is stateless, so ask again for the same chunk.
+                // The source is down or restarting: ask again from the cursor after the last chunk applied.
                 _cancel.ThrowIfCancellationRequested();
                 Thread.Sleep(RetryDelay);
-                pending = _peer.PullAsync(_range, cursor, inFlight, _cancel);
-                continue;
             }
-            Stats.AddScanned(Math.Min(next.Next, next.End) - cursor.Next);
-            cursor = next;
-            PullBuffer current = inFlight;
-            inFlight = free;
-            free = current;
-            if (!next.IsDone)
-                pending = _peer.PullAsync(_range, next, inFlight, _cancel);
-            applier.Apply(current);
-            Stats.AddChunk(current.Count, current.PayloadBytes);
-            _trace.BackgroundPull(_rangeName, index);
-            if (next.IsDone)
-                return;
-            Throttle();
-            Thread.Yield(); // low priority: let client work run between chunks
         }
     }
 

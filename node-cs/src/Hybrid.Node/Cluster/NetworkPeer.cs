@@ -75,6 +75,34 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         return next;
     }
 
+    /// <summary>
+    /// Streams the partition over a connection of its own (<see cref="PeerOp.PullStream"/>): the source scans and sends
+    /// chunk after chunk while this side applies, TCP's window being the only flow control, so a chunk costs no round
+    /// trip and no thread hand-off. Reads block the calling (pull) thread.
+    /// </summary>
+    public IPullStream OpenPulls(SlotRange range, ScanCursor from, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ValueTask<Socket> connecting = ConnectAsync(cancellationToken);
+        Socket socket = connecting.IsCompletedSuccessfully ? connecting.Result : connecting.AsTask().GetAwaiter().GetResult();
+        try
+        {
+            return new NetworkPullStream(socket, range, from, cancellationToken) { Timeout = StreamTimeout };
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// How long a pull stream waits for its next chunk before it gives up on the source (an <see cref="IOException"/>:
+    /// the puller reopens from its cursor). A chunk normally follows within milliseconds; a scan over a long stretch of
+    /// the log without a record of the range can take seconds.
+    /// </summary>
+    public TimeSpan StreamTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <inheritdoc />
     public async ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)
     {
@@ -168,6 +196,12 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_idle.TryTake(out Channel? c))
             return c;
+        return new Channel(await ConnectAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>A new connection to the peer (within <see cref="ConnectTimeout"/>); an unreachable peer is an <see cref="IOException"/> or <see cref="SocketException"/>.</summary>
+    private async ValueTask<Socket> ConnectAsync(CancellationToken cancellationToken)
+    {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
@@ -189,7 +223,7 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             socket.Dispose();
             throw;
         }
-        return new Channel(socket);
+        return socket;
     }
 
     private void Return(Channel c)
@@ -198,6 +232,57 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             c.Socket.Dispose();
         else
             _idle.Add(c);
+    }
+
+    /// <summary>One <see cref="PeerOp.PullStream"/> on its own connection; closing it (or cancelling) ends it on both sides.</summary>
+    private sealed class NetworkPullStream : IPullStream
+    {
+        private readonly Socket _socket;
+        private readonly PeerMessage _frame = new();
+        private readonly PullBuffer _records = new();
+        private readonly CancellationTokenRegistration _cancel;
+        private bool _done;
+
+        public NetworkPullStream(Socket socket, SlotRange range, ScanCursor from, CancellationToken cancellationToken)
+        {
+            _socket = socket;
+            _frame.Begin((byte)PeerOp.PullStream).I32(range.Lo).I32(range.Hi).I64(from.Next).I64(from.End).Send(socket);
+            // A blocked Receive does not see the token: closing the socket wakes it with an exception.
+            _cancel = cancellationToken.Register(static s => ((Socket)s!).Dispose(), socket);
+        }
+
+        public TimeSpan Timeout
+        {
+            init => _socket.ReceiveTimeout = (int)value.TotalMilliseconds;
+        }
+
+        public PullBuffer Read(out ScanCursor next)
+        {
+            if (_done)
+                throw new InvalidOperationException("the pull stream has ended");
+            try
+            {
+                if (!_frame.Receive(_socket))
+                    throw new IOException("the source closed the pull stream");
+            }
+            catch (ObjectDisposedException e)
+            {
+                throw new OperationCanceledException("the pull stream was cancelled", e);
+            }
+            _frame.ThrowIfFailed();
+            var r = new PeerReader(_frame.Payload);
+            next = new ScanCursor(r.I64(), r.I64());
+            int count = r.I32();
+            _records.Load(r.Rest, count);
+            _done = next.IsDone;
+            return _records;
+        }
+
+        public void Dispose()
+        {
+            _cancel.Dispose();
+            _socket.Dispose();
+        }
     }
 
     /// <summary>One connection with its reusable request and reply frames.</summary>

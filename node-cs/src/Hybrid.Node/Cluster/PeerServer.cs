@@ -71,6 +71,11 @@ public sealed class PeerServer : IDisposable
         {
             while (!_stopping && request.Receive(socket))
             {
+                if ((PeerOp)request.Code == PeerOp.PullStream)
+                {
+                    Stream(socket, request.Payload, reply, records);
+                    continue;
+                }
                 try
                 {
                     Handle((PeerOp)request.Code, request.Payload, reply.Begin(PeerFrame.Ok), records);
@@ -91,6 +96,36 @@ public sealed class PeerServer : IDisposable
             lock (_lock)
                 _open.Remove(socket);
             socket.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="PeerOp.PullStream"/>: sends the partition chunk after chunk (at least one frame, the last one with a
+    /// done cursor) until it ends, this server stops, or the target goes away (the send fails). Background work: the
+    /// thread drops below client work first (this connection serves nothing else that is urgent).
+    /// </summary>
+    private void Stream(Socket socket, ReadOnlySpan<byte> payload, PeerMessage frame, PullBuffer records)
+    {
+        BackgroundPriority.LowerCurrentThread();
+        var r = new PeerReader(payload);
+        var range = new SlotRange(r.I32(), r.I32());
+        var cursor = new Storage.ScanCursor(r.I64(), r.I64());
+        while (!_stopping)
+        {
+            try
+            {
+                cursor = _source.Pull(range, cursor, records);
+                frame.Begin(PeerFrame.Ok).I64(cursor.Next).I64(cursor.End).I32(records.Count).Bytes(records.Encoded);
+            }
+            catch (Exception e) when (e is not (SocketException or IOException or ObjectDisposedException))
+            {
+                frame.Begin(PeerFrame.Failed).Bytes(Encoding.UTF8.GetBytes(e.GetType().Name + ": " + e.Message));
+                frame.Send(socket);
+                return;
+            }
+            frame.Send(socket);
+            if (cursor.IsDone)
+                return;
         }
     }
 
@@ -131,8 +166,32 @@ public sealed class PeerServer : IDisposable
                     break;
                 }
             case PeerOp.Drop:
-                reply.I64(_source.Drop(new SlotRange(r.I32(), r.I32())));
-                break;
+                {
+                    // A scan of the whole log and a delete per record: background work, on a thread below client work
+                    // (this connection's thread stays as it is, for whatever the connection serves next).
+                    var range = new SlotRange(r.I32(), r.I32());
+                    long removed = 0;
+                    Exception? failed = null;
+                    var dropper = new Thread(() =>
+                    {
+                        BackgroundPriority.LowerCurrentThread();
+                        try
+                        {
+                            removed = _source.Drop(range);
+                        }
+                        catch (Exception e)
+                        {
+                            failed = e;
+                        }
+                    })
+                    { IsBackground = true, Name = "peer-drop" };
+                    dropper.Start();
+                    dropper.Join();
+                    if (failed is not null)
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
+                    reply.I64(removed);
+                    break;
+                }
             case PeerOp.VersionFloor:
                 reply.I64((long)_source.VersionFloor);
                 break;

@@ -1,0 +1,181 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Hybrid.Node.Cluster;
+using Hybrid.Storage;
+
+namespace Hybrid.Node.Tests.Cluster;
+
+/// <summary>
+/// Background pulls as streams (<see cref="IMigrationPeer.OpenPulls"/>): over the real peer port
+/// (<see cref="PeerServer"/> + <see cref="NetworkPeer"/>, <c>PeerOp.PullStream</c>) and the default request-per-chunk
+/// stream, against a source store with 3,000 records; and what a puller sees when the source hangs, dies mid-frame or
+/// the job is cancelled.
+/// </summary>
+public sealed class PullStreamTests : IDisposable
+{
+    private readonly TempStore _store = new();
+    private readonly MigrationSource _source;
+    private readonly PeerServer _server;
+    private readonly Dictionary<string, string> _expected = [];
+
+    public PullStreamTests()
+    {
+        using (var s = new SyncSession(_store.Store.NewSession()))
+        {
+            for (int i = 0; i < 3000; i++)
+            {
+                string key = TwoNodes.Key(i), value = i % 7 == 0 ? "old" : TwoNodes.Value(i);
+                s.Put(key, value);
+                if (i % 7 == 0)
+                    s.Put(key, value = "new-" + TwoNodes.Value(i)); // the latest value must win
+                if (TwoNodes.R1.ContainsKey(Encoding.UTF8.GetBytes(key)))
+                    _expected[key] = value;
+            }
+        }
+        _source = new MigrationSource(_store.Store);
+        _server = new PeerServer(new IPEndPoint(IPAddress.Loopback, 0), _source, new PromptCores(2));
+    }
+
+    public void Dispose()
+    {
+        _server.Dispose();
+        _source.Dispose();
+        _store.Dispose();
+    }
+
+    /// <summary>Reads every partition of R1's pull plan through <paramref name="peer"/>'s streams; returns key → value and the chunk count.</summary>
+    private static async Task<(Dictionary<string, string> Records, int Chunks)> PullAllAsync(IMigrationPeer peer, int partitions)
+    {
+        ScanCursor[] plan = await peer.PlanPullsAsync(partitions, 0);
+        var seen = new Collector();
+        int chunks = 0;
+        foreach (ScanCursor start in plan)
+        {
+            using IPullStream stream = peer.OpenPulls(TwoNodes.R1, start);
+            ScanCursor next;
+            do
+            {
+                stream.Read(out next).ForEach(seen);
+                chunks++;
+            }
+            while (!next.IsDone);
+            Assert.Throws<InvalidOperationException>(() => stream.Read(out _)); // the stream said it ended
+        }
+        return (seen.Records, chunks);
+    }
+
+    [Fact]
+    public async Task Network_stream_delivers_every_live_record_of_the_range_once_in_many_chunks_then_ends()
+    {
+        using var peer = new NetworkPeer(_server.EndPoint);
+        var (records, chunks) = await PullAllAsync(peer, partitions: 2);
+        Assert.Equal(_expected.OrderBy(p => p.Key), records.OrderBy(p => p.Key));
+        Assert.True(chunks > 4, $"{chunks} chunks: the range should need several (~20 KB each)");
+    }
+
+    [Fact]
+    public async Task Default_stream_over_PullAsync_delivers_the_same_records()
+    {
+        var (records, _) = await PullAllAsync(new InProcessPeer(_source), partitions: 3);
+        Assert.Equal(_expected.OrderBy(p => p.Key), records.OrderBy(p => p.Key));
+    }
+
+    [Fact]
+    public async Task A_stream_opened_again_from_a_cursor_mid_way_continues_from_there()
+    {
+        using var peer = new NetworkPeer(_server.EndPoint);
+        ScanCursor start = (await peer.PlanPullsAsync(1, 0)).Single();
+        var first = new Collector();
+        ScanCursor after;
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, start))
+        {
+            stream.Read(out after).ForEach(first); // one chunk, then the puller "fails" and closes the stream
+        }
+        Assert.False(after.IsDone);
+        var rest = new Collector();
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, after))
+        {
+            ScanCursor next;
+            do
+                stream.Read(out next).ForEach(rest);
+            while (!next.IsDone);
+        }
+        Assert.Empty(first.Records.Keys.Intersect(rest.Records.Keys));
+        Assert.Equal(_expected.Count, first.Records.Count + rest.Records.Count);
+    }
+
+    [Fact]
+    public async Task A_source_that_sends_nothing_times_out_as_unreachable_and_cancellation_wakes_a_blocked_read()
+    {
+        using var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start(); // accepts (the kernel does) and never answers
+        var endPoint = (IPEndPoint)silent.LocalEndpoint;
+
+        using (var peer = new NetworkPeer(endPoint) { StreamTimeout = TimeSpan.FromMilliseconds(300) })
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000)))
+        {
+            var e = Assert.Throws<SocketException>(() => stream.Read(out _));
+            Assert.Equal(SocketError.TimedOut, e.SocketErrorCode);
+        }
+
+        using var cancel = new CancellationTokenSource();
+        using (var peer = new NetworkPeer(endPoint))
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000), cancel.Token))
+        {
+            Task<Exception?> read = Task.Run<Exception?>(() => Record.Exception(() => stream.Read(out _)));
+            await Task.Delay(100);
+            Assert.False(read.IsCompleted);
+            await cancel.CancelAsync();
+            Exception? thrown = await read.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(thrown is OperationCanceledException or SocketException, $"got {thrown}");
+        }
+    }
+
+    [Fact]
+    public async Task A_source_that_dies_inside_a_frame_is_an_IOException_for_the_puller()
+    {
+        using var dying = new TcpListener(IPAddress.Loopback, 0);
+        dying.Start();
+        Task serve = Task.Run(async () =>
+        {
+            using Socket s = await dying.AcceptSocketAsync();
+            var request = new byte[64];
+            await s.ReceiveAsync(request, SocketFlags.None);
+            await s.SendAsync(new byte[] { 100, 0, 0, 0, 0, 1, 2, 3 }, SocketFlags.None); // 100 bytes announced, 4 sent
+        });
+        using var peer = new NetworkPeer((IPEndPoint)dying.LocalEndpoint);
+        using IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000));
+        await serve;
+        Assert.Throws<IOException>(() => stream.Read(out _));
+    }
+
+    [Fact]
+    public void LowerCurrentThread_renices_only_the_calling_thread()
+    {
+        static int NiceOf(string statPath) => int.Parse(File.ReadAllText(statPath).Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[16], System.Globalization.CultureInfo.InvariantCulture);
+        static string Self() => "/proc/" + new FileInfo("/proc/thread-self").LinkTarget + "/stat";
+        int before = NiceOf(Self());
+        int lowered = int.MinValue;
+        bool ok = false;
+        var thread = new Thread(() =>
+        {
+            ok = BackgroundPriority.LowerCurrentThread();
+            lowered = NiceOf(Self());
+        });
+        thread.Start();
+        thread.Join();
+        Assert.True(ok, "BackgroundPriority could not lower the thread");
+        Assert.Equal(10, lowered); // BelowNormal = nice 10
+        Assert.Equal(before, NiceOf(Self()));
+    }
+
+    /// <summary>Keeps the last value seen per key; fails on a key delivered twice.</summary>
+    private sealed class Collector : IScanSink
+    {
+        public Dictionary<string, string> Records { get; } = [];
+
+        public void OnRecord(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version) =>
+            Assert.True(Records.TryAdd(Encoding.UTF8.GetString(key), Encoding.UTF8.GetString(value)), "a key was delivered twice");
+    }
+}
