@@ -35,6 +35,9 @@ public abstract class ClusterProcessTests : IAsyncLifetime
     /// <summary>Arguments appended to every node's <c>node-at</c> role (e.g. its bind address).</summary>
     protected virtual IEnumerable<string> ExtraNodeArgs => [];
 
+    /// <summary>Arguments appended to node <paramref name="node"/>'s <c>node-at</c> role (default: <see cref="ExtraNodeArgs"/>).</summary>
+    protected virtual IEnumerable<string> ExtraNodeArgsFor(string node) => ExtraNodeArgs;
+
     /// <summary>Prepares what the store needs before the cluster is created (e.g. starts etcd).</summary>
     protected virtual Task PrepareAsync() => Task.CompletedTask;
 
@@ -70,7 +73,10 @@ public abstract class ClusterProcessTests : IAsyncLifetime
 
     /// <summary>Starts node <paramref name="name"/> in its own process (again, after a kill: same data directory).</summary>
     protected async Task StartNodeAsync(string name) =>
-        _nodes[name] = await NodeProcess.StartAsync(["node-at", StoreSpec, Path.Combine(Dir.Path, name), name, TracePath(name), .. ExtraNodeArgs], NetworkNamespace);
+        _nodes[name] = await NodeProcess.StartAsync(["node-at", StoreSpec, Path.Combine(Dir.Path, name), name, TracePath(name), .. ExtraNodeArgsFor(name)], NetworkNamespace);
+
+    /// <summary>The running process of node <paramref name="name"/>.</summary>
+    private protected NodeProcess NodeOf(string name) => _nodes[name];
 
     /// <summary>SIGKILL of node <paramref name="name"/>.</summary>
     protected async Task KillNodeAsync(string name)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Threading.Channels;
 using Hybrid.Node.Hosting;
 using Hybrid.Storage;
 
@@ -13,6 +14,7 @@ internal sealed class NodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _log = new();
+    private readonly Channel<string> _replies = Channel.CreateUnbounded<string>();
 
     private NodeProcess(Process process) => _process = process;
 
@@ -39,7 +41,7 @@ internal sealed class NodeProcess : IAsyncDisposable
     /// </summary>
     public static async Task<NodeProcess> StartAsync(IEnumerable<string> args, string? netns = null, string? readyPrefix = "ready", TimeSpan? timeout = null)
     {
-        var info = new ProcessStartInfo(netns is null ? "dotnet" : "ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(netns is null ? "dotnet" : "ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (netns is not null)
         {
             foreach (string a in new[] { "netns", "exec", netns, "dotnet" })
@@ -54,6 +56,10 @@ internal sealed class NodeProcess : IAsyncDisposable
         child._process.OutputDataReceived += (_, e) =>
         {
             child.Append(e.Data);
+            if (e.Data is null)
+                child._replies.Writer.TryComplete();
+            else if (e.Data.StartsWith(ReplyPrefix, StringComparison.Ordinal))
+                child._replies.Writer.TryWrite(e.Data[ReplyPrefix.Length..]);
             if (readyPrefix is not null && e.Data?.StartsWith(readyPrefix, StringComparison.Ordinal) == true)
                 ready.TrySetResult();
         };
@@ -75,6 +81,36 @@ internal sealed class NodeProcess : IAsyncDisposable
             return;
         lock (_log)
             _log.AppendLine(line);
+    }
+
+    /// <summary>The start of a scripted child's answer line (<see cref="ScriptClient"/>).</summary>
+    public const string ReplyPrefix = "reply ";
+
+    /// <summary>
+    /// Sends one command line to a scripted child (<see cref="ScriptClient"/>) and returns its answer: the next output line
+    /// starting with <see cref="ReplyPrefix"/>, without it. Throws with the child's output if none comes within
+    /// <paramref name="timeout"/> (default 60 s) or the child exits.
+    /// </summary>
+    public async Task<string> RequestAsync(string command, TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await _process.StandardInput.WriteLineAsync(command);
+            await _process.StandardInput.FlushAsync();
+            return await _replies.Reader.ReadAsync(cts.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException or IOException)
+        {
+            throw new InvalidOperationException($"no reply to '{command}' ({e.GetType().Name}): {Log}", e);
+        }
+    }
+
+    /// <summary>Closes the child's input (a scripted child then ends orderly) and waits for it to exit; returns its exit code.</summary>
+    public Task<int> CloseInputAndWaitAsync(TimeSpan timeout)
+    {
+        _process.StandardInput.Close();
+        return WaitAsync(timeout);
     }
 
     /// <summary>Waits for the child to exit (or kills it after <paramref name="timeout"/>); returns its exit code.</summary>
@@ -105,9 +141,32 @@ internal sealed class NodeProcess : IAsyncDisposable
     /// <inheritdoc />
     public ValueTask DisposeAsync()
     {
+        int pid = _process.Id;
         Kill();
         _process.Dispose();
+        DeleteDpdkRuntime(pid);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Removes the runtime directory EAL leaves behind when the child ran DPDK (about 3 MB of tmpfs each), named by the
+    /// per-process file prefix of <see cref="Hybrid.Transport.TransportSpec.EalArgs"/>: <c>hyb-node-PID</c> or <c>hyb-client-PID</c>.
+    /// </summary>
+    private static void DeleteDpdkRuntime(int pid)
+    {
+        foreach (string role in new[] { "node", "client" })
+        {
+            string dir = $"/var/run/dpdk/hyb-{role}-{pid}";
+            try
+            {
+                if (Directory.Exists(dir))
+                    Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Left behind: costs tmpfs space, not correctness.
+            }
+        }
     }
 
     /// <summary>The metadata store a child role names: <c>file:DIR</c> or <c>etcd:URL</c>.</summary>
@@ -119,10 +178,12 @@ internal sealed class NodeProcess : IAsyncDisposable
     };
 
     /// <summary>
-    /// The child role <c>node-at STORE DATA-DIR NAME TRACE [BIND]</c>: one cluster node with sync durability on the
-    /// metadata store <c>STORE</c> (see <see cref="OpenStore"/>), listening on <c>BIND</c> (default loopback), until killed.
+    /// The child role <c>node-at STORE DATA-DIR NAME TRACE [BIND] [--transport SPEC]...</c>: one cluster node with sync
+    /// durability on the metadata store <c>STORE</c> (see <see cref="OpenStore"/>), listening on <c>BIND</c> (default
+    /// loopback) and on each of <paramref name="transports"/> (<see cref="TransportListenerOptions.FromSpec"/>), until
+    /// killed. Its ready line is <c>ready NAME</c> followed by <c>LISTENER=ADDRESS</c> per transport.
     /// </summary>
-    public static async Task<int> RunNodeAsync(string storeSpec, string dataDir, string name, string trace, string? bind = null)
+    public static async Task<int> RunNodeAsync(string storeSpec, string dataDir, string name, string trace, string? bind = null, IReadOnlyList<string>? transports = null)
     {
         await using IMetadataStore store = OpenStore(storeSpec);
         var options = new HybridNodeOptions
@@ -134,10 +195,11 @@ internal sealed class NodeProcess : IAsyncDisposable
             MetricsPort = -1,
             Durability = DurabilityMode.Sync,
             MemoryBudgetBytes = 1 << 22,
+            Transports = [.. (transports ?? []).Select(TransportListenerOptions.FromSpec)],
             ConfigureStore = o => o with { PageSizeBytes = 1 << 16, MaxKeyBytes = 256, MaxValueBytes = 1024, IndexBuckets = 1 << 14, CheckpointInterval = TimeSpan.Zero },
         };
         await using ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", name, options, tracePath: trace);
-        Console.Out.WriteLine("ready " + name);
+        Console.Out.WriteLine(string.Join(' ', ["ready", name, .. options.Transports.Select(t => t.Name + "=" + host.Member.Node.TransportAddressOf(t.Name))]));
         Console.Out.Flush();
         await Task.Delay(Timeout.Infinite);
         return 0;

@@ -6,19 +6,26 @@ namespace Hybrid.Cluster.Tests;
 /// Entry point used only when a test starts this assembly as a child process (`dotnet exec
 /// Hybrid.Cluster.Tests.dll counter DIR N`): the child increments a counter in a file store N times and
 /// prints each value it committed, so the parent can check cross-process atomicity and crash safety.
-/// `node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND]` runs one cluster node (sync durability) on that metadata
-/// store until killed.
+/// `node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND] [--transport SPEC]...` runs one cluster node (sync
+/// durability) on that metadata store until killed, listening on each transport SPEC (e.g. `memif:/tmp/x.sock`) besides
+/// TCP. `client-over SPEC` runs one client session over a transport, driven line by line on stdin
+/// (<see cref="ScriptClient"/>).
 /// </summary>
 public static class Program
 {
     /// <summary>Runs a child role; returns a non-zero exit code on bad arguments.</summary>
     public static async Task<int> Main(string[] args)
     {
-        if (args is ["node-at", var storeSpec, var nodeDataDir, var nodeName, var nodeTrace, .. var bind] && bind.Length <= 1)
-            return await NodeProcess.RunNodeAsync(storeSpec, nodeDataDir, nodeName, nodeTrace, bind.FirstOrDefault());
+        if (args is ["node-at", var storeSpec, var nodeDataDir, var nodeName, var nodeTrace, .. var rest]
+            && TrySplitNodeOptions(rest, out string? bind, out List<string> transports))
+        {
+            return await NodeProcess.RunNodeAsync(storeSpec, nodeDataDir, nodeName, nodeTrace, bind, transports);
+        }
+        if (args is ["client-over", var spec])
+            return await ScriptClient.RunAsync(spec);
         if (args is not ["counter", var directory, var count])
         {
-            await Console.Error.WriteLineAsync("usage: counter DIR N | node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND]");
+            await Console.Error.WriteLineAsync("usage: counter DIR N | node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND] [--transport SPEC]... | client-over SPEC");
             return 2;
         }
 
@@ -31,5 +38,22 @@ public static class Program
         }
 
         return 0;
+    }
+
+    /// <summary>The optional tail of <c>node-at</c>: at most one BIND address first, then <c>--transport SPEC</c> pairs.</summary>
+    private static bool TrySplitNodeOptions(string[] rest, out string? bind, out List<string> transports)
+    {
+        bind = null;
+        transports = [];
+        int i = 0;
+        if (rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal))
+            bind = rest[i++];
+        for (; i < rest.Length; i += 2)
+        {
+            if (rest[i] != "--transport" || i + 1 >= rest.Length)
+                return false;
+            transports.Add(rest[i + 1]);
+        }
+        return true;
     }
 }
