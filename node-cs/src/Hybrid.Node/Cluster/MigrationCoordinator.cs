@@ -62,18 +62,19 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     {
         _nodes[source.Name] = source;
         _nodes[target.Name] = target;
-        foreach (string r in rangeNames)
-            Decide(ClusterDecision.BeginMigration(r, target.Name), null);
+        DecideAll([.. rangeNames.Select(r => ClusterDecision.BeginMigration(r, target.Name))], null);
         await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
         Step("cut " + source.Name);
         ulong sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
-        foreach (string r in rangeNames)
-            Decide(ClusterDecision.Prepare(r, ModelFloor(source.Name)), null);
+        ClusterDecision[] prepares = [.. rangeNames.Select(r => ClusterDecision.Prepare(r, ModelFloor(source.Name)))];
+        ClusterDecision[] transfers = [.. rangeNames.Select(ClusterDecision.TransferOwnership)];
 
         List<SlotRange> runs = Runs(rangeNames);
         var copies = new List<PullJob>();
         if (stopAndCopy)
         {
+            DecideAll(prepares, null);
+            prepares = [];
             foreach (SlotRange run in runs)
                 copies.Add(executor.StartPulls(rangeNames[0], run, peer, 0, serving: false, cancellationToken));
             ActivePulls = copies[0];
@@ -82,18 +83,16 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             Step("copy");
         }
 
+        // Rocksteady: Prepare and TransferOwnership of every range in one write (nothing happens between them).
         int targetView = 0;
         SlotRange[] targetOwned = [];
-        foreach (string r in rangeNames)
+        DecideAll([.. prepares, .. transfers], e =>
         {
-            Decide(ClusterDecision.TransferOwnership(r), e =>
-            {
-                if (e.Kind == EffectKind.RaiseFloor && e.Node == target.Name)
-                    executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
-                else if (e.Kind == EffectKind.BumpView && e.Node == target.Name)
-                    (targetView, targetOwned) = (e.View, OwnedOf(e));
-            }, holdViewOf: target.Name);
-        }
+            if (e.Kind == EffectKind.RaiseFloor && e.Node == target.Name)
+                executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
+            else if (e.Kind == EffectKind.BumpView && e.Node == target.Name)
+                (targetView, targetOwned) = (e.View, OwnedOf(e));
+        }, holdViewOf: target.Name);
         var jobs = new List<PullJob>();
         for (int i = 0; i < runs.Count; i++)
             jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i].LogEnd : 0, serving: true, cancellationToken));
@@ -107,10 +106,9 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         foreach (PullJob j in jobs)
             await j.CompleteAsync().ConfigureAwait(false);
         Step("pulls");
-        foreach (string r in rangeNames)
-            Decide(ClusterDecision.FinishPulls(r), null);
         ActivePulls = null;
-        await FinishAsync(target, executor, rangeNames, _ => peer, cancellationToken).ConfigureAwait(false);
+        // FinishPulls of every range goes into the checkpoint's write (the checkpoint starts after the last pull).
+        await FinishCoreAsync(target, executor, rangeNames, rangeNames, _ => peer, cancellationToken).ConfigureAwait(false);
         return copies.Count > 0 ? [.. copies.Select(c => c.Stats)] : [.. jobs.Select(j => j.Stats)];
     }
 
@@ -218,28 +216,34 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// checkpoint of the target covers every range it pulled (Checkpoint), then for each range the source the
     /// decision names drops it (DropSource, through <paramref name="peerOf"/>) and the lineage entry goes (RemoveLineage).
     /// </summary>
-    public async Task FinishAsync(MigrationNode target, MigrationTarget executor, IReadOnlyList<string> pulled,
-        Func<string, IMigrationPeer> peerOf, CancellationToken cancellationToken)
+    public Task FinishAsync(MigrationNode target, MigrationTarget executor, IReadOnlyList<string> pulled,
+        Func<string, IMigrationPeer> peerOf, CancellationToken cancellationToken) =>
+        FinishCoreAsync(target, executor, pulled, [], peerOf, cancellationToken);
+
+    /// <summary>
+    /// <see cref="FinishAsync"/>, where the ranges of <paramref name="finishPulls"/> are in <c>Pulling</c> with every
+    /// record at the target: their FinishPulls is published in the same write as the Checkpoint that follows, after
+    /// the checkpoint (which therefore covers every record they pulled). One write per step, not one per range:
+    /// CheckpointCovered, then every DropSource, the drops, then every RemoveLineage.
+    /// </summary>
+    private async Task FinishCoreAsync(MigrationNode target, MigrationTarget executor, IReadOnlyList<string> pulled,
+        IReadOnlyList<string> finishPulls, Func<string, IMigrationPeer> peerOf, CancellationToken cancellationToken)
     {
         _nodes[target.Name] = target;
-        if (pulled.Any(r => metadata.Current.Phase(r) == "Pulled"))
+        ClusterCore before = metadata.Current;
+        if (finishPulls.Count > 0 || pulled.Any(r => before.Phase(r) == "Pulled"))
         {
             await executor.Store.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             Step("checkpoint");
-            Decide(ClusterDecision.CheckpointCovered(target.Name), null);
+            DecideAll([.. finishPulls.Select(ClusterDecision.FinishPulls), ClusterDecision.CheckpointCovered(target.Name)], null);
         }
         var drops = new List<(string Node, string Range)>();
-        foreach (string range in pulled)
+        ClusterCore durable = metadata.Current;
+        DecideAll([.. pulled.Where(r => durable.Phase(r) == "Durable").Select(ClusterDecision.DropSource)], e =>
         {
-            if (metadata.Current.Phase(range) == "Durable")
-            {
-                Decide(ClusterDecision.DropSource(range), e =>
-                {
-                    if (e.Kind == EffectKind.DropRange)
-                        drops.Add((e.Node, e.Range));
-                });
-            }
-        }
+            if (e.Kind == EffectKind.DropRange)
+                drops.Add((e.Node, e.Range));
+        });
         // The drops of one source, one call per contiguous run of slots (each is a scan of the source's log).
         foreach (var bySource in drops.GroupBy(d => d.Node))
         {
@@ -247,11 +251,8 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
                 await RetryAsync(() => peerOf(bySource.Key).DropAsync(run, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
         }
         Step("drop");
-        foreach (string range in pulled)
-        {
-            if (metadata.Current.Phase(range) == "Dropped")
-                Decide(ClusterDecision.RemoveLineage(range), null);
-        }
+        ClusterCore dropped = metadata.Current;
+        DecideAll([.. pulled.Where(r => dropped.Phase(r) == "Dropped").Select(ClusterDecision.RemoveLineage)], null);
     }
 
     /// <summary>
@@ -286,54 +287,85 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         _timings.Enqueue((name, System.Diagnostics.Stopwatch.GetElapsedTime(Interlocked.Exchange(ref _stepStarted, now), now).TotalMilliseconds));
     }
 
-    /// <summary>Waits until each core of <paramref name="node"/> executes in the node's newest view and reports it (<c>CoreRefresh</c>).</summary>
+    /// <summary>
+    /// Waits until each core of <paramref name="node"/> executes in the node's newest view, then reports them all
+    /// (<c>CoreRefresh</c> of each core not reported yet) in one metadata write.
+    /// </summary>
     private async Task ReportCoresAsync(MigrationNode node, CancellationToken cancellationToken)
     {
         int view = metadata.Current.View(node.Name);
+        var refreshed = new List<ClusterDecision>();
         for (int i = 0; i < node.Cores.Count; i++)
         {
             if (metadata.Current.CoreView(node.Name, node.Cores[i]) >= view)
                 continue;
-            int core0 = i;
-            while (await RetryAsync(() => Task.FromResult(node.Views.CoreView(core0)), cancellationToken).ConfigureAwait(false) < view)
-                await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
             int core = i;
-            Decide(ClusterDecision.CoreRefreshed(node.Name, node.Cores[core], view), null);
+            while (await RetryAsync(() => Task.FromResult(node.Views.CoreView(core)), cancellationToken).ConfigureAwait(false) < view)
+                await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
+            refreshed.Add(ClusterDecision.CoreRefreshed(node.Name, node.Cores[core], view));
         }
+        DecideAll(refreshed, null);
     }
 
     /// <summary>
     /// Asks the core for one decision against the newest state, publishes it (retrying on a lost race), then performs
-    /// its effects: EmitTrace, every effect through <paramref name="perform"/>, and BumpView last, so a node moves
-    /// to a view in which it serves a range only after that range's floor is raised and its pulls are registered.
-    /// The BumpView of <paramref name="holdViewOf"/> is left to the caller (who advances that node later: serving
-    /// later than decided is always safe).
+    /// its effects (see <see cref="DecideAll"/>).
     /// </summary>
-    private void Decide(ClusterDecision decision, Action<Effect>? perform, string? holdViewOf = null)
+    private void Decide(ClusterDecision decision, Action<Effect>? perform, string? holdViewOf = null) =>
+        DecideAll([decision], perform, holdViewOf);
+
+    /// <summary>
+    /// Asks the core for each of <paramref name="decisions"/> in turn (each against the state the previous one left),
+    /// publishes them together in one metadata write (retrying on a lost race), then performs their effects in order:
+    /// EmitTrace, every effect through <paramref name="perform"/>, and BumpView last, so a node moves to a view in
+    /// which it serves a range only after that range's floor is raised and its pulls are registered. Of several
+    /// BumpViews of one node only the newest is carried out (a node may skip views: its cores report the newest).
+    /// The BumpView of <paramref name="holdViewOf"/> is left to the caller (who advances that node later: serving
+    /// later than decided is always safe). A refusal of any of them throws and publishes none.
+    /// </summary>
+    private void DecideAll(IReadOnlyList<ClusterDecision> decisions, Action<Effect>? perform, string? holdViewOf = null)
     {
+        if (decisions.Count == 0)
+            return;
+        var effects = new List<Effect>();
+        long started = System.Diagnostics.Stopwatch.GetTimestamp(), decided;
         while (true)
         {
-            ClusterCore current = metadata.Current;
-            DecisionResult result = decision.ApplyTo(current);
-            if (!result.Accepted)
-                throw new InvalidOperationException("the core refused: " + result.Reason);
-            if (!metadata.TryReplace(current, [decision], result.Core))
-                continue;
-            foreach (Effect e in result.Effects)
+            ClusterCore current = metadata.Current, next = current;
+            effects.Clear();
+            foreach (ClusterDecision decision in decisions)
             {
-                if (e.Kind == EffectKind.EmitTrace)
-                    trace.Line(e.TraceLine);
-                perform?.Invoke(e);
+                DecisionResult result = decision.ApplyTo(next);
+                if (!result.Accepted)
+                    throw new InvalidOperationException($"the core refused {decision.Kind}({decision.Range ?? decision.Node}): " + result.Reason);
+                effects.AddRange(result.Effects);
+                next = result.Core;
             }
-            foreach (Effect e in result.Effects)
-            {
-                if (e.Kind == EffectKind.BumpView && e.Node != holdViewOf && _nodes.TryGetValue(e.Node, out MigrationNode? n))
-                    n.Views.Advance(e.View, OwnedOf(e));
-            }
-            Step(decision.Kind);
-            return;
+            decided = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (metadata.TryReplace(current, decisions, next))
+                break;
         }
+        long published = System.Diagnostics.Stopwatch.GetTimestamp();
+        var views = new Dictionary<string, Effect>();
+        foreach (Effect e in effects)
+        {
+            if (e.Kind == EffectKind.EmitTrace)
+                trace.Line(e.TraceLine);
+            else if (e.Kind == EffectKind.BumpView)
+                views[e.Node] = e;
+            perform?.Invoke(e);
+        }
+        foreach (Effect e in views.Values)
+        {
+            if (e.Node != holdViewOf && _nodes.TryGetValue(e.Node, out MigrationNode? n))
+                n.Views.Advance(e.View, OwnedOf(e));
+        }
+        string kinds = decisions.Count == 1 ? decisions[0].Kind : string.Join("+", decisions.Select(d => d.Kind).Distinct()) + " x" + decisions.Count;
+        Step(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{kinds} (decide {Ms(started, decided):F0}ms, write {Ms(decided, published):F0}ms, effects {Ms(published, System.Diagnostics.Stopwatch.GetTimestamp()):F0}ms)"));
     }
+
+    private static double Ms(long from, long to) => System.Diagnostics.Stopwatch.GetElapsedTime(from, to).TotalMilliseconds;
 
     /// <summary>The slot ranges a BumpView says its node owns in the new view.</summary>
     private SlotRange[] OwnedOf(Effect bump) => [.. bump.OwnedRanges.Select(r => ranges[r])];
