@@ -105,7 +105,8 @@ public sealed class PullStats
 
 /// <summary>
 /// The pulls of one range to this node. Background partitions run on their own threads; read misses queue priority
-/// pulls that one batcher thread sends up to <see cref="MigrationSource.MaxPriorityKeys"/> at a time.
+/// pulls that one batcher thread sends, up to <see cref="MigrationSource.MaxPriorityKeys"/> keys per request and
+/// <see cref="PriorityInFlight"/> requests outstanding.
 /// </summary>
 public sealed class PullJob
 {
@@ -265,43 +266,119 @@ public sealed class PullJob
         }
     }
 
+    /// <summary>
+    /// The priority batcher: takes up to <see cref="MigrationSource.MaxPriorityKeys"/> queued misses per request and
+    /// keeps up to <see cref="PriorityInFlight"/> requests outstanding, so a miss waits about one round trip rather
+    /// than for every batch queued ahead of it; applies each reply through its one session as it arrives and releases
+    /// that batch's waiters. Ends when the queue is completed and drained.
+    /// </summary>
     private void RunPriority()
     {
         using var applier = new Applier(_store.NewSession(), Stats);
-        var keys = new PullKey[MigrationSource.MaxPriorityKeys];
-        var waiters = new TaskCompletionSource[MigrationSource.MaxPriorityKeys];
-        var buffer = new PullBuffer(4096);
+        var free = new Stack<PriorityBatch>(Enumerable.Range(0, PriorityInFlight).Select(_ => new PriorityBatch()));
+        var inFlight = new List<PriorityBatch>(PriorityInFlight);
+        var waits = new List<Task>(PriorityInFlight + 1);
         ChannelReader<(PullKey Key, TaskCompletionSource Done)> reader = _priority.Reader;
-        while (reader.WaitToReadAsync(_cancel).AsTask().GetAwaiter().GetResult())
+        bool open = true;
+        Task<bool>? more = null; // the one outstanding "more misses queued" wait, kept across rounds
+        while (open || inFlight.Count > 0)
         {
-            int n = 0;
-            while (n < keys.Length && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) item))
+            while (free.Count > 0 && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) first))
             {
-                keys[n] = item.Key;
-                waiters[n++] = item.Done;
+                PriorityBatch batch = free.Pop();
+                batch.Add(first);
+                while (batch.Count < MigrationSource.MaxPriorityKeys && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) item))
+                    batch.Add(item);
+                batch.Call = CallWithRetryAsync(batch);
+                inFlight.Add(batch);
             }
+            waits.Clear();
+            foreach (PriorityBatch b in inFlight)
+                waits.Add(b.Call!);
+            if (open && free.Count > 0)
+                waits.Add(more ??= reader.WaitToReadAsync(_cancel).AsTask());
+            if (waits.Count == 0)
+                break;
+            Task.WaitAny([.. waits], _cancel);
+            if (more is { IsCompleted: true })
+            {
+                open = more.GetAwaiter().GetResult();
+                more = null;
+            }
+            for (int i = 0; i < inFlight.Count; i++)
+            {
+                PriorityBatch b = inFlight[i];
+                if (!b.Call!.IsCompleted)
+                    continue;
+                inFlight.RemoveAt(i--);
+                if (b.Call.IsCompletedSuccessfully)
+                {
+                    applier.Apply(b.Buffer);
+                    Stats.AddPriority(b.Count);
+                    _trace.PriorityPull(_rangeName);
+                    b.Release(null);
+                    free.Push(b);
+                    continue;
+                }
+                Exception failure = b.Call.Exception?.InnerException ?? new OperationCanceledException(_cancel);
+                b.Release(failure);
+                foreach (PriorityBatch other in inFlight)
+                    other.Release(failure);
+                throw failure;
+            }
+        }
+    }
+
+    /// <summary>Priority-pull requests outstanding at once (each up to <see cref="MigrationSource.MaxPriorityKeys"/> keys).</summary>
+    public const int PriorityInFlight = 4;
+
+    /// <summary>One priority-pull request: its keys, their waiters, the reply buffer, the call.</summary>
+    private sealed class PriorityBatch
+    {
+        public PullKey[] Keys { get; } = new PullKey[MigrationSource.MaxPriorityKeys];
+        public TaskCompletionSource[] Waiters { get; } = new TaskCompletionSource[MigrationSource.MaxPriorityKeys];
+        public PullBuffer Buffer { get; } = new(4096);
+        public int Count { get; private set; }
+        public Task? Call { get; set; }
+
+        public void Add((PullKey Key, TaskCompletionSource Done) item)
+        {
+            Keys[Count] = item.Key;
+            Waiters[Count++] = item.Done;
+        }
+
+        /// <summary>Completes the waiters (with <paramref name="failure"/> if not null) and empties the batch.</summary>
+        public void Release(Exception? failure)
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                if (failure is null)
+                    Waiters[i].TrySetResult();
+                else
+                    Waiters[i].TrySetException(failure);
+            }
+            Array.Clear(Keys, 0, Count);
+            Array.Clear(Waiters, 0, Count);
+            Count = 0;
+            Call = null;
+        }
+    }
+
+    /// <summary>Sends <paramref name="batch"/>'s priority pull, again while the source cannot be reached.</summary>
+    private async Task CallWithRetryAsync(PriorityBatch batch)
+    {
+        while (true)
+        {
             try
             {
-                int count = n;
-                Retry(async () =>
-                {
-                    await _peer.PriorityPullAsync(keys.AsMemory(0, count), buffer, _cancel).ConfigureAwait(false);
-                    return true;
-                });
-                applier.Apply(buffer);
-                Stats.AddPriority(n);
-                _trace.PriorityPull(_rangeName);
-                for (int i = 0; i < n; i++)
-                    waiters[i].SetResult();
+                await _peer.PriorityPullAsync(batch.Keys.AsMemory(0, batch.Count), batch.Buffer, _cancel).ConfigureAwait(false);
+                return;
             }
-            catch (Exception e)
+            catch (Exception e) when (IsUnreachable(e))
             {
-                for (int i = 0; i < n; i++)
-                    waiters[i].SetException(e);
-                throw;
+                _cancel.ThrowIfCancellationRequested();
+                await Task.Delay(RetryDelay, _cancel).ConfigureAwait(false);
             }
-            Array.Clear(keys, 0, n);
-            Array.Clear(waiters, 0, n);
         }
     }
 

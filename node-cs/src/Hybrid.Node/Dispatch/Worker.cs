@@ -189,7 +189,9 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         try
         {
             long now = Stopwatch.GetTimestamp();
-            if (now >= _nextRefresh)
+            // A view change with operations pending is left to the worker thread (RefreshView would block this I/O
+            // thread until they finish, and their completions may need the thread pool).
+            if (now >= _nextRefresh && (_session!.PendingCount == 0 || _node.View.Current == _view))
                 RefreshView(now);
             connection.Drive(this);
             // Work the drive left for the worker thread (parked reads, durability waits, queued extension steps),
