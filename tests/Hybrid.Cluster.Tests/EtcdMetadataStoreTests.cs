@@ -137,7 +137,22 @@ public sealed class EtcdCrashTests
 
         await etcd.RestartAsync();
 
-        var entry = await store.GetAsync("/counter");
+        // The client's channel may still be backing off from the refused connections: callers retry Unavailable
+        // (PatientClusterMetadata does), so the first read after the restart may too, within a deadline.
+        var reconnect = Stopwatch.StartNew();
+        MetadataEntry? entry;
+        while (true)
+        {
+            try
+            {
+                entry = await store.GetAsync("/counter");
+                break;
+            }
+            catch (MetadataUnavailableException) when (reconnect.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(200);
+            }
+        }
         Assert.Equal(10, Counter.Decode(entry));
         Assert.Equal(last, entry!.Revision);
         var (value, revision) = await Counter.IncrementAsync(store, "/counter");

@@ -12,6 +12,10 @@ namespace Hybrid.Node.Tests.Cluster;
 public sealed class MigrationTests(ITestOutputHelper output)
 {
     [Fact]
+    public void The_decision_warm_up_runs_a_whole_migration_through_a_throwaway_core() =>
+        Assert.Equal(11, MigrationCoordinator.WarmUp()); // every step accepted, so every decision's code path ran
+
+    [Fact]
     public async Task Every_key_of_the_moved_range_arrives_with_its_latest_value_while_the_target_takes_writes()
     {
         using var nodes = new TwoNodes(traced: true);

@@ -92,6 +92,12 @@ public sealed class ClusterMember : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         await Node.StartAsync(cancellationToken).ConfigureAwait(false);
+        new Thread(() =>
+        {
+            BackgroundPriority.LowerCurrentThread();
+            _ = MigrationCoordinator.WarmUp();
+        })
+        { IsBackground = true, Name = "decision-warmup" }.Start();
         _source = new MigrationSource(Node.Store);
         _peer = new PeerServer(_peerBind, _source, new NodeViewCores(Node.View), Control);
         ClusterCore core = _metadata.Current;
