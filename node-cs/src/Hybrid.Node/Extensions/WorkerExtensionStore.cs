@@ -46,7 +46,17 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     internal long LastWriteSequence => _session.LastWriteSequence;
 
     /// <inheritdoc />
-    public void BeginStep() => _used = 0;
+    public void BeginStep()
+    {
+        _used = 0;
+        _session.BeginReadRun();
+    }
+
+    /// <inheritdoc />
+    public void PauseStep() => _session.PauseReadRun();
+
+    /// <inheritdoc />
+    public void EndStep() => _session.EndReadRun();
 
     /// <inheritdoc />
     public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
@@ -69,6 +79,10 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
             return false;
         throw new InvalidOperationException($"storage read failed: {result.Status}");
     }
+
+    /// <inheritdoc />
+    public void Prefetch(ulong tenant, uint table, ReadOnlySpan<byte> keys, int keySize) =>
+        _session.Prefetch((uint)tenant, table, keys, keySize);
 
     /// <inheritdoc />
     public void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
