@@ -237,7 +237,7 @@ internal static class ExtBench
                 throw new InvalidOperationException("aggregate.keys: wrong sum");
         };
         Console.WriteLine("\n== aggregate: sum a field over 100 records ==");
-        Console.WriteLine("  range: the extension reads ids first..first+99 one TryGet at a time (args 20 bytes)");
+        Console.WriteLine("  range: args of 20 bytes (first id, count); the extension packs the ids as keys, 64 at a time, and sums them with SumInt64Field");
         var (e, c) = await SideBySide(sessions, options, ("extension aggregate", ext), ("client multi-get+sum", client)).ConfigureAwait(false);
         Console.WriteLine(Invariant($"  throughput ratio extension/client = {e.OpsPerSecond / c.OpsPerSecond:F2} (target >= 3)"));
         Console.WriteLine("  keys: the extension gets the 100 keys packed in its args (as the multi-get sends them) and sums with SumInt64Field");
