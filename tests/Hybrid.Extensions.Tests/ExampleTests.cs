@@ -23,6 +23,8 @@ public sealed class ExampleTests
         var (status, response, error) = h.Call(1, "aggregate", Bytes.Of(3u, 10UL, 400u, 8));
         Assert.True(status == ExtensionStatus.Ok, error);
         Assert.Equal(expected, Bytes.Int64(response));
+        // The range is read in batches of 64 keys (the last one partial), each prefetched by the store in 32s.
+        Assert.Equal(13, h.Store.Prefetches);
     }
 
     [Fact]
@@ -51,6 +53,7 @@ public sealed class ExampleTests
         var (status, response, error) = h.Call(1, "aggregate.keys", Bytes.Of(3u, 8, 0, keys.ToArray()));
         Assert.True(status == ExtensionStatus.Ok, error);
         Assert.Equal(expected, Bytes.Int64(response));
+        Assert.Equal(10, h.Store.Prefetches); // 300 keys, prefetched 32 at a time
     }
 
     [Fact]

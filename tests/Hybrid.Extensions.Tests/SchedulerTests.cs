@@ -139,6 +139,45 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public void EveryStep_EndsItsStoreStep_AndLongCodePausesTheStoreBetweenQuanta()
+    {
+        using var h = new Harness();
+        const string Reader = """
+            using Hybrid.Extensions.Abstractions;
+            public static class Reader
+            {
+                [Extension]
+                public static async ExtensionTask Run(ExtensionContext ctx)
+                {
+                    long n = 0;
+                    for (int i = 0; i < 5000; i++) { if (ctx.TryGet(1, ctx.Args, out var v)) { n += v.Length; } }
+                    await ctx.Yield();
+                    ctx.WriteInt64(n);
+                }
+
+                [Extension("spin")]
+                public static ExtensionTask Spin(ExtensionContext ctx) { ctx.Get(1, ctx.Args); long i = 0; while (i >= 0) { i++; } return ExtensionTask.CompletedTask; }
+            }
+            """;
+        h.Store.Put(1, 1, "k"u8, "v"u8);
+        h.InstallOk(1, "r", Reader);
+        var (status, response, error) = h.Call(1, "r", "k"u8);
+        Assert.True(status == ExtensionStatus.Ok, error);
+        Assert.Equal(5000, Bytes.Int64(response));
+        // At least two steps (the explicit yield; the loop's preemption points may add more), each ended; 5,000 loop
+        // iterations span several meter quanta, each followed by a pause of the store.
+        int steps = h.Store.StepsBegun;
+        Assert.True(steps >= 2, $"{steps} steps");
+        Assert.Equal(steps, h.Store.StepsEnded);
+        Assert.True(h.Store.Pauses >= 4, $"{h.Store.Pauses} pauses");
+        // A step aborted by its CPU budget still ends its store step.
+        Assert.Equal(ExtensionStatus.CpuBudgetExceeded, h.Call(1, "r.spin", "k"u8).Status);
+        Assert.Equal(steps + 1, h.Store.StepsEnded);
+        Assert.False(h.Store.InStep);
+        Assert.Equal(0, h.Store.ReadsOutsideSteps);
+    }
+
+    [Fact]
     public void CpuQuota_ThrottlesTheTenantThatSpentIt_NotOthers()
     {
         using var h = new Harness();

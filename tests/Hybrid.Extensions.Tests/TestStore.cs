@@ -7,10 +7,50 @@ namespace Hybrid.Extensions.Tests;
 /// In-memory store standing in for the node's storage: thread-safe (schedulers on two threads share it),
 /// and able to stall inside one call to imitate a BCL call the meters cannot see into.
 /// </summary>
-internal sealed class TestStore : IExtensionStore
+internal sealed class TestStore : IExtensionStore, IExtensionStepStore
 {
     private readonly Dictionary<(ulong, uint, string), byte[]> _records = new();
     private readonly Lock _lock = new();
+
+    private readonly ThreadLocal<bool> _inStep = new();
+    private int _stepsBegun, _stepsEnded, _pauses, _prefetches, _readsOutsideSteps;
+
+    /// <summary>Step notifications from the schedulers (<see cref="IExtensionStepStore"/>), over all threads.</summary>
+    public int StepsBegun => Volatile.Read(ref _stepsBegun);
+
+    public int StepsEnded => Volatile.Read(ref _stepsEnded);
+
+    public int Pauses => Volatile.Read(ref _pauses);
+
+    public int Prefetches => Volatile.Read(ref _prefetches);
+
+    /// <summary>Reads that happened outside a step of the reading thread (0 when invoked through a scheduler).</summary>
+    public int ReadsOutsideSteps => Volatile.Read(ref _readsOutsideSteps);
+
+    /// <summary>True between BeginStep and EndStep on the calling thread.</summary>
+    public bool InStep => _inStep.Value;
+
+    public void BeginStep()
+    {
+        Assert.False(_inStep.Value, "BeginStep inside a step");
+        _inStep.Value = true;
+        Interlocked.Increment(ref _stepsBegun);
+    }
+
+    public void PauseStep()
+    {
+        Assert.True(_inStep.Value, "PauseStep outside a step");
+        Interlocked.Increment(ref _pauses);
+    }
+
+    public void EndStep()
+    {
+        Assert.True(_inStep.Value, "EndStep outside a step");
+        _inStep.Value = false;
+        Interlocked.Increment(ref _stepsEnded);
+    }
+
+    public void Prefetch(ulong tenant, uint table, ReadOnlySpan<byte> keys, int keySize) => Interlocked.Increment(ref _prefetches);
 
     /// <summary>A TryGet of a key equal to this stalls for <see cref="StallFor"/>.</summary>
     public byte[]? StallKey { get; set; }
@@ -19,6 +59,10 @@ internal sealed class TestStore : IExtensionStore
 
     public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
+        if (!_inStep.Value)
+        {
+            Interlocked.Increment(ref _readsOutsideSteps);
+        }
         if (StallKey is { } stall && key.SequenceEqual(stall))
         {
             Thread.Sleep(StallFor);

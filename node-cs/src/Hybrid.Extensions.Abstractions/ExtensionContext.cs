@@ -161,6 +161,11 @@ public sealed class ExtensionContext
     public long SumInt32Field(uint table, ReadOnlySpan<byte> keys, int keySize, int offset) =>
         SumField(table, keys, keySize, offset, 4);
 
+    /// <summary>Keys whose reads are prefetched together by the multi-key reads (<see cref="SumInt64Field"/>, <see cref="MultiGet"/>).</summary>
+    internal const int PrefetchBatch = 32;
+
+    internal void Prefetch(uint table, ReadOnlySpan<byte> keys, int keySize) => _store.Prefetch(_tenant, table, keys, keySize);
+
     private long SumField(uint table, ReadOnlySpan<byte> keys, int keySize, int offset, int width)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(keySize);
@@ -168,8 +173,15 @@ public sealed class ExtensionContext
         Span<long> gathered = stackalloc long[64];
         var n = 0;
         long sum = 0;
+        var prefetched = 0;
         for (var at = 0; at + keySize <= keys.Length; at += keySize)
         {
+            if (at == prefetched)
+            {
+                // The store starts loading what the next batch of reads touches, so their cache misses overlap.
+                prefetched = Math.Min(keys.Length, at + (PrefetchBatch * keySize));
+                _store.Prefetch(_tenant, table, keys[at..prefetched], keySize);
+            }
             if (!_store.TryGet(_tenant, table, keys.Slice(at, keySize), out var v) || v.Length < offset + width)
             {
                 continue;
@@ -195,6 +207,7 @@ public ref struct MultiGetEnumerator
     private readonly ReadOnlySpan<byte> _keys;
     private readonly int _keySize;
     private int _next;
+    private int _prefetched;
 
     internal MultiGetEnumerator(ExtensionContext context, uint table, ReadOnlySpan<byte> keys, int keySize)
     {
@@ -223,6 +236,11 @@ public ref struct MultiGetEnumerator
         if (_next + _keySize > _keys.Length)
         {
             return false;
+        }
+        if (_next == _prefetched)
+        {
+            _prefetched = Math.Min(_keys.Length, _next + (ExtensionContext.PrefetchBatch * _keySize));
+            _context.Prefetch(_table, _keys[_next.._prefetched], _keySize);
         }
         Found = _context.TryGet(_table, _keys.Slice(_next, _keySize), out var value);
         Current = value;

@@ -16,6 +16,14 @@ public interface IExtensionStore
     /// <summary>Reads a record without copying; false when the key is absent.</summary>
     bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value);
 
+    /// <summary>
+    /// A hint before reading several records of one table whose keys are packed back to back (<paramref name="keySize"/>
+    /// bytes each): the store may start loading what those reads will touch. Changes no result; the default does nothing.
+    /// </summary>
+    void Prefetch(ulong tenant, uint table, ReadOnlySpan<byte> keys, int keySize)
+    {
+    }
+
     /// <summary>Inserts or replaces a record (the value is copied into the store).</summary>
     void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
 

@@ -23,6 +23,20 @@ public interface IExtensionStepStore
 {
     /// <summary>A step of some invocation starts on this store: earlier spans are dead and their memory may be reused.</summary>
     void BeginStep();
+
+    /// <summary>
+    /// The step's extension code has run for one meter quantum (<see cref="Meter.FuelQuantum"/> checks, microseconds):
+    /// a store that holds something for the step's reads (the storage epoch) should let it go now, and take it again
+    /// at the next read. Bounds how long extension code runs while the store is held.
+    /// </summary>
+    void PauseStep()
+    {
+    }
+
+    /// <summary>The step ended (finished, yielded or aborted): release whatever the step's reads held.</summary>
+    void EndStep()
+    {
+    }
 }
 
 /// <summary>
@@ -173,7 +187,8 @@ public sealed class ExtensionScheduler
     private bool Step(Invocation invocation)
     {
         var context = invocation.Context;
-        (_store as IExtensionStepStore)?.BeginStep();
+        var stepStore = _store as IExtensionStepStore;
+        stepStore?.BeginStep();
         context.Bind(_store);
         context.IsScheduled = true;
         ExtensionContext.Current = context;
@@ -181,7 +196,7 @@ public sealed class ExtensionScheduler
         invocation.BeginStep(start);
         _running = invocation;
         Volatile.Write(ref _stepStartTicks, start);
-        Meter.Begin(invocation);
+        Meter.Begin(invocation, stepStore);
         try
         {
             if (invocation.Abort is { } abort)
@@ -222,6 +237,7 @@ public sealed class ExtensionScheduler
         }
         finally
         {
+            stepStore?.EndStep();
             Meter.End();
             ExtensionContext.Current = null;
             context.IsScheduled = false;

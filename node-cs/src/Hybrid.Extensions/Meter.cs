@@ -34,6 +34,9 @@ public static class Meter
     [ThreadStatic]
     private static int t_maxDepth;
 
+    [ThreadStatic]
+    private static IExtensionStepStore? t_stepStore;
+
     /// <summary>At every method entry: fuel, call depth and stack bytes. Returns the frame's depth (kept in a local).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Enter()
@@ -121,6 +124,8 @@ public static class Meter
             throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"stack deeper than {invocation.Limits.StackBytes} bytes");
         }
         t_fuel = FuelQuantum;
+        // A quantum of extension code ran: the store lets go of what it holds for reads (the storage epoch).
+        t_stepStore?.PauseStep();
         var now = Stopwatch.GetTimestamp();
         if (invocation.CpuTicks + invocation.StepTicks(now) > invocation.Limits.CpuTicks)
         {
@@ -163,9 +168,10 @@ public static class Meter
     }
 
     /// <summary>Arms the meters of this thread for one step of an invocation (scheduler only).</summary>
-    internal static void Begin(Invocation invocation)
+    internal static void Begin(Invocation invocation, IExtensionStepStore? stepStore = null)
     {
         t_invocation = invocation;
+        t_stepStore = stepStore;
         t_fuel = invocation.Abort is null ? FuelQuantum : 0;
         t_depth = 0;
         t_maxDepth = invocation.Limits.MaxCallDepth;
@@ -178,6 +184,7 @@ public static class Meter
     internal static void End()
     {
         t_invocation = null;
+        t_stepStore = null;
         t_fuel = 0;
         t_maxDepth = 0;
         t_stackLimit = nuint.MaxValue;

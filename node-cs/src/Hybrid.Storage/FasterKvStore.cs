@@ -20,6 +20,11 @@ public sealed class FasterKvStore : IKvStore
 
     /// <summary>The FASTER store (internal: nothing outside this project sees FASTER types).</summary>
     internal FasterKV<SpanByte, SpanByte> Kv => _kv;
+
+    private BucketPrefetch? _prefetch;
+
+    /// <summary>Prefetches hash-index buckets for batched reads (found once, after recovery, at first use).</summary>
+    internal BucketPrefetch Prefetch => _prefetch ??= BucketPrefetch.Of(_kv);
     private readonly DeviceLogCommitCheckpointManager? _checkpointManager;
     private readonly IDevice? _opLogDevice;
     private readonly FasterLog? _opLog;

@@ -25,6 +25,38 @@ public interface IKvSession : IDisposable
     StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context);
 
     /// <summary>
+    /// Opens a read run: the <see cref="Get"/> calls until <see cref="EndReadRun"/> may share one protection of the
+    /// store's memory (taken at the first read, refreshed every few hundred reads) instead of taking and releasing it
+    /// per call. Any other operation, <see cref="PauseReadRun"/> and <see cref="EndReadRun"/> release it first; the
+    /// next read of the run takes it again. Values are still copied to the caller's output, so nothing the caller
+    /// holds depends on the protection. While it is held the store cannot move past this thread (page flushes and
+    /// evictions wait), so a caller that holds a run must pause or end it before running long code. The default does
+    /// nothing (every read protects itself).
+    /// </summary>
+    void BeginReadRun()
+    {
+    }
+
+    /// <summary>Releases a read run's protection until its next read (see <see cref="BeginReadRun"/>).</summary>
+    void PauseReadRun()
+    {
+    }
+
+    /// <summary>Ends a read run and releases its protection (see <see cref="BeginReadRun"/>).</summary>
+    void EndReadRun()
+    {
+    }
+
+    /// <summary>
+    /// A hint before reading several keys of one table (packed back to back, <paramref name="keySize"/> bytes each):
+    /// starts loading their hash-index buckets into the CPU caches so that the reads that follow overlap their memory
+    /// misses instead of taking them one after the other. Changes nothing else; the default does nothing.
+    /// </summary>
+    void Prefetch(uint tenant, uint table, ReadOnlySpan<byte> packedKeys, int keySize)
+    {
+    }
+
+    /// <summary>
     /// Reads several keys of one table. Results that are ready are handed to <paramref name="sink"/> at once, in key
     /// order, with context <c>firstContext + i</c> for key i; the others arrive through <see cref="CompletePending"/>
     /// with the same contexts. Returns how many went pending.

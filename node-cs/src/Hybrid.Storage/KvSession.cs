@@ -14,6 +14,8 @@ internal sealed unsafe class KvSession : IKvSession
     private readonly FasterKvStore _store;
     private readonly SessionFunctions _functions;
     private readonly ClientSession<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> _session;
+    private readonly UnsafeContext<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> _run;
+    private readonly BucketPrefetch _prefetch;
     private readonly byte[] _keyBuffer;
     private readonly byte[] _inputBuffer;
     private readonly byte* _keyPtr;
@@ -22,12 +24,25 @@ internal sealed unsafe class KvSession : IKvSession
     private readonly int _maxValueBytes;
     private bool _disposed;
 
+    /// <summary>Reads between a refresh of a read run's epoch protection (lets the store's epoch advance).</summary>
+    private const int ReadsPerRefresh = 256;
+
+    /// <summary>A read run is open (<see cref="BeginReadRun"/>): reads go through <see cref="_run"/>.</summary>
+    private bool _inRun;
+
+    /// <summary>This thread holds the epoch through <see cref="_run"/> (taken at a run's first read).</summary>
+    private bool _protected;
+
+    private int _readsSinceRefresh;
+
     internal KvSession(FasterKvStore store, SessionFunctions functions,
         ClientSession<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> session)
     {
         _store = store;
         _functions = functions;
         _session = session;
+        _run = session.UnsafeContext;
+        _prefetch = store.Prefetch;
         _maxKeyBytes = store.Options.MaxKeyBytes;
         _maxValueBytes = store.Options.MaxValueBytes;
         _keyBuffer = GC.AllocateUninitializedArray<byte>(RecordLayout.KeyPrefixBytes + _maxKeyBytes, pinned: true);
@@ -52,6 +67,42 @@ internal sealed unsafe class KvSession : IKvSession
         return SpanByte.FromPointer(_keyPtr, RecordLayout.KeyPrefixBytes + key.Length);
     }
 
+    /// <inheritdoc />
+    public void BeginReadRun() => _inRun = true;
+
+    /// <inheritdoc />
+    public void PauseReadRun() => Unprotect();
+
+    /// <inheritdoc />
+    public void EndReadRun()
+    {
+        _inRun = false;
+        Unprotect();
+    }
+
+    /// <inheritdoc />
+    public void Prefetch(uint tenant, uint table, ReadOnlySpan<byte> packedKeys, int keySize)
+    {
+        if (!_prefetch.Enabled || keySize <= 0 || keySize > _maxKeyBytes)
+            return;
+        for (int at = 0; at + keySize <= packedKeys.Length; at += keySize)
+        {
+            SpanByte storedKey = StoredKey(tenant, table, packedKeys.Slice(at, keySize));
+            _prefetch.Prefetch(_run.GetKeyHash(ref storedKey));
+        }
+    }
+
+    /// <summary>Releases a read run's epoch protection, if held: every operation but a run's Get calls this first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Unprotect()
+    {
+        if (_protected)
+        {
+            _protected = false;
+            _run.EndUnsafe();
+        }
+    }
+
     public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
     {
         if (key.Length > _maxKeyBytes)
@@ -60,7 +111,26 @@ internal sealed unsafe class KvSession : IKvSession
         SpanByte input = default;
         StoreOutput result = default;
         result.Writer = output;
-        Status status = _session.Read(ref storedKey, ref input, ref result, context);
+        Status status;
+        if (_inRun)
+        {
+            if (!_protected)
+            {
+                _run.BeginUnsafe();
+                _protected = true;
+                _readsSinceRefresh = 0;
+            }
+            else if (++_readsSinceRefresh >= ReadsPerRefresh)
+            {
+                _run.Refresh();
+                _readsSinceRefresh = 0;
+            }
+            status = _run.Read(ref storedKey, ref input, ref result, context);
+        }
+        else
+        {
+            status = _session.Read(ref storedKey, ref input, ref result, context);
+        }
         if (status.IsPending)
         {
             _functions.PendingCount++;
@@ -73,6 +143,7 @@ internal sealed unsafe class KvSession : IKvSession
 
     public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink)
     {
+        Unprotect();
         int pending = 0;
         ArrayBufferWriter<byte> scratch = _functions.Scratch;
         for (int i = 0; i < keys.Length; i++)
@@ -120,6 +191,7 @@ internal sealed unsafe class KvSession : IKvSession
     /// <summary>Recovery: installs a logged (meta, data) for a stored key if newer. Blocks on disk reads.</summary>
     internal void Replay(ReadOnlySpan<byte> storedKey, ulong meta, ReadOnlySpan<byte> data)
     {
+        Unprotect();
         storedKey.CopyTo(_keyBuffer);
         SpanByte key = SpanByte.FromPointer(_keyPtr, storedKey.Length);
         RmwRaw(OpKind.Replay, ref key, data, (long)meta, 0);
@@ -139,6 +211,7 @@ internal sealed unsafe class KvSession : IKvSession
 
     private StoreResult RmwRaw(OpKind op, ref SpanByte storedKey, ReadOnlySpan<byte> data, long arg, ulong context)
     {
+        Unprotect();
         StoreInput.WriteHeader(_inputBuffer, op, arg);
         data.CopyTo(_inputBuffer.AsSpan(StoreInput.HeaderBytes));
         SpanByte input = SpanByte.FromPointer(_inputPtr, StoreInput.HeaderBytes + data.Length);
@@ -155,8 +228,12 @@ internal sealed unsafe class KvSession : IKvSession
 
     public int CompletePending(ICompletionSink sink, bool wait = false)
     {
+        Unprotect();
         if (_functions.PendingCount == 0)
             return 0;
+        // The sink runs inside FASTER's own protection: a Get it starts must not take the run's protection again.
+        bool inRun = _inRun;
+        _inRun = false;
         _functions.Sink = sink;
         _functions.Completing = true;
         _functions.Completed = 0;
@@ -169,6 +246,7 @@ internal sealed unsafe class KvSession : IKvSession
         {
             _functions.Completing = false;
             _functions.Sink = null;
+            _inRun = inRun;
         }
     }
 
@@ -177,6 +255,7 @@ internal sealed unsafe class KvSession : IKvSession
         if (_disposed)
             return;
         _disposed = true;
+        EndReadRun();
         _session.Dispose();
         _store.Release(_functions);
     }

@@ -20,6 +20,11 @@ namespace Hybrid.Node.Extensions;
 /// switching to a bigger array without moving earlier values, so every span of the step stays valid.
 /// </para>
 /// <para>
+/// Each step is a read run of the session (<see cref="IKvSession.BeginReadRun"/>): its reads share one epoch
+/// protection, let go at every meter quantum (<see cref="PauseStep"/>), before writes and disk waits, and at the
+/// step's end. Multi-key reads pass their prefetch hint on (<see cref="Prefetch"/>).
+/// </para>
+/// <para>
 /// Records on disk: a read (or a read-modify-write of Put/Delete) that goes <see cref="StoreStatus.Pending"/> is
 /// completed synchronously for that call (<see cref="IKvSession.CompletePending"/> with wait) on this dedicated
 /// session, so no other connection's completion is taken here and the extension sees a plain synchronous call.
@@ -46,7 +51,17 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     internal long LastWriteSequence => _session.LastWriteSequence;
 
     /// <inheritdoc />
-    public void BeginStep() => _used = 0;
+    public void BeginStep()
+    {
+        _used = 0;
+        _session.BeginReadRun();
+    }
+
+    /// <inheritdoc />
+    public void PauseStep() => _session.PauseReadRun();
+
+    /// <inheritdoc />
+    public void EndStep() => _session.EndReadRun();
 
     /// <inheritdoc />
     public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
@@ -69,6 +84,10 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
             return false;
         throw new InvalidOperationException($"storage read failed: {result.Status}");
     }
+
+    /// <inheritdoc />
+    public void Prefetch(ulong tenant, uint table, ReadOnlySpan<byte> keys, int keySize) =>
+        _session.Prefetch((uint)tenant, table, keys, keySize);
 
     /// <inheritdoc />
     public void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
