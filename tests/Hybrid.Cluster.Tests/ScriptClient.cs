@@ -8,10 +8,11 @@ using Hybrid.Transport;
 namespace Hybrid.Cluster.Tests;
 
 /// <summary>
-/// The child role <c>client-over SPEC</c>: sessions to one node over the message transport SPEC
+/// The child role <c>client-over SPEC [TENANT SECRET]</c>: sessions to one node over the message transport SPEC
 /// (<see cref="TransportSpec.Parse"/>, dialling side; e.g. <c>memif:/tmp/x.sock</c>), all over one transport (a DPDK
 /// port is one per process and carries every session), so a test can hold DPDK clients (which must not run inside the test
-/// host) across a migration or as several tenants. The session <c>main</c> (default tenant) is opened at start; the
+/// host) across a migration or as several tenants. The session <c>main</c> (as TENANT with SECRET, see <c>open</c>;
+/// default: the default tenant without a secret) is opened at start; the
 /// child prints <c>ready view=V</c>, then answers each stdin line with one <c>reply view=V RESULT...</c> line
 /// (<see cref="NodeProcess.RequestAsync"/>), V being the view of the line's session after the command. A line
 /// <c>@NAME COMMAND</c> runs COMMAND on session NAME, otherwise on <c>main</c>:
@@ -52,7 +53,7 @@ internal sealed class ScriptClient
     }
 
     /// <summary>Runs the role; returns 0 after an orderly close.</summary>
-    public static async Task<int> RunAsync(string spec)
+    public static async Task<int> RunAsync(string spec, string tenant, string secret)
     {
         TransportSpec parsed = TransportSpec.Parse(spec, server: false);
         using (ITransport transport = TransportFactory.Create(parsed.Options))
@@ -60,7 +61,7 @@ internal sealed class ScriptClient
             var script = new ScriptClient(transport, parsed.Address);
             try
             {
-                script._sessions[Main] = await script.ConnectAsync("default", []);
+                script._sessions[Main] = await script.ConnectAsync(tenant, Secret(secret));
                 Console.Out.WriteLine("ready view=" + script._sessions[Main].View);
                 Console.Out.Flush();
                 while (await Console.In.ReadLineAsync() is { } line && line != "quit")
@@ -112,7 +113,7 @@ internal sealed class ScriptClient
                 ["put", .. var pairs] => await Task.WhenAll(Table(pairs, out ushort table).Select(p => p.Split('=', 2)).Select(p => PutAsync(session, table, p[0], p[^1]))),
                 ["get", .. var keys] => await Task.WhenAll(Table(keys, out ushort table).Select(k => GetAsync(session, table, k))),
                 ["view"] => [],
-                ["open", var name, var tenant, var secret] => [await OpenAsync(name, tenant, secret == "-" ? [] : Encoding.UTF8.GetBytes(secret))],
+                ["open", var name, var tenant, var secret] => [await OpenAsync(name, tenant, Secret(secret))],
                 ["close", var name] when _sessions.TryRemove(name, out HybridSession? closing) => [await CloseAsync(closing)],
                 ["install", var name, var file] => [await InstallAsync(session, name, await File.ReadAllTextAsync(file))],
                 ["invoke", .. var calls] => await Task.WhenAll(calls.Select(c => c.Split(':', 2)).Select(c => InvokeAsync(session, c[0], c.Length > 1 ? c[1] : ""))),
@@ -128,6 +129,9 @@ internal sealed class ScriptClient
             return [Failed(string.Join(' ', words.Take(2)), e)];
         }
     }
+
+    /// <summary>A secret as the script names it: UTF-8 text, <c>-</c> for none.</summary>
+    private static byte[] Secret(string text) => text == "-" ? [] : Encoding.UTF8.GetBytes(text);
 
     private async Task<string> OpenAsync(string name, string tenant, byte[] secret)
     {
