@@ -120,7 +120,7 @@ internal sealed class ScriptClient
                 ["list"] => [.. await session.ListExtensionsAsync()],
                 ["uninstall", var name] => [(await session.UninstallExtensionAsync(name)).ToString()],
                 ["repeat", .. var command] when command is not ([] or ["repeat", ..] or ["stop", ..]) => [StartRepeat(session, command)],
-                ["stop", var id] when _repeats.Remove(int.Parse(id, CultureInfo.InvariantCulture), out Repeat? repeat) => await repeat.StopAsync(),
+                ["stop", var id] when int.TryParse(id, CultureInfo.InvariantCulture, out int n) && _repeats.Remove(n, out Repeat? repeat) => await repeat.StopAsync(),
                 _ => ["unknown-command"],
             };
         }
