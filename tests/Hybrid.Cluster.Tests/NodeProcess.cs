@@ -39,7 +39,23 @@ internal sealed class NodeProcess : IAsyncDisposable
     /// <paramref name="netns"/> if given, and waits until it prints a line starting with <paramref name="readyPrefix"/>
     /// (null: do not wait).
     /// </summary>
-    public static async Task<NodeProcess> StartAsync(IEnumerable<string> args, string? netns = null, string? readyPrefix = "ready", TimeSpan? timeout = null)
+    public static Task<NodeProcess> StartAsync(IEnumerable<string> args, string? netns = null, string? readyPrefix = "ready", TimeSpan? timeout = null) =>
+        StartDllAsync(typeof(NodeProcess).Assembly.Location, args, netns, readyPrefix, timeout);
+
+    /// <summary>
+    /// Starts the real CLI (<c>hybrid.dll</c>, copied next to the tests by the project reference) with
+    /// <paramref name="args"/> (e.g. <c>server ... --transport memif:SOCKET</c>) and waits for a line starting with
+    /// <paramref name="readyPrefix"/>.
+    /// </summary>
+    public static Task<NodeProcess> StartCliAsync(IEnumerable<string> args, string readyPrefix, TimeSpan? timeout = null)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "hybrid.dll");
+        if (!File.Exists(dll))
+            throw new FileNotFoundException("the CLI is not next to the tests", dll);
+        return StartDllAsync(dll, args, null, readyPrefix, timeout);
+    }
+
+    private static async Task<NodeProcess> StartDllAsync(string dll, IEnumerable<string> args, string? netns, string? readyPrefix, TimeSpan? timeout)
     {
         var info = new ProcessStartInfo(netns is null ? "dotnet" : "ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (netns is not null)
@@ -48,7 +64,7 @@ internal sealed class NodeProcess : IAsyncDisposable
                 info.ArgumentList.Add(a);
         }
         info.ArgumentList.Add("exec");
-        info.ArgumentList.Add(typeof(NodeProcess).Assembly.Location);
+        info.ArgumentList.Add(dll);
         foreach (string a in args)
             info.ArgumentList.Add(a);
         var child = new NodeProcess(Process.Start(info)!);
@@ -128,6 +144,17 @@ internal sealed class NodeProcess : IAsyncDisposable
         }
         _process.WaitForExit(); // drains the output handlers
         return _process.ExitCode;
+    }
+
+    /// <summary>SIGTERM (a <c>hybrid server</c> then stops its node cleanly) and waits for the exit; returns the exit code.</summary>
+    public async Task<int> TerminateAsync(TimeSpan timeout)
+    {
+        if (!_process.HasExited)
+        {
+            using Process kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await kill.WaitForExitAsync();
+        }
+        return await WaitAsync(timeout);
     }
 
     /// <summary>SIGKILL: no shutdown code runs in the child.</summary>

@@ -8,7 +8,7 @@ namespace Hybrid.Cluster.Tests;
 /// prints each value it committed, so the parent can check cross-process atomicity and crash safety.
 /// `node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND] [--transport SPEC]...` runs one cluster node (sync
 /// durability) on that metadata store until killed, listening on each transport SPEC (e.g. `memif:/tmp/x.sock`) besides
-/// TCP. `client-over SPEC` runs one client session over a transport, driven line by line on stdin
+/// TCP. `client-over SPEC [TENANT SECRET]` runs client sessions over a transport, driven line by line on stdin
 /// (<see cref="ScriptClient"/>).
 /// </summary>
 public static class Program
@@ -22,10 +22,12 @@ public static class Program
             return await NodeProcess.RunNodeAsync(storeSpec, nodeDataDir, nodeName, nodeTrace, bind, transports);
         }
         if (args is ["client-over", var spec])
-            return await ScriptClient.RunAsync(spec);
+            return await ScriptClient.RunAsync(spec, "default", "-");
+        if (args is ["client-over", var tenantSpec, var tenant, var secret])
+            return await ScriptClient.RunAsync(tenantSpec, tenant, secret);
         if (args is not ["counter", var directory, var count])
         {
-            await Console.Error.WriteLineAsync("usage: counter DIR N | node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND] [--transport SPEC]... | client-over SPEC");
+            await Console.Error.WriteLineAsync("usage: counter DIR N | node-at file:DIR|etcd:URL DATA-DIR NAME TRACE-FILE [BIND] [--transport SPEC]... | client-over SPEC [TENANT SECRET]");
             return 2;
         }
 

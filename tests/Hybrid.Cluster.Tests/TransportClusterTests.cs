@@ -13,8 +13,8 @@ namespace Hybrid.Cluster.Tests;
 /// <see cref="ClusterClient"/> reaches both over shm (each node's address carried in the routing map by
 /// <see cref="TransportRouting"/>), follows a migration of two ranges from one node to the other, and a plain session
 /// over shm sees ViewChanged and adopts the node's new view. (DPDK memif cannot run in-process like this: EAL never starts
-/// inside the test host, and a process's one memif port reaches one peer. <see cref="MemifClusterTests"/> runs views and
-/// a migration over memif with the nodes and one client per node as child processes.)
+/// inside the test host, and a process's one memif port reaches one peer. <see cref="DpdkClusterTests"/> runs views and
+/// a migration over memif and af_packet with the nodes and one client per node as child processes.)
 /// </summary>
 public sealed class TransportClusterTests(ITestOutputHelper output)
 {

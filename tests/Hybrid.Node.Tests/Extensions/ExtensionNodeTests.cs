@@ -33,20 +33,7 @@ public class ExtensionNodeTests
         """;
 
     /// <summary>Spins forever without yielding: only the CPU budget stops it.</summary>
-    internal const string Spin = """
-        using Hybrid.Extensions.Abstractions;
-        public static class Spin
-        {
-            [Extension]
-            public static ExtensionTask Run(ExtensionContext ctx)
-            {
-                long i = 0;
-                while (i >= 0) { i = (i + 1) & 0x7fff_ffff; }
-                ctx.WriteInt64(i);
-                return ExtensionTask.CompletedTask;
-            }
-        }
-        """;
+    internal const string Spin = HostileSources.Spin;
 
     [Fact]
     public async Task Install_Invoke_List_Uninstall_RoundTrip()

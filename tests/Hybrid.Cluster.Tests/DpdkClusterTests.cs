@@ -3,36 +3,41 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Hybrid.Client;
+using Hybrid.Node.Tests.Transport;
 using Xunit.Abstractions;
 
 namespace Hybrid.Cluster.Tests;
 
 /// <summary>
-/// Views and migration with clients over DPDK memif. EAL never starts inside the test host and a process's one memif
-/// port reaches one peer, so everything is a child process: two cluster nodes (<c>node-at ... --transport memif:SOCKET</c>,
-/// each the memif server of its own socket besides TCP, on one file metadata store, n1 owning every range) and one
-/// scripted client process per node (<c>client-over memif:SOCKET</c>, <see cref="ScriptClient"/>) holding one
-/// <see cref="HybridSession"/> from before the migration to the end. Clients always close orderly (a memif peer that
-/// vanishes while the other polls can crash the survivor; the datagram goodbye prevents it).
+/// Views and migration with clients over DPDK (<see cref="MemifClusterTests"/>, <see cref="AfPacketClusterTests"/>). EAL
+/// never starts inside the test host and a process's one DPDK port reaches one peer, so everything is a child process: two
+/// cluster nodes (<c>node-at ... --transport SPEC</c>, each listening on its own memif socket or veth end besides TCP, on
+/// one file metadata store, n1 owning every range) and one scripted client process per node (<c>client-over SPEC</c>,
+/// <see cref="ScriptClient"/>) holding one <see cref="HybridSession"/> from before the migration to the end. Clients
+/// always close orderly (a memif peer that vanishes while the other polls can crash the survivor; the datagram goodbye
+/// prevents it).
 /// </summary>
-public sealed class MemifClusterTests(ITestOutputHelper output) : ClusterProcessTests
+public abstract class DpdkClusterTests(ITestOutputHelper output) : ClusterProcessTests
 {
     private const int Keys = 1200;
     private const int PerCommand = 200;
 
     protected override string StoreSpec => "file:" + Path.Combine(Dir.Path, "metadata");
 
-    protected override IEnumerable<string> ExtraNodeArgsFor(string node) => ["--transport", MemifSpec(node)];
+    protected override IEnumerable<string> ExtraNodeArgsFor(string node) => ["--transport", NodeSpec(node)];
 
-    /// <summary>Node <paramref name="node"/>'s memif socket, as both the node and its client name it.</summary>
-    private string MemifSpec(string node) => "memif:" + Path.Combine(Dir.Path, node + ".memif.sock");
+    /// <summary>The transport spec node <paramref name="node"/> listens on.</summary>
+    protected abstract string NodeSpec(string node);
+
+    /// <summary>The transport spec node <paramref name="node"/>'s client dials.</summary>
+    protected abstract string ClientSpec(string node);
 
     private static string Key(int i) => "key:" + i;
 
     private static string Value(string round, int i) => $"{round}-{i}-{new string('x', 100)}";
 
     [Fact]
-    public async Task Memif_client_processes_see_ViewChanged_at_the_source_and_every_moved_record_at_the_target()
+    public async Task Client_processes_over_DPDK_see_ViewChanged_at_the_source_and_every_moved_record_at_the_target()
     {
         var clock = Stopwatch.StartNew();
         int[] all = [.. Enumerable.Range(0, Keys)];
@@ -40,8 +45,8 @@ public sealed class MemifClusterTests(ITestOutputHelper output) : ClusterProcess
         int[] kept = [.. all.Except(moved)];
 
         // One DPDK client process per node; both sessions are opened (and learn their node's view) before the migration.
-        await using NodeProcess toN1 = await NodeProcess.StartAsync(["client-over", MemifSpec("n1")]);
-        await using NodeProcess toN2 = await NodeProcess.StartAsync(["client-over", MemifSpec("n2")]);
+        await using NodeProcess toN1 = await NodeProcess.StartAsync(["client-over", ClientSpec("n1")]);
+        await using NodeProcess toN2 = await NodeProcess.StartAsync(["client-over", ClientSpec("n2")]);
         ulong n1ViewBefore = await ViewAsync(toN1), n2ViewBefore = await ViewAsync(toN2);
         Assert.Equal((ulong)Initial.View("n1"), n1ViewBefore);
 
@@ -49,7 +54,7 @@ public sealed class MemifClusterTests(ITestOutputHelper output) : ClusterProcess
         await ExpectAsync(toN1, "put", all, i => Key(i) + "=" + Value("a", i), _ => "Ok");
         await ExpectAsync(toN1, "put", all, i => Key(i) + "=" + Value("b", i), _ => "Ok");
         await ExpectAsync(toN2, "get", moved.Take(10), Key, _ => "NotOwner");
-        output.WriteLine($"{Keys} keys ({moved.Length} in r1/r2) written twice over memif to n1 at {clock.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine($"{Keys} keys ({moved.Length} in r1/r2) written twice over DPDK to n1 at {clock.Elapsed.TotalSeconds:F1} s");
 
         // Move r1 and r2 to n2 with throttled background pulls; read the moved records at n2 as soon as it serves them
         // (those not pulled yet come by priority pulls). n2's session still stamps n2's old view: ViewChanged, then adopted.
@@ -80,7 +85,7 @@ public sealed class MemifClusterTests(ITestOutputHelper output) : ClusterProcess
         ulong n1View = await ExpectAsync(toN1, "get", moved, Key, _ => "NotOwner");
         Assert.True(n1View > n1ViewBefore, $"n1's session did not adopt a new view ({n1ViewBefore} -> {n1View})");
         Assert.Equal((ulong)Metadata.Current.View("n1"), n1View);
-        // The ranges that stayed are still n1's, over memif: latest values, new writes.
+        // The ranges that stayed are still n1's, over DPDK: latest values, new writes.
         await ExpectAsync(toN1, "get", kept, Key, i => "Ok:" + Value("b", i));
         await ExpectAsync(toN1, "put", kept, i => Key(i) + "=" + Value("c", i), _ => "Ok");
         await ExpectAsync(toN1, "get", kept, Key, i => "Ok:" + Value("c", i));
@@ -139,5 +144,40 @@ public sealed class MemifClusterTests(ITestOutputHelper output) : ClusterProcess
         string[] words = reply.Split(' ');
         Assert.StartsWith("view=", words[0], StringComparison.Ordinal);
         return (ulong.Parse(words[0]["view=".Length..], CultureInfo.InvariantCulture), words[1..]);
+    }
+}
+
+/// <summary>Views and migration over DPDK memif: each node is the memif server of its own socket.</summary>
+public sealed class MemifClusterTests(ITestOutputHelper output) : DpdkClusterTests(output)
+{
+    protected override string NodeSpec(string node) => "memif:" + Path.Combine(Dir.Path, node + ".memif.sock");
+
+    protected override string ClientSpec(string node) => NodeSpec(node);
+}
+
+/// <summary>
+/// Views and migration over DPDK af_packet: a veth pair per node (root), created before the nodes start and removed
+/// after; the node listens on one end, its client dials on the other.
+/// </summary>
+public sealed class AfPacketClusterTests(ITestOutputHelper output) : DpdkClusterTests(output)
+{
+    private readonly Dictionary<string, Veth> _veths = [];
+
+    protected override string NodeSpec(string node) => "af_packet:" + _veths[node].A;
+
+    protected override string ClientSpec(string node) => "af_packet:" + _veths[node].B;
+
+    protected override Task PrepareAsync()
+    {
+        foreach (string node in new[] { "n1", "n2" })
+            _veths[node] = new Veth(Guid.NewGuid().ToString("N")[..6]);
+        return Task.CompletedTask;
+    }
+
+    protected override Task CleanUpAsync()
+    {
+        foreach (Veth veth in _veths.Values)
+            veth.Dispose();
+        return Task.CompletedTask;
     }
 }
