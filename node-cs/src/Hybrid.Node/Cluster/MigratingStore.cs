@@ -117,6 +117,15 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
 
     public long LastWriteSequence => inner.LastWriteSequence;
 
+    // Read runs and prefetch hints pass through: a miss that waits for a pull is not a store operation.
+    public void BeginReadRun() => inner.BeginReadRun();
+
+    public void PauseReadRun() => inner.PauseReadRun();
+
+    public void EndReadRun() => inner.EndReadRun();
+
+    public void Prefetch(uint tenant, uint table, ReadOnlySpan<byte> packedKeys, int keySize) => inner.Prefetch(tenant, table, packedKeys, keySize);
+
     public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
     {
         StoreResult r = inner.Get(tenant, table, key, output, context);
