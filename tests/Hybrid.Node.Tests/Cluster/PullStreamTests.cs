@@ -151,7 +151,7 @@ public sealed class PullStreamTests : IDisposable
     }
 
     [Fact]
-    public void LowerCurrentThread_renices_only_the_calling_thread()
+    public void Renice_affects_only_the_calling_thread()
     {
         static int NiceOf(string statPath) => int.Parse(File.ReadAllText(statPath).Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[16], System.Globalization.CultureInfo.InvariantCulture);
         static string Self() => "/proc/" + new FileInfo("/proc/thread-self").LinkTarget + "/stat";
@@ -160,7 +160,7 @@ public sealed class PullStreamTests : IDisposable
         bool ok = false;
         var thread = new Thread(() =>
         {
-            ok = BackgroundPriority.LowerCurrentThread();
+            ok = BackgroundPriority.Renice();
             lowered = NiceOf(Self());
         });
         thread.Start();

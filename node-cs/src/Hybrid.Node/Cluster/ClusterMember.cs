@@ -94,7 +94,7 @@ public sealed class ClusterMember : IAsyncDisposable
         await Node.StartAsync(cancellationToken).ConfigureAwait(false);
         new Thread(() =>
         {
-            BackgroundPriority.LowerCurrentThread();
+            BackgroundPriority.Renice(); // safe here: the warm-up never holds the store's epoch protection
             _ = MigrationCoordinator.WarmUp();
         })
         { IsBackground = true, Name = "decision-warmup" }.Start();

@@ -7,7 +7,7 @@ namespace Hybrid.Node.Cluster;
 /// The target side of a Rocksteady migration: carries out what the F# core decided for this node and decides
 /// nothing itself. At <c>TransferOwnership</c> it raises the local version floor (<see cref="RaiseFloor"/>) and
 /// starts the pulls of the range (<see cref="StartPulls(string, SlotRange, IMigrationPeer, CancellationToken)"/>): background pulls of N partitions in parallel,
-/// pipelined, on below-normal-priority threads, applied insert-if-newer; and priority pulls, batched up to 16 keys,
+/// pipelined (streams), applied insert-if-newer; and priority pulls, batched up to 16 keys,
 /// of keys that reads missed. The coordinator then waits for <see cref="PullJob.CompleteAsync"/> (a catch-up pass
 /// included) before it asks the core for <c>FinishPulls</c>.
 /// </summary>
@@ -174,7 +174,7 @@ public sealed class PullJob
         await _priorityLoop.ConfigureAwait(false);
     }
 
-    /// <summary>Runs <paramref name="body"/> on a thread of its own; <paramref name="background"/> = below client work (<see cref="BackgroundPriority"/>).</summary>
+    /// <summary>Runs <paramref name="body"/> on a thread of its own; <paramref name="background"/> = below client work when <see cref="BackgroundPriority"/> is on.</summary>
     private static Task RunOnThread(string name, Action body, bool background)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

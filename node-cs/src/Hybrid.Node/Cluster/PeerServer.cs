@@ -9,7 +9,7 @@ namespace Hybrid.Node.Cluster;
 /// The node's peer port (<see cref="PeerOp"/>): serves migration pulls from this node's store, moves this node's view
 /// when a coordinator elsewhere carries out a BumpView for it, reports its workers' views, and answers cluster control
 /// requests. Deliberately not on the node's workers: a pull scans the log and may block on disk, so each peer
-/// connection runs on its own below-normal-priority thread and client batches keep the workers.
+/// connection runs on its own thread and client batches keep the workers.
 /// </summary>
 public sealed class PeerServer : IDisposable
 {
@@ -58,7 +58,7 @@ public sealed class PeerServer : IDisposable
             socket.NoDelay = true;
             lock (_lock)
                 _open.Add(socket);
-            new Thread(() => Serve(socket)) { IsBackground = true, Name = "peer-conn", Priority = ThreadPriority.BelowNormal }.Start();
+            new Thread(() => Serve(socket)) { IsBackground = true, Name = "peer-conn" }.Start();
         }
     }
 
@@ -101,8 +101,8 @@ public sealed class PeerServer : IDisposable
 
     /// <summary>
     /// <see cref="PeerOp.PullStream"/>: sends the partition chunk after chunk (at least one frame, the last one with a
-    /// done cursor) until it ends, this server stops, or the target goes away (the send fails). Background work: the
-    /// thread drops below client work first (this connection serves nothing else that is urgent).
+    /// done cursor) until it ends, this server stops, or the target goes away (the send fails). Background work: with
+    /// <see cref="BackgroundPriority"/> on, the thread drops below client work first (this connection serves nothing else).
     /// </summary>
     private void Stream(Socket socket, ReadOnlySpan<byte> payload, PeerMessage frame, PullBuffer records)
     {
@@ -167,8 +167,8 @@ public sealed class PeerServer : IDisposable
                 }
             case PeerOp.Drop:
                 {
-                    // A scan of the whole log and a delete per record: background work, on a thread below client work
-                    // (this connection's thread stays as it is, for whatever the connection serves next).
+                    // A scan of the whole log and a delete per record: background work, on a thread of its own that
+                    // BackgroundPriority may lower (this connection's thread stays as it is, for what it serves next).
                     var range = new SlotRange(r.I32(), r.I32());
                     long removed = 0;
                     Exception? failed = null;
