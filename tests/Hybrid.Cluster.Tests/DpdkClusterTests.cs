@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Hybrid.Client;
+using Hybrid.Node.Tenants;
 using Hybrid.Node.Tests.Transport;
 using Xunit.Abstractions;
 
@@ -32,6 +33,12 @@ public abstract class DpdkClusterTests(ITestOutputHelper output) : ClusterProces
     /// <summary>The transport spec node <paramref name="node"/>'s client dials.</summary>
     protected abstract string ClientSpec(string node);
 
+    /// <summary>
+    /// The tenant and secret the clients' sessions open as (<c>client-over</c> arguments); none: the default tenant,
+    /// which needs no secret on a node only this host reaches.
+    /// </summary>
+    protected virtual string[] ClientTenant => [];
+
     private static string Key(int i) => "key:" + i;
 
     private static string Value(string round, int i) => $"{round}-{i}-{new string('x', 100)}";
@@ -45,8 +52,8 @@ public abstract class DpdkClusterTests(ITestOutputHelper output) : ClusterProces
         int[] kept = [.. all.Except(moved)];
 
         // One DPDK client process per node; both sessions are opened (and learn their node's view) before the migration.
-        await using NodeProcess toN1 = await NodeProcess.StartAsync(["client-over", ClientSpec("n1")]);
-        await using NodeProcess toN2 = await NodeProcess.StartAsync(["client-over", ClientSpec("n2")]);
+        await using NodeProcess toN1 = await NodeProcess.StartAsync(["client-over", ClientSpec("n1"), .. ClientTenant]);
+        await using NodeProcess toN2 = await NodeProcess.StartAsync(["client-over", ClientSpec("n2"), .. ClientTenant]);
         ulong n1ViewBefore = await ViewAsync(toN1), n2ViewBefore = await ViewAsync(toN2);
         Assert.Equal((ulong)Initial.View("n1"), n1ViewBefore);
 
@@ -157,20 +164,31 @@ public sealed class MemifClusterTests(ITestOutputHelper output) : DpdkClusterTes
 
 /// <summary>
 /// Views and migration over DPDK af_packet: a veth pair per node (root), created before the nodes start and removed
-/// after; the node listens on one end, its client dials on the other.
+/// after; the node listens on one end, its client dials on the other. af_packet is a network link, so the nodes let no
+/// tenant in without AUTH: the clients are tenant <c>app</c>, created with its secret on both nodes (same id) before
+/// they start.
 /// </summary>
 public sealed class AfPacketClusterTests(ITestOutputHelper output) : DpdkClusterTests(output)
 {
+    private const string Tenant = "app";
+    private const string Secret = "af-packet-cluster-secret";
+
     private readonly Dictionary<string, Veth> _veths = [];
 
     protected override string NodeSpec(string node) => "af_packet:" + _veths[node].A;
 
     protected override string ClientSpec(string node) => "af_packet:" + _veths[node].B;
 
+    protected override string[] ClientTenant => [Tenant, Secret];
+
     protected override Task PrepareAsync()
     {
         foreach (string node in new[] { "n1", "n2" })
+        {
             _veths[node] = new Veth(Guid.NewGuid().ToString("N")[..6]);
+            Directory.CreateDirectory(Path.Combine(Dir.Path, node));
+            TenantRegistry.Open(Path.Combine(Dir.Path, node)).Create(Tenant, Encoding.UTF8.GetBytes(Secret));
+        }
         return Task.CompletedTask;
     }
 

@@ -11,8 +11,9 @@ namespace Hybrid.Cluster.Tests;
 /// Tenants and extensions over DPDK (memif, and af_packet on a veth pair the test creates and removes; root): a real
 /// <c>hybrid server --transport SPEC</c> child process (tenant code compiled by its <c>hybrid ext compiler</c> child)
 /// and one scripted client process (<c>client-over SPEC</c>, <see cref="ScriptClient"/>) holding several sessions over
-/// its one DPDK port: tenant a, tenant b and (memif) the default tenant (a memif socket serves one client process at a time, so
-/// the tenants are sessions of that process, as the sessions of <c>hybrid bench</c> are). EAL never starts in the test host.
+/// its one DPDK port: tenant a, tenant b and the default tenant (a memif socket serves one client process at a time, so
+/// the tenants are sessions of that process, as the sessions of <c>hybrid bench</c> are). The default tenant gets in
+/// without a secret over memif and is refused over af_packet (a network link). EAL never starts in the test host.
 /// </summary>
 public sealed class DpdkTenantExtensionTests(ITestOutputHelper output) : IDisposable
 {
@@ -57,10 +58,15 @@ public sealed class DpdkTenantExtensionTests(ITestOutputHelper output) : IDispos
             if (kind == "memif")
             {
                 // On a node that only this host reaches (loopback bind, memif) the default tenant needs no secret; it sees
-                // neither tenant's keys. (Not asserted over af_packet: a loopback-bound node lets the default tenant skip
-                // AUTH there too, although af_packet reaches a link; docs/transport.md §7.)
+                // neither tenant's keys.
                 await ExpectAsync(client, "open anon default -", "Ok");
                 await ExpectAsync(client, "@anon get table=0 k only-a", "NotFound", "NotFound");
+            }
+            else
+            {
+                // af_packet reaches a network link: although the node binds its sockets to loopback, it lets no tenant in
+                // without AUTH and has no secretless default tenant at all (docs/protocol.md, docs/transport.md §7).
+                await ExpectAsync(client, "open anon default -", "UnknownTenant");
             }
 
             // A wrong secret and an unknown tenant are refused; the node goes on serving the authenticated sessions.

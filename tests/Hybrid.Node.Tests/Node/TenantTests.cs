@@ -123,8 +123,16 @@ public class TenantTests
         }
     }
 
-    [Fact]
-    public async Task NonLoopbackBind_TenantWithoutSecret_RefusesToStart()
+    /// <summary>
+    /// Off loopback (the bind address, or a transport listener on a network link: docs/protocol.md) a secretless tenant
+    /// stops the node from starting; the error names what is exposed, not the host-local listeners.
+    /// </summary>
+    [Theory]
+    [InlineData("0.0.0.0", "memif:/tmp/hyb-exposed-refused.sock", "listening on 0.0.0.0 requires AUTH")]
+    [InlineData("127.0.0.1", "tcp:0.0.0.0:0", "listening on tcp:0.0.0.0:0 requires AUTH")]
+    [InlineData("127.0.0.1", "af_packet:veth-x", "listening on af_packet (net_af_packet0,iface=veth-x) requires AUTH")]
+    [InlineData("0.0.0.0", "tcp:10.1.2.3:0", "listening on 0.0.0.0, tcp:10.1.2.3:0 requires AUTH")]
+    public async Task ExposedNode_TenantWithoutSecret_RefusesToStart_NamingWhatIsExposed(string bind, string transport, string message)
     {
         string directory = TestNode.NewDirectory();
         try
@@ -133,14 +141,17 @@ public class TenantTests
             var node = new HybridNode(new HybridNodeOptions
             {
                 DataDirectory = directory,
-                BindAddress = IPAddress.Any,
+                BindAddress = IPAddress.Parse(bind),
                 NativePort = 0,
                 RespPort = -1,
                 MetricsPort = -1,
                 Workers = 1,
+                Transports = [TransportListenerOptions.FromSpec("shm:/tmp/hyb-local-refused.sock"), TransportListenerOptions.FromSpec(transport)],
             });
             var error = await Assert.ThrowsAsync<InvalidOperationException>(() => node.StartAsync());
-            Assert.Contains("requires AUTH", error.Message);
+            Assert.Contains(message, error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("shm", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("memif", error.Message, StringComparison.Ordinal);
             await node.DisposeAsync();
         }
         finally

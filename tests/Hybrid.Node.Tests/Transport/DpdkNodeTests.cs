@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using Hybrid.Client;
+using Hybrid.Node.Tenants;
 using Hybrid.Node.Tests.Node;
 using Hybrid.Protocol;
 
@@ -14,6 +15,9 @@ namespace Hybrid.Node.Tests.Transport;
 /// </summary>
 public class DpdkNodeTests
 {
+    private const string Tenant = "bench";
+    private const string Secret = "secret-of-bench";
+
     private static string Id() => Guid.NewGuid().ToString("N")[..8];
 
     private static string[] BenchArgs(string socket, int port, string csv, string duration, string keys) => BenchArgsFor("memif:" + socket, port, csv, duration, keys);
@@ -33,32 +37,43 @@ public class DpdkNodeTests
     public Task Memif_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
     {
         string socket = $"/tmp/hyb-nt-memif-{Id()}.sock";
-        return BenchThroughNodeAsync("memif:" + socket, "memif:" + socket);
+        return BenchThroughNodeAsync("memif:" + socket, "memif:" + socket, authenticate: false);
     }
 
     [Fact]
     public async Task AfPacket_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
     {
         using var veth = new Veth(Id()[..6]);
-        await BenchThroughNodeAsync("af_packet:" + veth.A, "af_packet:" + veth.B);
+        await BenchThroughNodeAsync("af_packet:" + veth.A, "af_packet:" + veth.B, authenticate: true);
     }
 
-    /// <summary>A node child process on <paramref name="serverSpec"/>; a bench child process loads and runs reads/updates over <paramref name="clientSpec"/>.</summary>
-    private static async Task BenchThroughNodeAsync(string serverSpec, string clientSpec)
+    /// <summary>
+    /// A node child process on <paramref name="serverSpec"/>; a bench child process loads and runs reads/updates over
+    /// <paramref name="clientSpec"/>. With <paramref name="authenticate"/> (a listener on a network link: the node lets
+    /// no tenant in without AUTH) both the bench and the TCP check are tenant <see cref="Tenant"/>, created with its
+    /// secret before the node starts; otherwise the default tenant.
+    /// </summary>
+    private static async Task BenchThroughNodeAsync(string serverSpec, string clientSpec, bool authenticate)
     {
         string directory = TestNode.NewDirectory(), csv = Path.Combine(Path.GetTempPath(), $"hyb-nt-{Id()}.csv");
         try
         {
+            if (authenticate)
+                TenantRegistry.Open(directory).Create(Tenant, Encoding.UTF8.GetBytes(Secret));
+            string[] auth = authenticate ? ["--tenant", Tenant, "--secret", Secret] : [];
             var (server, port) = HybridProcess.StartServer(directory, "--transport", serverSpec);
             using (server)
             {
-                using (var bench = HybridProcess.Start(BenchArgsFor(clientSpec, port, csv, "1", "300")))
+                using (var bench = HybridProcess.Start([.. BenchArgsFor(clientSpec, port, csv, "1", "300"), .. auth]))
                     Assert.True(bench.WaitForExit(TimeSpan.FromSeconds(120)) == 0, bench.Output);
                 var (ops, errors) = ReadCsv(csv);
                 Assert.True(ops > 0, "no operations measured");
                 Assert.Equal(0, errors);
                 // The 300 records the bench loaded over the transport are in the node's store: read them over TCP.
-                await using var tcp = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, port) });
+                var options = new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, port) };
+                if (authenticate)
+                    options = options with { Tenant = Tenant, Secret = Encoding.UTF8.GetBytes(Secret) };
+                await using var tcp = await HybridSession.ConnectAsync(options);
                 foreach (int i in new[] { 0, 150, 299 })
                 {
                     var get = await tcp.GetAsync(0, Encoding.ASCII.GetBytes($"user{i:D12}"));

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
+using Hybrid.Node.Tenants;
 using Spectre.Console;
 
 namespace Hybrid.Cli.Bench;
@@ -12,7 +14,8 @@ namespace Hybrid.Cli.Bench;
 /// <c>hybrid bench</c> as a second child process (a process hosts one DPDK transport, and EAL must never start inside
 /// this one) doing one-key GETs with one session, one request per batch and one batch in flight, so each operation
 /// is one round trip; and prints ops/s and p50/p99 per transport with the targets of issue 6.
-/// af_packet needs root: a veth pair is created for the run and removed after it.
+/// af_packet needs root: a veth pair is created for the run and removed after it. af_packet is a network link, so that
+/// node lets no tenant in without AUTH: the bench authenticates as a tenant created (random secret) before the node starts.
 /// </summary>
 internal static class TransportComparison
 {
@@ -64,6 +67,7 @@ internal static class TransportComparison
         {
             File.Delete(csv);
             string? serverSpec = null, clientSpec = null;
+            List<string> auth = [];
             switch (name)
             {
                 case "shm":
@@ -76,6 +80,7 @@ internal static class TransportComparison
                     veth = new Veth(id);
                     serverSpec = $"af_packet:{veth.A}";
                     clientSpec = $"af_packet:{veth.B}";
+                    auth = CreateTenant(directory);
                     break;
             }
             var serverArgs = new List<string> { "server", "--data-dir", directory, "--port", "0", "--resp-port", "-1", "--metrics-port", "-1",
@@ -90,6 +95,7 @@ internal static class TransportComparison
                 "-s", "1", "-b", "1", "-p", "1", "--duration", settings.Duration.ToString(c), "--warmup", settings.Warmup.ToString(c), "--port", port, "--csv", csv };
             if (clientSpec is not null)
                 benchArgs.AddRange(["--transport", clientSpec]);
+            benchArgs.AddRange(auth);
             using var client = Child.Start(benchArgs);
             int exit = client.WaitForExit(TimeSpan.FromSeconds(settings.Duration + settings.Warmup + 180));
             server.Terminate();
@@ -116,6 +122,17 @@ internal static class TransportComparison
             {
             }
         }
+    }
+
+    /// <summary>A fresh data directory holding tenant <c>bench</c> with a random secret; the bench arguments that authenticate as it.</summary>
+    private static List<string> CreateTenant(string directory)
+    {
+        if (Directory.Exists(directory))
+            Directory.Delete(directory, recursive: true);
+        Directory.CreateDirectory(directory);
+        string secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        TenantRegistry.Open(directory).Create("bench", Encoding.UTF8.GetBytes(secret));
+        return ["--tenant", "bench", "--secret", secret];
     }
 
     private static void Print(List<Row> rows, Settings settings)

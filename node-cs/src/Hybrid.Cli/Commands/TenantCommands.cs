@@ -31,7 +31,7 @@ internal static class TenantCommands
             string text = result.GetValue(secret) ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             if (text.Length == 0)
             {
-                Console.Error.WriteLine("hybrid: a tenant other than 'default' needs a secret (only 'default' may skip AUTH, on loopback)");
+                Console.Error.WriteLine("hybrid: a tenant other than 'default' needs a secret (only 'default' may skip AUTH, on a node only this host reaches: loopback, shm, memif)");
                 return 2;
             }
             try

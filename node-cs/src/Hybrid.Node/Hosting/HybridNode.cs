@@ -91,7 +91,8 @@ public sealed partial class HybridNode : IAsyncDisposable
 
     /// <summary>
     /// Opens the tenants and the store, starts the workers and binds every listener. Refuses to start when the node
-    /// listens beyond loopback and some tenant has no secret (every tenant must authenticate then).
+    /// listens beyond loopback (its bind address, or a transport listener on a network link) and some tenant has no
+    /// secret (every tenant must authenticate then).
     /// </summary>
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -142,8 +143,19 @@ public sealed partial class HybridNode : IAsyncDisposable
         if (open.Count > 0)
         {
             throw new InvalidOperationException(
-                $"listening on {Options.BindAddress} requires AUTH for every tenant, but these have no secret: {string.Join(", ", open)}");
+                $"listening on {ExposureDescription()} requires AUTH for every tenant, but these have no secret: {string.Join(", ", open)}");
         }
+    }
+
+    /// <summary>What makes the node reachable from another host: a non-loopback bind address and every listener on a network link.</summary>
+    private string ExposureDescription()
+    {
+        var exposed = Options.Transports.Where(t => !t.IsHostLocal)
+            .Select(t => t.Options.Kind == TransportKind.Dpdk ? $"{t.Name} ({t.Options.Dpdk.Vdev})" : $"{t.Name}:{t.Address}")
+            .ToList();
+        if (!IPAddress.IsLoopback(Options.BindAddress))
+            exposed.Insert(0, Options.BindAddress.ToString());
+        return string.Join(", ", exposed);
     }
 
     private void Listen(string name, int port, IConnectionHandler handler)

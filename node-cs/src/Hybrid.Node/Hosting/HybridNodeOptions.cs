@@ -75,8 +75,13 @@ public sealed record HybridNodeOptions
     /// </summary>
     public TimeSpan TransportPollWindow { get; init; } = TimeSpan.FromMilliseconds(1);
 
-    /// <summary>True when the node listens on loopback only (the only case where the default tenant may skip AUTH).</summary>
-    public bool IsLoopbackOnly => IPAddress.IsLoopback(BindAddress);
+    /// <summary>
+    /// True when nothing the node listens on is reachable from another host: its sockets are bound to loopback and
+    /// every message-transport listener is host-local (<see cref="TransportListenerOptions.IsHostLocal"/>). The only
+    /// case where the default tenant may skip AUTH: an af_packet or non-loopback <c>tcp:</c> listener is a network
+    /// link, so it makes every tenant authenticate.
+    /// </summary>
+    public bool IsLoopbackOnly => IPAddress.IsLoopback(BindAddress) && Transports.All(t => t.IsHostLocal);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first rule broken.</summary>
     public void Validate()
@@ -131,6 +136,25 @@ public sealed record HybridNodeOptions
 /// <param name="Address">Where to listen (per transport, docs/transport.md).</param>
 public sealed record TransportListenerOptions(string Name, TransportOptions Options, string Address)
 {
+    /// <summary>
+    /// True when only processes on this host can reach the listener: shared memory, DPDK <c>net_memif</c> (a Unix
+    /// socket), <c>tcp:</c> on a loopback address. False for <c>net_af_packet</c> (a network interface) and any other
+    /// TCP address.
+    /// </summary>
+    public bool IsHostLocal => Options.Kind switch
+    {
+        TransportKind.SharedMemory => true,
+        TransportKind.Dpdk => Options.Dpdk.Vdev.StartsWith("net_memif", StringComparison.Ordinal),
+        _ => IsLoopbackAddress(Address),
+    };
+
+    private static bool IsLoopbackAddress(string hostPort)
+    {
+        int colon = hostPort.LastIndexOf(':');
+        string host = (colon > 0 ? hostPort[..colon] : hostPort).Trim('[', ']');
+        return host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host, out IPAddress? ip) && IPAddress.IsLoopback(ip));
+    }
+
     /// <summary>A listener from a spec such as <c>shm:/tmp/hybrid-7100.sock</c> or <c>memif:/tmp/hyb-memif.sock</c> (<see cref="TransportSpec.Parse"/>).</summary>
     public static TransportListenerOptions FromSpec(string spec)
     {

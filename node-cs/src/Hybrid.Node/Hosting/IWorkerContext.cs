@@ -33,7 +33,7 @@ public interface IWorkerContext
     /// <summary>This worker's side of tenant extensions: its coroutine scheduler and the node's extension host.</summary>
     Extensions.WorkerExtensions Extensions { get; }
 
-    /// <summary>True when the node listens only on loopback and so lets the <c>default</c> tenant skip AUTH.</summary>
+    /// <summary>True when only this host can reach the node (<see cref="HybridNodeOptions.IsLoopbackOnly"/>), so the <c>default</c> tenant may skip AUTH.</summary>
     bool AllowsUnauthenticatedDefault { get; }
 
     /// <summary>
