@@ -62,8 +62,18 @@ internal sealed class PeerProcess : IDisposable
         psi.ArgumentList.Add(PeerDll());
         foreach (var arg in args)
             psi.ArgumentList.Add(arg);
-        return new PeerProcess(Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet"));
+        var peer = new PeerProcess(Process.Start(psi) ?? throw new InvalidOperationException("cannot start dotnet"));
+        // The EAL file prefix (inside the --eal argument): its runtime directory is removed when the peer is disposed.
+        foreach (string arg in args)
+        {
+            int at = arg.IndexOf("--file-prefix ", StringComparison.Ordinal);
+            if (at >= 0)
+                peer._filePrefix = arg[(at + "--file-prefix ".Length)..].Split(' ')[0];
+        }
+        return peer;
     }
+
+    private string? _filePrefix;
 
     public int Id => _process.Id;
 
@@ -114,6 +124,7 @@ internal sealed class PeerProcess : IDisposable
         if (!_process.HasExited)
             Kill9();
         _process.Dispose();
+        DpdkSetup.DeleteRuntime(_filePrefix);
     }
 }
 
@@ -123,6 +134,26 @@ internal static class DpdkSetup
     /// <summary>EAL arguments for one peer process; <paramref name="prefix"/> must be unique per process.</summary>
     public static string Eal(string prefix) =>
         $"--no-huge -m 256 --no-pci --no-telemetry --file-prefix {prefix} --lcores 0@(0-1) --log-level lib.eal:error";
+
+    /// <summary>
+    /// Removes the runtime directory EAL leaves in /var/run/dpdk for <paramref name="filePrefix"/> (a few MB of tmpfs
+    /// per process, never reused by another prefix); call it once the process is gone.
+    /// </summary>
+    public static void DeleteRuntime(string? filePrefix)
+    {
+        if (string.IsNullOrEmpty(filePrefix) || filePrefix.Contains('/', StringComparison.Ordinal))
+            return;
+        try
+        {
+            string dir = Path.Combine("/var/run/dpdk", filePrefix);
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left behind: costs tmpfs space, not correctness.
+        }
+    }
 
     /// <summary>Peer arguments for one side of a memif pair named <paramref name="id"/>.</summary>
     public static string[] Memif(string id, bool server) =>

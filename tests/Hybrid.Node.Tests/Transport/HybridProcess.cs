@@ -97,6 +97,21 @@ internal sealed class HybridProcess : IDisposable
     {
         if (!_process.HasExited)
             Kill9();
+        int pid = _process.Id;
         _process.Dispose();
+        // EAL's runtime directory of a DPDK child (TransportSpec's per-process file prefix), a few MB of tmpfs each.
+        foreach (string role in new[] { "node", "client" })
+        {
+            try
+            {
+                string dir = $"/var/run/dpdk/hyb-{role}-{pid}";
+                if (Directory.Exists(dir))
+                    Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Left behind: costs tmpfs space, not correctness.
+            }
+        }
     }
 }
