@@ -9,7 +9,8 @@ using Xunit.Abstractions;
 namespace Hybrid.Cluster.Tests;
 
 /// <summary>
-/// Views and migration over the shared-memory transport: two in-process nodes listen on shm besides TCP, a
+/// Views and migration over the shared-memory transport and the transport interface's TCP implementation (tcp:): two
+/// in-process nodes listen on it besides their native TCP port, a
 /// <see cref="ClusterClient"/> reaches both over shm (each node's address carried in the routing map by
 /// <see cref="TransportRouting"/>), follows a migration of two ranges from one node to the other, and a plain session
 /// over shm sees ViewChanged and adopts the node's new view. (DPDK memif cannot run in-process like this: EAL never starts
@@ -18,8 +19,8 @@ namespace Hybrid.Cluster.Tests;
 /// </summary>
 public sealed class TransportClusterTests(ITestOutputHelper output)
 {
-    /// <summary>Starts a cluster member whose node listens on a fresh shm socket besides its ephemeral TCP port.</summary>
-    private static Task<ClusterNodeHost> StartNodeAsync(IMetadataStore store, string directory, string name) =>
+    /// <summary>Starts a cluster member whose node listens on <paramref name="spec"/> (a fresh shm socket, or tcp: on an ephemeral loopback port) besides its native TCP port.</summary>
+    private static Task<ClusterNodeHost> StartNodeAsync(IMetadataStore store, string directory, string name, string spec) =>
         ClusterNodeHost.StartAsync(store, "/hybrid", name, new HybridNodeOptions
         {
             DataDirectory = Path.Combine(directory, name),
@@ -27,7 +28,7 @@ public sealed class TransportClusterTests(ITestOutputHelper output)
             RespPort = -1,
             MetricsPort = -1,
             MemoryBudgetBytes = 1 << 20,
-            Transports = [TransportListenerOptions.FromSpec($"shm:/tmp/hyb-ct-{Guid.NewGuid():N}.sock")],
+            Transports = [TransportListenerOptions.FromSpec(spec)],
             ConfigureStore = o => o with { PageSizeBytes = 1 << 16, MaxKeyBytes = 256, MaxValueBytes = 1024, IndexBuckets = 1 << 12, CheckpointInterval = TimeSpan.Zero },
         });
 
@@ -36,11 +37,15 @@ public sealed class TransportClusterTests(ITestOutputHelper output)
         Enumerable.Range(0, int.MaxValue).Select(i => Encoding.UTF8.GetBytes("probe:" + i))
             .First(key => ClusterSlot.Of(key) >= range.First && ClusterSlot.Of(key) <= range.Last);
 
-    [Fact]
-    public async Task Shm_ClusterClient_FollowsMigrationBetweenTwoNodes_AndSessionSeesViewChanged()
+    [Theory]
+    [InlineData(TransportKind.SharedMemory)]
+    [InlineData(TransportKind.Tcp)]
+    public async Task Shm_ClusterClient_FollowsMigrationBetweenTwoNodes_AndSessionSeesViewChanged(TransportKind kind)
     {
         using var dir = new TempDirectory();
-        using var shm = new CountingTransport(TransportFactory.Create(new TransportOptions { Kind = TransportKind.SharedMemory }));
+        using var shm = new CountingTransport(TransportFactory.Create(new TransportOptions { Kind = kind }));
+        string Spec() => kind == TransportKind.Tcp ? "tcp:127.0.0.1:0" : $"shm:/tmp/hyb-ct-{Guid.NewGuid():N}.sock";
+        string listener = kind == TransportKind.Tcp ? "tcp" : "shm";
         string metadata = Path.Combine(dir.Path, "metadata");
         await using var setupStore = new FileMetadataStore(metadata);
         await using var store1 = new FileMetadataStore(metadata);
@@ -48,9 +53,9 @@ public sealed class TransportClusterTests(ITestOutputHelper output)
         var setup = new DurableClusterMetadata(setupStore, "/hybrid");
         var ranges = DurableClusterMetadata.EvenRanges(4);
         Assert.True(await setup.InitializeAsync(["n1", "n2"], ["c1", "c2"], ranges, ranges.Keys.ToDictionary(r => r, _ => "n1")));
-        await using var n1 = await StartNodeAsync(store1, dir.Path, "n1");
-        await using var n2 = await StartNodeAsync(store2, dir.Path, "n2");
-        string n1Shm = n1.Member.Node.TransportAddressOf("shm"), n2Shm = n2.Member.Node.TransportAddressOf("shm");
+        await using var n1 = await StartNodeAsync(store1, dir.Path, "n1", Spec());
+        await using var n2 = await StartNodeAsync(store2, dir.Path, "n2", Spec());
+        string n1Shm = n1.Member.Node.TransportAddressOf(listener), n2Shm = n2.Member.Node.TransportAddressOf(listener);
 
         var routing = TransportRouting.Over(new ClusterRoutingSource(setup.Typed), (node, _) => node == "n1" ? n1Shm : n2Shm);
         await using var client = await ClusterClient.ConnectAsync(routing, new HybridClientOptions { Transport = shm });

@@ -8,8 +8,9 @@ using Hybrid.Transport;
 namespace Hybrid.Node.Tests.Transport;
 
 /// <summary>
-/// An in-process node (small store, ephemeral ports) that also listens on a shared-memory transport, plus the
-/// client-side shm transport to reach it. Shared memory needs no DPDK, so it may run inside the test host.
+/// An in-process node (small store, ephemeral ports) that also listens on a message transport — shared memory, or
+/// the transport interface's TCP implementation (<c>tcp:</c>) — plus the client side of it. Neither needs DPDK, so
+/// both run inside the test host.
 /// </summary>
 internal sealed class ShmNode : IAsyncDisposable
 {
@@ -28,9 +29,10 @@ internal sealed class ShmNode : IAsyncDisposable
     internal ITransport ClientTransport { get; }
 
     /// <summary>The address clients dial.</summary>
-    internal string Address => Node.TransportAddressOf("shm");
+    internal string Address => Node.TransportAddressOf(Listener);
 
-    internal static async Task<ShmNode> StartAsync(int workers = 2, DurabilityMode durability = DurabilityMode.Memory, int shmRingBytes = 1 << 20)
+    internal static async Task<ShmNode> StartAsync(int workers = 2, DurabilityMode durability = DurabilityMode.Memory, int shmRingBytes = 1 << 20,
+        TransportKind kind = TransportKind.SharedMemory)
     {
         string directory = TestNode.NewDirectory();
         string socket = Path.Combine(Path.GetTempPath(), $"hyb-nt-{Guid.NewGuid():N}.sock");
@@ -46,12 +48,21 @@ internal sealed class ShmNode : IAsyncDisposable
             Limits = TestNode.Limits,
             ConfigureStore = s => s with { PageSizeBytes = 16 * 1024, MemoryBudgetBytes = 1 << 20, IndexBuckets = 1 << 12 },
             // Both sides must agree on the ring size (the node checks the client's mapped file).
-            Transports = [new TransportListenerOptions("shm", new TransportOptions { Kind = TransportKind.SharedMemory, ShmRingBytes = shmRingBytes }, socket)],
+            // The tcp: message transport (the interface's TCP implementation) listens on an ephemeral loopback port.
+            Transports = [kind == TransportKind.Tcp
+                ? new TransportListenerOptions(Listener, new TransportOptions { Kind = TransportKind.Tcp }, "127.0.0.1:0")
+                : new TransportListenerOptions(Listener, new TransportOptions { Kind = TransportKind.SharedMemory, ShmRingBytes = shmRingBytes }, socket)],
         };
         var node = new HybridNode(options);
         await node.StartAsync();
-        return new ShmNode(node, directory, TransportFactory.Create(new TransportOptions { Kind = TransportKind.SharedMemory, ShmRingBytes = shmRingBytes }));
+        var client = kind == TransportKind.Tcp
+            ? new TransportOptions { Kind = TransportKind.Tcp }
+            : new TransportOptions { Kind = TransportKind.SharedMemory, ShmRingBytes = shmRingBytes };
+        return new ShmNode(node, directory, TransportFactory.Create(client));
     }
+
+    /// <summary>The node's message-transport listener (shm, or tcp: when started with <see cref="TransportKind.Tcp"/>).</summary>
+    private const string Listener = "messages";
 
     internal Task<HybridSession> ConnectAsync(string tenant = "default", byte[]? secret = null, int inFlight = 4) =>
         HybridSession.ConnectAsync(new HybridClientOptions

@@ -109,10 +109,12 @@ public class ShmNodeTests
         }
     }
 
-    [Fact]
-    public async Task Shm_Extensions_InstallInvokeYieldingAndHostile_WorkUnchanged()
+    [Theory]
+    [InlineData(TransportKind.SharedMemory)]
+    [InlineData(TransportKind.Tcp)]
+    public async Task Shm_Extensions_InstallInvokeYieldingAndHostile_WorkUnchanged(TransportKind kind)
     {
-        await using var node = await ShmNode.StartAsync();
+        await using var node = await ShmNode.StartAsync(kind: kind);
         await using var client = await node.ConnectAsync();
         Assert.True((await client.InstallExtensionAsync("getter", Hybrid.Extensions.ExtensionExamples.Source("get"))).Succeeded);
         Assert.True((await client.InstallExtensionAsync("spin", Extensions.ExtensionNodeTests.Spin)).Succeeded);
@@ -136,10 +138,12 @@ public class ShmNodeTests
         Assert.Equal("49", Encoding.UTF8.GetString((await client.GetAsync(0, B("d49"))).Value!));
     }
 
-    [Fact]
-    public async Task Shm_ViewChanged_ClientResendsWithNewView()
+    [Theory]
+    [InlineData(TransportKind.SharedMemory)]
+    [InlineData(TransportKind.Tcp)]
+    public async Task Shm_ViewChanged_ClientResendsWithNewView(TransportKind kind)
     {
-        await using var node = await ShmNode.StartAsync();
+        await using var node = await ShmNode.StartAsync(kind: kind);
         await using var client = await node.ConnectAsync();
         await client.PutAsync(0, B("v"), B("before"));
         ulong before = client.View;
@@ -153,10 +157,12 @@ public class ShmNodeTests
         Assert.Contains("status=\"viewchanged\"", node.Node.ScrapeMetrics());
     }
 
-    [Fact]
-    public async Task Shm_Tenants_AuthRequired_KeysIsolated()
+    [Theory]
+    [InlineData(TransportKind.SharedMemory)]
+    [InlineData(TransportKind.Tcp)]
+    public async Task Shm_Tenants_AuthRequired_KeysIsolated(TransportKind kind)
     {
-        await using var node = await ShmNode.StartAsync();
+        await using var node = await ShmNode.StartAsync(kind: kind);
         var secret = B("secret-of-a");
         node.Node.Tenants.Create("a", secret);
         await using (var a = await node.ConnectAsync("a", secret))
