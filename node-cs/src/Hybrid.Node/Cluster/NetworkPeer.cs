@@ -19,6 +19,7 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
 {
     private readonly ConcurrentBag<Channel> _idle = [];
     private readonly Func<EndPoint> _resolve;
+    private volatile EndPoint? _lastResolved;
     private volatile bool _disposed;
 
     /// <summary>A peer at <paramref name="endPoint"/>; connects lazily.</summary>
@@ -29,8 +30,9 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
 
     /// <summary>
     /// A peer found through <paramref name="resolve"/> at every new connection, so a node that restarted on another
-    /// port is found again; a resolver that throws <see cref="InvalidOperationException"/> (the node is not running)
-    /// makes the call fail like an unreachable peer (<see cref="IOException"/>), which pulls retry.
+    /// port is found again. When the resolver throws (the node is not running, or the metadata store is unreachable)
+    /// the connection goes to the endpoint last resolved, or, if there is none, the call fails like an unreachable
+    /// peer (<see cref="IOException"/>), which pulls retry.
     /// </summary>
     public NetworkPeer(Func<EndPoint> resolve)
     {
@@ -211,10 +213,14 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             try
             {
                 endPoint = _resolve();
+                _lastResolved = endPoint;
             }
-            catch (InvalidOperationException e)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                throw new IOException("peer not reachable: " + e.Message, e);
+                // The node is not registered, or the metadata store that says where it is cannot be reached (etcd
+                // down): dial where the peer was last found (a pull stream opens a connection of its own, so this
+                // happens mid-migration), or fail like an unreachable peer, which pulls retry.
+                endPoint = _lastResolved ?? throw new IOException("peer not reachable: " + e.Message, e);
             }
             await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
         }
