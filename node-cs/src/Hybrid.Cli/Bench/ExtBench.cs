@@ -209,15 +209,17 @@ internal static class ExtBench
         long Expected(long r) => Enumerable.Range((int)(r * span), span).Sum(i => (long)i);
         var expected = Enumerable.Range(0, records / span).Select(r => Expected(r)).ToArray();
 
-        Func<HybridSession, long, Task> ext = async (s, i) =>
+        // One aggregate invocation per call, its sum checked; a failed invocation (counted by Check) carries its
+        // error text, not a sum.
+        Func<HybridSession, long, Task> Invoker(ReadOnlyMemory<byte> extension, ReadOnlyMemory<byte>[] args, string label) => async (s, i) =>
         {
-            int r = (int)(i % rangeArgs.Length);
-            var result = await s.InvokeAsync(name, rangeArgs[r]).ConfigureAwait(false);
+            int r = (int)(i % args.Length);
+            var result = await s.InvokeAsync(extension, args[r]).ConfigureAwait(false);
             Check(result);
-            // A failed invocation (counted by Check) carries its error text, not a sum.
             if (result.Succeeded && BinaryPrimitives.ReadInt64LittleEndian(result.Value) != expected[r])
-                throw new InvalidOperationException("aggregate: wrong sum");
+                throw new InvalidOperationException(label + ": wrong sum");
         };
+        Func<HybridSession, long, Task> ext = Invoker(name, rangeArgs, "aggregate");
         Func<HybridSession, long, Task> client = async (s, i) =>
         {
             int r = (int)(i % keyLists.Length);
@@ -227,15 +229,7 @@ internal static class ExtBench
             if (sum != expected[r])
                 throw new InvalidOperationException("multi-get: wrong sum");
         };
-        Func<HybridSession, long, Task> extKeys = async (s, i) =>
-        {
-            int r = (int)(i % keysArgs.Length);
-            var result = await s.InvokeAsync(keysName, keysArgs[r]).ConfigureAwait(false);
-            Check(result);
-            // A failed invocation (counted by Check) carries its error text, not a sum.
-            if (result.Succeeded && BinaryPrimitives.ReadInt64LittleEndian(result.Value) != expected[r])
-                throw new InvalidOperationException("aggregate.keys: wrong sum");
-        };
+        Func<HybridSession, long, Task> extKeys = Invoker(keysName, keysArgs, "aggregate.keys");
         Console.WriteLine("\n== aggregate: sum a field over 100 records ==");
         Console.WriteLine("  range: args of 20 bytes (first id, count); the extension packs the ids as keys, 64 at a time, and sums them with SumInt64Field");
         var (e, c) = await SideBySide(sessions, options, ("extension aggregate", ext), ("client multi-get+sum", client)).ConfigureAwait(false);
