@@ -200,4 +200,48 @@ public sealed class SchedulerTests
         h.Host.SetCpuQuota(1, 0);
         Assert.Equal(ExtensionStatus.CpuBudgetExceeded, h.Call(1, "spin", default).Status);
     }
+
+    private const string AsyncSpin = """
+        using Hybrid.Extensions.Abstractions;
+        public static class AsyncSpin
+        {
+            [Extension]
+            public static async ExtensionTask Run(ExtensionContext ctx) { long i = 0; while (i >= 0) { i++; } }
+        }
+        """;
+
+    [Fact]
+    public void RequestsWaiting_CutAStepShort_AfterTheMinimumSlice()
+    {
+        // The slice never ends by time here, so only the worker's "requests are waiting" probe can end a step early.
+        var limits = new ExtensionLimits { Slice = TimeSpan.FromDays(1), MinSlice = TimeSpan.Zero, Cpu = TimeSpan.FromMilliseconds(30) };
+        using var h = new Harness(new ExtensionHostOptions { Limits = limits });
+        h.InstallOk(1, "spin", AsyncSpin);
+        var asked = 0;
+        h.Scheduler.WorkWaiting = () => ++asked >= 3;
+        var cookie = h.NextCookie();
+        h.Scheduler.Invoke(1, "spin", default, cookie);
+        Assert.False(h.Sink.Results.ContainsKey(cookie)); // yielded: the third look found requests waiting
+        Assert.Equal(3, asked);
+        Assert.Equal(1, h.Scheduler.QueueLength);
+
+        // Nobody waits any more: the next step runs on (one day's slice) until the CPU budget stops it.
+        h.Scheduler.WorkWaiting = () => false;
+        Assert.Equal(1, h.Scheduler.Run(1));
+        Assert.Equal(ExtensionStatus.CpuBudgetExceeded, h.Sink.Get(cookie).Status);
+    }
+
+    [Fact]
+    public void RequestsWaiting_DoNotCutAStepBeforeItsMinimumSlice()
+    {
+        var limits = new ExtensionLimits { Slice = TimeSpan.FromDays(1), MinSlice = TimeSpan.FromDays(1), Cpu = TimeSpan.FromMilliseconds(30) };
+        using var h = new Harness(new ExtensionHostOptions { Limits = limits });
+        h.InstallOk(1, "spin", AsyncSpin);
+        var asked = 0;
+        h.Scheduler.WorkWaiting = () => ++asked > 0;
+        var cookie = h.NextCookie();
+        h.Scheduler.Invoke(1, "spin", default, cookie);
+        Assert.Equal(ExtensionStatus.CpuBudgetExceeded, h.Sink.Get(cookie).Status); // one step, never preempted
+        Assert.Equal(0, asked);
+    }
 }

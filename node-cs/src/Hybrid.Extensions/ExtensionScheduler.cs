@@ -80,6 +80,13 @@ public sealed class ExtensionScheduler
     /// </summary>
     public Action? ResultHandedBack { get; set; }
 
+    /// <summary>
+    /// Asked by the meters (every quantum, once a step has run its <see cref="ExtensionLimits.MinSlice"/>) on this
+    /// worker's thread: true when requests wait for this worker, so the running step yields at its next preemption
+    /// point instead of finishing its slice. Must be cheap and allocation-free.
+    /// </summary>
+    public Func<bool>? WorkWaiting { get; set; }
+
     /// <summary>Position of this scheduler among the host's schedulers.</summary>
     public int Index { get; }
 
@@ -196,7 +203,7 @@ public sealed class ExtensionScheduler
         invocation.BeginStep(start);
         _running = invocation;
         Volatile.Write(ref _stepStartTicks, start);
-        Meter.Begin(invocation, stepStore);
+        Meter.Begin(invocation, stepStore, WorkWaiting);
         try
         {
             if (invocation.Abort is { } abort)

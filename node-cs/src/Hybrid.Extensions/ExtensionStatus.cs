@@ -52,10 +52,19 @@ public sealed record ExtensionLimits
     /// <summary>Time slice after which the next preemption point yields.</summary>
     public TimeSpan Slice { get; init; } = TimeSpan.FromMicroseconds(50);
 
+    /// <summary>
+    /// Shortest slice when the worker has requests waiting (<see cref="ExtensionScheduler.WorkWaiting"/>): after it
+    /// the next preemption point yields so they run, instead of waiting out the whole <see cref="Slice"/>. A step still
+    /// gets at least this much per round, so a steady stream of short requests cannot starve an extension.
+    /// </summary>
+    public TimeSpan MinSlice { get; init; } = TimeSpan.FromMicroseconds(10);
+
     /// <summary>Largest response an invocation may write.</summary>
     public int MaxResponseBytes { get; init; } = 64 * 1024;
 
     internal long CpuTicks => (long)(Cpu.TotalSeconds * Stopwatch.Frequency);
 
     internal long SliceTicks => Math.Max(1, (long)(Slice.TotalSeconds * Stopwatch.Frequency));
+
+    internal long MinSliceTicks => Math.Clamp((long)(MinSlice.TotalSeconds * Stopwatch.Frequency), 1, SliceTicks);
 }

@@ -30,6 +30,7 @@ internal sealed class Invocation
     internal long StepStart;
     internal long JitAtStepStart;
     internal long SliceEnd;
+    internal long MinSliceEnd;
     internal long MemoryCharged;
     internal ExtensionStatus Status;
     internal string? Error;
@@ -65,6 +66,7 @@ internal sealed class Invocation
     {
         StepStart = now;
         SliceEnd = now + Limits.SliceTicks;
+        MinSliceEnd = now + Limits.MinSliceTicks;
         JitAtStepStart = JitTicks();
     }
 

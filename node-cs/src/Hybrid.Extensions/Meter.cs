@@ -11,7 +11,7 @@ namespace Hybrid.Extensions;
 /// <remarks>
 /// Fast path: one thread-static decrement per check. Every <see cref="FuelQuantum"/> checks the slow
 /// path reads the clock, stops the invocation when its CPU budget is spent, and asks it to yield when
-/// its time slice has ended. Once an invocation is aborted, the abort is sticky: fuel stays at zero so
+/// its time slice has ended (or, past the minimum slice, when the worker has requests waiting). Once an invocation is aborted, the abort is sticky: fuel stays at zero so
 /// every later check (in finally blocks, filters, catch handlers) throws again.
 /// </remarks>
 public static class Meter
@@ -36,6 +36,9 @@ public static class Meter
 
     [ThreadStatic]
     private static IExtensionStepStore? t_stepStore;
+
+    [ThreadStatic]
+    private static Func<bool>? t_workWaiting;
 
     /// <summary>At every method entry: fuel, call depth and stack bytes. Returns the frame's depth (kept in a local).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -132,7 +135,7 @@ public static class Meter
             throw Fail(invocation, ExtensionStatus.CpuBudgetExceeded,
                 $"ran longer than {Stopwatch.GetElapsedTime(0, invocation.Limits.CpuTicks).TotalMilliseconds} ms of CPU");
         }
-        if (now >= invocation.SliceEnd)
+        if (now >= invocation.SliceEnd || (now >= invocation.MinSliceEnd && t_workWaiting is { } waiting && waiting()))
         {
             invocation.RequestYield();
         }
@@ -168,10 +171,11 @@ public static class Meter
     }
 
     /// <summary>Arms the meters of this thread for one step of an invocation (scheduler only).</summary>
-    internal static void Begin(Invocation invocation, IExtensionStepStore? stepStore = null)
+    internal static void Begin(Invocation invocation, IExtensionStepStore? stepStore = null, Func<bool>? workWaiting = null)
     {
         t_invocation = invocation;
         t_stepStore = stepStore;
+        t_workWaiting = workWaiting;
         t_fuel = invocation.Abort is null ? FuelQuantum : 0;
         t_depth = 0;
         t_maxDepth = invocation.Limits.MaxCallDepth;
@@ -185,6 +189,7 @@ public static class Meter
     {
         t_invocation = null;
         t_stepStore = null;
+        t_workWaiting = null;
         t_fuel = 0;
         t_maxDepth = 0;
         t_stackLimit = nuint.MaxValue;

@@ -298,17 +298,26 @@ internal static class ExtBench
 
     /// <summary>
     /// Case 4: p99 of short GETs (one session, one in flight) alone, then while other sessions keep invoking a ~10 ms
-    /// CPU-bound extension; on a node with the default 50 µs slice and on one whose slice never ends (no preemption).
+    /// CPU-bound extension; on a node with the default limits (50 µs slice, cut short after 10 µs when requests wait),
+    /// one whose steps always run whole slices, and one whose slice never ends (no preemption).
     /// The node has one worker, so the short requests and the long invocations (from one other session, one at a
     /// time) share it: what the GETs wait for is exactly what preemption changes. The other core is left to the client.
     /// </summary>
     private static async Task Preemption(Options options, string dir)
     {
         Console.WriteLine("\n== p99 of short GETs while long extensions run (one worker) ==");
-        foreach (var (label, slice) in new[] { ("preemption on (50 us slice)", TimeSpan.FromMicroseconds(50)), ("preemption off", TimeSpan.FromDays(1)) })
+        var slice = TimeSpan.FromMicroseconds(options.SliceMicros);
+        var never = TimeSpan.FromDays(1);
+        var modes = new[]
         {
-            var limits = new ExtensionLimits { Slice = slice, Cpu = TimeSpan.FromMilliseconds(200) };
-            await using var node = await StartNode(options with { Workers = 1 }, Path.Combine(dir, slice.TotalSeconds < 1 ? "on" : "off"), new ExtensionHostOptions { Limits = limits }).ConfigureAwait(false);
+            ("preemption on (" + Invariant($"{slice.TotalMicroseconds:F0}") + " us slice, yields after 10 us when requests wait)", "on", slice, TimeSpan.FromMicroseconds(10)),
+            ("preemption on, whole slices only (" + Invariant($"{slice.TotalMicroseconds:F0}") + " us)", "slice", slice, slice),
+            ("preemption off", "off", never, never),
+        };
+        foreach (var (label, name, sliceLength, minSlice) in modes)
+        {
+            var limits = new ExtensionLimits { Slice = sliceLength, MinSlice = minSlice, Cpu = TimeSpan.FromMilliseconds(200) };
+            await using var node = await StartNode(options with { Workers = 1 }, Path.Combine(dir, name), new ExtensionHostOptions { Limits = limits }).ConfigureAwait(false);
             var sessions = await Sessions(node, 2).ConfigureAwait(false);
             await sessions[0].PutAsync(0, "k"u8, new byte[ValueSize]).ConfigureAwait(false);
             await Install(sessions[0], "long", LongLoop).ConfigureAwait(false);

@@ -120,6 +120,8 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         _extensionSession = _node.Store.NewSession();
         _extensions = new WorkerExtensions(this, _nodeExtensions!, _extensionSession);
         _extensions.Scheduler.ResultHandedBack = _wake;
+        // A long extension step yields early (after its minimum slice) when a connection waits for this worker.
+        _extensions.Scheduler.WorkWaiting = () => !_ready.IsEmpty;
         Acquire();
         try
         {
