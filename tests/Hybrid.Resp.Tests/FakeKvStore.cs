@@ -17,6 +17,9 @@ internal sealed class FakeKvStore : IKvStore
 
     public bool PendingReads { get; set; }
 
+    /// <summary>Prefetch hints and reads, in call order ("prefetch k", "get k"), when set.</summary>
+    public List<string>? Log { get; set; }
+
     public StoreOptions Options { get; } = new() { DataDirectory = "/nonexistent", Durability = DurabilityMode.Memory };
 
     public ulong MaxVersion => (ulong)Interlocked.Read(ref _version);
@@ -59,8 +62,15 @@ internal sealed class FakeKvStore : IKvStore
 
         public long LastWriteSequence => 0;
 
+        public void Prefetch(uint tenant, uint table, ReadOnlySpan<byte> packedKeys, int keySize)
+        {
+            Assert.Equal(packedKeys.Length, keySize); // the RESP layer hints one key at a time
+            store.Log?.Add("prefetch " + System.Text.Encoding.UTF8.GetString(packedKeys));
+        }
+
         public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
         {
+            store.Log?.Add("get " + System.Text.Encoding.UTF8.GetString(key));
             var found = store._data.TryGetValue((tenant, table, K(key)), out var record);
             if (store.PendingReads)
             {

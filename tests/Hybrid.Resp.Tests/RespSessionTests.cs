@@ -22,6 +22,48 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void Pipeline_PrefetchesKeysAhead_AndTheLookaheadStopsAtAnythingItCannotRead()
+    {
+        var store = new FakeKvStore { Log = [] };
+        using var h = new RespHarness(store);
+        var gets = string.Concat(Enumerable.Range(0, 12).Select(i => RespHarness.Encode("GET", $"k{i}")));
+        var replies = h.Send(RespHarness.Encode("SET", "k0", "v") + gets + "PING\r\n" + RespHarness.Encode("GET", "after-inline") + RespHarness.Encode("GET", "part")[..9]);
+        Assert.Equal("+OK\r\n$1\r\nv\r\n" + string.Concat(Enumerable.Repeat("$-1\r\n", 11)) + "+PONG\r\n$-1\r\n", replies);
+        var log = store.Log;
+        // Every key of the multibulk commands before the inline PING was hinted, each before it was read, and at most
+        // 8 commands ahead; after the inline command the lookahead stopped; the partial command was neither.
+        Assert.Equal(13, log.Count(l => l.StartsWith("prefetch ", StringComparison.Ordinal))); // SET k0, GET k0..k11
+        for (int i = 0; i < 12; i++)
+        {
+            int get = log.IndexOf($"get k{i}");
+            int hint = log.LastIndexOf($"prefetch k{i}", get);
+            Assert.True(hint >= 0, $"k{i} was read before its prefetch: {string.Join(", ", log)}");
+            Assert.True(log.Take(get).Count(l => l.StartsWith("prefetch ", StringComparison.Ordinal)) <= i + 1 + 8, string.Join(", ", log));
+        }
+        Assert.DoesNotContain("prefetch after-inline", log);
+        Assert.DoesNotContain("prefetch part", log);
+        Assert.Contains("get after-inline", log);
+    }
+
+    [Theory]
+    [InlineData("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", true, "GET", "k", 20)]
+    [InlineData("*1\r\n$4\r\nPING\r\n", true, "PING", "", 14)]
+    [InlineData("*2\r\n$3\r\nGET\r\n$5\r\nk\r\n", false, "", "", 0)] // bulk longer than the input
+    [InlineData("*2\r\n$3\r\nGET\r\n$1\r\nk", false, "", "", 0)] // no CRLF yet
+    [InlineData("*2\r\n$3\r\nGET\r\n$-1\r\n", false, "", "", 0)]
+    [InlineData("*2\r\n$99999999999\r\nGET", false, "", "", 0)]
+    [InlineData("*0\r\n", false, "", "", 0)]
+    [InlineData("PING\r\n", false, "", "", 0)]
+    [InlineData("*", false, "", "", 0)]
+    [InlineData("", false, "", "", 0)]
+    public void Scan_ReadsOnlyCompleteMultibulkCommands(string input, bool ok, string name, string key, int next)
+    {
+        var bytes = System.Text.Encoding.ASCII.GetBytes(input);
+        Assert.Equal(ok, RespScan.TryCommand(bytes, 0, out var n, out var k, out int after));
+        Assert.Equal((name, key, next), (System.Text.Encoding.ASCII.GetString(n), System.Text.Encoding.ASCII.GetString(k), after));
+    }
+
+    [Fact]
     public void PartialCommand_IsExecutedWhenTheRestArrives()
     {
         using var h = new RespHarness();

@@ -10,6 +10,11 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
     internal long PendingOperations => Interlocked.Read(ref _pending);
 
+    private long _prefetches;
+
+    /// <summary>Keys hinted through <see cref="IKvSession.Prefetch"/>.</summary>
+    internal long Prefetches => Interlocked.Read(ref _prefetches);
+
     public StoreOptions Options => inner.Options;
 
     public ulong MaxVersion => inner.MaxVersion;
@@ -47,6 +52,12 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
             if (result.IsPending)
                 Interlocked.Increment(ref owner._pending);
             return result;
+        }
+
+        public void Prefetch(uint tenant, uint table, ReadOnlySpan<byte> packedKeys, int keySize)
+        {
+            Interlocked.Add(ref owner._prefetches, keySize > 0 ? packedKeys.Length / keySize : 0);
+            inner.Prefetch(tenant, table, packedKeys, keySize);
         }
 
         public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context) =>

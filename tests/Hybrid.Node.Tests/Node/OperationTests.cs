@@ -77,6 +77,27 @@ public class OperationTests
     }
 
     [Fact]
+    public async Task Batch_PrefetchesTheKeysOfItsSingleKeyRequests_AndGetsTheSameResults()
+    {
+        CountingStore? counting = null;
+        await using var node = await TestNode.StartAsync(wrapStore: st => counting = new CountingStore(st));
+        await using var client = await node.ConnectAsync();
+        var batch = new HybridBatch();
+        for (int i = 0; i < 20; i++)
+            batch.Put(0, B($"p{i}"), B($"v{i}"));
+        for (int i = 0; i < 20; i++)
+            batch.Get(0, B($"p{i}")).Noop();
+        batch.Delete(0, B("p0")).Get(0, B("p0"));
+        long before = counting!.Prefetches;
+        var results = await client.ExecuteAsync(batch);
+        Assert.Equal(20 + 20 + 2, counting.Prefetches - before); // puts, gets, the delete and the last get; no noop
+        Assert.All(results.Take(20), r => Assert.Equal(Status.Ok, r.Status));
+        for (int i = 0; i < 20; i++)
+            Assert.Equal($"v{i}", Encoding.UTF8.GetString(results[20 + (2 * i)].Value!));
+        Assert.Equal(Status.NotFound, results[^1].Status);
+    }
+
+    [Fact]
     public async Task ViewChange_ClientResendsWithNewView_RequestSucceeds()
     {
         await using var node = await TestNode.StartAsync();
