@@ -81,6 +81,43 @@ public class CliTests
     }
 
     [Fact]
+    public void Server_Help_BadOptions_AndABusyPort_GetAMessageAndAnExitCode_NotAStackTrace()
+    {
+        var error = new StringWriter();
+        var output = new StringWriter();
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        Console.SetOut(output);
+        Console.SetError(error);
+        using var busy = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        busy.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        busy.Listen();
+        int port = ((System.Net.IPEndPoint)busy.LocalEndPoint!).Port;
+        var data = Directory.CreateTempSubdirectory("hybrid-cli-busy");
+        try
+        {
+            Assert.Equal(0, Program.RunServer(["--help"]));
+            Assert.StartsWith("usage: hybrid server", output.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--bogus"]));
+            Assert.Contains("hybrid server: unknown option --bogus", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--port", "seven"]));
+            Assert.Equal(2, Program.RunServer(["--durability", "fast"]));
+            Assert.Contains("--durability must be memory, async or sync, not 'fast'", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--workers"]));
+            Assert.Contains("--workers needs a value", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(1, Program.RunServer(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--resp-port", "-1", "--metrics-port", "-1",
+                "--durability", "memory", "--data-dir", data.FullName]));
+            Assert.Contains("hybrid server: cannot start: Address already in use", error.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", error.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+            data.Delete(true);
+        }
+    }
+
+    [Fact]
     public void ExitCodesDistinguishMissingKeys()
     {
         Assert.Equal(0, DataCommands.ExitCode(Status.Ok));

@@ -31,7 +31,48 @@ internal static class Program
     /// <c>tcp:HOST:PORT</c>; see <see cref="Hybrid.Transport.TransportSpec"/>). Prints one line
     /// "hybrid: listening native=P metrics=P durability=D resp=P [NAME=ADDRESS]..." once serving.
     /// </summary>
-    private static int RunServer(string[] args)
+    internal static int RunServer(string[] args)
+    {
+        HybridNodeOptions options;
+        try
+        {
+            if (args.Any(a => a is "--help" or "-h" or "-?"))
+            {
+                Console.WriteLine(ServerUsage);
+                return 0;
+            }
+            options = ParseServerOptions(args);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+        {
+            Console.Error.WriteLine($"hybrid server: {e.Message}");
+            Console.Error.WriteLine(ServerUsage);
+            return 2;
+        }
+        var node = new HybridNode(options);
+        // Tenant code is compiled by a child process ('hybrid ext compiler'): Roslyn never loads into the node.
+        NodeExtensions.Configure(node, new ExtensionHostOptions { CompilerProcess = HybridCli.ExtensionCompilerProcess() });
+        try
+        {
+            node.StartAsync().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException)
+        {
+            // A port in use, a data directory that cannot be written: say which, without a stack trace.
+            Console.Error.WriteLine($"hybrid server: cannot start: {e.Message}");
+            node.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            return 1;
+        }
+        return Serve(node, options);
+    }
+
+    /// <summary>Usage of <c>hybrid server</c> (printed for --help and after a bad option).</summary>
+    internal const string ServerUsage =
+        "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--workers N]\n" +
+        "                     [--durability memory|async|sync] [--memory-budget BYTES] [--transport SPEC]...\n" +
+        "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT";
+
+    private static HybridNodeOptions ParseServerOptions(string[] args)
     {
         var options = new HybridNodeOptions();
         for (int i = 0; i < args.Length; i++)
@@ -45,16 +86,17 @@ internal static class Program
                 "--resp-port" => options with { RespPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--metrics-port" => options with { MetricsPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--durability" => options with { Durability = Enum.Parse<DurabilityMode>(Next(), ignoreCase: true) },
+                "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },
                 "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--transport" => options with { Transports = [.. options.Transports, TransportListenerOptions.FromSpec(Next())] },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
         }
-        var node = new HybridNode(options);
-        // Tenant code is compiled by a child process ('hybrid ext compiler'): Roslyn never loads into the node.
-        NodeExtensions.Configure(node, new ExtensionHostOptions { CompilerProcess = HybridCli.ExtensionCompilerProcess() });
-        node.StartAsync().GetAwaiter().GetResult();
+        return options;
+    }
+
+    private static int Serve(HybridNode node, HybridNodeOptions options)
+    {
         string metrics = options.MetricsPort >= 0 ? node.MetricsPort.ToString(CultureInfo.InvariantCulture) : "off";
         string native = options.NativePort >= 0 ? node.NativePort.ToString(CultureInfo.InvariantCulture) : "off";
         string resp = options.RespPort >= 0 ? node.PortOf("resp").ToString(CultureInfo.InvariantCulture) : "off";
