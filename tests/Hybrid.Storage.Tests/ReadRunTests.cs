@@ -105,4 +105,31 @@ public sealed class ReadRunTests : IDisposable
         for (int i = 1400; i < 1500; i++)
             Assert.Equal(Expected(i), _s.GetNow($"k{i}").Value);
     }
+
+    [Fact]
+    public void TwoStagePrefetch_FindsTheLogPages_AndChangesNoResult()
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            Assert.True(_store.Prefetch.RecordsEnabled, "the FASTER log's page table was not found (FASTER upgraded?): records are not prefetched");
+        var window = new PrefetchWindow();
+        for (int i = 1400; i < 1500; i++)
+        {
+            int executing = i - 1400;
+            window.Records(_s, executing);
+            while (window.WantsMore(executing) && window.Added < 100)
+            {
+                if (window.Added % 10 == 9)
+                    window.Skip();
+                else
+                    window.Add(_s, 1, 1, Encoding.ASCII.GetBytes($"k{1400 + window.Added}"));
+            }
+            Assert.Equal(Math.Min(100, executing + PrefetchWindow.Depth), window.Added);
+            Assert.Equal(Expected(i), _s.GetNow($"k{i}").Value);
+        }
+        Assert.Equal(0, _s.PrefetchKey(1, 1, default)); // no key, no token
+        _s.PrefetchRecords(0);
+        _s.PrefetchRecords(long.MinValue); // any token: a hint never faults
+        _s.PrefetchRecords(-1);
+        Assert.Equal(Expected(1400), _s.GetNow("k1400").Value);
+    }
 }

@@ -18,14 +18,34 @@ namespace Hybrid.Storage;
 /// </remarks>
 internal sealed unsafe class BucketPrefetch
 {
+    /// <summary>Logical addresses are the low 48 bits of an index entry (FASTER's kAddressBits).</summary>
+    private const long AddressMask = (1L << 48) - 1;
+
+    /// <summary>FASTER marks read-cache addresses with bit 47; their records live elsewhere, so they are skipped.</summary>
+    private const long ReadCacheBit = 1L << 47;
+
+    /// <summary>Entries of a bucket that point at records (the eighth is the overflow-bucket link).</summary>
+    private const int EntriesPerBucket = 7;
+
     private readonly byte* _table;
     private readonly long _mask;
+    private readonly long* _pages;
+    private readonly int _pageBits;
+    private readonly long _pageMask;
+    private readonly long _bufferMask;
 
-    private BucketPrefetch(byte* table, long mask)
+    private BucketPrefetch(byte* table, long mask, long* pages = null, int pageBits = 0, long pageMask = 0, long bufferMask = 0)
     {
         _table = table;
         _mask = mask;
+        _pages = pages;
+        _pageBits = pageBits;
+        _pageMask = pageMask;
+        _bufferMask = bufferMask;
     }
+
+    /// <summary>False when the log's page table could not be found: <see cref="PrefetchRecords"/> then does nothing.</summary>
+    internal bool RecordsEnabled => _pages != null;
 
     /// <summary>False when the index address could not be found or the CPU has no prefetch instruction.</summary>
     internal bool Enabled => _table != null;
@@ -56,7 +76,29 @@ internal sealed unsafe class BucketPrefetch
             if (tableField?.GetValue(state) is not { } boxed || state.GetType().GetField("size_mask", Any)?.GetValue(state) is not long mask)
                 return None;
             var table = (byte*)Pointer.Unbox(boxed);
-            return table == null ? None : new BucketPrefetch(table, mask);
+            if (table == null)
+                return None;
+            // The in-memory log's page table (VariableLengthBlittableAllocator.nativePointers, a pinned array fixed
+            // at construction) and its geometry, for PrefetchRecords; without them only buckets are prefetched.
+            object? log = null;
+            for (type = kv.GetType(); type is not null && log is null; type = type.BaseType)
+                log = type.GetField("hlog", Any | BindingFlags.DeclaredOnly)?.GetValue(kv);
+            long* pages = null;
+            int pageBits = 0, bufferMask = 0, pageMask = 0;
+            for (type = log?.GetType(); type is not null; type = type.BaseType)
+            {
+                if (type.GetField("nativePointers", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is { } p)
+                    pages = (long*)Pointer.Unbox(p);
+                if (type.GetField("LogPageSizeBits", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is int bits)
+                    pageBits = bits;
+                if (type.GetField("BufferSizeMask", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is int buffer)
+                    bufferMask = buffer;
+                if (type.GetField("PageSizeMask", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is int page)
+                    pageMask = page;
+            }
+            if (pages == null || pageBits <= 0 || pageMask != (1 << pageBits) - 1 || bufferMask <= 0)
+                return new BucketPrefetch(table, mask);
+            return new BucketPrefetch(table, mask, pages, pageBits, pageMask, bufferMask);
         }
         catch (Exception e) when (e is FieldAccessException or ArgumentException or NotSupportedException or InvalidCastException)
         {
@@ -69,5 +111,31 @@ internal sealed unsafe class BucketPrefetch
     {
         if (_table != null)
             Sse.Prefetch0(_table + ((hash & _mask) << 6));
+    }
+
+    /// <summary>
+    /// Second stage, once the bucket of <paramref name="hash"/> is (likely) in the cache: starts loading the first two
+    /// cache lines of every in-memory record its entries point at (about one per bucket with the index sized to the
+    /// keys; tags are not compared, so a record of another key may be loaded for nothing). Reads the bucket and the
+    /// page table without synchronisation: a stale entry or a page that moved only wastes a prefetch, which never faults.
+    /// </summary>
+    internal void PrefetchRecords(long hash)
+    {
+        if (_pages == null)
+            return;
+        var entries = (long*)(_table + ((hash & _mask) << 6));
+        for (int i = 0; i < EntriesPerBucket; i++)
+        {
+            long word = Volatile.Read(ref entries[i]);
+            long address = word & AddressMask;
+            if (address == 0 || (word & ReadCacheBit) != 0)
+                continue;
+            long page = _pages[(address >> _pageBits) & _bufferMask];
+            if (page == 0)
+                continue;
+            byte* record = (byte*)(page + (address & _pageMask));
+            Sse.Prefetch0(record);
+            Sse.Prefetch0(record + 64);
+        }
     }
 }

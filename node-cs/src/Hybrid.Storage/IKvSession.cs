@@ -57,6 +57,25 @@ public interface IKvSession : IDisposable
     }
 
     /// <summary>
+    /// The first stage of a two-stage hint for one key (see <see cref="PrefetchWindow"/>): starts loading its index
+    /// bucket and returns a token for <see cref="PrefetchRecords"/> (0: nothing to follow up). The default issues
+    /// <see cref="Prefetch"/> for the key alone.
+    /// </summary>
+    long PrefetchKey(uint tenant, uint table, ReadOnlySpan<byte> key)
+    {
+        Prefetch(tenant, table, key, key.Length);
+        return 0;
+    }
+
+    /// <summary>
+    /// The second stage, a few requests after <see cref="PrefetchKey"/> returned <paramref name="token"/> (its bucket is
+    /// in the cache by then): starts loading the records that bucket points at. A hint; the default does nothing.
+    /// </summary>
+    void PrefetchRecords(long token)
+    {
+    }
+
+    /// <summary>
     /// Reads several keys of one table. Results that are ready are handed to <paramref name="sink"/> at once, in key
     /// order, with context <c>firstContext + i</c> for key i; the others arrive through <see cref="CompletePending"/>
     /// with the same contexts. Returns how many went pending.

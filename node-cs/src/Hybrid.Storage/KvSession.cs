@@ -92,6 +92,24 @@ internal sealed unsafe class KvSession : IKvSession
         }
     }
 
+    /// <inheritdoc />
+    public long PrefetchKey(uint tenant, uint table, ReadOnlySpan<byte> key)
+    {
+        if (!_prefetch.Enabled || key.IsEmpty || key.Length > _maxKeyBytes)
+            return 0;
+        SpanByte storedKey = StoredKey(tenant, table, key);
+        long hash = _run.GetKeyHash(ref storedKey);
+        _prefetch.Prefetch(hash);
+        return hash;
+    }
+
+    /// <inheritdoc />
+    public void PrefetchRecords(long token)
+    {
+        if (token != 0)
+            _prefetch.PrefetchRecords(token);
+    }
+
     /// <summary>Releases a read run's epoch protection, if held: every operation but a run's Get calls this first.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Unprotect()

@@ -126,6 +126,10 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
 
     public void Prefetch(uint tenant, uint table, ReadOnlySpan<byte> packedKeys, int keySize) => inner.Prefetch(tenant, table, packedKeys, keySize);
 
+    public long PrefetchKey(uint tenant, uint table, ReadOnlySpan<byte> key) => inner.PrefetchKey(tenant, table, key);
+
+    public void PrefetchRecords(long token) => inner.PrefetchRecords(token);
+
     public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
     {
         StoreResult r = inner.Get(tenant, table, key, output, context);

@@ -43,9 +43,6 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         _syncDurability = syncDurability;
     }
 
-    /// <summary>Requests of a batch whose keys are prefetched ahead of the one executing.</summary>
-    private const int PrefetchDepth = 8;
-
     private record struct Hole(Status Status, ulong Version, int ValueOffset, int ValueLength);
 
     /// <inheritdoc />
@@ -136,19 +133,22 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         bool admitted = worker.TryChargeOps(tenant, header.Count);
         var session = worker.Session;
         var reader = new RequestReader(payload, header.Count, _limits);
-        // Lookahead: the index buckets of the next PrefetchDepth single-key requests are prefetched, so the memory
-        // misses of a batch overlap instead of coming one per request.
+        // Lookahead: the index buckets, then the records, of the next single-key requests are prefetched, so the
+        // memory misses of a batch overlap instead of coming one per request.
         var ahead = new RequestReader(payload, admitted ? header.Count : 0, _limits);
-        int prefetched = 0;
+        var window = new PrefetchWindow();
         _holes = 0;
         bool wrote = false;
         for (int executed = 0; reader.Remaining > 0; executed++)
         {
-            for (; prefetched < executed + PrefetchDepth && ahead.Remaining > 0; prefetched++)
+            window.Records(session, executed);
+            while (window.WantsMore(executed) && ahead.Remaining > 0)
             {
                 ahead.TryRead(out var next);
                 if (next.Op is OpCode.Get or OpCode.Put or OpCode.CondPut or OpCode.Delete)
-                    session.Prefetch(tenant.Id, next.Table, next.Key, next.Key.Length);
+                    window.Add(session, tenant.Id, next.Table, next.Key);
+                else
+                    window.Skip();
             }
             reader.TryRead(out var request);
             if (!admitted)

@@ -108,17 +108,15 @@ public sealed partial class RespSession : IDisposable
         consumed = 0;
         var commands = 0;
         var outcome = ProcessOutcome.Continue;
-        // Lookahead: the keys of the next PrefetchDepth pipelined commands have their index buckets prefetched, so
-        // the memory misses of a pipeline overlap instead of coming one per command.
+        // Lookahead: the index buckets, then the records, of the keys of the next pipelined commands are prefetched
+        // (PrefetchWindow), so the memory misses of a pipeline overlap instead of coming one per command.
         int ahead = _tenant is null ? int.MaxValue : 0;
-        int aheadCommands = 0;
+        var window = new PrefetchWindow();
         while (consumed < input.Length)
         {
-            while (aheadCommands < commands + PrefetchDepth && ahead < input.Length)
-            {
-                ahead = PrefetchNext(input, ahead);
-                aheadCommands++;
-            }
+            window.Records(kv, commands);
+            while (window.WantsMore(commands) && ahead < input.Length)
+                ahead = PrefetchNext(input, ahead, ref window);
             var command = input[consumed..];
             var status = _parser.TryParse(command, out var length);
             if (status == RespParseStatus.Incomplete)
@@ -162,22 +160,21 @@ public sealed partial class RespSession : IDisposable
         return ShouldClose && outcome != ProcessOutcome.Parked ? ProcessOutcome.Close : outcome;
     }
 
-    /// <summary>Pipelined commands whose keys are prefetched ahead of the one executing.</summary>
-    private const int PrefetchDepth = 8;
-
     /// <summary>
-    /// Prefetches the index bucket of the key of the command at <paramref name="at"/> (a multibulk command with a key
+    /// Adds the key of the command at <paramref name="at"/> to the prefetch window (a multibulk command with a key
     /// as its second argument) and returns where the next command starts; <see cref="int.MaxValue"/> when that is not
     /// known (a partial or inline command, or anything unusual: the real parser deals with it, and the lookahead stops).
     /// Only a hint: it changes nothing but the CPU caches.
     /// </summary>
-    private int PrefetchNext(ReadOnlySpan<byte> input, int at)
+    private int PrefetchNext(ReadOnlySpan<byte> input, int at, ref PrefetchWindow window)
     {
         if (!RespScan.TryCommand(input, at, out var name, out var key, out int next))
             return int.MaxValue;
         if (!key.IsEmpty && RespCommandTable.Lookup(name) is RespCommand.Get or RespCommand.Set or RespCommand.Incr or RespCommand.IncrBy
                 or RespCommand.Decr or RespCommand.DecrBy or RespCommand.Append or RespCommand.StrLen)
-            _kv.Prefetch(TenantId, RespTable, key, key.Length);
+            window.Add(_kv, TenantId, RespTable, key);
+        else
+            window.Skip();
         return next;
     }
 
