@@ -18,11 +18,12 @@ internal static class Program
         // first socket is created, so it is set before anything else runs; an explicit setting wins.
         if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
-        // One socket engine (epoll thread) for all connections: with one request at a time per connection, a single
-        // thread that finds many sockets ready per epoll_wait sleeps and wakes far less than two that split them
-        // (redis-benchmark GET, 50 clients, pipeline 1, side by side: p99 0.66-0.82 ms instead of 1.58-2.56 ms,
-        // 75-91k instead of 72-80k ops/s; pipeline 32 unchanged within noise, since large receives go to the workers).
-        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT") is null)
+        // On a small machine (at most 2 cores), one socket engine (epoll thread) for all connections: with one request
+        // at a time per connection, a single thread that finds many sockets ready per epoll_wait sleeps and wakes far
+        // less than two that split them (redis-benchmark GET, 50 clients, pipeline 1, side by side on 2 cores: p99
+        // 0.66-0.82 ms instead of 1.58-2.56 ms, 75-91k instead of 72-80k ops/s; pipeline 32 unchanged within noise).
+        // Larger machines keep the runtime's default (not measured here).
+        if (Environment.ProcessorCount <= 2 && Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT") is null)
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", "1");
         if (args.Length > 0 && args[0] == "server")
             return RunServer(args[1..]);

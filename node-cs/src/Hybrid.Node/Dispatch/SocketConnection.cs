@@ -39,8 +39,6 @@ internal sealed class SocketConnection : Connection
         _send.Completed += OnIoCompleted;
     }
 
-    /// <summary>Receives up to this size may run inline on the completing thread (see <see cref="OnIoCompleted"/>).</summary>
-    private const int InlineReceiveBytes = 1024;
 
     private enum IoOp : byte
     {
@@ -53,9 +51,10 @@ internal sealed class SocketConnection : Connection
     {
         _completed = ReferenceEquals(e, _receive) ? IoOp.Receive : IoOp.Send;
         // A small receive is latency-bound (one request at a time): the completing thread runs it on the idle owner
-        // worker at once. A large one (a batch, a pipeline) is throughput-bound: it goes to the worker's queue so
-        // that all workers' cores share the load instead of the one socket thread.
-        if (_completed == IoOp.Receive && e.BytesTransferred <= InlineReceiveBytes && Owner.TryRunInline(this))
+        // worker at once. A large one (a batch, a pipeline) is throughput-bound: on a larger machine it goes to the
+        // worker's queue so that all workers' cores share the load instead of the one socket thread; on a small one
+        // it runs inline too (HybridNodeOptions.InlineReceiveBytes).
+        if (_completed == IoOp.Receive && e.BytesTransferred <= Node.Options.InlineReceiveBytes && Owner.TryRunInline(this))
             return;
         Owner.Enqueue(this);
     }
