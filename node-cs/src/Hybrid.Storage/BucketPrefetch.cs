@@ -60,50 +60,40 @@ internal sealed unsafe class BucketPrefetch
             return None;
         try
         {
-            const BindingFlags Any = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic;
-            Type? type = kv.GetType();
-            FieldInfo? stateField = null, resizeField = null;
-            for (; type is not null && (stateField is null || resizeField is null); type = type.BaseType)
-            {
-                stateField ??= type.GetField("state", Any | BindingFlags.DeclaredOnly);
-                resizeField ??= type.GetField("resizeInfo", Any | BindingFlags.DeclaredOnly);
-            }
-            if (stateField?.GetValue(kv) is not Array states || resizeField?.GetValue(kv) is not { } resize)
+            if (Field(kv, "state") is not Array states || Field(Field(kv, "resizeInfo"), "version") is not int version
+                || states.GetValue(version) is not { } state)
                 return None;
-            if (resize.GetType().GetField("version", Any)?.GetValue(resize) is not int version || states.GetValue(version) is not { } state)
-                return None;
-            var tableField = state.GetType().GetField("tableAligned", Any);
-            if (tableField?.GetValue(state) is not { } boxed || state.GetType().GetField("size_mask", Any)?.GetValue(state) is not long mask)
+            if (Field(state, "tableAligned") is not { } boxed || Field(state, "size_mask") is not long mask)
                 return None;
             var table = (byte*)Pointer.Unbox(boxed);
             if (table == null)
                 return None;
             // The in-memory log's page table (VariableLengthBlittableAllocator.nativePointers, a pinned array fixed
             // at construction) and its geometry, for PrefetchRecords; without them only buckets are prefetched.
-            object? log = null;
-            for (type = kv.GetType(); type is not null && log is null; type = type.BaseType)
-                log = type.GetField("hlog", Any | BindingFlags.DeclaredOnly)?.GetValue(kv);
-            long* pages = null;
-            int pageBits = 0, bufferMask = 0, pageMask = 0;
-            for (type = log?.GetType(); type is not null; type = type.BaseType)
-            {
-                if (type.GetField("nativePointers", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is { } p)
-                    pages = (long*)Pointer.Unbox(p);
-                if (type.GetField("LogPageSizeBits", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is int bits)
-                    pageBits = bits;
-                if (type.GetField("BufferSizeMask", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is int buffer)
-                    bufferMask = buffer;
-                if (type.GetField("PageSizeMask", Any | BindingFlags.DeclaredOnly)?.GetValue(log) is int page)
-                    pageMask = page;
-            }
-            if (pages == null || pageBits <= 0 || pageMask != (1 << pageBits) - 1 || bufferMask <= 0)
+            object? log = Field(kv, "hlog");
+            if (Field(log, "nativePointers") is not { } pointers || Field(log, "LogPageSizeBits") is not int pageBits
+                || Field(log, "PageSizeMask") is not int pageMask || Field(log, "BufferSizeMask") is not int bufferMask
+                || pageBits <= 0 || pageMask != (1 << pageBits) - 1 || bufferMask <= 0)
                 return new BucketPrefetch(table, mask);
-            return new BucketPrefetch(table, mask, pages, pageBits, pageMask, bufferMask);
+            var pages = (long*)Pointer.Unbox(pointers);
+            return pages == null ? new BucketPrefetch(table, mask) : new BucketPrefetch(table, mask, pages, pageBits, pageMask, bufferMask);
         }
         catch (Exception e) when (e is FieldAccessException or ArgumentException or NotSupportedException or InvalidCastException)
         {
             return None;
         }
+    }
+
+    /// <summary>The value of the instance field <paramref name="name"/> of <paramref name="target"/>, declared on its type or a base type; null if none.</summary>
+    private static object? Field(object? target, string name)
+    {
+        const BindingFlags Any = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+        for (Type? type = target?.GetType(); type is not null; type = type.BaseType)
+        {
+            if (type.GetField(name, Any) is { } field)
+                return field.GetValue(target);
+        }
+        return null;
     }
 
     /// <summary>Starts loading the index bucket of a key whose FASTER hash is <paramref name="hash"/>.</summary>

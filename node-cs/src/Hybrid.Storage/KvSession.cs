@@ -86,10 +86,7 @@ internal sealed unsafe class KvSession : IKvSession
         if (!_prefetch.Enabled || keySize <= 0 || keySize > _maxKeyBytes)
             return;
         for (int at = 0; at + keySize <= packedKeys.Length; at += keySize)
-        {
-            SpanByte storedKey = StoredKey(tenant, table, packedKeys.Slice(at, keySize));
-            _prefetch.Prefetch(_run.GetKeyHash(ref storedKey));
-        }
+            PrefetchKey(tenant, table, packedKeys.Slice(at, keySize));
     }
 
     /// <inheritdoc />

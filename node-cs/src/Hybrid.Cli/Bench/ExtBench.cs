@@ -308,10 +308,11 @@ internal static class ExtBench
         Console.WriteLine("\n== p99 of short GETs while long extensions run (one worker) ==");
         var slice = TimeSpan.FromMicroseconds(options.SliceMicros);
         var never = TimeSpan.FromDays(1);
+        string us = Invariant($"{slice.TotalMicroseconds:F0}");
         var modes = new[]
         {
-            ("preemption on (" + Invariant($"{slice.TotalMicroseconds:F0}") + " us slice, yields after 10 us when requests wait)", "on", slice, TimeSpan.FromMicroseconds(10)),
-            ("preemption on, whole slices only (" + Invariant($"{slice.TotalMicroseconds:F0}") + " us)", "slice", slice, slice),
+            ($"preemption on ({us} us slice, yields after 10 us when requests wait)", "on", slice, TimeSpan.FromMicroseconds(10)),
+            ($"preemption on, whole slices only ({us} us)", "slice", slice, slice),
             ("preemption off", "off", never, never),
         };
         foreach (var (label, name, sliceLength, minSlice) in modes)
