@@ -4,7 +4,9 @@
  * A thin shim over DPDK 22.11 that moves raw Ethernet frames for one virtual device (net_memif or
  * net_af_packet). Everything above frames (sessions, sequence numbers, fragmentation, retransmission,
  * de-duplication) lives in the managed datagram RPC (node-cs/src/Hybrid.Transport/Datagram), where it is
- * tested without DPDK. Rules of this header:
+ * tested without DPDK. Also (hyb_poller_*, hyb_sock_*, no DPDK) the readiness loop of the node's kernel
+ * sockets: epoll plus non-blocking recv/send, so that a request costs one recv and one send, as in Redis.
+ * Rules of this header:
  *   - C ABI only; every symbol starts with hyb_, every type is hyb_*_t, every status is HYB_E*.
  *   - Structs are blittable (fixed-width integers only) so C# passes them without marshalling.
  *   - Functions return hyb_status_t (0 or a negative HYB_E* code) or a non-negative count.
@@ -27,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header; the managed side refuses a different value. */
-#define HYB_ABI_VERSION 1u
+#define HYB_ABI_VERSION 2u
 
 typedef enum hyb_status {
     HYB_OK = 0,
@@ -38,6 +40,9 @@ typedef enum hyb_status {
     HYB_ENOMEM = -5,  /* the mbuf pool or the port structure could not be allocated */
     HYB_EPORT = -6,   /* configuring or starting the port failed */
     HYB_ETOOBIG = -7, /* a frame is larger than the port's frame_bytes */
+    HYB_EAGAIN = -8,  /* a socket call would block: wait for the poller's next event on that socket */
+    HYB_ECLOSED = -9, /* the peer reset the connection or the socket is shut down for writing (EPIPE) */
+    HYB_ESYS = -10,   /* another system call failure; errno is left set for the caller */
 } hyb_status_t;
 
 /* An open port: one probed vdev, one rx and one tx queue, its own mbuf pool. Opaque. */
@@ -107,6 +112,62 @@ HYB_API int32_t hyb_port_stats(const hyb_port_t *port, hyb_port_stats_t *stats);
  * (the managed protocol does) before either closes.
  */
 HYB_API void hyb_port_close(hyb_port_t *port);
+
+/* ---- Readiness polling for kernel sockets (Linux epoll; needs no EAL) ---- */
+
+/* An epoll set plus an eventfd that wakes its waiter. Opaque. Add, remove, wake: any thread; wait: one. */
+typedef struct hyb_poller hyb_poller_t;
+
+/* One ready socket: the token given to hyb_poller_add, and HYB_POLL_* bits. */
+typedef struct hyb_poll_event {
+    uint64_t token;
+    uint32_t events;
+    uint32_t reserved;
+} hyb_poll_event_t;
+
+#define HYB_POLL_IN 0x1u   /* readable (data, end of stream) */
+#define HYB_POLL_OUT 0x4u  /* writable again */
+#define HYB_POLL_ERR 0x8u  /* error pending */
+#define HYB_POLL_HUP 0x10u /* hung up, or the peer shut down its side (no more input will ever come) */
+
+/* Most events one hyb_poller_wait returns. */
+#define HYB_POLL_MAX_EVENTS 256
+
+/* Creates a poller. HYB_ESYS (errno set) when epoll or eventfd cannot be created. */
+HYB_API int32_t hyb_poller_create(hyb_poller_t **out);
+
+/*
+ * Watches socket fd, edge-triggered, for input, output, errors and hang-up, under token. Edge-triggered:
+ * an event means "something changed since you last looked"; the owner reads until a short read or
+ * HYB_EAGAIN and sends until HYB_EAGAIN, and gets a new event when more arrives or room frees up.
+ * A short read proves the input drained only while no HYB_POLL_HUP or HYB_POLL_ERR was seen: the end of
+ * stream or a reset that came with the last bytes is reported by the next recv and raises no new event.
+ */
+HYB_API int32_t hyb_poller_add(hyb_poller_t *poller, int32_t fd, uint64_t token);
+
+/* Stops watching fd (before closing it). Events already returned by a wait may still name its token. */
+HYB_API int32_t hyb_poller_remove(hyb_poller_t *poller, int32_t fd);
+
+/*
+ * Waits up to timeout_ms (-1: no limit) for events; fills at most max (<= HYB_POLL_MAX_EVENTS) and returns
+ * how many. Returns 0 on timeout or after hyb_poller_wake. Interrupted waits are retried.
+ */
+HYB_API int32_t hyb_poller_wait(hyb_poller_t *poller, hyb_poll_event_t *events, int32_t max,
+                                int32_t timeout_ms);
+
+/* Makes the current or next hyb_poller_wait return (async-signal-safe: one eventfd write). */
+HYB_API int32_t hyb_poller_wake(hyb_poller_t *poller);
+
+/* Closes the epoll set and the eventfd. The watched sockets stay open (their owners close them). */
+HYB_API void hyb_poller_close(hyb_poller_t *poller);
+
+/* Receives up to len bytes without blocking: the count, 0 at end of stream, HYB_EAGAIN, HYB_ECLOSED or
+ * HYB_ESYS. */
+HYB_API int64_t hyb_sock_recv(int32_t fd, uint8_t *buffer, uint64_t len);
+
+/* Sends up to len bytes without blocking and without SIGPIPE: the count taken, HYB_EAGAIN, HYB_ECLOSED or
+ * HYB_ESYS. */
+HYB_API int64_t hyb_sock_send(int32_t fd, const uint8_t *buffer, uint64_t len);
 
 #ifdef __cplusplus
 }

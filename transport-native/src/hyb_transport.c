@@ -1,8 +1,13 @@
 /* The DPDK shim behind include/hyb_transport.h. Frames in, frames out; no protocol logic here. */
 #include "hyb_transport.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -44,6 +49,12 @@ const char *hyb_status_name(int32_t status) {
         return "HYB_EPORT";
     case HYB_ETOOBIG:
         return "HYB_ETOOBIG";
+    case HYB_EAGAIN:
+        return "HYB_EAGAIN";
+    case HYB_ECLOSED:
+        return "HYB_ECLOSED";
+    case HYB_ESYS:
+        return "HYB_ESYS";
     default:
         return "HYB_UNKNOWN";
     }
@@ -229,4 +240,136 @@ void hyb_port_close(hyb_port_t *port) {
     rte_eal_hotplug_remove("vdev", port->name);
     rte_mempool_free(port->pool);
     free(port);
+}
+
+/* ---- Readiness polling (no EAL) ---- */
+
+#define HYB_WAKE_TOKEN UINT64_MAX
+
+struct hyb_poller {
+    int epfd;
+    int wakefd;
+};
+
+int32_t hyb_poller_create(hyb_poller_t **out) {
+    if (out == NULL)
+        return HYB_EINVAL;
+    *out = NULL;
+    hyb_poller_t *poller = calloc(1, sizeof(*poller));
+    if (poller == NULL)
+        return HYB_ENOMEM;
+    poller->epfd = epoll_create1(EPOLL_CLOEXEC);
+    poller->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = HYB_WAKE_TOKEN};
+    if (poller->epfd < 0 || poller->wakefd < 0 ||
+        epoll_ctl(poller->epfd, EPOLL_CTL_ADD, poller->wakefd, &ev) != 0) {
+        int saved = errno;
+        if (poller->epfd >= 0)
+            close(poller->epfd);
+        if (poller->wakefd >= 0)
+            close(poller->wakefd);
+        free(poller);
+        errno = saved;
+        return HYB_ESYS;
+    }
+    *out = poller;
+    return HYB_OK;
+}
+
+int32_t hyb_poller_add(hyb_poller_t *poller, int32_t fd, uint64_t token) {
+    if (poller == NULL || fd < 0 || token == HYB_WAKE_TOKEN)
+        return HYB_EINVAL;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = token};
+    return epoll_ctl(poller->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? HYB_OK : HYB_ESYS;
+}
+
+int32_t hyb_poller_remove(hyb_poller_t *poller, int32_t fd) {
+    if (poller == NULL || fd < 0)
+        return HYB_EINVAL;
+    return epoll_ctl(poller->epfd, EPOLL_CTL_DEL, fd, NULL) == 0 ? HYB_OK : HYB_ESYS;
+}
+
+int32_t hyb_poller_wait(hyb_poller_t *poller, hyb_poll_event_t *events, int32_t max, int32_t timeout_ms) {
+    if (poller == NULL || events == NULL || max <= 0)
+        return HYB_EINVAL;
+    if (max > HYB_POLL_MAX_EVENTS)
+        max = HYB_POLL_MAX_EVENTS;
+    struct epoll_event raw[HYB_POLL_MAX_EVENTS];
+    int n;
+    do {
+        n = epoll_wait(poller->epfd, raw, max, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return HYB_ESYS;
+    int32_t out = 0;
+    for (int i = 0; i < n; i++) {
+        if (raw[i].data.u64 == HYB_WAKE_TOKEN) {
+            uint64_t drained;
+            ssize_t ignored = read(poller->wakefd, &drained, sizeof(drained));
+            (void)ignored;
+            continue;
+        }
+        uint32_t bits = 0;
+        if (raw[i].events & EPOLLIN)
+            bits |= HYB_POLL_IN;
+        if (raw[i].events & EPOLLRDHUP)
+            bits |= HYB_POLL_IN | HYB_POLL_HUP;
+        if (raw[i].events & EPOLLOUT)
+            bits |= HYB_POLL_OUT;
+        if (raw[i].events & EPOLLERR)
+            bits |= HYB_POLL_ERR;
+        if (raw[i].events & EPOLLHUP)
+            bits |= HYB_POLL_HUP;
+        events[out].token = raw[i].data.u64;
+        events[out].events = bits;
+        events[out].reserved = 0;
+        out++;
+    }
+    return out;
+}
+
+int32_t hyb_poller_wake(hyb_poller_t *poller) {
+    if (poller == NULL)
+        return HYB_EINVAL;
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the waiter wakes anyway. */
+    if (write(poller->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return HYB_ESYS;
+    return HYB_OK;
+}
+
+void hyb_poller_close(hyb_poller_t *poller) {
+    if (poller == NULL)
+        return;
+    close(poller->epfd);
+    close(poller->wakefd);
+    free(poller);
+}
+
+static int64_t hyb_sock_failure(void) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return HYB_EAGAIN;
+    if (errno == ECONNRESET || errno == EPIPE || errno == ENOTCONN)
+        return HYB_ECLOSED;
+    return HYB_ESYS;
+}
+
+int64_t hyb_sock_recv(int32_t fd, uint8_t *buffer, uint64_t len) {
+    if (fd < 0 || (buffer == NULL && len > 0))
+        return HYB_EINVAL;
+    ssize_t n;
+    do {
+        n = recv(fd, buffer, len, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n >= 0 ? (int64_t)n : hyb_sock_failure();
+}
+
+int64_t hyb_sock_send(int32_t fd, const uint8_t *buffer, uint64_t len) {
+    if (fd < 0 || buffer == NULL || len == 0)
+        return HYB_EINVAL;
+    ssize_t n;
+    do {
+        n = send(fd, buffer, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n >= 0 ? (int64_t)n : hyb_sock_failure();
 }

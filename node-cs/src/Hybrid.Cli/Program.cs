@@ -32,11 +32,12 @@ internal static class Program
 
     /// <summary>
     /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
-    /// [--durability memory|async|sync] [--memory-budget BYTES] [--transport SPEC]...</c>: runs one node until
+    /// [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet] [--transport SPEC]...</c>:
+    /// runs one node until
     /// SIGTERM/SIGINT, then stops it cleanly. Port 0 = ephemeral, -1 = off. Each <c>--transport</c> adds a native-protocol
     /// listener on a message transport (<c>shm:PATH</c>, <c>memif:SOCKET[@SERVICE]</c>, <c>af_packet:IFACE[@SERVICE]</c>,
     /// <c>tcp:HOST:PORT</c>; see <see cref="Hybrid.Transport.TransportSpec"/>). Prints one line
-    /// "hybrid: listening native=P metrics=P durability=D resp=P [NAME=ADDRESS]..." once serving.
+    /// "hybrid: listening native=P metrics=P durability=D resp=P [NAME=ADDRESS]... sockets=ENGINE" once serving.
     /// </summary>
     internal static int RunServer(string[] args)
     {
@@ -76,8 +77,10 @@ internal static class Program
     /// <summary>Usage of <c>hybrid server</c> (printed for --help and after a bad option).</summary>
     internal const string ServerUsage =
         "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--workers N]\n" +
-        "                     [--durability memory|async|sync] [--memory-budget BYTES] [--transport SPEC]...\n" +
-        "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT";
+        "                     [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet]\n" +
+        "                     [--transport SPEC]...\n" +
+        "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT\n" +
+        "  --socket-engine: auto (default) = polled (the node's epoll loop) when libhyb_transport loads, else dotnet";
 
     private static HybridNodeOptions ParseServerOptions(string[] args)
     {
@@ -95,6 +98,7 @@ internal static class Program
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },
                 "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--socket-engine" => options with { SocketEngine = Enum.TryParse<SocketEngine>(Next(), ignoreCase: true, out var engine) && Enum.IsDefined(engine) ? engine : throw new ArgumentException($"--socket-engine must be auto, polled or dotnet, not '{args[i]}'") },
                 "--transport" => options with { Transports = [.. options.Transports, TransportListenerOptions.FromSpec(Next())] },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
@@ -108,7 +112,10 @@ internal static class Program
         string native = options.NativePort >= 0 ? node.NativePort.ToString(CultureInfo.InvariantCulture) : "off";
         string resp = options.RespPort >= 0 ? node.PortOf("resp").ToString(CultureInfo.InvariantCulture) : "off";
         string extra = string.Concat(options.Transports.Select(t => $" {t.Name}={node.TransportAddressOf(t.Name)}"));
-        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()} resp={resp}{extra}");
+        string sockets = node.SocketEngine.ToString().ToLowerInvariant();
+        Console.WriteLine($"hybrid: listening native={native} metrics={metrics} durability={options.Durability.ToString().ToLowerInvariant()} resp={resp}{extra} sockets={sockets}");
+        if (node.SocketEngineFallback is { } why)
+            Console.WriteLine($"hybrid: sockets on .NET's engine: {why}");
         using var stop = new ManualResetEventSlim();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });

@@ -158,6 +158,21 @@ internal abstract class Connection
         Node.OnConnectionClosed(this);
     }
 
+    /// <summary>Shuts a socket down both ways, ignoring a socket that is already reset or closed.</summary>
+    protected static void ShutdownQuietly(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
     /// <summary>Closes the socket or session and frees the I/O buffers (called once, by <see cref="Close"/>).</summary>
     protected abstract void CloseIo();
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net.Sockets;
 using Hybrid.Node.Hosting;
 
@@ -16,16 +15,10 @@ namespace Hybrid.Node.Dispatch;
 /// </remarks>
 internal sealed class SocketConnection : Connection
 {
-    /// <summary>Input bytes kept free past the data: vector key hashing may read a few bytes beyond the last key.</summary>
-    private const int Slack = 8;
-
     private readonly Socket _socket;
     private readonly SocketAsyncEventArgs _receive = new();
     private readonly SocketAsyncEventArgs _send = new();
-    private readonly int _maxInput;
-    private byte[] _input;
-    private int _inStart;
-    private int _inEnd;
+    private readonly StreamInput _input;
     private IoOp _completed;
     private bool _endOfInput;
 
@@ -33,8 +26,7 @@ internal sealed class SocketConnection : Connection
         : base(node, handler, owner, context)
     {
         _socket = socket;
-        _maxInput = maxInput;
-        _input = ArrayPool<byte>.Shared.Rent(InitialBuffer);
+        _input = new StreamInput(InitialBuffer, maxInput);
         _receive.Completed += OnIoCompleted;
         _send.Completed += OnIoCompleted;
     }
@@ -62,16 +54,7 @@ internal sealed class SocketConnection : Connection
     /// <inheritdoc />
     internal override void Abort()
     {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        ShutdownQuietly(_socket);
         _socket.Close();
     }
 
@@ -86,7 +69,7 @@ internal sealed class SocketConnection : Connection
                 _endOfInput = true;
             else
             {
-                _inEnd += _receive.BytesTransferred;
+                _input.Received(_receive.BytesTransferred);
                 worker.Metrics.BytesIn += _receive.BytesTransferred;
             }
         }
@@ -101,15 +84,15 @@ internal sealed class SocketConnection : Connection
             Output.Consume(_send.BytesTransferred);
         }
 
-        if (!Parked && !CloseAfterSend && _inEnd > _inStart && Output.Length == 0)
+        if (!Parked && !CloseAfterSend && _input.HasPending && Output.Length == 0)
         {
-            bool ran = RunFrontEnd(worker, _input.AsSpan(_inStart, _inEnd - _inStart), out int consumed);
-            _inStart += consumed;
+            bool ran = RunFrontEnd(worker, _input.Pending, out int consumed);
+            _input.Consume(consumed);
             if (!ran)
                 return false;
         }
         if (_endOfInput && !CloseAfterSend)
-            EndOfInput(worker, _input.AsSpan(_inStart, _inEnd - _inStart));
+            EndOfInput(worker, _input.Pending);
 
         if (Output.Length > 0)
         {
@@ -127,36 +110,12 @@ internal sealed class SocketConnection : Connection
             return false;
         }
 
-        PrepareInput();
-        _receive.SetBuffer(_input, _inEnd, _input.Length - _inEnd - Slack);
+        _input.Prepare();
+        _receive.SetBuffer(_input.Array, _input.End, _input.Room);
         if (_socket.ReceiveAsync(_receive))
             return false;
         _completed = IoOp.Receive;
         return true;
-    }
-
-    /// <summary>Moves unconsumed input to the front and grows the buffer when a frame does not fit.</summary>
-    private void PrepareInput()
-    {
-        if (_inStart == _inEnd)
-        {
-            _inStart = _inEnd = 0;
-        }
-        else if (_inStart > 0)
-        {
-            _input.AsSpan(_inStart, _inEnd - _inStart).CopyTo(_input);
-            _inEnd -= _inStart;
-            _inStart = 0;
-        }
-        if (_input.Length - _inEnd - Slack < 4096)
-        {
-            if (_input.Length >= _maxInput + Slack)
-                throw new InvalidOperationException("input buffer limit reached without a complete request");
-            var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(_input.Length * 2, _maxInput + Slack + 4096));
-            _input.AsSpan(0, _inEnd).CopyTo(bigger);
-            ArrayPool<byte>.Shared.Return(_input);
-            _input = bigger;
-        }
     }
 
     /// <inheritdoc />
@@ -165,9 +124,6 @@ internal sealed class SocketConnection : Connection
         Abort();
         _receive.Dispose();
         _send.Dispose();
-        var input = _input;
-        _input = [];
-        if (input.Length > 0)
-            ArrayPool<byte>.Shared.Return(input);
+        _input.Release();
     }
 }

@@ -20,7 +20,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     /// Worker thread stack: extension steps run on it and their stack check allows 256 KiB plus up to 48 nested
     /// exception dispatches (~16 KiB each), so 2 MiB is the floor; 8 MiB leaves room for the node's own frames.
     /// </summary>
-    private const int StackBytes = 8 << 20;
+    internal const int StackBytes = 8 << 20;
     private readonly HybridNode _node;
     private readonly ConcurrentQueue<Connection> _ready = new();
     private readonly ManualResetEventSlim _signal = new(false, spinCount: 10);

@@ -29,6 +29,7 @@ public sealed partial class HybridNode : IAsyncDisposable
     private TenantRegistry? _tenants;
     private NodeView? _view;
     private MetricsServer? _metricsServer;
+    private FrontPollers? _pollers;
     private long _nextSession;
     private int _nextWorker;
     private int _state; // 0 new, 1 started, 2 stopped
@@ -57,6 +58,18 @@ public sealed partial class HybridNode : IAsyncDisposable
 
     /// <summary>The metrics port actually bound (after start).</summary>
     public int MetricsPort => _metricsServer?.Port ?? throw new InvalidOperationException("metrics are off");
+
+    /// <summary>
+    /// What drives the native and RESP sockets (after start): <see cref="Hosting.SocketEngine.Polled"/> or
+    /// <see cref="Hosting.SocketEngine.DotNet"/>, <see cref="HybridNodeOptions.SocketEngine"/> resolved.
+    /// </summary>
+    public SocketEngine SocketEngine { get; private set; } = SocketEngine.Auto;
+
+    /// <summary>Why <see cref="HybridNodeOptions.SocketEngine"/> Auto fell back to .NET's engine (null when it did not).</summary>
+    public string? SocketEngineFallback { get; private set; }
+
+    /// <summary>Readiness events the node's pollers handled (0 with .NET's socket engine).</summary>
+    public long PollerEvents => _pollers?.Events ?? 0;
 
     /// <summary>Connections open now.</summary>
     public int ConnectionCount => _connections.Count;
@@ -116,6 +129,7 @@ public sealed partial class HybridNode : IAsyncDisposable
             RegisterFrontEnds();
             foreach (var worker in _workers)
                 worker.Start(_workers);
+            StartSocketEngine();
             foreach (var (name, port, handler) in _frontEnds)
                 Listen(name, port, handler);
             foreach (var transport in Options.Transports)
@@ -158,6 +172,18 @@ public sealed partial class HybridNode : IAsyncDisposable
         return string.Join(", ", exposed);
     }
 
+    private void StartSocketEngine()
+    {
+        SocketEngine = Options.SocketEngine;
+        if (SocketEngine == SocketEngine.Auto)
+        {
+            SocketEngine = Transport.Polling.SocketPoller.IsAvailable(out var why) ? SocketEngine.Polled : SocketEngine.DotNet;
+            SocketEngineFallback = why;
+        }
+        if (SocketEngine == SocketEngine.Polled)
+            _pollers = new FrontPollers(Options.PollerThreads, Worker.StackBytes);
+    }
+
     private void Listen(string name, int port, IConnectionHandler handler)
     {
         var socket = new Socket(Options.BindAddress.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -169,7 +195,19 @@ public sealed partial class HybridNode : IAsyncDisposable
         _ = AcceptLoop(socket.AcceptAsync, accepted =>
         {
             accepted.NoDelay = true;
-            Admit(name, accepted.RemoteEndPoint, (worker, context) => new SocketConnection(this, accepted, handler, worker, context, Options.Limits.MaxFrameBytes));
+            if (_pollers is { } pollers)
+            {
+                Admit(name, accepted.RemoteEndPoint, (worker, context) =>
+                {
+                    var connection = new PolledConnection(this, accepted, pollers, handler, worker, context, Options.Limits.MaxFrameBytes);
+                    pollers.Add(connection);
+                    return connection;
+                });
+            }
+            else
+            {
+                Admit(name, accepted.RemoteEndPoint, (worker, context) => new SocketConnection(this, accepted, handler, worker, context, Options.Limits.MaxFrameBytes));
+            }
         });
     }
 
@@ -265,6 +303,14 @@ public sealed partial class HybridNode : IAsyncDisposable
         DisposeTransportListenersAsync().AsTask().GetAwaiter().GetResult();
         foreach (var worker in _workers)
             worker.Stop();
+        // After the workers: nothing drives a connection any more, so a socket that did not finish closing can go.
+        _pollers?.Dispose();
+        _pollers = null;
+        foreach (var connection in _connections.Keys)
+        {
+            if (connection is PolledConnection polled)
+                polled.CloseAfterStop();
+        }
         // After the workers: a transport's Dispose says goodbye to its sessions, then (DPDK) stops polling and closes the port.
         foreach (var (transport, _) in _transports)
             transport.Dispose();

@@ -39,6 +39,15 @@ public sealed record HybridNodeOptions
     /// </summary>
     public int InlineReceiveBytes { get; init; } = Environment.ProcessorCount <= 2 ? int.MaxValue : 1024;
 
+    /// <summary>
+    /// What drives the kernel sockets of the native and RESP ports. <see cref="SocketEngine.Auto"/> (default): the
+    /// node's own readiness loop when libhyb_transport loads, else .NET's socket engine (the start-up line says which).
+    /// </summary>
+    public SocketEngine SocketEngine { get; init; } = SocketEngine.Auto;
+
+    /// <summary>Threads of the node's readiness loop (<see cref="SocketEngine.Polled"/>): 1 on machines of at most 2 cores, else one per core.</summary>
+    public int PollerThreads { get; init; } = Environment.ProcessorCount <= 2 ? 1 : Environment.ProcessorCount;
+
     /// <summary>The crash promise of acknowledged writes.</summary>
     public DurabilityMode Durability { get; init; } = DurabilityMode.Async;
 
@@ -101,6 +110,8 @@ public sealed record HybridNodeOptions
             throw new ArgumentException("InlineReceiveBytes must be >= 0", nameof(InlineReceiveBytes));
         if (Workers is < 1 or > 256)
             throw new ArgumentException("Workers must be 1..256", nameof(Workers));
+        if (PollerThreads is < 1 or > 256)
+            throw new ArgumentException("PollerThreads must be 1..256", nameof(PollerThreads));
         foreach (var (name, port) in new[] { (nameof(NativePort), NativePort), (nameof(RespPort), RespPort), (nameof(MetricsPort), MetricsPort) })
         {
             if (port is < -1 or > 65535)
@@ -173,4 +184,20 @@ public sealed record TransportListenerOptions(string Name, TransportOptions Opti
         var parsed = TransportSpec.Parse(spec, server: true);
         return new TransportListenerOptions(parsed.Name, parsed.Options, parsed.Address);
     }
+}
+
+/// <summary>What drives a node's kernel sockets (<see cref="HybridNodeOptions.SocketEngine"/>).</summary>
+public enum SocketEngine
+{
+    /// <summary><see cref="Polled"/> when libhyb_transport loads, else <see cref="DotNet"/>.</summary>
+    Auto,
+
+    /// <summary>
+    /// The node's own epoll loop (libhyb_transport's <c>hyb_poller_*</c>): one receive and one send per request; the
+    /// poller thread runs a ready connection itself on its idle owner worker. Start fails when the library is missing.
+    /// </summary>
+    Polled,
+
+    /// <summary>.NET's socket engine (SocketAsyncEventArgs): a receive that finds nothing re-arms each socket, so three system calls per request.</summary>
+    DotNet,
 }

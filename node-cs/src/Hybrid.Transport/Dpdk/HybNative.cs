@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Reflection;
 using System.Runtime.InteropServices;
 
@@ -13,7 +14,7 @@ internal static unsafe partial class HybNative
     private const string Library = "hyb_transport";
 
     /// <summary>Must equal HYB_ABI_VERSION of the header this file mirrors.</summary>
-    public const uint AbiVersion = 1;
+    public const uint AbiVersion = 2;
 
     /// <summary>hyb_status_t.</summary>
     public enum Status
@@ -26,7 +27,22 @@ internal static unsafe partial class HybNative
         ENoMem = -5,
         EPort = -6,
         ETooBig = -7,
+        EAgain = -8,
+        EClosed = -9,
+        ESys = -10,
     }
+
+    /// <summary>hyb_poll_event_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollEvent
+    {
+        public ulong Token;
+        public uint Events;
+        public uint Reserved;
+    }
+
+    /// <summary>HYB_POLL_MAX_EVENTS.</summary>
+    public const int PollMaxEvents = 256;
 
     /// <summary>hyb_port_config_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -81,6 +97,90 @@ internal static unsafe partial class HybNative
     /// <summary>Releases a port; called only by <see cref="HybPortHandle.ReleaseHandle"/>.</summary>
     [LibraryImport(Library, EntryPoint = "hyb_port_close")]
     public static partial void PortClose(nint port);
+
+    [LibraryImport(Library, EntryPoint = "hyb_poller_create", SetLastError = true)]
+    private static partial int PollerCreate(out nint poller);
+
+    [LibraryImport(Library, EntryPoint = "hyb_poller_add", SetLastError = true)]
+    private static partial int PollerAdd(nint poller, int fd, ulong token);
+
+    [LibraryImport(Library, EntryPoint = "hyb_poller_remove", SetLastError = true)]
+    private static partial int PollerRemove(nint poller, int fd);
+
+    [LibraryImport(Library, EntryPoint = "hyb_poller_wait", SetLastError = true)]
+    private static partial int PollerWait(nint poller, PollEvent* events, int max, int timeoutMs);
+
+    [LibraryImport(Library, EntryPoint = "hyb_poller_wake", SetLastError = true)]
+    private static partial int PollerWake(nint poller);
+
+    [LibraryImport(Library, EntryPoint = "hyb_poller_close")]
+    private static partial void PollerClose(nint poller);
+
+    [LibraryImport(Library, EntryPoint = "hyb_sock_recv", SetLastError = true)]
+    private static partial long SockRecv(int fd, byte* buffer, ulong length);
+
+    [LibraryImport(Library, EntryPoint = "hyb_sock_send", SetLastError = true)]
+    private static partial long SockSend(int fd, byte* buffer, ulong length);
+
+    /// <summary>Creates an epoll set with its wake-up eventfd.</summary>
+    public static nint CreatePoller()
+    {
+        CheckSystem(PollerCreate(out nint poller), "hyb_poller_create");
+        return poller;
+    }
+
+    /// <summary>Watches <paramref name="fd"/> (edge-triggered) under <paramref name="token"/>.</summary>
+    public static void AddToPoller(nint poller, int fd, ulong token) => CheckSystem(PollerAdd(poller, fd, token), "hyb_poller_add");
+
+    /// <summary>Stops watching <paramref name="fd"/>; false when it was not watched (already closed).</summary>
+    public static bool RemoveFromPoller(nint poller, int fd) => PollerRemove(poller, fd) == 0;
+
+    /// <summary>Waits for events (at most <see cref="PollMaxEvents"/>); 0 on timeout or wake-up.</summary>
+    public static int WaitPoller(nint poller, Span<PollEvent> events, int timeoutMs)
+    {
+        fixed (PollEvent* p = events)
+            return CheckSystem(PollerWait(poller, p, Math.Min(events.Length, PollMaxEvents), timeoutMs), "hyb_poller_wait");
+    }
+
+    /// <summary>Makes the poller's current or next wait return.</summary>
+    public static void WakePoller(nint poller) => CheckSystem(PollerWake(poller), "hyb_poller_wake");
+
+    /// <summary>Frees the poller (its sockets stay open).</summary>
+    public static void ClosePoller(nint poller) => PollerClose(poller);
+
+    /// <summary>Non-blocking receive: bytes read, 0 at end of stream, -1 when it would block.</summary>
+    public static int Receive(int fd, Span<byte> buffer)
+    {
+        long n;
+        fixed (byte* p = buffer)
+            n = SockRecv(fd, p, (ulong)buffer.Length);
+        return n >= 0 ? (int)n : SocketFailure(n, "recv");
+    }
+
+    /// <summary>Non-blocking send without SIGPIPE: bytes taken, -1 when it would block.</summary>
+    public static int Send(int fd, ReadOnlySpan<byte> buffer)
+    {
+        long n;
+        fixed (byte* p = buffer)
+            n = SockSend(fd, p, (ulong)buffer.Length);
+        return n >= 0 ? (int)n : SocketFailure(n, "send");
+    }
+
+    private static int SocketFailure(long status, string what) => (Status)status switch
+    {
+        Status.EAgain => -1,
+        Status.EClosed => throw new SocketException((int)SocketError.ConnectionReset),
+        Status.ESys => throw new SocketException((int)SocketError.SocketError, $"{what}: errno {Marshal.GetLastPInvokeError()}"),
+        _ => throw new SocketException((int)SocketError.SocketError, $"{what}: {(Status)status}"),
+    };
+
+    /// <summary><see cref="Check"/> for the calls that leave errno set on HYB_ESYS.</summary>
+    private static int CheckSystem(int status, string what)
+    {
+        if (status == (int)Status.ESys)
+            throw new TransportException(TransportError.Unavailable, $"{what} failed: errno {Marshal.GetLastPInvokeError()}");
+        return Check(status, what);
+    }
 
     /// <summary>Turns a negative status into a <see cref="TransportException"/>; returns non-negative values unchanged.</summary>
     public static int Check(int status, string what)
