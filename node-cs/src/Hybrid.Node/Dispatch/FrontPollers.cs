@@ -60,13 +60,26 @@ internal sealed class FrontPollers : IDisposable
             connection.Token = ((ulong)++_generation << 32) | (uint)slot;
             Volatile.Write(ref _slots[slot], connection);
         }
-        PollerOf(connection).Add(connection.Socket, connection.Token);
+        try
+        {
+            PollerOf(connection).Add(connection.Socket, connection.Token);
+        }
+        catch
+        {
+            FreeSlot(connection);
+            throw;
+        }
     }
 
     /// <summary>Stops watching the connection (before its socket closes) and frees its slot.</summary>
     internal void Remove(PolledConnection connection)
     {
         PollerOf(connection).Remove(connection.Socket);
+        FreeSlot(connection);
+    }
+
+    private void FreeSlot(PolledConnection connection)
+    {
         lock (_lock)
         {
             int slot = (int)(uint)connection.Token;

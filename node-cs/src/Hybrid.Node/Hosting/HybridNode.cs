@@ -200,7 +200,15 @@ public sealed partial class HybridNode : IAsyncDisposable
                 Admit(name, accepted.RemoteEndPoint, (worker, context) =>
                 {
                     var connection = new PolledConnection(this, accepted, pollers, handler, worker, context, Options.Limits.MaxFrameBytes);
-                    pollers.Add(connection);
+                    try
+                    {
+                        pollers.Add(connection);
+                    }
+                    catch (TransportException)
+                    {
+                        accepted.Dispose(); // epoll refused this socket (out of memory, limits): drop it, keep accepting
+                        throw;
+                    }
                     return connection;
                 });
             }
@@ -227,7 +235,14 @@ public sealed partial class HybridNode : IAsyncDisposable
                     return;
                 continue;
             }
-            admit(accepted);
+            try
+            {
+                admit(accepted);
+            }
+            catch (TransportException)
+            {
+                // This one connection could not be set up (its socket is closed); the listener goes on.
+            }
         }
     }
 
