@@ -104,6 +104,12 @@ public class CliTests
             Assert.Contains("--durability must be memory, async or sync, not 'fast'", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--workers"]));
             Assert.Contains("--workers needs a value", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--socket-engine", "fast"]));
+            Assert.Contains("--socket-engine must be auto, polled or dotnet, not 'fast'", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--poller-spin-us", "20000"]));
+            Assert.Contains("PollerSpin must be 0..10 ms", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--workers", "0"]));
+            Assert.Contains("Workers must be 1..256", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(1, Program.RunServer(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--resp-port", "-1", "--metrics-port", "-1",
                 "--durability", "memory", "--data-dir", data.FullName]));
             Assert.Contains("hybrid server: cannot start: Address already in use", error.ToString(), StringComparison.Ordinal);

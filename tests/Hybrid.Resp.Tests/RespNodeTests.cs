@@ -26,7 +26,7 @@ internal sealed class RespTestNode : IAsyncDisposable
     public int Port => Node.PortOf("resp");
 
     /// <summary>Starts a node; <paramref name="tinyStore"/> keeps 1 MiB of 16 KiB pages in memory, so most records go to disk.</summary>
-    public static async Task<RespTestNode> StartAsync(IPAddress? bind = null, bool tinyStore = false, Hybrid.Node.Resp.IRespSlotMap? slots = null, SocketEngine sockets = SocketEngine.Auto)
+    public static async Task<RespTestNode> StartAsync(IPAddress? bind = null, bool tinyStore = false, Hybrid.Node.Resp.IRespSlotMap? slots = null, SocketEngine sockets = SocketEngine.Auto, TimeSpan? pollerSpin = null)
     {
         var memoryBudget = tinyStore ? 1L << 20 : 32L << 20;
         var directory = Path.Combine(Path.GetTempPath(), "hybrid-resp-tests", Guid.NewGuid().ToString("N"));
@@ -47,6 +47,7 @@ internal sealed class RespTestNode : IAsyncDisposable
             StoreFactory = FasterKvStore.Open,
             RespSlotMap = slots,
             SocketEngine = sockets,
+            PollerSpin = pollerSpin ?? TimeSpan.FromMicroseconds(20),
         });
         await node.StartAsync();
         return new RespTestNode(node, directory);

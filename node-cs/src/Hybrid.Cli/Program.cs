@@ -32,7 +32,8 @@ internal static class Program
 
     /// <summary>
     /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
-    /// [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet] [--transport SPEC]...</c>:
+    /// [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet] [--poller-spin-us N]
+    /// [--transport SPEC]...</c>:
     /// runs one node until
     /// SIGTERM/SIGINT, then stops it cleanly. Port 0 = ephemeral, -1 = off. Each <c>--transport</c> adds a native-protocol
     /// listener on a message transport (<c>shm:PATH</c>, <c>memif:SOCKET[@SERVICE]</c>, <c>af_packet:IFACE[@SERVICE]</c>,
@@ -50,6 +51,7 @@ internal static class Program
                 return 0;
             }
             options = ParseServerOptions(args);
+            options.Validate(); // out-of-range values (--workers 0, --poller-spin-us 20000) get the same one-line error
         }
         catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
         {
@@ -78,9 +80,10 @@ internal static class Program
     internal const string ServerUsage =
         "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--workers N]\n" +
         "                     [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet]\n" +
-        "                     [--transport SPEC]...\n" +
+        "                     [--poller-spin-us N] [--transport SPEC]...\n" +
         "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT\n" +
-        "  --socket-engine: auto (default) = polled (the node's epoll loop) when libhyb_transport loads, else dotnet";
+        "  --socket-engine: auto (default) = polled (the node's epoll loop) when libhyb_transport loads, else dotnet\n" +
+        "  --poller-spin-us: how long a poller looks for more events before it sleeps (default 20)";
 
     private static HybridNodeOptions ParseServerOptions(string[] args)
     {
@@ -98,6 +101,7 @@ internal static class Program
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },
                 "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--poller-spin-us" => options with { PollerSpin = TimeSpan.FromMicroseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 "--socket-engine" => options with { SocketEngine = Enum.TryParse<SocketEngine>(Next(), ignoreCase: true, out var engine) && Enum.IsDefined(engine) ? engine : throw new ArgumentException($"--socket-engine must be auto, polled or dotnet, not '{args[i]}'") },
                 "--transport" => options with { Transports = [.. options.Transports, TransportListenerOptions.FromSpec(Next())] },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),

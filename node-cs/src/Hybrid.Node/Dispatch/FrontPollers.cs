@@ -18,14 +18,17 @@ internal sealed class FrontPollers : IDisposable
     private int _used;
     private uint _generation;
 
-    /// <summary>Starts <paramref name="threads"/> poller threads with worker-sized stacks (they run requests inline).</summary>
-    internal FrontPollers(int threads, int stackBytes)
+    /// <summary>
+    /// Starts <paramref name="threads"/> poller threads with worker-sized stacks (they run requests inline), each
+    /// spinning <paramref name="spin"/> for more events before it sleeps.
+    /// </summary>
+    internal FrontPollers(int threads, int stackBytes, TimeSpan spin)
     {
         _pollers = new SocketPoller[threads];
         try
         {
             for (int i = 0; i < threads; i++)
-                _pollers[i] = new SocketPoller($"hybrid-poller-{i}", OnEvent, stackBytes);
+                _pollers[i] = new SocketPoller($"hybrid-poller-{i}", OnEvent, stackBytes, spin);
         }
         catch
         {

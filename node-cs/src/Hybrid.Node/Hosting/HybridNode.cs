@@ -181,7 +181,7 @@ public sealed partial class HybridNode : IAsyncDisposable
             SocketEngineFallback = why;
         }
         if (SocketEngine == SocketEngine.Polled)
-            _pollers = new FrontPollers(Options.PollerThreads, Worker.StackBytes);
+            _pollers = new FrontPollers(Options.PollerThreads, Worker.StackBytes, Options.PollerSpin);
     }
 
     private void Listen(string name, int port, IConnectionHandler handler)

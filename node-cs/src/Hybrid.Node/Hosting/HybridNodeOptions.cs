@@ -48,6 +48,15 @@ public sealed record HybridNodeOptions
     /// <summary>Threads of the node's readiness loop (<see cref="SocketEngine.Polled"/>): 1 on machines of at most 2 cores, else one per core.</summary>
     public int PollerThreads { get; init; } = Environment.ProcessorCount <= 2 ? 1 : Environment.ProcessorCount;
 
+    /// <summary>
+    /// How long a poller thread keeps looking for events after a batch before it sleeps in the kernel (zero: sleeps at
+    /// once). Default 20 µs: under load the next request is usually closer than that, and a poller that slept must be
+    /// woken by the client's send, which costs the client's core. Side by side on 2 cores (redis-benchmark GET, 50
+    /// clients, pipeline 1): 97.3–98.1k ops/s with 20 µs, 78–89k without, Redis 94–95k; the client's wake-ups fell from
+    /// 40–50k to 5–6k per 300k requests. An idle node spins 20 µs after its last request, then sleeps.
+    /// </summary>
+    public TimeSpan PollerSpin { get; init; } = TimeSpan.FromMicroseconds(20);
+
     /// <summary>The crash promise of acknowledged writes.</summary>
     public DurabilityMode Durability { get; init; } = DurabilityMode.Async;
 
@@ -112,6 +121,8 @@ public sealed record HybridNodeOptions
             throw new ArgumentException("Workers must be 1..256", nameof(Workers));
         if (PollerThreads is < 1 or > 256)
             throw new ArgumentException("PollerThreads must be 1..256", nameof(PollerThreads));
+        if (PollerSpin < TimeSpan.Zero || PollerSpin > TimeSpan.FromMilliseconds(10))
+            throw new ArgumentException("PollerSpin must be 0..10 ms", nameof(PollerSpin));
         foreach (var (name, port) in new[] { (nameof(NativePort), NativePort), (nameof(RespPort), RespPort), (nameof(MetricsPort), MetricsPort) })
         {
             if (port is < -1 or > 65535)
