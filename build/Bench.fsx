@@ -27,6 +27,9 @@ let private startNode (dataDir: string) =
         p, int (l.Split(' ').[2].Split('=').[1])
     | l -> failwithf "bench: unexpected first line from the node: %s" l
 
+/// Where bench-compare leaves Garnet's best ops/s of its last run ("RPS UTC-STAMP"), read by bench's native target.
+let private garnetBestFile = Path.Combine(Path.GetTempPath(), "hybrid-bench-compare-garnet-best.txt")
+
 let bench (args: string list) =
     let filter = match args with [] -> "*" | f :: _ -> f
     if filter <> "none" then
@@ -55,10 +58,15 @@ let bench (args: string list) =
     for r in rows.[1..] do
         let share = match noop with Some n when n > 0. -> sprintf "%.0f%%" (100. * num r "ops_per_sec" / n) | _ -> "-"
         printfn "| %s | %.0f | %.0f | %.0f | %.0f | %s |" r.[0] (num r "ops_per_sec") (num r "p50_us") (num r "p99_us") (num r "p999_us") share
-    // The single-node target, against system.md §10's Garnet GET pipeline-32 figure on this machine kind (795k ops/s).
+    // The single-node target: twice Garnet's best RESP figure on this machine, as the last bench-compare measured it
+    // (garnetBestFile); without one, system.md §10's Garnet GET pipeline-32 figure for this machine kind (795k ops/s).
     let best = rows.[1..] |> Array.filter (fun r -> r.[0] <> "noop") |> Array.map (fun r -> num r "ops_per_sec") |> Array.max
-    printfn "target %s: native batched YCSB >= 2x Garnet's best RESP figure (2 x 795k ops/s); best here %.0f"
-        (if best >= 1_590_000. then "MET" else "NOT MET") best
+    let garnet, source =
+        match (if File.Exists garnetBestFile then File.ReadAllText(garnetBestFile).Split(' ') else [||]) with
+        | [| rps; stamp |] -> Double.Parse(rps, CultureInfo.InvariantCulture), sprintf "bench-compare of %s" stamp
+        | _ -> 795_000., "system.md §10; run bench-compare for this machine's figure"
+    printfn "target %s: native batched YCSB >= 2x Garnet's best RESP figure (2 x %.0fk ops/s, %s); best here %.0f"
+        (if best >= 2. * garnet then "MET" else "NOT MET") (garnet / 1000.) source best
 
 // ---------------------------------------------------------------------------------------------------------------
 // bench-compare: the HybridKV node, Redis and Garnet side by side, driven by the same redis-benchmark.
@@ -201,6 +209,9 @@ let benchCompare (args: string list) =
     let measured = servers |> List.map (fun s -> s.Name, measureServer s runs) |> Map.ofList
     let rssOf n = fst measured.[n]
     let res n case = (snd measured.[n]).[case]
+    // Garnet's best figure of this run, for `bench`'s native target on the same machine.
+    let garnetBest = cases |> List.map (fun c -> (res "garnet" c).Rps) |> List.max
+    File.WriteAllText(garnetBestFile, sprintf "%.0f %s" garnetBest (DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mmZ", CultureInfo.InvariantCulture)))
     printfn ""
     printfn "bench-compare: %d keys x %d B, 50 clients, redis-benchmark, median of %d runs; ops/s (p50/p99 ms)" keys valueSize runs
     printfn "| system | GET P1 | SET P1 | GET P32 | SET P32 | RSS MiB |"
