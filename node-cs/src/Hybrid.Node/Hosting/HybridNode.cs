@@ -181,7 +181,7 @@ public sealed partial class HybridNode : IAsyncDisposable
             SocketEngineFallback = why;
         }
         if (SocketEngine == SocketEngine.Polled)
-            _pollers = new FrontPollers(Options.PollerThreads, Worker.StackBytes, Options.PollerSpin);
+            _pollers = new FrontPollers(Math.Min(Options.PollerThreads, Options.Workers), Worker.StackBytes, Options.PollerSpin); // a connection's poller is its worker's index modulo the count
     }
 
     private void Listen(string name, int port, IConnectionHandler handler)
@@ -195,28 +195,30 @@ public sealed partial class HybridNode : IAsyncDisposable
         _ = AcceptLoop(socket.AcceptAsync, accepted =>
         {
             accepted.NoDelay = true;
-            if (_pollers is { } pollers)
-            {
-                Admit(name, accepted.RemoteEndPoint, (worker, context) =>
-                {
-                    var connection = new PolledConnection(this, accepted, pollers, handler, worker, context, Options.Limits.MaxFrameBytes);
-                    try
-                    {
-                        pollers.Add(connection);
-                    }
-                    catch (TransportException)
-                    {
-                        accepted.Dispose(); // epoll refused this socket (out of memory, limits): drop it, keep accepting
-                        throw;
-                    }
-                    return connection;
-                });
-            }
-            else
-            {
-                Admit(name, accepted.RemoteEndPoint, (worker, context) => new SocketConnection(this, accepted, handler, worker, context, Options.Limits.MaxFrameBytes));
-            }
+            Admit(name, accepted.RemoteEndPoint, (worker, context) => NewSocketConnection(accepted, handler, worker, context));
         });
+    }
+
+    /// <summary>
+    /// A connection on an accepted socket, on the node's socket engine. With the pollers, the socket is watched before
+    /// the connection is admitted; a socket epoll refuses (limits, memory) is closed and the listener goes on.
+    /// </summary>
+    private Connection NewSocketConnection(Socket accepted, IConnectionHandler handler, Worker worker, ConnectionContext context)
+    {
+        int maxInput = Options.Limits.MaxFrameBytes;
+        if (_pollers is not { } pollers)
+            return new SocketConnection(this, accepted, handler, worker, context, maxInput);
+        var connection = new PolledConnection(this, accepted, pollers, handler, worker, context, maxInput);
+        try
+        {
+            pollers.Add(connection);
+        }
+        catch (TransportException)
+        {
+            accepted.Dispose();
+            throw;
+        }
+        return connection;
     }
 
     /// <summary>Accepts until the node stops; a failed accept (one broken handshake) does not end the listener.</summary>

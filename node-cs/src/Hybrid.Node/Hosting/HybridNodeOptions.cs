@@ -30,7 +30,8 @@ public sealed record HybridNodeOptions
     public int Workers { get; init; } = Environment.ProcessorCount;
 
     /// <summary>
-    /// Largest socket receive that the completing I/O thread may drive itself on an idle (sleeping) worker instead of
+    /// With .NET's socket engine (<see cref="SocketEngine.DotNet"/>; the node's own pollers always offer a ready
+    /// connection to its idle worker): largest socket receive that the completing I/O thread may drive itself on an idle (sleeping) worker instead of
     /// queueing it for the worker thread (<c>Worker.TryRunInline</c>): saves a wake-up and a thread switch per batch,
     /// at the cost of running that batch on the I/O thread. Default: no limit on machines with at most 2 cores, where
     /// the switch costs more than spreading batches over the workers gains (measured side by side: redis-benchmark
@@ -45,7 +46,7 @@ public sealed record HybridNodeOptions
     /// </summary>
     public SocketEngine SocketEngine { get; init; } = SocketEngine.Auto;
 
-    /// <summary>Threads of the node's readiness loop (<see cref="SocketEngine.Polled"/>): 1 on machines of at most 2 cores, else one per core.</summary>
+    /// <summary>Threads of the node's readiness loop (<see cref="SocketEngine.Polled"/>): 1 on machines of at most 2 cores, else one per core (never more than <see cref="Workers"/>).</summary>
     public int PollerThreads { get; init; } = Environment.ProcessorCount <= 2 ? 1 : Environment.ProcessorCount;
 
     /// <summary>
