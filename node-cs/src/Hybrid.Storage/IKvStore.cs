@@ -32,8 +32,10 @@ public interface IKvStore : IDisposable
 
     /// <summary>
     /// Makes every later write on this node get a version &gt; <paramref name="floor"/> (never lowers it). A migration
-    /// target calls this with the source's <see cref="MaxVersion"/> before serving the range. In Async/Sync modes it
-    /// returns once the raise is durable (it blocks for one commit).
+    /// target calls this with the source's <see cref="MaxVersion"/> before serving the range. In Async/Sync modes the
+    /// raise is logged without waiting: it becomes durable with the next group commit, before any write logged after
+    /// it. A caller that needs it across a crash before that commit must raise it again at recovery (a migration
+    /// target does: it asks the source).
     /// </summary>
     void RaiseVersionFloor(ulong floor);
 

@@ -30,7 +30,7 @@ internal sealed class TwoMembers : IAsyncDisposable
     public StringWriter TraceText { get; } = new();
     public MigrationTrace Trace { get; }
     public ClusterMember N1 { get; }
-    public ClusterMember N2 { get; }
+    public ClusterMember N2 { get; private set; }
 
     private ClusterMember Member(string name)
     {
@@ -51,6 +51,18 @@ internal sealed class TwoMembers : IAsyncDisposable
     public async Task StartAsync()
     {
         await N1.StartAsync();
+        await N2.StartAsync();
+    }
+
+    /// <summary>
+    /// Stops n2 (whatever it is doing), raises n1's version floor to <paramref name="floor"/> meanwhile, and starts a new
+    /// member on n2's data directory, as after a crash.
+    /// </summary>
+    public async Task RestartN2Async_WhileSourceFloorRises(ulong floor)
+    {
+        await N2.DisposeAsync();
+        N1.Node.Store.RaiseVersionFloor(floor);
+        N2 = Member("n2");
         await N2.StartAsync();
     }
 
@@ -147,6 +159,45 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         var notOwner = await Assert.ThrowsAsync<HybridProtocolException>(async () => await atSourceAgain.PutAsync(1, Key(moving[0]), [1]));
         Assert.Equal(Status.NotOwner, notOwner.Status);
         Assert.Equal(0, nodes.N1.Node.Store.DropSlots(TwoNodes.R1.Lo, TwoNodes.R1.Hi)); // dropped at the source, and nothing written since
+    }
+
+    [Fact]
+    public async Task A_target_that_restarts_while_it_pulls_raises_its_floor_from_the_source_before_it_serves()
+    {
+        // The transfer's floor raise is logged without waiting for its commit, so a crash can lose it; the restarted
+        // target must ask the source again. To tell that apart from a floor that survived in the target's own log, the
+        // source's floor rises while the target is down: only a floor fetched at recovery is that high.
+        await using var nodes = new TwoMembers();
+        await nodes.StartAsync();
+        await using HybridSession atSource = await TwoMembers.ConnectAsync(nodes.N1);
+        List<int> moving = await LoadAsync(atSource, 2000);
+
+        using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
+        var coordinator = new MigrationCoordinator(nodes.Metadata, nodes.Trace, TwoMembers.Ranges);
+        var source = new MigrationNode("n1", TwoMembers.Cores, network.Views);
+        var target = new MigrationNode("n2", TwoMembers.Cores, new NodeViewCores(nodes.N2.Node.View));
+        var pulling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task migration = coordinator.MigrateAsync("r1", source, target, new MigrationTarget(nodes.N2.Node.Store, nodes.Trace),
+            new SlowPullPeer(network, TimeSpan.FromMilliseconds(200)), _ => pulling.TrySetResult());
+        await pulling.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("Pulling", nodes.Metadata.Current.Phase("r1"));
+        Assert.Equal("n2", nodes.Metadata.Current.Owner("r1"));
+
+        await nodes.RestartN2Async_WhileSourceFloorRises(floor: 1_000_000);
+        await Assert.ThrowsAnyAsync<Exception>(() => migration); // the first target's pulls died with it
+
+        Assert.True(nodes.N2.Node.Store.MaxVersion >= 1_000_000, $"the restarted target's floor is {nodes.N2.Node.Store.MaxVersion}");
+        await using HybridSession atTarget = await TwoMembers.ConnectAsync(nodes.N2);
+        WriteResult put = await atTarget.PutAsync(1, Key(moving[0]), Encoding.UTF8.GetBytes("after-restart"));
+        Assert.Equal(Status.Ok, put.Status);
+        Assert.True(put.Version > 1_000_000, $"a write at the restarted target got version {put.Version}");
+        // The restarted target finishes the migration by itself (pulls, checkpoint, drop, lineage removed).
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (nodes.Metadata.Current.Phase("r1").Length > 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+        Assert.Equal("", nodes.Metadata.Current.Phase("r1"));
+        GetResult got = await atTarget.GetAsync(1, Key(moving[0]));
+        Assert.Equal("after-restart", Encoding.UTF8.GetString(got.Value!)); // the pulled, older record did not overwrite it
     }
 
     [Fact]

@@ -133,6 +133,16 @@ public sealed class ClusterMember : IAsyncDisposable
             if (e.Kind == EffectKind.StartPulls && e.Target == Name)
                 jobs[e.Range] = (target.StartPulls(e.Range, _ranges[e.Range], PeerOf(e.Source), cancellationToken), e.Source);
         });
+        // The floor the transfer raised is logged without waiting for its commit (FasterKvStore.RaiseVersionFloor), so
+        // the crash may have lost it. Before this node serves again, raise it once more to each source's floor now (at
+        // least the one of the transfer: the source took no write of these ranges since). Until a source answers (or
+        // the coordinator's PeerRetryFor passes, and the start fails), the node does not serve.
+        foreach (string source in jobs.Values.Select(j => j.Source).Distinct())
+        {
+            ulong floor = coordinator.RetryAsync(() => PeerOf(source).VersionFloorAsync(cancellationToken).AsTask(), cancellationToken)
+                .GetAwaiter().GetResult();
+            target.RaiseFloor(floor);
+        }
         var status = new MigrationStatus { Ranges = unfinished, Started = DateTime.UtcNow, FirstServed = DateTime.UtcNow };
         status.Live = () => coordinator.ActivePulls?.Stats;
         status.Timings = () => coordinator.Timings;

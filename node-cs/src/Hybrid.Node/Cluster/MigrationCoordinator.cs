@@ -265,7 +265,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     public TimeSpan PeerRetryFor { get; init; } = TimeSpan.FromSeconds(120);
 
     /// <summary>Runs a call to a peer again while the peer cannot be reached (every call is idempotent: pulls are stateless).</summary>
-    private async Task<T> RetryAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken)
+    internal async Task<T> RetryAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken)
     {
         DateTime deadline = DateTime.UtcNow + PeerRetryFor;
         while (true)
