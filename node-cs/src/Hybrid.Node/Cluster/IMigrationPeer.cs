@@ -30,6 +30,14 @@ public interface IMigrationPeer
     /// <summary>A priority pull: the live records of up to <see cref="MigrationSource.MaxPriorityKeys"/> keys into <paramref name="into"/> (cleared first); absent keys are left out.</summary>
     ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// <see cref="PriorityPullAsync"/> that blocks the calling (priority-pull) thread. By default the asynchronous call
+    /// waited for; <see cref="NetworkPeer"/> sends and receives on the calling thread, so the reply wakes that thread
+    /// directly instead of a pool thread that would then wake it.
+    /// </summary>
+    void PriorityPull(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>
+        PriorityPullAsync(keys, into, cancellationToken).AsTask().GetAwaiter().GetResult();
+
     /// <summary>DropSource: the source deletes every record of <paramref name="range"/>; returns how many it removed.</summary>
     ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default);
 }

@@ -115,6 +115,12 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
 
     public int PendingCount => inner.PendingCount + _waiting.Count;
 
+    /// <summary>Operations the owner must poll for (the inner store's disk reads); the others wait for pulls and call <see cref="Wake"/>.</summary>
+    internal int PolledPendingCount => inner.PendingCount;
+
+    /// <summary>Called when a pull that an operation of this session waits for has landed (on the thread that applied it): wakes the owner.</summary>
+    internal Action? Wake { get; set; }
+
     public long LastWriteSequence => inner.LastWriteSequence;
 
     // Read runs and prefetch hints pass through: a miss that waits for a pull is not a store operation.
@@ -228,6 +234,8 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     {
         byte[] keyCopy = key.ToArray();
         Task pulled = job.PullForReadAsync(new PullKey(tenant, table, keyCopy));
+        if (Wake is { } wake && !pulled.IsCompleted)
+            pulled.GetAwaiter().UnsafeOnCompleted(wake);
         _waiting.Add(new Waiting(pulled, op, tenant, table, keyCopy, value.ToArray(), expected, delta, context));
         store.CountPulledRead();
         return StoreResult.Of(StoreStatus.Pending);

@@ -13,7 +13,7 @@ namespace Hybrid.Node.Cluster;
 public sealed class MigrationSource(IKvStore store) : IDisposable
 {
     /// <summary>Most keys in one priority pull.</summary>
-    public const int MaxPriorityKeys = 16;
+    public const int MaxPriorityKeys = 64;
 
     /// <summary>Target size of one background-pull chunk (keys + values).</summary>
     public const int ChunkBytes = 20 * 1024;

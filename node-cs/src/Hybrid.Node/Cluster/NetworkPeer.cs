@@ -117,6 +117,22 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         Return(c);
     }
 
+    /// <summary>How long a priority pull waits for its reply before the source counts as unreachable (and the pull is sent again).</summary>
+    public TimeSpan PriorityTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <inheritdoc />
+    public void PriorityPull(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Channel c = _idle.TryTake(out Channel? idle) ? idle : new Channel(ConnectAsync(cancellationToken).AsTask().GetAwaiter().GetResult());
+        PeerMessage request = c.Request.Begin((byte)PeerOp.PriorityPull).I32(keys.Length);
+        foreach (PullKey k in keys.Span)
+            request.I32((int)k.Tenant).I32((int)k.Table).I32(k.Key.Length).Bytes(k.Key.Span);
+        PeerMessage reply = c.Call(request, PriorityTimeout, cancellationToken);
+        LoadRecords(reply.Payload, into);
+        Return(c);
+    }
+
     /// <inheritdoc />
     public async ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default)
     {
@@ -298,6 +314,30 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         public PeerMessage Request { get; } = new();
         private readonly PeerMessage _reply = new();
 
+        /// <summary>The call on the calling thread: blocking send and receive, the receive bounded by <paramref name="timeout"/>.</summary>
+        public PeerMessage Call(PeerMessage request, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            // A blocked receive does not see the token: closing the socket wakes it with an exception.
+            using CancellationTokenRegistration cancel = cancellationToken.Register(static s => ((Socket)s!).Dispose(), Socket);
+            try
+            {
+                Socket.ReceiveTimeout = (int)timeout.TotalMilliseconds;
+                request.Send(Socket);
+                if (!_reply.Receive(Socket))
+                    throw new IOException("the peer closed the connection");
+            }
+            catch (ObjectDisposedException e) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("the call was cancelled", e, cancellationToken);
+            }
+            catch
+            {
+                Socket.Dispose();
+                throw;
+            }
+            return Checked();
+        }
+
         public async ValueTask<PeerMessage> CallAsync(PeerMessage request, CancellationToken cancellationToken)
         {
             try
@@ -310,8 +350,14 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
                 Socket.Dispose();
                 throw;
             }
+            return Checked();
+        }
+
+        /// <summary>The reply, or its remote failure thrown (the connection is then not returned to the pool).</summary>
+        private PeerMessage Checked()
+        {
             if (_reply.Code != PeerFrame.Ok)
-                Socket.Dispose(); // not returned to the pool: the caller sees the remote failure
+                Socket.Dispose();
             return _reply.ThrowIfFailed();
         }
     }

@@ -112,9 +112,14 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     /// <summary>Wakes the worker so it refreshes (a view change, a durable commit).</summary>
     internal void Wake() => _signal.Set();
 
+    /// <summary>True while the storage session has operations to poll (disk reads); not for operations waiting on pulls.</summary>
+    private bool StoragePending() => _session is Cluster.MigratingSession migrating ? migrating.PolledPendingCount > 0 : _session!.PendingCount > 0;
+
     private void Run()
     {
         _session = _node.Store.NewSession();
+        if (_session is Cluster.MigratingSession migrating)
+            migrating.Wake = _wake;
         // Extensions read through a second session of this worker, so that completing one of their disk reads
         // synchronously never takes another connection's completion (see WorkerExtensionStore).
         _extensionSession = _node.Store.NewSession();
@@ -143,7 +148,9 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                     idle = 0;
                     continue;
                 }
-                if (_session.PendingCount > 0 || _extensions.HasWork || (_durableWaits.Count > 0 && ++idle < IdleSpins))
+                // Disk reads are polled, so the worker stays awake for them; operations that wait only for a
+                // migration's priority pulls wake it when their pull lands (MigratingSession.Wake), so it sleeps.
+                if (StoragePending() || _extensions.HasWork || (_durableWaits.Count > 0 && ++idle < IdleSpins))
                 {
                     Thread.Yield();
                     continue;
@@ -151,8 +158,9 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                 bool durableWaits = _durableWaits.Count > 0;
                 if (durableWaits)
                     RegisterDurableWake();
+                bool pullWaits = _session.PendingCount > 0;
                 Volatile.Write(ref _owned, 0);
-                Sleep(durableWaits);
+                Sleep(durableWaits || pullWaits);
                 Acquire();
                 idle = 0;
                 Refresh(Stopwatch.GetTimestamp()); // a worker that slept re-reads the view before running anything
@@ -210,15 +218,16 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     }
 
     /// <summary>
-    /// Waits for work. Called with ownership released, so it touches no worker state: <paramref name="durableWaits"/>
-    /// says (read under ownership) whether a durable commit must wake it soon; the commit wake was registered then.
+    /// Waits for work. Called with ownership released, so it touches no worker state: <paramref name="soon"/> says (read
+    /// under ownership) whether a durable commit or a priority pull must wake it soon (both wakes are registered; the
+    /// 1 ms timeout is the backstop).
     /// </summary>
-    private void Sleep(bool durableWaits)
+    private void Sleep(bool soon)
     {
         _sleeping = 1;
         Interlocked.MemoryBarrier();
         if (_ready.IsEmpty && !_stopping && !_extensions!.HasWork)
-            _signal.Wait(durableWaits ? 1 : 50);
+            _signal.Wait(soon ? 1 : 50);
         _sleeping = 0;
         _signal.Reset();
     }
