@@ -201,6 +201,50 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Pipelined_batches_at_the_target_keep_each_keys_order_around_a_read_that_waits_for_its_pull()
+    {
+        await using var nodes = new TwoMembers();
+        await nodes.StartAsync();
+        await using HybridSession atSource = await TwoMembers.ConnectAsync(nodes.N1);
+        List<int> moving = await LoadAsync(atSource, 2000);
+
+        using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
+        var coordinator = new MigrationCoordinator(nodes.Metadata, nodes.Trace, TwoMembers.Ranges);
+        var source = new MigrationNode("n1", TwoMembers.Cores, network.Views);
+        var target = new MigrationNode("n2", TwoMembers.Cores, new NodeViewCores(nodes.N2.Node.View));
+        var serving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnPullsStarted(PullJob job) => _ = Task.Run(async () =>
+        {
+            while (nodes.N2.Node.View.Current < (ulong)nodes.Metadata.Current.View("n2") || !nodes.N2.Node.View.AllWorkersAtLeast(nodes.N2.Node.View.Current))
+                await Task.Delay(1);
+            serving.SetResult();
+        });
+        Task migration = coordinator.MigrateAsync("r1", source, target, new MigrationTarget(nodes.N2.Node.Store, nodes.Trace),
+            new SlowPullPeer(network, TimeSpan.FromMilliseconds(500)), OnPullsStarted);
+        await serving.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // One send, three frames on a key the background pulls have not reached: the read waits for a priority pull,
+        // the frames behind it run meanwhile, and the write and the second read must still come after the first read.
+        using var raw = Node.RawConnection.OpenDefault(new IPEndPoint(IPAddress.Loopback, nodes.N2.Node.NativePort));
+        byte[] key = Key(moving[^1]);
+        raw.Send([
+            .. Node.RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 1, key, default), 1),
+            .. Node.RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Put, 1, key, "new"u8), 2),
+            .. Node.RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 1, key, default), 3)]);
+        var first = raw.Receive();
+        var put = raw.Receive();
+        var second = raw.Receive();
+        Assert.Equal([1u, 2u, 3u], new[] { first.Header.BatchSeq, put.Header.BatchSeq, second.Header.BatchSeq });
+        Assert.Equal(TwoNodes.Value(moving[^1]), Encoding.UTF8.GetString(first.Results[0].Value)); // not the later write
+        Assert.Equal(Status.Ok, put.Results[0].Status);
+        Assert.Equal("new", Encoding.UTF8.GetString(second.Results[0].Value));
+        Assert.True(nodes.N2.Store.PulledReads > 0, "no read waited for a pull: the test did not exercise the wait");
+        await migration;
+        await using HybridSession check = await TwoMembers.ConnectAsync(nodes.N2);
+        Assert.Equal("new", Encoding.UTF8.GetString((await check.GetAsync(1, key)).Value!));
+    }
+
+    [Fact]
     public async Task Reads_at_the_target_of_keys_not_yet_pulled_are_served_by_batched_priority_pulls_and_writes_win_over_pulls()
     {
         await using var nodes = new TwoMembers();

@@ -10,6 +10,11 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
     internal long PendingOperations => Interlocked.Read(ref _pending);
 
+    private int _maxPendingAtOnce;
+
+    /// <summary>The most operations one session had pending at once (issued, not yet completed by CompletePending).</summary>
+    internal int MaxPendingAtOnce => Volatile.Read(ref _maxPendingAtOnce);
+
     private long _prefetches;
 
     /// <summary>Keys hinted through <see cref="IKvSession.Prefetch"/>.</summary>
@@ -50,7 +55,13 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
         private StoreResult Count(StoreResult result)
         {
             if (result.IsPending)
+            {
                 Interlocked.Increment(ref owner._pending);
+                int now = inner.PendingCount, max;
+                while ((max = Volatile.Read(ref owner._maxPendingAtOnce)) < now && Interlocked.CompareExchange(ref owner._maxPendingAtOnce, now, max) != max)
+                {
+                }
+            }
             return result;
         }
 

@@ -103,7 +103,7 @@ public sealed class MigratingStore(IKvStore inner) : IKvStore
 /// <summary>A worker's session on a <see cref="MigratingStore"/>: see there.</summary>
 internal sealed class MigratingSession(MigratingStore store, IKvSession inner) : IKvSession, ICompletionSink
 {
-    private enum Op : byte { Get, PutIfVersion, PutIfAbsent, PutIfExists, Increment, Append }
+    private enum Op : byte { Get, Put, Delete, PutIfVersion, PutIfAbsent, PutIfExists, Increment, Append }
 
     /// <summary>An operation waiting for its key's priority pull, with copies of its arguments.</summary>
     private sealed record Waiting(Task Pulled, Op Op, uint Tenant, uint Table, byte[] Key, byte[] Value, ulong Expected, long Delta, ulong Context);
@@ -138,6 +138,8 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
 
     public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
     {
+        if (_waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier)
+            return Behind(earlier, Op.Get, default, 0, 0, context);
         StoreResult r = inner.Get(tenant, table, key, output, context);
         if (r.Status is StoreStatus.NotFound or StoreStatus.Pending && store.IncomingFor(key) is { } job)
         {
@@ -170,31 +172,41 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     }
 
     public StoreResult Put(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
-        inner.Put(tenant, table, key, value, context);
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier
+            ? Behind(earlier, Op.Put, value, 0, 0, context)
+            : inner.Put(tenant, table, key, value, context);
 
     public StoreResult PutIfVersion(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion, ulong context) =>
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfVersion, value, expectedVersion, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.PutIfVersion, tenant, table, key, value, expectedVersion, 0, context)
             : inner.PutIfVersion(tenant, table, key, value, expectedVersion, context);
 
     public StoreResult PutIfAbsent(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfAbsent, value, 0, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.PutIfAbsent, tenant, table, key, value, 0, 0, context)
             : inner.PutIfAbsent(tenant, table, key, value, context);
 
     public StoreResult PutIfExists(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfExists, value, 0, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.PutIfExists, tenant, table, key, value, 0, 0, context)
             : inner.PutIfExists(tenant, table, key, value, context);
 
-    public StoreResult Delete(uint tenant, uint table, ReadOnlySpan<byte> key, ulong context) => inner.Delete(tenant, table, key, context);
+    public StoreResult Delete(uint tenant, uint table, ReadOnlySpan<byte> key, ulong context) =>
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier
+            ? Behind(earlier, Op.Delete, default, 0, 0, context)
+            : inner.Delete(tenant, table, key, context);
 
     public StoreResult Increment(uint tenant, uint table, ReadOnlySpan<byte> key, long delta, ulong context) =>
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.Increment, default, 0, delta, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.Increment, tenant, table, key, default, 0, delta, context)
             : inner.Increment(tenant, table, key, delta, context);
 
     public StoreResult Append(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
+        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.Append, value, 0, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.Append, tenant, table, key, value, 0, 0, context)
             : inner.Append(tenant, table, key, value, context);
@@ -241,6 +253,30 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
         return StoreResult.Of(StoreStatus.Pending);
     }
 
+    /// <summary>The latest operation on this key still waiting for its pull, if any (a short list: misses in flight).</summary>
+    private Waiting? FindWaiting(uint tenant, uint table, ReadOnlySpan<byte> key)
+    {
+        for (int i = _waiting.Count - 1; i >= 0; i--)
+        {
+            Waiting w = _waiting[i];
+            if (w.Tenant == tenant && w.Table == table && key.SequenceEqual(w.Key))
+                return w;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// An operation on a key that an earlier operation of this session waits on: it waits for the same pull and runs
+    /// after it (RunPulled keeps the list's order), so a write queued behind a read of the key is not seen by that
+    /// read, and a read behind a write sees the write. Batches behind a parked one run before it completes
+    /// (NativeSession), so this keeps each key's operations in request order.
+    /// </summary>
+    private StoreResult Behind(Waiting earlier, Op op, ReadOnlySpan<byte> value, ulong expected, long delta, ulong context)
+    {
+        _waiting.Add(new Waiting(earlier.Pulled, op, earlier.Tenant, earlier.Table, earlier.Key, value.ToArray(), expected, delta, context));
+        return StoreResult.Of(StoreStatus.Pending);
+    }
+
     /// <summary>Runs again, locally, every waiting operation whose pull finished and hands its result to <paramref name="sink"/>.</summary>
     private int RunPulled(ICompletionSink sink, bool wait)
     {
@@ -267,6 +303,8 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     private StoreResult Rerun(Waiting w) => w.Op switch
     {
         Op.Get => inner.Get(w.Tenant, w.Table, w.Key, _value, w.Context),
+        Op.Put => inner.Put(w.Tenant, w.Table, w.Key, w.Value, w.Context),
+        Op.Delete => inner.Delete(w.Tenant, w.Table, w.Key, w.Context),
         Op.PutIfVersion => inner.PutIfVersion(w.Tenant, w.Table, w.Key, w.Value, w.Expected, w.Context),
         Op.PutIfAbsent => inner.PutIfAbsent(w.Tenant, w.Table, w.Key, w.Value, w.Context),
         Op.PutIfExists => inner.PutIfExists(w.Tenant, w.Table, w.Key, w.Value, w.Context),

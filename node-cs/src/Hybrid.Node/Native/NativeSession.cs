@@ -13,8 +13,10 @@ namespace Hybrid.Node.Native;
 /// The native protocol state of one connection: the handshake, then batches. A batch is parsed completely before
 /// anything runs (so a malformed batch runs nothing), checked against the worker's view once, charged to the
 /// tenant's ops/s quota once, and run to completion against the worker's storage session, with results written
-/// straight into the connection's output buffer. Reads that go to disk leave a placeholder result (a "hole",
-/// status Pending, version = hole number); when every hole is filled the reply is reassembled and sent.
+/// straight into the connection's output buffer. Reads that go to disk (or wait for a migration's priority pull) leave
+/// a placeholder result (a "hole", status Pending, version = hole number), and the batch parks; the batches already
+/// received behind it run meanwhile, so their misses are fetched together instead of one batch's after another's.
+/// When every hole of every parked batch is filled, the replies are reassembled and sent, in request order.
 /// </summary>
 internal sealed partial class NativeSession : IConnectionState, IExtensionResultTarget
 {
@@ -26,14 +28,12 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private readonly byte[] _challenge = new byte[AuthProof.Size];
     private TenantInfo? _challenged;
 
-    // The batch waiting for pending operations.
-    private int _parkedFrameStart;
-    private ushort _parkedCount;
-    private uint _parkedSeq;
-    private long _parkedStarted;
+    // The batches waiting for pending operations (in request order; their replies sit in the output buffer with holes,
+    // between the complete replies of the batches that ran behind them). Hole numbers run across all of them.
+    private readonly List<ParkedBatch> _parked = [];
     private int _holes;
     private int _holesOpen;
-    private bool _parkedWrote;
+    private bool _deferred; // a frame behind a parked batch would close the connection: it waits until they finish
     private Hole[] _holeResults = new Hole[8];
     private readonly FrameBuffer _holeValues = new(256);
 
@@ -45,37 +45,58 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
 
     private record struct Hole(Status Status, ulong Version, int ValueOffset, int ValueLength);
 
+    /// <summary>A batch whose reply (output bytes <c>FrameStart..FrameEnd</c>, header not yet written) has holes.</summary>
+    private record struct ParkedBatch(int FrameStart, int FrameEnd, ushort Count, uint Seq, long Started, bool Wrote);
+
     /// <inheritdoc />
     public ProcessOutcome Process(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> input, FrameBuffer output, out int consumed)
     {
         consumed = 0;
         while (input.Length - consumed >= 4)
         {
+            int frameAt = consumed;
             var rest = input[consumed..];
             int length = FrameHeader.PeekLength(rest);
+            ProcessOutcome outcome;
             // Refuse an oversized or impossible length as soon as it is known, before receiving the body.
             if (length < FrameHeader.Size || length > _limits.MaxFrameBytes)
-                return Reject(worker, connection, output, length < FrameHeader.Size ? Status.Malformed : Status.TooLarge, 0, input.Length, out consumed);
-            if (rest.Length < FrameHeader.Size)
-                break;
-            var headerStatus = FrameHeader.TryRead(rest, _limits.MaxFrameBytes, out var header);
-            if (headerStatus != Status.Ok || header.Kind != FrameKind.Request)
-                return Reject(worker, connection, output, headerStatus == Status.Ok ? Status.Malformed : headerStatus, 0, input.Length, out consumed);
-            if (rest.Length < length)
-                break;
-            var frame = rest[..length];
-            consumed += length;
-            if (!header.CheckCrc(frame))
-                return Reject(worker, connection, output, Status.Malformed, header.BatchSeq, input.Length, out consumed);
-            var outcome = RunBatch(worker, connection, header, frame[FrameHeader.Size..], output);
-            if (outcome != ProcessOutcome.Continue)
             {
-                if (outcome == ProcessOutcome.Close)
-                    consumed = input.Length;
+                outcome = Reject(worker, connection, output, length < FrameHeader.Size ? Status.Malformed : Status.TooLarge, 0, input.Length, out consumed);
+            }
+            else
+            {
+                if (rest.Length < FrameHeader.Size)
+                    break;
+                var headerStatus = FrameHeader.TryRead(rest, _limits.MaxFrameBytes, out var header);
+                if (headerStatus != Status.Ok || header.Kind != FrameKind.Request)
+                {
+                    outcome = Reject(worker, connection, output, headerStatus == Status.Ok ? Status.Malformed : headerStatus, 0, input.Length, out consumed);
+                }
+                else
+                {
+                    if (rest.Length < length)
+                        break;
+                    var frame = rest[..length];
+                    consumed += length;
+                    outcome = header.CheckCrc(frame)
+                        ? RunBatch(worker, connection, header, frame[FrameHeader.Size..], output)
+                        : Reject(worker, connection, output, Status.Malformed, header.BatchSeq, input.Length, out consumed);
+                }
+            }
+            if (_deferred)
+            {
+                // Behind parked batches: this frame runs (and closes the connection) only once they are answered.
+                _deferred = false;
+                consumed = frameAt;
+                return ProcessOutcome.Parked;
+            }
+            if (outcome == ProcessOutcome.Close)
+            {
+                consumed = input.Length;
                 return outcome;
             }
         }
-        return ProcessOutcome.Continue;
+        return _parked.Count > 0 ? ProcessOutcome.Parked : ProcessOutcome.Continue;
     }
 
     /// <inheritdoc />
@@ -87,6 +108,13 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
 
     private ProcessOutcome Reject(IWorkerContext worker, ConnectionContext connection, FrameBuffer output, Status status, uint batchSeq, int all, out int consumed)
     {
+        if (_parked.Count > 0 && status is not (Status.ViewChanged or Status.Retry))
+        {
+            // Replies before this one are still open: answer and close after them (Process sees _deferred).
+            _deferred = true;
+            consumed = 0;
+            return ProcessOutcome.Parked;
+        }
         consumed = all;
         WriteRejected(worker, connection, output, status, batchSeq, 0);
         return status is Status.ViewChanged or Status.Retry ? ProcessOutcome.Continue : ProcessOutcome.Close;
@@ -137,7 +165,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         // memory misses of a batch overlap instead of coming one per request.
         var ahead = new RequestReader(payload, admitted ? header.Count : 0, _limits);
         var window = new PrefetchWindow();
-        _holes = 0;
+        int firstHole = _holes; // 0 unless batches before this one are parked
         bool wrote = false;
         for (int executed = 0; reader.Remaining > 0; executed++)
         {
@@ -158,15 +186,13 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             }
             wrote |= Execute(worker, connection, session, tenant, request, output);
         }
-        if (_holes > 0)
+        if (_holes > firstHole)
         {
-            _parkedFrameStart = frameStart;
-            _parkedCount = header.Count;
-            _parkedSeq = header.BatchSeq;
-            _parkedStarted = started;
-            _parkedWrote = wrote;
-            _holesOpen = _holes;
-            return ProcessOutcome.Parked;
+            // Parked: its holes fill in later (CompletePending, an extension's result); Process goes on with the
+            // frames behind it and reports Parked at the end.
+            _parked.Add(new ParkedBatch(frameStart, output.Length, header.Count, header.BatchSeq, started, wrote));
+            _holesOpen += _holes - firstHole;
+            return ProcessOutcome.Continue;
         }
         FinishBatch(worker, connection, session, output, frameStart, header.Count, header.BatchSeq, wrote, started);
         return ProcessOutcome.Continue;
@@ -412,7 +438,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     public bool OnExtensionResult(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output) =>
         FillHole(worker, connection, token, status, version, value, output);
 
-    /// <summary>Fills one hole of the parked batch; true (and the reply assembled) when it was the last one.</summary>
+    /// <summary>Fills one hole of the parked batches; true (and every reply assembled, in order) when it was the last one.</summary>
     private bool FillHole(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output)
     {
         if (token >= _holes)
@@ -425,58 +451,78 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         _holeResults[token] = new Hole(status, version, offset, value.Length);
         if (--_holesOpen > 0)
             return false;
-        Assemble(output);
+        Assemble(worker, connection, output);
         _holeValues.Clear();
-        FinishBatch(worker, connection, worker.Session, output, _parkedFrameStart, _parkedCount, _parkedSeq, _parkedWrote, _parkedStarted);
+        _parked.Clear();
         _holes = 0;
         return true;
     }
 
-    /// <summary>Rewrites the parked batch's results with every hole filled in (the rare cold-read path).</summary>
-    private void Assemble(FrameBuffer output)
+    /// <summary>
+    /// Rewrites the output from the first parked batch on (the rare cold-read or migration path): each parked batch's
+    /// results with its holes filled in, under a header written now; the complete replies between them unchanged.
+    /// </summary>
+    private void Assemble(IWorkerContext worker, ConnectionContext connection, FrameBuffer output)
     {
-        int payloadStart = _parkedFrameStart + FrameHeader.Size;
-        int payloadLength = output.Length - payloadStart;
-        var copy = ArrayPool<byte>.Shared.Rent(payloadLength);
+        int regionStart = _parked[0].FrameStart;
+        int regionLength = output.Length - regionStart;
+        var copy = ArrayPool<byte>.Shared.Rent(regionLength);
         try
         {
-            output.Array.AsSpan(payloadStart, payloadLength).CopyTo(copy);
-            output.Truncate(payloadStart);
-            var rest = copy.AsSpan(0, payloadLength);
-            while (!rest.IsEmpty)
+            output.Array.AsSpan(regionStart, regionLength).CopyTo(copy);
+            output.Truncate(regionStart);
+            var region = copy.AsSpan(0, regionLength);
+            int at = 0;
+            foreach (var batch in _parked)
             {
-                int valueLength = BinaryPrimitives.ReadInt32LittleEndian(rest[4..]);
-                var entry = rest[..(ResultHeader.Size + valueLength)];
-                rest = rest[entry.Length..];
-                if ((Status)entry[0] == Status.Pending)
-                {
-                    AppendHole(output, entry);
-                }
-                else if (entry[1] == HasHoles)
-                {
-                    int at = output.Length;
-                    output.Append(ResultHeader.Size);
-                    var subs = entry[ResultHeader.Size..];
-                    while (!subs.IsEmpty)
-                    {
-                        var sub = subs[..(ResultHeader.Size + BinaryPrimitives.ReadInt32LittleEndian(subs[4..]))];
-                        subs = subs[sub.Length..];
-                        if ((Status)sub[0] == Status.Pending)
-                            AppendHole(output, sub);
-                        else
-                            sub.CopyTo(output.Append(sub.Length));
-                    }
-                    output.PatchResult(at, Status.Ok, output.Length - at - ResultHeader.Size, 0);
-                }
-                else
-                {
-                    entry.CopyTo(output.Append(entry.Length));
-                }
+                int start = batch.FrameStart - regionStart, end = batch.FrameEnd - regionStart;
+                region[at..start].CopyTo(output.Append(start - at));
+                int frameStart = output.BeginFrame();
+                AppendFilled(output, region[(start + FrameHeader.Size)..end]);
+                FinishBatch(worker, connection, worker.Session, output, frameStart, batch.Count, batch.Seq, batch.Wrote, batch.Started);
+                at = end;
             }
+            region[at..].CopyTo(output.Append(region.Length - at));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(copy);
+        }
+    }
+
+    /// <summary>Appends the results of one parked batch (<paramref name="results"/>) with every hole filled in.</summary>
+    private void AppendFilled(FrameBuffer output, ReadOnlySpan<byte> results)
+    {
+        var rest = results;
+        while (!rest.IsEmpty)
+        {
+            int valueLength = BinaryPrimitives.ReadInt32LittleEndian(rest[4..]);
+            var entry = rest[..(ResultHeader.Size + valueLength)];
+            rest = rest[entry.Length..];
+            if ((Status)entry[0] == Status.Pending)
+            {
+                AppendHole(output, entry);
+            }
+            else if (entry[1] == HasHoles)
+            {
+                int at = output.Length;
+                output.Append(ResultHeader.Size);
+                var subs = entry[ResultHeader.Size..];
+                while (!subs.IsEmpty)
+                {
+                    var sub = subs[..(ResultHeader.Size + BinaryPrimitives.ReadInt32LittleEndian(subs[4..]))];
+                    subs = subs[sub.Length..];
+                    if ((Status)sub[0] == Status.Pending)
+                        AppendHole(output, sub);
+                    else
+                        sub.CopyTo(output.Append(sub.Length));
+                }
+                output.PatchResult(at, Status.Ok, output.Length - at - ResultHeader.Size, 0);
+            }
+            else
+            {
+                entry.CopyTo(output.Append(entry.Length));
+            }
         }
     }
 
