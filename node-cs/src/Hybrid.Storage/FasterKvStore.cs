@@ -25,7 +25,7 @@ public sealed class FasterKvStore : IKvStore
 
     /// <summary>Prefetches hash-index buckets for batched reads (found once, after recovery, at first use).</summary>
     internal BucketPrefetch Prefetch => _prefetch ??= BucketPrefetch.Of(_kv);
-    private readonly DeviceLogCommitCheckpointManager? _checkpointManager;
+    private readonly OffThreadCheckpointCommits? _checkpointManager;
     private readonly IDevice? _opLogDevice;
     private readonly FasterLog? _opLog;
     private readonly object _sessionsLock = new();
@@ -78,8 +78,8 @@ public sealed class FasterKvStore : IKvStore
         CheckpointSettings? checkpointSettings = null;
         if (options.Durability != DurabilityMode.Memory)
         {
-            _checkpointManager = new DeviceLogCommitCheckpointManager(
-                new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(dir, "checkpoints")), removeOutdated: false);
+            _checkpointManager = new OffThreadCheckpointCommits(new DeviceLogCommitCheckpointManager(
+                new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(dir, "checkpoints")), removeOutdated: false));
             checkpointSettings = new CheckpointSettings { CheckpointManager = _checkpointManager };
         }
         _kv = new FasterKV<SpanByte, SpanByte>(options.IndexBuckets, logSettings, checkpointSettings);
@@ -400,6 +400,7 @@ public sealed class FasterKvStore : IKvStore
             var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException("FASTER checkpoint failed");
+            await _checkpointManager!.WhenCommitted().WaitAsync(cancellationToken).ConfigureAwait(false);
             WriteMeta(new CheckpointMeta(token, covered, maxVersion));
             Guid previous = _lastCheckpointToken;
             _lastCheckpointToken = token;
