@@ -83,6 +83,28 @@ public sealed class RecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task Pulled_records_are_durable_through_the_next_checkpoint_not_the_operation_log()
+    {
+        // A migration target keeps pulled records out of its operation log (the source keeps its copy until the target's
+        // checkpoint covers them; a target that crashes before that pulls them again), so a crash before the
+        // checkpoint loses them while a client write made at the same time survives, and a crash after it loses nothing.
+        var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        var s = store.NewSession();
+        Assert.Equal(StoreStatus.Ok, s.ApplyPulled(1, 1, B("pulled-before"), B("p"), 40, 0).Status);
+        await store.CheckpointAsync();
+        Assert.Equal(StoreStatus.Ok, s.ApplyPulled(1, 1, B("pulled-after"), B("p"), 41, 0).Status);
+        s.PutNow("written", "w");
+        await store.WaitDurableAsync(s.LastWriteSequence);
+        s.Dispose();
+        store.SimulateCrash();
+        using var reopened = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        using var r = reopened.NewSession();
+        Assert.Equal(("p", 40UL), (r.GetNow("pulled-before").Value, r.GetNow("pulled-before").Result.Version));
+        Assert.Equal(StoreStatus.NotFound, r.GetNow("pulled-after").Result.Status);
+        Assert.Equal("w", r.GetNow("written").Value);
+    }
+
+    [Fact]
     public async Task Crash_AfterCheckpointAndMoreWrites_ReplaysOnlyTheTail()
     {
         var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));

@@ -119,7 +119,9 @@ public interface IKvSession : IDisposable
     /// Migration: installs a record pulled from another node with its original version, only if the key is absent
     /// here or its stored record (live or tombstone) has an older version; otherwise <see cref="StoreStatus.Stale"/>.
     /// Never overwrites a newer record (protocol invariant). Does not change the version floor by itself beyond
-    /// keeping <see cref="IKvStore.MaxVersion"/> at least <paramref name="version"/>.
+    /// keeping <see cref="IKvStore.MaxVersion"/> at least <paramref name="version"/>. Not written to the operation
+    /// log: a pulled record becomes durable with the next checkpoint (a migration keeps the source's copy until the
+    /// target's checkpoint covers the range), and a restart before it loses the record, which is pulled again.
     /// </summary>
     StoreResult ApplyPulled(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version, ulong context);
 

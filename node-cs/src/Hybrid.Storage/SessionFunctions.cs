@@ -298,7 +298,10 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         long delta = RecordLayout.LiveSize(storedKey.Length, stored) - oldLive;
         if (delta != 0)
             AddTenantBytes(RecordLayout.Tenant(storedKey), delta);
-        if (LogWrites && StoreInput.Op(input.AsReadOnlySpan()) != OpKind.Replay)
+        // Replays come from the log; pulled records are made durable by the target's next checkpoint instead, which is
+        // what the migration waits for (CheckpointCovered) before the source may drop its copy: a target that crashes
+        // before it pulls them again (the model's Crash keeps only the keys written at the target).
+        if (LogWrites && StoreInput.Op(input.AsReadOnlySpan()) is not (OpKind.Replay or OpKind.ApplyPulled))
         {
             long sequence = _store.LogRecord(ref key, ref newValue);
             if (sequence > LastSequence)
