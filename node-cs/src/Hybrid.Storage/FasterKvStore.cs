@@ -52,6 +52,22 @@ public sealed class FasterKvStore : IKvStore
     /// <inheritdoc />
     public StoreOptions Options { get; }
 
+    /// <summary>
+    /// Thread-pool threads the pool starts without delay. FASTER's local devices write with blocking calls on pool
+    /// threads, and its log commit waits on a pool thread for a write queued behind it; with the default minimum (one
+    /// per core) a burst of writes left every pool thread blocked and the next write waited for the pool's thread
+    /// injection, about 0.5 s per thread. Writers blocked meanwhile in the operation log (full until it flushes), and so
+    /// did the workers running them (seen in the migrate bench as 0.2-0.9 s worker stalls).
+    /// </summary>
+    internal const int MinPoolThreads = 32;
+
+    static FasterKvStore()
+    {
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        if (workers < MinPoolThreads)
+            ThreadPool.SetMinThreads(MinPoolThreads, Math.Max(io, MinPoolThreads));
+    }
+
     private FasterKvStore(StoreOptions options)
     {
         Options = options;
