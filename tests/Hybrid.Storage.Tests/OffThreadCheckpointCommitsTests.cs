@@ -82,5 +82,11 @@ public class OffThreadCheckpointCommitsTests
         var failure = await Assert.ThrowsAsync<IOException>(() => commits.WhenCommitted().WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal("disk full", failure.Message);
         Assert.Empty(inner.Committed); // the log commit did not run after the index commit failed
+
+        // The next checkpoint starts afresh: its commits run and succeed.
+        commits.BeginCheckpoint();
+        commits.CommitLogCheckpoint(Guid.NewGuid(), new byte[2]);
+        await commits.WhenCommitted().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(["log 2"], inner.Committed);
     }
 }

@@ -411,6 +411,7 @@ public sealed class FasterKvStore : IKvStore
             // Every write logged below `covered` changed the KV before this point, hence before the checkpoint's
             // version switch, so the checkpoint contains it. Writes logged later may also be in it; replaying them
             // again is harmless (install-if-newer).
+            _checkpointManager!.BeginCheckpoint();
             long covered = _opLog.TailAddress;
             ulong maxVersion = MaxVersion;
             var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);

@@ -22,6 +22,20 @@ internal sealed class OffThreadCheckpointCommits(ICheckpointManager inner) : ICh
     private readonly Lock _lock = new();
     private Task _pending = Task.CompletedTask;
 
+    /// <summary>
+    /// Starts a new checkpoint's commits: waits for whatever an earlier checkpoint left queued and forgets its failure
+    /// (that checkpoint was not named), so one failed commit does not fail every later checkpoint.
+    /// </summary>
+    public void BeginCheckpoint()
+    {
+        Task previous;
+        lock (_lock)
+            previous = _pending;
+        previous.ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
+        lock (_lock)
+            _pending = Task.CompletedTask;
+    }
+
     /// <summary>Completes when every commit queued so far is written (faults if one failed).</summary>
     public Task WhenCommitted()
     {

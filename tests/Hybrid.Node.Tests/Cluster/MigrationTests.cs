@@ -101,6 +101,36 @@ public sealed class MigrationTests(ITestOutputHelper output)
             Assert.Equal(TwoNodes.Value(i), target.Get(TwoNodes.Key(i))?.Value);
     }
 
+    /// <summary>A source whose priority pulls fail with a remote error (not "unreachable", so they are not retried).</summary>
+    private sealed class FailingPriorityPeer(IMigrationPeer inner) : IMigrationPeer
+    {
+        public ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default) => inner.VersionFloorAsync(cancellationToken);
+
+        public ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) => ValueTask.FromResult<ScanCursor[]>([]);
+
+        public ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default) =>
+            inner.PullAsync(range, cursor, into, cancellationToken);
+
+        public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>
+            ValueTask.FromException(new PeerException("source refused the priority pull"));
+
+        public ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default) => inner.DropAsync(range, cancellationToken);
+    }
+
+    [Fact]
+    public async Task A_failed_priority_pull_fails_its_reads_and_every_later_miss_instead_of_leaving_them_waiting()
+    {
+        using var nodes = new TwoNodes(traced: false);
+        nodes.Load(100);
+        PullJob job = nodes.Target.StartPulls("r1", TwoNodes.R1, new FailingPriorityPeer(new InProcessPeer(nodes.Source)));
+        Task first = job.PullForReadAsync(new PullKey(1, 1, Encoding.UTF8.GetBytes(TwoNodes.Key(1))));
+        var failure = await Assert.ThrowsAsync<PeerException>(() => first.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("refused", failure.Message);
+        Task later = job.PullForReadAsync(new PullKey(1, 1, Encoding.UTF8.GetBytes(TwoNodes.Key(2))));
+        Assert.True(later.IsFaulted, "a miss after the priority loop failed was left waiting (or answered as if pulled)");
+        await Assert.ThrowsAsync<PeerException>(() => job.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
     [Fact]
     public async Task A_read_of_a_key_not_yet_pulled_waits_for_its_priority_pull_and_sees_the_source_value()
     {

@@ -109,6 +109,7 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     private sealed record Waiting(Task Pulled, Op Op, uint Tenant, uint Table, byte[] Key, byte[] Value, ulong Expected, long Delta, ulong Context);
 
     private readonly List<Waiting> _waiting = [];
+    private readonly List<Task> _skipped = [];
     private readonly Dictionary<ulong, (uint Tenant, uint Table, byte[] Key, PullJob Job)> _diskReads = [];
     private readonly ArrayBufferWriter<byte> _value = new(1024);
     private ICompletionSink? _sink;
@@ -281,13 +282,19 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     private int RunPulled(ICompletionSink sink, bool wait)
     {
         int done = 0;
+        _skipped.Clear();
         for (int i = 0; i < _waiting.Count; i++)
         {
             Waiting w = _waiting[i];
-            if (!w.Pulled.IsCompleted)
+            // An operation queued behind an earlier one (Behind: the same task) must not run before it, even when the
+            // task completes between the two checks: once an entry is skipped, so is every later entry of its task.
+            if (!w.Pulled.IsCompleted || (_skipped.Count > 0 && _skipped.Contains(w.Pulled)))
             {
                 if (!wait)
+                {
+                    _skipped.Add(w.Pulled);
                     continue;
+                }
                 w.Pulled.ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
             }
             _waiting.RemoveAt(i--);

@@ -123,6 +123,7 @@ public sealed class PullJob
     private readonly Task _background;
     private readonly Task _priorityLoop;
     private int _priorityDemand; // misses queued or in a priority pull now
+    private Exception? _priorityFailure; // why the priority loop ended, if it failed: later misses fail with it
 
     internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, long from, CancellationToken cancellationToken)
     {
@@ -163,7 +164,7 @@ public sealed class PullJob
         // (MigratingSession.Wake, a signal) and a view change's wait; so the worker is woken without a pool thread.
         var done = new TaskCompletionSource();
         if (!_priority.Writer.TryWrite((key, done)))
-            return Task.CompletedTask;
+            return Volatile.Read(ref _priorityFailure) is { } failed ? Task.FromException(failed) : Task.CompletedTask;
         Interlocked.Increment(ref _priorityDemand);
         return done.Task;
     }
@@ -308,6 +309,19 @@ public sealed class PullJob
             }
             catch (Exception e)
             {
+                // The job fails (the coordinator sees it through CompleteAsync). Every miss waiting now or queued
+                // later fails too, instead of waiting for a pull that will never come, and the background partitions
+                // stop pausing for them.
+                // Close the queue first, so that by the time this batch's waiters see the failure every later miss
+                // fails at once too.
+                Volatile.Write(ref _priorityFailure, e);
+                _priority.Writer.TryComplete(e);
+                while (reader.TryRead(out (PullKey Key, TaskCompletionSource Done) queued))
+                {
+                    Interlocked.Decrement(ref _priorityDemand);
+                    queued.Done.TrySetException(e);
+                }
+                Interlocked.Add(ref _priorityDemand, -batch.Count);
                 batch.Release(e);
                 throw;
             }

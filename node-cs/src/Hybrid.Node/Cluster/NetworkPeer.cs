@@ -130,6 +130,12 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             request.I32((int)k.Tenant).I32((int)k.Table).I32(k.Key.Length).Bytes(k.Key.Span);
         PeerMessage reply = c.Call(request, PriorityTimeout, cancellationToken);
         LoadRecords(reply.Payload, into);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // The cancellation may have closed the socket after the reply came: never pool it.
+            c.Socket.Dispose();
+            cancellationToken.ThrowIfCancellationRequested();
+        }
         Return(c);
     }
 

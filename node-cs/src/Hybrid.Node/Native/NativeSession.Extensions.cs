@@ -27,9 +27,14 @@ internal sealed partial class NativeSession
         }
         long cookie = extensions.Cookie(connection, (uint)_holes);
         if (extensions.Invoke(handle, request.Value, cookie))
+        {
             output.AppendResult(extensions.InlineStatus, extensions.InlineVersion, extensions.InlineValue);
+        }
         else
+        {
+            _pendingUnknown = true;
             output.AppendResult(Status.Pending, (ulong)_holes++, default);
+        }
     }
 
     private void ManageExtensions(IWorkerContext worker, ConnectionContext connection, TenantInfo tenant, in Request request, FrameBuffer output)
@@ -44,6 +49,7 @@ internal sealed partial class NativeSession
         string name = Encoding.UTF8.GetString(request.Key);
         string? source = request.Op == OpCode.Install ? Encoding.UTF8.GetString(request.Value) : null;
         long cookie = extensions.Cookie(connection, (uint)_holes);
+        _pendingUnknown = true; // an install or removal changes what later invocations run
         output.AppendResult(Status.Pending, (ulong)_holes++, default);
         extensions.Submit(tenant.Id, name, source, cookie);
     }

@@ -33,7 +33,9 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private readonly List<ParkedBatch> _parked = [];
     private int _holes;
     private int _holesOpen;
-    private bool _deferred; // a frame behind a parked batch would close the connection: it waits until they finish
+    private bool _deferred; // a frame behind parked batches must wait until they finish (it would close, or it touches their keys)
+    private readonly List<ulong> _pendingKeys = []; // hashes of (table, key) of the operations that left holes
+    private bool _pendingUnknown; // a hole of an extension (or extension management): its keys are unknown
     private Hole[] _holeResults = new Hole[8];
     private readonly FrameBuffer _holeValues = new(256);
 
@@ -135,9 +137,16 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             return Reject(worker, connection, output, Status.TooLarge, header.BatchSeq, 0, out _);
         // Pass 1: parse everything, so that a bad request anywhere means nothing of the batch runs.
         var owned = worker.OwnedSlots;
-        var check = Validate(payload, header.Count, owned, out bool handshakeOnly, out bool misrouted);
+        var check = Validate(payload, header.Count, owned, out bool handshakeOnly, out bool misrouted, out bool conflicts);
         if (check != Status.Ok)
             return Reject(worker, connection, output, check, header.BatchSeq, 0, out _);
+        if (conflicts)
+        {
+            // It touches a key an operation of a parked batch is still pending on (or an extension might): running it
+            // now could let it overtake that operation, so it waits, like every frame behind a parked batch used to.
+            _deferred = true;
+            return ProcessOutcome.Parked;
+        }
 
         var tenant = connection.Tenant;
         if (tenant is null)
@@ -213,10 +222,12 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     /// Parses the whole batch. <paramref name="misrouted"/>: some key's slot is not in <paramref name="owned"/> (the
     /// slots owned in the worker's view; no hashing when it is <see cref="OwnedSlots.All"/>).
     /// </summary>
-    private Status Validate(ReadOnlySpan<byte> payload, int count, OwnedSlots owned, out bool handshakeOnly, out bool misrouted)
+    private Status Validate(ReadOnlySpan<byte> payload, int count, OwnedSlots owned, out bool handshakeOnly, out bool misrouted, out bool conflicts)
     {
         handshakeOnly = true;
         misrouted = false;
+        conflicts = false;
+        bool parked = _parked.Count > 0;
         bool checkSlots = !owned.IsAll;
         var reader = new RequestReader(payload, count, _limits);
         int requests = 0;
@@ -238,18 +249,39 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                     if (keyStatus != Status.Ok)
                         return keyStatus;
                     misrouted |= checkSlots && !owned.ContainsKey(key);
+                    conflicts |= parked && IsPendingKey(request.Table, key);
                     requests++;
                 }
             }
-            else if (checkSlots && request.Op is OpCode.Get or OpCode.Put or OpCode.CondPut or OpCode.Delete)
+            else if (request.Op is OpCode.Get or OpCode.Put or OpCode.CondPut or OpCode.Delete)
             {
-                misrouted |= !owned.ContainsKey(request.Key);
+                misrouted |= checkSlots && !owned.ContainsKey(request.Key);
+                conflicts |= parked && IsPendingKey(request.Table, request.Key);
+            }
+            else if (request.Op is OpCode.Invoke)
+            {
+                conflicts |= parked; // an extension's keys are not known before it runs
             }
         }
         if (!reader.AtEnd)
             return Status.Malformed;
+        conflicts |= parked && _pendingUnknown;
         return requests > _limits.MaxRequestsPerBatch ? Status.TooLarge : Status.Ok;
     }
+
+    /// <summary>A 64-bit FNV-1a hash of a table and key (collisions only make a frame wait needlessly).</summary>
+    private static ulong KeyHash(uint table, ReadOnlySpan<byte> key)
+    {
+        ulong h = 14695981039346656037UL ^ table;
+        foreach (byte b in key)
+            h = (h ^ b) * 1099511628211UL;
+        return h;
+    }
+
+    private bool IsPendingKey(uint table, ReadOnlySpan<byte> key) => _pendingKeys.Contains(KeyHash(table, key));
+
+    /// <summary>Records that an operation on this key left a hole (frames behind the batch that touch it wait).</summary>
+    private void PendingOn(uint table, ReadOnlySpan<byte> key) => _pendingKeys.Add(KeyHash(table, key));
 
     /// <summary>Runs one request and appends its result; true if it wrote data.</summary>
     private bool Execute(IWorkerContext worker, ConnectionContext connection, IKvSession session, TenantInfo tenant, in Request request, FrameBuffer output)
@@ -273,14 +305,14 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                     var result = request.Op == OpCode.Put
                         ? session.Put(tenant.Id, request.Table, request.Key, request.Value, context)
                         : session.PutIfVersion(tenant.Id, request.Table, request.Key, request.Value, request.ExpectedVersion, context);
-                    AppendWriteResult(output, result);
+                    AppendWriteResult(output, result, request.Table, request.Key);
                     return true;
                 }
             case OpCode.Delete:
                 {
                     worker.CountOps(tenant, OpKind.Delete);
                     var result = session.Delete(tenant.Id, request.Table, request.Key, worker.PendingContext(connection, (uint)_holes));
-                    AppendWriteResult(output, result);
+                    AppendWriteResult(output, result, request.Table, request.Key);
                     return true;
                 }
             case OpCode.MultiGet:
@@ -308,10 +340,13 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
     }
 
-    private void AppendWriteResult(FrameBuffer output, in StoreResult result)
+    private void AppendWriteResult(FrameBuffer output, in StoreResult result, uint table, ReadOnlySpan<byte> key)
     {
         if (result.IsPending)
+        {
+            PendingOn(table, key);
             output.AppendResult(Status.Pending, (ulong)_holes++, default);
+        }
         else
             output.AppendResult(Map(result.Status), result.Version, default);
     }
@@ -324,6 +359,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         var result = session.Get(tenant.Id, table, key, output, worker.PendingContext(connection, (uint)_holes));
         if (result.IsPending)
         {
+            PendingOn(table, key);
             output.Truncate(at + ResultHeader.Size);
             output.PatchResult(at, Status.Pending, 0, (ulong)_holes++);
         }
@@ -454,6 +490,8 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         Assemble(worker, connection, output);
         _holeValues.Clear();
         _parked.Clear();
+        _pendingKeys.Clear();
+        _pendingUnknown = false;
         _holes = 0;
         return true;
     }
