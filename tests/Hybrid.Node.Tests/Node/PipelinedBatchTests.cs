@@ -86,6 +86,21 @@ public class PipelinedBatchTests
     }
 
     [Fact]
+    public async Task Two_reads_of_one_pending_key_run_together_since_neither_changes_what_the_other_sees()
+    {
+        var (node, counting) = await ColdNodeAsync();
+        await using var __ = node;
+        using var raw = RawConnection.OpenDefault(node.EndPoint);
+        raw.Send([.. Get(raw, 1, "cold40"), .. Get(raw, 2, "cold40")]);
+        var first = raw.Receive();
+        var second = raw.Receive();
+        Assert.Equal((1u, 2u), (first.Header.BatchSeq, second.Header.BatchSeq));
+        Assert.Equal(40, BitConverter.ToInt32(first.Results[0].Value));
+        Assert.Equal(40, BitConverter.ToInt32(second.Results[0].Value));
+        Assert.True(counting.MaxPendingAtOnce >= 2, $"at most {counting.MaxPendingAtOnce} read pending at once: the second read waited for the first");
+    }
+
+    [Fact]
     public async Task A_bad_frame_behind_parked_batches_is_answered_after_them_then_the_connection_closes()
     {
         var (node, counting) = await ColdNodeAsync();

@@ -35,6 +35,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private int _holesOpen;
     private bool _deferred; // a frame behind parked batches must wait until they finish (it would close, or it touches their keys)
     private readonly List<ulong> _pendingKeys = []; // hashes of (table, key) of the operations that left holes
+    private readonly List<ulong> _pendingWrites = []; // the same, of the writes among them
     private bool _pendingUnknown; // a hole of an extension (or extension management): its keys are unknown
     private Hole[] _holeResults = new Hole[8];
     private readonly FrameBuffer _holeValues = new(256);
@@ -249,14 +250,14 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                     if (keyStatus != Status.Ok)
                         return keyStatus;
                     misrouted |= checkSlots && !owned.ContainsKey(key);
-                    conflicts |= parked && IsPendingKey(request.Table, key);
+                    conflicts |= parked && IsPendingKey(request.Table, key, write: false);
                     requests++;
                 }
             }
             else if (request.Op is OpCode.Get or OpCode.Put or OpCode.CondPut or OpCode.Delete)
             {
                 misrouted |= checkSlots && !owned.ContainsKey(request.Key);
-                conflicts |= parked && IsPendingKey(request.Table, request.Key);
+                conflicts |= parked && IsPendingKey(request.Table, request.Key, write: request.Op != OpCode.Get);
             }
             else if (request.Op is OpCode.Invoke)
             {
@@ -278,10 +279,22 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         return h;
     }
 
-    private bool IsPendingKey(uint table, ReadOnlySpan<byte> key) => _pendingKeys.Contains(KeyHash(table, key));
+    /// <summary>
+    /// True when an operation on this key must wait for the parked batches: a write behind any pending operation on
+    /// the key, a read behind a pending write (two reads may complete in either order: neither changes what the other
+    /// sees).
+    /// </summary>
+    private bool IsPendingKey(uint table, ReadOnlySpan<byte> key, bool write) =>
+        (write ? _pendingKeys : _pendingWrites).Contains(KeyHash(table, key));
 
-    /// <summary>Records that an operation on this key left a hole (frames behind the batch that touch it wait).</summary>
-    private void PendingOn(uint table, ReadOnlySpan<byte> key) => _pendingKeys.Add(KeyHash(table, key));
+    /// <summary>Records that an operation on this key left a hole (frames behind the batch that touch it may wait).</summary>
+    private void PendingOn(uint table, ReadOnlySpan<byte> key, bool write)
+    {
+        ulong hash = KeyHash(table, key);
+        _pendingKeys.Add(hash);
+        if (write)
+            _pendingWrites.Add(hash);
+    }
 
     /// <summary>Runs one request and appends its result; true if it wrote data.</summary>
     private bool Execute(IWorkerContext worker, ConnectionContext connection, IKvSession session, TenantInfo tenant, in Request request, FrameBuffer output)
@@ -344,7 +357,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     {
         if (result.IsPending)
         {
-            PendingOn(table, key);
+            PendingOn(table, key, write: true);
             output.AppendResult(Status.Pending, (ulong)_holes++, default);
         }
         else
@@ -359,7 +372,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         var result = session.Get(tenant.Id, table, key, output, worker.PendingContext(connection, (uint)_holes));
         if (result.IsPending)
         {
-            PendingOn(table, key);
+            PendingOn(table, key, write: false);
             output.Truncate(at + ResultHeader.Size);
             output.PatchResult(at, Status.Pending, 0, (ulong)_holes++);
         }
@@ -491,6 +504,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         _holeValues.Clear();
         _parked.Clear();
         _pendingKeys.Clear();
+        _pendingWrites.Clear();
         _pendingUnknown = false;
         _holes = 0;
         return true;
