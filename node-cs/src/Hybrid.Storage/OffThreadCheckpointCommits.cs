@@ -28,10 +28,7 @@ internal sealed class OffThreadCheckpointCommits(ICheckpointManager inner) : ICh
     /// </summary>
     public void BeginCheckpoint()
     {
-        Task previous;
-        lock (_lock)
-            previous = _pending;
-        previous.ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
+        WaitIgnoringFailure();
         lock (_lock)
             _pending = Task.CompletedTask;
     }
@@ -54,6 +51,9 @@ internal sealed class OffThreadCheckpointCommits(ICheckpointManager inner) : ICh
     }
 
     private void Drain() => WhenCommitted().GetAwaiter().GetResult();
+
+    /// <summary>Waits for the queued commits; a failure was already reported to the checkpoint that queued them.</summary>
+    private void WaitIgnoringFailure() => WhenCommitted().ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
 
     public void InitializeIndexCheckpoint(Guid indexToken) => inner.InitializeIndexCheckpoint(indexToken);
 
@@ -116,9 +116,7 @@ internal sealed class OffThreadCheckpointCommits(ICheckpointManager inner) : ICh
 
     public void Dispose()
     {
-        // A failed commit was already reported to the checkpoint that queued it (CheckpointAsync), which then named
-        // no checkpoint; closing the store still closes the inner manager.
-        WhenCommitted().ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
+        WaitIgnoringFailure(); // closing the store still closes the inner manager
         inner.Dispose();
     }
 }

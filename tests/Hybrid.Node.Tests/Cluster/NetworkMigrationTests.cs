@@ -66,6 +66,10 @@ internal sealed class TwoMembers : IAsyncDisposable
         await N2.StartAsync();
     }
 
+    /// <summary>A coordinator run by the test itself for a migration of n1's ranges to n2, over <paramref name="network"/>.</summary>
+    public (MigrationCoordinator Coordinator, MigrationNode Source, MigrationNode Target) CoordinatorHere(NetworkPeer network) =>
+        (new MigrationCoordinator(Metadata, Trace, Ranges), new MigrationNode("n1", Cores, network.Views), new MigrationNode("n2", Cores, new NodeViewCores(N2.Node.View)));
+
     public static Task<HybridSession> ConnectAsync(ClusterMember member) =>
         HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, member.Node.NativePort), MaxResends = 0 });
 
@@ -173,9 +177,7 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         List<int> moving = await LoadAsync(atSource, 2000);
 
         using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
-        var coordinator = new MigrationCoordinator(nodes.Metadata, nodes.Trace, TwoMembers.Ranges);
-        var source = new MigrationNode("n1", TwoMembers.Cores, network.Views);
-        var target = new MigrationNode("n2", TwoMembers.Cores, new NodeViewCores(nodes.N2.Node.View));
+        var (coordinator, source, target) = nodes.CoordinatorHere(network);
         var pulling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task migration = coordinator.MigrateAsync("r1", source, target, new MigrationTarget(nodes.N2.Node.Store, nodes.Trace),
             new SlowPullPeer(network, TimeSpan.FromMilliseconds(200)), _ => pulling.TrySetResult());
@@ -209,9 +211,7 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         List<int> moving = await LoadAsync(atSource, 2000);
 
         using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
-        var coordinator = new MigrationCoordinator(nodes.Metadata, nodes.Trace, TwoMembers.Ranges);
-        var source = new MigrationNode("n1", TwoMembers.Cores, network.Views);
-        var target = new MigrationNode("n2", TwoMembers.Cores, new NodeViewCores(nodes.N2.Node.View));
+        var (coordinator, source, target) = nodes.CoordinatorHere(network);
         var serving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnPullsStarted(PullJob job) => _ = Task.Run(async () =>
         {
@@ -258,9 +258,7 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
 
         // Drive the coordinator here with slowed background pulls (the network peer underneath is the real one).
         using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
-        var coordinator = new MigrationCoordinator(nodes.Metadata, nodes.Trace, TwoMembers.Ranges);
-        var source = new MigrationNode("n1", TwoMembers.Cores, network.Views);
-        var target = new MigrationNode("n2", TwoMembers.Cores, new NodeViewCores(nodes.N2.Node.View));
+        var (coordinator, source, target) = nodes.CoordinatorHere(network);
         var reads = new TaskCompletionSource<(int Reads, int Written)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var written = new Dictionary<int, string>();
         void OnPullsStarted(PullJob job) => _ = Task.Run(async () =>

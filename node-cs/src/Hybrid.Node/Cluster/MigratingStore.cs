@@ -139,7 +139,7 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
 
     public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
     {
-        if (_waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier)
+        if (FindWaiting(tenant, table, key) is { } earlier)
             return Behind(earlier, Op.Get, default, 0, 0, context);
         StoreResult r = inner.Get(tenant, table, key, output, context);
         if (r.Status is StoreStatus.NotFound or StoreStatus.Pending && store.IncomingFor(key) is { } job)
@@ -173,41 +173,41 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     }
 
     public StoreResult Put(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier
+        FindWaiting(tenant, table, key) is { } earlier
             ? Behind(earlier, Op.Put, value, 0, 0, context)
             : inner.Put(tenant, table, key, value, context);
 
     public StoreResult PutIfVersion(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfVersion, value, expectedVersion, 0, context) :
+        FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfVersion, value, expectedVersion, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.PutIfVersion, tenant, table, key, value, expectedVersion, 0, context)
             : inner.PutIfVersion(tenant, table, key, value, expectedVersion, context);
 
     public StoreResult PutIfAbsent(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfAbsent, value, 0, 0, context) :
+        FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfAbsent, value, 0, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.PutIfAbsent, tenant, table, key, value, 0, 0, context)
             : inner.PutIfAbsent(tenant, table, key, value, context);
 
     public StoreResult PutIfExists(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfExists, value, 0, 0, context) :
+        FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.PutIfExists, value, 0, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.PutIfExists, tenant, table, key, value, 0, 0, context)
             : inner.PutIfExists(tenant, table, key, value, context);
 
     public StoreResult Delete(uint tenant, uint table, ReadOnlySpan<byte> key, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier
+        FindWaiting(tenant, table, key) is { } earlier
             ? Behind(earlier, Op.Delete, default, 0, 0, context)
             : inner.Delete(tenant, table, key, context);
 
     public StoreResult Increment(uint tenant, uint table, ReadOnlySpan<byte> key, long delta, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.Increment, default, 0, delta, context) :
+        FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.Increment, default, 0, delta, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.Increment, tenant, table, key, default, 0, delta, context)
             : inner.Increment(tenant, table, key, delta, context);
 
     public StoreResult Append(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
-        _waiting.Count > 0 && FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.Append, value, 0, 0, context) :
+        FindWaiting(tenant, table, key) is { } earlier ? Behind(earlier, Op.Append, value, 0, 0, context) :
         store.IncomingFor(key) is { } job
             ? Wait(job, Op.Append, tenant, table, key, value, 0, 0, context)
             : inner.Append(tenant, table, key, value, context);
@@ -257,6 +257,8 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
     /// <summary>The latest operation on this key still waiting for its pull, if any (a short list: misses in flight).</summary>
     private Waiting? FindWaiting(uint tenant, uint table, ReadOnlySpan<byte> key)
     {
+        if (_waiting.Count == 0)
+            return null; // no migration miss in flight: every operation's only extra cost
         for (int i = _waiting.Count - 1; i >= 0; i--)
         {
             Waiting w = _waiting[i];

@@ -109,12 +109,17 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     public async ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)
     {
         Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
-        PeerMessage request = c.Request.Begin((byte)PeerOp.PriorityPull).I32(keys.Length);
-        foreach (PullKey k in keys.Span)
-            request.I32((int)k.Tenant).I32((int)k.Table).I32(k.Key.Length).Bytes(k.Key.Span);
-        PeerMessage reply = await c.CallAsync(request, cancellationToken).ConfigureAwait(false);
+        PeerMessage reply = await c.CallAsync(PriorityRequest(c, keys.Span), cancellationToken).ConfigureAwait(false);
         LoadRecords(reply.Payload, into);
         Return(c);
+    }
+
+    private static PeerMessage PriorityRequest(Channel c, ReadOnlySpan<PullKey> keys)
+    {
+        PeerMessage request = c.Request.Begin((byte)PeerOp.PriorityPull).I32(keys.Length);
+        foreach (PullKey k in keys)
+            request.I32((int)k.Tenant).I32((int)k.Table).I32(k.Key.Length).Bytes(k.Key.Span);
+        return request;
     }
 
     /// <summary>How long a priority pull waits for its reply before the source counts as unreachable (and the pull is sent again).</summary>
@@ -123,12 +128,8 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     /// <inheritdoc />
     public void PriorityPull(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        Channel c = _idle.TryTake(out Channel? idle) ? idle : new Channel(ConnectAsync(cancellationToken).AsTask().GetAwaiter().GetResult());
-        PeerMessage request = c.Request.Begin((byte)PeerOp.PriorityPull).I32(keys.Length);
-        foreach (PullKey k in keys.Span)
-            request.I32((int)k.Tenant).I32((int)k.Table).I32(k.Key.Length).Bytes(k.Key.Span);
-        PeerMessage reply = c.Call(request, PriorityTimeout, cancellationToken);
+        Channel c = RentAsync(cancellationToken).AsTask().GetAwaiter().GetResult(); // completes at once with a pooled connection
+        PeerMessage reply = c.Call(PriorityRequest(c, keys.Span), PriorityTimeout, cancellationToken);
         LoadRecords(reply.Payload, into);
         if (cancellationToken.IsCancellationRequested)
         {

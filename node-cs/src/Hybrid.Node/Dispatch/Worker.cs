@@ -33,6 +33,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     private readonly long _refreshTicks;
     private Thread? _thread;
     private IKvSession? _session;
+    private Cluster.MigratingSession? _migrating; // _session, when the store is a migration target's
     private IKvSession? _extensionSession;
     private NodeExtensions? _nodeExtensions;
     private WorkerExtensions? _extensions;
@@ -113,13 +114,14 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     internal void Wake() => _signal.Set();
 
     /// <summary>True while the storage session has operations to poll (disk reads); not for operations waiting on pulls.</summary>
-    private bool StoragePending() => _session is Cluster.MigratingSession migrating ? migrating.PolledPendingCount > 0 : _session!.PendingCount > 0;
+    private bool StoragePending() => _migrating is { } migrating ? migrating.PolledPendingCount > 0 : _session!.PendingCount > 0;
 
     private void Run()
     {
         _session = _node.Store.NewSession();
-        if (_session is Cluster.MigratingSession migrating)
-            migrating.Wake = _wake;
+        _migrating = _session as Cluster.MigratingSession;
+        if (_migrating is not null)
+            _migrating.Wake = _wake;
         // Extensions read through a second session of this worker, so that completing one of their disk reads
         // synchronously never takes another connection's completion (see WorkerExtensionStore).
         _extensionSession = _node.Store.NewSession();
