@@ -16,7 +16,7 @@ public sealed partial class HybridSession : IAsyncDisposable
 {
     private readonly HybridClientOptions _options;
     private readonly Lock _lock = new();
-    private readonly Queue<Batch> _inFlight = new();
+    private readonly List<Batch> _inFlight = []; // sent, oldest first; replies may come in any order (HelloOptions.OutOfOrderReplies)
     private readonly Queue<Batch> _full = new();
     private readonly Stack<Batch> _spare = new();
     private readonly Timer _timer;
@@ -255,7 +255,7 @@ public sealed partial class HybridSession : IAsyncDisposable
     private void SendLocked(Batch batch)
     {
         batch.Sent = Stopwatch.GetTimestamp();
-        _inFlight.Enqueue(batch);
+        _inFlight.Add(batch);
         try
         {
             _link!.Send(batch.Buffer.WrittenMemory);
@@ -287,8 +287,13 @@ public sealed partial class HybridSession : IAsyncDisposable
         Batch batch;
         lock (_lock)
         {
-            if (!_inFlight.TryDequeue(out batch!) || batch.Seq != header.BatchSeq)
-                throw new HybridProtocolException(Status.Malformed, "reply out of order");
+            int at = 0;
+            while (at < _inFlight.Count && _inFlight[at].Seq != header.BatchSeq)
+                at++;
+            if (at == _inFlight.Count)
+                throw new HybridProtocolException(Status.Malformed, $"reply to batch {header.BatchSeq}, which is not in flight");
+            batch = _inFlight[at];
+            _inFlight.RemoveAt(at);
         }
         if (header.Kind == FrameKind.Rejected)
         {
@@ -375,12 +380,13 @@ public sealed partial class HybridSession : IAsyncDisposable
         var link = _link;
         _link = null;
         link?.Dispose();
-        while (_inFlight.TryDequeue(out var batch))
+        foreach (var batch in _inFlight)
         {
             FailAll(batch.Ops, error);
             batch.Ops.Clear();
             _spare.Push(batch);
         }
+        _inFlight.Clear();
         if ((_full.Count > 0 || _open is { Ops.Count: > 0 }) && !_disposed)
             _connecting ??= ReconnectAsync();
     }
@@ -428,7 +434,8 @@ public sealed partial class HybridSession : IAsyncDisposable
         var link = await ClientLink.ConnectAsync(_options, timeout.Token).ConfigureAwait(false);
         try
         {
-            var (hello, header) = await RoundTripAsync(link, OpCode.Hello, Encoding.UTF8.GetBytes(_options.Tenant), [], timeout.Token).ConfigureAwait(false);
+            // Replies in completion order: a batch waiting for a disk read or a migration's pull holds back no other.
+            var (hello, header) = await RoundTripAsync(link, OpCode.Hello, Encoding.UTF8.GetBytes(_options.Tenant), [HelloOptions.OutOfOrderReplies], timeout.Token).ConfigureAwait(false);
             if (hello.Status != Status.Ok)
                 throw new HybridProtocolException(hello.Status, $"Hello refused: {hello.Status}");
             if (hello.Value.Length > 0)
@@ -477,7 +484,7 @@ public sealed partial class HybridSession : IAsyncDisposable
                 return;
             long limit = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
             long now = Stopwatch.GetTimestamp();
-            if (_inFlight.TryPeek(out var oldest) && now - oldest.Sent > limit)
+            if (_inFlight.Count > 0 && now - _inFlight[0].Sent > limit)
             {
                 BreakLocked(new TimeoutException($"no reply within {_options.Timeout}"));
                 return;

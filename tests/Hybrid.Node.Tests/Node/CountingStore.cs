@@ -15,6 +15,18 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
     /// <summary>The most operations one session had pending at once (issued, not yet completed by CompletePending).</summary>
     internal int MaxPendingAtOnce => Volatile.Read(ref _maxPendingAtOnce);
 
+    private volatile bool _holdCompletions;
+
+    /// <summary>
+    /// While true, completions wait: a worker's polling CompletePending finishes nothing (a waiting one, at a view change
+    /// or a stop, still does), so a test can keep a cold read pending as long as it needs to.
+    /// </summary>
+    internal bool HoldCompletions
+    {
+        get => _holdCompletions;
+        set => _holdCompletions = value;
+    }
+
     private long _prefetches;
 
     /// <summary>Keys hinted through <see cref="IKvSession.Prefetch"/>.</summary>
@@ -101,7 +113,8 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
         public StoreResult ApplyPulled(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version, ulong context) =>
             Count(inner.ApplyPulled(tenant, table, key, value, version, context));
 
-        public int CompletePending(ICompletionSink sink, bool wait = false) => inner.CompletePending(sink, wait);
+        public int CompletePending(ICompletionSink sink, bool wait = false) =>
+            owner.HoldCompletions && !wait ? 0 : inner.CompletePending(sink, wait);
 
         public void Dispose() => inner.Dispose();
     }

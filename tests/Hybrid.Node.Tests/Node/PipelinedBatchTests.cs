@@ -9,7 +9,7 @@ namespace Hybrid.Node.Tests.Node;
 /// </summary>
 public class PipelinedBatchTests
 {
-    private static async Task<(TestNode Node, CountingStore Store)> ColdNodeAsync()
+    internal static async Task<(TestNode Node, CountingStore Store)> ColdNodeAsync()
     {
         CountingStore? counting = null;
         var node = await TestNode.StartAsync(DurabilityMode.Memory, memoryBudget: 64 * 1024, wrapStore: s => counting = new CountingStore(s));
@@ -59,30 +59,6 @@ public class PipelinedBatchTests
         // The second frame's disk read was issued while the first one's was still pending: the frames behind the
         // parked batch ran instead of waiting for it.
         Assert.True(counting.MaxPendingAtOnce >= 2, $"at most {counting.MaxPendingAtOnce} read pending at once: the batches ran one after another");
-    }
-
-    [Fact]
-    public async Task A_frame_on_a_key_a_parked_batch_is_pending_on_waits_for_it()
-    {
-        // GET (to disk), PUT, GET of one cold key in one send: the PUT and the second GET touch a key the first frame's
-        // read is still pending on, so they wait for it instead of overtaking it; each sees the state its order implies.
-        var (node, _) = await ColdNodeAsync();
-        await using var __ = node;
-        using var raw = RawConnection.OpenDefault(node.EndPoint);
-        for (int round = 0; round < 20; round++)
-        {
-            string key = $"cold{10 + round}";
-            raw.Send([
-                .. Get(raw, 1, key),
-                .. RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Put, 0, B(key), B("new")), 2),
-                .. Get(raw, 3, key)]);
-            var first = raw.Receive();
-            var put = raw.Receive();
-            var second = raw.Receive();
-            Assert.Equal(10 + round, BitConverter.ToInt32(first.Results[0].Value)); // not the PUT that came after it
-            Assert.Equal(Status.Ok, put.Results[0].Status);
-            Assert.Equal("new", System.Text.Encoding.UTF8.GetString(second.Results[0].Value)); // not the old value
-        }
     }
 
     [Fact]

@@ -24,11 +24,12 @@ internal sealed class RawConnection : IDisposable
         return raw;
     }
 
-    /// <summary>Opens a session of the default tenant (no AUTH on a loopback node).</summary>
-    internal static RawConnection OpenDefault(IPEndPoint endpoint)
+    /// <summary>Opens a session of the default tenant (no AUTH on a loopback node), with Hello <paramref name="options"/> if given.</summary>
+    internal static RawConnection OpenDefault(IPEndPoint endpoint, byte? options = null)
     {
         var raw = Open(endpoint);
-        raw.Send(Frame(1, 0, 0, b => b.AppendRequest(OpCode.Hello, 0, "default"u8, default)));
+        byte[] value = options is { } o ? [o] : [];
+        raw.Send(Frame(1, 0, 0, b => b.AppendRequest(OpCode.Hello, 0, "default"u8, value)));
         var (header, results) = raw.Receive();
         Assert.Equal(FrameKind.Reply, header.Kind);
         Assert.Equal(Status.Ok, results[0].Status);

@@ -27,6 +27,8 @@ internal abstract class Connection
     private IConnectionState? _state;
     private bool _started;
     private int _closed;
+    private bool _released;
+    private volatile bool _waitsForCompletions;
 
     protected Connection(HybridNode node, IConnectionHandler handler, Worker owner, ConnectionContext context)
     {
@@ -63,6 +65,16 @@ internal abstract class Connection
     /// <summary>True while the front end waits for pending storage operations (no input is offered, nothing is sent).</summary>
     protected bool Parked { get; private set; }
 
+    /// <summary>True while operations the front end started are pending (it stays with their worker, and stays open).</summary>
+    protected bool HasPending => _state?.HasPendingOperations == true;
+
+    /// <summary>
+    /// Parked in its worker's table while operations are pending, on a connection that may run between their
+    /// completions (<see cref="ConnectionContext.ResumesWhilePending"/>): new input may resume it (<see cref="Worker.Poke"/>).
+    /// Read from the poller thread.
+    /// </summary>
+    internal bool WaitsForCompletions => _waitsForCompletions;
+
     /// <summary>True once the front end asked to close: the replies go out, then the connection closes.</summary>
     protected bool CloseAfterSend { get; private set; }
 
@@ -73,7 +85,32 @@ internal abstract class Connection
     internal void Resume(Worker worker)
     {
         Parked = false;
+        _waitsForCompletions = false;
+        if (IsClosed)
+        {
+            if (!HasPending)
+                Release(worker); // it closed while operations were pending: the last one just finished
+            return;
+        }
         Drive(worker);
+    }
+
+    /// <summary>
+    /// Goes back to the park table of the worker holding its pending operations (a later completion, or new input,
+    /// runs it again); false, for Step to return.
+    /// </summary>
+    protected bool ParkUntilCompletion()
+    {
+        Parked = true;
+        _waitsForCompletions = Context.ResumesWhilePending && !IsClosed;
+        return false;
+    }
+
+    /// <summary>Takes back a park that raced with new input (the driver never let go of the connection).</summary>
+    protected void Unpark()
+    {
+        Parked = false;
+        _waitsForCompletions = false;
     }
 
     /// <summary>Runs the connection on <paramref name="worker"/> until it waits for I/O, storage or durability.</summary>
@@ -87,14 +124,25 @@ internal abstract class Connection
             {
                 _started = true;
                 _state = _handler.Open(Context);
+                Context.ResumesWhilePending = RunsBetweenCompletions && _state.RunsBetweenCompletions;
             }
             for (int round = 0; round < MaxRoundsPerDrive; round++)
             {
                 if (!Step(worker))
                     return;
             }
-            // Fairness: let other connections of this worker run, come back later.
-            worker.Enqueue(this);
+            // Fairness: let other connections of this worker run, come back later. With operations pending it stays in
+            // this worker's park table and comes back through its poke queue: a queued connection may be stolen by
+            // another worker, and its completions come here.
+            if (HasPending)
+            {
+                ParkUntilCompletion();
+                worker.Poke(this);
+            }
+            else
+            {
+                worker.Enqueue(this);
+            }
         }
         catch (Exception e)
         {
@@ -104,6 +152,12 @@ internal abstract class Connection
             Close(worker);
         }
     }
+
+    /// <summary>
+    /// True when this kind of connection can run between the completions of its pending operations: its I/O is
+    /// synchronous (a send or receive never leaves an operation outstanding), so the worker holding them can drive it.
+    /// </summary>
+    protected virtual bool RunsBetweenCompletions => false;
 
     /// <summary>One round; false when the connection now waits for something else to hand it back to a worker.</summary>
     protected abstract bool Step(Worker worker);
@@ -117,7 +171,7 @@ internal abstract class Connection
         var outcome = _state!.Process(worker, Context, input, Output, out consumed);
         if (outcome == ProcessOutcome.Parked)
         {
-            Parked = true;
+            ParkUntilCompletion();
             return false;
         }
         worker.ReleaseParkSlot(this);
@@ -139,9 +193,22 @@ internal abstract class Connection
         long required = Context.RequiredDurableSequence;
         if (required > 0 && !Node.Store.IsDurable(required))
         {
+            // With operations pending it stays parked (one holder at a time): the replies go at a later completion.
+            if (HasPending)
+                return ParkUntilCompletion();
             worker.WaitDurable(this, required);
             return false;
         }
+        Context.RequiredDurableSequence = 0;
+        return true;
+    }
+
+    /// <summary>True when the replies in <see cref="Output"/> may be sent now; never waits (registers nothing).</summary>
+    protected bool RepliesMayGoNow()
+    {
+        long required = Context.RequiredDurableSequence;
+        if (required > 0 && !Node.Store.IsDurable(required))
+            return false;
         Context.RequiredDurableSequence = 0;
         return true;
     }
@@ -151,11 +218,26 @@ internal abstract class Connection
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
             return;
-        worker.ReleaseParkSlot(this);
         CloseIo();
+        Node.OnConnectionClosed(this);
+        // Operations still pending (the peer broke while replies waited): their completions still come to its park
+        // slot, so the slot, the front end and the buffers go when the last one finished (Resume).
+        if (HasPending)
+        {
+            ParkUntilCompletion();
+            return;
+        }
+        Release(worker);
+    }
+
+    private void Release(Worker worker)
+    {
+        if (_released)
+            return;
+        _released = true;
+        worker.ReleaseParkSlot(this);
         _state?.Dispose();
         Output.Dispose();
-        Node.OnConnectionClosed(this);
     }
 
     /// <summary>Shuts a socket down both ways, ignoring a socket that is already reset or closed.</summary>

@@ -55,9 +55,31 @@ internal sealed class PolledConnection : Connection
             Volatile.Write(ref _peerGone, true); // sticky; published by the exchange below
         Interlocked.Exchange(ref _ready, 1);
         if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
-            return; // whoever holds it looks at _ready before letting go
+        {
+            // Whoever holds it looks at _ready before letting go; a worker's park table holding it while operations
+            // are pending is asked to run it now (a driver that parks looks at _ready once more, in case this raced).
+            if (WaitsForCompletions)
+                ParkWorker?.Poke(this);
+            return;
+        }
         if (!Owner.TryRunInline(this))
             Owner.Enqueue(this);
+    }
+
+    /// <inheritdoc />
+    protected override bool RunsBetweenCompletions => true;
+
+    /// <summary>
+    /// With operations pending and the socket drained: parks until a completion or new input (the poller pokes the
+    /// worker once it sees the park). True when an event came in meanwhile (it may have missed the park): read on.
+    /// </summary>
+    private bool ParkForInput()
+    {
+        ParkUntilCompletion();
+        if (Volatile.Read(ref _ready) == 0)
+            return false;
+        Unpark();
+        return true;
     }
 
     /// <inheritdoc />
@@ -78,20 +100,17 @@ internal sealed class PolledConnection : Connection
         {
             if (!RepliesMayGo(worker))
                 return false;
-            // The event being consumed may have been for input: look at the socket again before waiting on it.
-            if (Interlocked.Exchange(ref _ready, 0) != 0)
-                _drained = false;
-            int sent = NonBlockingSocket.Send(_descriptor, Output.Written);
-            if (sent > 0)
-            {
-                worker.Metrics.BytesOut += sent;
-                Output.Consume(sent);
-            }
-            // Would block, or the kernel took part: the poller reports the room when it frees up.
-            return Output.Length == 0 || WaitForSocket();
+            Send(worker);
+            if (Output.Length == 0)
+                return true;
+            // Would block, or the kernel took part: the poller reports the room when it frees up (with operations
+            // pending, the connection stays parked: a later completion or new input runs it again).
+            return HasPending ? ParkUntilCompletion() : WaitForSocket();
         }
         if (CloseAfterSend)
         {
+            if (HasPending)
+                return ParkUntilCompletion(); // the replies of the parked batches go first
             Close(worker);
             return false;
         }
@@ -100,19 +119,34 @@ internal sealed class PolledConnection : Connection
             bool ran = RunFrontEnd(worker, _input.Pending, out int consumed);
             _input.Consume(consumed);
             if (!ran)
+            {
+                if (!Context.ResumesWhilePending)
+                    return false;
+                if (!_input.HasPending)
+                {
+                    // Every frame received ran and some batches wait: send the replies that are complete, then read on.
+                    Unpark();
+                    return true;
+                }
+                // A frame waits for the parked batches (their completion runs it); the complete replies go now.
+                if (Output.Length > 0 && RepliesMayGoNow())
+                    Send(worker);
                 return false;
+            }
             if (Output.Length > 0 || CloseAfterSend)
                 return true;
         }
         if (_endOfInput)
         {
+            if (HasPending)
+                return ParkUntilCompletion(); // answer what is pending before the end of input closes it
             EndOfInput(worker, _input.Pending);
             return true;
         }
         // A short read drained the socket: new bytes raise an event. Not so for an end of stream or a reset that came
         // with the last bytes: the next receive reports it and nothing else will, so once the peer is gone, read on.
         if (_drained && Volatile.Read(ref _ready) == 0 && !Volatile.Read(ref _peerGone))
-            return WaitForSocket();
+            return HasPending ? ParkForInput() : WaitForSocket();
 
         _input.Prepare();
         Interlocked.Exchange(ref _ready, 0);
@@ -121,7 +155,7 @@ internal sealed class PolledConnection : Connection
         if (received < 0)
         {
             _drained = true;
-            return WaitForSocket();
+            return HasPending ? ParkForInput() : WaitForSocket();
         }
         if (received == 0)
         {
@@ -132,6 +166,19 @@ internal sealed class PolledConnection : Connection
         worker.Metrics.BytesIn += received;
         _drained = received < room;
         return true;
+    }
+
+    private void Send(Worker worker)
+    {
+        // The event being consumed may have been for input: look at the socket again before waiting on it.
+        if (Interlocked.Exchange(ref _ready, 0) != 0)
+            _drained = false;
+        int sent = NonBlockingSocket.Send(_descriptor, Output.Written);
+        if (sent > 0)
+        {
+            worker.Metrics.BytesOut += sent;
+            Output.Consume(sent);
+        }
     }
 
     /// <summary>

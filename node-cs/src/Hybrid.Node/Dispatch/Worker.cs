@@ -28,6 +28,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     private readonly Stack<int> _freeSlots = new();
     private readonly List<Connection> _resumed = [];
     private readonly List<Connection> _extensionResumed = [];
+    private readonly ConcurrentQueue<Connection> _poked = new(); // parked connections whose socket has input (PolledConnection)
     private readonly List<(Connection Connection, long Sequence)> _durableWaits = [];
     private readonly Action _wake;
     private readonly long _refreshTicks;
@@ -139,7 +140,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                 long now = Stopwatch.GetTimestamp();
                 if (now >= _nextRefresh)
                     Refresh(now);
-                bool worked = PollPending() | PollDurable() | PollExtensions();
+                bool worked = PollPending() | PollDurable() | PollExtensions() | PollPoked();
                 if (_ready.TryDequeue(out var connection) || TrySteal(out connection))
                 {
                     connection.Drive(this);
@@ -228,7 +229,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     {
         _sleeping = 1;
         Interlocked.MemoryBarrier();
-        if (_ready.IsEmpty && !_stopping && !_extensions!.HasWork)
+        if (_ready.IsEmpty && _poked.IsEmpty && !_stopping && !_extensions!.HasWork)
             _signal.Wait(soon ? 1 : 50);
         _sleeping = 0;
         _signal.Reset();
@@ -292,10 +293,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         {
             done += _resumed.Count; // completed by a view change's drain (RefreshView), resumed here
             foreach (var connection in _resumed)
-            {
-                ReleaseParkSlot(connection);
-                connection.Resume(this);
-            }
+                Resume(connection);
             _resumed.Clear();
         }
         return done > 0;
@@ -307,13 +305,47 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         if (_extensionResumed.Count > 0)
         {
             foreach (var connection in _extensionResumed)
-            {
-                ReleaseParkSlot(connection);
-                connection.Resume(this);
-            }
+                Resume(connection);
             _extensionResumed.Clear();
         }
         return worked;
+    }
+
+    /// <summary>
+    /// Runs a parked connection again after a completion: its park slot goes only when nothing of it is pending any
+    /// more (a connection that runs between completions keeps it, so later completions still find it).
+    /// </summary>
+    private void Resume(Connection connection)
+    {
+        if (connection.State?.HasPendingOperations != true)
+            ReleaseParkSlot(connection);
+        connection.Resume(this);
+    }
+
+    /// <summary>
+    /// From the poller: a connection parked here with operations pending has new input. It runs on this worker (the
+    /// holder of its park slot, so its completions and its requests never run on two threads at once).
+    /// </summary>
+    internal void Poke(Connection connection)
+    {
+        _poked.Enqueue(connection);
+        _signal.Set();
+    }
+
+    private bool PollPoked()
+    {
+        bool any = false;
+        for (int n = _poked.Count; n > 0 && _poked.TryDequeue(out var connection); n--)
+        {
+            // Stale pokes (it ran meanwhile, finished its operations, or parked elsewhere) are dropped: whoever holds
+            // it now sees the input.
+            if (connection.ParkWorker == this && connection.WaitsForCompletions)
+            {
+                connection.Resume(this);
+                any = true;
+            }
+        }
+        return any;
     }
 
     /// <summary>

@@ -40,4 +40,12 @@ public sealed class ConnectionContext
     /// Front ends set it after each batch that wrote; the node resets it to 0 once it sent the replies.
     /// </summary>
     public long RequiredDurableSequence { get; set; }
+
+    /// <summary>
+    /// The connection runs between the completions of its pending operations (sends the replies that are ready, reads
+    /// and runs new requests) while staying on the worker that holds them: both the connection (its kind of I/O) and
+    /// its front end (<see cref="IConnectionState.RunsBetweenCompletions"/>) can. Otherwise it runs again only when
+    /// nothing is pending.
+    /// </summary>
+    internal bool ResumesWhilePending { get; set; }
 }

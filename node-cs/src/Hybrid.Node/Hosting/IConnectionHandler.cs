@@ -44,8 +44,9 @@ public interface IConnectionState : IDisposable
 
     /// <summary>
     /// A storage operation this connection started with a context from <see cref="IWorkerContext.PendingContext"/>
-    /// finished. Return true when the connection has no pending operation left: the node then sends
-    /// <paramref name="output"/> and calls <see cref="Process"/> again with the remaining input.
+    /// finished. Return true when the connection should run again: it has no pending operation left, or (only on a
+    /// connection whose <see cref="ConnectionContext.ResumesWhilePending"/> is set) replies became ready to send. The
+    /// node then sends <paramref name="output"/> and calls <see cref="Process"/> again with the remaining input.
     /// WARNING: runs inside <see cref="IKvSession.CompletePending"/>: do not start storage operations here, and
     /// copy <paramref name="value"/> (valid only during the call).
     /// </summary>
@@ -56,6 +57,18 @@ public interface IConnectionState : IDisposable
     /// left: the handler may append a last error reply to <paramref name="output"/> (e.g. a truncated frame).
     /// </summary>
     void OnEndOfInput(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> unconsumed, FrameBuffer output);
+
+    /// <summary>
+    /// True while an operation this state started is pending: the connection then stays with the worker that started it
+    /// (its completions find it there) and does not close until the operation finished.
+    /// </summary>
+    bool HasPendingOperations { get; }
+
+    /// <summary>
+    /// True when this front end may run while its operations are pending: its output then holds only replies that may
+    /// go now, and <see cref="Process"/> keeps every key's order against the pending operations itself.
+    /// </summary>
+    bool RunsBetweenCompletions { get; }
 }
 
 /// <summary>What the node does with a connection after <see cref="IConnectionState.Process"/>.</summary>

@@ -25,16 +25,11 @@ internal sealed partial class NativeSession
             output.AppendResult(Status.NotFound, 0, Encoding.UTF8.GetBytes($"no extension '{Encoding.UTF8.GetString(request.Key)}'"));
             return;
         }
-        long cookie = extensions.Cookie(connection, (uint)_holes);
+        long cookie = extensions.Cookie(connection, (uint)NextHole);
         if (extensions.Invoke(handle, request.Value, cookie))
-        {
             output.AppendResult(extensions.InlineStatus, extensions.InlineVersion, extensions.InlineValue);
-        }
         else
-        {
-            _pendingUnknown = true;
-            output.AppendResult(Status.Pending, (ulong)_holes++, default);
-        }
+            output.AppendResult(Status.Pending, TakeHole(UnknownHole, 0), default);
     }
 
     private void ManageExtensions(IWorkerContext worker, ConnectionContext connection, TenantInfo tenant, in Request request, FrameBuffer output)
@@ -48,9 +43,9 @@ internal sealed partial class NativeSession
         }
         string name = Encoding.UTF8.GetString(request.Key);
         string? source = request.Op == OpCode.Install ? Encoding.UTF8.GetString(request.Value) : null;
-        long cookie = extensions.Cookie(connection, (uint)_holes);
-        _pendingUnknown = true; // an install or removal changes what later invocations run
-        output.AppendResult(Status.Pending, (ulong)_holes++, default);
+        long cookie = extensions.Cookie(connection, (uint)NextHole);
+        // Unknown keys: an install or removal changes what later invocations run.
+        output.AppendResult(Status.Pending, TakeHole(UnknownHole, 0), default);
         extensions.Submit(tenant.Id, name, source, cookie);
     }
 }

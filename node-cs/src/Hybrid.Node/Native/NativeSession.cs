@@ -14,9 +14,12 @@ namespace Hybrid.Node.Native;
 /// anything runs (so a malformed batch runs nothing), checked against the worker's view once, charged to the
 /// tenant's ops/s quota once, and run to completion against the worker's storage session, with results written
 /// straight into the connection's output buffer. Reads that go to disk (or wait for a migration's priority pull) leave
-/// a placeholder result (a "hole", status Pending, version = hole number), and the batch parks; the batches already
-/// received behind it run meanwhile, so their misses are fetched together instead of one batch's after another's.
-/// When every hole of every parked batch is filled, the replies are reassembled and sent, in request order.
+/// a placeholder result (a "hole", status Pending, version = hole slot), and the batch parks: its reply moves out of
+/// the output into a buffer of its own. The batches already received behind it run meanwhile, so their misses are
+/// fetched together instead of one batch's after another's. A parked batch's reply is assembled when its last hole is
+/// filled. A session that asked for out-of-order replies at Hello (<see cref="HelloOptions.OutOfOrderReplies"/>) gets
+/// every reply as soon as its batch is complete; any other keeps request order (complete replies behind a parked batch
+/// wait with it).
 /// </summary>
 internal sealed partial class NativeSession : IConnectionState, IExtensionResultTarget
 {
@@ -28,17 +31,19 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private readonly byte[] _challenge = new byte[AuthProof.Size];
     private TenantInfo? _challenged;
 
-    // The batches waiting for pending operations (in request order; their replies sit in the output buffer with holes,
-    // between the complete replies of the batches that ran behind them). Hole numbers run across all of them.
+    // The replies not sent yet because of pending operations, in request order: parked batches (results with holes)
+    // and, for an in-order session, the complete replies behind them. Holes are slots of _holeResults, reused once the
+    // reply that held them is assembled, so a session that always has some batch parked does not grow.
     private readonly List<ParkedBatch> _parked = [];
-    private int _holes;
-    private int _holesOpen;
-    private bool _deferred; // a frame behind parked batches must wait until they finish (it would close, or it touches their keys)
-    private readonly List<ulong> _pendingKeys = []; // hashes of (table, key) of the operations that left holes
-    private readonly List<ulong> _pendingWrites = []; // the same, of the writes among them
-    private bool _pendingUnknown; // a hole of an extension (or extension management): its keys are unknown
     private Hole[] _holeResults = new Hole[8];
-    private readonly FrameBuffer _holeValues = new(256);
+    private readonly Stack<int> _freeHoles = new();
+    private int _holeSlots; // slots ever used
+    private int _holesOpen; // holes not filled yet
+    private int _openUnknown; // of those, holes of extensions (or extension management): their keys are unknown
+    private int _batchId; // the batch running now (the holes it takes belong to it)
+    private int _batchHoles; // holes it took so far
+    private bool _deferred; // a frame behind parked batches must wait until they finish (it would close, or it touches their keys)
+    private bool _outOfOrder; // the client accepts replies in completion order (Hello option)
 
     internal NativeSession(ProtocolLimits limits, bool syncDurability)
     {
@@ -46,10 +51,43 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         _syncDurability = syncDurability;
     }
 
-    private record struct Hole(Status Status, ulong Version, int ValueOffset, int ValueLength);
+    private const byte ReadHole = 0, WriteHole = 1, UnknownHole = 2;
 
-    /// <summary>A batch whose reply (output bytes <c>FrameStart..FrameEnd</c>, header not yet written) has holes.</summary>
-    private record struct ParkedBatch(int FrameStart, int FrameEnd, ushort Count, uint Seq, long Started, bool Wrote);
+    /// <summary>One pending operation's place in a reply: what it waits on (for key order), then its result.</summary>
+    private struct Hole
+    {
+        public bool Open;
+        public byte Kind;
+        public int Batch;
+        public ulong Key;
+        public Status Status;
+        public ulong Version;
+        public byte[]? Value; // rented; returned when the reply is assembled
+        public int Length;
+    }
+
+    /// <summary>
+    /// A reply that cannot go yet: a batch with holes (<see cref="Body"/> = its results after a reserved header, the
+    /// header written when it is assembled), or, <see cref="Done"/>, a complete frame that waits behind one (in order).
+    /// </summary>
+    private sealed class ParkedBatch
+    {
+        public int Id;
+        public byte[] Body = [];
+        public int Length;
+        public bool Done;
+        public ushort Count;
+        public uint Seq;
+        public long Started;
+        public bool Wrote;
+        public int Open;
+    }
+
+    /// <summary>True while some reply waits for pending operations (the connection must not close or move).</summary>
+    public bool HasPendingOperations => _parked.Count > 0;
+
+    /// <inheritdoc />
+    public bool RunsBetweenCompletions => true; // parked replies live outside the output; Validate keeps key order
 
     /// <inheritdoc />
     public ProcessOutcome Process(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> input, FrameBuffer output, out int consumed)
@@ -58,6 +96,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         while (input.Length - consumed >= 4)
         {
             int frameAt = consumed;
+            int replyAt = output.Length;
             var rest = input[consumed..];
             int length = FrameHeader.PeekLength(rest);
             ProcessOutcome outcome;
@@ -93,6 +132,8 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                 consumed = frameAt;
                 return ProcessOutcome.Parked;
             }
+            if (!_outOfOrder && _parked.Count > 0 && output.Length > replyAt)
+                Hold(output, replyAt); // a complete reply behind a parked batch keeps request order
             if (outcome == ProcessOutcome.Close)
             {
                 consumed = input.Length;
@@ -134,6 +175,8 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private ProcessOutcome RunBatch(IWorkerContext worker, ConnectionContext connection, in FrameHeader header, ReadOnlySpan<byte> payload, FrameBuffer output)
     {
         long started = Stopwatch.GetTimestamp();
+        _batchId++;
+        _batchHoles = 0;
         if (header.Count > _limits.MaxRequestsPerBatch)
             return Reject(worker, connection, output, Status.TooLarge, header.BatchSeq, 0, out _);
         // Pass 1: parse everything, so that a bad request anywhere means nothing of the batch runs.
@@ -175,7 +218,6 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         // memory misses of a batch overlap instead of coming one per request.
         var ahead = new RequestReader(payload, admitted ? header.Count : 0, _limits);
         var window = new PrefetchWindow();
-        int firstHole = _holes; // 0 unless batches before this one are parked
         bool wrote = false;
         for (int executed = 0; reader.Remaining > 0; executed++)
         {
@@ -196,12 +238,11 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             }
             wrote |= Execute(worker, connection, session, tenant, request, output);
         }
-        if (_holes > firstHole)
+        if (_batchHoles > 0)
         {
             // Parked: its holes fill in later (CompletePending, an extension's result); Process goes on with the
             // frames behind it and reports Parked at the end.
-            _parked.Add(new ParkedBatch(frameStart, output.Length, header.Count, header.BatchSeq, started, wrote));
-            _holesOpen += _holes - firstHole;
+            Park(output, frameStart, header.Count, header.BatchSeq, started, wrote);
             return ProcessOutcome.Continue;
         }
         FinishBatch(worker, connection, session, output, frameStart, header.Count, header.BatchSeq, wrote, started);
@@ -228,7 +269,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         handshakeOnly = true;
         misrouted = false;
         conflicts = false;
-        bool parked = _parked.Count > 0;
+        bool parked = _holesOpen > 0;
         bool checkSlots = !owned.IsAll;
         var reader = new RequestReader(payload, count, _limits);
         int requests = 0;
@@ -266,7 +307,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
         if (!reader.AtEnd)
             return Status.Malformed;
-        conflicts |= parked && _pendingUnknown;
+        conflicts |= _openUnknown > 0;
         return requests > _limits.MaxRequestsPerBatch ? Status.TooLarge : Status.Ok;
     }
 
@@ -284,16 +325,33 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     /// the key, a read behind a pending write (two reads may complete in either order: neither changes what the other
     /// sees).
     /// </summary>
-    private bool IsPendingKey(uint table, ReadOnlySpan<byte> key, bool write) =>
-        (write ? _pendingKeys : _pendingWrites).Contains(KeyHash(table, key));
-
-    /// <summary>Records that an operation on this key left a hole (frames behind the batch that touch it may wait).</summary>
-    private void PendingOn(uint table, ReadOnlySpan<byte> key, bool write)
+    private bool IsPendingKey(uint table, ReadOnlySpan<byte> key, bool write)
     {
         ulong hash = KeyHash(table, key);
-        _pendingKeys.Add(hash);
-        if (write)
-            _pendingWrites.Add(hash);
+        for (int i = 0; i < _holeSlots; i++)
+        {
+            ref var hole = ref _holeResults[i];
+            if (hole.Open && hole.Key == hash && (hole.Kind == WriteHole || (write && hole.Kind == ReadHole)))
+                return true;
+        }
+        return false;
+    }
+
+    /// <summary>The slot the next hole will take (its number goes into the pending operation's context first).</summary>
+    private int NextHole => _freeHoles.Count > 0 ? _freeHoles.Peek() : _holeSlots;
+
+    /// <summary>An operation of the running batch went pending: takes <see cref="NextHole"/> for it.</summary>
+    private ulong TakeHole(byte kind, ulong key)
+    {
+        int slot = _freeHoles.Count > 0 ? _freeHoles.Pop() : _holeSlots++;
+        if (slot >= _holeResults.Length)
+            Array.Resize(ref _holeResults, _holeResults.Length * 2);
+        _holeResults[slot] = new Hole { Open = true, Kind = kind, Batch = _batchId, Key = key };
+        _batchHoles++;
+        _holesOpen++;
+        if (kind == UnknownHole)
+            _openUnknown++;
+        return (ulong)slot;
     }
 
     /// <summary>Runs one request and appends its result; true if it wrote data.</summary>
@@ -314,7 +372,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                         output.AppendResult(Status.QuotaExceeded, 0, default);
                         return false;
                     }
-                    ulong context = worker.PendingContext(connection, (uint)_holes);
+                    ulong context = worker.PendingContext(connection, (uint)NextHole);
                     var result = request.Op == OpCode.Put
                         ? session.Put(tenant.Id, request.Table, request.Key, request.Value, context)
                         : session.PutIfVersion(tenant.Id, request.Table, request.Key, request.Value, request.ExpectedVersion, context);
@@ -324,7 +382,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             case OpCode.Delete:
                 {
                     worker.CountOps(tenant, OpKind.Delete);
-                    var result = session.Delete(tenant.Id, request.Table, request.Key, worker.PendingContext(connection, (uint)_holes));
+                    var result = session.Delete(tenant.Id, request.Table, request.Key, worker.PendingContext(connection, (uint)NextHole));
                     AppendWriteResult(output, result, request.Table, request.Key);
                     return true;
                 }
@@ -356,10 +414,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private void AppendWriteResult(FrameBuffer output, in StoreResult result, uint table, ReadOnlySpan<byte> key)
     {
         if (result.IsPending)
-        {
-            PendingOn(table, key, write: true);
-            output.AppendResult(Status.Pending, (ulong)_holes++, default);
-        }
+            output.AppendResult(Status.Pending, TakeHole(WriteHole, KeyHash(table, key)), default);
         else
             output.AppendResult(Map(result.Status), result.Version, default);
     }
@@ -369,12 +424,11 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     {
         int at = output.Length;
         output.Append(ResultHeader.Size);
-        var result = session.Get(tenant.Id, table, key, output, worker.PendingContext(connection, (uint)_holes));
+        var result = session.Get(tenant.Id, table, key, output, worker.PendingContext(connection, (uint)NextHole));
         if (result.IsPending)
         {
-            PendingOn(table, key, write: false);
             output.Truncate(at + ResultHeader.Size);
-            output.PatchResult(at, Status.Pending, 0, (ulong)_holes++);
+            output.PatchResult(at, Status.Pending, 0, TakeHole(ReadHole, KeyHash(table, key)));
         }
         else if (result.Status == StoreStatus.Ok)
             output.PatchResult(at, Status.Ok, result.ValueLength, result.Version);
@@ -389,7 +443,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     {
         int at = output.Length;
         output.Append(ResultHeader.Size);
-        int holesBefore = _holes;
+        int holesBefore = _batchHoles;
         // The keys' index buckets are prefetched first (their cache misses overlap) and the reads share one epoch
         // protection (a read run; a read that goes pending leaves a hole as before).
         var ahead = new PackedKeyReader(request.Value);
@@ -418,7 +472,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
         worker.CountOps(tenant, OpKind.MultiGet, count);
         output.PatchResult(at, Status.Ok, output.Length - at - ResultHeader.Size, 0);
-        if (_holes > holesBefore)
+        if (_batchHoles > holesBefore)
             output.Array[at + 1] = HasHoles;
     }
 
@@ -438,6 +492,13 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             if (request.Op == OpCode.Hello)
             {
                 _challenged = null;
+                if (request.Value.Length > 1 || (request.Value.Length == 1 && (request.Value[0] & ~HelloOptions.All) != 0))
+                {
+                    output.AppendResult(Status.Malformed, 0, default);
+                    outcome = ProcessOutcome.Close;
+                    continue;
+                }
+                _outOfOrder = request.Value.Length == 1 && (request.Value[0] & HelloOptions.OutOfOrderReplies) != 0;
                 if (!worker.Tenants.TryGet(request.Key, out var tenant))
                 {
                     output.AppendResult(Status.UnknownTenant, 0, default);
@@ -487,58 +548,97 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     public bool OnExtensionResult(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output) =>
         FillHole(worker, connection, token, status, version, value, output);
 
-    /// <summary>Fills one hole of the parked batches; true (and every reply assembled, in order) when it was the last one.</summary>
+    /// <summary>
+    /// Fills one hole. True when the connection should run again: nothing is pending any more, or (on a connection that
+    /// runs between completions, <see cref="ConnectionContext.ResumesWhilePending"/>) a reply became ready to send.
+    /// </summary>
     private bool FillHole(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output)
     {
-        if (token >= _holes)
+        if (token >= _holeSlots || !_holeResults[token].Open)
             return false;
-        if (_holeResults.Length < _holes)
-            Array.Resize(ref _holeResults, Math.Max(_holes, _holeResults.Length * 2));
-        int offset = _holeValues.Length;
+        ref var hole = ref _holeResults[token];
+        hole.Open = false;
+        hole.Status = status;
+        hole.Version = version;
+        hole.Length = value.Length;
         if (!value.IsEmpty)
-            value.CopyTo(_holeValues.Append(value.Length));
-        _holeResults[token] = new Hole(status, version, offset, value.Length);
-        if (--_holesOpen > 0)
+        {
+            hole.Value = ArrayPool<byte>.Shared.Rent(value.Length);
+            value.CopyTo(hole.Value);
+        }
+        _holesOpen--;
+        if (hole.Kind == UnknownHole)
+            _openUnknown--;
+        ParkedBatch? batch = null;
+        foreach (var parked in _parked)
+        {
+            if (parked.Id == hole.Batch && !parked.Done)
+            {
+                batch = parked;
+                break;
+            }
+        }
+        if (batch is null || --batch.Open > 0)
             return false;
-        Assemble(worker, connection, output);
-        _holeValues.Clear();
-        _parked.Clear();
-        _pendingKeys.Clear();
-        _pendingWrites.Clear();
-        _pendingUnknown = false;
-        _holes = 0;
-        return true;
+        int before = output.Length;
+        Flush(worker, connection, output);
+        return _parked.Count == 0 || (output.Length > before && connection.ResumesWhilePending);
+    }
+
+    /// <summary>Moves the reply of the running batch (from <paramref name="frameStart"/>, with holes) out of the output.</summary>
+    private void Park(FrameBuffer output, int frameStart, ushort count, uint seq, long started, bool wrote)
+    {
+        var batch = Detach(output, frameStart);
+        (batch.Id, batch.Count, batch.Seq, batch.Started, batch.Wrote, batch.Open) = (_batchId, count, seq, started, wrote, _batchHoles);
+        _parked.Add(batch);
+    }
+
+    /// <summary>Moves complete replies (from <paramref name="from"/>) out of the output, to go after the parked batches.</summary>
+    private void Hold(FrameBuffer output, int from)
+    {
+        var batch = Detach(output, from);
+        batch.Done = true;
+        _parked.Add(batch);
+    }
+
+    private static ParkedBatch Detach(FrameBuffer output, int from)
+    {
+        int length = output.Length - from;
+        var batch = new ParkedBatch { Body = ArrayPool<byte>.Shared.Rent(length), Length = length };
+        output.Array.AsSpan(from, length).CopyTo(batch.Body);
+        output.Truncate(from);
+        return batch;
     }
 
     /// <summary>
-    /// Rewrites the output from the first parked batch on (the rare cold-read or migration path): each parked batch's
-    /// results with its holes filled in, under a header written now; the complete replies between them unchanged.
+    /// Appends the replies that may go now: every complete parked batch (out of order), or the complete ones at the head
+    /// (in order).
     /// </summary>
-    private void Assemble(IWorkerContext worker, ConnectionContext connection, FrameBuffer output)
+    private void Flush(IWorkerContext worker, ConnectionContext connection, FrameBuffer output)
     {
-        int regionStart = _parked[0].FrameStart;
-        int regionLength = output.Length - regionStart;
-        var copy = ArrayPool<byte>.Shared.Rent(regionLength);
-        try
+        for (int i = 0; i < _parked.Count;)
         {
-            output.Array.AsSpan(regionStart, regionLength).CopyTo(copy);
-            output.Truncate(regionStart);
-            var region = copy.AsSpan(0, regionLength);
-            int at = 0;
-            foreach (var batch in _parked)
+            var batch = _parked[i];
+            bool ready = batch.Done || batch.Open == 0;
+            if (!ready && !_outOfOrder)
+                return;
+            if (!ready)
             {
-                int start = batch.FrameStart - regionStart, end = batch.FrameEnd - regionStart;
-                region[at..start].CopyTo(output.Append(start - at));
-                int frameStart = output.BeginFrame();
-                AppendFilled(output, region[(start + FrameHeader.Size)..end]);
-                FinishBatch(worker, connection, worker.Session, output, frameStart, batch.Count, batch.Seq, batch.Wrote, batch.Started);
-                at = end;
+                i++;
+                continue;
             }
-            region[at..].CopyTo(output.Append(region.Length - at));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(copy);
+            if (batch.Done)
+            {
+                batch.Body.AsSpan(0, batch.Length).CopyTo(output.Append(batch.Length));
+            }
+            else
+            {
+                int frameStart = output.BeginFrame();
+                AppendFilled(output, batch.Body.AsSpan(FrameHeader.Size, batch.Length - FrameHeader.Size));
+                FinishBatch(worker, connection, worker.Session, output, frameStart, batch.Count, batch.Seq, batch.Wrote, batch.Started);
+            }
+            ArrayPool<byte>.Shared.Return(batch.Body);
+            _parked.RemoveAt(i);
         }
     }
 
@@ -578,10 +678,16 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
     }
 
+    /// <summary>Appends a filled hole's result and frees its slot.</summary>
     private void AppendHole(FrameBuffer output, ReadOnlySpan<byte> placeholder)
     {
-        var hole = _holeResults[(int)BinaryPrimitives.ReadUInt64LittleEndian(placeholder[8..])];
-        output.AppendResult(hole.Status, hole.Version, _holeValues.Written.Slice(hole.ValueOffset, hole.ValueLength));
+        int slot = (int)BinaryPrimitives.ReadUInt64LittleEndian(placeholder[8..]);
+        ref var hole = ref _holeResults[slot];
+        output.AppendResult(hole.Status, hole.Version, hole.Value.AsSpan(0, hole.Length));
+        if (hole.Value is not null)
+            ArrayPool<byte>.Shared.Return(hole.Value);
+        hole = default;
+        _freeHoles.Push(slot);
     }
 
     private static Status Map(StoreStatus status) => status switch
@@ -594,5 +700,16 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     };
 
     /// <inheritdoc />
-    public void Dispose() => _holeValues.Dispose();
+    public void Dispose()
+    {
+        foreach (var batch in _parked)
+            ArrayPool<byte>.Shared.Return(batch.Body);
+        _parked.Clear();
+        for (int i = 0; i < _holeSlots; i++)
+        {
+            if (_holeResults[i].Value is { } value)
+                ArrayPool<byte>.Shared.Return(value);
+            _holeResults[i] = default;
+        }
+    }
 }

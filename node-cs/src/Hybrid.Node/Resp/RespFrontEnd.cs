@@ -113,6 +113,12 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     }
 
     /// <inheritdoc />
+    public bool HasPendingOperations => _session.IsParked;
+
+    /// <inheritdoc />
+    public bool RunsBetweenCompletions => false; // a parked command's reply may be half written in the output
+
+    /// <inheritdoc />
     public bool OnCompleted(IWorkerContext worker, ConnectionContext connection, uint token, in StoreResult result, ReadOnlySpan<byte> value, FrameBuffer output)
     {
         var done = _session.OnCompleted(result, value, output);

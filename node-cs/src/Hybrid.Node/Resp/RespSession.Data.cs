@@ -15,6 +15,9 @@ public sealed partial class RespSession : ICompletionSink
 
     // Parking: what the pending operation was, and for multi-key commands where to resume and what was counted.
     private Parked _parked;
+
+    /// <summary>True while a command waits for a pending storage operation (or an extension's result).</summary>
+    internal bool IsParked => _parked != Parked.No;
     private PendingOp _pendingOp;
     private int _resumeArg;
     private long _resumeCount;
