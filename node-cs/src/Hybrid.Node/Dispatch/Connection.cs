@@ -125,6 +125,7 @@ internal abstract class Connection
                 _started = true;
                 _state = _handler.Open(Context);
                 Context.ResumesWhilePending = RunsBetweenCompletions && _state.RunsBetweenCompletions;
+                Context.MayReorderReplies = MayReorderReplies;
             }
             for (int round = 0; round < MaxRoundsPerDrive; round++)
             {
@@ -158,6 +159,9 @@ internal abstract class Connection
     /// synchronous (a send or receive never leaves an operation outstanding), so the worker holding them can drive it.
     /// </summary>
     protected virtual bool RunsBetweenCompletions => false;
+
+    /// <summary>True when replies may leave in completion order (a byte stream); message transports answer in order.</summary>
+    protected virtual bool MayReorderReplies => true;
 
     /// <summary>One round; false when the connection now waits for something else to hand it back to a worker.</summary>
     protected abstract bool Step(Worker worker);

@@ -23,6 +23,9 @@ namespace Hybrid.Node.Dispatch;
 /// </remarks>
 internal sealed class TransportConnection : Connection
 {
+    /// <inheritdoc />
+    protected override bool MayReorderReplies => false; // the transports' request/reply contract answers in order
+
     private const int PollsPerClockRead = 32;
     private static readonly Action<TransportConnection> s_receive = c => _ = c.ReceiveInBackgroundAsync();
     private static readonly Action<ITransportConnection> s_dispose = link => link.Dispose();

@@ -48,4 +48,10 @@ public sealed class ConnectionContext
     /// nothing is pending.
     /// </summary>
     internal bool ResumesWhilePending { get; set; }
+
+    /// <summary>
+    /// Replies may go out in another order than their requests came (a byte stream, where the client matches them by
+    /// batch number); false on message transports, whose request/reply contract answers in order.
+    /// </summary>
+    internal bool MayReorderReplies { get; set; }
 }

@@ -498,7 +498,8 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                     outcome = ProcessOutcome.Close;
                     continue;
                 }
-                _outOfOrder = request.Value.Length == 1 && (request.Value[0] & HelloOptions.OutOfOrderReplies) != 0;
+                // Granted on byte streams only: a message transport's request/reply contract answers in order.
+                _outOfOrder = request.Value.Length == 1 && (request.Value[0] & HelloOptions.OutOfOrderReplies) != 0 && connection.MayReorderReplies;
                 if (!worker.Tenants.TryGet(request.Key, out var tenant))
                 {
                     output.AppendResult(Status.UnknownTenant, 0, default);
