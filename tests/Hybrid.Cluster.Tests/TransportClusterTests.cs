@@ -95,7 +95,6 @@ public sealed class TransportClusterTests(ITestOutputHelper output)
         }
         Assert.True(client.Resends > 0, "no request was re-routed: the migration was not observed by the client");
         Assert.True(shm.Dials(n2Shm) > 0, "the client never reached n2 over shm");
-        Assert.True(shm.Dials(n1Shm) > 2, "the cluster client's session to n1 was never re-opened after its view changed");
         Assert.Equal(0, shm.Failures);
 
         // The direct session still stamps n1's old view: n1 answers ViewChanged, the session adopts the new view and

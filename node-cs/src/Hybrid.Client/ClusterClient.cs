@@ -7,9 +7,10 @@ namespace Hybrid.Client;
 /// A cluster-aware client: one <see cref="HybridSession"/> per node, each request routed by its key's slot to the
 /// range's owner in the routing map. A request goes to node n only when the map says n owns the range in the view the
 /// session will stamp (the spec's <c>Send</c> reads <c>sessMap</c> and <c>sessView</c> together), so a batch is never
-/// executed by a node in a view that does not hold its range. On ViewChanged, NotOwner or a lost connection the
-/// client re-reads the map (<c>SessionRefresh</c>), reconnects to the node to learn its current view, and resends
-/// the request to the range's owner. While a range is being handed over (the source left it, the target does not
+/// executed by a node in a view that does not hold its range. On ViewChanged or NotOwner the client re-reads the map
+/// (<c>SessionRefresh</c>) and resends the request to the range's owner; the session keeps its connection (it adopted
+/// the node's current view from the rejection's header), so the other requests in flight on it go on. A lost
+/// connection, or a session whose view is behind the map's, is reopened. While a range is being handed over (the source left it, the target does not
 /// own it yet) its requests wait and retry; every other range is served as usual.
 /// </summary>
 public sealed partial class ClusterClient : IAsyncDisposable
@@ -92,7 +93,8 @@ public sealed partial class ClusterClient : IAsyncDisposable
             }
             catch (HybridProtocolException e) when (e.Status is Status.ViewChanged or Status.NotOwner or Status.Retry)
             {
-                await RefreshAsync(node, e.Status != Status.Retry ? opening : null).ConfigureAwait(false);
+                // The session stays: it adopted the node's view from the rejection (its other requests go on).
+                await RefreshAsync(node, null).ConfigureAwait(false);
             }
             catch (Exception e) when (e is HybridConnectionException or System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
             {

@@ -323,6 +323,16 @@ public sealed partial class HybridSession : IAsyncDisposable
                 }
                 return;
             }
+            if (status is Status.ViewChanged or Status.NotOwner)
+            {
+                // The header carries the node's current view: batches sent from now on carry it, so a caller that
+                // routes by its own map (ClusterClient) keeps this session instead of reconnecting to learn it.
+                lock (_lock)
+                {
+                    if (header.View > _view)
+                        _view = header.View;
+                }
+            }
             FailAll(batch.Ops, new HybridProtocolException(status, $"the node refused the batch: {status}"));
         }
         else

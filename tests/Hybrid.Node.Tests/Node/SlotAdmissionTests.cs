@@ -65,6 +65,25 @@ public class SlotAdmissionTests
     }
 
     [Fact]
+    public async Task A_session_that_does_not_resend_adopts_the_nodes_view_from_the_rejection_and_keeps_its_connection()
+    {
+        // As ClusterClient's sessions (MaxResends = 0): the ViewChanged reaches the caller, and the session's next
+        // batch carries the node's new view, on the same connection (no reconnect to learn it).
+        await using var node = await TestNode.StartAsync();
+        await using var client = await node.ConnectAsync(configure: o => o with { MaxResends = 0 });
+        byte[] key = B("adopt");
+        ulong before = client.View;
+        ulong session = client.SessionId;
+        await AdvanceAndWaitAsync(node, before + 1, OwnedSlots.All);
+
+        var refused = await Assert.ThrowsAsync<HybridProtocolException>(async () => await client.PutAsync(0, key, B("x")));
+        Assert.Equal(Status.ViewChanged, refused.Status);
+        Assert.Equal(before + 1, client.View);
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, key, B("y"))).Status);
+        Assert.Equal(session, client.SessionId);
+    }
+
+    [Fact]
     public async Task Hash_tags_decide_the_slot_and_a_view_owning_nothing_refuses_every_keyed_batch()
     {
         await using var node = await TestNode.StartAsync();
