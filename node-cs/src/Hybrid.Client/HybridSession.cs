@@ -299,6 +299,16 @@ public sealed partial class HybridSession : IAsyncDisposable
         {
             var reader = new ResultReader(payload.Span);
             var status = reader.TryRead(out var result) ? result.Status : Status.Malformed;
+            if (status is Status.ViewChanged or Status.NotOwner)
+            {
+                // The header carries the node's current view: batches sent from now on carry it (a resend below, or,
+                // under ClusterClient, which routes by its own map, the next request on this same session).
+                lock (_lock)
+                {
+                    if (header.View > _view)
+                        _view = header.View;
+                }
+            }
             if (status is Status.ViewChanged or Status.Retry && batch.Resends < _options.MaxResends)
             {
                 batch.Resends++;
@@ -308,8 +318,6 @@ public sealed partial class HybridSession : IAsyncDisposable
                     await Task.Delay(batch.Resends).ConfigureAwait(false);
                 lock (_lock)
                 {
-                    if (status == Status.ViewChanged)
-                        _view = header.View;
                     if (_link is null)
                     {
                         FailAll(batch.Ops, new HybridConnectionException("connection lost before the resend"));
@@ -322,16 +330,6 @@ public sealed partial class HybridSession : IAsyncDisposable
                     SendLocked(batch);
                 }
                 return;
-            }
-            if (status is Status.ViewChanged or Status.NotOwner)
-            {
-                // The header carries the node's current view: batches sent from now on carry it, so a caller that
-                // routes by its own map (ClusterClient) keeps this session instead of reconnecting to learn it.
-                lock (_lock)
-                {
-                    if (header.View > _view)
-                        _view = header.View;
-                }
             }
             FailAll(batch.Ops, new HybridProtocolException(status, $"the node refused the batch: {status}"));
         }

@@ -11,10 +11,9 @@ namespace Hybrid.Node.Tests.Node;
 /// </summary>
 public class OutOfOrderReplyTests
 {
-    private static byte[] B(string s) => System.Text.Encoding.UTF8.GetBytes(s);
+    private static byte[] B(string s) => PipelinedBatchTests.B(s);
 
-    private static byte[] Get(RawConnection raw, uint seq, string key) =>
-        RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 0, B(key), default), seq);
+    private static byte[] Get(RawConnection raw, uint seq, string key) => PipelinedBatchTests.Get(raw, seq, key);
 
     private static async Task PutHotAsync(TestNode node)
     {

@@ -28,9 +28,9 @@ public class PipelinedBatchTests
         return (node, counting!);
     }
 
-    private static byte[] B(string s) => System.Text.Encoding.UTF8.GetBytes(s);
+    internal static byte[] B(string s) => System.Text.Encoding.UTF8.GetBytes(s);
 
-    private static byte[] Get(RawConnection raw, uint seq, string key) =>
+    internal static byte[] Get(RawConnection raw, uint seq, string key) =>
         RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 0, B(key), default), seq);
 
     [Fact]

@@ -194,17 +194,13 @@ internal abstract class Connection
     /// <summary>True when the replies in <see cref="Output"/> may be sent now; false when they wait for durability (the worker drives the connection again then).</summary>
     protected bool RepliesMayGo(Worker worker)
     {
-        long required = Context.RequiredDurableSequence;
-        if (required > 0 && !Node.Store.IsDurable(required))
-        {
-            // With operations pending it stays parked (one holder at a time): the replies go at a later completion.
-            if (HasPending)
-                return ParkUntilCompletion();
-            worker.WaitDurable(this, required);
-            return false;
-        }
-        Context.RequiredDurableSequence = 0;
-        return true;
+        if (RepliesMayGoNow())
+            return true;
+        // With operations pending it stays parked (one holder at a time): the replies go at a later completion.
+        if (HasPending)
+            return ParkUntilCompletion();
+        worker.WaitDurable(this, Context.RequiredDurableSequence);
+        return false;
     }
 
     /// <summary>True when the replies in <see cref="Output"/> may be sent now; never waits (registers nothing).</summary>
