@@ -113,8 +113,13 @@ internal static partial class HybridCli
         var durability = new Option<string>("--durability") { DefaultValueFactory = _ => "async" };
         var memory = new Option<long>("--memory-budget") { DefaultValueFactory = _ => 256L << 20 };
         var trace = new Option<string?>("--trace") { Description = "Append the node's protocol trace (ndjson) to FILE" };
+        var warmUp = new Option<bool>("--warm-up")
+        {
+            Description = "At start, compile the request and migration paths by running scratch migrations in the background (see NodeWarmUp)",
+            DefaultValueFactory = _ => true,
+        };
         var command = new Command("node", "Run one cluster node in the foreground (what 'cluster start' spawns)") { Hidden = true };
-        foreach (Option o in new Option[] { name, port, respPort, peerPort, durability, memory, trace, s_dir, s_metadata })
+        foreach (Option o in new Option[] { name, port, respPort, peerPort, durability, memory, trace, warmUp, s_dir, s_metadata })
             command.Options.Add(o);
         command.SetAction(async (result, _) =>
         {
@@ -135,10 +140,34 @@ internal static partial class HybridCli
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
             await using ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", node, options, result.GetValue(peerPort), result.GetValue(trace));
             Console.WriteLine($"hybrid cluster node {node}: native={host.Member.Node.NativePort} peer={host.Member.PeerEndPoint.Port} view={host.Member.Node.View.Current} pid={Environment.ProcessId}");
+            using var warmUpCancel = new CancellationTokenSource();
+            Task warming = result.GetValue(warmUp) ? Task.Run(() => WarmUpAsync(options, warmUpCancel.Token)) : Task.CompletedTask;
             stop.Wait();
+            // A stop during the warm-up ends it first, so its scratch nodes and directory go too.
+            await warmUpCancel.CancelAsync();
+            await warming.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Runs <see cref="NodeWarmUp"/> once and says how it went; a failure is reported, never fatal.</summary>
+    private static async Task WarmUpAsync(HybridNodeOptions options, CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            long reads = await NodeWarmUp.RunAsync(options.Workers, options.SocketEngine, TimeSpan.FromSeconds(2), cancellationToken: cancellationToken);
+            Console.WriteLine($"warm-up: {reads} reads answered during scratch migrations, {clock.Elapsed.TotalSeconds:F1} s");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Console.WriteLine($"warm-up: stopped with the node after {clock.Elapsed.TotalSeconds:F1} s");
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"warm-up failed after {clock.Elapsed.TotalSeconds:F1} s (the node serves on, unwarmed): {e.Message}");
+        }
     }
 
     private static Command MigrateCommand()
