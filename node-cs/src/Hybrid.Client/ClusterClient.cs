@@ -22,6 +22,10 @@ public sealed partial class ClusterClient : IAsyncDisposable
     private ClusterRouting _map;
     private long _resends;
     private long _loadedAt;
+    private TaskCompletionSource _routesChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _waiting;
+    private int _polling;
+    private volatile bool _disposed;
 
     private ClusterClient(IClusterRoutingSource source, HybridClientOptions template, ClusterRouting map)
     {
@@ -57,6 +61,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
     {
         int slot = ClusterSlot.Of(key.Span);
         DateTime deadline = DateTime.UtcNow + RetryFor;
+        ClusterRouting? tried = null;
         for (int attempt = 0; ; attempt++)
         {
             if (attempt > 0)
@@ -64,9 +69,10 @@ public sealed partial class ClusterClient : IAsyncDisposable
                 Interlocked.Increment(ref _resends);
                 if (DateTime.UtcNow > deadline)
                     throw new HybridConnectionException($"slot {slot}: no owner accepted the request within {RetryFor}");
-                await Task.Delay(Math.Min(attempt, 20)).ConfigureAwait(false);
+                await NewRouteAsync(tried!, TimeSpan.FromMilliseconds(Math.Min(attempt, 20))).ConfigureAwait(false);
             }
             ClusterRouting map = Routing;
+            tried = map;
             string range = map.RangeOf(slot) ?? throw new InvalidOperationException($"no range holds slot {slot}");
             string node = map.Owner[range];
             Task<HybridSession>? opening = null;
@@ -123,10 +129,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
         try
         {
             if (Interlocked.Read(ref _loadedAt) < failedAt)
-            {
-                Volatile.Write(ref _map, await _source.LoadAsync().ConfigureAwait(false));
-                Interlocked.Exchange(ref _loadedAt, System.Diagnostics.Stopwatch.GetTimestamp());
-            }
+                Install(await _source.LoadAsync().ConfigureAwait(false));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -135,6 +138,74 @@ public sealed partial class ClusterClient : IAsyncDisposable
         finally
         {
             _refreshing.Release();
+        }
+    }
+
+    /// <summary>Makes <paramref name="map"/> the routing in use; wakes the requests waiting for a new route if it routes differently.</summary>
+    private void Install(ClusterRouting map)
+    {
+        ClusterRouting old = Interlocked.Exchange(ref _map, map);
+        Interlocked.Exchange(ref _loadedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+        if (!SameRoutes(old, map))
+            Interlocked.Exchange(ref _routesChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    /// <summary>Owners and node views equal: a request would be routed and stamped the same by both.</summary>
+    private static bool SameRoutes(ClusterRouting a, ClusterRouting b) =>
+        ReferenceEquals(a, b) || (a.Owner.Count == b.Owner.Count && a.Owner.All(o => b.Owner.TryGetValue(o.Key, out string? n) && n == o.Value)
+            && a.Views.Count == b.Views.Count && a.Views.All(v => b.Views.TryGetValue(v.Key, out int w) && w == v.Value)
+            && a.EndPoints.Count == b.EndPoints.Count);
+
+    /// <summary>
+    /// Waits until the routing in use routes differently from <paramref name="tried"/> (a request's retry has then
+    /// something new to try), or <paramref name="atMost"/> passed. While any request waits here, one thread re-reads the
+    /// map about every millisecond (<see cref="PollRoutes"/>), so a handover's requests go to the new owner as soon as the
+    /// metadata names it, instead of each sleeping out its own back-off (under load a 2 ms Task.Delay took 17-21 ms).
+    /// </summary>
+    private async Task NewRouteAsync(ClusterRouting tried, TimeSpan atMost)
+    {
+        Task changed = Volatile.Read(ref _routesChanged).Task;
+        if (!SameRoutes(tried, Routing))
+            return;
+        Interlocked.Increment(ref _waiting);
+        try
+        {
+            if (Interlocked.CompareExchange(ref _polling, 1, 0) == 0)
+                new Thread(PollRoutes) { IsBackground = true, Name = "cluster-routes" }.Start();
+            await changed.WaitAsync(atMost).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Retry anyway: a lost connection or a node's own view change is not in the map.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiting);
+        }
+    }
+
+    /// <summary>Re-reads the map about every millisecond while requests wait for a new route; ends when none waits.</summary>
+    private void PollRoutes()
+    {
+        while (true)
+        {
+            while (Volatile.Read(ref _waiting) > 0 && !_disposed)
+            {
+                try
+                {
+                    Install(_source.LoadAsync().GetAwaiter().GetResult());
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // The metadata store is unreachable: the waiters time out and retry with the map they have.
+                }
+                Thread.Sleep(1);
+            }
+            Volatile.Write(ref _polling, 0);
+            // A request that started waiting after the loop's last look but before _polling was cleared saw it set and
+            // started no poller: look again.
+            if (Volatile.Read(ref _waiting) == 0 || _disposed || Interlocked.CompareExchange(ref _polling, 1, 0) != 0)
+                return;
         }
     }
 
@@ -153,6 +224,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
     /// <summary>Closes every session.</summary>
     public async ValueTask DisposeAsync()
     {
+        _disposed = true;
         foreach (var session in _sessions.Values)
             await CloseAsync(session).ConfigureAwait(false);
         _sessions.Clear();
