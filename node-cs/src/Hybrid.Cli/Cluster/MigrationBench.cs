@@ -34,19 +34,25 @@ internal static class MigrationBench
         var memory = new Option<long>("--memory-budget") { Description = "Bytes of log in memory per node", DefaultValueFactory = _ => 1L << 30 };
         var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv, PREFIX.png, PREFIX.svg", DefaultValueFactory = _ => "migrate-bench" };
         var dir = new Option<string?>("--dir") { Description = "Working directory (default: a new temp directory, deleted after)" };
+        var pullRate = new Option<string>("--pull-rate")
+        {
+            Description = "Rocksteady's background pulls: adaptive (back off while read misses wait, the default) or max (as fast as they go)",
+            DefaultValueFactory = _ => "adaptive",
+        };
+        pullRate.AcceptOnlyFromAmong("adaptive", "max");
         var command = new Command("migrate", "Two nodes, YCSB-B throughout: migrate half the slots with Rocksteady, then back with stop-and-copy; timeline CSV + PNG (+ SVG)");
-        foreach (Option o in new Option[] { records, valueBytes, clients, quiet, workers, memory, output, dir })
+        foreach (Option o in new Option[] { records, valueBytes, clients, quiet, workers, memory, output, dir, pullRate })
             command.Options.Add(o);
         command.SetAction(async (result, _) =>
         {
             var settings = new Settings(result.GetValue(records), result.GetValue(valueBytes), result.GetValue(clients),
-                TimeSpan.FromSeconds(result.GetValue(quiet)), result.GetValue(workers), result.GetValue(memory), result.GetValue(output)!);
+                TimeSpan.FromSeconds(result.GetValue(quiet)), result.GetValue(workers), result.GetValue(memory), result.GetValue(output)!, result.GetValue(pullRate)!);
             return await RunAsync(settings, result.GetValue(dir));
         });
         return command;
     }
 
-    internal sealed record Settings(long Records, int ValueBytes, int Clients, TimeSpan Quiet, int Workers, long MemoryBudget, string Output);
+    internal sealed record Settings(long Records, int ValueBytes, int Clients, TimeSpan Quiet, int Workers, long MemoryBudget, string Output, string PullRate = "adaptive");
 
     /// <summary>One second of one run.</summary>
     internal sealed record Second(string Mode, int At, string Phase, long Ops, double P50, double P99, double P999, long Errors);
@@ -197,7 +203,7 @@ internal static class MigrationBench
         Task[] loops = [.. Enumerable.Range(0, settings.Clients).Select(i => Task.Run(() => Loop(i)))];
         await Task.Delay(settings.Quiet);
         timeline.Mark("during");
-        var (report, steps) = await MigrationProgressRun(mode, target, ranges, stopAndCopy);
+        var (report, steps) = await MigrationProgressRun(mode, target, ranges, stopAndCopy, settings.PullRate);
         timeline.Mark("after");
         await Task.Delay(settings.Quiet);
         await stop.CancelAsync();
@@ -205,10 +211,11 @@ internal static class MigrationBench
         return new Run(timeline.Seconds(mode), report, steps, new[] { "before", "during", "after" }.ToDictionary(p => p, p => timeline.Percentile(p, 99.9)));
     }
 
-    private static async Task<(MigrationReport, IReadOnlyList<(string Name, double Ms)>)> MigrationProgressRun(string mode, NodeInfo target, IReadOnlyList<string> ranges, bool stopAndCopy)
+    private static async Task<(MigrationReport, IReadOnlyList<(string Name, double Ms)>)> MigrationProgressRun(string mode, NodeInfo target,
+        IReadOnlyList<string> ranges, bool stopAndCopy, string pullRate)
     {
-        Console.WriteLine($"{mode}: moving {ranges.Count} ranges to {target.Id}...");
-        MigrationReport report = await MigrationProgress.RunAsync(target, ranges, showBar: false, stopAndCopy);
+        Console.WriteLine($"{mode}: moving {ranges.Count} ranges to {target.Id}{(stopAndCopy ? "" : $" (pull rate: {pullRate})")}...");
+        MigrationReport report = await MigrationProgress.RunAsync(target, ranges, showBar: false, stopAndCopy, pullRate);
         Console.WriteLine($"{mode}: {report.Summary()}");
         var steps = new List<(string, double)>();
         if (await LocalCluster.StatusAsync(target) is { } status && status.TryGetProperty("steps", out JsonElement all))

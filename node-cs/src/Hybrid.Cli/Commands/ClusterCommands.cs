@@ -174,8 +174,14 @@ internal static partial class HybridCli
     {
         var slots = new Option<string>("--slots") { Description = "Slots A-B (whole ranges)", Required = true };
         var to = new Option<string>("--to") { Description = "Target node", Required = true };
+        var pullRate = new Option<string>("--pull-rate")
+        {
+            Description = "Background pulls: adaptive (back off while reads of keys not pulled yet wait, the default) or max (as fast as they go)",
+            DefaultValueFactory = _ => "adaptive",
+        };
+        pullRate.AcceptOnlyFromAmong("adaptive", "max");
         var command = new Command("migrate", "Move slots A-B to NODE (Rocksteady) with a live progress bar");
-        foreach (Option o in new Option[] { slots, to, s_dir, s_metadata })
+        foreach (Option o in new Option[] { slots, to, pullRate, s_dir, s_metadata })
             command.Options.Add(o);
         command.SetAction(async (result, _) =>
         {
@@ -204,7 +210,7 @@ internal static partial class HybridCli
                 Console.Error.WriteLine($"node {target} is not running");
                 return 2;
             }
-            MigrationReport report = await MigrationProgress.RunAsync(node, ranges, showBar: true);
+            MigrationReport report = await MigrationProgress.RunAsync(node, ranges, showBar: true, pullRate: result.GetValue(pullRate)!);
             Console.WriteLine(report.Summary());
             return report.Error is null ? 0 : 1;
         });

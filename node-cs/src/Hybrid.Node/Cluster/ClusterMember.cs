@@ -175,7 +175,8 @@ public sealed class ClusterMember : IAsyncDisposable
     /// lineage entry is removed. Progress is in <see cref="Status"/>.
     /// </summary>
     /// <remarks><paramref name="stopAndCopy"/> = true runs the stop-and-copy baseline instead of Rocksteady.</remarks>
-    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, long maxBytesPerSecond = 0, CancellationToken cancellationToken = default)
+    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, long maxBytesPerSecond = 0, CancellationToken cancellationToken = default,
+        bool adaptivePulls = true)
     {
         lock (_lock)
         {
@@ -183,7 +184,7 @@ public sealed class ClusterMember : IAsyncDisposable
                 throw new InvalidOperationException("a migration to this node is running");
             var status = new MigrationStatus { Ranges = [.. rangeNames], Started = DateTime.UtcNow };
             Volatile.Write(ref _status, status);
-            _migration = Task.Run(() => RunAsync(rangeNames, stopAndCopy, maxBytesPerSecond, status, cancellationToken), cancellationToken);
+            _migration = Task.Run(() => RunAsync(rangeNames, stopAndCopy, maxBytesPerSecond, adaptivePulls, status, cancellationToken), cancellationToken);
             return _migration;
         }
     }
@@ -207,14 +208,15 @@ public sealed class ClusterMember : IAsyncDisposable
         }
     }
 
-    private Task RunAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy, long maxBytesPerSecond, MigrationStatus status, CancellationToken cancellationToken) =>
+    private Task RunAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy, long maxBytesPerSecond, bool adaptivePulls, MigrationStatus status,
+        CancellationToken cancellationToken) =>
         TrackAsync(status, async () =>
         {
             var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
             status.Live = () => coordinator.ActivePulls?.Stats;
             status.Timings = () => coordinator.Timings;
             var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
-            var target = new MigrationTarget(Node.Store, _trace) { MaxBytesPerSecond = maxBytesPerSecond };
+            var target = new MigrationTarget(Node.Store, _trace) { MaxBytesPerSecond = maxBytesPerSecond, AdaptivePulls = adaptivePulls };
             var peers = new Dictionary<string, NetworkPeer>();
             try
             {
@@ -254,7 +256,7 @@ public sealed class ClusterMember : IAsyncDisposable
 
     /// <summary>
     /// Control requests on the peer port: <c>{"op":"migrate","ranges":[...]}</c> starts moving the ranges here;
-    /// (<c>"mode":"stop-and-copy"</c> for the baseline, <c>"maxBytesPerSecond"</c> to throttle pulls); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
+    /// (<c>"mode":"stop-and-copy"</c> for the baseline, <c>"maxBytesPerSecond"</c> to cap pulls, <c>"pullRate":"max"</c> to turn off their adaptation to load); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
     /// </summary>
     private string Control(string json)
     {
@@ -268,7 +270,11 @@ public sealed class ClusterMember : IAsyncDisposable
                     if (!_ranges.ContainsKey(r))
                         throw new ArgumentException("unknown range " + r);
                 }
-                _ = MigrateHereAsync(ranges, (string?)request["mode"] == "stop-and-copy", (long?)request["maxBytesPerSecond"] ?? 0)
+                string pullRate = (string?)request["pullRate"] ?? "adaptive";
+                if (pullRate is not ("adaptive" or "max"))
+                    throw new ArgumentException($"pullRate must be \"adaptive\" or \"max\", not \"{pullRate}\"");
+                _ = MigrateHereAsync(ranges, (string?)request["mode"] == "stop-and-copy", (long?)request["maxBytesPerSecond"] ?? 0,
+                    adaptivePulls: pullRate == "adaptive")
                     .ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
                 return "{\"started\":true}";
             case "status":

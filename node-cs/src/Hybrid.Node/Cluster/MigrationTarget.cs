@@ -7,7 +7,7 @@ namespace Hybrid.Node.Cluster;
 /// The target side of a Rocksteady migration: carries out what the F# core decided for this node and decides
 /// nothing itself. At <c>TransferOwnership</c> it raises the local version floor (<see cref="RaiseFloor"/>) and
 /// starts the pulls of the range (<see cref="StartPulls(string, SlotRange, IMigrationPeer, CancellationToken)"/>): background pulls of N partitions in parallel,
-/// pipelined (streams), applied insert-if-newer; and priority pulls, batched up to 16 keys,
+/// pipelined (streams), applied insert-if-newer, at a rate <see cref="PullGovernor"/> adapts to load; and priority pulls, batched up to 64 keys,
 /// of keys that reads missed. The coordinator then waits for <see cref="PullJob.CompleteAsync"/> (a catch-up pass
 /// included) before it asks the core for <c>FinishPulls</c>.
 /// </summary>
@@ -18,6 +18,12 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
 
     /// <summary>Caps each background-pull job at this many payload bytes per second (0 = no cap): an operator's throttle.</summary>
     public long MaxBytesPerSecond { get; init; }
+
+    /// <summary>
+    /// True (the default): each job's background pulls adapt their rate to load (<see cref="PullGovernor"/>, under
+    /// <see cref="MaxBytesPerSecond"/>); false: they run at <see cref="MaxBytesPerSecond"/> (or unlimited) throughout.
+    /// </summary>
+    public bool AdaptivePulls { get; init; } = true;
 
     /// <summary>Decision <c>RaiseFloor</c>: every later write here gets a version above <paramref name="floor"/>.</summary>
     public void RaiseFloor(ulong floor) => store.RaiseVersionFloor(floor);
@@ -37,7 +43,9 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// </summary>
     public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, long from, bool serving, CancellationToken cancellationToken = default)
     {
-        var job = new PullJob(store, trace, rangeName, range, peer, partitions, from, cancellationToken) { MaxBytesPerSecond = MaxBytesPerSecond };
+        // A copy nobody reads yet (stop-and-copy) has no misses to adapt to: it runs as fast as the operator allows.
+        PullGovernorOptions governing = serving && AdaptivePulls ? PullGovernorOptions.Default.CappedAt(MaxBytesPerSecond) : PullGovernorOptions.Fixed(MaxBytesPerSecond);
+        var job = new PullJob(store, trace, rangeName, range, peer, partitions, from, new PullGovernor(governing), cancellationToken);
         if (serving && store is MigratingStore migrating)
         {
             migrating.AddIncoming(job);
@@ -118,15 +126,17 @@ public sealed class PullJob
     private readonly int _partitions;
     private readonly long _from;
     private readonly CancellationToken _cancel;
-    private readonly Channel<(PullKey Key, TaskCompletionSource Done)> _priority =
-        Channel.CreateUnbounded<(PullKey, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<(PullKey Key, TaskCompletionSource Done, long Enqueued)> _priority =
+        Channel.CreateUnbounded<(PullKey, TaskCompletionSource, long)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _background;
     private readonly Task _priorityLoop;
     private int _priorityDemand; // misses queued or in a priority pull now
     private Exception? _priorityFailure; // why the priority loop ended, if it failed: later misses fail with it
 
-    internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, long from, CancellationToken cancellationToken)
+    internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, long from,
+        PullGovernor governor, CancellationToken cancellationToken)
     {
+        Governor = governor;
         _store = store;
         _trace = trace;
         _rangeName = rangeName;
@@ -142,10 +152,8 @@ public sealed class PullJob
     /// <summary>The range being pulled.</summary>
     public SlotRange Range => _range;
 
-    /// <summary>Caps the background pulls' payload bytes per second (0 = no cap).</summary>
-    internal long MaxBytesPerSecond { get; init; }
-
-    private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
+    /// <summary>Sets the background pulls' rate from how long read misses wait.</summary>
+    internal PullGovernor Governor { get; }
 
     /// <summary>After <see cref="CompleteAsync"/>: the source log address up to which every record of the range was pulled.</summary>
     public long LogEnd { get; private set; }
@@ -163,7 +171,7 @@ public sealed class PullJob
         // Continuations run inline on the priority thread when the pull lands: the only ones are a worker's wake-up
         // (MigratingSession.Wake, a signal) and a view change's wait; so the worker is woken without a pool thread.
         var done = new TaskCompletionSource();
-        if (!_priority.Writer.TryWrite((key, done)))
+        if (!_priority.Writer.TryWrite((key, done, System.Diagnostics.Stopwatch.GetTimestamp())))
             return Volatile.Read(ref _priorityFailure) is { } failed ? Task.FromException(failed) : Task.CompletedTask;
         Interlocked.Increment(ref _priorityDemand);
         return done.Task;
@@ -261,7 +269,7 @@ public sealed class PullJob
                     _trace.BackgroundPull(_rangeName, index);
                     if (next.IsDone)
                         return;
-                    Throttle();
+                    Throttle(chunk.PayloadBytes);
                     YieldToPriority();
                 }
             }
@@ -290,17 +298,17 @@ public sealed class PullJob
     {
         using var applier = new Applier(_store.NewSession(), Stats);
         var batch = new PriorityBatch();
-        ChannelReader<(PullKey Key, TaskCompletionSource Done)> reader = _priority.Reader;
+        ChannelReader<(PullKey Key, TaskCompletionSource Done, long Enqueued)> reader = _priority.Reader;
         while (true)
         {
-            if (!reader.TryRead(out (PullKey Key, TaskCompletionSource Done) first))
+            if (!reader.TryRead(out (PullKey Key, TaskCompletionSource Done, long Enqueued) first))
             {
                 if (!Wait(reader.WaitToReadAsync(_cancel)))
                     return; // completed and drained
                 continue;
             }
             batch.Add(first);
-            while (batch.Count < MigrationSource.MaxPriorityKeys && reader.TryRead(out (PullKey Key, TaskCompletionSource Done) item))
+            while (batch.Count < MigrationSource.MaxPriorityKeys && reader.TryRead(out (PullKey Key, TaskCompletionSource Done, long Enqueued) item))
                 batch.Add(item);
             try
             {
@@ -316,7 +324,7 @@ public sealed class PullJob
                 // fails at once too.
                 Volatile.Write(ref _priorityFailure, e);
                 _priority.Writer.TryComplete(e);
-                while (reader.TryRead(out (PullKey Key, TaskCompletionSource Done) queued))
+                while (reader.TryRead(out (PullKey Key, TaskCompletionSource Done, long Enqueued) queued))
                 {
                     Interlocked.Decrement(ref _priorityDemand);
                     queued.Done.TrySetException(e);
@@ -326,6 +334,7 @@ public sealed class PullJob
                 throw;
             }
             Stats.AddPriority(batch.Count);
+            Governor.OnMiss(System.Diagnostics.Stopwatch.GetElapsedTime(batch.Oldest));
             _trace.PriorityPull(_rangeName);
             Interlocked.Add(ref _priorityDemand, -batch.Count);
             batch.Release(null);
@@ -340,8 +349,13 @@ public sealed class PullJob
         public PullBuffer Buffer { get; } = new(4096);
         public int Count { get; private set; }
 
-        public void Add((PullKey Key, TaskCompletionSource Done) item)
+        /// <summary>When the batch's oldest miss was queued (its wait is the longest a read waited for this pull).</summary>
+        public long Oldest { get; private set; }
+
+        public void Add((PullKey Key, TaskCompletionSource Done, long Enqueued) item)
         {
+            if (Count == 0 || item.Enqueued < Oldest)
+                Oldest = item.Enqueued;
             Keys[Count] = item.Key;
             Waiters[Count++] = item.Done;
         }
@@ -392,14 +406,12 @@ public sealed class PullJob
             Thread.Sleep(1);
     }
 
-    /// <summary>With a cap, sleeps while the bytes pulled so far are ahead of the cap's schedule.</summary>
-    private void Throttle()
+    /// <summary>Sleeps as long as the governor's rate asks after a chunk of <paramref name="bytes"/> payload bytes.</summary>
+    private void Throttle(long bytes)
     {
-        if (MaxBytesPerSecond <= 0)
-            return;
-        double due = (double)Stats.Bytes / MaxBytesPerSecond - System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds;
-        if (due > 0)
-            Thread.Sleep(TimeSpan.FromSeconds(Math.Min(due, 1)));
+        TimeSpan pause = Governor.Charge(bytes, System.Diagnostics.Stopwatch.GetTimestamp());
+        if (pause > TimeSpan.Zero)
+            Thread.Sleep(pause);
     }
 
     /// <summary>How long a pull waits before it asks an unreachable source again.</summary>
