@@ -63,10 +63,13 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         _nodes[source.Name] = source;
         _nodes[target.Name] = target;
         DecideAll([.. rangeNames.Select(r => ClusterDecision.BeginMigration(r, target.Name))], null);
-        await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
+        // The source's cut is published in the same write as Prepare (and, in Rocksteady, TransferOwnership): one fsync'd
+        // write fewer while nobody serves the ranges. Its CoreRefreshed decisions still come first and the core checks
+        // Prepare against them; the floor is read only after every core of the source adopted the view.
+        List<ClusterDecision> cut = await WaitForCoresAsync(source, cancellationToken).ConfigureAwait(false);
         Step("cut " + source.Name);
         ulong sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
-        ClusterDecision[] prepares = [.. rangeNames.Select(r => ClusterDecision.Prepare(r, ModelFloor(source.Name)))];
+        ClusterDecision[] prepares = [.. cut, .. rangeNames.Select(r => ClusterDecision.Prepare(r, ModelFloor(source.Name)))];
         ClusterDecision[] transfers = [.. rangeNames.Select(ClusterDecision.TransferOwnership)];
 
         List<SlotRange> runs = Runs(rangeNames);
@@ -157,10 +160,10 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         ulong sourceFloor;
         if (phase == "Locking")
         {
-            await ReportCoresAsync(source, cancellationToken).ConfigureAwait(false);
+            List<ClusterDecision> cut = await WaitForCoresAsync(source, cancellationToken).ConfigureAwait(false);
             Step("cut " + source.Name);
             sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
-            Decide(ClusterDecision.Prepare(range, ModelFloor(source.Name)), null);
+            DecideAll([.. cut, ClusterDecision.Prepare(range, ModelFloor(source.Name))], null);
             phase = "Prepared";
         }
         else
@@ -291,7 +294,14 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// Waits until each core of <paramref name="node"/> executes in the node's newest view, then reports them all
     /// (<c>CoreRefresh</c> of each core not reported yet) in one metadata write.
     /// </summary>
-    private async Task ReportCoresAsync(MigrationNode node, CancellationToken cancellationToken)
+    private async Task ReportCoresAsync(MigrationNode node, CancellationToken cancellationToken) =>
+        DecideAll(await WaitForCoresAsync(node, cancellationToken).ConfigureAwait(false), null);
+
+    /// <summary>
+    /// Waits until each core of <paramref name="node"/> executes in the node's newest view; returns the
+    /// <c>CoreRefresh</c> decisions of the cores not reported yet, for the caller to publish (first in a write of its own).
+    /// </summary>
+    private async Task<List<ClusterDecision>> WaitForCoresAsync(MigrationNode node, CancellationToken cancellationToken)
     {
         int view = metadata.Current.View(node.Name);
         var refreshed = new List<ClusterDecision>();
@@ -304,7 +314,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
                 await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
             refreshed.Add(ClusterDecision.CoreRefreshed(node.Name, node.Cores[core], view));
         }
-        DecideAll(refreshed, null);
+        return refreshed;
     }
 
     /// <summary>
