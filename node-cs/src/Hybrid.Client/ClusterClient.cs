@@ -150,11 +150,12 @@ public sealed partial class ClusterClient : IAsyncDisposable
             Interlocked.Exchange(ref _routesChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
-    /// <summary>Owners and node views equal: a request would be routed and stamped the same by both.</summary>
+    /// <summary>Owners, node views and endpoints equal: a request would be routed, stamped and sent the same by both.</summary>
     private static bool SameRoutes(ClusterRouting a, ClusterRouting b) =>
-        ReferenceEquals(a, b) || (a.Owner.Count == b.Owner.Count && a.Owner.All(o => b.Owner.TryGetValue(o.Key, out string? n) && n == o.Value)
-            && a.Views.Count == b.Views.Count && a.Views.All(v => b.Views.TryGetValue(v.Key, out int w) && w == v.Value)
-            && a.EndPoints.Count == b.EndPoints.Count);
+        ReferenceEquals(a, b) || (Same(a.Owner, b.Owner) && Same(a.Views, b.Views) && Same(a.EndPoints, b.EndPoints));
+
+    private static bool Same<T>(IReadOnlyDictionary<string, T> a, IReadOnlyDictionary<string, T> b) =>
+        a.Count == b.Count && a.All(e => b.TryGetValue(e.Key, out T? v) && EqualityComparer<T>.Default.Equals(v, e.Value));
 
     /// <summary>
     /// Waits until the routing in use routes differently from <paramref name="tried"/> (a request's retry has then
