@@ -25,5 +25,17 @@ public sealed class NodeWarmUpTests
         Assert.False(Directory.Exists(dir), "the scratch directory outlived the cancelled warm-up");
     }
 
+    [Fact]
+    public async Task What_a_killed_warm_up_left_in_its_directory_is_cleared_first()
+    {
+        string dir = ScratchDirectory();
+        // As a process killed mid-warm-up leaves it: the scratch cluster's metadata exists already.
+        Directory.CreateDirectory(Path.Combine(dir, "metadata"));
+        await File.WriteAllTextAsync(Path.Combine(dir, "metadata", "metadata.db"), "left by a killed node");
+        long reads = await NodeWarmUp.RunAsync(workers: 1, SocketEngine.Auto, TimeSpan.Zero, minRounds: 1, records: 200, directory: dir);
+        Assert.Equal(2 * 200, reads);
+        Assert.False(Directory.Exists(dir));
+    }
+
     private static string ScratchDirectory() => Path.Combine(Path.GetTempPath(), "hybrid-warmup-test-" + Guid.NewGuid().ToString("N"));
 }

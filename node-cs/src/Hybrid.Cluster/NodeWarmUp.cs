@@ -36,12 +36,15 @@ public static class NodeWarmUp
     /// method only after a quiet period and enough calls). A round moves one range there and back, each move under
     /// reads and writes of <paramref name="records"/> keys. Returns the reads answered with the value last written
     /// (a test holds it to all of them). Works in <paramref name="directory"/> (default: a new one under the temporary
-    /// directory) and deletes it and every other scratch resource before it returns, cancelled or not.
+    /// directory), scratch by contract: whatever is there first is deleted (what a killed process left), and the
+    /// directory and every other scratch resource are gone when this returns, cancelled or not.
     /// </summary>
     public static async Task<long> RunAsync(int workers, SocketEngine engine, TimeSpan duration, int minRounds = 2, int records = 4000,
         string? directory = null, CancellationToken cancellationToken = default)
     {
         string dir = directory ?? Path.Combine(Path.GetTempPath(), "hybrid-warmup-" + Guid.NewGuid().ToString("N"));
+        if (Directory.Exists(dir))
+            Directory.Delete(dir, recursive: true);
         var owned = new List<IAsyncDisposable>();
         try
         {
