@@ -28,6 +28,16 @@ namespace Hybrid.Cluster;
 public static class NodeWarmUp
 {
     private const string Root = "/warm-up";
+
+    /// <summary>
+    /// How long a node's warm-up runs: 2 s when the process was started with <c>DOTNET_TC_CallCountingDelayMs=0</c>
+    /// (<c>hybrid cluster start</c> sets it), else 6 s. With the runtime's default delay (100 ms after the last newly
+    /// compiled method) `NativeSession.RunBatch` was still unoptimised after a 2 s warm-up and optimised after a 6 s
+    /// one (2026-12-06, the JIT's method list of a one-node cluster; a runtimeconfig.json property does not reach
+    /// this setting, only the environment does).
+    /// </summary>
+    public static TimeSpan DefaultDuration { get; } =
+        Environment.GetEnvironmentVariable("DOTNET_TC_CallCountingDelayMs") == "0" ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(6);
     private const ushort Table = 0;
 
     /// <summary>

@@ -57,7 +57,8 @@ internal static class LocalCluster
         // being compiled; a node's start (and its warm-up, NodeWarmUp) compiles new methods all along, so without this
         // the warm-up's paths were still unoptimised when its first migration came (measured: NativeSession.RunBatch,
         // FASTER's InternalRMW and the source's scan reached tier 1 only during the migration; with it, during the
-        // warm-up). Only a start-up cost: steady-state code is the same.
+        // warm-up in 2 s; a node started some other way warms up for 6 s instead, NodeWarmUp.DefaultDuration).
+        // Only a start-up cost: steady-state code is the same.
         if (Environment.GetEnvironmentVariable("DOTNET_TC_CallCountingDelayMs") is null)
             info.Environment["DOTNET_TC_CallCountingDelayMs"] = "0";
         return Process.Start(info) ?? throw new InvalidOperationException("could not start " + file);

@@ -159,7 +159,7 @@ internal static partial class HybridCli
         {
             // Under the node's own directory, not /tmp: a node killed during its warm-up leaves the scratch there, and
             // the next start (or whoever removes the node's directory) cleans it.
-            long reads = await NodeWarmUp.RunAsync(options.Workers, options.SocketEngine, TimeSpan.FromSeconds(2),
+            long reads = await NodeWarmUp.RunAsync(options.Workers, options.SocketEngine, NodeWarmUp.DefaultDuration,
                 directory: Path.Combine(options.DataDirectory, "warm-up"), cancellationToken: cancellationToken);
             Console.WriteLine($"warm-up: {reads} reads answered during scratch migrations, {clock.Elapsed.TotalSeconds:F1} s");
         }
