@@ -174,9 +174,9 @@ public sealed class ClusterMember : IAsyncDisposable
     /// Moves <paramref name="rangeNames"/>, one after the other, from their owners to this node; completes when the last
     /// lineage entry is removed. Progress is in <see cref="Status"/>.
     /// </summary>
-    /// <remarks><paramref name="stopAndCopy"/> = true runs the stop-and-copy baseline instead of Rocksteady.</remarks>
-    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, long maxBytesPerSecond = 0, CancellationToken cancellationToken = default,
-        bool adaptivePulls = true)
+    /// <remarks><paramref name="stopAndCopy"/> = true runs the stop-and-copy baseline instead of Rocksteady; <paramref name="adaptivePulls"/> = false runs the background pulls at <paramref name="maxBytesPerSecond"/> (or unlimited) instead of adapting them to load (<see cref="PullGovernor"/>).</remarks>
+    public Task MigrateHereAsync(IReadOnlyList<string> rangeNames, bool stopAndCopy = false, long maxBytesPerSecond = 0, bool adaptivePulls = true,
+        CancellationToken cancellationToken = default)
     {
         lock (_lock)
         {

@@ -299,7 +299,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
 
     /// <summary>
     /// Waits until each core of <paramref name="node"/> executes in the node's newest view; returns the
-    /// <c>CoreRefresh</c> decisions of the cores not reported yet, for the caller to publish (first in a write of its own).
+    /// <c>CoreRefresh</c> decisions of the cores not reported yet, for the caller to publish at the head of its next write.
     /// </summary>
     private async Task<List<ClusterDecision>> WaitForCoresAsync(MigrationNode node, CancellationToken cancellationToken)
     {
