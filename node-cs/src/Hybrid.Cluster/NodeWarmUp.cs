@@ -100,9 +100,12 @@ public static class NodeWarmUp
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     value[0] = (byte)(round * 2 + (to == "w2" ? 0 : 1));
-                    await Task.WhenAll(Enumerable.Range(0, 8).Select(c => WriteAsync(client, c, records, value))).ConfigureAwait(false);
+                    // A cancellation can stop the migration half way (nobody serving the range), and the client's requests
+                    // would then retry until their deadline: stop waiting for them instead (disposing the client ends them).
+                    await Task.WhenAll(Enumerable.Range(0, 8).Select(c => WriteAsync(client, c, records, value))).WaitAsync(cancellationToken).ConfigureAwait(false);
                     Task migration = hosts[to].Member.MigrateHereAsync([moving], cancellationToken: cancellationToken);
-                    long[] reads = await Task.WhenAll(Enumerable.Range(0, 8).Select(c => ReadAsync(client, c, records, value[0]))).ConfigureAwait(false);
+                    long[] reads = await Task.WhenAll(Enumerable.Range(0, 8).Select(c => ReadAsync(client, c, records, value[0])))
+                        .WaitAsync(cancellationToken).ConfigureAwait(false);
                     answered += reads.Sum();
                     await migration.ConfigureAwait(false);
                 }

@@ -303,7 +303,20 @@ public sealed class PullJob
         {
             if (!reader.TryRead(out (PullKey Key, TaskCompletionSource Done, long Enqueued) first))
             {
-                if (!Wait(reader.WaitToReadAsync(_cancel)))
+                bool more;
+                try
+                {
+                    more = Wait(reader.WaitToReadAsync(_cancel));
+                }
+                catch (OperationCanceledException e)
+                {
+                    // The job was cancelled: every miss queued now or later fails with that, instead of parking its
+                    // worker for a pull that will never come (found: a node stopping right after a cancelled migration
+                    // waited forever for its worker).
+                    FailQueued(e);
+                    throw;
+                }
+                if (!more)
                     return; // completed and drained
                 continue;
             }
@@ -322,13 +335,7 @@ public sealed class PullJob
                 // stop pausing for them.
                 // Close the queue first, so that by the time this batch's waiters see the failure every later miss
                 // fails at once too.
-                Volatile.Write(ref _priorityFailure, e);
-                _priority.Writer.TryComplete(e);
-                while (reader.TryRead(out (PullKey Key, TaskCompletionSource Done, long Enqueued) queued))
-                {
-                    Interlocked.Decrement(ref _priorityDemand);
-                    queued.Done.TrySetException(e);
-                }
+                FailQueued(e);
                 Interlocked.Add(ref _priorityDemand, -batch.Count);
                 batch.Release(e);
                 throw;
@@ -338,6 +345,21 @@ public sealed class PullJob
             _trace.PriorityPull(_rangeName);
             Interlocked.Add(ref _priorityDemand, -batch.Count);
             batch.Release(null);
+        }
+    }
+
+    /// <summary>
+    /// Closes the miss queue with <paramref name="failure"/> and fails every miss in it, so later misses fail at once
+    /// (<see cref="PullForReadAsync"/>) and no worker waits for a pull that will never come.
+    /// </summary>
+    private void FailQueued(Exception failure)
+    {
+        Volatile.Write(ref _priorityFailure, failure);
+        _priority.Writer.TryComplete(failure);
+        while (_priority.Reader.TryRead(out (PullKey Key, TaskCompletionSource Done, long Enqueued) queued))
+        {
+            Interlocked.Decrement(ref _priorityDemand);
+            queued.Done.TrySetException(failure);
         }
     }
 
