@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Hybrid.Cli.Commands;
+using Hybrid.Client;
 using Hybrid.Cluster;
 
 namespace Hybrid.Cli.Tests;
@@ -22,11 +23,23 @@ public sealed class ClusterCommandTests : IDisposable
         IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
         Assert.Equal(["n1", "n2"], live.Select(n => n.Id).Order());
 
+        // A tenant created in the running cluster reaches both node processes; its record follows its range.
+        Assert.Equal(0, Run("tenant", "create", "acme", "--secret", "pw", "--cluster", _dir));
+        Assert.Equal(2, Run("tenant", "create", "acme", "--secret", "pw", "--cluster", _dir));
+        Assert.Equal(2, Run("tenant", "create", "other", "--secret", "pw", "--cluster", _dir, "--data-dir", _dir));
+        Assert.Equal(0, Run("tenant", "list", "--cluster", _dir));
+        await using var acme = await ClusterClient.ConnectAsync(new ClusterRoutingSource(metadata.Typed),
+            new HybridClientOptions { Tenant = "acme", Secret = "pw"u8.ToArray(), Timeout = TimeSpan.FromSeconds(30) });
+        byte[] key = Enumerable.Range(0, 1000).Select(i => System.Text.Encoding.UTF8.GetBytes("acme:" + i)).First(k => metadata.Ranges["r1"].ContainsKey(k));
+        Assert.Equal(Hybrid.Protocol.Status.Ok, (await acme.PutAsync(0, key, "v1"u8.ToArray())).Status);
+
         // Starting again reuses the running cluster; a bound inside a range is refused; a whole range moves.
         Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--dir", _dir));
         Assert.NotEqual(0, Run("migrate", "--slots", "0-100", "--to", "n2", "--dir", _dir));
         Assert.Equal(0, Run("migrate", "--slots", "0-4095", "--to", "n2", "--dir", _dir));
         Assert.Equal("n2", metadata.Current.Owner("r1"));
+        GetResult moved = await acme.GetAsync(0, key);
+        Assert.Equal((Hybrid.Protocol.Status.Ok, "v1"), (moved.Status, System.Text.Encoding.UTF8.GetString(moved.Value ?? [])));
         Assert.Equal("", metadata.Current.Phase("r1"));
         Assert.Equal(0, Run("cluster", "status", "--dir", _dir));
 

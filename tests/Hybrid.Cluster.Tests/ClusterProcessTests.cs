@@ -38,6 +38,9 @@ public abstract class ClusterProcessTests : IAsyncLifetime
     /// <summary>Arguments appended to node <paramref name="node"/>'s <c>node-at</c> role (default: <see cref="ExtraNodeArgs"/>).</summary>
     protected virtual IEnumerable<string> ExtraNodeArgsFor(string node) => ExtraNodeArgs;
 
+    /// <summary>Tenants the cluster creates (in its metadata, with cluster-wide ids) before its nodes start.</summary>
+    protected virtual IEnumerable<(string Name, byte[] Secret)> Tenants => [];
+
     /// <summary>Prepares what the store needs before the cluster is created (e.g. starts etcd).</summary>
     protected virtual Task PrepareAsync() => Task.CompletedTask;
 
@@ -56,6 +59,8 @@ public abstract class ClusterProcessTests : IAsyncLifetime
         var ranges = DurableClusterMetadata.EvenRanges(4);
         Assert.True(await Metadata.InitializeAsync(["n1", "n2"], ["c1", "c2"], ranges, ranges.Keys.ToDictionary(r => r, _ => "n1")));
         Initial = Metadata.Current;
+        foreach ((string name, byte[] secret) in Tenants)
+            await new ClusterTenants(_store, Root).CreateAsync(name, secret);
         await StartNodeAsync("n1");
         await StartNodeAsync("n2");
     }

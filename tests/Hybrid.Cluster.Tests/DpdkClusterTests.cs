@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Hybrid.Client;
-using Hybrid.Node.Tenants;
 using Hybrid.Node.Tests.Transport;
 using Xunit.Abstractions;
 
@@ -181,13 +180,14 @@ public sealed class AfPacketClusterTests(ITestOutputHelper output) : DpdkCluster
 
     protected override string[] ClientTenant => [Tenant, Secret];
 
+    /// <summary>Off loopback every tenant must authenticate: the cluster's tenant, the same id on both nodes.</summary>
+    protected override IEnumerable<(string Name, byte[] Secret)> Tenants => [(Tenant, Encoding.UTF8.GetBytes(Secret))];
+
     protected override Task PrepareAsync()
     {
         foreach (string node in new[] { "n1", "n2" })
         {
             _veths[node] = new Veth(Guid.NewGuid().ToString("N")[..6]);
-            Directory.CreateDirectory(Path.Combine(Dir.Path, node));
-            TenantRegistry.Open(Path.Combine(Dir.Path, node)).Create(Tenant, Encoding.UTF8.GetBytes(Secret));
         }
         return Task.CompletedTask;
     }

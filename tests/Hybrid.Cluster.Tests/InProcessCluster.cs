@@ -21,6 +21,12 @@ internal sealed class InProcessCluster : IAsyncDisposable
 
     private string MetadataDir => Path.Combine(_dir.Path, "metadata");
 
+    /// <summary>Node <paramref name="name"/>'s data directory.</summary>
+    public string DataDirectoryOf(string name) => Path.Combine(_dir.Path, name);
+
+    /// <summary>A metadata store instance of its own on the cluster's directory (as another process would open).</summary>
+    public IMetadataStore OpenStore() => Own(new FileMetadataStore(MetadataDir));
+
     /// <summary>Creates the metadata of nodes n1 and n2 with <paramref name="ranges"/> equal ranges, all owned by n1.</summary>
     public static async Task<InProcessCluster> CreateAsync(int ranges)
     {
@@ -40,7 +46,7 @@ internal sealed class InProcessCluster : IAsyncDisposable
         _owned.Add(store);
         ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, Root, name, new HybridNodeOptions
         {
-            DataDirectory = Path.Combine(_dir.Path, name),
+            DataDirectory = DataDirectoryOf(name),
             NativePort = 0,
             RespPort = resp ? 0 : -1,
             MetricsPort = -1,

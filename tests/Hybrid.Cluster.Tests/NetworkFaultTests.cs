@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Hybrid.Client;
-using Hybrid.Node.Tenants;
 using Xunit.Abstractions;
 
 namespace Hybrid.Cluster.Tests;
@@ -30,6 +29,9 @@ public sealed class NetworkFaultTests(ITestOutputHelper output) : ClusterProcess
     protected override string? NetworkNamespace => _ns;
 
     protected override IEnumerable<string> ExtraNodeArgs => [NodeAddress];
+
+    /// <summary>Off loopback every tenant must authenticate: the cluster's tenant, the same id on both nodes.</summary>
+    protected override IEnumerable<(string Name, byte[] Secret)> Tenants => [("app", s_secret)];
 
     /// <summary>Runs a command as root; fails the test with its output when it fails.</summary>
     private static string Run(string file, params string[] args)
@@ -64,12 +66,6 @@ public sealed class NetworkFaultTests(ITestOutputHelper output) : ClusterProcess
         // And no segmentation offload: otherwise TCP hands loopback up to 64 KiB per packet even at that MTU, so the
         // firewall's random drops see a few dozen packets per migration, and once in a while none was dropped.
         InNamespace("ip", "link", "set", "lo", "gso_max_size", "1500");
-        // Off loopback every tenant must authenticate: both nodes get the same tenant (same id) before they start.
-        foreach (string node in new[] { "n1", "n2" })
-        {
-            Directory.CreateDirectory(Path.Combine(Dir.Path, node));
-            TenantRegistry.Open(Path.Combine(Dir.Path, node)).Create("app", s_secret);
-        }
         return Task.CompletedTask;
     }
 

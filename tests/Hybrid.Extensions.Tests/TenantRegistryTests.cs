@@ -31,6 +31,26 @@ public sealed class TenantRegistryTests : IDisposable
     }
 
     [Fact]
+    public void Apply_KeepsTheGivenId_Durably_IsIdempotent_AndRefusesAnIdOrNameThatIsAnotherTenants()
+    {
+        var r = TenantRegistry.Open(_dir);
+        r.Create("default", []);
+        Assert.True(r.Apply(new TenantInfo(7, "alice", [1], 10, 20)));
+        Assert.False(r.Apply(new TenantInfo(7, "alice", [1], 10, 20)));     // the same record: nothing appended
+        Assert.True(r.Apply(new TenantInfo(7, "alice", [1], 11, 20)));      // a quota change
+        Assert.Equal(3, File.ReadAllLines(LogPath).Length);
+        var byId = Assert.Throws<InvalidOperationException>(() => r.Apply(new TenantInfo(7, "bob", [2], 0, 0)));
+        Assert.Contains("tenant id 7 is 'alice' here, not 'bob'", byId.Message, StringComparison.Ordinal);
+        var byName = Assert.Throws<InvalidOperationException>(() => r.Apply(new TenantInfo(8, "alice", [1], 0, 0)));
+        Assert.Contains("tenant 'alice' has id 7 here, not 8", byName.Message, StringComparison.Ordinal);
+
+        var again = TenantRegistry.Open(_dir);
+        Assert.True(again.TryGet("alice", out var alice));
+        Assert.Equal((7u, 11L, 20L), (alice.Id, alice.MaxBytes, alice.MaxOpsPerSecond));
+        Assert.Equal(8u, again.Create("carol", [3]).Id);   // a local create never takes an applied id
+    }
+
+    [Fact]
     public void ATornLastLine_IsDropped_AndLaterAppendsAreReadBack()
     {
         var r = TenantRegistry.Open(_dir);

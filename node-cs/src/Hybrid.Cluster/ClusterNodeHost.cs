@@ -13,13 +13,18 @@ public sealed class ClusterNodeHost : IAsyncDisposable
 {
     private readonly NodeRegistration _registration;
     private readonly StreamWriter? _traceFile;
+    private readonly CancellationTokenSource _stopping;
+    private readonly Task _tenants;
 
-    private ClusterNodeHost(ClusterMember member, DurableClusterMetadata metadata, NodeRegistration registration, StreamWriter? traceFile)
+    private ClusterNodeHost(ClusterMember member, DurableClusterMetadata metadata, NodeRegistration registration, StreamWriter? traceFile,
+        CancellationTokenSource stopping, Task tenants)
     {
         Member = member;
         Metadata = metadata;
         _registration = registration;
         _traceFile = traceFile;
+        _stopping = stopping;
+        _tenants = tenants;
     }
 
     /// <summary>The running member.</summary>
@@ -34,7 +39,9 @@ public sealed class ClusterNodeHost : IAsyncDisposable
     /// <summary>
     /// Starts node <paramref name="name"/> of the cluster in <paramref name="store"/> under <paramref name="root"/>:
     /// its workers are the cluster's cores, its peer port is <paramref name="peerPort"/> (0 = ephemeral), and its
-    /// trace goes to <paramref name="tracePath"/> (appended; null = off).
+    /// trace goes to <paramref name="tracePath"/> (appended; null = off). Before it registers (so before any client
+    /// routes to it), the node adopts the cluster's tenants (<see cref="ClusterTenants.Adopt"/>; it refuses to start when
+    /// its data directory disagrees with them), and from then on it follows their changes until it stops.
     /// </summary>
     public static async Task<ClusterNodeHost> StartAsync(IMetadataStore store, string root, string name, HybridNodeOptions options,
         int peerPort = 0, string? tracePath = null, CancellationToken cancellationToken = default)
@@ -53,18 +60,34 @@ public sealed class ClusterNodeHost : IAsyncDisposable
             RespEndpoints = async ct => (await metadata.Typed.ListLiveNodesAsync(ct).ConfigureAwait(false))
                 .Where(n => n.RespEndpoint is not null).ToDictionary(n => n.Id, n => n.RespEndpoint!),
         };
+        var stopping = new CancellationTokenSource();
         try
         {
             await member.StartAsync(cancellationToken).ConfigureAwait(false);
+            var tenants = new ClusterTenants(store, root);
+            (IReadOnlyList<Hybrid.Node.Tenants.TenantInfo> known, long revision) = await tenants.ListAsync(cancellationToken).ConfigureAwait(false);
+            ClusterTenants.Adopt(member.Node.Tenants, known);
+            Task following = tenants.FollowAsync(member.Node.Tenants, revision,
+                e => Console.Error.WriteLine($"hybrid: node {name}: a tenant change was not applied: {e.Message}"), stopping.Token);
             string host = options.BindAddress.ToString();
             var info = new NodeInfo(name, $"{host}:{member.Node.NativePort}",
                 options.RespPort >= 0 ? $"{host}:{member.Node.PortOf("resp")}" : null,
                 $"{host}:{member.PeerEndPoint.Port}", Environment.ProcessId);
-            NodeRegistration registration = await metadata.Typed.RegisterNodeAsync(info, LeaseTtl, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return new ClusterNodeHost(member, metadata, registration, traceFile);
+            NodeRegistration registration;
+            try
+            {
+                registration = await metadata.Typed.RegisterNodeAsync(info, LeaseTtl, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await StopFollowingAsync(stopping, following).ConfigureAwait(false);
+                throw;
+            }
+            return new ClusterNodeHost(member, metadata, registration, traceFile, stopping, following);
         }
         catch
         {
+            stopping.Dispose();
             await member.DisposeAsync().ConfigureAwait(false);
             traceFile?.Dispose();
             throw;
@@ -82,7 +105,22 @@ public sealed class ClusterNodeHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _registration.DisposeAsync().ConfigureAwait(false);
+        await StopFollowingAsync(_stopping, _tenants).ConfigureAwait(false);
+        _stopping.Dispose();
         await Member.DisposeAsync().ConfigureAwait(false);
         _traceFile?.Dispose();
+    }
+
+    private static async Task StopFollowingAsync(CancellationTokenSource stopping, Task following)
+    {
+        await stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await following.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // stopped, as asked
+        }
     }
 }

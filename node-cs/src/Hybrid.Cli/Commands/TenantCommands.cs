@@ -1,14 +1,19 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Hybrid.Cli.Cluster;
+using Hybrid.Cluster;
 using Hybrid.Node.Tenants;
 
 namespace Hybrid.Cli.Commands;
 
 /// <summary>
-/// <c>hybrid tenant create NAME</c>. The node has no admin operation for tenants (the native protocol reserves none),
-/// so this writes the data directory's <c>tenants.log</c> through <see cref="TenantRegistry"/>: run it while the node
-/// is stopped; the node reads the registry when it starts.
+/// <c>hybrid tenant create NAME</c> and <c>hybrid tenant list</c>, for one node or for a cluster. One node: the node has
+/// no admin operation for tenants (the native protocol reserves none), so this writes the data directory's
+/// <c>tenants.log</c> through <see cref="TenantRegistry"/>; run it while the node is stopped, the node reads the registry
+/// when it starts. A cluster (<c>--cluster DIR</c> or <c>--metadata LOCATION</c>): the tenant goes into the cluster's
+/// metadata with a cluster-wide id (<see cref="ClusterTenants"/>), and running nodes adopt it within moments.
 /// </summary>
 internal static class TenantCommands
 {
@@ -20,13 +25,13 @@ internal static class TenantCommands
         var maxBytes = new Option<long>("--max-bytes") { Description = "Memory quota in bytes (0 = none)" };
         var maxOps = new Option<long>("--max-ops") { Description = "Operations per second quota (0 = none)" };
         var dataDir = new Option<string>("--data-dir") { Description = "The node's data directory (the node must be stopped)", DefaultValueFactory = _ => "data" };
-        var create = new Command("create", "Create a tenant in a stopped node's data directory (tenants.log)");
+        var clusterDir = new Option<string?>("--cluster") { Description = "A local cluster's directory (as 'hybrid cluster start --dir'): the tenant is the cluster's, nodes may run" };
+        var metadata = new Option<string?>("--metadata") { Description = "A cluster's metadata store: file:DIR or etcd:http://HOST:PORT (nodes may run)" };
+        var create = new Command("create", "Create a tenant: in a stopped node's data directory (tenants.log), or in a cluster's metadata");
         create.Arguments.Add(name);
-        create.Options.Add(secret);
-        create.Options.Add(maxBytes);
-        create.Options.Add(maxOps);
-        create.Options.Add(dataDir);
-        create.SetAction(result =>
+        foreach (Option o in new Option[] { secret, maxBytes, maxOps, dataDir, clusterDir, metadata })
+            create.Options.Add(o);
+        create.SetAction(async (result, cancellationToken) =>
         {
             string text = result.GetValue(secret) ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             if (text.Length == 0)
@@ -36,12 +41,48 @@ internal static class TenantCommands
             }
             try
             {
-                var registry = TenantRegistry.Open(result.GetValue(dataDir));
-                var tenant = registry.Create(result.GetValue(name)!, Encoding.UTF8.GetBytes(text), result.GetValue(maxBytes), result.GetValue(maxOps));
+                byte[] secretBytes = Encoding.UTF8.GetBytes(text);
+                TenantInfo tenant;
+                if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
+                {
+                    await using IMetadataStore store = MetadataStores.Open(location);
+                    tenant = await new ClusterTenants(store).CreateAsync(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps), cancellationToken);
+                }
+                else
+                {
+                    tenant = TenantRegistry.Open(result.GetValue(dataDir)).Create(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps));
+                }
                 Console.WriteLine($"tenant {tenant.Name} id {tenant.Id} secret {text}");
                 return 0;
             }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException)
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException)
+            {
+                Console.Error.WriteLine($"hybrid: {e.Message}");
+                return 2;
+            }
+        });
+        var list = new Command("list", "List tenants (id, name, quotas; never secrets) of a node's data directory or of a cluster");
+        foreach (Option o in new Option[] { dataDir, clusterDir, metadata })
+            list.Options.Add(o);
+        list.SetAction(async (result, cancellationToken) =>
+        {
+            try
+            {
+                IReadOnlyList<TenantInfo> tenants;
+                if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
+                {
+                    await using IMetadataStore store = MetadataStores.Open(location);
+                    (tenants, _) = await new ClusterTenants(store).ListAsync(cancellationToken);
+                }
+                else
+                {
+                    tenants = [.. TenantRegistry.Open(result.GetValue(dataDir)).All.OrderBy(t => t.Id)];
+                }
+                foreach (TenantInfo t in tenants)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{t.Id}\t{t.Name}\tmax-bytes {t.MaxBytes}\tmax-ops {t.MaxOpsPerSecond}\t{(t.RequiresAuth ? "auth" : "no auth")}"));
+                return 0;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException)
             {
                 Console.Error.WriteLine($"hybrid: {e.Message}");
                 return 2;
@@ -49,6 +90,19 @@ internal static class TenantCommands
         });
         var tenant = new Command("tenant", "Manage tenants");
         tenant.Subcommands.Add(create);
+        tenant.Subcommands.Add(list);
         return tenant;
+    }
+
+    /// <summary>The cluster metadata store the options name, or null for a node's data directory.</summary>
+    private static string? ClusterLocation(ParseResult result, Option<string> dataDir, Option<string?> clusterDir, Option<string?> metadata)
+    {
+        string? dir = result.GetValue(clusterDir);
+        string? location = result.GetValue(metadata);
+        if (dir is null && location is null)
+            return null;
+        if (result.GetResult(dataDir) is { Implicit: false })
+            throw new ArgumentException("--data-dir is one node's; --cluster and --metadata are a cluster's: give one of them");
+        return LocalCluster.MetadataSpec(dir ?? ".", location);
     }
 }

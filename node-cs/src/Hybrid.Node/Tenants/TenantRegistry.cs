@@ -96,6 +96,35 @@ public sealed class TenantRegistry
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="tenant"/> (id, name, secret and quotas as given) one of this node's tenants, durably: what a
+    /// cluster node does with the cluster's tenants, whose ids the cluster assigns. No change when the same tenant is
+    /// already here; false then. Throws when its id belongs to another name here, or its name to another id.
+    /// </summary>
+    public bool Apply(TenantInfo tenant)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tenant.Name);
+        lock (_writeLock)
+        {
+            if (_byId.TryGetValue(tenant.Id, out var sameId) && sameId.Name != tenant.Name)
+                throw new InvalidOperationException($"tenant id {tenant.Id} is '{sameId.Name}' here, not '{tenant.Name}'");
+            if (_byName.TryGetValue(tenant.Name, out var sameName) && sameName.Id != tenant.Id)
+                throw new InvalidOperationException($"tenant '{tenant.Name}' has id {sameName.Id} here, not {tenant.Id}");
+            if (sameId is not null && Same(sameId, tenant))
+                return false;
+            Append(tenant);
+            _nextId = Math.Max(_nextId, tenant.Id + 1);
+            Publish(tenant);
+            return true;
+        }
+    }
+
+    /// <summary>Whether two records of one tenant agree on everything (a record's array compares by reference).</summary>
+    private static bool Same(TenantInfo a, TenantInfo b) =>
+        a.Id == b.Id && a.Name == b.Name && a.Secret.AsSpan().SequenceEqual(b.Secret)
+        && a.MaxBytes == b.MaxBytes && a.MaxOpsPerSecond == b.MaxOpsPerSecond;
+
     private void Publish(TenantInfo tenant)
     {
         _byId[tenant.Id] = tenant;
