@@ -243,7 +243,15 @@ public sealed class PullJob
             int index = firstIndex + i;
             threads[i] = RunOnThread("pull-part", () => RunPartition(start, index), background: true);
         }
-        Task.WaitAll(threads, _cancel);
+        try
+        {
+            Task.WaitAll(threads, _cancel);
+        }
+        catch (AggregateException e) when (_cancel.IsCancellationRequested && e.Flatten().InnerExceptions.All(x => x is OperationCanceledException))
+        {
+            // The partitions saw the cancel before this wait did: a cancelled job ends with a cancellation, as the caller expects.
+            throw new OperationCanceledException(_cancel);
+        }
     }
 
     /// <summary>
