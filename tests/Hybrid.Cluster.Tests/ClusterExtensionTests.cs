@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Hybrid.Client;
+using Hybrid.Node.Extensions;
 using Hybrid.Protocol;
 
 namespace Hybrid.Cluster.Tests;
@@ -54,5 +55,40 @@ public sealed class ClusterExtensionTests
         await using HybridSession atN1 = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, n1.Member.Node.NativePort) });
         ExtensionResult atSource = await atN1.InvokeAsync("get1", key);
         Assert.Equal((Status.Ok, 0), (atSource.Status, atSource.Value.Length));
+    }
+
+    [Fact]
+    public async Task An_extension_installed_at_one_node_reaches_a_node_started_later_and_so_does_its_removal()
+    {
+        await using InProcessCluster cluster = await InProcessCluster.CreateAsync(ranges: 2);
+        ClusterNodeHost n1 = await cluster.StartNodeAsync("n1");
+        await using HybridSession atN1 = await HybridSession.ConnectAsync(new HybridClientOptions
+        {
+            EndPoint = new IPEndPoint(IPAddress.Loopback, n1.Member.Node.NativePort),
+            Timeout = TimeSpan.FromSeconds(90),
+        });
+        ExtensionInstallResult installed = await atN1.InstallExtensionAsync("get1", GetOne);
+        Assert.True(installed.Succeeded, string.Join("\n", installed.Errors));
+
+        // n2 was not running at the install: it installs the catalog's extensions before it registers.
+        ClusterNodeHost n2 = await cluster.StartNodeAsync("n2");
+        Assert.Contains("get1", NodeExtensions.Of(n2.Member.Node).Host.List(ClusterTenants.DefaultId));
+        ClusterClient client = cluster.Own(await ClusterClient.ConnectAsync(new ClusterRoutingSource(cluster.Metadata.Typed), new HybridClientOptions { Timeout = TimeSpan.FromSeconds(90) }));
+        byte[] key = Encoding.UTF8.GetBytes("{user9}.name");
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, key, "grace"u8.ToArray())).Status);
+        await n2.Member.MigrateHereAsync([cluster.Metadata.Ranges.First(r => r.Value.ContainsKey(key)).Key]);
+        Assert.Null(n2.Member.Status.Error);
+        ExtensionResult atTarget = await client.InvokeAsync("get1", key, key);
+        Assert.Equal((Status.Ok, "grace"), (atTarget.Status, Encoding.UTF8.GetString(atTarget.Value)));
+
+        // Removed at n1: n2 follows the catalog and removes it too.
+        Assert.True(await atN1.UninstallExtensionAsync("get1"));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (NodeExtensions.Of(n2.Member.Node).Host.List(ClusterTenants.DefaultId).Contains("get1"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "n2 still has get1 20 s after its removal at n1");
+            await Task.Delay(20);
+        }
+        Assert.Equal(Status.NotFound, (await client.InvokeAsync("get1", key, key)).Status);
     }
 }

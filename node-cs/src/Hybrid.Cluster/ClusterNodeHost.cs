@@ -1,5 +1,6 @@
 using System.Net;
 using Hybrid.Node.Cluster;
+using Hybrid.Node.Extensions;
 using Hybrid.Node.Hosting;
 
 namespace Hybrid.Cluster;
@@ -14,17 +15,17 @@ public sealed class ClusterNodeHost : IAsyncDisposable
     private readonly NodeRegistration _registration;
     private readonly StreamWriter? _traceFile;
     private readonly CancellationTokenSource _stopping;
-    private readonly Task _tenants;
+    private readonly Task _following;
 
     private ClusterNodeHost(ClusterMember member, DurableClusterMetadata metadata, NodeRegistration registration, StreamWriter? traceFile,
-        CancellationTokenSource stopping, Task tenants)
+        CancellationTokenSource stopping, Task following)
     {
         Member = member;
         Metadata = metadata;
         _registration = registration;
         _traceFile = traceFile;
         _stopping = stopping;
-        _tenants = tenants;
+        _following = following;
     }
 
     /// <summary>The running member.</summary>
@@ -41,7 +42,9 @@ public sealed class ClusterNodeHost : IAsyncDisposable
     /// its workers are the cluster's cores, its peer port is <paramref name="peerPort"/> (0 = ephemeral), and its
     /// trace goes to <paramref name="tracePath"/> (appended; null = off). Before it registers (so before any client
     /// routes to it), the node adopts the cluster's tenants (<see cref="ClusterTenants.Adopt"/>; it refuses to start when
-    /// its data directory disagrees with them), and from then on it follows their changes until it stops.
+    /// its data directory disagrees with them) and installs the extensions of the cluster's catalog
+    /// (<see cref="ClusterExtensions"/>); from then on it follows both, and records its own clients' installs and
+    /// uninstalls in the catalog, until it stops.
     /// </summary>
     public static async Task<ClusterNodeHost> StartAsync(IMetadataStore store, string root, string name, HybridNodeOptions options,
         int peerPort = 0, string? tracePath = null, CancellationToken cancellationToken = default)
@@ -67,8 +70,17 @@ public sealed class ClusterNodeHost : IAsyncDisposable
             var tenants = new ClusterTenants(store, root);
             (IReadOnlyList<Hybrid.Node.Tenants.TenantInfo> known, long revision) = await tenants.ListAsync(cancellationToken).ConfigureAwait(false);
             ClusterTenants.Adopt(member.Node.Tenants, known);
-            Task following = tenants.FollowAsync(member.Node.Tenants, revision,
-                e => Console.Error.WriteLine($"hybrid: node {name}: a tenant change was not applied: {e.Message}"), stopping.Token);
+            // The extensions the cluster's catalog holds are installed before the node registers, so every node that can
+            // be routed to has them; the node's own clients' installs are recorded there from now on.
+            NodeExtensions extensions = NodeExtensions.Of(member.Node);
+            var catalog = new ClusterExtensions(store, root);
+            (IReadOnlyList<ClusterExtensions.Entry> entries, long catalogRevision) = await catalog.ListAsync(cancellationToken).ConfigureAwait(false);
+            Action<string> report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}");
+            await ClusterExtensions.ApplyAllAsync(extensions, entries, report).ConfigureAwait(false);
+            extensions.Catalog = catalog;
+            Task following = Task.WhenAll(
+                tenants.FollowAsync(member.Node.Tenants, revision, e => report("a tenant change was not applied: " + e.Message), stopping.Token),
+                catalog.FollowAsync(extensions, catalogRevision, report, stopping.Token));
             string host = options.BindAddress.ToString();
             var info = new NodeInfo(name, $"{host}:{member.Node.NativePort}",
                 options.RespPort >= 0 ? $"{host}:{member.Node.PortOf("resp")}" : null,
@@ -105,7 +117,7 @@ public sealed class ClusterNodeHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _registration.DisposeAsync().ConfigureAwait(false);
-        await StopFollowingAsync(_stopping, _tenants).ConfigureAwait(false);
+        await StopFollowingAsync(_stopping, _following).ConfigureAwait(false);
         _stopping.Dispose();
         await Member.DisposeAsync().ConfigureAwait(false);
         _traceFile?.Dispose();

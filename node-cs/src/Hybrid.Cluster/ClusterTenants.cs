@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Hybrid.Node.Tenants;
@@ -22,31 +21,21 @@ namespace Hybrid.Cluster;
 /// itself; the cluster never gives it to anyone else, and never creates a tenant of that name.
 /// </para>
 /// </remarks>
-public sealed class ClusterTenants
+public sealed class ClusterTenants : MetadataFolder
 {
     /// <summary>The id every node's <c>default</c> tenant has in a cluster.</summary>
     public const uint DefaultId = 1;
 
     private static readonly JsonSerializerOptions s_json = new();
-    private readonly IMetadataStore _store;
-    private readonly string _stateKey;
 
     /// <summary>Uses the tenants of the cluster under <paramref name="root"/> in <paramref name="store"/> (the caller owns it).</summary>
     public ClusterTenants(IMetadataStore store, string root = "/hybrid")
+        : base(store, root, "tenants")
     {
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(root);
-        _store = store;
-        Prefix = root + "/tenants/";
-        NextIdKey = root + "/tenant-next-id";
-        _stateKey = root + "/state";
     }
 
-    /// <summary>The prefix of tenant records.</summary>
-    public string Prefix { get; }
-
     /// <summary>The key of the next id to assign.</summary>
-    public string NextIdKey { get; }
+    public string NextIdKey => Root + "/tenant-next-id";
 
     /// <summary>Bound on lost races in one change; reaching it means a livelock, not bad luck.</summary>
     public int MaxAttempts { get; init; } = 1000;
@@ -67,10 +56,10 @@ public sealed class ClusterTenants
         string key = Prefix + name;
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
-            MetadataEntry? next = await _store.GetAsync(NextIdKey, cancellationToken).ConfigureAwait(false);
+            MetadataEntry? next = await Store.GetAsync(NextIdKey, cancellationToken).ConfigureAwait(false);
             uint id = next is null ? DefaultId + 1 : JsonSerializer.Deserialize<uint>(next.Value.Span, s_json);
             var tenant = new TenantInfo(id, name, secret, maxBytes, maxOpsPerSecond);
-            TxnResult result = await _store.CompareAndSwapManyAsync(
+            TxnResult result = await Store.CompareAndSwapManyAsync(
             [
                 MetadataOp.Put(NextIdKey, next?.Revision ?? MetadataRevision.Absent, JsonSerializer.SerializeToUtf8Bytes(id + 1, s_json)),
                 MetadataOp.Put(key, MetadataRevision.Absent, Encode(tenant)),
@@ -91,10 +80,10 @@ public sealed class ClusterTenants
         ArgumentOutOfRangeException.ThrowIfNegative(maxOpsPerSecond);
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
-            MetadataEntry entry = await _store.GetAsync(Prefix + name, cancellationToken).ConfigureAwait(false)
+            MetadataEntry entry = await Store.GetAsync(Prefix + name, cancellationToken).ConfigureAwait(false)
                 ?? throw new KeyNotFoundException($"no tenant '{name}' in the cluster");
             TenantInfo updated = Decode(entry.Value) with { MaxBytes = maxBytes, MaxOpsPerSecond = maxOpsPerSecond };
-            CasResult result = await _store.CompareAndSwapAsync(entry.Key, entry.Revision, Encode(updated), 0, cancellationToken).ConfigureAwait(false);
+            CasResult result = await Store.CompareAndSwapAsync(entry.Key, entry.Revision, Encode(updated), 0, cancellationToken).ConfigureAwait(false);
             if (result.Succeeded)
                 return updated;
         }
@@ -107,13 +96,7 @@ public sealed class ClusterTenants
     /// </summary>
     public async Task<(IReadOnlyList<TenantInfo> Tenants, long Revision)> ListAsync(CancellationToken cancellationToken = default)
     {
-        // A lower bound of the store's revision now, even when no tenant exists yet (a revision of 0 would mean "from
-        // whenever the watch starts", and a tenant created in between would be missed).
-        long revision = (await _store.GetAsync(_stateKey, cancellationToken).ConfigureAwait(false))?.Revision ?? 0;
-        revision = Math.Max(revision, (await _store.GetAsync(NextIdKey, cancellationToken).ConfigureAwait(false))?.Revision ?? 0);
-        IReadOnlyList<MetadataEntry> entries = await _store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false);
-        foreach (MetadataEntry e in entries)
-            revision = Math.Max(revision, e.Revision);
+        (IReadOnlyList<MetadataEntry> entries, long revision) = await ListEntriesAsync(cancellationToken).ConfigureAwait(false);
         return ([.. entries.Select(e => Decode(e.Value)).OrderBy(t => t.Id)], revision);
     }
 
@@ -171,37 +154,24 @@ public sealed class ClusterTenants
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(refused);
-        while (!cancellationToken.IsCancellationRequested)
+        try
         {
-            try
-            {
-                await foreach (TenantInfo tenant in WatchAsync(revision, cancellationToken).ConfigureAwait(false))
-                    Apply(registry, tenant, refused);
-                return;
-            }
-            catch (Exception e) when (e is MetadataCompactedException or MetadataUnavailableException && !cancellationToken.IsCancellationRequested)
-            {
-                try
+            await FollowEntriesAsync(revision,
+                e =>
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
-                    (IReadOnlyList<TenantInfo> tenants, revision) = await ListAsync(cancellationToken).ConfigureAwait(false);
-                    foreach (TenantInfo tenant in tenants)
-                        Apply(registry, tenant, refused);
-                }
-                catch (MetadataUnavailableException)
+                    if (e.Kind == WatchEventKind.Put)
+                        Apply(registry, Decode(e.Value), refused);
+                    return Task.CompletedTask;
+                },
+                e =>
                 {
-                    // still away: watch from the old revision again, which fails or resumes
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is JsonException or InvalidDataException or FormatException)
-            {
-                refused(new InvalidDataException($"a tenant record in the metadata store cannot be read; this node stops following tenant changes: {e.Message}", e));
-                return;
-            }
+                    Apply(registry, Decode(e.Value), refused);
+                    return Task.CompletedTask;
+                }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is JsonException or InvalidDataException or FormatException)
+        {
+            refused(new InvalidDataException($"a tenant record in the metadata store cannot be read; this node stops following tenant changes: {e.Message}", e));
         }
     }
 
@@ -214,16 +184,6 @@ public sealed class ClusterTenants
         catch (Exception e) when (e is InvalidOperationException or IOException)
         {
             refused(e);
-        }
-    }
-
-    /// <summary>Tenants created or changed after <paramref name="revision"/>, as they happen, until cancelled.</summary>
-    public async IAsyncEnumerable<TenantInfo> WatchAsync(long revision, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        await foreach (WatchEvent e in _store.WatchAsync(Prefix, revision, cancellationToken).ConfigureAwait(false))
-        {
-            if (e.Kind == WatchEventKind.Put && e.Key.StartsWith(Prefix, StringComparison.Ordinal))
-                yield return Decode(e.Value);
         }
     }
 

@@ -235,6 +235,15 @@ public sealed class ExtensionHost : IDisposable
         }
     }
 
+    /// <summary>Whether <paramref name="name"/> is installed for <paramref name="tenant"/> from exactly <paramref name="source"/>.</summary>
+    public bool IsInstalled(ulong tenant, string name, string source)
+    {
+        lock (_installLock)
+        {
+            return _installs.TryGetValue((tenant, name), out var installed) && installed.Module.Hash == ContentHash.Of(source);
+        }
+    }
+
     /// <summary>Removes an install; in-flight invocations finish with the old code.</summary>
     public bool Uninstall(ulong tenant, string name)
     {

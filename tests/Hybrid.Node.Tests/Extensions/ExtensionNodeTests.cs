@@ -35,6 +35,31 @@ public class ExtensionNodeTests
     /// <summary>Spins forever without yielding: only the CPU budget stops it.</summary>
     internal const string Spin = HostileSources.Spin;
 
+    /// <summary>A catalog that cannot record (a cluster's metadata store that is away).</summary>
+    private sealed class UnreachableCatalog : IExtensionCatalog
+    {
+        public void Record(uint tenant, string name, string? source) => throw new IOException("metadata store unreachable");
+    }
+
+    [Fact]
+    public async Task An_install_or_uninstall_the_catalog_cannot_record_answers_Retry_saying_so_and_stays_on_this_node()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var s = await node.ConnectAsync();
+        await s.PutAsync(0, "k"u8, "hello"u8);
+        NodeExtensions.Of(node.Node).Catalog = new UnreachableCatalog();
+
+        var install = await s.InstallExtensionAsync("get1", GetOne);
+        Assert.Equal(Status.Retry, install.Status);
+        Assert.Equal("installed on this node, but not recorded for the cluster's other nodes (metadata store unreachable): send it again", Assert.Single(install.Errors));
+        var hit = await s.InvokeAsync("get1", "k"u8);
+        Assert.Equal((Status.Ok, "hello"), (hit.Status, Encoding.UTF8.GetString(hit.Value)));
+
+        var uninstall = await Assert.ThrowsAsync<Hybrid.Client.HybridProtocolException>(async () => await s.UninstallExtensionAsync("get1"));
+        Assert.Contains("removed on this node, but not recorded", uninstall.Message, StringComparison.Ordinal);
+        Assert.Equal(Status.NotFound, (await s.InvokeAsync("get1", "k"u8)).Status);
+    }
+
     [Fact]
     public async Task Install_Invoke_List_Uninstall_RoundTrip()
     {

@@ -43,7 +43,19 @@ public sealed class NodeExtensions : IDisposable
         _control.Start();
     }
 
-    private sealed record ControlWork(uint Tenant, string Name, string? Source, long Cookie, WorkerExtensions Origin);
+    /// <summary>
+    /// An install or uninstall: a client's (answered through <paramref name="Origin"/>, and recorded in
+    /// <see cref="Catalog"/>), or the catalog's own (<paramref name="Done"/> completes; nothing is recorded).
+    /// </summary>
+    private sealed record ControlWork(uint Tenant, string Name, string? Source, long Cookie, WorkerExtensions? Origin,
+        TaskCompletionSource<InstallResult>? Done = null);
+
+    /// <summary>
+    /// Where a client's successful install or uninstall is recorded for the other nodes (a cluster node's catalog in the
+    /// cluster metadata); null on a node outside a cluster. Called on the control thread, before the client's reply:
+    /// when it throws, the change stays on this node and the client is told it was not recorded.
+    /// </summary>
+    public IExtensionCatalog? Catalog { get; set; }
 
     /// <summary>The node's extension host: install, resolve, schedulers, quotas, watchdog.</summary>
     public ExtensionHost Host { get; }
@@ -151,6 +163,25 @@ public sealed class NodeExtensions : IDisposable
         }
     }
 
+    /// <summary>
+    /// Installs (<paramref name="source"/> set) or uninstalls what the cluster's catalog says, in order with clients'
+    /// installs, without recording it again. An install of the very source already installed under that name does
+    /// nothing. Fails (not Success: "node is stopping") when the node no longer takes work.
+    /// </summary>
+    public Task<InstallResult> ApplyAsync(uint tenant, string name, string? source)
+    {
+        var done = new TaskCompletionSource<InstallResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            _work.Add(new ControlWork(tenant, name, source, 0, null, done));
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+            done.TrySetResult(new InstallResult(false, ["node is stopping"], [], false));
+        }
+        return done.Task;
+    }
+
     private void ControlLoop()
     {
         foreach (var work in _work.GetConsumingEnumerable())
@@ -158,22 +189,63 @@ public sealed class NodeExtensions : IDisposable
             // Any failure answers the request: the control thread must outlive every install.
             try
             {
+                if (work.Done is { } done)
+                {
+                    done.TrySetResult(ApplyFromCatalog(work));
+                    continue;
+                }
+                WorkerExtensions origin = work.Origin!;
                 if (work.Source is null)
                 {
                     bool removed = Host.Uninstall(work.Tenant, work.Name);
-                    work.Origin.Post(work.Cookie, removed ? Status.Ok : Status.NotFound, 0, []);
+                    if (removed && Unrecorded(work) is { } why)
+                        origin.Post(work.Cookie, Status.Retry, 0, why);
+                    else
+                        origin.Post(work.Cookie, removed ? Status.Ok : Status.NotFound, 0, []);
                     continue;
                 }
                 var result = Host.Install(work.Tenant, work.Name, work.Source);
-                if (result.Success)
-                    work.Origin.Post(work.Cookie, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
+                if (!result.Success)
+                    origin.Post(work.Cookie, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
+                else if (Unrecorded(work) is { } why)
+                    origin.Post(work.Cookie, Status.Retry, 0, why);
                 else
-                    work.Origin.Post(work.Cookie, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
+                    origin.Post(work.Cookie, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
             }
             catch (Exception e)
             {
-                work.Origin.Post(work.Cookie, Status.InternalError, 0, Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}"));
+                byte[] text = Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}");
+                if (work.Done is { } done)
+                    done.TrySetResult(new InstallResult(false, [Encoding.UTF8.GetString(text)], [], false));
+                else
+                    work.Origin!.Post(work.Cookie, Status.InternalError, 0, text);
             }
+        }
+    }
+
+    private InstallResult ApplyFromCatalog(ControlWork work)
+    {
+        if (work.Source is null)
+            return new InstallResult(Host.Uninstall(work.Tenant, work.Name), [], [], false);
+        if (Host.IsInstalled(work.Tenant, work.Name, work.Source))
+            return new InstallResult(true, [], [], false);
+        return Host.Install(work.Tenant, work.Name, work.Source);
+    }
+
+    /// <summary>Records a client's change in <see cref="Catalog"/>; null when recorded (or no catalog), else why not.</summary>
+    private byte[]? Unrecorded(ControlWork work)
+    {
+        if (Catalog is not { } catalog)
+            return null;
+        try
+        {
+            catalog.Record(work.Tenant, work.Name, work.Source);
+            return null;
+        }
+        catch (Exception e)
+        {
+            string change = work.Source is null ? "removed" : "installed";
+            return Encoding.UTF8.GetBytes($"{change} on this node, but not recorded for the cluster's other nodes ({e.Message}): send it again");
         }
     }
 

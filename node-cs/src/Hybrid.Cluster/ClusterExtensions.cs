@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text;
+using Hybrid.Node.Extensions;
+
+namespace Hybrid.Cluster;
+
+/// <summary>
+/// The cluster's catalog of tenant extensions, under <c>&lt;root&gt;/extensions/&lt;tenant id&gt;/&lt;name&gt;</c> (the
+/// C# source, UTF-8), so that an extension is on every node that may serve its tenant's slots: installed on nodes that
+/// were down when it was installed, on nodes started later, and on the target of a migration.
+/// </summary>
+/// <remarks>
+/// A node records its clients' installs and uninstalls here (<see cref="Record"/>, as the node's
+/// <see cref="NodeExtensions.Catalog"/>, before it answers), installs what the catalog holds before it registers
+/// (<see cref="ApplyAllAsync"/>), and then applies every change as it happens (<see cref="FollowAsync"/>). Installing the
+/// source already installed under a name costs nothing (the node compares content hashes), so the echo of a node's own
+/// change, or a client that installs on every node, is harmless. What a node had installed before it joined a catalog
+/// stays as it is: nothing here deletes an install the catalog never held.
+/// </remarks>
+public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
+{
+    /// <summary>Uses the catalog of the cluster under <paramref name="root"/> in <paramref name="store"/> (the caller owns it).</summary>
+    public ClusterExtensions(IMetadataStore store, string root = "/hybrid")
+        : base(store, root, "extensions")
+    {
+    }
+
+    /// <summary>One catalog entry: a tenant's extension and its source (null: removed).</summary>
+    public readonly record struct Entry(uint Tenant, string Name, string? Source);
+
+    /// <inheritdoc />
+    public void Record(uint tenant, string name, string? source) => RecordAsync(tenant, name, source).GetAwaiter().GetResult();
+
+    /// <summary>Records <paramref name="tenant"/>'s <paramref name="name"/> as <paramref name="source"/> (null: removed).</summary>
+    public async Task RecordAsync(uint tenant, string name, string? source, CancellationToken cancellationToken = default)
+    {
+        string key = KeyOf(tenant, name);
+        MetadataEntry? current = await Store.GetAsync(key, cancellationToken).ConfigureAwait(false);
+        if (source is null)
+        {
+            if (current is not null)
+                await Store.DeleteAsync(key, MetadataRevision.Any, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        byte[] value = Encoding.UTF8.GetBytes(source);
+        // The same source again (every node of a cluster-wide install records it): no new revision, so no echo.
+        if (current is null || !current.Value.Span.SequenceEqual(value))
+            await Store.CompareAndSwapAsync(key, MetadataRevision.Any, value, 0, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every entry of the catalog, and a revision to follow changes from (none after the list is missed).</summary>
+    public async Task<(IReadOnlyList<Entry> Entries, long Revision)> ListAsync(CancellationToken cancellationToken = default)
+    {
+        (IReadOnlyList<MetadataEntry> entries, long revision) = await ListEntriesAsync(cancellationToken).ConfigureAwait(false);
+        var list = new List<Entry>(entries.Count);
+        foreach (MetadataEntry e in entries)
+        {
+            if (TryParse(e.Key, out uint tenant, out string name))
+                list.Add(new Entry(tenant, name, Encoding.UTF8.GetString(e.Value.Span)));
+        }
+        return (list, revision);
+    }
+
+    /// <summary>Applies every entry of <paramref name="entries"/> to the node's extensions; each failure goes to <paramref name="refused"/>.</summary>
+    public static async Task ApplyAllAsync(NodeExtensions extensions, IEnumerable<Entry> entries, Action<string> refused)
+    {
+        ArgumentNullException.ThrowIfNull(extensions);
+        ArgumentNullException.ThrowIfNull(entries);
+        ArgumentNullException.ThrowIfNull(refused);
+        foreach (Entry entry in entries)
+            await ApplyAsync(extensions, entry, refused).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Applies every change after <paramref name="revision"/> to <paramref name="extensions"/> until cancelled; after a
+    /// compacted or unreachable store, lists the catalog again and applies all of it (a removal missed then stays
+    /// installed on this node until the next install or uninstall of that name).
+    /// </summary>
+    public Task FollowAsync(NodeExtensions extensions, long revision, Action<string> refused, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(extensions);
+        ArgumentNullException.ThrowIfNull(refused);
+        return FollowEntriesAsync(revision,
+            e => TryParse(e.Key, out uint tenant, out string name)
+                ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? Encoding.UTF8.GetString(e.Value.Span) : null), refused)
+                : Task.CompletedTask,
+            e => TryParse(e.Key, out uint tenant, out string name)
+                ? ApplyAsync(extensions, new Entry(tenant, name, Encoding.UTF8.GetString(e.Value.Span)), refused)
+                : Task.CompletedTask,
+            cancellationToken);
+    }
+
+    private static async Task ApplyAsync(NodeExtensions extensions, Entry entry, Action<string> refused)
+    {
+        var result = await extensions.ApplyAsync(entry.Tenant, entry.Name, entry.Source).ConfigureAwait(false);
+        if (entry.Source is not null && !result.Success)
+            refused($"extension '{entry.Name}' of tenant {entry.Tenant} from the cluster's catalog was not installed: {string.Join("; ", result.Errors)}");
+    }
+
+    private string KeyOf(uint tenant, string name) => Prefix + tenant.ToString(CultureInfo.InvariantCulture) + "/" + name;
+
+    private bool TryParse(string key, out uint tenant, out string name)
+    {
+        name = "";
+        tenant = 0;
+        if (!key.StartsWith(Prefix, StringComparison.Ordinal))
+            return false;
+        string rest = key[Prefix.Length..];
+        int slash = rest.IndexOf('/', StringComparison.Ordinal);
+        if (slash <= 0 || slash == rest.Length - 1 || !uint.TryParse(rest.AsSpan(0, slash), NumberStyles.None, CultureInfo.InvariantCulture, out tenant))
+            return false;
+        name = rest[(slash + 1)..];
+        return true;
+    }
+}
