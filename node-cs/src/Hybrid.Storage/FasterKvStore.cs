@@ -416,7 +416,16 @@ public sealed class FasterKvStore : IKvStore
             ulong maxVersion = MaxVersion;
             var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
-                throw new InvalidOperationException("FASTER checkpoint failed");
+            {
+                // FASTER refuses to start while a checkpoint runs: one whose caller was cancelled goes on inside FASTER
+                // after the gate is released (seen when a node stopped right after a cancelled migration's checkpoint).
+                // Let it finish, then take ours.
+                await _kv.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
+                _checkpointManager.BeginCheckpoint();
+                (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            }
+            if (!success)
+                throw new InvalidOperationException("FASTER checkpoint failed: another checkpoint was still running");
             await _checkpointManager!.WhenCommitted().WaitAsync(cancellationToken).ConfigureAwait(false);
             WriteMeta(new CheckpointMeta(token, covered, maxVersion));
             Guid previous = _lastCheckpointToken;
