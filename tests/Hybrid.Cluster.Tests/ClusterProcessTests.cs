@@ -38,6 +38,9 @@ public abstract class ClusterProcessTests : IAsyncLifetime
     /// <summary>Arguments appended to node <paramref name="node"/>'s <c>node-at</c> role (default: <see cref="ExtraNodeArgs"/>).</summary>
     protected virtual IEnumerable<string> ExtraNodeArgsFor(string node) => ExtraNodeArgs;
 
+    /// <summary>The test's own instance of the cluster's metadata store.</summary>
+    protected IMetadataStore Store => _store ?? throw new InvalidOperationException("the cluster is not created yet");
+
     /// <summary>Tenants the cluster creates (in its metadata, with cluster-wide ids) before its nodes start.</summary>
     protected virtual IEnumerable<(string Name, byte[] Secret)> Tenants => [];
 

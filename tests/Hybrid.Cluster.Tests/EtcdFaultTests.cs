@@ -61,4 +61,57 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
         Assert.Empty(await load.MismatchesAsync());
         AssertTraceConforms("n2");
     }
+
+    /// <summary>Writes its arguments' second half under its first byte, in table 0 (a write through an extension).</summary>
+    private const string PutRest = """
+        using Hybrid.Extensions.Abstractions;
+        public static class PutRest
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                ctx.Put(0, ctx.Args.Slice(0, 1), ctx.Args.Slice(1));
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task Nodes_that_lived_through_an_etcd_outage_still_adopt_new_tenants_and_catalog_extensions()
+    {
+        // Both node processes follow the tenants and the extension catalog through watches on etcd; kill etcd under them.
+        await _etcd!.KillAsync();
+        await Task.Delay(1500);
+        await _etcd.RestartAsync();
+
+        byte[] secret = "after-the-outage"u8.ToArray();
+        await new ClusterTenants(Store, Root).CreateAsync("late", secret);
+        var routes = new ClusterRoutingSource(Metadata.Typed);
+        var options = new HybridClientOptions { Tenant = "late", Secret = secret, Timeout = TimeSpan.FromSeconds(30) };
+        await using ClusterClient late = await ClusterClient.ConnectAsync(routes, options);
+        // Every range is n1's; install at n2 alone (its own session), so n1 can only have it from the catalog.
+        NodeInfo n2 = (await Metadata.Typed.ListLiveNodesAsync()).Single(n => n.Id == "n2");
+        HybridSession? opened = null;
+        await WaitAsync(async () =>
+        {
+            try
+            {
+                opened = await HybridSession.ConnectAsync(options with { EndPoint = System.Net.IPEndPoint.Parse(n2.Endpoint) });
+                return true;
+            }
+            catch (HybridProtocolException e) when (e.Status == Hybrid.Protocol.Status.UnknownTenant)
+            {
+                return false; // not adopted yet
+            }
+        }, "n2 to adopt the tenant created after the outage", TimeSpan.FromSeconds(30));
+        await using HybridSession atN2 = opened!;
+        ExtensionInstallResult installed = await atN2.InstallExtensionAsync("putrest", PutRest);
+        Assert.True(installed.Succeeded, string.Join("\n", installed.Errors));
+
+        byte[] key = "k"u8.ToArray();
+        await WaitAsync(async () => (await late.InvokeAsync("putrest", key, "kvalue"u8.ToArray())).Status == Hybrid.Protocol.Status.Ok,
+            "n1 to install the extension n2 recorded", TimeSpan.FromSeconds(30));
+        GetResult written = await late.GetAsync(0, key);
+        Assert.Equal((Hybrid.Protocol.Status.Ok, "value"), (written.Status, System.Text.Encoding.UTF8.GetString(written.Value ?? [])));
+    }
 }

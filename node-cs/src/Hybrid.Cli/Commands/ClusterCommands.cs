@@ -61,7 +61,7 @@ internal static partial class HybridCli
             }
             await LocalCluster.WaitLiveAsync(metadata.Typed, log.Nodes, TimeSpan.FromSeconds(60));
             Console.WriteLine(created ? $"created cluster: {log.Nodes.Length} nodes, {log.Ranges.Count} ranges, metadata {spec}" : $"cluster exists: metadata {spec}");
-            await PrintStatusAsync(metadata);
+            await PrintStatusAsync(metadata, store);
             return 0;
         });
         return command;
@@ -75,7 +75,7 @@ internal static partial class HybridCli
         command.SetAction(async (result, _) =>
         {
             await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
-            await PrintStatusAsync(new DurableClusterMetadata(store));
+            await PrintStatusAsync(new DurableClusterMetadata(store), store);
             return 0;
         });
         return command;
@@ -220,7 +220,7 @@ internal static partial class HybridCli
         return command;
     }
 
-    private static async Task PrintStatusAsync(DurableClusterMetadata metadata)
+    private static async Task PrintStatusAsync(DurableClusterMetadata metadata, IMetadataStore store)
     {
         VersionedClusterState state = await metadata.Typed.ReadAsync() ?? throw new InvalidOperationException("no cluster state");
         IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
@@ -248,5 +248,9 @@ internal static partial class HybridCli
         AnsiConsole.Write(nodes);
         AnsiConsole.Write(ranges);
         Console.WriteLine($"revision {state.Revision}, {metadata.Log.Decisions.Count} decisions");
+        (IReadOnlyList<Hybrid.Node.Tenants.TenantInfo> tenants, _) = await new ClusterTenants(store).ListAsync();
+        (IReadOnlyList<ClusterExtensions.Entry> extensions, _) = await new ClusterExtensions(store).ListAsync();
+        string names = string.Join(", ", tenants.Take(10).Select(t => $"{t.Name} ({t.Id})")) + (tenants.Count > 10 ? ", ..." : "");
+        Console.WriteLine($"tenants: default (1) on every node{(tenants.Count > 0 ? ", " + names : "")}; extensions in the catalog: {extensions.Count}");
     }
 }
