@@ -145,6 +145,13 @@ public class CliTests
             Assert.Equal("pw"u8.ToArray(), tenant.Secret);
             Assert.Equal(1000, tenant.MaxBytes);
             Assert.Equal(50, tenant.MaxOpsPerSecond);
+
+            // quota changes only what it names; an unknown tenant or a negative quota is refused.
+            Assert.Equal(0, root.Parse(["tenant", "quota", "acme", "--ext-cpu", "0.25", "--data-dir", dir]).Invoke());
+            Assert.Equal(2, root.Parse(["tenant", "quota", "nobody", "--max-ops", "1", "--data-dir", dir]).Invoke());
+            Assert.Equal(2, root.Parse(["tenant", "quota", "acme", "--ext-cpu", "-1", "--data-dir", dir]).Invoke());
+            Assert.True(Hybrid.Node.Tenants.TenantRegistry.Open(dir).TryGet("acme", out var changed));
+            Assert.Equal((1000L, 50L, 0.25), (changed.MaxBytes, changed.MaxOpsPerSecond, changed.ExtensionCores));
         }
         finally
         {

@@ -75,10 +75,11 @@ public sealed class ClusterTenantTests
         Assert.Equal((Status.Ok, "alice-private"), (atTarget.Status, Encoding.UTF8.GetString(atTarget.Value ?? [])));
         Assert.Equal(Status.NotFound, (await asBob.GetAsync(0, key)).Status);
 
-        TenantInfo limited = await tenants.SetQuotasAsync("bob", 4096, 0);
+        TenantInfo limited = await tenants.SetQuotasAsync("bob", maxBytes: 4096, extensionCores: 0.25);
         await WaitUntilAsync(() => n1.Member.Node.Tenants.TryGet("bob", out var b1) && b1.MaxBytes == 4096
             && n2.Member.Node.Tenants.TryGet("bob", out var b2) && b2.MaxBytes == 4096, "both nodes adopt bob's new quota");
-        Assert.Equal(bob.Id, limited.Id);
+        Assert.Equal((bob.Id, 0L, 0.25), (limited.Id, limited.MaxOpsPerSecond, limited.ExtensionCores));
+        Assert.Equal(0.25, Hybrid.Node.Extensions.NodeExtensions.Of(n2.Member.Node).CpuQuota(bob.Id));
     }
 
     [Fact]

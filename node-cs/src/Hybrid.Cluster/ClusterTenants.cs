@@ -45,20 +45,19 @@ public sealed class ClusterTenants : MetadataFolder
     /// <see cref="InvalidOperationException"/> when the name exists (or is <c>default</c>).
     /// </summary>
     public async Task<TenantInfo> CreateAsync(string name, byte[] secret, long maxBytes = 0, long maxOpsPerSecond = 0,
-        CancellationToken cancellationToken = default)
+        double extensionCores = 0, CancellationToken cancellationToken = default)
     {
         CheckName(name);
         ArgumentNullException.ThrowIfNull(secret);
         if (secret.Length == 0)
             throw new ArgumentException($"tenant '{name}' needs a secret: only '{TenantInfo.DefaultName}' may skip AUTH", nameof(secret));
-        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxOpsPerSecond);
+        CheckQuotas(maxBytes, maxOpsPerSecond, extensionCores);
         string key = Prefix + name;
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
             MetadataEntry? next = await Store.GetAsync(NextIdKey, cancellationToken).ConfigureAwait(false);
             uint id = next is null ? DefaultId + 1 : JsonSerializer.Deserialize<uint>(next.Value.Span, s_json);
-            var tenant = new TenantInfo(id, name, secret, maxBytes, maxOpsPerSecond);
+            var tenant = new TenantInfo(id, name, secret, maxBytes, maxOpsPerSecond, extensionCores);
             TxnResult result = await Store.CompareAndSwapManyAsync(
             [
                 MetadataOp.Put(NextIdKey, next?.Revision ?? MetadataRevision.Absent, JsonSerializer.SerializeToUtf8Bytes(id + 1, s_json)),
@@ -72,17 +71,26 @@ public sealed class ClusterTenants : MetadataFolder
         throw new InvalidOperationException($"creating tenant '{name}' lost {MaxAttempts} races in a row");
     }
 
-    /// <summary>Changes tenant <paramref name="name"/>'s quotas; nodes apply them as they see the change.</summary>
-    public async Task<TenantInfo> SetQuotasAsync(string name, long maxBytes, long maxOpsPerSecond, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Changes tenant <paramref name="name"/>'s quotas (a null one stays as it is); nodes apply them as they see the
+    /// change.
+    /// </summary>
+    public async Task<TenantInfo> SetQuotasAsync(string name, long? maxBytes = null, long? maxOpsPerSecond = null, double? extensionCores = null,
+        CancellationToken cancellationToken = default)
     {
         CheckName(name);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxOpsPerSecond);
+        CheckQuotas(maxBytes ?? 0, maxOpsPerSecond ?? 0, extensionCores ?? 0);
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
             MetadataEntry entry = await Store.GetAsync(Prefix + name, cancellationToken).ConfigureAwait(false)
                 ?? throw new KeyNotFoundException($"no tenant '{name}' in the cluster");
-            TenantInfo updated = Decode(entry.Value) with { MaxBytes = maxBytes, MaxOpsPerSecond = maxOpsPerSecond };
+            TenantInfo old = Decode(entry.Value);
+            TenantInfo updated = old with
+            {
+                MaxBytes = maxBytes ?? old.MaxBytes,
+                MaxOpsPerSecond = maxOpsPerSecond ?? old.MaxOpsPerSecond,
+                ExtensionCores = extensionCores ?? old.ExtensionCores,
+            };
             CasResult result = await Store.CompareAndSwapAsync(entry.Key, entry.Revision, Encode(updated), 0, cancellationToken).ConfigureAwait(false);
             if (result.Succeeded)
                 return updated;
@@ -196,13 +204,21 @@ public sealed class ClusterTenants : MetadataFolder
             throw new ArgumentException($"a tenant name is 1-256 characters without '/' or control characters: '{name}'", nameof(name));
     }
 
+    private static void CheckQuotas(long maxBytes, long maxOpsPerSecond, double extensionCores)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxOpsPerSecond);
+        if (!double.IsFinite(extensionCores) || extensionCores < 0)
+            throw new ArgumentOutOfRangeException(nameof(extensionCores), extensionCores, "an extension CPU quota is a finite, non-negative number of cores");
+    }
+
     private static byte[] Encode(TenantInfo t) => JsonSerializer.SerializeToUtf8Bytes(
-        new Record(t.Id, t.Name, Convert.ToBase64String(t.Secret), t.MaxBytes, t.MaxOpsPerSecond), s_json);
+        new Record(t.Id, t.Name, Convert.ToBase64String(t.Secret), t.MaxBytes, t.MaxOpsPerSecond, t.ExtensionCores), s_json);
 
     private static TenantInfo Decode(ReadOnlyMemory<byte> value)
     {
         Record r = JsonSerializer.Deserialize<Record>(value.Span, s_json) ?? throw new InvalidDataException("null tenant record");
-        return new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond);
+        return new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond, r.ExtensionCores);
     }
 
     private sealed record Record(
@@ -210,5 +226,6 @@ public sealed class ClusterTenants : MetadataFolder
         [property: JsonPropertyName("name")] string Name,
         [property: JsonPropertyName("secret")] string Secret,
         [property: JsonPropertyName("maxBytes")] long MaxBytes,
-        [property: JsonPropertyName("maxOpsPerSecond")] long MaxOpsPerSecond);
+        [property: JsonPropertyName("maxOpsPerSecond")] long MaxOpsPerSecond,
+        [property: JsonPropertyName("extensionCores")] double ExtensionCores = 0);
 }

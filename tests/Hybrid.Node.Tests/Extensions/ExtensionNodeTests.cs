@@ -238,6 +238,40 @@ public class ExtensionNodeTests
     }
 
     [Fact]
+    public async Task CpuQuotas_come_from_the_tenant_records_at_start_and_an_old_quota_file_is_moved_into_them()
+    {
+        var directory = TestNode.NewDirectory();
+        try
+        {
+            // As 'hybrid tenant create a --ext-cpu 0.001' leaves it, plus b's quota in the file earlier versions kept.
+            var registry = Hybrid.Node.Tenants.TenantRegistry.Open(directory);
+            var a = registry.Create("a", s_secretA, extensionCores: 0.001);
+            var b = registry.Create("b", s_secretB);
+            string legacy = Path.Combine(directory, "extensions", "cpu-quotas.tsv");
+            Directory.CreateDirectory(Path.GetDirectoryName(legacy)!);
+            await File.WriteAllTextAsync(legacy, $"{b.Id}\t0.5\n");
+
+            await using (var node = await TestNode.StartAsync(Storage.DurabilityMode.Async, directory))
+            {
+                Assert.Equal(0.001, NodeExtensions.Of(node.Node).CpuQuota(a.Id));
+                Assert.Equal(0.5, NodeExtensions.Of(node.Node).CpuQuota(b.Id));
+                Assert.False(File.Exists(legacy), "the old quota file was not moved into the tenant records");
+                await using var sa = await node.ConnectAsync("a", s_secretA);
+                Assert.True((await sa.InstallExtensionAsync("spin", Spin)).Succeeded);
+                Assert.Equal(Status.ExtensionFailed, (await sa.InvokeAsync("spin", default)).Status);
+                var throttled = await sa.InvokeAsync("spin", default);
+                Assert.Equal((Status.QuotaExceeded, (ulong)ExtensionStatus.Throttled), (throttled.Status, throttled.Reason));
+            }
+            Assert.True(Hybrid.Node.Tenants.TenantRegistry.Open(directory).TryGet("b", out var kept));
+            Assert.Equal(0.5, kept.ExtensionCores);
+        }
+        finally
+        {
+            TestNode.DeleteDirectory(directory);
+        }
+    }
+
+    [Fact]
     public async Task Installs_SurviveRestart_WithoutRecompiling()
     {
         var directory = TestNode.NewDirectory();

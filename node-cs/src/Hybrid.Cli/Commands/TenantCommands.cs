@@ -9,7 +9,8 @@ using Hybrid.Node.Tenants;
 namespace Hybrid.Cli.Commands;
 
 /// <summary>
-/// <c>hybrid tenant create NAME</c> and <c>hybrid tenant list</c>, for one node or for a cluster. One node: the node has
+/// <c>hybrid tenant create NAME</c>, <c>hybrid tenant quota NAME</c> and <c>hybrid tenant list</c>, for one node or for a
+/// cluster. One node: the node has
 /// no admin operation for tenants (the native protocol reserves none), so this writes the data directory's
 /// <c>tenants.log</c> through <see cref="TenantRegistry"/>; run it while the node is stopped, the node reads the registry
 /// when it starts. A cluster (<c>--cluster DIR</c> or <c>--metadata LOCATION</c>): the tenant goes into the cluster's
@@ -24,12 +25,13 @@ internal static class TenantCommands
         var secret = new Option<string?>("--secret") { Description = "Secret (UTF-8 text); a random one is generated and printed when absent" };
         var maxBytes = new Option<long>("--max-bytes") { Description = "Memory quota in bytes (0 = none)" };
         var maxOps = new Option<long>("--max-ops") { Description = "Operations per second quota (0 = none)" };
+        var extCpu = new Option<double>("--ext-cpu") { Description = "CPU quota of the tenant's extensions, in cores on average (0 = none)" };
         var dataDir = new Option<string>("--data-dir") { Description = "The node's data directory (the node must be stopped)", DefaultValueFactory = _ => "data" };
         var clusterDir = new Option<string?>("--cluster") { Description = "A local cluster's directory (as 'hybrid cluster start --dir'): the tenant is the cluster's, nodes may run" };
         var metadata = new Option<string?>("--metadata") { Description = "A cluster's metadata store: file:DIR or etcd:http://HOST:PORT (nodes may run)" };
         var create = new Command("create", "Create a tenant: in a stopped node's data directory (tenants.log), or in a cluster's metadata");
         create.Arguments.Add(name);
-        foreach (Option o in new Option[] { secret, maxBytes, maxOps, dataDir, clusterDir, metadata })
+        foreach (Option o in new Option[] { secret, maxBytes, maxOps, extCpu, dataDir, clusterDir, metadata })
             create.Options.Add(o);
         create.SetAction(async (result, cancellationToken) =>
         {
@@ -46,16 +48,53 @@ internal static class TenantCommands
                 if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
                 {
                     await using IMetadataStore store = MetadataStores.Open(location);
-                    tenant = await new ClusterTenants(store).CreateAsync(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps), cancellationToken);
+                    tenant = await new ClusterTenants(store).CreateAsync(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps),
+                        result.GetValue(extCpu), cancellationToken);
                 }
                 else
                 {
-                    tenant = TenantRegistry.Open(result.GetValue(dataDir)).Create(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps));
+                    tenant = TenantRegistry.Open(result.GetValue(dataDir)).Create(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps),
+                        result.GetValue(extCpu));
                 }
                 Console.WriteLine($"tenant {tenant.Name} id {tenant.Id} secret {text}");
                 return 0;
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException)
+            {
+                Console.Error.WriteLine($"hybrid: {e.Message}");
+                return 2;
+            }
+        });
+        var quotaName = new Argument<string>("name") { Description = "Tenant name" };
+        var quotaBytes = new Option<long?>("--max-bytes") { Description = "Memory quota in bytes (0 = none; absent = unchanged)" };
+        var quotaOps = new Option<long?>("--max-ops") { Description = "Operations per second quota (0 = none; absent = unchanged)" };
+        var quotaCpu = new Option<double?>("--ext-cpu") { Description = "Extension CPU quota in cores (0 = none; absent = unchanged)" };
+        var quota = new Command("quota", "Change a tenant's quotas: in a stopped node's data directory, or in a cluster (nodes apply it within moments)");
+        quota.Arguments.Add(quotaName);
+        foreach (Option o in new Option[] { quotaBytes, quotaOps, quotaCpu, dataDir, clusterDir, metadata })
+            quota.Options.Add(o);
+        quota.SetAction(async (result, cancellationToken) =>
+        {
+            string tenantName = result.GetValue(quotaName)!;
+            try
+            {
+                TenantInfo tenant;
+                if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
+                {
+                    await using IMetadataStore store = MetadataStores.Open(location);
+                    tenant = await new ClusterTenants(store).SetQuotasAsync(tenantName, result.GetValue(quotaBytes), result.GetValue(quotaOps), result.GetValue(quotaCpu), cancellationToken);
+                }
+                else
+                {
+                    TenantRegistry registry = TenantRegistry.Open(result.GetValue(dataDir));
+                    if (!registry.TryGet(tenantName, out TenantInfo old))
+                        throw new KeyNotFoundException($"no tenant '{tenantName}'");
+                    tenant = registry.SetQuotas(tenantName, result.GetValue(quotaBytes) ?? old.MaxBytes, result.GetValue(quotaOps) ?? old.MaxOpsPerSecond, result.GetValue(quotaCpu));
+                }
+                Console.WriteLine(Describe(tenant));
+                return 0;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException or KeyNotFoundException)
             {
                 Console.Error.WriteLine($"hybrid: {e.Message}");
                 return 2;
@@ -79,7 +118,7 @@ internal static class TenantCommands
                     tenants = [.. TenantRegistry.Open(result.GetValue(dataDir)).All.OrderBy(t => t.Id)];
                 }
                 foreach (TenantInfo t in tenants)
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{t.Id}\t{t.Name}\tmax-bytes {t.MaxBytes}\tmax-ops {t.MaxOpsPerSecond}\t{(t.RequiresAuth ? "auth" : "no auth")}"));
+                    Console.WriteLine(Describe(t));
                 return 0;
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException)
@@ -90,9 +129,14 @@ internal static class TenantCommands
         });
         var tenant = new Command("tenant", "Manage tenants");
         tenant.Subcommands.Add(create);
+        tenant.Subcommands.Add(quota);
         tenant.Subcommands.Add(list);
         return tenant;
     }
+
+    /// <summary>One line per tenant: id, name, quotas, whether it authenticates (never its secret).</summary>
+    private static string Describe(TenantInfo t) => string.Create(CultureInfo.InvariantCulture,
+        $"{t.Id}\t{t.Name}\tmax-bytes {t.MaxBytes}\tmax-ops {t.MaxOpsPerSecond}\text-cpu {t.ExtensionCores}\t{(t.RequiresAuth ? "auth" : "no auth")}");
 
     /// <summary>The cluster metadata store the options name, or null for a node's data directory.</summary>
     private static string? ClusterLocation(ParseResult result, Option<string> dataDir, Option<string?> clusterDir, Option<string?> metadata)

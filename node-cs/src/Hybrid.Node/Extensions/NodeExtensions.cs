@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Hybrid.Extensions;
 using Hybrid.Node.Hosting;
+using Hybrid.Node.Tenants;
 using Hybrid.Protocol;
 
 namespace Hybrid.Node.Extensions;
@@ -27,8 +28,7 @@ public sealed class NodeExtensions : IDisposable
     private readonly HybridNode _node;
     private readonly BlockingCollection<ControlWork> _work = new();
     private readonly Thread _control;
-    private readonly string _quotaFile;
-    private readonly ConcurrentDictionary<uint, double> _cpuQuotas = new();
+    private readonly TenantRegistry _tenants;
     private int _users;
     private long _stuckReports;
 
@@ -36,8 +36,12 @@ public sealed class NodeExtensions : IDisposable
     {
         _node = node;
         Host = new ExtensionHost(options);
-        _quotaFile = Path.Combine(options.Directory ?? node.Options.DataDirectory, "cpu-quotas.tsv");
-        LoadQuotas();
+        // The tenants' extension CPU quotas are part of their records: applied now and whenever one changes.
+        _tenants = node.Tenants;
+        _tenants.Changed += ApplyCpuQuota;
+        ImportLegacyQuotas(Path.Combine(options.Directory ?? node.Options.DataDirectory, "cpu-quotas.tsv"));
+        foreach (TenantInfo tenant in _tenants.All)
+            ApplyCpuQuota(tenant);
         Host.WorkerStuck += _ => Interlocked.Increment(ref _stuckReports);
         _control = new Thread(ControlLoop) { IsBackground = true, Name = "hybrid-ext-control" };
         _control.Start();
@@ -115,39 +119,32 @@ public sealed class NodeExtensions : IDisposable
 
     /// <summary>
     /// Limits <paramref name="tenant"/>'s extensions to <paramref name="cores"/> CPU cores on average over all workers
-    /// (≤ 0 removes the limit). Persisted next to the installs; invocations over it answer QuotaExceeded.
+    /// (≤ 0 removes the limit): a change of the tenant's record (<see cref="TenantInfo.ExtensionCores"/>), durable, as
+    /// <c>hybrid tenant quota NAME --ext-cpu CORES</c> makes it. Invocations over it answer QuotaExceeded. Throws
+    /// <see cref="KeyNotFoundException"/> for an unknown tenant.
     /// </summary>
-    public void SetCpuQuota(uint tenant, double cores)
-    {
-        Host.SetCpuQuota(tenant, cores);
-        if (cores > 0)
-            _cpuQuotas[tenant] = cores;
-        else
-            _cpuQuotas.TryRemove(tenant, out _);
-        lock (_cpuQuotas)
-        {
-            var tmp = _quotaFile + ".tmp";
-            File.WriteAllLines(tmp, _cpuQuotas.Select(q => FormattableString.Invariant($"{q.Key}\t{q.Value}")));
-            File.Move(tmp, _quotaFile, overwrite: true);
-        }
-    }
+    public void SetCpuQuota(uint tenant, double cores) => _tenants.SetExtensionCores(tenant, cores);
 
     /// <summary>The tenant's CPU quota in cores (0 = unlimited).</summary>
-    public double CpuQuota(uint tenant) => _cpuQuotas.GetValueOrDefault(tenant);
+    public double CpuQuota(uint tenant) => _tenants.TryGet(tenant, out TenantInfo info) ? info.ExtensionCores : 0;
 
-    private void LoadQuotas()
+    private void ApplyCpuQuota(TenantInfo tenant) => Host.SetCpuQuota(tenant.Id, tenant.ExtensionCores);
+
+    /// <summary>Earlier versions kept the quotas in <c>cpu-quotas.tsv</c>: moved into the tenants' records once, then deleted.</summary>
+    private void ImportLegacyQuotas(string file)
     {
-        if (!File.Exists(_quotaFile))
+        if (!File.Exists(file))
             return;
-        foreach (var line in File.ReadLines(_quotaFile))
+        foreach (var line in File.ReadLines(file))
         {
             var f = line.Split('\t');
-            if (f.Length == 2 && uint.TryParse(f[0], out var tenant) && double.TryParse(f[1], System.Globalization.CultureInfo.InvariantCulture, out var cores))
+            if (f.Length == 2 && uint.TryParse(f[0], out var tenant) && double.TryParse(f[1], System.Globalization.CultureInfo.InvariantCulture, out var cores)
+                && _tenants.TryGet(tenant, out TenantInfo info) && info.ExtensionCores == 0)
             {
-                _cpuQuotas[tenant] = cores;
-                Host.SetCpuQuota(tenant, cores);
+                _tenants.SetExtensionCores(tenant, cores);
             }
         }
+        File.Delete(file);
     }
 
     /// <summary>Queues an install (<paramref name="source"/> set) or an uninstall for the control thread.</summary>
@@ -252,6 +249,7 @@ public sealed class NodeExtensions : IDisposable
     /// <summary>Stops the control thread (queued work answers Retry) and the host's watchdog.</summary>
     public void Dispose()
     {
+        _tenants.Changed -= ApplyCpuQuota;
         _work.CompleteAdding();
         _control.Join();
         _work.Dispose();

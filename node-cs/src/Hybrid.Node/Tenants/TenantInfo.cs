@@ -9,7 +9,8 @@ namespace Hybrid.Node.Tenants;
 /// <param name="Secret">HMAC key of the challenge-response; empty = no AUTH (allowed only on a loopback-only node).</param>
 /// <param name="MaxBytes">Memory quota: bytes of keys + values stored; 0 = unlimited.</param>
 /// <param name="MaxOpsPerSecond">Rate quota over all workers; 0 = unlimited.</param>
-public sealed record TenantInfo(uint Id, string Name, byte[] Secret, long MaxBytes, long MaxOpsPerSecond)
+/// <param name="ExtensionCores">CPU quota of the tenant's extensions, in cores on average over all workers; 0 = unlimited.</param>
+public sealed record TenantInfo(uint Id, string Name, byte[] Secret, long MaxBytes, long MaxOpsPerSecond, double ExtensionCores = 0)
 {
     /// <summary>Name of the tenant that an embedded (loopback-only) node creates without a secret.</summary>
     public const string DefaultName = "default";

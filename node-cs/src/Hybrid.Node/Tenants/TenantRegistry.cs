@@ -67,14 +67,15 @@ public sealed class TenantRegistry
     public bool TryGet(uint id, out TenantInfo tenant) => _byId.TryGetValue(id, out tenant!);
 
     /// <summary>Adds a tenant with the next free id; durable when this returns. Throws if the name exists.</summary>
-    public TenantInfo Create(string name, byte[] secret, long maxBytes = 0, long maxOpsPerSecond = 0)
+    public TenantInfo Create(string name, byte[] secret, long maxBytes = 0, long maxOpsPerSecond = 0, double extensionCores = 0)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        extensionCores = Cores(extensionCores);
         lock (_writeLock)
         {
             if (_byName.ContainsKey(name))
                 throw new InvalidOperationException($"tenant '{name}' exists");
-            var tenant = new TenantInfo(_nextId, name, secret, maxBytes, maxOpsPerSecond);
+            var tenant = new TenantInfo(_nextId, name, secret, maxBytes, maxOpsPerSecond, extensionCores);
             Append(tenant);
             _nextId++;
             Publish(tenant);
@@ -82,19 +83,43 @@ public sealed class TenantRegistry
         }
     }
 
-    /// <summary>Changes a tenant's quotas (durably). Workers apply them at their next refresh.</summary>
-    public TenantInfo SetQuotas(string name, long maxBytes, long maxOpsPerSecond)
+    /// <summary>
+    /// Changes a tenant's quotas (durably); <paramref name="extensionCores"/> null keeps the extension CPU quota. Workers
+    /// apply them at their next refresh, the node's extensions at once (<see cref="Changed"/>).
+    /// </summary>
+    public TenantInfo SetQuotas(string name, long maxBytes, long maxOpsPerSecond, double? extensionCores = null)
     {
         lock (_writeLock)
         {
             if (!_byName.TryGetValue(name, out var old))
                 throw new KeyNotFoundException($"no tenant '{name}'");
-            var updated = old with { MaxBytes = maxBytes, MaxOpsPerSecond = maxOpsPerSecond };
+            var updated = old with { MaxBytes = maxBytes, MaxOpsPerSecond = maxOpsPerSecond, ExtensionCores = Cores(extensionCores ?? old.ExtensionCores) };
             Append(updated);
             Publish(updated);
             return updated;
         }
     }
+
+    /// <summary>Changes tenant <paramref name="id"/>'s extension CPU quota (≤ 0: none), durably.</summary>
+    public TenantInfo SetExtensionCores(uint id, double cores)
+    {
+        lock (_writeLock)
+        {
+            if (!_byId.TryGetValue(id, out var old))
+                throw new KeyNotFoundException($"no tenant with id {id}");
+            var updated = old with { ExtensionCores = Cores(Math.Max(cores, 0)) };
+            Append(updated);
+            Publish(updated);
+            return updated;
+        }
+    }
+
+    /// <summary>Raised after a tenant was created or changed here (under the registry's write lock: keep it short).</summary>
+    public event Action<TenantInfo>? Changed;
+
+    private static double Cores(double cores) => double.IsFinite(cores) && cores >= 0
+        ? cores
+        : throw new ArgumentOutOfRangeException(nameof(cores), cores, "an extension CPU quota is a finite, non-negative number of cores");
 
     /// <summary>
     /// Makes <paramref name="tenant"/> (id, name, secret and quotas as given) one of this node's tenants, durably: what a
@@ -123,12 +148,13 @@ public sealed class TenantRegistry
     /// <summary>Whether two records of one tenant agree on everything (a record's array compares by reference).</summary>
     private static bool Same(TenantInfo a, TenantInfo b) =>
         a.Id == b.Id && a.Name == b.Name && a.Secret.AsSpan().SequenceEqual(b.Secret)
-        && a.MaxBytes == b.MaxBytes && a.MaxOpsPerSecond == b.MaxOpsPerSecond;
+        && a.MaxBytes == b.MaxBytes && a.MaxOpsPerSecond == b.MaxOpsPerSecond && a.ExtensionCores.Equals(b.ExtensionCores);
 
     private void Publish(TenantInfo tenant)
     {
         _byId[tenant.Id] = tenant;
         _byName[tenant.Name] = tenant;
+        Changed?.Invoke(tenant);
     }
 
     /// <summary>Appends one record and flushes it to disk (the change is acknowledged only after that).</summary>
@@ -143,7 +169,7 @@ public sealed class TenantRegistry
 
     private static byte[] Line(TenantInfo t)
     {
-        var record = new TenantRecord(t.Id, t.Name, Convert.ToBase64String(t.Secret), t.MaxBytes, t.MaxOpsPerSecond);
+        var record = new TenantRecord(t.Id, t.Name, Convert.ToBase64String(t.Secret), t.MaxBytes, t.MaxOpsPerSecond, t.ExtensionCores);
         return [.. JsonSerializer.SerializeToUtf8Bytes(record, s_json), (byte)'\n'];
     }
 
@@ -173,7 +199,7 @@ public sealed class TenantRegistry
         {
             var records = JsonSerializer.Deserialize<List<TenantRecord>>(File.ReadAllText(legacyPath)) ?? [];
             foreach (var r in records)
-                Replay(new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond));
+                Replay(new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond, r.ExtensionCores));
             Rewrite(path);
             File.Delete(legacyPath);
         }
@@ -194,7 +220,7 @@ public sealed class TenantRegistry
         {
             if (JsonSerializer.Deserialize<TenantRecord>(line, s_json) is not { Name: not null, Secret: not null } r)
                 return false;
-            tenant = new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond);
+            tenant = new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond, r.ExtensionCores);
             return true;
         }
         catch (Exception e) when (e is JsonException or FormatException)
@@ -216,5 +242,6 @@ public sealed class TenantRegistry
         File.Move(temp, path, overwrite: true);
     }
 
-    private sealed record TenantRecord(uint Id, string Name, string Secret, long MaxBytes, long MaxOpsPerSecond);
+    /// <summary>One line of the log; <c>ExtensionCores</c> is absent from lines written before it existed (0).</summary>
+    private sealed record TenantRecord(uint Id, string Name, string Secret, long MaxBytes, long MaxOpsPerSecond, double ExtensionCores = 0);
 }
