@@ -51,6 +51,28 @@ public sealed class TenantRegistryTests : IDisposable
     }
 
     [Fact]
+    public void ApplyAll_IsAllOrNothing_AndWritesOnlyWhatChanged()
+    {
+        var r = TenantRegistry.Open(_dir);
+        TenantInfo[] cluster = [.. Enumerable.Range(2, 500).Select(i => new TenantInfo((uint)i, "t" + i, [(byte)i], 0, 0))];
+        Assert.Equal(500, r.ApplyAll(cluster));
+        Assert.Equal(0, r.ApplyAll(cluster));
+        Assert.Equal(500, File.ReadAllLines(LogPath).Length);
+
+        // One refused record (its name is t2's, under another id) leaves everything as it was, the good ones included.
+        TenantInfo[] mixed = [new TenantInfo(600, "t600", [1], 0, 0), new TenantInfo(601, "t2", [1], 0, 0)];
+        Assert.Throws<InvalidOperationException>(() => r.ApplyAll(mixed));
+        Assert.False(r.TryGet("t600", out _));
+        Assert.Equal(500, File.ReadAllLines(LogPath).Length);
+        // So does a batch that contradicts itself.
+        Assert.Throws<InvalidOperationException>(() => r.ApplyAll([new TenantInfo(700, "x", [1], 0, 0), new TenantInfo(700, "y", [1], 0, 0)]));
+        Assert.False(r.TryGet("x", out _));
+
+        Assert.Equal(1, r.ApplyAll([cluster[0] with { MaxBytes = 5 }, cluster[1]]));
+        Assert.Equal(500, TenantRegistry.Open(_dir).All.Count);
+    }
+
+    [Fact]
     public void ATornLastLine_IsDropped_AndLaterAppendsAreReadBack()
     {
         var r = TenantRegistry.Open(_dir);

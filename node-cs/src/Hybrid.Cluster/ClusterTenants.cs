@@ -148,8 +148,7 @@ public sealed class ClusterTenants : MetadataFolder
                 + ". A cluster's tenants are created with 'hybrid tenant create NAME --metadata LOCATION'; move the node's"
                 + $" {TenantRegistry.FileName} aside once its records are safe elsewhere.");
         }
-        foreach (TenantInfo tenant in tenants)
-            registry.Apply(tenant);
+        registry.ApplyAll(tenants);
     }
 
     /// <summary>
