@@ -67,6 +67,13 @@ public sealed class ClusterTenantTests
         Assert.Equal(Status.Ok, (await asAlice.PutAsync(0, key, "alice-private"u8.ToArray())).Status);
         Assert.Equal(Status.NotFound, (await asBob.GetAsync(0, key)).Status);
 
+        // A wrong secret is retried like a node in handover, then fails naming why.
+        ClusterClient impostor = cluster.Own(await ClusterClient.ConnectAsync(routes, new HybridClientOptions { Tenant = "alice", Secret = s_bob }));
+        impostor.RetryFor = TimeSpan.FromSeconds(1);
+        var refused = await Assert.ThrowsAsync<HybridConnectionException>(() => impostor.GetAsync(0, key));
+        Assert.Contains("no owner accepted the request", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("Unauthorized", refused.Message, StringComparison.Ordinal);
+
         string range = cluster.Metadata.Ranges.First(r => r.Value.ContainsKey(key)).Key;
         await n2.Member.MigrateHereAsync([range]);
         Assert.Null(n2.Member.Status.Error);

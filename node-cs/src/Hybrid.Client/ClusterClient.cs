@@ -45,7 +45,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
     public long Resends => Interlocked.Read(ref _resends);
 
     /// <summary>How long a request keeps retrying (a handover, a restarting node) before it fails.</summary>
-    public TimeSpan RetryFor { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan RetryFor { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Reads a key from its owner.</summary>
     public Task<GetResult> GetAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, s => s.GetAsync(table, key.Span));
@@ -62,13 +62,19 @@ public sealed partial class ClusterClient : IAsyncDisposable
         int slot = ClusterSlot.Of(key.Span);
         DateTime deadline = DateTime.UtcNow + RetryFor;
         ClusterRouting? tried = null;
+        Exception? last = null;
         for (int attempt = 0; ; attempt++)
         {
             if (attempt > 0)
             {
                 Interlocked.Increment(ref _resends);
                 if (DateTime.UtcNow > deadline)
-                    throw new HybridConnectionException($"slot {slot}: no owner accepted the request within {RetryFor}");
+                {
+                    // Say why the last attempt failed: a wrong secret or a tenant no node knows is retried like a node in
+                    // handover (a new tenant reaches the nodes a moment after it is created), so it ends here too.
+                    throw new HybridConnectionException(
+                        $"slot {slot}: no owner accepted the request within {RetryFor}" + (last is null ? "" : $" (last: {last.Message})"), last);
+                }
                 await NewRouteAsync(tried!, TimeSpan.FromMilliseconds(Math.Min(attempt, 20))).ConfigureAwait(false);
             }
             ClusterRouting map = Routing;
@@ -84,6 +90,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
             }
             catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException)
             {
+                last = e;
                 await RefreshAsync(node, opening).ConfigureAwait(false);
                 continue;
             }
@@ -100,10 +107,12 @@ public sealed partial class ClusterClient : IAsyncDisposable
             catch (HybridProtocolException e) when (e.Status is Status.ViewChanged or Status.NotOwner or Status.Retry)
             {
                 // The session stays: it adopted the node's view from the rejection (its other requests go on).
+                last = e;
                 await RefreshAsync(node, null).ConfigureAwait(false);
             }
             catch (Exception e) when (e is HybridConnectionException or System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
             {
+                last = e;
                 await RefreshAsync(node, opening).ConfigureAwait(false);
             }
         }
