@@ -84,7 +84,7 @@ public sealed class ClusterTenants : MetadataFolder
         {
             MetadataEntry entry = await Store.GetAsync(Prefix + name, cancellationToken).ConfigureAwait(false)
                 ?? throw new KeyNotFoundException($"no tenant '{name}' in the cluster");
-            TenantInfo old = Decode(entry.Value);
+            TenantInfo old = Decode(entry.Key, entry.Value);
             TenantInfo updated = old with
             {
                 MaxBytes = maxBytes ?? old.MaxBytes,
@@ -105,7 +105,7 @@ public sealed class ClusterTenants : MetadataFolder
     public async Task<(IReadOnlyList<TenantInfo> Tenants, long Revision)> ListAsync(CancellationToken cancellationToken = default)
     {
         (IReadOnlyList<MetadataEntry> entries, long revision) = await ListEntriesAsync(cancellationToken).ConfigureAwait(false);
-        return ([.. entries.Select(e => Decode(e.Value)).OrderBy(t => t.Id)], revision);
+        return ([.. entries.Select(e => Decode(e.Key, e.Value)).OrderBy(t => t.Id)], revision);
     }
 
     /// <summary>
@@ -157,38 +157,35 @@ public sealed class ClusterTenants : MetadataFolder
     /// again and goes on from there. A change the registry refuses is reported to <paramref name="refused"/> and
     /// skipped (only this class writes the cluster's tenants, so that means someone edited a node's directory).
     /// </summary>
-    public async Task FollowAsync(TenantRegistry registry, long revision, Action<Exception> refused, CancellationToken cancellationToken)
+    public Task FollowAsync(TenantRegistry registry, long revision, Action<Exception> refused, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(refused);
-        try
-        {
-            await FollowEntriesAsync(revision,
-                e =>
-                {
-                    if (e.Kind == WatchEventKind.Put)
-                        Apply(registry, Decode(e.Value), refused);
-                    return Task.CompletedTask;
-                },
-                e =>
-                {
-                    Apply(registry, Decode(e.Value), refused);
-                    return Task.CompletedTask;
-                }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is JsonException or InvalidDataException or FormatException)
-        {
-            refused(new InvalidDataException($"a tenant record in the metadata store cannot be read; this node stops following tenant changes: {e.Message}", e));
-        }
+        return FollowEntriesAsync(revision,
+            e =>
+            {
+                if (e.Kind == WatchEventKind.Put)
+                    Apply(registry, e.Key, e.Value, refused);
+                return Task.CompletedTask;
+            },
+            e =>
+            {
+                Apply(registry, e.Key, e.Value, refused);
+                return Task.CompletedTask;
+            }, cancellationToken);
     }
 
-    private static void Apply(TenantRegistry registry, TenantInfo tenant, Action<Exception> refused)
+    /// <summary>
+    /// Applies one record; reports (and skips) one it cannot read or the registry refuses. A disk failure
+    /// (<see cref="IOException"/>) goes up, so the follower lists again and retries it.
+    /// </summary>
+    private static void Apply(TenantRegistry registry, string key, ReadOnlyMemory<byte> value, Action<Exception> refused)
     {
         try
         {
-            registry.Apply(tenant);
+            registry.Apply(Decode(key, value));
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException)
+        catch (Exception e) when (e is not IOException and not OperationCanceledException)
         {
             refused(e);
         }
@@ -199,8 +196,9 @@ public sealed class ClusterTenants : MetadataFolder
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         if (name == TenantInfo.DefaultName)
             throw new InvalidOperationException($"tenant '{name}' exists: every node has it, with id {DefaultId} and no secret");
-        if (name.Contains('/', StringComparison.Ordinal) || name.Length > 256 || name.Any(char.IsControl))
-            throw new ArgumentException($"a tenant name is 1-256 characters without '/' or control characters: '{name}'", nameof(name));
+        // HELLO carries the name as at most 256 bytes of UTF-8: a longer one could be created but never log in.
+        if (name.Contains('/', StringComparison.Ordinal) || System.Text.Encoding.UTF8.GetByteCount(name) > 256 || name.Any(char.IsControl))
+            throw new ArgumentException($"a tenant name is 1-256 bytes of UTF-8 without '/' or control characters: '{name}'", nameof(name));
     }
 
     private static void CheckQuotas(long maxBytes, long maxOpsPerSecond, double extensionCores)
@@ -214,10 +212,19 @@ public sealed class ClusterTenants : MetadataFolder
     private static byte[] Encode(TenantInfo t) => JsonSerializer.SerializeToUtf8Bytes(
         new Record(t.Id, t.Name, Convert.ToBase64String(t.Secret), t.MaxBytes, t.MaxOpsPerSecond, t.ExtensionCores), s_json);
 
-    private static TenantInfo Decode(ReadOnlyMemory<byte> value)
+    /// <summary>Reads a tenant record; throws <see cref="InvalidDataException"/> naming the key when it cannot.</summary>
+    private static TenantInfo Decode(string key, ReadOnlyMemory<byte> value)
     {
-        Record r = JsonSerializer.Deserialize<Record>(value.Span, s_json) ?? throw new InvalidDataException("null tenant record");
-        return new TenantInfo(r.Id, r.Name, Convert.FromBase64String(r.Secret), r.MaxBytes, r.MaxOpsPerSecond, r.ExtensionCores);
+        try
+        {
+            if (JsonSerializer.Deserialize<Record>(value.Span, s_json) is not { Name: { Length: > 0 } name, Secret: { } secret } r)
+                throw new InvalidDataException("no name or no secret");
+            return new TenantInfo(r.Id, name, Convert.FromBase64String(secret), r.MaxBytes, r.MaxOpsPerSecond, r.ExtensionCores);
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidDataException)
+        {
+            throw new InvalidDataException($"the tenant record {key} cannot be read: {e.Message}", e);
+        }
     }
 
     private sealed record Record(

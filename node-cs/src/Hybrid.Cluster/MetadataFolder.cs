@@ -31,18 +31,18 @@ public abstract class MetadataFolder
     protected IMetadataStore Store { get; }
 
     /// <summary>
-    /// Every entry of the folder, and a revision to follow changes from: none after the list is missed, and one before
-    /// it may be seen again (so applying must be idempotent).
+    /// Every entry of the folder, and a revision to follow changes from: the store's revision just before the list, so
+    /// no change after the list is missed, one before it may be seen again (applying must be idempotent), and the
+    /// watch starts from history the store still keeps. (Not the newest entry's revision: a folder that has been quiet
+    /// while other keys changed would be followed from history the store has dropped, and the watch would fail as
+    /// compacted at every attempt.)
     /// </summary>
     protected async Task<(IReadOnlyList<MetadataEntry> Entries, long Revision)> ListEntriesAsync(CancellationToken cancellationToken)
     {
-        // A lower bound of the store's revision now, even when the folder is empty: 0 would mean "from whenever the watch
-        // starts", and an entry written in between would be missed.
-        long revision = (await Store.GetAsync(_stateKey, cancellationToken).ConfigureAwait(false))?.Revision ?? 0;
+        // A transaction that only checks returns the store's current revision and writes nothing, in both stores.
+        TxnResult now = await Store.CompareAndSwapManyAsync([MetadataOp.Check(_stateKey, MetadataRevision.Any)], cancellationToken).ConfigureAwait(false);
         IReadOnlyList<MetadataEntry> entries = await Store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false);
-        foreach (MetadataEntry e in entries)
-            revision = Math.Max(revision, e.Revision);
-        return (entries, revision);
+        return (entries, now.Revision);
     }
 
     /// <summary>The folder's changes after <paramref name="revision"/>, as they happen, until cancelled.</summary>
@@ -57,8 +57,9 @@ public abstract class MetadataFolder
 
     /// <summary>
     /// Applies every change after <paramref name="revision"/> until cancelled (<paramref name="change"/>). When the store no
-    /// longer holds that history, or cannot be reached, it waits 200 ms, lists the folder again, applies every entry
-    /// (<paramref name="entry"/>) and follows on from there. A deletion missed that way is not applied.
+    /// longer holds that history, cannot be reached, or applying a change failed on this node's disk
+    /// (<see cref="IOException"/>), it waits 200 ms, lists the folder again, applies every entry (<paramref name="entry"/>)
+    /// and follows on from there. A handler reports and swallows any other failure of its own entry.
     /// </summary>
     protected async Task FollowEntriesAsync(long revision, Func<WatchEvent, Task> change, Func<MetadataEntry, Task> entry, CancellationToken cancellationToken)
     {
@@ -70,7 +71,7 @@ public abstract class MetadataFolder
                     await change(e).ConfigureAwait(false);
                 return;
             }
-            catch (Exception e) when (e is MetadataCompactedException or MetadataUnavailableException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is MetadataCompactedException or MetadataUnavailableException or IOException && !cancellationToken.IsCancellationRequested)
             {
                 try
                 {
@@ -79,9 +80,9 @@ public abstract class MetadataFolder
                     foreach (MetadataEntry listed in entries)
                         await entry(listed).ConfigureAwait(false);
                 }
-                catch (MetadataUnavailableException)
+                catch (Exception again) when (again is MetadataUnavailableException or IOException)
                 {
-                    // still away: watch from the old revision again, which fails or resumes
+                    // still away (or the disk still fails): watch from the old revision again, which fails or resumes
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
