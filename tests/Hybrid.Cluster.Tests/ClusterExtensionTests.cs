@@ -91,4 +91,29 @@ public sealed class ClusterExtensionTests
         }
         Assert.Equal(Status.NotFound, (await client.InvokeAsync("get1", key, key)).Status);
     }
+
+    [Fact]
+    public async Task An_extension_removed_while_a_node_was_down_is_gone_from_that_node_when_it_comes_back()
+    {
+        await using InProcessCluster cluster = await InProcessCluster.CreateAsync(ranges: 2);
+        ClusterNodeHost n1 = await cluster.StartNodeAsync("n1");
+        ClusterNodeHost n2 = await cluster.StartNodeAsync("n2");
+        await using HybridSession atN1 = await HybridSession.ConnectAsync(new HybridClientOptions
+        {
+            EndPoint = new IPEndPoint(IPAddress.Loopback, n1.Member.Node.NativePort),
+            Timeout = TimeSpan.FromSeconds(90),
+        });
+        Assert.True((await atN1.InstallExtensionAsync("get1", GetOne)).Succeeded);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!NodeExtensions.Of(n2.Member.Node).Host.List(ClusterTenants.DefaultId).Contains("get1"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "n2 did not install get1 from the catalog");
+            await Task.Delay(20);
+        }
+
+        await cluster.StopNodeAsync(n2);   // n2 keeps get1 in its own directory
+        Assert.True(await atN1.UninstallExtensionAsync("get1"));
+        ClusterNodeHost back = await cluster.StartNodeAsync("n2");
+        Assert.DoesNotContain("get1", NodeExtensions.Of(back.Member.Node).Host.List(ClusterTenants.DefaultId));
+    }
 }

@@ -57,6 +57,13 @@ internal sealed class InProcessCluster : IAsyncDisposable
         return host;
     }
 
+    /// <summary>Stops node <paramref name="host"/> (it leaves the cluster; its data directory stays for a restart).</summary>
+    public async Task StopNodeAsync(ClusterNodeHost host)
+    {
+        _owned.Remove(host);
+        await host.DisposeAsync();
+    }
+
     /// <summary>Disposes <paramref name="value"/> with the cluster (before the nodes it talks to).</summary>
     public T Own<T>(T value) where T : IAsyncDisposable
     {

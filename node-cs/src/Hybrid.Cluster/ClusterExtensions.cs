@@ -11,11 +11,12 @@ namespace Hybrid.Cluster;
 /// </summary>
 /// <remarks>
 /// A node records its clients' installs and uninstalls here (<see cref="Record"/>, as the node's
-/// <see cref="NodeExtensions.Catalog"/>, before it answers), installs what the catalog holds before it registers
-/// (<see cref="ApplyAllAsync"/>), and then applies every change as it happens (<see cref="FollowAsync"/>). Installing the
-/// source already installed under a name costs nothing (the node compares content hashes), so the echo of a node's own
-/// change, or a client that installs on every node, is harmless. What a node had installed before it joined a catalog
-/// stays as it is: nothing here deletes an install the catalog never held.
+/// <see cref="NodeExtensions.Catalog"/>, before it answers; an uninstall leaves a tombstone), applies the whole catalog
+/// before it registers (<see cref="ApplyAllAsync"/>: installs, and removes what was uninstalled while it was down), and
+/// then applies every change as it happens (<see cref="FollowAsync"/>). Installing the source already installed under a
+/// name costs nothing (the node compares content hashes), so the echo of a node's own change, or a client that installs
+/// on every node, is harmless. What a node had installed before it joined a catalog, under a name the catalog never
+/// held, stays as it is.
 /// </remarks>
 public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
 {
@@ -25,27 +26,27 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
     {
     }
 
-    /// <summary>One catalog entry: a tenant's extension and its source (null: removed).</summary>
+    /// <summary>One catalog entry: a tenant's extension and its source (null: removed, a tombstone).</summary>
     public readonly record struct Entry(uint Tenant, string Name, string? Source);
 
     /// <inheritdoc />
-    public void Record(uint tenant, string name, string? source) => RecordAsync(tenant, name, source).GetAwaiter().GetResult();
+    public bool Record(uint tenant, string name, string? source) => RecordAsync(tenant, name, source).GetAwaiter().GetResult();
 
-    /// <summary>Records <paramref name="tenant"/>'s <paramref name="name"/> as <paramref name="source"/> (null: removed).</summary>
-    public async Task RecordAsync(uint tenant, string name, string? source, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Records <paramref name="tenant"/>'s <paramref name="name"/> as <paramref name="source"/>; a removal (null) leaves a
+    /// tombstone (an empty value), so a node that was down meanwhile removes its copy when it comes back. Returns whether
+    /// the catalog held the name (installed) before.
+    /// </summary>
+    public async Task<bool> RecordAsync(uint tenant, string name, string? source, CancellationToken cancellationToken = default)
     {
         string key = KeyOf(tenant, name);
         MetadataEntry? current = await Store.GetAsync(key, cancellationToken).ConfigureAwait(false);
-        if (source is null)
-        {
-            if (current is not null)
-                await Store.DeleteAsync(key, MetadataRevision.Any, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-        byte[] value = Encoding.UTF8.GetBytes(source);
-        // The same source again (every node of a cluster-wide install records it): no new revision, so no echo.
-        if (current is null || !current.Value.Span.SequenceEqual(value))
+        bool held = current is not null && !current.Value.IsEmpty;
+        byte[] value = source is null ? [] : Encoding.UTF8.GetBytes(source);
+        // The same content again (every node of a cluster-wide install records it): no new revision, so no echo.
+        if (current is null ? source is not null : !current.Value.Span.SequenceEqual(value))
             await Store.CompareAndSwapAsync(key, MetadataRevision.Any, value, 0, cancellationToken).ConfigureAwait(false);
+        return held;
     }
 
     /// <summary>Every entry of the catalog, and a revision to follow changes from (none after the list is missed).</summary>
@@ -56,7 +57,7 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
         foreach (MetadataEntry e in entries)
         {
             if (TryParse(e.Key, out uint tenant, out string name))
-                list.Add(new Entry(tenant, name, Encoding.UTF8.GetString(e.Value.Span)));
+                list.Add(new Entry(tenant, name, SourceOf(e.Value)));
         }
         return (list, revision);
     }
@@ -82,10 +83,10 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
         ArgumentNullException.ThrowIfNull(refused);
         return FollowEntriesAsync(revision,
             e => TryParse(e.Key, out uint tenant, out string name)
-                ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? Encoding.UTF8.GetString(e.Value.Span) : null), refused)
+                ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? SourceOf(e.Value) : null), refused)
                 : Task.CompletedTask,
             e => TryParse(e.Key, out uint tenant, out string name)
-                ? ApplyAsync(extensions, new Entry(tenant, name, Encoding.UTF8.GetString(e.Value.Span)), refused)
+                ? ApplyAsync(extensions, new Entry(tenant, name, SourceOf(e.Value)), refused)
                 : Task.CompletedTask,
             cancellationToken);
     }
@@ -96,6 +97,9 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
         if (entry.Source is not null && !result.Success)
             refused($"extension '{entry.Name}' of tenant {entry.Tenant} from the cluster's catalog was not installed: {string.Join("; ", result.Errors)}");
     }
+
+    /// <summary>An entry's source; null for a tombstone (an empty value: removed).</summary>
+    private static string? SourceOf(ReadOnlyMemory<byte> value) => value.IsEmpty ? null : Encoding.UTF8.GetString(value.Span);
 
     private string KeyOf(uint tenant, string name) => Prefix + tenant.ToString(CultureInfo.InvariantCulture) + "/" + name;
 

@@ -64,23 +64,27 @@ public sealed class ClusterNodeHost : IAsyncDisposable
                 .Where(n => n.RespEndpoint is not null).ToDictionary(n => n.Id, n => n.RespEndpoint!),
         };
         var stopping = new CancellationTokenSource();
+        // The node's clients' installs are recorded in the catalog from its first request on.
+        var catalog = new ClusterExtensions(store, root);
+        NodeExtensions.UseCatalog(member.Node, catalog);
         try
         {
             await member.StartAsync(cancellationToken).ConfigureAwait(false);
             var tenants = new ClusterTenants(store, root);
             (IReadOnlyList<Hybrid.Node.Tenants.TenantInfo> known, long revision) = await tenants.ListAsync(cancellationToken).ConfigureAwait(false);
             ClusterTenants.Adopt(member.Node.Tenants, known);
-            // The extensions the cluster's catalog holds are installed before the node registers, so every node that can
-            // be routed to has them; the node's own clients' installs are recorded there from now on.
+            // The catalog's extensions are applied before the node registers, so every node that can be routed to has
+            // them (and none removed while it was down).
             NodeExtensions extensions = NodeExtensions.Of(member.Node);
-            var catalog = new ClusterExtensions(store, root);
             (IReadOnlyList<ClusterExtensions.Entry> entries, long catalogRevision) = await catalog.ListAsync(cancellationToken).ConfigureAwait(false);
             Action<string> report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}");
             await ClusterExtensions.ApplyAllAsync(extensions, entries, report).ConfigureAwait(false);
-            extensions.Catalog = catalog;
             Task following = Task.WhenAll(
                 tenants.FollowAsync(member.Node.Tenants, revision, e => report("a tenant change was not applied: " + e.Message), stopping.Token),
                 catalog.FollowAsync(extensions, catalogRevision, report, stopping.Token));
+            // A follower that fails stops following: say so when it happens, not only at the node's stop.
+            _ = following.ContinueWith(t => report("stopped following the cluster's tenants and extensions: " + t.Exception?.GetBaseException().Message),
+                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             string host = options.BindAddress.ToString();
             var info = new NodeInfo(name, $"{host}:{member.Node.NativePort}",
                 options.RespPort >= 0 ? $"{host}:{member.Node.PortOf("resp")}" : null,
@@ -133,6 +137,10 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // stopped, as asked
+        }
+        catch (Exception)
+        {
+            // already reported when it failed; the node's stop goes on
         }
     }
 }

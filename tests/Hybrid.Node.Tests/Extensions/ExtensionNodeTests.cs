@@ -38,7 +38,20 @@ public class ExtensionNodeTests
     /// <summary>A catalog that cannot record (a cluster's metadata store that is away).</summary>
     private sealed class UnreachableCatalog : IExtensionCatalog
     {
-        public void Record(uint tenant, string name, string? source) => throw new IOException("metadata store unreachable");
+        public bool Record(uint tenant, string name, string? source) => throw new IOException("metadata store unreachable");
+    }
+
+    /// <summary>A catalog that records in memory (what the cluster's does in its metadata store).</summary>
+    private sealed class MemoryCatalog : IExtensionCatalog
+    {
+        public readonly Dictionary<(uint, string), string?> Entries = [];
+
+        public bool Record(uint tenant, string name, string? source)
+        {
+            bool held = Entries.TryGetValue((tenant, name), out var old) && old is not null;
+            Entries[(tenant, name)] = source;
+            return held;
+        }
     }
 
     [Fact]
@@ -58,6 +71,15 @@ public class ExtensionNodeTests
         var uninstall = await Assert.ThrowsAsync<Hybrid.Client.HybridProtocolException>(async () => await s.UninstallExtensionAsync("get1"));
         Assert.Contains("removed on this node, but not recorded", uninstall.Message, StringComparison.Ordinal);
         Assert.Equal(Status.NotFound, (await s.InvokeAsync("get1", "k"u8)).Status);
+        // Sent again, as told: this node has nothing left to remove, but the removal still goes to the catalog.
+        var again = await Assert.ThrowsAsync<Hybrid.Client.HybridProtocolException>(async () => await s.UninstallExtensionAsync("get1"));
+        Assert.Contains("not recorded for the cluster's other nodes", again.Message, StringComparison.Ordinal);
+        var catalog = new MemoryCatalog();
+        catalog.Entries[(1, "get1")] = GetOne;
+        NodeExtensions.Of(node.Node).Catalog = catalog;
+        Assert.True(await s.UninstallExtensionAsync("get1"));   // the catalog held it: Ok, and it now holds a removal
+        Assert.Null(catalog.Entries[(1, "get1")]);
+        Assert.False(await s.UninstallExtensionAsync("get1"));  // nobody holds it any more: NotFound
     }
 
     [Fact]

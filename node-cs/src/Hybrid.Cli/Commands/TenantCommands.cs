@@ -47,7 +47,7 @@ internal static class TenantCommands
                 TenantInfo tenant;
                 if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
                 {
-                    await using IMetadataStore store = MetadataStores.Open(location);
+                    await using IMetadataStore store = await OpenClusterAsync(location, cancellationToken);
                     tenant = await new ClusterTenants(store).CreateAsync(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps),
                         result.GetValue(extCpu), cancellationToken);
                 }
@@ -81,7 +81,7 @@ internal static class TenantCommands
                 TenantInfo tenant;
                 if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
                 {
-                    await using IMetadataStore store = MetadataStores.Open(location);
+                    await using IMetadataStore store = await OpenClusterAsync(location, cancellationToken);
                     tenant = await new ClusterTenants(store).SetQuotasAsync(tenantName, result.GetValue(quotaBytes), result.GetValue(quotaOps), result.GetValue(quotaCpu), cancellationToken);
                 }
                 else
@@ -110,7 +110,7 @@ internal static class TenantCommands
                 IReadOnlyList<TenantInfo> tenants;
                 if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
                 {
-                    await using IMetadataStore store = MetadataStores.Open(location);
+                    await using IMetadataStore store = await OpenClusterAsync(location, cancellationToken);
                     (tenants, _) = await new ClusterTenants(store).ListAsync(cancellationToken);
                 }
                 else
@@ -137,6 +137,23 @@ internal static class TenantCommands
     /// <summary>One line per tenant: id, name, quotas, whether it authenticates (never its secret).</summary>
     private static string Describe(TenantInfo t) => string.Create(CultureInfo.InvariantCulture,
         $"{t.Id}\t{t.Name}\tmax-bytes {t.MaxBytes}\tmax-ops {t.MaxOpsPerSecond}\text-cpu {t.ExtensionCores}\t{(t.RequiresAuth ? "auth" : "no auth")}");
+
+    /// <summary>Opens a cluster's metadata store; refuses one that holds no cluster (a mistyped directory would be created).</summary>
+    private static async Task<IMetadataStore> OpenClusterAsync(string location, CancellationToken cancellationToken)
+    {
+        IMetadataStore store = MetadataStores.Open(location);
+        try
+        {
+            if (await new ClusterMetadata(store).ReadAsync(cancellationToken) is null)
+                throw new InvalidOperationException($"no cluster at {location} (start one with 'hybrid cluster start')");
+            return store;
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            throw;
+        }
+    }
 
     /// <summary>The cluster metadata store the options name, or null for a node's data directory.</summary>
     private static string? ClusterLocation(ParseResult result, Option<string> dataDir, Option<string?> clusterDir, Option<string?> metadata)

@@ -8,7 +8,8 @@ public interface IExtensionCatalog
 {
     /// <summary>
     /// Records that <paramref name="tenant"/>'s extension <paramref name="name"/> is now <paramref name="source"/>
-    /// (null: removed). Durable when it returns; throws when it cannot record.
+    /// (null: removed). Durable when it returns; throws when it cannot record. Returns whether the catalog held that
+    /// name (installed) before.
     /// </summary>
-    void Record(uint tenant, string name, string? source);
+    bool Record(uint tenant, string name, string? source);
 }

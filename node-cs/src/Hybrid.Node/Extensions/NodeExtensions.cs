@@ -23,12 +23,14 @@ public sealed class NodeExtensions : IDisposable
 {
     private static readonly ConditionalWeakTable<HybridNode, ExtensionHostOptions> s_configured = new();
     private static readonly ConditionalWeakTable<HybridNode, NodeExtensions> s_nodes = new();
+    private static readonly ConditionalWeakTable<HybridNode, IExtensionCatalog> s_catalogs = new();
     private static readonly Lock s_lock = new();
 
     private readonly HybridNode _node;
     private readonly BlockingCollection<ControlWork> _work = new();
     private readonly Thread _control;
     private readonly TenantRegistry _tenants;
+    private readonly ConcurrentDictionary<uint, double> _appliedCores = new();
     private int _users;
     private long _stuckReports;
 
@@ -79,6 +81,18 @@ public sealed class NodeExtensions : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sets the catalog a node's extensions will record their clients' changes in (<see cref="Catalog"/>) from the
+    /// node's start on. Call before <see cref="HybridNode.StartAsync"/>.
+    /// </summary>
+    public static void UseCatalog(HybridNode node, IExtensionCatalog catalog)
+    {
+        lock (s_lock)
+        {
+            s_catalogs.AddOrUpdate(node, catalog);
+        }
+    }
+
     /// <summary>The extensions of a started node.</summary>
     public static NodeExtensions Of(HybridNode node)
     {
@@ -98,6 +112,8 @@ public sealed class NodeExtensions : IDisposable
                 var options = s_configured.TryGetValue(node, out var configured) ? configured : new ExtensionHostOptions();
                 options = options with { Directory = options.Directory ?? Path.Combine(node.Options.DataDirectory, "extensions") };
                 extensions = new NodeExtensions(node, options);
+                if (s_catalogs.TryGetValue(node, out var catalog))
+                    extensions.Catalog = catalog;
                 s_nodes.Add(node, extensions);
             }
             extensions._users++;
@@ -119,18 +135,30 @@ public sealed class NodeExtensions : IDisposable
 
     /// <summary>
     /// Limits <paramref name="tenant"/>'s extensions to <paramref name="cores"/> CPU cores on average over all workers
-    /// (≤ 0 removes the limit): a change of the tenant's record (<see cref="TenantInfo.ExtensionCores"/>), durable, as
-    /// <c>hybrid tenant quota NAME --ext-cpu CORES</c> makes it. Invocations over it answer QuotaExceeded. Throws
-    /// <see cref="KeyNotFoundException"/> for an unknown tenant.
+    /// (≤ 0 removes the limit): a change of this node's record of the tenant (<see cref="TenantInfo.ExtensionCores"/>),
+    /// durable, as <c>hybrid tenant quota NAME --ext-cpu CORES --data-dir DIR</c> makes it. On a cluster node the
+    /// cluster's record wins at its next change or the node's next start (set it there with <c>--cluster</c>).
+    /// Invocations over it answer QuotaExceeded. Throws <see cref="KeyNotFoundException"/> for an unknown tenant.
     /// </summary>
     public void SetCpuQuota(uint tenant, double cores) => _tenants.SetExtensionCores(tenant, cores);
 
     /// <summary>The tenant's CPU quota in cores (0 = unlimited).</summary>
     public double CpuQuota(uint tenant) => _tenants.TryGet(tenant, out TenantInfo info) ? info.ExtensionCores : 0;
 
-    private void ApplyCpuQuota(TenantInfo tenant) => Host.SetCpuQuota(tenant.Id, tenant.ExtensionCores);
+    /// <summary>Applies a tenant's CPU quota when it changed (setting it refills the tenant's tokens: not on every change).</summary>
+    private void ApplyCpuQuota(TenantInfo tenant)
+    {
+        double applied = _appliedCores.GetValueOrDefault(tenant.Id);
+        if (tenant.ExtensionCores.Equals(applied))
+            return;
+        _appliedCores[tenant.Id] = tenant.ExtensionCores;
+        Host.SetCpuQuota(tenant.Id, tenant.ExtensionCores);
+    }
 
-    /// <summary>Earlier versions kept the quotas in <c>cpu-quotas.tsv</c>: moved into the tenants' records once, then deleted.</summary>
+    /// <summary>
+    /// Earlier versions kept the quotas in <c>cpu-quotas.tsv</c>: moved into the records of the tenants this node knows,
+    /// once; the file is kept as <c>cpu-quotas.tsv.imported</c> (a cluster node's records follow the cluster's afterwards).
+    /// </summary>
     private void ImportLegacyQuotas(string file)
     {
         if (!File.Exists(file))
@@ -144,7 +172,7 @@ public sealed class NodeExtensions : IDisposable
                 _tenants.SetExtensionCores(tenant, cores);
             }
         }
-        File.Delete(file);
+        File.Move(file, file + ".imported", overwrite: true);
     }
 
     /// <summary>Queues an install (<paramref name="source"/> set) or an uninstall for the control thread.</summary>
@@ -194,17 +222,20 @@ public sealed class NodeExtensions : IDisposable
                 WorkerExtensions origin = work.Origin!;
                 if (work.Source is null)
                 {
+                    // Recorded whether or not this node had it: a removal sent again after a Retry (or to a node that
+                    // never had the extension) still clears the catalog, so the other nodes drop it too.
                     bool removed = Host.Uninstall(work.Tenant, work.Name);
-                    if (removed && Unrecorded(work) is { } why)
+                    var (catalogHad, why) = Recorded(work, removed);
+                    if (why is not null)
                         origin.Post(work.Cookie, Status.Retry, 0, why);
                     else
-                        origin.Post(work.Cookie, removed ? Status.Ok : Status.NotFound, 0, []);
+                        origin.Post(work.Cookie, removed || catalogHad ? Status.Ok : Status.NotFound, 0, []);
                     continue;
                 }
                 var result = Host.Install(work.Tenant, work.Name, work.Source);
                 if (!result.Success)
                     origin.Post(work.Cookie, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
-                else if (Unrecorded(work) is { } why)
+                else if (Recorded(work, changedHere: true).Why is { } why)
                     origin.Post(work.Cookie, Status.Retry, 0, why);
                 else
                     origin.Post(work.Cookie, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
@@ -229,20 +260,22 @@ public sealed class NodeExtensions : IDisposable
         return Host.Install(work.Tenant, work.Name, work.Source);
     }
 
-    /// <summary>Records a client's change in <see cref="Catalog"/>; null when recorded (or no catalog), else why not.</summary>
-    private byte[]? Unrecorded(ControlWork work)
+    /// <summary>
+    /// Records a client's change in <see cref="Catalog"/>: whether the catalog held the name before, and null when
+    /// recorded (or there is no catalog), else why not.
+    /// </summary>
+    private (bool Had, byte[]? Why) Recorded(ControlWork work, bool changedHere)
     {
         if (Catalog is not { } catalog)
-            return null;
+            return (false, null);
         try
         {
-            catalog.Record(work.Tenant, work.Name, work.Source);
-            return null;
+            return (catalog.Record(work.Tenant, work.Name, work.Source), null);
         }
         catch (Exception e)
         {
-            string change = work.Source is null ? "removed" : "installed";
-            return Encoding.UTF8.GetBytes($"{change} on this node, but not recorded for the cluster's other nodes ({e.Message}): send it again");
+            string change = !changedHere ? "not" : work.Source is null ? "removed on this node, but not" : "installed on this node, but not";
+            return (false, Encoding.UTF8.GetBytes($"{change} recorded for the cluster's other nodes ({e.Message}): send it again"));
         }
     }
 
