@@ -116,4 +116,59 @@ public sealed class ClusterExtensionTests
         ClusterNodeHost back = await cluster.StartNodeAsync("n2");
         Assert.DoesNotContain("get1", NodeExtensions.Of(back.Member.Node).Host.List(ClusterTenants.DefaultId));
     }
+
+    /// <summary>Records what a follower would install or remove.</summary>
+    private sealed class RecordingInstaller : IExtensionInstaller
+    {
+        public readonly List<(string Name, string? Source)> Applied = [];
+
+        public Task<Hybrid.Extensions.InstallResult> ApplyAsync(uint tenant, string name, string? source)
+        {
+            lock (Applied)
+                Applied.Add((name, source));
+            return Task.FromResult(new Hybrid.Extensions.InstallResult(true, [], [], false));
+        }
+
+        public int Count
+        {
+            get
+            {
+                lock (Applied)
+                    return Applied.Count;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_nodes_own_older_change_echoed_after_its_newer_one_is_skipped_while_other_nodes_apply_every_change_in_order()
+    {
+        using var dir = new TempDirectory();
+        await using var store = new FileMetadataStore(dir.Path);
+        var mine = new ClusterExtensions(store);
+        await store.CompareAndSwapAsync("/hybrid/state", MetadataRevision.Absent, "{}"u8.ToArray()); // as in any cluster: revision 1
+        (_, long from) = await mine.ListAsync();
+        await mine.RecordAsync(1, "e", "v1");
+        await mine.RecordAsync(1, "e", "v2");
+        await mine.RecordAsync(1, "gone", "x");
+        await mine.RecordAsync(1, "gone", null);
+
+        using var stop = new CancellationTokenSource();
+        var here = new RecordingInstaller();
+        var elsewhere = new RecordingInstaller();
+        Task followingHere = mine.FollowAsync(here, from, _ => { }, stop.Token);
+        Task followingElsewhere = new ClusterExtensions(store).FollowAsync(elsewhere, from, _ => { }, stop.Token);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (elsewhere.Count < 4 || here.Count < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the followers did not see the four changes");
+            await Task.Delay(20);
+        }
+        await Task.Delay(200); // anything more the node's own follower would apply
+        await stop.CancelAsync();
+        await Task.WhenAll(followingHere, followingElsewhere);
+
+        Assert.Equal([("e", "v1"), ("e", "v2"), ("gone", "x"), ("gone", null)], elsewhere.Applied);
+        // The node that made the changes applies only the echoes of its newest ones: v1 never comes back after v2.
+        Assert.Equal([("e", "v2"), ("gone", null)], here.Applied);
+    }
 }

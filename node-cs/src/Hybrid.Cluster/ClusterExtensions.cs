@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using Hybrid.Node.Extensions;
@@ -20,6 +21,9 @@ namespace Hybrid.Cluster;
 /// </remarks>
 public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
 {
+    /// <summary>The revision of this instance's (this node's) newest write of each key.</summary>
+    private readonly ConcurrentDictionary<string, long> _recorded = new(StringComparer.Ordinal);
+
     /// <summary>Uses the catalog of the cluster under <paramref name="root"/> in <paramref name="store"/> (the caller owns it).</summary>
     public ClusterExtensions(IMetadataStore store, string root = "/hybrid")
         : base(store, root, "extensions")
@@ -45,7 +49,10 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
         byte[] value = source is null ? [] : Encoding.UTF8.GetBytes(source);
         // The same content again (every node of a cluster-wide install records it): no new revision, so no echo.
         if (current is null ? source is not null : !current.Value.Span.SequenceEqual(value))
-            await Store.CompareAndSwapAsync(key, MetadataRevision.Any, value, 0, cancellationToken).ConfigureAwait(false);
+        {
+            CasResult written = await Store.CompareAndSwapAsync(key, MetadataRevision.Any, value, 0, cancellationToken).ConfigureAwait(false);
+            _recorded.AddOrUpdate(key, written.Revision, (_, old) => Math.Max(old, written.Revision));
+        }
         return held;
     }
 
@@ -63,7 +70,7 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
     }
 
     /// <summary>Applies every entry of <paramref name="entries"/> to the node's extensions; each failure goes to <paramref name="refused"/>.</summary>
-    public static async Task ApplyAllAsync(NodeExtensions extensions, IEnumerable<Entry> entries, Action<string> refused)
+    public static async Task ApplyAllAsync(IExtensionInstaller extensions, IEnumerable<Entry> entries, Action<string> refused)
     {
         ArgumentNullException.ThrowIfNull(extensions);
         ArgumentNullException.ThrowIfNull(entries);
@@ -77,12 +84,12 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
     /// compacted or unreachable store, lists the catalog again and applies all of it (a removal missed then stays
     /// installed on this node until the next install or uninstall of that name).
     /// </summary>
-    public Task FollowAsync(NodeExtensions extensions, long revision, Action<string> refused, CancellationToken cancellationToken)
+    public Task FollowAsync(IExtensionInstaller extensions, long revision, Action<string> refused, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(extensions);
         ArgumentNullException.ThrowIfNull(refused);
         return FollowEntriesAsync(revision,
-            e => TryParse(e.Key, out uint tenant, out string name)
+            e => !IsSuperseded(e) && TryParse(e.Key, out uint tenant, out string name)
                 ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? SourceOf(e.Value) : null), refused)
                 : Task.CompletedTask,
             e => TryParse(e.Key, out uint tenant, out string name)
@@ -91,7 +98,14 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
             cancellationToken);
     }
 
-    private static async Task ApplyAsync(NodeExtensions extensions, Entry entry, Action<string> refused)
+    /// <summary>
+    /// Whether this instance has since recorded a newer change of that key itself: then the event is the echo of an
+    /// older change of this node's (install v1, then v2, at one node) and applying it would bring the old code back until
+    /// the newer echo arrived.
+    /// </summary>
+    private bool IsSuperseded(WatchEvent e) => _recorded.TryGetValue(e.Key, out long newest) && e.Revision < newest;
+
+    private static async Task ApplyAsync(IExtensionInstaller extensions, Entry entry, Action<string> refused)
     {
         var result = await extensions.ApplyAsync(entry.Tenant, entry.Name, entry.Source).ConfigureAwait(false);
         if (entry.Source is not null && !result.Success)

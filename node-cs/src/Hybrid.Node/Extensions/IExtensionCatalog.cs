@@ -13,3 +13,13 @@ public interface IExtensionCatalog
     /// </summary>
     bool Record(uint tenant, string name, string? source);
 }
+
+/// <summary>What applies the cluster catalog's changes on a node (<see cref="NodeExtensions"/>).</summary>
+public interface IExtensionInstaller
+{
+    /// <summary>
+    /// Installs (<paramref name="source"/> set) or uninstalls (null) <paramref name="tenant"/>'s <paramref name="name"/>,
+    /// without recording it in the catalog again; the very source already installed under that name changes nothing.
+    /// </summary>
+    Task<Hybrid.Extensions.InstallResult> ApplyAsync(uint tenant, string name, string? source);
+}

@@ -19,7 +19,7 @@ namespace Hybrid.Node.Extensions;
 /// parks the connection and goes on serving others; the result comes back to that worker's queue and the reply is
 /// sent from there. Nothing here is on a request's hot path except <see cref="Host"/>'s lock-free name lookups.
 /// </remarks>
-public sealed class NodeExtensions : IDisposable
+public sealed class NodeExtensions : IExtensionInstaller, IDisposable
 {
     private static readonly ConditionalWeakTable<HybridNode, ExtensionHostOptions> s_configured = new();
     private static readonly ConditionalWeakTable<HybridNode, NodeExtensions> s_nodes = new();
