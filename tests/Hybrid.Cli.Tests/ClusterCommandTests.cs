@@ -28,8 +28,7 @@ public sealed class ClusterCommandTests : IDisposable
         Assert.Equal(2, Run("tenant", "create", "acme", "--secret", "pw", "--cluster", _dir));
         Assert.Equal(2, Run("tenant", "create", "other", "--secret", "pw", "--cluster", _dir, "--data-dir", _dir));
         Assert.Equal(2, Run("tenant", "create", "other", "--secret", "pw", "--cluster", _dir + "-mistyped"));
-        if (Directory.Exists(_dir + "-mistyped"))
-            Directory.Delete(_dir + "-mistyped", recursive: true);
+        Assert.False(Directory.Exists(_dir + "-mistyped"), "a mistyped cluster directory was created");
         Assert.Equal(0, Run("tenant", "quota", "acme", "--ext-cpu", "0.5", "--cluster", _dir));
         Assert.Equal(2, Run("tenant", "quota", "nobody", "--ext-cpu", "0.5", "--cluster", _dir));
         Assert.Equal(0, Run("tenant", "list", "--cluster", _dir));

@@ -120,12 +120,12 @@ public sealed class ClusterExtensionTests
     /// <summary>Records what a follower would install or remove.</summary>
     private sealed class RecordingInstaller : IExtensionInstaller
     {
-        public readonly List<(string Name, string? Source)> Applied = [];
+        public readonly List<(string Name, string? Source, long Revision)> Applied = [];
 
-        public Task<Hybrid.Extensions.InstallResult> ApplyAsync(uint tenant, string name, string? source)
+        public Task<Hybrid.Extensions.InstallResult> ApplyAsync(uint tenant, string name, string? source, long revision)
         {
             lock (Applied)
-                Applied.Add((name, source));
+                Applied.Add((name, source, revision));
             return Task.FromResult(new Hybrid.Extensions.InstallResult(true, [], [], false));
         }
 
@@ -140,35 +140,36 @@ public sealed class ClusterExtensionTests
     }
 
     [Fact]
-    public async Task A_nodes_own_older_change_echoed_after_its_newer_one_is_skipped_while_other_nodes_apply_every_change_in_order()
+    public async Task A_follower_hands_every_change_on_in_order_with_the_revision_that_wrote_it_and_tombstones_as_removals()
     {
         using var dir = new TempDirectory();
         await using var store = new FileMetadataStore(dir.Path);
-        var mine = new ClusterExtensions(store);
+        var catalog = new ClusterExtensions(store);
         await store.CompareAndSwapAsync("/hybrid/state", MetadataRevision.Absent, "{}"u8.ToArray()); // as in any cluster: revision 1
-        (_, long from) = await mine.ListAsync();
-        await mine.RecordAsync(1, "e", "v1");
-        await mine.RecordAsync(1, "e", "v2");
-        await mine.RecordAsync(1, "gone", "x");
-        await mine.RecordAsync(1, "gone", null);
+        (_, long from) = await catalog.ListAsync();
+        CatalogRecord v1 = await catalog.RecordAsync(1, "e", "v1");
+        CatalogRecord v2 = await catalog.RecordAsync(1, "e", "v2");
+        CatalogRecord same = await catalog.RecordAsync(1, "e", "v2");   // the same content: nothing written
+        CatalogRecord x = await catalog.RecordAsync(1, "gone", "x");
+        CatalogRecord removed = await catalog.RecordAsync(1, "gone", null);
+        Assert.Equal((false, true, true, false, true), (v1.Held, v2.Held, same.Held, x.Held, removed.Held));
+        Assert.Equal(v2.Revision, same.Revision);
+        await Assert.ThrowsAsync<ArgumentException>(() => catalog.RecordAsync(1, "e", ""));
 
         using var stop = new CancellationTokenSource();
-        var here = new RecordingInstaller();
-        var elsewhere = new RecordingInstaller();
-        Task followingHere = mine.FollowAsync(here, from, _ => { }, stop.Token);
-        Task followingElsewhere = new ClusterExtensions(store).FollowAsync(elsewhere, from, _ => { }, stop.Token);
+        var installer = new RecordingInstaller();
+        Task following = new ClusterExtensions(store).FollowAsync(installer, from, _ => { }, stop.Token);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (elsewhere.Count < 4 || here.Count < 2)
+        while (installer.Count < 4)
         {
-            Assert.True(DateTime.UtcNow < deadline, "the followers did not see the four changes");
+            Assert.True(DateTime.UtcNow < deadline, "the follower did not see the four changes");
             await Task.Delay(20);
         }
-        await Task.Delay(200); // anything more the node's own follower would apply
         await stop.CancelAsync();
-        await Task.WhenAll(followingHere, followingElsewhere);
+        await following;
+        Assert.Equal([("e", "v1", v1.Revision), ("e", "v2", v2.Revision), ("gone", "x", x.Revision), ("gone", null, removed.Revision)], installer.Applied);
 
-        Assert.Equal([("e", "v1"), ("e", "v2"), ("gone", "x"), ("gone", null)], elsewhere.Applied);
-        // The node that made the changes applies only the echoes of its newest ones: v1 never comes back after v2.
-        Assert.Equal([("e", "v2"), ("gone", null)], here.Applied);
+        (IReadOnlyList<ClusterExtensions.Entry> listed, _) = await catalog.ListAsync();
+        Assert.Equal([new ClusterExtensions.Entry(1, "e", "v2", v2.Revision), new ClusterExtensions.Entry(1, "gone", null, removed.Revision)], listed.OrderBy(e => e.Name));
     }
 }

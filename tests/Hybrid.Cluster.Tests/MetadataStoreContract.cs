@@ -146,6 +146,21 @@ public abstract class MetadataStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CompareAndSwapMany_OnlyAChecks_ReturnsTheCurrentRevision_AndWritesNothing()
+    {
+        // What a node lists a metadata folder with: the store's revision now, even for an absent key (MetadataFolder).
+        CasResult a = await Store.CompareAndSwapAsync("/a", MetadataRevision.Absent, Bytes("1"));
+        CasResult b = await Store.CompareAndSwapAsync("/b", MetadataRevision.Absent, Bytes("2"));
+        TxnResult check = await Store.CompareAndSwapManyAsync([MetadataOp.Check("/absent", MetadataRevision.Any)]);
+        Assert.True(check.Succeeded);
+        Assert.Equal(b.Revision, check.Revision);
+        Assert.True(b.Revision > a.Revision);
+        TxnResult again = await Store.CompareAndSwapManyAsync([MetadataOp.Check("/a", MetadataRevision.Any)]);
+        Assert.Equal(b.Revision, again.Revision);   // no revision of its own
+        Assert.Null(await Store.GetAsync("/absent"));
+    }
+
+    [Fact]
     public async Task CompareAndSwapMany_RepeatedKey_IsRejected()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Store.CompareAndSwapManyAsync(

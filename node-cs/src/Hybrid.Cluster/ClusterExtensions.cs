@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using Hybrid.Node.Extensions;
@@ -21,8 +20,6 @@ namespace Hybrid.Cluster;
 /// </remarks>
 public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
 {
-    /// <summary>The revision of this instance's (this node's) newest write of each key.</summary>
-    private readonly ConcurrentDictionary<string, long> _recorded = new(StringComparer.Ordinal);
 
     /// <summary>Uses the catalog of the cluster under <paramref name="root"/> in <paramref name="store"/> (the caller owns it).</summary>
     public ClusterExtensions(IMetadataStore store, string root = "/hybrid")
@@ -30,30 +27,40 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
     {
     }
 
-    /// <summary>One catalog entry: a tenant's extension and its source (null: removed, a tombstone).</summary>
-    public readonly record struct Entry(uint Tenant, string Name, string? Source);
+    /// <summary>
+    /// One catalog entry: a tenant's extension, its source (null: removed, a tombstone) and the store revision that wrote
+    /// it (an installer skips a change older than one it recorded itself).
+    /// </summary>
+    public readonly record struct Entry(uint Tenant, string Name, string? Source, long Revision);
 
     /// <inheritdoc />
-    public bool Record(uint tenant, string name, string? source) => RecordAsync(tenant, name, source).GetAwaiter().GetResult();
+    public CatalogRecord Record(uint tenant, string name, string? source) => RecordAsync(tenant, name, source).GetAwaiter().GetResult();
 
     /// <summary>
     /// Records <paramref name="tenant"/>'s <paramref name="name"/> as <paramref name="source"/>; a removal (null) leaves a
     /// tombstone (an empty value), so a node that was down meanwhile removes its copy when it comes back. Returns whether
-    /// the catalog held the name (installed) before.
+    /// the catalog held the name (installed) before, and the revision of the entry now stored.
     /// </summary>
-    public async Task<bool> RecordAsync(uint tenant, string name, string? source, CancellationToken cancellationToken = default)
+    public async Task<CatalogRecord> RecordAsync(uint tenant, string name, string? source, CancellationToken cancellationToken = default)
     {
+        if (source is { Length: 0 })
+            throw new ArgumentException("an extension's source is not empty (an empty entry is a removal)", nameof(source));
         string key = KeyOf(tenant, name);
-        MetadataEntry? current = await Store.GetAsync(key, cancellationToken).ConfigureAwait(false);
-        bool held = current is not null && !current.Value.IsEmpty;
         byte[] value = source is null ? [] : Encoding.UTF8.GetBytes(source);
-        // The same content again (every node of a cluster-wide install records it): no new revision, so no echo.
-        if (current is null ? source is not null : !current.Value.Span.SequenceEqual(value))
+        for (int attempt = 0; ; attempt++)
         {
-            CasResult written = await Store.CompareAndSwapAsync(key, MetadataRevision.Any, value, 0, cancellationToken).ConfigureAwait(false);
-            _recorded.AddOrUpdate(key, written.Revision, (_, old) => Math.Max(old, written.Revision));
+            MetadataEntry? current = await Store.GetAsync(key, cancellationToken).ConfigureAwait(false);
+            bool held = current is not null && !current.Value.IsEmpty;
+            // The same content again (every node of a cluster-wide install records it): no new revision, so no echo.
+            if (current is null ? source is null : current.Value.Span.SequenceEqual(value))
+                return new CatalogRecord(held, current?.Revision ?? 0);
+            // Compared with what was read, so a concurrent change of the same name is not silently overwritten.
+            CasResult written = await Store.CompareAndSwapAsync(key, current?.Revision ?? MetadataRevision.Absent, value, 0, cancellationToken).ConfigureAwait(false);
+            if (written.Succeeded)
+                return new CatalogRecord(held, written.Revision);
+            if (attempt >= 100)
+                throw new InvalidOperationException($"recording extension '{name}' lost 100 races in a row");
         }
-        return held;
     }
 
     /// <summary>Every entry of the catalog, and a revision to follow changes from (none after the list is missed).</summary>
@@ -64,7 +71,7 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
         foreach (MetadataEntry e in entries)
         {
             if (TryParse(e.Key, out uint tenant, out string name))
-                list.Add(new Entry(tenant, name, SourceOf(e.Value)));
+                list.Add(new Entry(tenant, name, SourceOf(e.Value), e.Revision));
         }
         return (list, revision);
     }
@@ -81,33 +88,26 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
 
     /// <summary>
     /// Applies every change after <paramref name="revision"/> to <paramref name="extensions"/> until cancelled; after a
-    /// compacted or unreachable store, lists the catalog again and applies all of it (a removal missed then stays
-    /// installed on this node until the next install or uninstall of that name).
+    /// compacted or unreachable store, lists the catalog again and applies all of it (tombstones included, so no removal
+    /// is missed).
     /// </summary>
     public Task FollowAsync(IExtensionInstaller extensions, long revision, Action<string> refused, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(extensions);
         ArgumentNullException.ThrowIfNull(refused);
         return FollowEntriesAsync(revision,
-            e => !IsSuperseded(e) && TryParse(e.Key, out uint tenant, out string name)
-                ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? SourceOf(e.Value) : null), refused)
+            e => TryParse(e.Key, out uint tenant, out string name)
+                ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? SourceOf(e.Value) : null, e.Revision), refused)
                 : Task.CompletedTask,
             e => TryParse(e.Key, out uint tenant, out string name)
-                ? ApplyAsync(extensions, new Entry(tenant, name, SourceOf(e.Value)), refused)
+                ? ApplyAsync(extensions, new Entry(tenant, name, SourceOf(e.Value), e.Revision), refused)
                 : Task.CompletedTask,
             cancellationToken);
     }
 
-    /// <summary>
-    /// Whether this instance has since recorded a newer change of that key itself: then the event is the echo of an
-    /// older change of this node's (install v1, then v2, at one node) and applying it would bring the old code back until
-    /// the newer echo arrived.
-    /// </summary>
-    private bool IsSuperseded(WatchEvent e) => _recorded.TryGetValue(e.Key, out long newest) && e.Revision < newest;
-
     private static async Task ApplyAsync(IExtensionInstaller extensions, Entry entry, Action<string> refused)
     {
-        var result = await extensions.ApplyAsync(entry.Tenant, entry.Name, entry.Source).ConfigureAwait(false);
+        var result = await extensions.ApplyAsync(entry.Tenant, entry.Name, entry.Source, entry.Revision).ConfigureAwait(false);
         if (entry.Source is not null && !result.Success)
             refused($"extension '{entry.Name}' of tenant {entry.Tenant} from the cluster's catalog was not installed: {string.Join("; ", result.Errors)}");
     }

@@ -79,12 +79,15 @@ public sealed class ClusterNodeHost : IAsyncDisposable
             (IReadOnlyList<ClusterExtensions.Entry> entries, long catalogRevision) = await catalog.ListAsync(cancellationToken).ConfigureAwait(false);
             Action<string> report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}");
             await ClusterExtensions.ApplyAllAsync(extensions, entries, report).ConfigureAwait(false);
-            Task following = Task.WhenAll(
-                tenants.FollowAsync(member.Node.Tenants, revision, e => report("a tenant change was not applied: " + e.Message), stopping.Token),
-                catalog.FollowAsync(extensions, catalogRevision, report, stopping.Token));
+            Task followingTenants = tenants.FollowAsync(member.Node.Tenants, revision, e => report("a tenant change was not applied: " + e.Message), stopping.Token);
+            Task followingCatalog = catalog.FollowAsync(extensions, catalogRevision, report, stopping.Token);
             // A follower that fails stops following: say so when it happens, not only at the node's stop.
-            _ = following.ContinueWith(t => report("stopped following the cluster's tenants and extensions: " + t.Exception?.GetBaseException().Message),
-                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            foreach ((Task task, string what) in new[] { (followingTenants, "tenants"), (followingCatalog, "extension catalog") })
+            {
+                _ = task.ContinueWith(t => report($"stopped following the cluster's {what}: {t.Exception?.GetBaseException().Message}"),
+                    CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            }
+            Task following = Task.WhenAll(followingTenants, followingCatalog);
             string host = options.BindAddress.ToString();
             var info = new NodeInfo(name, $"{host}:{member.Node.NativePort}",
                 options.RespPort >= 0 ? $"{host}:{member.Node.PortOf("resp")}" : null,

@@ -185,7 +185,12 @@ public sealed class ClusterTenants : MetadataFolder
         {
             registry.Apply(Decode(key, value));
         }
-        catch (Exception e) when (e is not IOException and not OperationCanceledException)
+        catch (IOException e)
+        {
+            refused(e);   // and up: the follower lists again and retries
+            throw;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             refused(e);
         }

@@ -34,7 +34,9 @@ public interface IMetadataStore : IAsyncDisposable
     /// <summary>
     /// All-or-nothing: every operation's comparison must hold, then all writes and deletes apply at one
     /// new revision; if any comparison fails nothing changes and <see cref="TxnResult.Current"/> holds the
-    /// current entry of every key, in operation order. A key may appear at most once.
+    /// current entry of every key, in operation order. A key may appear at most once. A transaction of
+    /// <see cref="MetadataOpKind.Check"/> operations only writes nothing and returns the store's current revision
+    /// (with <see cref="MetadataRevision.Any"/>, even for an absent key).
     /// </summary>
     Task<TxnResult> CompareAndSwapManyAsync(
         IReadOnlyList<MetadataOp> operations, CancellationToken cancellationToken = default);

@@ -76,9 +76,11 @@ public abstract class MetadataFolder
                 try
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
-                    (IReadOnlyList<MetadataEntry> entries, revision) = await ListEntriesAsync(cancellationToken).ConfigureAwait(false);
+                    (IReadOnlyList<MetadataEntry> entries, long listedAt) = await ListEntriesAsync(cancellationToken).ConfigureAwait(false);
                     foreach (MetadataEntry listed in entries)
                         await entry(listed).ConfigureAwait(false);
+                    // Only once every entry applied: after a failed one the next attempt starts from the old revision.
+                    revision = listedAt;
                 }
                 catch (Exception again) when (again is MetadataUnavailableException or IOException)
                 {

@@ -38,19 +38,20 @@ public class ExtensionNodeTests
     /// <summary>A catalog that cannot record (a cluster's metadata store that is away).</summary>
     private sealed class UnreachableCatalog : IExtensionCatalog
     {
-        public bool Record(uint tenant, string name, string? source) => throw new IOException("metadata store unreachable");
+        public CatalogRecord Record(uint tenant, string name, string? source) => throw new IOException("metadata store unreachable");
     }
 
     /// <summary>A catalog that records in memory (what the cluster's does in its metadata store).</summary>
     private sealed class MemoryCatalog : IExtensionCatalog
     {
         public readonly Dictionary<(uint, string), string?> Entries = [];
+        private long _revision;
 
-        public bool Record(uint tenant, string name, string? source)
+        public CatalogRecord Record(uint tenant, string name, string? source)
         {
             bool held = Entries.TryGetValue((tenant, name), out var old) && old is not null;
             Entries[(tenant, name)] = source;
-            return held;
+            return new CatalogRecord(held, ++_revision);
         }
     }
 
@@ -80,6 +81,42 @@ public class ExtensionNodeTests
         Assert.True(await s.UninstallExtensionAsync("get1"));   // the catalog held it: Ok, and it now holds a removal
         Assert.Null(catalog.Entries[(1, "get1")]);
         Assert.False(await s.UninstallExtensionAsync("get1"));  // nobody holds it any more: NotFound
+    }
+
+    /// <summary>An extension that answers <paramref name="text"/>.</summary>
+    private static string Says(string text) => $$"""
+        using Hybrid.Extensions.Abstractions;
+        public static class Says
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                ctx.Write("{{text}}"u8);
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task A_catalog_entry_older_than_this_nodes_own_newest_change_is_not_applied_a_newer_one_is()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var s = await node.ConnectAsync();
+        var extensions = NodeExtensions.Of(node.Node);
+        extensions.Catalog = new MemoryCatalog();
+        Assert.True(node.Node.Tenants.TryGet("default", out var tenant));
+        Assert.True((await s.InstallExtensionAsync("e", Says("v1"))).Succeeded);   // catalog revision 1
+        Assert.True((await s.InstallExtensionAsync("e", Says("v2"))).Succeeded);   // revision 2
+
+        // v1's echo reaches the follower after v2 was recorded (as it does while v2 compiles): v2 stays.
+        Assert.True((await extensions.ApplyAsync(tenant.Id, "e", Says("v1"), revision: 1)).Success);
+        Assert.Equal("v2", Encoding.UTF8.GetString((await s.InvokeAsync("e", default)).Value));
+        // Another node's later change (revision 3) is applied.
+        Assert.True((await extensions.ApplyAsync(tenant.Id, "e", Says("v3"), revision: 3)).Success);
+        Assert.Equal("v3", Encoding.UTF8.GetString((await s.InvokeAsync("e", default)).Value));
+        // And a later removal.
+        Assert.True((await extensions.ApplyAsync(tenant.Id, "e", null, revision: 4)).Success);
+        Assert.Equal(Status.NotFound, (await s.InvokeAsync("e", default)).Status);
     }
 
     [Fact]

@@ -251,6 +251,6 @@ internal static partial class HybridCli
         (IReadOnlyList<Hybrid.Node.Tenants.TenantInfo> tenants, _) = await new ClusterTenants(store).ListAsync();
         (IReadOnlyList<ClusterExtensions.Entry> extensions, _) = await new ClusterExtensions(store).ListAsync();
         string names = string.Join(", ", tenants.Take(10).Select(t => $"{t.Name} ({t.Id})")) + (tenants.Count > 10 ? ", ..." : "");
-        Console.WriteLine($"tenants: default (1, on loopback-only nodes){(tenants.Count > 0 ? ", " + names : "")}; extensions in the catalog: {extensions.Count}");
+        Console.WriteLine($"tenants: default (1, on loopback-only nodes){(tenants.Count > 0 ? ", " + names : "")}; extensions in the catalog: {extensions.Count(e => e.Source is not null)}");
     }
 }

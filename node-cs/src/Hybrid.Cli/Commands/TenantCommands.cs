@@ -59,7 +59,7 @@ internal static class TenantCommands
                 Console.WriteLine($"tenant {tenant.Name} id {tenant.Id} secret {text}");
                 return 0;
             }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException)
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or InvalidDataException or MetadataUnavailableException)
             {
                 Console.Error.WriteLine($"hybrid: {e.Message}");
                 return 2;
@@ -94,7 +94,7 @@ internal static class TenantCommands
                 Console.WriteLine(Describe(tenant));
                 return 0;
             }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException or KeyNotFoundException)
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or InvalidDataException or MetadataUnavailableException or KeyNotFoundException)
             {
                 Console.Error.WriteLine($"hybrid: {e.Message}");
                 return 2;
@@ -121,7 +121,7 @@ internal static class TenantCommands
                     Console.WriteLine(Describe(t));
                 return 0;
             }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or MetadataUnavailableException)
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or InvalidDataException or MetadataUnavailableException)
             {
                 Console.Error.WriteLine($"hybrid: {e.Message}");
                 return 2;
@@ -141,6 +141,10 @@ internal static class TenantCommands
     /// <summary>Opens a cluster's metadata store; refuses one that holds no cluster (a mistyped directory would be created).</summary>
     private static async Task<IMetadataStore> OpenClusterAsync(string location, CancellationToken cancellationToken)
     {
+        string? directory = location.StartsWith("etcd:", StringComparison.Ordinal) ? null
+            : location.StartsWith("file:", StringComparison.Ordinal) ? location["file:".Length..] : location;
+        if (directory is not null && !Directory.Exists(directory))
+            throw new InvalidOperationException($"no cluster at {location} (start one with 'hybrid cluster start')");
         IMetadataStore store = MetadataStores.Open(location);
         try
         {

@@ -54,7 +54,14 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
     /// <see cref="Catalog"/>), or the catalog's own (<paramref name="Done"/> completes; nothing is recorded).
     /// </summary>
     private sealed record ControlWork(uint Tenant, string Name, string? Source, long Cookie, WorkerExtensions? Origin,
-        TaskCompletionSource<InstallResult>? Done = null);
+        TaskCompletionSource<InstallResult>? Done = null, long Revision = 0);
+
+    /// <summary>
+    /// The catalog revision of this node's own newest recorded change of each extension (control thread only): a catalog
+    /// entry older than it is the echo of an earlier change of this node's and is not applied (install v1 then v2 here:
+    /// v1's echo must not bring v1 back). Checked when the work runs, in order with the clients' changes.
+    /// </summary>
+    private readonly Dictionary<(uint Tenant, string Name), long> _recordedRevisions = [];
 
     /// <summary>
     /// Where a client's successful install or uninstall is recorded for the other nodes (a cluster node's catalog in the
@@ -157,7 +164,8 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
 
     /// <summary>
     /// Earlier versions kept the quotas in <c>cpu-quotas.tsv</c>: moved into the records of the tenants this node knows,
-    /// once; the file is kept as <c>cpu-quotas.tsv.imported</c> (a cluster node's records follow the cluster's afterwards).
+    /// once; the file is kept as <c>cpu-quotas.tsv.imported</c>. On a cluster node the cluster's records replace these
+    /// during the same start (set the quotas there with <c>hybrid tenant quota --cluster</c>).
     /// </summary>
     private void ImportLegacyQuotas(string file)
     {
@@ -189,16 +197,17 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
     }
 
     /// <summary>
-    /// Installs (<paramref name="source"/> set) or uninstalls what the cluster's catalog says, in order with clients'
-    /// installs, without recording it again. An install of the very source already installed under that name does
-    /// nothing. Fails (not Success: "node is stopping") when the node no longer takes work.
+    /// Installs (<paramref name="source"/> set) or uninstalls what the cluster's catalog entry of
+    /// <paramref name="revision"/> says, in order with clients' installs, without recording it again (see
+    /// <see cref="IExtensionInstaller.ApplyAsync"/>). Fails (not Success: "node is stopping") when the node no longer
+    /// takes work.
     /// </summary>
-    public Task<InstallResult> ApplyAsync(uint tenant, string name, string? source)
+    public Task<InstallResult> ApplyAsync(uint tenant, string name, string? source, long revision)
     {
         var done = new TaskCompletionSource<InstallResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
-            _work.Add(new ControlWork(tenant, name, source, 0, null, done));
+            _work.Add(new ControlWork(tenant, name, source, 0, null, done, revision));
         }
         catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
         {
@@ -253,6 +262,8 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
 
     private InstallResult ApplyFromCatalog(ControlWork work)
     {
+        if (_recordedRevisions.TryGetValue((work.Tenant, work.Name), out long newest) && work.Revision < newest)
+            return new InstallResult(true, [], [], false);
         if (work.Source is null)
             return new InstallResult(Host.Uninstall(work.Tenant, work.Name), [], [], false);
         if (Host.IsInstalled(work.Tenant, work.Name, work.Source))
@@ -270,7 +281,10 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
             return (false, null);
         try
         {
-            return (catalog.Record(work.Tenant, work.Name, work.Source), null);
+            CatalogRecord recorded = catalog.Record(work.Tenant, work.Name, work.Source);
+            if (recorded.Revision > _recordedRevisions.GetValueOrDefault((work.Tenant, work.Name)))
+                _recordedRevisions[(work.Tenant, work.Name)] = recorded.Revision;
+            return (recorded.Held, null);
         }
         catch (Exception e)
         {
