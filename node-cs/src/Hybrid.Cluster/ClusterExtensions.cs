@@ -99,9 +99,6 @@ public sealed class ClusterExtensions : MetadataFolder, IExtensionCatalog
             e => TryParse(e.Key, out uint tenant, out string name)
                 ? ApplyAsync(extensions, new Entry(tenant, name, e.Kind == WatchEventKind.Put ? SourceOf(e.Value) : null, e.Revision), refused)
                 : Task.CompletedTask,
-            e => TryParse(e.Key, out uint tenant, out string name)
-                ? ApplyAsync(extensions, new Entry(tenant, name, SourceOf(e.Value), e.Revision), refused)
-                : Task.CompletedTask,
             cancellationToken);
     }
 

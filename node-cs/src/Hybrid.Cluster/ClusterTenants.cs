@@ -167,11 +167,6 @@ public sealed class ClusterTenants : MetadataFolder
                 if (e.Kind == WatchEventKind.Put)
                     Apply(registry, e.Key, e.Value, refused);
                 return Task.CompletedTask;
-            },
-            e =>
-            {
-                Apply(registry, e.Key, e.Value, refused);
-                return Task.CompletedTask;
             }, cancellationToken);
     }
 

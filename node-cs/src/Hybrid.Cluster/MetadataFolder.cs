@@ -58,10 +58,10 @@ public abstract class MetadataFolder
     /// <summary>
     /// Applies every change after <paramref name="revision"/> until cancelled (<paramref name="change"/>). When the store no
     /// longer holds that history, cannot be reached, or applying a change failed on this node's disk
-    /// (<see cref="IOException"/>), it waits 200 ms, lists the folder again, applies every entry (<paramref name="entry"/>)
-    /// and follows on from there. A handler reports and swallows any other failure of its own entry.
+    /// (<see cref="IOException"/>), it waits 200 ms, lists the folder again, applies every entry as the put that wrote it,
+    /// and follows on from there. The handler reports and swallows any other failure of its own entry.
     /// </summary>
-    protected async Task FollowEntriesAsync(long revision, Func<WatchEvent, Task> change, Func<MetadataEntry, Task> entry, CancellationToken cancellationToken)
+    protected async Task FollowEntriesAsync(long revision, Func<WatchEvent, Task> change, CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -78,7 +78,7 @@ public abstract class MetadataFolder
                     await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
                     (IReadOnlyList<MetadataEntry> entries, long listedAt) = await ListEntriesAsync(cancellationToken).ConfigureAwait(false);
                     foreach (MetadataEntry listed in entries)
-                        await entry(listed).ConfigureAwait(false);
+                        await change(new WatchEvent(WatchEventKind.Put, listed.Key, listed.Value, listed.Revision)).ConfigureAwait(false);
                     // Only once every entry applied: after a failed one the next attempt starts from the old revision.
                     revision = listedAt;
                 }

@@ -89,25 +89,27 @@ public sealed class TenantRegistry
     /// </summary>
     public TenantInfo SetQuotas(string name, long maxBytes, long maxOpsPerSecond, double? extensionCores = null)
     {
+        return Update(name, old => old with
+        {
+            MaxBytes = maxBytes,
+            MaxOpsPerSecond = maxOpsPerSecond,
+            ExtensionCores = Cores(extensionCores ?? old.ExtensionCores),
+        });
+    }
+
+    /// <summary>Changes tenant <paramref name="id"/>'s extension CPU quota (≤ 0: none), durably.</summary>
+    public TenantInfo SetExtensionCores(uint id, double cores) =>
+        Update(TryGet(id, out var tenant) ? tenant.Name : throw new KeyNotFoundException($"no tenant with id {id}"),
+            old => old with { ExtensionCores = Cores(Math.Max(cores, 0)) });
+
+    /// <summary>Replaces tenant <paramref name="name"/>'s record by <paramref name="change"/> of it, durably.</summary>
+    private TenantInfo Update(string name, Func<TenantInfo, TenantInfo> change)
+    {
         lock (_writeLock)
         {
             if (!_byName.TryGetValue(name, out var old))
                 throw new KeyNotFoundException($"no tenant '{name}'");
-            var updated = old with { MaxBytes = maxBytes, MaxOpsPerSecond = maxOpsPerSecond, ExtensionCores = Cores(extensionCores ?? old.ExtensionCores) };
-            Append(updated);
-            Publish(updated);
-            return updated;
-        }
-    }
-
-    /// <summary>Changes tenant <paramref name="id"/>'s extension CPU quota (≤ 0: none), durably.</summary>
-    public TenantInfo SetExtensionCores(uint id, double cores)
-    {
-        lock (_writeLock)
-        {
-            if (!_byId.TryGetValue(id, out var old))
-                throw new KeyNotFoundException($"no tenant with id {id}");
-            var updated = old with { ExtensionCores = Cores(Math.Max(cores, 0)) };
+            var updated = change(old);
             Append(updated);
             Publish(updated);
             return updated;
