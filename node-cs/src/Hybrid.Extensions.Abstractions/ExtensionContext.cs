@@ -7,9 +7,11 @@ namespace Hybrid.Extensions.Abstractions;
 /// writer and yield points. One context serves one invocation at a time; the host pools them.
 /// </summary>
 /// <remarks>
-/// Zero copy: <see cref="Get"/> and <see cref="TryGet"/> return spans over the store's own memory,
-/// valid until the next <c>await</c>. The C# compiler refuses to keep a span alive across an
-/// <c>await</c>, which is exactly the rule the store needs (it may move records between steps).
+/// Zero copy: <see cref="Get"/> and <see cref="TryGet"/> return spans over the store's own memory
+/// (a record read from disk is copied once), valid until the next <c>await</c>, and showing the value
+/// as it was read (a later write of the key makes a new record). The C# compiler refuses to keep a
+/// span alive across an <c>await</c>, which is exactly the rule the store needs (it may evict records
+/// between steps).
 /// </remarks>
 public sealed class ExtensionContext
 {

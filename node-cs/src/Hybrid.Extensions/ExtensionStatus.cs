@@ -28,6 +28,13 @@ public enum ExtensionStatus : byte
 
     /// <summary>Not started or stopped: the watchdog found this extension stuck and disabled it.</summary>
     Quarantined = 7,
+
+    /// <summary>
+    /// Stopped: the store evicted the memory under a value the invocation held in place (a race with eviction, possible
+    /// only while the log's memory is full); it was stopped before it could read that memory again. Writes it made before
+    /// stand, as with every stop. Invoking again reads the record afresh.
+    /// </summary>
+    Evicted = 8,
 }
 
 /// <summary>Per-invocation budgets and scheduling knobs. Defaults suit a 2-core machine serving µs requests.</summary>

@@ -141,6 +141,13 @@ public static class Meter
         }
     }
 
+    /// <summary>
+    /// Stops the invocation running on this thread from host code (a store call made for it found it cannot go on): the
+    /// returned exception is to be thrown, and every later meter check of the invocation throws it again.
+    /// </summary>
+    internal static ExtensionAbortedException Stop(ExtensionStatus status, string message) =>
+        t_invocation is { } invocation ? Fail(invocation, status, message) : new ExtensionAbortedException(status, message);
+
     private static ExtensionAbortedException Fail(Invocation invocation, ExtensionStatus status, string message)
     {
         t_fuel = 0;

@@ -214,7 +214,7 @@ public sealed class FasterKvStore : IKvStore
     /// <inheritdoc />
     public void RaiseVersionFloor(ulong floor)
     {
-        if (floor >= RecordLayout.TombstoneBit)
+        if (floor >= RecordLayout.VersionLimit)
             throw new ArgumentOutOfRangeException(nameof(floor));
         if (!RaiseFloorInMemory(floor))
             return;

@@ -37,10 +37,39 @@ public interface IKvSession : IDisposable
     {
     }
 
-    /// <summary>Releases a read run's protection until its next read (see <see cref="BeginReadRun"/>).</summary>
+    /// <summary>
+    /// Releases a read run's protection until its next read (see <see cref="BeginReadRun"/>). While values read in place
+    /// (<see cref="GetInPlace"/>) are out, it keeps the protection instead and only lets the epoch move on when that
+    /// cannot touch their pages.
+    /// </summary>
     void PauseReadRun()
     {
     }
+
+    /// <summary>
+    /// Reads a value inside a read run without copying it: on <see cref="StoreStatus.Ok"/> with <paramref name="inPlace"/>
+    /// true, <paramref name="value"/> spans the record's bytes in the store's memory. Such a record is pinned: no write
+    /// changes it in place any more (a write makes a new record), so the span shows the value as read. The span stays
+    /// valid while the run keeps its protection and <see cref="RetainInPlace"/> says so; the caller must call
+    /// <see cref="RetainInPlace"/> after every other call on this session before it touches an earlier span again,
+    /// and must not use any span after <see cref="EndReadRun"/> or the next <see cref="BeginReadRun"/>.
+    /// A value the store cannot lend (a record read from disk, for one) is copied to <paramref name="output"/> as by
+    /// <see cref="Get"/> (<paramref name="inPlace"/> false); so is every value in the default implementation.
+    /// </summary>
+    StoreResult GetInPlace(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, out ReadOnlySpan<byte> value, out bool inPlace)
+    {
+        value = default;
+        inPlace = false;
+        return Get(tenant, table, key, output, 0);
+    }
+
+    /// <summary>
+    /// After any call on this session during a read run that lent values (<see cref="GetInPlace"/>): takes the run's
+    /// protection again if the call let it go, and answers whether every value lent since the run began is still in
+    /// memory. False (the store evicted a page under one of them; rare, and only with the log's memory full) means
+    /// those spans must not be touched again. The default (nothing lent) answers true.
+    /// </summary>
+    bool RetainInPlace() => true;
 
     /// <summary>Ends a read run and releases its protection (see <see cref="BeginReadRun"/>).</summary>
     void EndReadRun()

@@ -35,6 +35,9 @@ internal sealed unsafe class KvSession : IKvSession
 
     private int _readsSinceRefresh;
 
+    /// <summary>Lowest log address of a value this run handed out in place (<see cref="GetInPlace"/>); <see cref="long.MaxValue"/>: none.</summary>
+    private long _inPlaceFrom = long.MaxValue;
+
     internal KvSession(FasterKvStore store, SessionFunctions functions,
         ClientSession<SpanByte, SpanByte, SpanByte, StoreOutput, ulong, SessionFunctions> session)
     {
@@ -68,16 +71,56 @@ internal sealed unsafe class KvSession : IKvSession
     }
 
     /// <inheritdoc />
-    public void BeginReadRun() => _inRun = true;
+    public void BeginReadRun()
+    {
+        _inRun = true;
+        _inPlaceFrom = long.MaxValue;
+    }
 
     /// <inheritdoc />
-    public void PauseReadRun() => Unprotect();
+    public void PauseReadRun()
+    {
+        if (_inPlaceFrom == long.MaxValue)
+            Unprotect();
+        else if (_protected)
+            RefreshRun();
+    }
 
     /// <inheritdoc />
     public void EndReadRun()
     {
         _inRun = false;
+        _inPlaceFrom = long.MaxValue;
         Unprotect();
+    }
+
+    /// <summary>
+    /// Lets the store's epoch move on while the run keeps its protection. With values out in place, only when none of
+    /// them is in the lowest quarter of the in-memory log, the part the next evictions take: the epoch then waits for
+    /// this run (page flips and evictions wait) rather than risk evicting a page under a span (see <see cref="RetainInPlace"/>).
+    /// </summary>
+    private void RefreshRun()
+    {
+        _readsSinceRefresh = 0;
+        if (_inPlaceFrom != long.MaxValue)
+        {
+            var log = _store.Kv.Log;
+            if (_inPlaceFrom - log.HeadAddress < log.MemorySizeBytes / 4)
+                return;
+        }
+        _run.Refresh();
+    }
+
+    /// <inheritdoc />
+    public bool RetainInPlace()
+    {
+        if (_inPlaceFrom == long.MaxValue)
+            return true;
+        if (!_protected)
+            Protect();
+        // A page is evicted only after the head passed it, and (with this thread protected) only once this thread
+        // refreshes its epoch again: a head at or below every value read in place means none of their pages can go.
+        return _store.Kv.Log.HeadAddress <= _inPlaceFrom;
     }
 
     /// <inheritdoc />
@@ -107,6 +150,14 @@ internal sealed unsafe class KvSession : IKvSession
             _prefetch.PrefetchRecords(token);
     }
 
+    /// <summary>Takes the read run's epoch protection (not held).</summary>
+    private void Protect()
+    {
+        _run.BeginUnsafe();
+        _protected = true;
+        _readsSinceRefresh = 0;
+    }
+
     /// <summary>Releases a read run's epoch protection, if held: every operation but a run's Get calls this first.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Unprotect()
@@ -120,26 +171,46 @@ internal sealed unsafe class KvSession : IKvSession
 
     public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
     {
+        StoreOutput result = default;
+        result.Writer = output;
+        return Read(tenant, table, key, ref result, context);
+    }
+
+    /// <inheritdoc />
+    public StoreResult GetInPlace(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, out ReadOnlySpan<byte> value, out bool inPlace)
+    {
+        value = default;
+        inPlace = false;
+        if (!_inRun)
+            throw new InvalidOperationException("an in-place read needs an open read run");
+        StoreOutput result = default;
+        result.Writer = output;
+        result.InPlace = true;
+        StoreResult read = Read(tenant, table, key, ref result, 0);
+        if (read.Status == StoreStatus.Ok && result.Data != 0)
+        {
+            value = new ReadOnlySpan<byte>((void*)result.Data, result.Length);
+            inPlace = true;
+            if (result.Address < _inPlaceFrom)
+                _inPlaceFrom = result.Address;
+        }
+        return read;
+    }
+
+    /// <summary>A read into <paramref name="result"/>: through the run's protection when a run is open.</summary>
+    private StoreResult Read(uint tenant, uint table, ReadOnlySpan<byte> key, ref StoreOutput result, ulong context)
+    {
         if (key.Length > _maxKeyBytes)
             return StoreResult.Of(StoreStatus.KeyTooLarge);
         SpanByte storedKey = StoredKey(tenant, table, key);
         SpanByte input = default;
-        StoreOutput result = default;
-        result.Writer = output;
         Status status;
         if (_inRun)
         {
             if (!_protected)
-            {
-                _run.BeginUnsafe();
-                _protected = true;
-                _readsSinceRefresh = 0;
-            }
+                Protect();
             else if (++_readsSinceRefresh >= ReadsPerRefresh)
-            {
-                _run.Refresh();
-                _readsSinceRefresh = 0;
-            }
+                RefreshRun();
             status = _run.Read(ref storedKey, ref input, ref result, context);
         }
         else
@@ -198,8 +269,8 @@ internal sealed unsafe class KvSession : IKvSession
 
     public StoreResult ApplyPulled(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version, ulong context)
     {
-        if (version == 0 || version >= RecordLayout.TombstoneBit)
-            throw new ArgumentOutOfRangeException(nameof(version), "a pulled version is in 1..2^63-1");
+        if (version == 0 || version >= RecordLayout.VersionLimit)
+            throw new ArgumentOutOfRangeException(nameof(version), "a pulled version is in 1..2^62-1");
         return Rmw(OpKind.ApplyPulled, tenant, table, key, value, (long)version, context);
     }
 
@@ -226,9 +297,10 @@ internal sealed unsafe class KvSession : IKvSession
 
     private StoreResult RmwRaw(OpKind op, ref SpanByte storedKey, ReadOnlySpan<byte> data, long arg, ulong context)
     {
-        Unprotect();
+        // Copy first: the data may be a value this run lent in place (GetInPlace), valid only while it is protected.
         StoreInput.WriteHeader(_inputBuffer, op, arg);
         data.CopyTo(_inputBuffer.AsSpan(StoreInput.HeaderBytes));
+        Unprotect();
         SpanByte input = SpanByte.FromPointer(_inputPtr, StoreInput.HeaderBytes + data.Length);
         StoreOutput result = default;
         result.Status = StoreStatus.Error;

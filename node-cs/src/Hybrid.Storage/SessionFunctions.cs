@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FASTER.core;
 
 namespace Hybrid.Storage;
@@ -58,14 +59,18 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     // ---------------------------------------------------------------- reads
 
+    // SingleReader: the immutable in-memory region (no write changes these records in place), or a record read from
+    // disk (Completing: its buffer is FASTER's, so it is always copied).
     public override bool SingleReader(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput dst, ref ReadInfo readInfo)
-        => Read(ref value, ref dst);
+        => Read(ref value, ref dst, mutable: false, readInfo.Address);
 
+    // ConcurrentReader: the mutable region, under FASTER's shared lock of the record (in-place writers take it
+    // exclusively), which is what makes setting the pinned bit here safe.
     public override bool ConcurrentReader(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput dst, ref ReadInfo readInfo)
-        => Read(ref value, ref dst);
+        => Read(ref value, ref dst, mutable: true, readInfo.Address);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Read(ref SpanByte value, ref StoreOutput dst)
+    private bool Read(ref SpanByte value, ref StoreOutput dst, bool mutable, long address)
     {
         ReadOnlySpan<byte> stored = value.AsReadOnlySpan();
         ulong meta = RecordLayout.Meta(stored);
@@ -77,6 +82,17 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
             return true;
         }
         ReadOnlySpan<byte> data = stored[RecordLayout.MetaBytes..];
+        if (dst.InPlace && !Completing && address > 0)
+        {
+            // In place (IKvSession.GetInPlace): the caller holds the epoch, so the page stays; pinned, so the bytes stay.
+            if (mutable && !RecordLayout.IsPinned(meta))
+                RecordLayout.Pin(value.AsSpan());
+            dst.Data = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(data));
+            dst.Address = address;
+            dst.Status = StoreStatus.Ok;
+            dst.Length = data.Length;
+            return true;
+        }
         IBufferWriter<byte>? writer = Completing ? Scratch : dst.Writer;
         if (writer is not null)
         {
@@ -197,10 +213,8 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         ReadOnlySpan<byte> data = StoreInput.Data(input);
         bool live = exists && !RecordLayout.IsTombstone(oldMeta);
         ulong meta;
-        if (op == OpKind.ApplyPulled)
-            meta = (ulong)arg;
-        else if (op == OpKind.Replay)
-            meta = (ulong)arg;
+        if (op is OpKind.ApplyPulled or OpKind.Replay)
+            meta = (ulong)arg & ~RecordLayout.PinnedBit; // a new record starts unpinned
         else
         {
             ulong version = Math.Max(exists ? RecordLayout.VersionOf(oldMeta) + 1 : 1, _store.Floor + 1);
@@ -274,6 +288,9 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         ulong oldMeta = RecordLayout.Meta(old);
         if (!Decide(inp, true, oldMeta, old[RecordLayout.MetaBytes..], ref output, out int newLength))
             return true; // refused: the record stays as it is
+        // A reader holds this value in place: write a new record instead (FASTER then calls CopyUpdater).
+        if (RecordLayout.IsPinned(oldMeta))
+            return false;
         int oldPayload = value.Length;
         int newPayload = RecordLayout.MetaBytes + newLength;
         // The record's allocated size is fixed by its 8-byte-rounded value size; stay in that class or copy.

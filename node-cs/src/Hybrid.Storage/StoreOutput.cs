@@ -17,5 +17,14 @@ internal struct StoreOutput
     /// <summary>Reads into an <see cref="ArrayBufferWriter{T}"/>: where in it the value starts (used by batched scans).</summary>
     public int ValueOffset;
 
+    /// <summary>Set by the caller: hand the value out in place (<see cref="Data"/>) instead of copying it to <see cref="Writer"/>.</summary>
+    public bool InPlace;
+
+    /// <summary>An in-place read's value: its first byte in the log's memory (0: the value was copied to the writer).</summary>
+    public nint Data;
+
+    /// <summary>An in-place read's record: its logical address in the log.</summary>
+    public long Address;
+
     public readonly StoreResult ToResult() => new(Status, Version, Length, Number);
 }

@@ -203,6 +203,91 @@ public class ExtensionNodeTests
         }
         """;
 
+    /// <summary>
+    /// Reads the record at args (5 bytes expected), overwrites it with as many bytes, stores the value it read under
+    /// "copy" and answers that value: all with the span it got from the read.
+    /// </summary>
+    private const string ReadThenOverwrite = """
+        using Hybrid.Extensions.Abstractions;
+        public static class ReadThenOverwrite
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                if (!ctx.TryGet(0, ctx.Args, out var before))
+                {
+                    ctx.Write("absent"u8);
+                    return ExtensionTask.CompletedTask;
+                }
+                ctx.Put(0, ctx.Args, "BBBBB"u8);
+                ctx.Put(0, "copy"u8, before);
+                ctx.Write(before);
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    /// <summary>A node over a counting store, with "k" = AAAAA and <see cref="ReadThenOverwrite"/> installed as "rw".</summary>
+    private static async Task<(TestNode Node, CountingStore Counting)> StartWithReadThenOverwriteAsync()
+    {
+        CountingStore? counting = null;
+        var node = await TestNode.StartAsync(wrapStore: st => counting = new CountingStore(st));
+        try
+        {
+            await using var s = await node.ConnectAsync();
+            await s.PutAsync(0, "k"u8, "AAAAA"u8);
+            Assert.True((await s.InstallExtensionAsync("rw", ReadThenOverwrite)).Succeeded);
+            return (node, counting!);
+        }
+        catch
+        {
+            await node.DisposeAsync();
+            throw;
+        }
+    }
+
+    [Fact]
+    public async Task A_value_read_in_memory_is_lent_without_a_copy_and_keeps_its_bytes_through_the_extensions_own_writes()
+    {
+        var (node, counting) = await StartWithReadThenOverwriteAsync();
+        await using var _ = node;
+        await using var s = await node.ConnectAsync();
+        long lentBefore = counting.LentValues;
+
+        var r = await s.InvokeAsync("rw", "k"u8);
+        Assert.True(r.Status == Status.Ok, $"{r.Status} (reason {r.Reason}): {Encoding.UTF8.GetString(r.Value)}");
+        // The span still showed the value as read after the same-length overwrite (which would have been in place).
+        Assert.Equal("AAAAA", Encoding.UTF8.GetString(r.Value));
+        Assert.Equal(lentBefore + 1, counting.LentValues);
+        Assert.Equal("BBBBB", Encoding.UTF8.GetString((await s.GetAsync(0, "k"u8)).Value!));
+        Assert.Equal("AAAAA", Encoding.UTF8.GetString((await s.GetAsync(0, "copy"u8)).Value!));
+        // Again: now the record read is the one the first call wrote.
+        r = await s.InvokeAsync("rw", "k"u8);
+        Assert.Equal("BBBBB", Encoding.UTF8.GetString(r.Value));
+        Assert.Equal("BBBBB", Encoding.UTF8.GetString((await s.GetAsync(0, "copy"u8)).Value!));
+    }
+
+    [Fact]
+    public async Task An_invocation_whose_lent_value_was_evicted_is_stopped_before_it_uses_it_and_the_node_serves_on()
+    {
+        var (node, counting) = await StartWithReadThenOverwriteAsync();
+        await using var _ = node;
+        await using var s = await node.ConnectAsync();
+
+        // The store reports the log's head past the value just lent (the race RetainInPlace exists to catch).
+        counting.EvictUnderLentValues = true;
+        var r = await s.InvokeAsync("rw", "k"u8);
+        Assert.Equal((Status.ExtensionFailed, (ulong)ExtensionStatus.Evicted), (r.Status, r.Reason));
+        Assert.Contains("evicted the memory under a value", Encoding.UTF8.GetString(r.Value), StringComparison.Ordinal);
+        // Stopped right after the read: neither write ran.
+        Assert.Equal("AAAAA", Encoding.UTF8.GetString((await s.GetAsync(0, "k"u8)).Value!));
+        Assert.Equal(Status.NotFound, (await s.GetAsync(0, "copy"u8)).Status);
+
+        counting.EvictUnderLentValues = false;
+        r = await s.InvokeAsync("rw", "k"u8);
+        Assert.Equal((Status.Ok, "AAAAA"), (r.Status, Encoding.UTF8.GetString(r.Value)));
+    }
+
     [Fact]
     public async Task RecordsOnDisk_ReadByAnExtension_CompleteSynchronously_WithEverySpanIntact()
     {

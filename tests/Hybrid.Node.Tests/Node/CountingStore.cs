@@ -10,6 +10,14 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
     internal long PendingOperations => Interlocked.Read(ref _pending);
 
+    private long _lent;
+
+    /// <summary>Makes <see cref="IKvSession.RetainInPlace"/> answer false: as if the log's head had passed a lent value.</summary>
+    internal volatile bool EvictUnderLentValues;
+
+    /// <summary>Values read in place (<see cref="IKvSession.GetInPlace"/> lent them, no copy).</summary>
+    internal long LentValues => Interlocked.Read(ref _lent);
+
     private int _maxPendingAtOnce;
 
     /// <summary>The most operations one session had pending at once (issued, not yet completed by CompletePending).</summary>
@@ -85,6 +93,22 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
         public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context) =>
             Count(inner.Get(tenant, table, key, output, context));
+
+        public void BeginReadRun() => inner.BeginReadRun();
+
+        public void PauseReadRun() => inner.PauseReadRun();
+
+        public void EndReadRun() => inner.EndReadRun();
+
+        public bool RetainInPlace() => inner.RetainInPlace() && !owner.EvictUnderLentValues;
+
+        public StoreResult GetInPlace(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, out ReadOnlySpan<byte> value, out bool inPlace)
+        {
+            var result = Count(inner.GetInPlace(tenant, table, key, output, out value, out inPlace));
+            if (inPlace)
+                Interlocked.Increment(ref owner._lent);
+            return result;
+        }
 
         public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink) =>
             inner.MultiGet(tenant, table, keys, firstContext, sink);

@@ -152,6 +152,19 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
         return r;
     }
 
+    // In place only where no pull can be involved; a key of an incoming range (or behind a waiting operation) is read
+    // as Get reads it, copied.
+    public StoreResult GetInPlace(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, out ReadOnlySpan<byte> value, out bool inPlace)
+    {
+        if (_waiting.Count == 0 && store.IncomingFor(key) is null)
+            return inner.GetInPlace(tenant, table, key, output, out value, out inPlace);
+        value = default;
+        inPlace = false;
+        return Get(tenant, table, key, output, 0);
+    }
+
+    public bool RetainInPlace() => inner.RetainInPlace();
+
     public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink)
     {
         bool incoming = false;

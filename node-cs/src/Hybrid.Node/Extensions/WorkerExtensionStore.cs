@@ -14,15 +14,21 @@ namespace Hybrid.Node.Extensions;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Copy, not zero copy: <see cref="IKvSession.Get"/> writes a value into a buffer writer; the value is copied once
-/// into this arena and the extension gets a span over it. The arena is reset at every step start
-/// (<see cref="IExtensionStepStore.BeginStep"/>), the only moment no span can be alive; inside a step it grows by
-/// switching to a bigger array without moving earlier values, so every span of the step stays valid.
+/// Zero copy: a step is a read run of the session (<see cref="IKvSession.BeginReadRun"/>) and a value in memory is lent
+/// in place (<see cref="IKvSession.GetInPlace"/>): the extension's span covers the record in FASTER's log. Two things
+/// keep that span right until the step ends. The record is pinned, so no write changes it in place (writes make a new
+/// record). And the run keeps its epoch protection while values are lent, so their pages are not evicted: the meter's
+/// pauses (<see cref="PauseStep"/>) only refresh the epoch when no lent value is near the log's head, and after every
+/// call that may have let the protection go (a write, a disk wait, a refresh inside FASTER) the run takes it again and
+/// checks the head is still below every lent value (<see cref="IKvSession.RetainInPlace"/>). If it is not, the
+/// invocation is stopped there, before it can touch that memory again, with <see cref="ExtensionStatus.Evicted"/>.
 /// </para>
 /// <para>
-/// Each step is a read run of the session (<see cref="IKvSession.BeginReadRun"/>): its reads share one epoch
-/// protection, let go at every meter quantum (<see cref="PauseStep"/>), before writes and disk waits, and at the
-/// step's end. Multi-key reads pass their prefetch hint on (<see cref="Prefetch"/>).
+/// Copies: a record read from disk, or one of a range still being pulled here by a migration, is copied once into this
+/// arena and the extension gets a span over it. The arena is reset at every step start
+/// (<see cref="IExtensionStepStore.BeginStep"/>), the only moment no span can be alive; inside a step it grows by
+/// switching to a bigger array without moving earlier values, so every span of the step stays valid. Multi-key reads
+/// pass their prefetch hint on (<see cref="Prefetch"/>).
 /// </para>
 /// <para>
 /// Records on disk: a read (or a read-modify-write of Put/Delete) that goes <see cref="StoreStatus.Pending"/> is
@@ -41,6 +47,9 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     private StoreResult _completed;
     private int _completedOffset;
 
+    /// <summary>This step holds a value lent in place: every store call is followed by <see cref="Retain"/>.</summary>
+    private bool _lent;
+
     internal WorkerExtensionStore(IKvSession session, IWorkerContext worker)
     {
         _session = session;
@@ -54,29 +63,51 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     public void BeginStep()
     {
         _used = 0;
+        _lent = false;
         _session.BeginReadRun();
     }
 
     /// <inheritdoc />
-    public void PauseStep() => _session.PauseReadRun();
+    public void PauseStep()
+    {
+        _session.PauseReadRun();
+        Retain();
+    }
 
     /// <inheritdoc />
-    public void EndStep() => _session.EndReadRun();
+    public void EndStep()
+    {
+        _lent = false;
+        _session.EndReadRun();
+    }
+
+    /// <summary>After a store call: the values lent this step are still in memory, or the invocation stops here.</summary>
+    private void Retain()
+    {
+        if (_lent && !_session.RetainInPlace())
+        {
+            _lent = false;
+            throw Meter.Stop(ExtensionStatus.Evicted,
+                "the store evicted the memory under a value this invocation was reading in place (the log's memory is full); it was stopped before reading it again: invoke it again");
+        }
+    }
 
     /// <inheritdoc />
     public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
-        var result = _session.Get((uint)tenant, table, key, this, 0);
-        // The value was written at the arena's end (GetSpan + Advance), which growing may have moved to a new array.
+        var result = _session.GetInPlace((uint)tenant, table, key, this, out var lent, out bool inPlace);
+        _lent |= inPlace;
+        // A copied value was written at the arena's end (GetSpan + Advance), which growing may have moved to a new array.
         int start = _used - result.ValueLength;
         if (result.IsPending)
         {
             result = WaitPending();
             start = _completedOffset;
         }
+        Retain();
         if (result.Status == StoreStatus.Ok)
         {
-            value = _arena.AsSpan(start, result.ValueLength);
+            value = inPlace ? lent : _arena.AsSpan(start, result.ValueLength);
             return true;
         }
         value = default;
@@ -98,6 +129,7 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
         var result = _session.Put((uint)tenant, table, key, value, 0);
         if (result.IsPending)
             result = WaitPending();
+        Retain();
         if (result.Status != StoreStatus.Ok)
             throw new InvalidOperationException($"storage write failed: {result.Status}");
     }
@@ -108,6 +140,7 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
         var result = _session.Delete((uint)tenant, table, key, 0);
         if (result.IsPending)
             result = WaitPending();
+        Retain();
         return result.Status switch
         {
             StoreStatus.Ok => true,
