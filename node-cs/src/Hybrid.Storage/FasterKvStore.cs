@@ -428,10 +428,8 @@ public sealed class FasterKvStore : IKvStore
                 throw new InvalidOperationException("FASTER checkpoint failed: another checkpoint was still running");
             await _checkpointManager!.WhenCommitted().WaitAsync(cancellationToken).ConfigureAwait(false);
             WriteMeta(new CheckpointMeta(token, covered, maxVersion));
-            Guid previous = _lastCheckpointToken;
             _lastCheckpointToken = token;
-            if (previous != Guid.Empty && previous != token)
-                _checkpointManager!.Purge(previous);
+            PurgeUnnamedCheckpoints();
             _opLog.TruncateUntil(covered);
             await _opLog.CommitAsync(cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _lastCheckpointSequence, covered);
@@ -484,6 +482,24 @@ public sealed class FasterKvStore : IKvStore
         // (checkpoint or replay) restored them, as after a clean close.
         RaiseFloorInMemory((ulong)Math.Max(_retiredMaxVersion, _floor));
         RebuildTenantCounters();
+        PurgeUnnamedCheckpoints();
+    }
+
+    /// <summary>
+    /// Deletes every checkpoint but the one the metadata names (<see cref="_lastCheckpointToken"/>): the one it replaced,
+    /// and any a cancelled caller left behind (FASTER finishes a checkpoint whose caller went away, and nothing names
+    /// it), each a full copy of the hash index. Runs only while no checkpoint is under way: after recovery, and after a
+    /// checkpoint completed under the gate.
+    /// </summary>
+    private void PurgeUnnamedCheckpoints()
+    {
+        if (_checkpointManager is null)
+            return;
+        var tokens = new HashSet<Guid>(_checkpointManager.GetIndexCheckpointTokens());
+        tokens.UnionWith(_checkpointManager.GetLogCheckpointTokens());
+        tokens.Remove(_lastCheckpointToken);
+        foreach (Guid token in tokens)
+            _checkpointManager.Purge(token);
     }
 
     private void ReplayEntry(KvSession session, ReadOnlySpan<byte> entry)
