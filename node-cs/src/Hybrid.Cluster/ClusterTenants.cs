@@ -24,7 +24,7 @@ namespace Hybrid.Cluster;
 public sealed class ClusterTenants : MetadataFolder
 {
     /// <summary>The id every node's <c>default</c> tenant has in a cluster.</summary>
-    public const uint DefaultId = 1;
+    public const uint DefaultId = TenantInfo.DefaultId;
 
     private static readonly JsonSerializerOptions s_json = new();
 

@@ -68,4 +68,27 @@ public sealed class ListenerExposureTests
             TestNode.DeleteDirectory(directory);
         }
     }
+
+    [Fact]
+    public async Task A_loopback_node_over_a_directory_that_served_exposed_gives_default_the_id_a_cluster_reserves_for_it()
+    {
+        // An exposed cluster node adopted the cluster's tenants (ids from 2) and created no default.
+        string directory = TestNode.NewDirectory();
+        Directory.CreateDirectory(directory);
+        var registry = Hybrid.Node.Tenants.TenantRegistry.Open(directory);
+        registry.ApplyAll([new(2, "alice", "a"u8.ToArray(), 0, 0), new(3, "bob", "b"u8.ToArray(), 0, 0)]);
+
+        try
+        {
+            await using var node = await TestNode.StartAsync(directory: directory);
+            Assert.True(node.Node.Tenants.TryGet("default", out var tenant));
+            Assert.Equal(1u, tenant.Id);
+            await using var session = await node.ConnectAsync();
+            Assert.Equal(Status.Ok, (await session.PutAsync(0, "k"u8, "v"u8)).Status);
+        }
+        finally
+        {
+            TestNode.DeleteDirectory(directory);
+        }
+    }
 }

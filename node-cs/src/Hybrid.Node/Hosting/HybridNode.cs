@@ -150,7 +150,14 @@ public sealed partial class HybridNode : IAsyncDisposable
         if (Options.IsLoopbackOnly)
         {
             if (!tenants.TryGet(TenantInfo.DefaultName, out _))
-                tenants.Create(TenantInfo.DefaultName, []);
+            {
+                // Id 1 when free: a cluster reserves it for default, and a directory that served exposed (as a cluster
+                // node, say) holds the cluster's tenants from id 2 but no default: a later id would refuse to rejoin.
+                if (tenants.TryGet(TenantInfo.DefaultId, out _))
+                    tenants.Create(TenantInfo.DefaultName, []);
+                else
+                    tenants.Apply(new TenantInfo(TenantInfo.DefaultId, TenantInfo.DefaultName, [], 0, 0));
+            }
             return;
         }
         var open = tenants.All.Where(t => !t.RequiresAuth).Select(t => t.Name).ToList();

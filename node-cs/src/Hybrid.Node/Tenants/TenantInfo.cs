@@ -15,6 +15,9 @@ public sealed record TenantInfo(uint Id, string Name, byte[] Secret, long MaxByt
     /// <summary>Name of the tenant that an embedded (loopback-only) node creates without a secret.</summary>
     public const string DefaultName = "default";
 
+    /// <summary>Id of <see cref="DefaultName"/> wherever it is free (always in a cluster, which reserves it).</summary>
+    public const uint DefaultId = 1;
+
     /// <summary>True when a session of this tenant must answer the HMAC challenge.</summary>
     public bool RequiresAuth => Secret.Length > 0;
 }
