@@ -26,6 +26,30 @@ public sealed class InPlaceReadTests : IDisposable
         return store;
     }
 
+    /// <summary>The first of k1300..k1499 (as <see cref="Filled"/> wrote them) still in memory: the one evicted next.</summary>
+    private static int OldestInMemory(IKvSession s)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        s.BeginReadRun();
+        try
+        {
+            for (int i = 1300; i < 1500; i++)
+            {
+                var r = s.GetInPlace(1, 1, B($"k{i}"), output, out _, out bool inPlace);
+                if (r.IsPending)
+                    s.CompletePending(new CollectingSink(), wait: true);
+                else if (inPlace)
+                    return i;
+            }
+        }
+        finally
+        {
+            s.EndReadRun();
+        }
+        Assert.Fail("no record of k1300..k1499 was in memory");
+        return -1;
+    }
+
     [Fact]
     public void AValueInMemory_IsLentNotCopied_AndADiskRecordIsCopied()
     {
@@ -96,18 +120,7 @@ public sealed class InPlaceReadTests : IDisposable
         using var store = Filled(_dir, memoryBudget: 16384, count: 1500);
         using var s = store.NewSession();
         var output = new ArrayBufferWriter<byte>();
-        s.BeginReadRun();
-        int oldest = -1;
-        for (int i = 1300; i < 1500 && oldest < 0; i++)
-        {
-            var r = s.GetInPlace(1, 1, B($"k{i}"), output, out _, out bool inPlace);
-            if (r.IsPending)
-                s.CompletePending(new CollectingSink(), wait: true);
-            else if (inPlace)
-                oldest = i;
-        }
-        Assert.True(oldest > 0, "no record of k1300..k1499 was in memory");
-        s.EndReadRun();
+        int oldest = OldestInMemory(s);
         s.BeginReadRun();
         Assert.Equal(StoreStatus.Ok, s.GetInPlace(1, 1, B($"k{oldest}"), output, out var lent, out bool lentInPlace).Status);
         Assert.True(lentInPlace);
@@ -133,5 +146,40 @@ public sealed class InPlaceReadTests : IDisposable
         Assert.True(writer.Join(TimeSpan.FromSeconds(30)), "the writer stalled after the run ended");
         Assert.True(passed, "the head passed the lent record but RetainInPlace kept saying true");
         Assert.Equal(Value(oldest), s.GetNow($"k{oldest}").Value);
+    }
+
+    [Fact]
+    public void A_run_holding_a_value_near_the_head_keeps_the_epoch_for_at_most_a_millisecond_and_ReleaseReadRun_lets_it_go()
+    {
+        // PlanScan (on another thread) finishes only once this thread lets the epoch move: a refresh or a release.
+        using var store = Filled(_dir, memoryBudget: 16384, count: 1500);
+        using var s = store.NewSession();
+        var output = new ArrayBufferWriter<byte>();
+        int oldest = OldestInMemory(s);
+
+        // Near the head (the oldest record in memory), within the limit (an hour here, so no timing is involved): the
+        // pause keeps the epoch.
+        var session = (KvSession)s;
+        Assert.Equal(TimeSpan.FromMilliseconds(1), session.HoldNearHead);
+        session.HoldNearHead = TimeSpan.FromHours(1);
+        s.BeginReadRun();
+        Assert.True(s.GetInPlace(1, 1, B($"k{oldest}"), output, out _, out _).Status == StoreStatus.Ok);
+        var planner = new Thread(() => store.PlanScan(1));
+        planner.Start();
+        s.PauseReadRun();
+        Assert.False(planner.Join(TimeSpan.FromMilliseconds(300)), "the pause let the epoch move under a value near the head");
+        // Held past the limit: the next pause refreshes (and the value is still there: nothing wrote).
+        session.HoldNearHead = TimeSpan.Zero;
+        s.PauseReadRun();
+        Assert.True(planner.Join(TimeSpan.FromSeconds(30)), "the pause kept the epoch past the limit");
+        Assert.True(s.RetainInPlace());
+
+        // ReleaseReadRun lets go at once, values lent or not; RetainInPlace takes the protection again.
+        planner = new Thread(() => store.PlanScan(1));
+        planner.Start();
+        s.ReleaseReadRun();
+        Assert.True(planner.Join(TimeSpan.FromSeconds(30)), "ReleaseReadRun kept the epoch");
+        Assert.True(s.RetainInPlace());
+        s.EndReadRun();
     }
 }

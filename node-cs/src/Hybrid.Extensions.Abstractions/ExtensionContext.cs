@@ -101,7 +101,7 @@ public sealed class ExtensionContext
     /// <summary>Reads many records whose keys are packed back to back, each <paramref name="keySize"/> bytes long.</summary>
     public MultiGetEnumerator MultiGet(uint table, ReadOnlySpan<byte> keys, int keySize) => new(this, table, keys, keySize);
 
-    /// <summary>Inserts or replaces a record. Spans read earlier may then show the new bytes.</summary>
+    /// <summary>Inserts or replaces a record. Spans read earlier keep showing the bytes they were read with.</summary>
     public void Put(uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => _store.Put(_tenant, table, key, value);
 
     /// <summary>Removes a record; false when it was absent.</summary>

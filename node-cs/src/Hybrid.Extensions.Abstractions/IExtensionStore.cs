@@ -6,8 +6,9 @@ namespace Hybrid.Extensions.Abstractions;
 /// <see cref="NullStore"/> in their own tests.
 /// </summary>
 /// <remarks>
-/// What must stay true: a span returned by <see cref="TryGet"/> stays readable until the extension's
-/// next yield point (the scheduler only lets the store move or reclaim records between steps).
+/// What must stay true: a span returned by <see cref="TryGet"/> shows the bytes it was read with until the
+/// extension's next yield point. A store that cannot keep that promise for a span it lent must stop the
+/// invocation before extension code runs again (the node's store does: status Evicted).
 /// The store never sees another tenant's data through these calls: the host passes the tenant of the
 /// invocation, never a value chosen by the extension.
 /// </remarks>

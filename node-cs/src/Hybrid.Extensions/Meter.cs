@@ -56,9 +56,19 @@ public static class Meter
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Leave(int depth) => t_depth = depth - 1;
 
-    /// <summary>At finally/fault starts: frames unwound by an exception did not run <see cref="Leave"/>.</summary>
+    /// <summary>
+    /// At finally/fault starts: frames unwound by an exception did not run <see cref="Leave"/>. An invocation stopped
+    /// because the store evicted a value it held in place runs no finally block: one could still read that span.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Restore(int depth) => t_depth = depth;
+    public static void Restore(int depth)
+    {
+        t_depth = depth;
+        if (t_invocation?.Abort is { Status: ExtensionStatus.Evicted } abort)
+        {
+            throw abort;
+        }
+    }
 
     /// <summary>At catch and filter starts: restores the depth, and an aborted invocation cannot be resumed by catching.</summary>
     public static void RestoreInCatch(int depth)

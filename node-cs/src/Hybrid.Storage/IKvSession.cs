@@ -39,10 +39,19 @@ public interface IKvSession : IDisposable
 
     /// <summary>
     /// Releases a read run's protection until its next read (see <see cref="BeginReadRun"/>). While values read in place
-    /// (<see cref="GetInPlace"/>) are out, it keeps the protection instead and only lets the epoch move on when that
-    /// cannot touch their pages.
+    /// (<see cref="GetInPlace"/>) are out, it keeps the protection instead and lets the epoch move on, unless one of
+    /// them is near the log's head and the protection is younger than a millisecond.
     /// </summary>
     void PauseReadRun()
+    {
+    }
+
+    /// <summary>
+    /// Releases a read run's protection now, even while values are lent (<see cref="GetInPlace"/>): before a wait that
+    /// may block on another thread's progress (which may need this thread's epoch to move). The run stays open; its
+    /// next read, or <see cref="RetainInPlace"/>, takes the protection again. The default does nothing.
+    /// </summary>
+    void ReleaseReadRun()
     {
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FASTER.core;
@@ -34,6 +35,23 @@ internal sealed unsafe class KvSession : IKvSession
     private bool _protected;
 
     private int _readsSinceRefresh;
+
+    /// <summary>When the run's protection was taken or last refreshed (<see cref="Stopwatch"/> ticks).</summary>
+    private long _protectedSince;
+
+    /// <summary>Longest a run holding values near the log's head keeps the epoch without a refresh (<see cref="RefreshRun"/>).</summary>
+    internal static readonly TimeSpan DefaultHoldNearHead = TimeSpan.FromMilliseconds(1);
+
+    private long _holdNearHeadTicks = Ticks(DefaultHoldNearHead);
+
+    /// <summary>This session's <see cref="DefaultHoldNearHead"/> (tests change it to take timing out of their checks).</summary>
+    internal TimeSpan HoldNearHead
+    {
+        get => TimeSpan.FromSeconds((double)_holdNearHeadTicks / Stopwatch.Frequency);
+        set => _holdNearHeadTicks = Ticks(value);
+    }
+
+    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>Lowest log address of a value this run handed out in place (<see cref="GetInPlace"/>); <see cref="long.MaxValue"/>: none.</summary>
     private long _inPlaceFrom = long.MaxValue;
@@ -94,21 +112,28 @@ internal sealed unsafe class KvSession : IKvSession
         Unprotect();
     }
 
+    /// <inheritdoc />
+    public void ReleaseReadRun() => Unprotect();
+
     /// <summary>
-    /// Lets the store's epoch move on while the run keeps its protection. With values out in place, only when none of
-    /// them is in the lowest quarter of the in-memory log, the part the next evictions take: the epoch then waits for
-    /// this run (page flips and evictions wait) rather than risk evicting a page under a span (see <see cref="RetainInPlace"/>).
+    /// Lets the store's epoch move on while the run keeps its protection. With values out in place and one of them in
+    /// the lowest quarter of the in-memory log (the part the next evictions take), not until the protection has been
+    /// held for <see cref="HoldNearHead"/> (1 ms): the epoch waits for this run meanwhile (when the log is full, so do page
+    /// flips and other threads' writes), which keeps a short step from losing its values; a longer one refreshes
+    /// and may find one evicted (<see cref="RetainInPlace"/>).
     /// </summary>
     private void RefreshRun()
     {
         _readsSinceRefresh = 0;
-        if (_inPlaceFrom != long.MaxValue)
+        long now = Stopwatch.GetTimestamp();
+        if (_inPlaceFrom != long.MaxValue && now - _protectedSince < _holdNearHeadTicks)
         {
             var log = _store.Kv.Log;
             if (_inPlaceFrom - log.HeadAddress < log.MemorySizeBytes / 4)
                 return;
         }
         _run.Refresh();
+        _protectedSince = now;
     }
 
     /// <inheritdoc />
@@ -117,7 +142,11 @@ internal sealed unsafe class KvSession : IKvSession
         if (_inPlaceFrom == long.MaxValue)
             return true;
         if (!_protected)
+        {
             Protect();
+            // The protection is a plain store; the head must not be read before other threads can see it.
+            Interlocked.MemoryBarrier();
+        }
         // A page is evicted only after the head passed it, and (with this thread protected) only once this thread
         // refreshes its epoch again: a head at or below every value read in place means none of their pages can go.
         return _store.Kv.Log.HeadAddress <= _inPlaceFrom;
@@ -156,6 +185,7 @@ internal sealed unsafe class KvSession : IKvSession
         _run.BeginUnsafe();
         _protected = true;
         _readsSinceRefresh = 0;
+        _protectedSince = Stopwatch.GetTimestamp();
     }
 
     /// <summary>Releases a read run's epoch protection, if held: every operation but a run's Get calls this first.</summary>

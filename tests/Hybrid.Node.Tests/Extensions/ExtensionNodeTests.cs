@@ -267,6 +267,51 @@ public class ExtensionNodeTests
         Assert.Equal("BBBBB", Encoding.UTF8.GetString((await s.GetAsync(0, "copy"u8)).Value!));
     }
 
+    /// <summary>Reads the record at args, then writes "a" in a try whose finally stores and answers what it read.</summary>
+    private const string ReadThenFinally = """
+        using Hybrid.Extensions.Abstractions;
+        public static class ReadThenFinally
+        {
+            [Extension]
+            public static ExtensionTask Run(ExtensionContext ctx)
+            {
+                if (!ctx.TryGet(0, ctx.Args, out var before))
+                    return ExtensionTask.CompletedTask;
+                try
+                {
+                    ctx.Put(0, "a"u8, "x"u8);
+                }
+                finally
+                {
+                    ctx.Put(0, "leak"u8, before);
+                    ctx.Write(before);
+                }
+                return ExtensionTask.CompletedTask;
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task A_finally_block_cannot_reach_a_lent_value_after_its_invocation_was_stopped_for_eviction()
+    {
+        var (node, counting) = await StartWithReadThenOverwriteAsync();
+        await using var _ = node;
+        await using var s = await node.ConnectAsync();
+        Assert.True((await s.InstallExtensionAsync("fin", ReadThenFinally)).Succeeded);
+
+        // The read's check passes; the write's finds the head past the lent value (the write itself has run).
+        counting.RetainsBeforeEviction = 1;
+        var r = await s.InvokeAsync("fin", "k"u8);
+        Assert.Equal((Status.ExtensionFailed, (ulong)ExtensionStatus.Evicted), (r.Status, r.Reason));
+        Assert.Equal("x", Encoding.UTF8.GetString((await s.GetAsync(0, "a"u8)).Value!));
+        // The finally block did not run: nothing was stored from the span.
+        Assert.Equal(Status.NotFound, (await s.GetAsync(0, "leak"u8)).Status);
+
+        r = await s.InvokeAsync("fin", "k"u8);
+        Assert.Equal((Status.Ok, "AAAAA"), (r.Status, Encoding.UTF8.GetString(r.Value)));
+        Assert.Equal("AAAAA", Encoding.UTF8.GetString((await s.GetAsync(0, "leak"u8)).Value!));
+    }
+
     [Fact]
     public async Task An_invocation_whose_lent_value_was_evicted_is_stopped_before_it_uses_it_and_the_node_serves_on()
     {

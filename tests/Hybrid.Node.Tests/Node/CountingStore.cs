@@ -15,6 +15,9 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
     /// <summary>Makes <see cref="IKvSession.RetainInPlace"/> answer false: as if the log's head had passed a lent value.</summary>
     internal volatile bool EvictUnderLentValues;
 
+    /// <summary>How many <see cref="IKvSession.RetainInPlace"/> calls answer true before one answers false (once; then true again).</summary>
+    internal int RetainsBeforeEviction = int.MaxValue;
+
     /// <summary>Values read in place (<see cref="IKvSession.GetInPlace"/> lent them, no copy).</summary>
     internal long LentValues => Interlocked.Read(ref _lent);
 
@@ -100,7 +103,10 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
         public void EndReadRun() => inner.EndReadRun();
 
-        public bool RetainInPlace() => inner.RetainInPlace() && !owner.EvictUnderLentValues;
+        public void ReleaseReadRun() => inner.ReleaseReadRun();
+
+        public bool RetainInPlace() =>
+            inner.RetainInPlace() && !owner.EvictUnderLentValues && Interlocked.Decrement(ref owner.RetainsBeforeEviction) != -1;
 
         public StoreResult GetInPlace(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, out ReadOnlySpan<byte> value, out bool inPlace)
         {

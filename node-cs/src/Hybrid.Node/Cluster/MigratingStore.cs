@@ -160,10 +160,13 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
             return inner.GetInPlace(tenant, table, key, output, out value, out inPlace);
         value = default;
         inPlace = false;
-        return Get(tenant, table, key, output, 0);
+        // The key may itself be a lent value, valid only until the read below refreshes the epoch: Get reads it after.
+        return Get(tenant, table, key.ToArray(), output, 0);
     }
 
     public bool RetainInPlace() => inner.RetainInPlace();
+
+    public void ReleaseReadRun() => inner.ReleaseReadRun();
 
     public int MultiGet(uint tenant, uint table, ReadOnlySpan<ReadOnlyMemory<byte>> keys, ulong firstContext, ICompletionSink sink)
     {
@@ -310,6 +313,9 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
                     _skipped.Add(w.Pulled);
                     continue;
                 }
+                // The pull's writes may need this thread's epoch to move (a full log allocates only past closed
+                // pages): a read run must not hold it while waiting.
+                inner.ReleaseReadRun();
                 w.Pulled.ContinueWith(static _ => { }, TaskScheduler.Default).Wait();
             }
             _waiting.RemoveAt(i--);

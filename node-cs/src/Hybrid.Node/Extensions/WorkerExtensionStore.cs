@@ -50,6 +50,9 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     /// <summary>This step holds a value lent in place: every store call is followed by <see cref="Retain"/>.</summary>
     private bool _lent;
 
+    /// <summary>This step was stopped because a lent value's memory may be gone (<see cref="Retain"/>).</summary>
+    private ExtensionAbortedException? _stopped;
+
     internal WorkerExtensionStore(IKvSession session, IWorkerContext worker)
     {
         _session = session;
@@ -64,14 +67,22 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     {
         _used = 0;
         _lent = false;
+        _stopped = null;
         _session.BeginReadRun();
     }
 
     /// <inheritdoc />
     public void PauseStep()
     {
-        _session.PauseReadRun();
-        Retain();
+        ThrowIfStopped();
+        try
+        {
+            _session.PauseReadRun();
+        }
+        finally
+        {
+            Retain();
+        }
     }
 
     /// <inheritdoc />
@@ -81,30 +92,51 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
         _session.EndReadRun();
     }
 
-    /// <summary>After a store call: the values lent this step are still in memory, or the invocation stops here.</summary>
+    /// <summary>
+    /// After every store call, also one that threw (it may have let the protection go first): the values lent this step
+    /// are still in memory, or the invocation stops here. The stop is sticky: every later call of the step throws it
+    /// again, and the meter rethrows it at the start of every finally block, so no extension code reaches a span again.
+    /// </summary>
     private void Retain()
     {
         if (_lent && !_session.RetainInPlace())
         {
-            _lent = false;
-            throw Meter.Stop(ExtensionStatus.Evicted,
-                "the store evicted the memory under a value this invocation was reading in place (the log's memory is full); it was stopped before reading it again: invoke it again");
+            _stopped ??= Meter.Stop(ExtensionStatus.Evicted,
+                "the store evicted the memory under a value this invocation was reading in place (the log's memory is full); it was stopped there, and writes it made before stand: invoke it again if that is safe");
+            throw _stopped;
         }
+    }
+
+    private void ThrowIfStopped()
+    {
+        if (_stopped is { } stopped)
+            throw stopped;
     }
 
     /// <inheritdoc />
     public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
-        var result = _session.GetInPlace((uint)tenant, table, key, this, out var lent, out bool inPlace);
-        _lent |= inPlace;
-        // A copied value was written at the arena's end (GetSpan + Advance), which growing may have moved to a new array.
-        int start = _used - result.ValueLength;
-        if (result.IsPending)
+        ThrowIfStopped();
+        StoreResult result;
+        ReadOnlySpan<byte> lent;
+        bool inPlace;
+        int start;
+        try
         {
-            result = WaitPending();
-            start = _completedOffset;
+            result = _session.GetInPlace((uint)tenant, table, key, this, out lent, out inPlace);
+            _lent |= inPlace;
+            // A copied value was written at the arena's end (GetSpan + Advance), which growing may have moved to a new array.
+            start = _used - result.ValueLength;
+            if (result.IsPending)
+            {
+                result = WaitPending();
+                start = _completedOffset;
+            }
         }
-        Retain();
+        finally
+        {
+            Retain();
+        }
         if (result.Status == StoreStatus.Ok)
         {
             value = inPlace ? lent : _arena.AsSpan(start, result.ValueLength);
@@ -117,19 +149,30 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     }
 
     /// <inheritdoc />
-    public void Prefetch(ulong tenant, uint table, ReadOnlySpan<byte> keys, int keySize) =>
+    public void Prefetch(ulong tenant, uint table, ReadOnlySpan<byte> keys, int keySize)
+    {
+        ThrowIfStopped();
         _session.Prefetch((uint)tenant, table, keys, keySize);
+    }
 
     /// <inheritdoc />
     public void Put(ulong tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
+        ThrowIfStopped();
         var info = TenantOf(tenant);
         if (!_worker.TryChargeBytes(info, key.Length + value.Length + StoreOptions.RecordOverheadBytes))
             throw new InvalidOperationException("the tenant's memory quota is spent: the write did not run");
-        var result = _session.Put((uint)tenant, table, key, value, 0);
-        if (result.IsPending)
-            result = WaitPending();
-        Retain();
+        StoreResult result;
+        try
+        {
+            result = _session.Put((uint)tenant, table, key, value, 0);
+            if (result.IsPending)
+                result = WaitPending();
+        }
+        finally
+        {
+            Retain();
+        }
         if (result.Status != StoreStatus.Ok)
             throw new InvalidOperationException($"storage write failed: {result.Status}");
     }
@@ -137,10 +180,18 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     /// <inheritdoc />
     public bool Delete(ulong tenant, uint table, ReadOnlySpan<byte> key)
     {
-        var result = _session.Delete((uint)tenant, table, key, 0);
-        if (result.IsPending)
-            result = WaitPending();
-        Retain();
+        ThrowIfStopped();
+        StoreResult result;
+        try
+        {
+            result = _session.Delete((uint)tenant, table, key, 0);
+            if (result.IsPending)
+                result = WaitPending();
+        }
+        finally
+        {
+            Retain();
+        }
         return result.Status switch
         {
             StoreStatus.Ok => true,
