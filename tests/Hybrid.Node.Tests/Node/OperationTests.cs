@@ -131,5 +131,8 @@ public class OperationTests
         Assert.Contains("hybrid_batch_duration_seconds_bucket{le=\"+Inf\"}", text);
         Assert.Contains("hybrid_memory_bytes", text);
         Assert.Contains("hybrid_log_bytes", text);
+        Assert.Matches(@"hybrid_process_gc_collections_total\{generation=""2""\} \d+\n", text);
+        Assert.Matches(@"hybrid_process_gc_pause_seconds_total [0-9.E+-]+\n", text);
+        Assert.Matches(@"hybrid_process_allocated_bytes_total [1-9]\d*\n", text);
     }
 }

@@ -88,6 +88,15 @@ internal static class PrometheusWriter
         Line(text, "hybrid_process_managed_heap_bytes", null, GC.GetTotalMemory(false));
         Header(text, "hybrid_process_working_set_bytes", "gauge", "Resident memory of the node process.");
         Line(text, "hybrid_process_working_set_bytes", null, Environment.WorkingSet);
+        // The request paths allocate nothing per request; these show whether that holds in production, and what the
+        // collector's pauses cost the tail.
+        Header(text, "hybrid_process_gc_collections_total", "counter", "Garbage collections of the node process, by generation.");
+        for (int generation = 0; generation <= GC.MaxGeneration; generation++)
+            Line(text, "hybrid_process_gc_collections_total", $"generation=\"{generation}\"", GC.CollectionCount(generation));
+        Header(text, "hybrid_process_gc_pause_seconds_total", "counter", "Time the node process was paused by garbage collections.");
+        Line(text, "hybrid_process_gc_pause_seconds_total", null, GC.GetTotalPauseDuration().TotalSeconds);
+        Header(text, "hybrid_process_allocated_bytes_total", "counter", "Bytes allocated on the managed heap by the node process.");
+        Line(text, "hybrid_process_allocated_bytes_total", null, GC.GetTotalAllocatedBytes(precise: false));
         return text.ToString();
     }
 
@@ -97,11 +106,17 @@ internal static class PrometheusWriter
     private static void Header(StringBuilder text, string name, string type, string help) =>
         text.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
 
-    private static void Line(StringBuilder text, string name, string? labels, long value)
+    private static void Line(StringBuilder text, string name, string? labels, long value) =>
+        Line(text, name, labels, value.ToString(CultureInfo.InvariantCulture));
+
+    private static void Line(StringBuilder text, string name, string? labels, double value) =>
+        Line(text, name, labels, value.ToString("R", CultureInfo.InvariantCulture));
+
+    private static void Line(StringBuilder text, string name, string? labels, string value)
     {
         text.Append(name);
         if (labels is not null)
             text.Append('{').Append(labels).Append('}');
-        text.Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        text.Append(' ').Append(value).Append('\n');
     }
 }
