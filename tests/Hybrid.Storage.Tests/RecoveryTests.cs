@@ -170,8 +170,13 @@ public sealed class RecoveryTests : IDisposable
                 File.Copy(file, Path.Combine(stray, Path.GetFileName(file)));
         }
         Assert.Equal(3, CheckpointsOnDisk());
+        // Something else an operator put there (a folder not named as a checkpoint) is left alone, and opening works.
+        string other = Path.Combine(root, "cpr-checkpoints", "operator-notes");
+        Directory.CreateDirectory(other);
 
         using var reopened = FasterKvStore.Open(_dir.Options(DurabilityMode.Async));
+        Assert.True(Directory.Exists(other));
+        Directory.Delete(other);
         Assert.Equal(1, CheckpointsOnDisk());
         using var r = reopened.NewSession();
         Assert.Equal("v", r.GetNow("k").Value);

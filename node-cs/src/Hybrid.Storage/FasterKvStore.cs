@@ -491,16 +491,44 @@ public sealed class FasterKvStore : IKvStore
     /// it), each a full copy of the hash index. Runs only while no checkpoint is under way: after recovery, and after a
     /// checkpoint completed under the gate.
     /// </summary>
+    /// <remarks>
+    /// The folders are listed here rather than through FASTER's token listing, which throws on any folder not named as a
+    /// checkpoint (so an operator's folder there would stop the store from opening); those are left alone. Purging is
+    /// housekeeping: a checkpoint that cannot be deleted now is tried again at the next checkpoint or open.
+    /// </remarks>
     private void PurgeUnnamedCheckpoints()
     {
         if (_checkpointManager is null)
             return;
-        var tokens = new HashSet<Guid>(_checkpointManager.GetIndexCheckpointTokens());
-        tokens.UnionWith(_checkpointManager.GetLogCheckpointTokens());
-        tokens.Remove(_lastCheckpointToken);
+        var tokens = new HashSet<Guid>();
+        foreach (string part in s_checkpointParts)
+        {
+            string folder = Path.Combine(CheckpointDirectory, part);
+            if (!Directory.Exists(folder))
+                continue;
+            foreach (string dir in Directory.EnumerateDirectories(folder))
+            {
+                if (Guid.TryParse(Path.GetFileName(dir), out Guid token) && token != _lastCheckpointToken)
+                    tokens.Add(token);
+            }
+        }
         foreach (Guid token in tokens)
-            _checkpointManager.Purge(token);
+        {
+            try
+            {
+                _checkpointManager.Purge(token);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Left for the next attempt (see remarks).
+            }
+        }
     }
+
+    /// <summary>Where FASTER's default naming scheme puts a checkpoint's index and log parts, one folder per token.</summary>
+    private static readonly string[] s_checkpointParts = ["index-checkpoints", "cpr-checkpoints"];
+
+    private string CheckpointDirectory => Path.Combine(Options.DataDirectory, "checkpoints");
 
     private void ReplayEntry(KvSession session, ReadOnlySpan<byte> entry)
     {
