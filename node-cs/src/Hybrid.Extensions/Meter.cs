@@ -57,18 +57,12 @@ public static class Meter
     public static void Leave(int depth) => t_depth = depth - 1;
 
     /// <summary>
-    /// At finally/fault starts: frames unwound by an exception did not run <see cref="Leave"/>. An invocation stopped
-    /// because the store evicted a value it held in place runs no finally block: one could still read that span.
+    /// At finally/fault starts: frames unwound by an exception did not run <see cref="Leave"/>. It does not rethrow an
+    /// abort: a throw at every finally start would nest one exception dispatch (about 16 KiB of stack) per finally
+    /// across the whole unwinding chain, past what the call-depth limit bounds.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Restore(int depth)
-    {
-        t_depth = depth;
-        if (t_invocation?.Abort is { Status: ExtensionStatus.Evicted } abort)
-        {
-            throw abort;
-        }
-    }
+    public static void Restore(int depth) => t_depth = depth;
 
     /// <summary>At catch and filter starts: restores the depth, and an aborted invocation cannot be resumed by catching.</summary>
     public static void RestoreInCatch(int depth)

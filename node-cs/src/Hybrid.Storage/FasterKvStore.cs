@@ -492,31 +492,27 @@ public sealed class FasterKvStore : IKvStore
     /// checkpoint completed under the gate.
     /// </summary>
     /// <remarks>
-    /// The folders are listed here rather than through FASTER's token listing, which throws on any folder not named as a
-    /// checkpoint (so an operator's folder there would stop the store from opening); those are left alone. Purging is
-    /// housekeeping: a checkpoint that cannot be deleted now is tried again at the next checkpoint or open.
+    /// The folders are listed and deleted here rather than through FASTER's token listing and purge: the listing throws
+    /// on any folder not named as a checkpoint (so an operator's folder there would stop the store from opening; those
+    /// are left alone), and the purge spins for seconds on a folder it cannot delete. Purging is housekeeping: what
+    /// cannot be listed or deleted now is tried again at the next checkpoint or open, and never fails either.
     /// </remarks>
     private void PurgeUnnamedCheckpoints()
     {
         if (_checkpointManager is null)
             return;
-        var tokens = new HashSet<Guid>();
         foreach (string part in s_checkpointParts)
-        {
-            string folder = Path.Combine(CheckpointDirectory, part);
-            if (!Directory.Exists(folder))
-                continue;
-            foreach (string dir in Directory.EnumerateDirectories(folder))
-            {
-                if (Guid.TryParse(Path.GetFileName(dir), out Guid token) && token != _lastCheckpointToken)
-                    tokens.Add(token);
-            }
-        }
-        foreach (Guid token in tokens)
         {
             try
             {
-                _checkpointManager.Purge(token);
+                string folder = Path.Combine(CheckpointDirectory, part);
+                if (!Directory.Exists(folder))
+                    continue;
+                foreach (string dir in Directory.GetDirectories(folder))
+                {
+                    if (Guid.TryParse(Path.GetFileName(dir), out Guid token) && token != _lastCheckpointToken)
+                        Directory.Delete(dir, recursive: true);
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

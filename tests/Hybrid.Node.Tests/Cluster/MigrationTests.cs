@@ -101,6 +101,59 @@ public sealed class MigrationTests(ITestOutputHelper output)
             Assert.Equal(TwoNodes.Value(i), target.Get(TwoNodes.Key(i))?.Value);
     }
 
+    [Fact]
+    public async Task A_read_run_waiting_for_a_priority_pull_lets_go_of_the_epoch_while_it_waits()
+    {
+        // The pull's writes may need the waiting thread's epoch to move (with the log full they allocate only past
+        // closed pages): a read run that kept its protection through the wait could deadlock with its own pull.
+        using var nodes = new TwoNodes(traced: false);
+        List<int> moving = nodes.Load(2_000);
+        using var gate = new ManualResetEventSlim(false);
+        var migrating = new MigratingStore(nodes.TargetStore.Store);
+        var target = new MigrationTarget(migrating, MigrationTrace.Off, partitions: 2);
+        PullJob job = target.StartPulls("r1", TwoNodes.R1, new GatedPeer(new InProcessPeer(nodes.Source), gate, gatePriority: true));
+        string key = TwoNodes.Key(moving[moving.Count / 2]);
+        string? seen = null;
+        var reader = new Thread(() =>
+        {
+            using IKvSession s = migrating.NewSession();
+            s.BeginReadRun();
+            var output = new System.Buffers.ArrayBufferWriter<byte>();
+            Assert.Equal(StoreStatus.Pending, s.GetInPlace(1, 1, Encoding.UTF8.GetBytes(key), output, out _, out _).Status);
+            var sink = new ValueSink();
+            s.CompletePending(sink, wait: true); // waits for the gated priority pull
+            Assert.True(s.RetainInPlace());
+            seen = sink.Value;
+            s.EndReadRun();
+        });
+        reader.Start();
+        while (migrating.PulledReads == 0 && reader.IsAlive)
+            Thread.Sleep(1); // until the read has asked for its pull
+        // Scan planning makes the log's mutable region read-only and waits for every thread's epoch to move before it
+        // returns: after a write (so there is a region to shift), it finishes only if the waiting reader let go.
+        int staying = Enumerable.Range(0, 2_000).First(i => !moving.Contains(i));
+        using (var w = new SyncSession(nodes.TargetStore.Store.NewSession()))
+            w.Put(TwoNodes.Key(staying), "written at the target");
+        var planner = new Thread(() => nodes.TargetStore.Store.PlanScan(1));
+        planner.Start();
+        bool planned = planner.Join(TimeSpan.FromSeconds(20));
+        gate.Set();
+        Assert.True(reader.Join(TimeSpan.FromSeconds(30)), "the reader never finished");
+        planner.Join();
+        Assert.True(planned, "the reader held the epoch while it waited for its pull");
+        Assert.Equal(TwoNodes.Value(moving[moving.Count / 2]), seen);
+        await job.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>Keeps the value of the last completion.</summary>
+    private sealed class ValueSink : ICompletionSink
+    {
+        public string? Value { get; private set; }
+
+        public void OnCompleted(ulong context, in StoreResult result, ReadOnlySpan<byte> value) =>
+            Value = result.Status == StoreStatus.Ok ? Encoding.UTF8.GetString(value) : result.Status.ToString();
+    }
+
     /// <summary>A source whose priority pulls fail with a remote error (not "unreachable", so they are not retried).</summary>
     private sealed class FailingPriorityPeer(IMigrationPeer inner) : IMigrationPeer
     {
@@ -187,7 +240,7 @@ public sealed class MigrationTests(ITestOutputHelper output)
     }
 
     /// <summary>Holds background pulls until the gate opens; priority pulls pass.</summary>
-    private sealed class GatedPeer(IMigrationPeer inner, ManualResetEventSlim gate) : IMigrationPeer
+    private sealed class GatedPeer(IMigrationPeer inner, ManualResetEventSlim gate, bool gatePriority = false) : IMigrationPeer
     {
         public ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default) => inner.VersionFloorAsync(cancellationToken);
 
@@ -200,8 +253,12 @@ public sealed class MigrationTests(ITestOutputHelper output)
             return inner.PullAsync(range, cursor, into, cancellationToken);
         }
 
-        public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>
-            inner.PriorityPullAsync(keys, into, cancellationToken);
+        public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)
+        {
+            if (gatePriority)
+                gate.Wait(cancellationToken);
+            return inner.PriorityPullAsync(keys, into, cancellationToken);
+        }
 
         public ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default) => inner.DropAsync(range, cancellationToken);
     }

@@ -94,8 +94,10 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
 
     /// <summary>
     /// After every store call, also one that threw (it may have let the protection go first): the values lent this step
-    /// are still in memory, or the invocation stops here. The stop is sticky: every later call of the step throws it
-    /// again, and the meter rethrows it at the start of every finally block, so no extension code reaches a span again.
+    /// are still in memory, or the invocation stops here. Finally blocks still run while the stop unwinds (as after any
+    /// stop), and one may read a lent span's memory, but nothing it makes of it leaves the invocation: the stop is
+    /// sticky (every later store call of the step throws it again), a stopped invocation's response is discarded, and
+    /// its status and message win over anything a finally block throws (<c>ExtensionScheduler.SetFault</c>).
     /// </summary>
     private void Retain()
     {
