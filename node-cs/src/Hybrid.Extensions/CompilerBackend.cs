@@ -23,7 +23,7 @@ internal interface ICompilerBackend : IDisposable
 internal static class ContentHash
 {
     /// <summary>Bumped whenever the allowlist or instrumentation changes: it is part of the content hash.</summary>
-    public const string PipelineVersion = "hybrid-ext-1";
+    public const string PipelineVersion = "hybrid-ext-2";
 
     /// <summary>The content hash under which a source is compiled, loaded and persisted.</summary>
     public static string Of(string source) =>

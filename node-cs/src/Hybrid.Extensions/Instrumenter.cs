@@ -14,8 +14,9 @@ namespace Hybrid.Extensions;
 /// before <c>box</c> and <c>newobj</c> of the extension's own classes;</item>
 /// <item><see cref="Meter.ChargeString"/>/<see cref="Meter.ChargeArrayObject"/> after BCL calls returning strings or arrays;</item>
 /// <item><see cref="Meter.RestoreInCatch"/> at the start of every catch handler and filter (restores the depth and
-/// rethrows an abort), <see cref="Meter.Restore"/> at finally/fault starts and in the compiler's async catch-all
-/// (which hands the abort to the builder instead of nesting another throw).</item>
+/// rethrows an abort), <see cref="Meter.RestoreInFinally"/> at finally/fault starts followed by a branch to the
+/// block's end when it answers true (a stopped invocation runs no finally block), and <see cref="Meter.Restore"/> in
+/// the compiler's async catch-all (which hands the abort to the builder instead of nesting another throw).</item>
 /// </list>
 /// </summary>
 /// <remarks>
@@ -34,6 +35,7 @@ internal sealed class Instrumenter
     private readonly MethodReference _chargeArrayObject;
     private readonly MethodReference _leave;
     private readonly MethodReference _restore;
+    private readonly MethodReference _restoreInFinally;
     private readonly MethodReference _restoreInCatch;
 
     private Instrumenter(ModuleDefinition module)
@@ -48,6 +50,7 @@ internal sealed class Instrumenter
         _chargeArrayObject = Import(nameof(Meter.ChargeArrayObject));
         _leave = Import(nameof(Meter.Leave));
         _restore = Import(nameof(Meter.Restore));
+        _restoreInFinally = Import(nameof(Meter.RestoreInFinally));
         _restoreInCatch = Import(nameof(Meter.RestoreInCatch));
     }
 
@@ -77,12 +80,19 @@ internal sealed class Instrumenter
             index[original[i]] = i;
         }
         var handlerStarts = new Dictionary<Instruction, MethodReference>();
+        var finallyEnds = new Dictionary<Instruction, Instruction>();
         foreach (var h in body.ExceptionHandlers)
         {
             var compilerAsyncCatch = asyncMoveNext && h.HandlerType == ExceptionHandlerType.Catch && h.CatchType.FullName == "System.Exception";
-            handlerStarts[h.HandlerStart] = h.HandlerType is ExceptionHandlerType.Finally or ExceptionHandlerType.Fault || compilerAsyncCatch
-                ? _restore
-                : _restoreInCatch;
+            if (h.HandlerType is ExceptionHandlerType.Finally or ExceptionHandlerType.Fault)
+            {
+                handlerStarts[h.HandlerStart] = _restoreInFinally;
+                finallyEnds[h.HandlerStart] = EndOf(h, body, il);
+            }
+            else
+            {
+                handlerStarts[h.HandlerStart] = compilerAsyncCatch ? _restore : _restoreInCatch;
+            }
             if (h.FilterStart is { } filter)
             {
                 handlerStarts[filter] = _restoreInCatch;
@@ -96,6 +106,12 @@ internal sealed class Instrumenter
             {
                 before.Add(il.Create(OpCodes.Ldloc, depth));
                 before.Add(il.Create(OpCodes.Call, restore));
+                if (finallyEnds.TryGetValue(instruction, out var end))
+                {
+                    // Skipped when the invocation was stopped. A block that is only its endfinally has nothing to skip
+                    // (and that instruction is about to move: Prepend reuses it for the inserted code).
+                    before.Add(end == instruction ? il.Create(OpCodes.Pop) : il.Create(OpCodes.Brtrue, end));
+                }
             }
             if (IsBackwardBranch(instruction, index))
             {
@@ -135,6 +151,36 @@ internal sealed class Instrumenter
         il.InsertBefore(first, il.Create(OpCodes.Call, _enter));
         il.InsertBefore(first, il.Create(OpCodes.Stloc, depth));
         body.OptimizeMacros();
+    }
+
+    /// <summary>
+    /// The endfinally of a finally or fault block, the target of its skip: the block's last one (the C# compiler emits
+    /// one at the end), or a new one at its end when the block never ends normally (it always throws or loops).
+    /// </summary>
+    private static Instruction EndOf(ExceptionHandler h, MethodBody body, ILProcessor il)
+    {
+        Instruction? last = null;
+        for (var i = h.HandlerStart; i is not null && i != h.HandlerEnd; i = i.Next)
+        {
+            if (i.OpCode.Code == Code.Endfinally)
+            {
+                last = i;
+            }
+        }
+        if (last is not null)
+        {
+            return last;
+        }
+        var end = il.Create(OpCodes.Endfinally);
+        if (h.HandlerEnd is null)
+        {
+            il.Append(end);
+        }
+        else
+        {
+            il.InsertBefore(h.HandlerEnd, end);
+        }
+        return end;
     }
 
     private static bool IsBackwardBranch(Instruction instruction, Dictionary<Instruction, int> index)

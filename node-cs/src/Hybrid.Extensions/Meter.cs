@@ -57,20 +57,56 @@ public static class Meter
     public static void Leave(int depth) => t_depth = depth - 1;
 
     /// <summary>
-    /// At finally/fault starts: frames unwound by an exception did not run <see cref="Leave"/>. It does not rethrow an
-    /// abort: a throw at every finally start would nest one exception dispatch (about 16 KiB of stack) per finally
-    /// across the whole unwinding chain, past what the call-depth limit bounds.
+    /// In the compiler's async catch-all (and at finally starts of images instrumented before
+    /// <see cref="RestoreInFinally"/>): frames unwound by an exception did not run <see cref="Leave"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Restore(int depth) => t_depth = depth;
 
-    /// <summary>At catch and filter starts: restores the depth, and an aborted invocation cannot be resumed by catching.</summary>
+    /// <summary>
+    /// At finally/fault starts: restores the depth, and answers true when the invocation was stopped, so the block is
+    /// skipped (the instrumentation branches to its end). A stopped invocation runs no finally block: one that ran
+    /// would stop again at its first meter check, and each such throw nests another exception dispatch (about 16 KiB
+    /// of stack) on the one unwinding; nested finally blocks in a deep call chain overflowed the stack and took the
+    /// process down. Also checks the stack: an extension's own throws from handlers nest dispatches too.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool RestoreInFinally(int depth)
+    {
+        t_depth = depth;
+        if (t_invocation is not { } invocation)
+        {
+            return false;
+        }
+        if (invocation.Abort is not null)
+        {
+            return true;
+        }
+        if (StackPointer() < t_stackLimit)
+        {
+            throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"stack deeper than {invocation.Limits.StackBytes} bytes (exception handlers nested while unwinding)");
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// At catch and filter starts: restores the depth, and an aborted invocation cannot be resumed by catching. Checks
+    /// the stack too (see <see cref="RestoreInFinally"/>).
+    /// </summary>
     public static void RestoreInCatch(int depth)
     {
         t_depth = depth;
-        if (t_invocation?.Abort is { } abort)
+        if (t_invocation is not { } invocation)
+        {
+            return;
+        }
+        if (invocation.Abort is { } abort)
         {
             throw abort;
+        }
+        if (StackPointer() < t_stackLimit)
+        {
+            throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"stack deeper than {invocation.Limits.StackBytes} bytes (exception handlers nested while unwinding)");
         }
     }
 

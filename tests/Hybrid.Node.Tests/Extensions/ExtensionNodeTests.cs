@@ -313,6 +313,52 @@ public class ExtensionNodeTests
         Assert.Equal("AAAAA", Encoding.UTF8.GetString((await s.GetAsync(0, "leak"u8)).Value!));
     }
 
+    /// <summary>
+    /// A chain of <paramref name="levels"/> calls (async ones when <paramref name="async"/>), each inside
+    /// <paramref name="finallys"/> nested try/finally blocks, ending in <paramref name="bottom"/>; every finally block
+    /// runs <paramref name="inFinally"/>. Found by review: unwinding such a chain nests one exception dispatch per
+    /// finally block that throws, and 40 x 40 of them overflowed the worker's stack and killed the node.
+    /// </summary>
+    private static string NestedFinallys(int levels, int finallys, bool async, string bottom, string inFinally)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("using Hybrid.Extensions.Abstractions;");
+        text.AppendLine("public static class Nested {");
+        text.AppendLine(async
+            ? $"  [Extension] public static async ExtensionTask Run(ExtensionContext ctx) {{ await Level(ctx, {levels}); }}"
+            : $"  [Extension] public static ExtensionTask Run(ExtensionContext ctx) {{ Level(ctx, {levels}); return ExtensionTask.CompletedTask; }}");
+        text.AppendLine("  static void Touch(ExtensionContext ctx) { ctx.Write(\"f\"u8); }");
+        text.AppendLine($"  static void Bottom(ExtensionContext ctx) {{ {bottom} }}");
+        text.AppendLine(async ? "  static async ExtensionTask Level(ExtensionContext ctx, int n) {" : "  static void Level(ExtensionContext ctx, int n) {");
+        for (int i = 0; i < finallys; i++)
+            text.AppendLine("try {");
+        text.AppendLine(async ? "if (n == 0) Bottom(ctx); else await Level(ctx, n - 1);" : "if (n == 0) Bottom(ctx); else Level(ctx, n - 1);");
+        for (int i = 0; i < finallys; i++)
+            text.AppendLine($"}} finally {{ {inFinally} }}");
+        text.AppendLine("  }");
+        text.AppendLine("}");
+        return text.ToString();
+    }
+
+    [Theory]
+    [InlineData(40, false, "long i = 0; while (true) { i++; }", "Touch(ctx);", ExtensionStatus.CpuBudgetExceeded)]
+    [InlineData(20, true, "long i = 0; while (true) { i++; }", "Touch(ctx);", ExtensionStatus.CpuBudgetExceeded)]
+    [InlineData(40, false, "long i = 0; while (true) { i++; }", "long j = 0; while (true) { j++; }", ExtensionStatus.CpuBudgetExceeded)]
+    [InlineData(40, false, "throw new System.InvalidOperationException(\"bottom\");", "throw new System.InvalidOperationException(\"again\");", ExtensionStatus.StackBudgetExceeded)]
+    public async Task Deeply_nested_finally_blocks_unwinding_a_stop_or_throwing_themselves_cannot_overflow_the_stack(
+        int levels, bool async, string bottom, string inFinally, ExtensionStatus expected)
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var s = await node.ConnectAsync();
+        await s.PutAsync(0, "k"u8, "v"u8);
+        var install = await s.InstallExtensionAsync("nested", NestedFinallys(levels, finallys: 40, async, bottom, inFinally));
+        Assert.True(install.Succeeded, string.Join("\n", install.Errors));
+
+        var r = await s.InvokeAsync("nested", default);
+        Assert.True((r.Status, r.Reason) == (Status.ExtensionFailed, (ulong)expected), $"{r.Status} {(ExtensionStatus)r.Reason}: {Encoding.UTF8.GetString(r.Value)}");
+        Assert.Equal("v", Encoding.UTF8.GetString((await s.GetAsync(0, "k"u8)).Value!));
+    }
+
     [Fact]
     public async Task An_invocation_whose_lent_value_was_evicted_is_stopped_before_it_uses_it_and_the_node_serves_on()
     {
