@@ -70,6 +70,31 @@ public sealed class LoadingTests : IDisposable
         Assert.Null(second.Host.Resolve(1, "n"));
     }
 
+    [Fact]
+    public void Restart_CompilesAgain_AnInstallMadeByAnOlderPipeline()
+    {
+        // An older pipeline's install: its content hash carries another pipeline version (as every install before
+        // hybrid-ext-2 does), so its image may lack a later protection (hybrid-ext-2 skips finally blocks once stopped).
+        var options = new ExtensionHostOptions { Directory = _dir };
+        using (var first = new Harness(options))
+        {
+            first.InstallOk(1, "n", Numbered(1));
+        }
+        string current = ContentHash.Of(Numbered(1));
+        string older = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("hybrid-ext-1\n" + Numbered(1))));
+        string modules = Path.Combine(_dir, "modules");
+        File.Move(Path.Combine(modules, current + ".dll"), Path.Combine(modules, older + ".dll"));
+        File.Move(Path.Combine(modules, current + ".cs"), Path.Combine(modules, older + ".cs"));
+        string catalog = Path.Combine(_dir, "catalog.log");
+        File.WriteAllText(catalog, File.ReadAllText(catalog).Replace(current, older, StringComparison.Ordinal));
+
+        using var second = new Harness(options);
+        Assert.True(second.Host.IsInstalled(1, "n", Numbered(1)), "the install was loaded from the older pipeline's image");
+        Assert.True(File.Exists(Path.Combine(modules, current + ".dll")), "the source was not compiled again");
+        Assert.Equal(1, Bytes.Int64(second.Call(1, "n", default).Response));
+        Assert.Contains(current, File.ReadAllText(catalog), StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_dir))

@@ -355,10 +355,36 @@ public sealed class ExtensionHost : IDisposable
         _packSignal.Dispose();
     }
 
-    /// <summary>Reloads persisted installs without compiling: packs first (a pack holding a live install), then single images.</summary>
+    /// <summary>
+    /// Reloads persisted installs without compiling: packs first (a pack holding a live install), then single images.
+    /// An install made by an older pipeline (its content hash carries the pipeline version, see <see cref="ContentHash"/>)
+    /// is not loaded from its image, whose instrumentation may lack a later protection: it is installed again from its
+    /// stored source, compiled by the current pipeline (and left out, with a warning, when that refuses it or its source
+    /// is gone).
+    /// </summary>
     private void Reload(Catalog catalog)
     {
-        var (installs, packs) = catalog.Load();
+        var (all, packs) = catalog.Load();
+        var stale = all.Where(i => catalog.ReadSource(i.Hash) is not { } source || ContentHash.Of(source) != i.Hash).ToList();
+        var installs = all.Except(stale).ToList();
+        ReloadCurrent(catalog, installs, packs);
+        foreach (var (tenant, name, hash) in stale)
+        {
+            if (catalog.ReadSource(hash) is not { } source)
+            {
+                Trace.TraceWarning($"extension '{name}' of tenant {tenant} not reloaded: its source is missing (install it again)");
+                continue;
+            }
+            var result = Install(tenant, name, source);
+            if (!result.Success)
+            {
+                Trace.TraceWarning($"extension '{name}' of tenant {tenant} not reloaded: the current pipeline refuses it: {string.Join("; ", result.Errors)}");
+            }
+        }
+    }
+
+    private void ReloadCurrent(Catalog catalog, List<(ulong Tenant, string Name, string Hash)> installs, List<(string Id, string[] Members)> packs)
+    {
         var live = installs.Select(i => i.Hash).ToHashSet(StringComparer.Ordinal);
         lock (_installLock)
         {

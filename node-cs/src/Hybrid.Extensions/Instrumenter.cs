@@ -154,17 +154,41 @@ internal sealed class Instrumenter
     }
 
     /// <summary>
-    /// The endfinally of a finally or fault block, the target of its skip: the block's last one (the C# compiler emits
-    /// one at the end), or a new one at its end when the block never ends normally (it always throws or loops).
+    /// The endfinally of a finally or fault block, the target of its skip: the block's own last one (not one of a
+    /// handler nested in it, nor one inside a try nested in it: a branch may not enter either), or a new one at the
+    /// block's end when it has none (it never ends normally: it always throws or loops).
     /// </summary>
     private static Instruction EndOf(ExceptionHandler h, MethodBody body, ILProcessor il)
     {
-        Instruction? last = null;
-        for (var i = h.HandlerStart; i is not null && i != h.HandlerEnd; i = i.Next)
+        var position = new Dictionary<Instruction, int>(body.Instructions.Count);
+        for (var i = 0; i < body.Instructions.Count; i++)
         {
-            if (i.OpCode.Code == Code.Endfinally)
+            position[body.Instructions[i]] = i;
+        }
+        int At(Instruction? instruction) => instruction is null ? body.Instructions.Count : position[instruction];
+        int start = At(h.HandlerStart), stop = At(h.HandlerEnd);
+        // Regions nested in this block: their instructions are not the block's own.
+        var nested = new List<(int From, int To)>();
+        foreach (var other in body.ExceptionHandlers)
+        {
+            if (other == h)
             {
-                last = i;
+                continue;
+            }
+            foreach (var (from, to) in new[] { (At(other.TryStart), At(other.TryEnd)), (At(other.FilterStart ?? other.HandlerStart), At(other.HandlerEnd)) })
+            {
+                if (from >= start && to <= stop)
+                {
+                    nested.Add((from, to));
+                }
+            }
+        }
+        Instruction? last = null;
+        for (var i = start; i < stop; i++)
+        {
+            if (body.Instructions[i].OpCode.Code == Code.Endfinally && !nested.Any(r => i >= r.From && i < r.To))
+            {
+                last = body.Instructions[i];
             }
         }
         if (last is not null)
@@ -179,6 +203,23 @@ internal sealed class Instrumenter
         else
         {
             il.InsertBefore(h.HandlerEnd, end);
+        }
+        // A nested region that ended where this block ends (exclusive end: the same next instruction) would now
+        // contain the new instruction: it ends before it instead.
+        foreach (var other in body.ExceptionHandlers)
+        {
+            if (other == h || At(other.TryStart) < start)
+            {
+                continue;
+            }
+            if (other.TryEnd == h.HandlerEnd)
+            {
+                other.TryEnd = end;
+            }
+            if (other.HandlerEnd == h.HandlerEnd)
+            {
+                other.HandlerEnd = end;
+            }
         }
         return end;
     }

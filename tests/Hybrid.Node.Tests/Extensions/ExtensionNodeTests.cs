@@ -317,9 +317,11 @@ public class ExtensionNodeTests
     /// A chain of <paramref name="levels"/> calls (async ones when <paramref name="async"/>), each inside
     /// <paramref name="finallys"/> nested try/finally blocks, ending in <paramref name="bottom"/>; every finally block
     /// runs <paramref name="inFinally"/>. Found by review: unwinding such a chain nests one exception dispatch per
-    /// finally block that throws, and 40 x 40 of them overflowed the worker's stack and killed the node.
+    /// finally block that throws, and 40 x 40 of them overflowed the worker's stack and killed the node. With
+    /// <paramref name="asCatch"/>, catch blocks that throw again instead (the same nesting). The async case does not
+    /// crash the old code (each level's compiler catch-all ends the nesting); it guards the async path all the same.
     /// </summary>
-    private static string NestedFinallys(int levels, int finallys, bool async, string bottom, string inFinally)
+    private static string NestedFinallys(int levels, int finallys, bool async, string bottom, string inFinally, bool asCatch = false)
     {
         var text = new StringBuilder();
         text.AppendLine("using Hybrid.Extensions.Abstractions;");
@@ -334,7 +336,7 @@ public class ExtensionNodeTests
             text.AppendLine("try {");
         text.AppendLine(async ? "if (n == 0) Bottom(ctx); else await Level(ctx, n - 1);" : "if (n == 0) Bottom(ctx); else Level(ctx, n - 1);");
         for (int i = 0; i < finallys; i++)
-            text.AppendLine($"}} finally {{ {inFinally} }}");
+            text.AppendLine(asCatch ? $"}} catch (System.InvalidOperationException) {{ {inFinally} }}" : $"}} finally {{ {inFinally} }}");
         text.AppendLine("  }");
         text.AppendLine("}");
         return text.ToString();
@@ -345,13 +347,14 @@ public class ExtensionNodeTests
     [InlineData(20, true, "long i = 0; while (true) { i++; }", "Touch(ctx);", ExtensionStatus.CpuBudgetExceeded)]
     [InlineData(40, false, "long i = 0; while (true) { i++; }", "long j = 0; while (true) { j++; }", ExtensionStatus.CpuBudgetExceeded)]
     [InlineData(40, false, "throw new System.InvalidOperationException(\"bottom\");", "throw new System.InvalidOperationException(\"again\");", ExtensionStatus.StackBudgetExceeded)]
+    [InlineData(40, false, "throw new System.InvalidOperationException(\"bottom\");", "throw new System.InvalidOperationException(\"again\");", ExtensionStatus.StackBudgetExceeded, true)]
     public async Task Deeply_nested_finally_blocks_unwinding_a_stop_or_throwing_themselves_cannot_overflow_the_stack(
-        int levels, bool async, string bottom, string inFinally, ExtensionStatus expected)
+        int levels, bool async, string bottom, string inFinally, ExtensionStatus expected, bool asCatch = false)
     {
         await using var node = await TestNode.StartAsync();
         await using var s = await node.ConnectAsync();
         await s.PutAsync(0, "k"u8, "v"u8);
-        var install = await s.InstallExtensionAsync("nested", NestedFinallys(levels, finallys: 40, async, bottom, inFinally));
+        var install = await s.InstallExtensionAsync("nested", NestedFinallys(levels, finallys: 40, async, bottom, inFinally, asCatch));
         Assert.True(install.Succeeded, string.Join("\n", install.Errors));
 
         var r = await s.InvokeAsync("nested", default);
