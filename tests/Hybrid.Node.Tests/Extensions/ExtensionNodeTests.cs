@@ -304,8 +304,8 @@ public class ExtensionNodeTests
         var r = await s.InvokeAsync("fin", "k"u8);
         Assert.Equal((Status.ExtensionFailed, (ulong)ExtensionStatus.Evicted), (r.Status, r.Reason));
         Assert.Equal("x", Encoding.UTF8.GetString((await s.GetAsync(0, "a"u8)).Value!));
-        // The finally block ran, but its write was refused (the stop is sticky) and its response is discarded: nothing
-        // was stored from the span.
+        // Nothing was stored from the span: a stopped invocation skips its finally blocks (and a store call would throw
+        // the sticky stop).
         Assert.Equal(Status.NotFound, (await s.GetAsync(0, "leak"u8)).Status);
 
         r = await s.InvokeAsync("fin", "k"u8);

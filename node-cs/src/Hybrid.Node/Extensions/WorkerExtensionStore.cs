@@ -94,10 +94,9 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
 
     /// <summary>
     /// After every store call, also one that threw (it may have let the protection go first): the values lent this step
-    /// are still in memory, or the invocation stops here. Finally blocks still run while the stop unwinds (as after any
-    /// stop), and one may read a lent span's memory, but nothing it makes of it leaves the invocation: the stop is
-    /// sticky (every later store call of the step throws it again), a stopped invocation's response is discarded, and
-    /// its status and message win over anything a finally block throws (<c>ExtensionScheduler.SetFault</c>).
+    /// are still in memory, or the invocation stops here. No extension code runs after the stop: a stopped invocation
+    /// skips its finally blocks (<c>Meter.RestoreInFinally</c>) and catch starts rethrow; the stop is also sticky here
+    /// (every later store call of the step throws it again).
     /// </summary>
     private void Retain()
     {
