@@ -87,6 +87,7 @@ public sealed class LoadingTests : IDisposable
         File.Move(Path.Combine(modules, current + ".cs"), Path.Combine(modules, older + ".cs"));
         string catalog = Path.Combine(_dir, "catalog.log");
         File.WriteAllText(catalog, File.ReadAllText(catalog).Replace(current, older, StringComparison.Ordinal));
+        File.Delete(Path.Combine(_dir, "pipeline")); // an older version wrote no pipeline marker
 
         using var second = new Harness(options);
         Assert.True(second.Host.IsInstalled(1, "n", Numbered(1)), "the install was loaded from the older pipeline's image");

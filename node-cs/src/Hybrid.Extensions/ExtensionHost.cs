@@ -360,26 +360,40 @@ public sealed class ExtensionHost : IDisposable
     /// An install made by an older pipeline (its content hash carries the pipeline version, see <see cref="ContentHash"/>)
     /// is not loaded from its image, whose instrumentation may lack a later protection: it is installed again from its
     /// stored source, compiled by the current pipeline (and left out, with a warning, when that refuses it or its source
-    /// is gone).
+    /// is gone). Telling them apart reads every stored source, so it runs only while the directory is not marked as
+    /// written by the current pipeline (<see cref="Catalog.WrittenByCurrentPipeline"/>): once after an upgrade, and
+    /// again at each start while an install is left out.
     /// </summary>
     private void Reload(Catalog catalog)
     {
         var (all, packs) = catalog.Load();
-        var stale = all.Where(i => catalog.ReadSource(i.Hash) is not { } source || ContentHash.Of(source) != i.Hash).ToList();
-        var installs = all.Except(stale).ToList();
-        ReloadCurrent(catalog, installs, packs);
+        if (catalog.WrittenByCurrentPipeline)
+        {
+            ReloadCurrent(catalog, all, packs);
+            return;
+        }
+        var sources = all.ToDictionary(i => i.Hash, i => catalog.ReadSource(i.Hash), StringComparer.Ordinal);
+        var stale = all.Where(i => sources[i.Hash] is not { } source || ContentHash.Of(source) != i.Hash).ToList();
+        ReloadCurrent(catalog, [.. all.Except(stale)], packs);
+        var leftOut = 0;
         foreach (var (tenant, name, hash) in stale)
         {
-            if (catalog.ReadSource(hash) is not { } source)
+            if (sources[hash] is not { } source)
             {
                 Trace.TraceWarning($"extension '{name}' of tenant {tenant} not reloaded: its source is missing (install it again)");
+                leftOut++;
                 continue;
             }
             var result = Install(tenant, name, source);
             if (!result.Success)
             {
                 Trace.TraceWarning($"extension '{name}' of tenant {tenant} not reloaded: the current pipeline refuses it: {string.Join("; ", result.Errors)}");
+                leftOut++;
             }
+        }
+        if (leftOut == 0)
+        {
+            catalog.MarkCurrentPipeline();
         }
     }
 
@@ -484,6 +498,7 @@ public sealed class ExtensionHost : IDisposable
         private readonly string _modules;
         private readonly string _packs;
         private readonly string _log;
+        private readonly string _pipeline;
         private readonly ConcurrentDictionary<string, string> _imageHashes = new(StringComparer.Ordinal);
         private readonly Lock _appendLock = new();
 
@@ -492,6 +507,7 @@ public sealed class ExtensionHost : IDisposable
             _modules = Path.Combine(directory, "modules");
             _packs = Path.Combine(directory, "packs");
             _log = Path.Combine(directory, "catalog.log");
+            _pipeline = Path.Combine(directory, "pipeline");
             System.IO.Directory.CreateDirectory(_modules);
             System.IO.Directory.CreateDirectory(_packs);
         }
@@ -530,6 +546,11 @@ public sealed class ExtensionHost : IDisposable
             packs.Reverse();
             return ([.. live.Select(e => (e.Key.Item1, e.Key.Item2, e.Value))], packs);
         }
+
+        /// <summary>Every install here was compiled by <see cref="ContentHash.PipelineVersion"/> (see <see cref="Reload"/>).</summary>
+        internal bool WrittenByCurrentPipeline => File.Exists(_pipeline) && File.ReadAllText(_pipeline) == ContentHash.PipelineVersion;
+
+        internal void MarkCurrentPipeline() => WriteFile(_pipeline, System.Text.Encoding.UTF8.GetBytes(ContentHash.PipelineVersion));
 
         internal byte[]? ReadImage(string hash) => ReadChecked(Path.Combine(_modules, hash + ".dll"), hash);
 

@@ -82,10 +82,7 @@ public static class Meter
         {
             return true;
         }
-        if (StackPointer() < t_stackLimit)
-        {
-            throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"stack deeper than {invocation.Limits.StackBytes} bytes (exception handlers nested while unwinding)");
-        }
+        CheckHandlerStack(invocation);
         return false;
     }
 
@@ -104,6 +101,12 @@ public static class Meter
         {
             throw abort;
         }
+        CheckHandlerStack(invocation);
+    }
+
+    /// <summary>At a handler start: exception dispatches nested while unwinding use the stack too.</summary>
+    private static void CheckHandlerStack(Invocation invocation)
+    {
         if (StackPointer() < t_stackLimit)
         {
             throw Fail(invocation, ExtensionStatus.StackBudgetExceeded, $"stack deeper than {invocation.Limits.StackBytes} bytes (exception handlers nested while unwinding)");
