@@ -80,7 +80,7 @@ public sealed class FasterKvStore : IKvStore
             ClearDirectory(dir);
         Directory.CreateDirectory(dir);
 
-        _logDevice = Devices.CreateLogDevice(Path.Combine(dir, "hlog", "data.log"), recoverDevice: options.Durability != DurabilityMode.Memory);
+        _logDevice = Devices.CreateLogDevice(Path.Combine(dir, LogFolder, "data.log"), recoverDevice: options.Durability != DurabilityMode.Memory);
         int pageBits = Log2(options.PageSizeBytes);
         var logSettings = new LogSettings
         {
@@ -95,7 +95,7 @@ public sealed class FasterKvStore : IKvStore
         if (options.Durability != DurabilityMode.Memory)
         {
             _checkpointManager = new OffThreadCheckpointCommits(new DeviceLogCommitCheckpointManager(
-                new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(dir, "checkpoints")), removeOutdated: false));
+                new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(dir, CheckpointsFolder)), removeOutdated: false));
             checkpointSettings = new CheckpointSettings { CheckpointManager = _checkpointManager };
         }
         _kv = new FasterKV<SpanByte, SpanByte>(options.IndexBuckets, logSettings, checkpointSettings);
@@ -105,11 +105,11 @@ public sealed class FasterKvStore : IKvStore
 
         // An entry (header + key + value with their lengths) must fit in one operation-log page.
         int opLogPageBits = Math.Max(20, Log2(options.MaxKeyBytes + options.MaxValueBytes + StoreOptions.RecordOverheadBytes) + 1);
-        _opLogDevice = Devices.CreateLogDevice(Path.Combine(dir, "oplog", "data.log"), recoverDevice: true);
+        _opLogDevice = Devices.CreateLogDevice(Path.Combine(dir, OpLogFolder, "data.log"), recoverDevice: true);
         _opLog = new FasterLog(new FasterLogSettings
         {
             LogDevice = _opLogDevice,
-            LogCommitDir = Path.Combine(dir, "oplog"),
+            LogCommitDir = Path.Combine(dir, OpLogFolder),
             PageSizeBits = opLogPageBits,
             MemorySizeBits = opLogPageBits + 3,
             SegmentSizeBits = 28,
@@ -524,7 +524,10 @@ public sealed class FasterKvStore : IKvStore
     /// <summary>Where FASTER's default naming scheme puts a checkpoint's index and log parts, one folder per token.</summary>
     private static readonly string[] s_checkpointParts = ["index-checkpoints", "cpr-checkpoints"];
 
-    private string CheckpointDirectory => Path.Combine(Options.DataDirectory, "checkpoints");
+    /// <summary>Folders of the data directory: FASTER's hybrid log, the operation log of async/sync durability, checkpoints.</summary>
+    private const string LogFolder = "hlog", OpLogFolder = "oplog", CheckpointsFolder = "checkpoints";
+
+    private string CheckpointDirectory => Path.Combine(Options.DataDirectory, CheckpointsFolder);
 
     private void ReplayEntry(KvSession session, ReadOnlySpan<byte> entry)
     {
@@ -613,7 +616,7 @@ public sealed class FasterKvStore : IKvStore
 
     private static void ClearDirectory(string dir)
     {
-        foreach (var sub in new[] { "hlog", "oplog", "checkpoints" })
+        foreach (var sub in new[] { LogFolder, OpLogFolder, CheckpointsFolder })
         {
             string path = Path.Combine(dir, sub);
             if (Directory.Exists(path))
