@@ -21,6 +21,6 @@ public sealed partial class HybridNode
             clusterEnabled: Options.RespSlotMap is not null,
             store: Store);
         // Straight into the front-end list: StartAsync has already left the "new" state AddListener insists on.
-        _frontEnds.Add(("resp", Options.RespPort, new RespFrontEnd(context, Tenants)));
+        _frontEnds.Add(("resp", Options.RespPort, new RespFrontEnd(context, Tenants, Options.Durability == Hybrid.Storage.DurabilityMode.Sync)));
     }
 }

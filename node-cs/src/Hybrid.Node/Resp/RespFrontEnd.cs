@@ -12,13 +12,13 @@ namespace Hybrid.Node.Resp;
 /// The RESP front end on the node's workers: each connection is a <see cref="RespSession"/> run with the worker's
 /// storage session; pending reads park the connection and resume through the node (see <see cref="IConnectionState"/>).
 /// </summary>
-internal sealed class RespFrontEnd(RespServerContext context, TenantRegistry tenants) : IConnectionHandler
+internal sealed class RespFrontEnd(RespServerContext context, TenantRegistry tenants, bool syncDurability) : IConnectionHandler
 {
     /// <inheritdoc />
     public string Name => "resp";
 
     /// <inheritdoc />
-    public IConnectionState Open(ConnectionContext connection) => new RespConnection(new RespSession(context), connection, tenants);
+    public IConnectionState Open(ConnectionContext connection) => new RespConnection(new RespSession(context), connection, tenants, syncDurability);
 }
 
 /// <summary>
@@ -30,13 +30,15 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     private readonly RespSession _session;
     private readonly ConnectionContext _connection;
     private readonly ExtensionNameCache _extensionNames = new();
+    private readonly bool _syncDurability;
     private TenantInfo? _tenant;
     private IWorkerContext? _worker; // the worker running the current Process call (a thief's, after a steal)
 
-    public RespConnection(RespSession session, ConnectionContext connection, TenantRegistry tenants)
+    public RespConnection(RespSession session, ConnectionContext connection, TenantRegistry tenants, bool syncDurability)
     {
         _session = session;
         _connection = connection;
+        _syncDurability = syncDurability;
         // The node's view of the tenant (quotas, metrics) follows the RESP session's.
         _session.TenantChanged = t =>
         {
@@ -99,11 +101,13 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     {
         var started = Stopwatch.GetTimestamp();
         var commandsBefore = _session.CommandCount;
+        long writesBefore = LastWrite(worker);
         _worker = worker;
         _session.OwnedSlots = worker.OwnedSlots;
         var outcome = _session.Process(input, worker.Session, output, worker.PendingContext(connection, 0), out consumed);
         _worker = null;
-        NoteWrites(worker, connection);
+        // Any write this call made inline (a command that forgot its flag included) holds the replies in Sync mode.
+        NoteWrites(worker, connection, LastWrite(worker) != writesBefore);
         if (_tenant is not null)
         {
             worker.CountOps(_tenant, OpKind.Other, (int)(_session.CommandCount - commandsBefore));
@@ -135,15 +139,19 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     /// <inheritdoc />
     public void Dispose() => _session.Dispose();
 
-    /// <summary>In Sync durability the node holds the replies until the last write is durable.</summary>
-    private void NoteWrites(IWorkerContext worker, ConnectionContext connection)
+    /// <summary>
+    /// In Sync durability the node holds the replies until the last write is durable; in the other modes a reply never
+    /// waits for a commit (Async promises durability within the commit interval, not before the reply).
+    /// </summary>
+    private void NoteWrites(IWorkerContext worker, ConnectionContext connection, bool wroteInline = false)
     {
-        if (_session.TakeWroteFlag())
+        if ((_session.TakeWroteFlag() | wroteInline) && _syncDurability)
         {
-            var last = Math.Max(worker.Session.LastWriteSequence, worker.Extensions.LastWriteSequence);
-            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, last);
+            connection.RequiredDurableSequence = Math.Max(connection.RequiredDurableSequence, LastWrite(worker));
         }
     }
+
+    private static long LastWrite(IWorkerContext worker) => Math.Max(worker.Session.LastWriteSequence, worker.Extensions.LastWriteSequence);
 }
 
 /// <summary>AUTH against the node's tenant registry: the password is the tenant's secret, compared in constant time.</summary>

@@ -383,6 +383,7 @@ public sealed partial class RespSession : ICompletionSink
         var result = _kv.Increment(TenantId, RespTable, args[1], delta, _pendingContext);
         if (!ParkIfPending(result, PendingOp.Increment))
         {
+            WroteSinceFlush |= result.Status == StoreStatus.Ok;
             WriteIntegerOrError(result.Status, result.Number);
         }
     }
@@ -396,6 +397,7 @@ public sealed partial class RespSession : ICompletionSink
         var result = _kv.Append(TenantId, RespTable, args[1], args[2], _pendingContext);
         if (!ParkIfPending(result, PendingOp.Append))
         {
+            WroteSinceFlush |= result.Status == StoreStatus.Ok;
             WriteIntegerOrError(result.Status, result.ValueLength);
         }
     }
