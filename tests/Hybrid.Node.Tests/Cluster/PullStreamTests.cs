@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Hybrid.Node.Cluster;
+using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Node.Tests.Cluster;
@@ -148,6 +149,30 @@ public sealed class PullStreamTests : IDisposable
         using IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000));
         await serve;
         Assert.Throws<IOException>(() => stream.Read(out _));
+    }
+
+    [Theory]
+    [InlineData((byte)0x38)] // PullStream without its 24-byte request
+    [InlineData((byte)0x30)] // Pull, the same
+    [InlineData((byte)0x31)] // PriorityPull without its key count
+    [InlineData((byte)0x35)] // AdvanceView without its view
+    public async Task A_peer_frame_too_short_for_its_op_is_refused_and_the_server_serves_on(byte op)
+    {
+        // A PullStream frame with no payload was parsed outside the handler's catch: the exception left the peer
+        // connection's thread and ended the node's process (found by review; the test host died).
+        using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            socket.Connect(_server.EndPoint);
+            socket.Send([1, 0, 0, 0, op]); // length 1: the op byte alone
+            socket.ReceiveTimeout = 10_000;
+            var reply = new byte[256];
+            int n = socket.Receive(reply);
+            Assert.True(n >= PeerFrame.HeaderBytes, $"{n} bytes: expected a Failed frame");
+            Assert.Equal(PeerFrame.Failed, reply[4]);
+        }
+        using var peer = new NetworkPeer(_server.EndPoint);
+        var (records, _) = await PullAllAsync(peer, partitions: 2);
+        Assert.Equal(_expected.OrderBy(p => p.Key), records.OrderBy(p => p.Key));
     }
 
     [Fact]

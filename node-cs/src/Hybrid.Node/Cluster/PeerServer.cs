@@ -91,6 +91,11 @@ public sealed class PeerServer : IDisposable
         {
             // The peer went away; its calls fail on its side.
         }
+        catch (Exception)
+        {
+            // Anything else (a frame this server cannot make sense of) closes this connection only, and the peer's call
+            // fails on its side: an exception that left this thread would end the node's process.
+        }
         finally
         {
             lock (_lock)
@@ -107,13 +112,21 @@ public sealed class PeerServer : IDisposable
     private void Stream(Socket socket, ReadOnlySpan<byte> payload, PeerMessage frame, PullBuffer records)
     {
         BackgroundPriority.LowerCurrentThread();
-        var r = new PeerReader(payload);
-        var range = new SlotRange(r.I32(), r.I32());
-        var cursor = new Storage.ScanCursor(r.I64(), r.I64());
+        SlotRange range = default;
+        Storage.ScanCursor cursor = default;
+        bool parsed = false;
         while (!_stopping)
         {
             try
             {
+                if (!parsed)
+                {
+                    // Inside the try: a short or malformed request gets a Failed frame, not an exception on this thread.
+                    var r = new PeerReader(payload);
+                    range = new SlotRange(r.I32(), r.I32());
+                    cursor = new Storage.ScanCursor(r.I64(), r.I64());
+                    parsed = true;
+                }
                 cursor = _source.Pull(range, cursor, records);
                 frame.Begin(PeerFrame.Ok).I64(cursor.Next).I64(cursor.End).I32(records.Count).Bytes(records.Encoded);
             }
