@@ -328,4 +328,56 @@ public sealed class RecoveryTests : IDisposable
         using var r = reopened.NewSession();
         Assert.Equal(big, r.GetNow("big").Value);
     }
+
+    [Fact]
+    public async Task After_a_crash_MaxVersion_covers_every_version_in_the_checkpoint_so_a_migration_cannot_reuse_one()
+    {
+        // The checkpoint read MaxVersion before FASTER's version switch, which waits for every thread holding the epoch;
+        // writes made meanwhile went into the checkpoint, their log entries replayed as refused, and after a crash
+        // MaxVersion (a migration source's version floor) was below a stored version, so a target could give a client
+        // write a version that a later pull of the source's record beats (found by review).
+        var options = _dir.Options(DurabilityMode.Async);
+        var store = FasterKvStore.Open(options);
+        using (var w = store.NewSession())
+        {
+            for (int i = 0; i < 100; i++)
+                w.PutNow("hot", $"v{i}");
+        }
+        Assert.Equal(100UL, store.MaxVersion);
+
+        // A worker in a read run holds the epoch, as a MultiGet or an extension step does.
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = new Thread(() =>
+        {
+            using var session = store.NewSession();
+            session.BeginReadRun();
+            session.Get(1, 1, B("other"), new System.Buffers.ArrayBufferWriter<byte>(), 0);
+            held.Set();
+            release.Wait();
+            session.EndReadRun();
+        });
+        holder.Start();
+        held.Wait();
+        var checkpoint = Task.Run(() => store.CheckpointAsync().AsTask());
+        await Task.Delay(300);
+        long last;
+        using (var w = store.NewSession())
+        {
+            Assert.Equal(101UL, w.PutNow("hot", "w101").Version);
+            Assert.Equal(102UL, w.PutNow("hot", "w102").Version);
+            last = w.LastWriteSequence;
+        }
+        release.Set();
+        holder.Join();
+        await checkpoint.WaitAsync(TimeSpan.FromSeconds(60));
+        await store.WaitDurableAsync(last);
+        store.SimulateCrash();
+
+        using var reopened = FasterKvStore.Open(options);
+        using var r = reopened.NewSession();
+        var (found, value) = r.GetNow("hot");
+        Assert.Equal(("w102", 102UL), (value, found.Version));
+        Assert.True(reopened.MaxVersion >= 102, $"recovered MaxVersion {reopened.MaxVersion} is below the stored version 102");
+    }
 }

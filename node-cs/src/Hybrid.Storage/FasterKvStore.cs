@@ -413,7 +413,6 @@ public sealed class FasterKvStore : IKvStore
             // again is harmless (install-if-newer).
             _checkpointManager!.BeginCheckpoint();
             long covered = _opLog.TailAddress;
-            ulong maxVersion = MaxVersion;
             var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
             {
@@ -427,6 +426,11 @@ public sealed class FasterKvStore : IKvStore
             if (!success)
                 throw new InvalidOperationException("FASTER checkpoint failed: another checkpoint was still running");
             await _checkpointManager!.WhenCommitted().WaitAsync(cancellationToken).ConfigureAwait(false);
+            // Read now, not before the version switch: FASTER puts into the checkpoint every write made until each
+            // thread acknowledged the switch, and a write whose log entry is at or above `covered` replays as refused
+            // (its record is already there), so only this value counts its version after a crash. Every such write
+            // has issued its version by now; a later one only makes the floor higher, which is harmless.
+            ulong maxVersion = MaxVersion;
             WriteMeta(new CheckpointMeta(token, covered, maxVersion));
             _lastCheckpointToken = token;
             PurgeUnnamedCheckpoints();
@@ -474,9 +478,11 @@ public sealed class FasterKvStore : IKvStore
             session.Functions.LogWrites = false;
             long committed = _opLog.CommittedUntilAddress;
             using var it = _opLog.Scan(replayFrom, committed);
+            ulong replayed = 0;
             while (it.GetNext(out byte[] entry, out int length, out _))
-                ReplayEntry(session, entry.AsSpan(0, length));
-            _retiredMaxVersion = Math.Max(_retiredMaxVersion, session.Functions.MaxIssued);
+                replayed = Math.Max(replayed, ReplayEntry(session, entry.AsSpan(0, length)));
+            // A refused entry (its record, or a newer one, is in the checkpoint) was issued all the same.
+            _retiredMaxVersion = Math.Max(_retiredMaxVersion, Math.Max(session.Functions.MaxIssued, (long)replayed));
         }
         // Recovery treats every version seen as issued: later writes get larger versions whichever path
         // (checkpoint or replay) restored them, as after a clean close.
@@ -529,7 +535,8 @@ public sealed class FasterKvStore : IKvStore
 
     private string CheckpointDirectory => Path.Combine(Options.DataDirectory, CheckpointsFolder);
 
-    private void ReplayEntry(KvSession session, ReadOnlySpan<byte> entry)
+    /// <summary>Replays one operation-log entry; returns the version of a record entry (applied or refused), else 0.</summary>
+    private ulong ReplayEntry(KvSession session, ReadOnlySpan<byte> entry)
     {
         var kind = (LogEntryKind)entry[0];
         ulong arg = BinaryPrimitives.ReadUInt64LittleEndian(entry[8..]);
@@ -543,13 +550,13 @@ public sealed class FasterKvStore : IKvStore
         {
             case LogEntryKind.Record:
                 session.Replay(key, RecordLayout.Meta(value), value[RecordLayout.MetaBytes..]);
-                break;
+                return RecordLayout.VersionOf(RecordLayout.Meta(value));
             case LogEntryKind.Floor:
                 RaiseFloorInMemory(arg);
-                break;
+                return 0;
             case LogEntryKind.Drop:
                 DropSlotsCore(BinaryPrimitives.ReadUInt16LittleEndian(entry[4..]), BinaryPrimitives.ReadUInt16LittleEndian(entry[6..]));
-                break;
+                return 0;
             default:
                 throw new InvalidDataException($"unknown operation-log entry kind {kind}");
         }
