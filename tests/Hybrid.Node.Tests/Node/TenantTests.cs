@@ -88,6 +88,61 @@ public class TenantTests
     }
 
     [Fact]
+    public async Task OpsQuota_charges_a_multi_get_one_op_per_key()
+    {
+        // A native MultiGet was charged as one operation, so 8,000 keys per batch went through a 1,000 ops/s quota
+        // (found by review); RESP's MGET was already charged per key.
+        await using var node = await TestNode.StartAsync(workers: 1);
+        node.Node.Tenants.Create("slow", s_secretA, maxOpsPerSecond: 20);
+        await using var slow = await node.ConnectAsync("slow", s_secretA);
+        var keys = Enumerable.Range(0, 40).Select(i => Encoding.ASCII.GetBytes($"k{i}")).ToList();
+        var outcomes = new List<Status>();
+        for (int i = 0; i < 4; i++)
+        {
+            try
+            {
+                var results = await slow.MultiGetAsync(0, keys);
+                Assert.All(results, r => Assert.Equal(Status.NotFound, r.Status));
+                outcomes.Add(Status.Ok);
+            }
+            catch (HybridProtocolException e)
+            {
+                outcomes.Add(e.Status);
+            }
+        }
+        // 20 ops/s with a 2-op burst: the first 40 keys are admitted (2 s into debt), the next multi-gets are refused.
+        Assert.Equal([Status.Ok, Status.QuotaExceeded, Status.QuotaExceeded, Status.QuotaExceeded], outcomes);
+    }
+
+    [Fact]
+    public async Task A_quota_set_or_lifted_while_a_session_is_open_applies_to_that_session()
+    {
+        // Workers decided on the TenantInfo the connection authenticated with (found by review): an open session never
+        // got a quota set later, and kept being refused after a quota was lifted.
+        await using var node = await TestNode.StartAsync(workers: 1);
+        node.Node.Tenants.Create("a", s_secretA);
+        await using var session = await node.ConnectAsync("a", s_secretA);
+        Assert.Equal(Status.NotFound, (await session.GetAsync(0, "k"u8)).Status);
+
+        node.Node.Tenants.SetQuotas("a", 0, 20, null);
+        await Task.Delay(200); // the worker refreshes its view of the tenants
+        var statuses = new List<Status>();
+        for (int i = 0; i < 3; i++)
+        {
+            var batch = new HybridBatch();
+            for (int j = 0; j < 40; j++)
+                batch.Get(0, "k"u8.ToArray());
+            statuses.AddRange((await session.ExecuteAsync(batch)).Select(r => r.Status));
+        }
+        Assert.Contains(Status.QuotaExceeded, statuses);
+
+        node.Node.Tenants.SetQuotas("a", 0, 0, null);
+        await Task.Delay(200);
+        for (int i = 0; i < 20; i++)
+            Assert.Equal(Status.NotFound, (await session.GetAsync(0, "k"u8)).Status);
+    }
+
+    [Fact]
     public async Task MemoryQuota_Exhausted_WritesRefused_ReadsServed()
     {
         await using var node = await TestNode.StartAsync();

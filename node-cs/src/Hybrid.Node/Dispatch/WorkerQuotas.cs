@@ -21,9 +21,11 @@ internal sealed class WorkerQuotas
 
     internal bool TryChargeOps(TenantInfo tenant, int operations, WorkerMetrics metrics)
     {
-        if (tenant.MaxOpsPerSecond <= 0)
-            return true;
+        // The quota comes from the share, which each refresh updates from the registry: the connection's TenantInfo is
+        // the one it authenticated with, and a quota set or lifted since must apply to it too.
         var share = ShareOf(tenant);
+        if (share.Tenant.MaxOpsPerSecond <= 0)
+            return true;
         long now = Stopwatch.GetTimestamp();
         double rate = (double)share.Tenant.MaxOpsPerSecond / _workers;
         double burst = Math.Max(1, rate / 10);
@@ -40,9 +42,9 @@ internal sealed class WorkerQuotas
 
     internal bool TryChargeBytes(TenantInfo tenant, long bytes, WorkerMetrics metrics)
     {
-        if (tenant.MaxBytes <= 0)
-            return true;
         var share = ShareOf(tenant);
+        if (share.Tenant.MaxBytes <= 0)
+            return true;
         if (share.StoredAtRefresh + share.WrittenSinceRefresh + bytes > share.Tenant.MaxBytes)
         {
             metrics.For(tenant.Id).QuotaRejections++;
@@ -52,7 +54,7 @@ internal sealed class WorkerQuotas
         return true;
     }
 
-    /// <summary>Epoch refresh: pick up quota changes and the tenants' stored bytes.</summary>
+    /// <summary>Epoch refresh: pick up quota changes (a share of every tenant seen, quota or not) and the tenants' stored bytes.</summary>
     internal void Refresh(IKvStore store, TenantRegistry tenants, long now)
     {
         foreach (var share in _shares.Values)

@@ -181,7 +181,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             return Reject(worker, connection, output, Status.TooLarge, header.BatchSeq, 0, out _);
         // Pass 1: parse everything, so that a bad request anywhere means nothing of the batch runs.
         var owned = worker.OwnedSlots;
-        var check = Validate(payload, header.Count, owned, out bool handshakeOnly, out bool misrouted, out bool conflicts);
+        var check = Validate(payload, header.Count, owned, out bool handshakeOnly, out bool misrouted, out bool conflicts, out int operations);
         if (check != Status.Ok)
             return Reject(worker, connection, output, check, header.BatchSeq, 0, out _);
         if (conflicts)
@@ -211,7 +211,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
 
         int frameStart = output.BeginFrame();
-        bool admitted = worker.TryChargeOps(tenant, header.Count);
+        bool admitted = worker.TryChargeOps(tenant, operations);
         var session = worker.Session;
         var reader = new RequestReader(payload, header.Count, _limits);
         // Lookahead: the index buckets, then the records, of the next single-key requests are prefetched, so the
@@ -262,13 +262,15 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
 
     /// <summary>
     /// Parses the whole batch. <paramref name="misrouted"/>: some key's slot is not in <paramref name="owned"/> (the
-    /// slots owned in the worker's view; no hashing when it is <see cref="OwnedSlots.All"/>).
+    /// slots owned in the worker's view; no hashing when it is <see cref="OwnedSlots.All"/>). <paramref name="operations"/>:
+    /// what the ops/s quota charges, one per request and one per key of a multi-get (as RESP's MGET is charged).
     /// </summary>
-    private Status Validate(ReadOnlySpan<byte> payload, int count, OwnedSlots owned, out bool handshakeOnly, out bool misrouted, out bool conflicts)
+    private Status Validate(ReadOnlySpan<byte> payload, int count, OwnedSlots owned, out bool handshakeOnly, out bool misrouted, out bool conflicts, out int operations)
     {
         handshakeOnly = true;
         misrouted = false;
         conflicts = false;
+        operations = 0;
         bool parked = _holesOpen > 0;
         bool checkSlots = !owned.IsAll;
         var reader = new RequestReader(payload, count, _limits);
@@ -279,9 +281,12 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             if (status != Status.Ok)
                 return status;
             requests++;
+            operations++;
             handshakeOnly &= request.Op is OpCode.Hello or OpCode.Auth or OpCode.Noop;
             if (request.Op == OpCode.MultiGet)
             {
+                operations--; // its keys are charged instead (at least one)
+                int before = requests;
                 if (!request.Key.IsEmpty)
                     return Status.Malformed;
                 var keys = new PackedKeyReader(request.Value);
@@ -294,6 +299,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                     conflicts |= parked && IsPendingKey(request.Table, key, write: false);
                     requests++;
                 }
+                operations += Math.Max(1, requests - before);
             }
             else if (request.Op is OpCode.Get or OpCode.Put or OpCode.CondPut or OpCode.Delete)
             {
