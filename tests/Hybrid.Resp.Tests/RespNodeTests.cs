@@ -191,6 +191,19 @@ public sealed class RespNodeTests
     }
 
     [Fact]
+    public async Task A_bulk_larger_than_the_nodes_input_limit_gets_an_error_instead_of_a_silent_close()
+    {
+        // A 9 MiB SET passed the parser's 512 MiB limit and filled the input buffer (the node's frame limit), and the
+        // connection closed with no reply (found by review).
+        await using var node = await RespTestNode.StartAsync();
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, node.Port);
+        var stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${9 << 20}\r\n"));
+        Assert.Equal("-ERR Protocol error: invalid bulk length\r\n", await ReadToEndAsync(stream));
+    }
+
+    [Fact]
     public async Task RecordsOnDisk_ParkTheConnectionAndRepliesStayInOrder()
     {
         await using var node = await RespTestNode.StartAsync(tinyStore: true);

@@ -302,4 +302,63 @@ public sealed class RespSessionTests
         var reply = h.Command(command);
         Assert.True(h.Session.TakeWroteFlag(), $"{command[0]} replied {reply.Trim()} without marking a write");
     }
+
+    [Fact]
+    public void Before_AUTH_a_bulk_over_16_KiB_or_more_than_10_arguments_is_a_protocol_error()
+    {
+        // Unauthenticated clients could make the node buffer up to a whole frame each (found by review); Redis 7 limits
+        // them the same way.
+        using (var h = new RespHarness(requireAuth: true))
+        {
+            var reply = h.Command("AUTH", "default", new string('x', 17 * 1024));
+            Assert.StartsWith("-ERR Protocol error", reply);
+            Assert.True(h.Session.ShouldClose);
+        }
+        using (var h = new RespHarness(requireAuth: true))
+        {
+            Assert.StartsWith("-ERR Protocol error", h.Command(Enumerable.Repeat("PING", 11).ToArray()));
+            Assert.True(h.Session.ShouldClose);
+        }
+        using (var h = new RespHarness(requireAuth: true))
+        {
+            Assert.Equal("+OK\r\n", h.Command("AUTH", "default", "pw"));
+            Assert.Equal("+OK\r\n", h.Command("SET", "k", new string('x', 17 * 1024)));
+            Assert.False(h.Session.ShouldClose);
+        }
+    }
+
+    [Fact]
+    public void An_MGET_whose_reply_passes_the_limit_is_refused_and_the_connection_goes_on()
+    {
+        // One small MGET repeating a large key built replies of gigabytes (found by review).
+        using var h = new RespHarness(limits: RespLimits.Default with { MaxReplyBytes = 10_000 });
+        var value = new string('v', 1000);
+        h.Command("SET", "k", value);
+        var reply = h.Command(["MGET", .. Enumerable.Repeat("k", 20)]);
+        Assert.StartsWith("-ERR reply of MGET over this node's limit", reply);
+        Assert.DoesNotContain(value, reply);
+        Assert.False(h.Session.ShouldClose);
+        Assert.Equal($"*5\r\n{string.Concat(Enumerable.Repeat($"$1000\r\n{value}\r\n", 5))}", h.Command(["MGET", .. Enumerable.Repeat("k", 5)]));
+    }
+
+    [Fact]
+    public void A_pipeline_stops_at_the_reply_limit_and_the_rest_runs_once_the_replies_are_out()
+    {
+        using var h = new RespHarness(limits: RespLimits.Default with { MaxReplyBytes = 5_000 });
+        var value = new string('v', 1000);
+        h.Command("SET", "k", value);
+        var first = h.Send(string.Concat(Enumerable.Repeat(RespHarness.Encode("GET", "k"), 20)));
+        int replies = first.Split("$1000").Length - 1;
+        Assert.InRange(replies, 5, 6); // stops once 5,000 bytes of replies wait
+        var rest = h.Send("");
+        Assert.Equal(20, replies + (rest.Split("$1000").Length - 1) + CountRemaining(h));
+    }
+
+    private static int CountRemaining(RespHarness h)
+    {
+        int n = 0;
+        for (string more = h.Send(""); more.Length > 0; more = h.Send(""))
+            n += more.Split("$1000").Length - 1;
+        return n;
+    }
 }

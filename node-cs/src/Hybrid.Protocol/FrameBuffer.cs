@@ -123,7 +123,11 @@ public sealed class FrameBuffer : IBufferWriter<byte>, IDisposable
     {
         if (_buffer.Length - _length >= size)
             return;
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + size));
+        long needed = (long)_length + size;
+        if (needed > System.Array.MaxLength)
+            throw new InvalidOperationException($"a frame buffer cannot grow past {System.Array.MaxLength} bytes");
+        // Doubling in 64 bits: in 32 it overflowed past 1 GiB, and every later append copied the whole buffer.
+        var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(System.Array.MaxLength, Math.Max((long)_buffer.Length * 2, needed)));
         _buffer.AsSpan(0, _length).CopyTo(bigger);
         ArrayPool<byte>.Shared.Return(_buffer);
         _buffer = bigger;

@@ -13,6 +13,15 @@ public sealed record ProtocolLimits(int MaxFrameBytes, int MaxKeyBytes, int MaxV
     /// <summary>4 MiB frames, 16 KiB keys, 1 MiB values, 8192 requests per batch.</summary>
     public static ProtocolLimits Default { get; } = new(4 << 20, 16 << 10, 1 << 20, 8192);
 
+    /// <summary>
+    /// Reply bytes one batch (native) or one command (RESP) may produce: reads past it answer TooLarge (a RESP MGET an
+    /// error), and a connection whose unsent replies reach it reads no further request until they are sent. 64 MiB.
+    /// </summary>
+    public int MaxReplyBytes { get; init; } = 64 << 20;
+
+    /// <summary>Largest frame a connection may send before it authenticated (Hello and Auth are small): 4 KiB.</summary>
+    public const int MaxUnauthenticatedFrameBytes = 4096;
+
     /// <summary>Throws when the limits are inconsistent with the wire format.</summary>
     public void Validate()
     {
@@ -22,6 +31,8 @@ public sealed record ProtocolLimits(int MaxFrameBytes, int MaxKeyBytes, int MaxV
             throw new ArgumentOutOfRangeException(nameof(MaxKeyBytes), MaxKeyBytes, "key limit must be 1..65535");
         if (MaxValueBytes < 0 || MaxValueBytes > MaxFrameBytes)
             throw new ArgumentOutOfRangeException(nameof(MaxValueBytes), MaxValueBytes, "value limit must fit a frame");
+        if (MaxReplyBytes < MaxValueBytes + FrameHeader.Size + ResultHeader.Size)
+            throw new ArgumentOutOfRangeException(nameof(MaxReplyBytes), MaxReplyBytes, "reply limit must hold the largest value");
         if (MaxRequestsPerBatch is < 1 or > ushort.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(MaxRequestsPerBatch), MaxRequestsPerBatch, "batch count must be 1..65535");
     }

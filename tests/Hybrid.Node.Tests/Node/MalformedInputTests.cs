@@ -146,6 +146,62 @@ public class MalformedInputTests
     }
 
     [Fact]
+    public async Task A_frame_over_4_KiB_before_Hello_is_TooLarge_and_closed_without_waiting_for_its_body()
+    {
+        // Unauthenticated connections could make the node buffer a whole frame each (found by review: 200 of them
+        // held 620 MB). Only the length is sent here: the refusal must not wait for the body.
+        await using var node = await TestNode.StartAsync();
+        using var raw = RawConnection.Open(node.EndPoint);
+        var head = new byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(head, ProtocolLimits.MaxUnauthenticatedFrameBytes + 1);
+        raw.Send(head);
+        var (header, results) = raw.Receive();
+        Assert.Equal((FrameKind.Rejected, Status.TooLarge), (header.Kind, results[0].Status));
+        Assert.True(raw.IsClosedByPeer());
+
+        // Once authenticated, the same size is an ordinary frame.
+        using var session = RawConnection.OpenDefault(node.EndPoint);
+        session.Send(RawConnection.Frame(1, session.SessionId, session.View, b => b.AppendRequest(OpCode.Put, 0, "k"u8, new byte[6000])));
+        Assert.Equal(Status.Ok, session.Receive().Results[0].Status);
+    }
+
+    [Fact]
+    public async Task A_multi_get_whose_reply_passes_the_limit_answers_TooLarge_for_the_keys_past_it()
+    {
+        // One small request could ask for the same large value thousands of times, and the node built the whole reply
+        // (found by review: 1,100 copies of a 1 MiB value stalled the node for 94 s).
+        await using var node = await TestNode.StartAsync(limits: TestNode.Limits with { MaxReplyBytes = 64 * 1024 });
+        await using var client = await node.ConnectAsync();
+        var value = new byte[8 * 1024];
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, "big"u8, value)).Status);
+        var results = await client.MultiGetAsync(0, Enumerable.Repeat("big"u8.ToArray(), 20).ToList());
+        int served = results.TakeWhile(r => r.Status == Status.Ok).Count();
+        Assert.InRange(served, 7, 8); // 64 KiB of 8 KiB values
+        Assert.All(results.Skip(served), r => Assert.Equal(Status.TooLarge, r.Status));
+        // The connection goes on, and the next batch has its own limit.
+        Assert.Equal(Status.Ok, (await client.GetAsync(0, "big"u8)).Status);
+    }
+
+    [Fact]
+    public async Task Pipelined_frames_whose_replies_pass_the_limit_are_all_answered_in_order()
+    {
+        // Past the reply limit a connection stops reading frames until its replies are sent; none may be lost.
+        await using var node = await TestNode.StartAsync(limits: TestNode.Limits with { MaxReplyBytes = 64 * 1024 });
+        using var raw = RawConnection.OpenDefault(node.EndPoint);
+        raw.Send(RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Put, 0, "big"u8, new byte[8 * 1024])));
+        Assert.Equal(Status.Ok, raw.Receive().Results[0].Status);
+        var frames = new List<byte>();
+        for (uint i = 0; i < 40; i++)
+            frames.AddRange(RawConnection.Frame(1, raw.SessionId, raw.View, b => b.AppendRequest(OpCode.Get, 0, "big"u8, default), seq: 100 + i));
+        raw.Send(frames.ToArray());
+        for (uint i = 0; i < 40; i++)
+        {
+            var (header, results) = raw.Receive();
+            Assert.Equal((100 + i, Status.Ok, 8 * 1024), (header.BatchSeq, results[0].Status, results[0].Value.Length));
+        }
+    }
+
+    [Fact]
     public async Task PipelinedFrames_InOneSend_AnsweredInOrder()
     {
         await using var node = await TestNode.StartAsync();

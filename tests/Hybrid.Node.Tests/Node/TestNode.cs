@@ -34,7 +34,8 @@ internal sealed class TestNode : IAsyncDisposable
         string? directory = null,
         long memoryBudget = 1 << 20,
         Func<IKvStore, IKvStore>? wrapStore = null,
-        int workers = 2)
+        int workers = 2,
+        ProtocolLimits? limits = null)
     {
         bool owns = directory is null;
         directory ??= NewDirectory();
@@ -47,7 +48,7 @@ internal sealed class TestNode : IAsyncDisposable
             Workers = workers,
             Durability = durability,
             MemoryBudgetBytes = memoryBudget,
-            Limits = Limits,
+            Limits = limits ?? Limits,
             ConfigureStore = s => s with { PageSizeBytes = 16 * 1024, MemoryBudgetBytes = memoryBudget, IndexBuckets = 1 << 12 },
             StoreFactory = wrapStore is null ? null : s => wrapStore(FasterKvStore.Open(s)),
         };

@@ -44,6 +44,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private int _batchHoles; // holes it took so far
     private bool _deferred; // a frame behind parked batches must wait until they finish (it would close, or it touches their keys)
     private bool _outOfOrder; // the client accepts replies in completion order (Hello option)
+    private int _replyStart; // where the running batch's reply frame starts in the output (its size limit)
 
     internal NativeSession(ProtocolLimits limits, bool syncDurability)
     {
@@ -95,13 +96,20 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         consumed = 0;
         while (input.Length - consumed >= 4)
         {
+            // Replies this large go out first; the frames behind wait in the input (run again once they are sent), so
+            // a client that sends without reading cannot pile up replies here.
+            if (output.Length >= _limits.MaxReplyBytes)
+                break;
             int frameAt = consumed;
             int replyAt = output.Length;
             var rest = input[consumed..];
             int length = FrameHeader.PeekLength(rest);
+            // Before it authenticated a connection sends Hello and Auth only: a few hundred bytes. Refusing more keeps
+            // unauthenticated clients from making the node buffer a whole frame (megabytes) each.
+            int maxFrame = connection.Tenant is null ? Math.Min(ProtocolLimits.MaxUnauthenticatedFrameBytes, _limits.MaxFrameBytes) : _limits.MaxFrameBytes;
             ProcessOutcome outcome;
             // Refuse an oversized or impossible length as soon as it is known, before receiving the body.
-            if (length < FrameHeader.Size || length > _limits.MaxFrameBytes)
+            if (length < FrameHeader.Size || length > maxFrame)
             {
                 outcome = Reject(worker, connection, output, length < FrameHeader.Size ? Status.Malformed : Status.TooLarge, 0, input.Length, out consumed);
             }
@@ -109,7 +117,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             {
                 if (rest.Length < FrameHeader.Size)
                     break;
-                var headerStatus = FrameHeader.TryRead(rest, _limits.MaxFrameBytes, out var header);
+                var headerStatus = FrameHeader.TryRead(rest, maxFrame, out var header);
                 if (headerStatus != Status.Ok || header.Kind != FrameKind.Request)
                 {
                     outcome = Reject(worker, connection, output, headerStatus == Status.Ok ? Status.Malformed : headerStatus, 0, input.Length, out consumed);
@@ -211,6 +219,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         }
 
         int frameStart = output.BeginFrame();
+        _replyStart = frameStart;
         bool admitted = worker.TryChargeOps(tenant, operations);
         var session = worker.Session;
         var reader = new RequestReader(payload, header.Count, _limits);
@@ -429,6 +438,12 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private void ReadInto(IWorkerContext worker, ConnectionContext connection, IKvSession session, TenantInfo tenant, uint table, ReadOnlySpan<byte> key, FrameBuffer output)
     {
         int at = output.Length;
+        if (at - _replyStart >= _limits.MaxReplyBytes)
+        {
+            // The batch's reply is full (one small request could ask for the same large value thousands of times).
+            output.AppendResult(Status.TooLarge, 0, default);
+            return;
+        }
         output.Append(ResultHeader.Size);
         var result = session.Get(tenant.Id, table, key, output, worker.PendingContext(connection, (uint)NextHole));
         if (result.IsPending)

@@ -19,10 +19,20 @@ public enum RespParseStatus
 /// <param name="MaxBulkLength">Largest bulk string accepted (Redis <c>proto-max-bulk-len</c>).</param>
 /// <param name="MaxArgs">Largest argument count of one command (Redis allows 1024*1024).</param>
 /// <param name="MaxInlineLength">Longest inline (telnet-style) command line.</param>
-public sealed record RespLimits(int MaxBulkLength = 512 * 1024 * 1024, int MaxArgs = 1024 * 1024, int MaxInlineLength = 64 * 1024)
+/// <param name="MaxReplyBytes">
+/// Largest reply of one command (a larger one is refused with an error), and the replies a pipeline may pile up before
+/// the connection stops reading commands until they are sent.
+/// </param>
+public sealed record RespLimits(int MaxBulkLength = 512 * 1024 * 1024, int MaxArgs = 1024 * 1024, int MaxInlineLength = 64 * 1024, int MaxReplyBytes = 64 << 20)
 {
     /// <summary>The limits used when nothing else is configured.</summary>
     public static readonly RespLimits Default = new();
+
+    /// <summary>
+    /// What a connection may send before it authenticated (as Redis 7 does: 10 arguments, 16 KiB bulks), so that
+    /// unauthenticated clients cannot make the node buffer megabytes each.
+    /// </summary>
+    public static readonly RespLimits Unauthenticated = new(MaxBulkLength: 16 * 1024, MaxArgs: 10, MaxInlineLength: 16 * 1024);
 }
 
 /// <summary>
@@ -41,7 +51,7 @@ public sealed class RespParser
 {
     private const int MaxHeaderDigits = 20;
 
-    private readonly RespLimits _limits;
+    private RespLimits _limits;
     private int[] _argOffsets = new int[16];
     private int[] _argLengths = new int[16];
     private int _argCount;
@@ -52,6 +62,13 @@ public sealed class RespParser
 
     /// <summary>Creates a parser that enforces <paramref name="limits"/>.</summary>
     public RespParser(RespLimits limits) => _limits = limits;
+
+    /// <summary>The limits enforced from the next command on (the session switches them once it authenticated).</summary>
+    public RespLimits Limits
+    {
+        get => _limits;
+        set => _limits = value;
+    }
 
     /// <summary>The protocol error text (without the leading '-') after <see cref="RespParseStatus.ProtocolError"/>.</summary>
     public string Error { get; private set; } = "";

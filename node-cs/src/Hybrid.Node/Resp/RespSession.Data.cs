@@ -20,6 +20,11 @@ public sealed partial class RespSession : ICompletionSink
     internal bool IsParked => _parked != Parked.No;
     private PendingOp _pendingOp;
     private int _resumeArg;
+
+    // Size check of a multi-key reply: where it starts in the output (-1 once a resume may have sent part of it) and
+    // the bytes written before that resume.
+    private int _replyStart = -1;
+    private long _replyBytesBefore;
     private long _resumeCount;
     private StoreStatus _resumeError;
 
@@ -160,10 +165,33 @@ public sealed partial class RespSession : ICompletionSink
             {
                 return;
             }
+            _replyStart = Output.Length;
+            _replyBytesBefore = 0;
             Output.WriteArrayHeader(args.Count - 1);
         }
+        else if (_replyStart >= 0)
+        {
+            // Resumed after a disk read: the part written before may have been sent since.
+            _replyBytesBefore += Output.Length - _replyStart;
+            _replyStart = -1;
+        }
+        int start = _replyStart >= 0 ? _replyStart : Output.Length;
         for (; i < args.Count; i++)
         {
+            if (_replyBytesBefore + Output.Length - start > _context.Limits.MaxReplyBytes)
+            {
+                // A reply this large (the same key a thousand times, say) would hold gigabytes for one small request.
+                if (_replyStart >= 0)
+                {
+                    Output.Truncate(_replyStart);
+                    Output.WriteError($"ERR reply of MGET over this node's limit of {_context.Limits.MaxReplyBytes} bytes");
+                }
+                else
+                {
+                    ShouldClose = true; // part of it went out already: like Redis over its output limit, close
+                }
+                return;
+            }
             var result = _kv.Get(TenantId, RespTable, args[i], Output.BeginBulkValue(), _pendingContext);
             if (result.Status == StoreStatus.Ok)
             {

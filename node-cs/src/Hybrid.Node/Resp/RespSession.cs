@@ -117,7 +117,15 @@ public sealed partial class RespSession : IDisposable
             window.Records(kv, commands);
             while (window.WantsMore(commands) && ahead < input.Length)
                 ahead = PrefetchNext(input, ahead, ref window);
+            if (output.Length >= _context.Limits.MaxReplyBytes)
+            {
+                // The replies so far go out first: the rest of the pipeline waits in the input (the connection runs this
+                // again once they are sent), so a client that sends without reading cannot pile up replies here.
+                break;
+            }
             var command = input[consumed..];
+            // Before AUTH, small limits (a command split across receives keeps its tenant: AUTH runs only when complete).
+            _parser.Limits = _tenant is null ? RespLimits.Unauthenticated : _context.Limits;
             var status = _parser.TryParse(command, out var length);
             if (status == RespParseStatus.Incomplete)
             {

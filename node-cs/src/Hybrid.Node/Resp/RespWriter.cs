@@ -33,6 +33,9 @@ public sealed class RespWriter : IBufferWriter<byte>
     /// <summary>Bytes in the target buffer.</summary>
     public int Length => _target.Length;
 
+    /// <summary>Drops what was written after <paramref name="length"/> bytes (a reply replaced by an error).</summary>
+    public void Truncate(int length) => _target.Truncate(length);
+
     /// <summary>Makes later replies go to <paramref name="target"/>.</summary>
     public void Bind(FrameBuffer target) => _target = target;
 
