@@ -91,6 +91,30 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public void A_stolen_invocations_result_carries_the_write_sequence_of_the_thiefs_store()
+    {
+        // In Sync mode the origin worker held the reply only for its own sessions' writes, so a write a thief made for
+        // the invocation could be acknowledged before its commit (found by review).
+        using var host = new ExtensionHost(new ExtensionHostOptions(), startWatchdog: false);
+        var storeA = new TestStore { WriteSequence = 5 };
+        var storeB = new TestStore { WriteSequence = 42 };
+        var sinkA = new ResultSink();
+        var a = host.CreateScheduler(storeA, sinkA);
+        var b = host.CreateScheduler(storeB, new ResultSink());
+        Assert.True(host.Install(1, "y", Yielder).Success);
+
+        a.Invoke(1, "y", "k"u8, 77);
+        while (b.Run() > 0)
+        {
+        }
+        Assert.Equal(1, b.Stolen);
+        Assert.Equal(0, a.DeliveredWriteSequence); // nothing delivered yet
+        a.Run();
+        Assert.Equal(ExtensionStatus.Ok, sinkA.Get(77).Status);
+        Assert.Equal(42, a.DeliveredWriteSequence);
+    }
+
+    [Fact]
     public void Watchdog_QuarantinesAStuckExtension_AndSiblingsStealTheStuckWorkersQueue()
     {
         var options = new ExtensionHostOptions { StuckAfter = TimeSpan.FromMilliseconds(50), WatchdogInterval = TimeSpan.FromMilliseconds(5) };

@@ -15,6 +15,11 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
     private readonly ThreadLocal<bool> _inStep = new();
     private int _stepsBegun, _stepsEnded, _pauses, _prefetches, _readsOutsideSteps;
 
+    /// <summary>What <see cref="IExtensionStepStore.WriteSequence"/> reports (a real store: its session's last commit sequence).</summary>
+    public long WriteSequence { get; set; }
+
+    long IExtensionStepStore.WriteSequence => WriteSequence;
+
     /// <summary>Step notifications from the schedulers (<see cref="IExtensionStepStore"/>), over all threads.</summary>
     public int StepsBegun => Volatile.Read(ref _stepsBegun);
 

@@ -37,6 +37,13 @@ public interface IExtensionStepStore
     void EndStep()
     {
     }
+
+    /// <summary>
+    /// The commit sequence of the latest write made through this store (0: none, or not tracked). An invocation keeps
+    /// the highest one of the stores its steps ran on, so that the worker answering it waits for the right commit in
+    /// Sync mode even when a thief ran the step that wrote (<see cref="ExtensionScheduler.DeliveredWriteSequence"/>).
+    /// </summary>
+    long WriteSequence => 0;
 }
 
 /// <summary>
@@ -86,6 +93,13 @@ public sealed class ExtensionScheduler
     /// point instead of finishing its slice. Must be cheap and allocation-free.
     /// </summary>
     public Func<bool>? WorkWaiting { get; set; }
+
+    /// <summary>
+    /// The highest <see cref="IExtensionStepStore.WriteSequence"/> of any invocation delivered by this scheduler so far
+    /// (set before the sink hears of it): in Sync mode a reply waits for this commit, which covers writes a stolen
+    /// step made through another worker's store. An over-estimate only makes a reply wait for a commit already due.
+    /// </summary>
+    public long DeliveredWriteSequence { get; private set; }
 
     /// <summary>Position of this scheduler among the host's schedulers.</summary>
     public int Index { get; }
@@ -245,6 +259,7 @@ public sealed class ExtensionScheduler
         finally
         {
             stepStore?.EndStep();
+            invocation.WriteSequence = Math.Max(invocation.WriteSequence, stepStore?.WriteSequence ?? 0);
             Meter.End();
             ExtensionContext.Current = null;
             context.IsScheduled = false;
@@ -289,6 +304,7 @@ public sealed class ExtensionScheduler
     private void Deliver(Invocation invocation)
     {
         var ok = invocation.Status == ExtensionStatus.Ok;
+        DeliveredWriteSequence = Math.Max(DeliveredWriteSequence, invocation.WriteSequence);
         try
         {
             _sink.OnCompleted(invocation.Cookie, invocation.Status, ok ? invocation.Context.Response : default, invocation.Error);

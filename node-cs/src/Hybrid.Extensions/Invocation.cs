@@ -35,6 +35,9 @@ internal sealed class Invocation
     internal ExtensionStatus Status;
     internal string? Error;
 
+    /// <summary>The highest write sequence of the stores its steps ran on (a stolen step writes through the thief's).</summary>
+    internal long WriteSequence;
+
     /// <summary>Set once, by the meters or the watchdog (another thread); sticky until the invocation ends.</summary>
     internal ExtensionAbortedException? Abort => Volatile.Read(ref _abort);
 
@@ -47,6 +50,7 @@ internal sealed class Invocation
         Started = false;
         CpuTicks = 0;
         MemoryCharged = 0;
+        WriteSequence = 0;
         Status = ExtensionStatus.Ok;
         Error = null;
         _abort = null;

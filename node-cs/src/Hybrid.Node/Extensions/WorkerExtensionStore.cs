@@ -63,6 +63,9 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     internal long LastWriteSequence => _session.LastWriteSequence;
 
     /// <inheritdoc />
+    long IExtensionStepStore.WriteSequence => _session.LastWriteSequence;
+
+    /// <inheritdoc />
     public void BeginStep()
     {
         _used = 0;

@@ -70,8 +70,8 @@ public sealed class WorkerExtensions : IExtensionResultSink
     /// <summary>This worker's coroutine scheduler.</summary>
     internal ExtensionScheduler Scheduler { get; }
 
-    /// <summary>Commit sequence of the last write an extension made on this worker.</summary>
-    internal long LastWriteSequence => _store.LastWriteSequence;
+    /// <summary>Commit sequence of the last write an extension made on this worker, or made (by a thief) for an invocation answered here.</summary>
+    internal long LastWriteSequence => Math.Max(_store.LastWriteSequence, Scheduler.DeliveredWriteSequence);
 
     /// <summary>True when something is queued here (coroutines to resume, posted results to deliver).</summary>
     internal bool HasWork => Scheduler.QueueLength > 0 || !_posted.IsEmpty;
