@@ -540,9 +540,8 @@ public sealed class ExtensionHost : IDisposable
             }
             var hashes = live.Values.ToHashSet(StringComparer.Ordinal);
             packs = [.. packs.Where(p => p.Members.Any(hashes.Contains)).DistinctBy(p => p.Id)];
-            var tmp = _log + ".tmp";
-            File.WriteAllLines(tmp, packs.Select(p => PackLine(p.Id, p.Members)).Concat(live.Select(e => Line(e.Key.Item1, e.Key.Item2, e.Value))));
-            File.Move(tmp, _log, overwrite: true);
+            var lines = packs.Select(p => PackLine(p.Id, p.Members)).Concat(live.Select(e => Line(e.Key.Item1, e.Key.Item2, e.Value)));
+            WriteFile(_log, System.Text.Encoding.UTF8.GetBytes(string.Concat(lines.Select(l => l + "\n"))));
             packs.Reverse();
             return ([.. live.Select(e => (e.Key.Item1, e.Key.Item2, e.Value))], packs);
         }
@@ -584,7 +583,10 @@ public sealed class ExtensionHost : IDisposable
         {
             lock (_appendLock)
             {
-                File.AppendAllLines(_log, [line]);
+                // On disk before the install (or removal) is acknowledged, like the files it names (WriteFile).
+                using var log = new FileStream(_log, FileMode.Append, FileAccess.Write, FileShare.Read);
+                log.Write(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
+                log.Flush(flushToDisk: true);
             }
         }
 
@@ -598,9 +600,14 @@ public sealed class ExtensionHost : IDisposable
             return Convert.ToHexStringLower(SHA256.HashData(image)) == expected ? image : null;
         }
 
+        /// <summary>Replaces a file whole: written and flushed to disk under a temporary name, then renamed over it.</summary>
         private static void WriteFile(string path, byte[] bytes)
         {
-            File.WriteAllBytes(path + ".tmp", bytes);
+            using (var file = new FileStream(path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                file.Write(bytes);
+                file.Flush(flushToDisk: true);
+            }
             File.Move(path + ".tmp", path, overwrite: true);
         }
 
