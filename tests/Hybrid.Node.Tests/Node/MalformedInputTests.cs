@@ -202,6 +202,33 @@ public class MalformedInputTests
     }
 
     [Fact]
+    public async Task A_connection_that_does_not_authenticate_in_time_is_closed_and_an_authenticated_one_stays()
+    {
+        // An unauthenticated client could hold a connection (and its buffers) forever (found by review).
+        await using var node = await TestNode.StartAsync(configure: o => o with { HandshakeTimeout = TimeSpan.FromMilliseconds(300) });
+        using var silent = RawConnection.Open(node.EndPoint);
+        using var session = RawConnection.OpenDefault(node.EndPoint);
+        await Task.Delay(2500); // the sweep runs about once a second
+        Assert.True(silent.IsClosedByPeer());
+        session.Send(RawConnection.Frame(1, session.SessionId, session.View, b => b.AppendRequest(OpCode.Get, 0, "k"u8, default)));
+        Assert.Equal(Status.NotFound, session.Receive().Results[0].Status);
+        Assert.Contains("hybrid_handshake_timeouts_total 1", node.Node.ScrapeMetrics());
+    }
+
+    [Fact]
+    public async Task A_connection_over_MaxConnections_is_closed_on_accept_and_the_others_are_served()
+    {
+        await using var node = await TestNode.StartAsync(configure: o => o with { MaxConnections = 2 });
+        using var first = RawConnection.OpenDefault(node.EndPoint);
+        using var second = RawConnection.OpenDefault(node.EndPoint);
+        using var third = RawConnection.Open(node.EndPoint);
+        Assert.True(third.IsClosedByPeer());
+        Assert.Contains("hybrid_connections_refused_total 1", node.Node.ScrapeMetrics());
+        first.Send(RawConnection.Frame(1, first.SessionId, first.View, b => b.AppendRequest(OpCode.Get, 0, "k"u8, default)));
+        Assert.Equal(Status.NotFound, first.Receive().Results[0].Status);
+    }
+
+    [Fact]
     public async Task PipelinedFrames_InOneSend_AnsweredInOrder()
     {
         await using var node = await TestNode.StartAsync();

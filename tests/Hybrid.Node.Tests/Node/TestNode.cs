@@ -35,7 +35,8 @@ internal sealed class TestNode : IAsyncDisposable
         long memoryBudget = 1 << 20,
         Func<IKvStore, IKvStore>? wrapStore = null,
         int workers = 2,
-        ProtocolLimits? limits = null)
+        ProtocolLimits? limits = null,
+        Func<HybridNodeOptions, HybridNodeOptions>? configure = null)
     {
         bool owns = directory is null;
         directory ??= NewDirectory();
@@ -52,7 +53,7 @@ internal sealed class TestNode : IAsyncDisposable
             ConfigureStore = s => s with { PageSizeBytes = 16 * 1024, MemoryBudgetBytes = memoryBudget, IndexBuckets = 1 << 12 },
             StoreFactory = wrapStore is null ? null : s => wrapStore(FasterKvStore.Open(s)),
         };
-        var node = new HybridNode(options);
+        var node = new HybridNode(configure is null ? options : configure(options));
         await node.StartAsync();
         return new TestNode(node, directory, owns);
     }

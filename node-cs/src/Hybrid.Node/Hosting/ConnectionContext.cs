@@ -14,7 +14,11 @@ public sealed class ConnectionContext
         SessionId = sessionId;
         RemoteEndPoint = remote;
         Listener = listener;
+        OpenedTicks = System.Diagnostics.Stopwatch.GetTimestamp();
     }
+
+    /// <summary>When the connection was admitted (<see cref="System.Diagnostics.Stopwatch"/> ticks; the handshake timeout).</summary>
+    internal long OpenedTicks { get; }
 
     /// <summary>The node's connection object behind this context.</summary>
     internal Dispatch.Connection? Connection { get; set; }

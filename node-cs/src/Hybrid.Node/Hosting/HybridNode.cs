@@ -23,6 +23,9 @@ public sealed partial class HybridNode : IAsyncDisposable
     private readonly List<(ITransport Transport, ITransportListener Listener)> _transports = [];
     private readonly Dictionary<string, string> _transportAddresses = [];
     private readonly ConcurrentDictionary<Connection, byte> _connections = new();
+    private Timer? _handshakeSweep;
+    private long _refusedConnections;
+    private long _handshakeTimeouts;
     private readonly CancellationTokenSource _stopping = new();
     private Worker[] _workers = [];
     private IKvStore? _store;
@@ -73,6 +76,12 @@ public sealed partial class HybridNode : IAsyncDisposable
 
     /// <summary>Connections open now.</summary>
     public int ConnectionCount => _connections.Count;
+
+    /// <summary>Connections closed at once because <see cref="HybridNodeOptions.MaxConnections"/> were open.</summary>
+    public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
+
+    /// <summary>Connections closed because they did not authenticate within <see cref="HybridNodeOptions.HandshakeTimeout"/>.</summary>
+    public long HandshakeTimeouts => Interlocked.Read(ref _handshakeTimeouts);
 
     /// <summary>The port a listener was bound to, by front-end name ("native", "resp", ...).</summary>
     public int PortOf(string name) => _boundPorts.TryGetValue(name, out int port) ? port : throw new KeyNotFoundException($"no listener '{name}'");
@@ -136,6 +145,8 @@ public sealed partial class HybridNode : IAsyncDisposable
                 ListenOnTransport(transport);
             if (Options.MetricsPort >= 0)
                 _metricsServer = MetricsServer.Start(new IPEndPoint(Options.BindAddress, Options.MetricsPort), ScrapeMetrics, _stopping.Token);
+            if (Options.HandshakeTimeout != Timeout.InfiniteTimeSpan)
+                _handshakeSweep = new Timer(_ => CloseSlowHandshakes(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         }
         catch
         {
@@ -201,6 +212,12 @@ public sealed partial class HybridNode : IAsyncDisposable
         _boundPorts[name] = ((IPEndPoint)socket.LocalEndPoint!).Port;
         _ = AcceptLoop(socket.AcceptAsync, accepted =>
         {
+            if (_connections.Count >= Options.MaxConnections)
+            {
+                Interlocked.Increment(ref _refusedConnections);
+                accepted.Dispose();
+                return;
+            }
             accepted.NoDelay = true;
             Admit(name, accepted.RemoteEndPoint, (worker, context) => NewSocketConnection(accepted, handler, worker, context));
         });
@@ -318,9 +335,29 @@ public sealed partial class HybridNode : IAsyncDisposable
         StopCore();
     }
 
+    /// <summary>
+    /// Closes every connection that has not authenticated within <see cref="HybridNodeOptions.HandshakeTimeout"/> (a
+    /// timer, about once a second): an idle or trickling unauthenticated client holds buffers and a descriptor.
+    /// </summary>
+    private void CloseSlowHandshakes()
+    {
+        long limit = (long)(Options.HandshakeTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        foreach (var connection in _connections.Keys)
+        {
+            var context = connection.Context;
+            if (context.Tenant is null && now - context.OpenedTicks > limit)
+            {
+                Interlocked.Increment(ref _handshakeTimeouts);
+                connection.Abort(); // the worker holding it sees the end of input and closes it
+            }
+        }
+    }
+
     private void StopCore()
     {
         _stopping.Cancel();
+        _handshakeSweep?.Dispose();
         _metricsServer?.Dispose();
         foreach (var socket in _listenSockets)
             socket.Dispose();

@@ -89,6 +89,18 @@ public sealed record HybridNodeOptions
     /// <summary>The slots owned in <see cref="InitialView"/> (null = every slot).</summary>
     public OwnedSlots? InitialOwnedSlots { get; init; }
 
+    /// <summary>
+    /// Most connections open at once (socket front ends); one more is closed as soon as it is accepted, so a client
+    /// opening sockets without end cannot exhaust the node's memory or descriptors. Default 10,000.
+    /// </summary>
+    public int MaxConnections { get; init; } = 10_000;
+
+    /// <summary>
+    /// How long a connection may stay unauthenticated (no tenant yet: native Hello/Auth, RESP AUTH) before the node
+    /// closes it; checked about once a second. <see cref="Timeout.InfiniteTimeSpan"/> = never. Default 10 s.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How often a worker refreshes its epoch (view, quotas) at the latest while busy.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromMilliseconds(1);
 

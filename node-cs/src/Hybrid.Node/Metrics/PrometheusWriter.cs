@@ -71,6 +71,10 @@ internal static class PrometheusWriter
         Line(text, "hybrid_sent_bytes_total", null, workers.Sum(w => Volatile.Read(ref w.Metrics.BytesOut)));
         Header(text, "hybrid_connections", "gauge", "Open client connections.");
         Line(text, "hybrid_connections", null, connections);
+        Header(text, "hybrid_connections_refused_total", "counter", "Connections closed on accept: the node had MaxConnections open.");
+        Line(text, "hybrid_connections_refused_total", null, node.RefusedConnections);
+        Header(text, "hybrid_handshake_timeouts_total", "counter", "Connections closed for not authenticating within HandshakeTimeout.");
+        Line(text, "hybrid_handshake_timeouts_total", null, node.HandshakeTimeouts);
         Header(text, "hybrid_view", "gauge", "The node's current view number.");
         Line(text, "hybrid_view", null, (long)node.View.Current);
 
