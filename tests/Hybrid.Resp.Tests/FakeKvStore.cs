@@ -22,6 +22,8 @@ internal sealed class FakeKvStore : IKvStore
 
     public StoreOptions Options { get; } = new() { DataDirectory = "/nonexistent", Durability = DurabilityMode.Memory };
 
+    public long Incarnation => 1;
+
     public ulong MaxVersion => (ulong)Interlocked.Read(ref _version);
 
     public int Count => _data.Count;

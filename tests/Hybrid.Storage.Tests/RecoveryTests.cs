@@ -83,6 +83,40 @@ public sealed class RecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_restart_draws_a_new_incarnation_and_a_scan_cursor_planned_before_it_beyond_the_new_tail_is_refused()
+    {
+        // Recovery replays the operation log, so the restarted store holds the same records at other (here: lower)
+        // addresses. A migration target's cursors from before the restart are meaningless; one beyond the new tail made
+        // FASTER's scan throw a NullReferenceException (found by review). The store now says which opening it is, and
+        // refuses such a cursor with a clear error.
+        var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        long before = store.Incarnation;
+        Assert.NotEqual(0, before);
+        var s = store.NewSession();
+        for (int i = 0; i < 1000; i++)
+            s.PutNow($"k{i}", new string('a', 60));
+        store.PlanScan(1); // the log so far becomes read-only: the rewrites below go to new addresses
+        for (int i = 0; i < 1000; i += 2)
+            s.PutNow($"k{i}", new string('b', 60));
+        await store.WaitDurableAsync(s.LastWriteSequence);
+        ScanCursor[] plan = store.PlanScan(4);
+        s.Dispose();
+        store.SimulateCrash();
+
+        using var reopened = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        Assert.NotEqual(before, reopened.Incarnation);
+        ScanCursor beyond = plan[^1];
+        Assert.True(beyond.End > reopened.PlanScan(1).Max(c => c.End), "the replayed log should be shorter than the old one");
+        using ISlotScanner scanner = reopened.NewScanner();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => scanner.ScanChunk(beyond, 0, Slot.Count - 1, 100, int.MaxValue, new ScanCollector()));
+        Assert.Contains("restarted", e.Message);
+        // Cursors of a plan made now are fine, and find every key once with its latest value.
+        var all = ScanAll(reopened, 0, Slot.Count - 1, 4, 50);
+        Assert.Equal(1000, all.Count);
+        Assert.All(all, r => Assert.Equal(int.Parse(r.Key[1..], System.Globalization.CultureInfo.InvariantCulture) % 2 == 0 ? 'b' : 'a', r.Value[0]));
+    }
+
+    [Fact]
     public async Task Pulled_records_are_durable_through_the_next_checkpoint_not_the_operation_log()
     {
         // A migration target keeps pulled records out of its operation log (the source keeps its copy until the target's

@@ -197,6 +197,9 @@ public sealed class FasterKvStore : IKvStore
     }
 
     /// <inheritdoc />
+    public long Incarnation { get; } = Random.Shared.NextInt64(1, long.MaxValue);
+
+    /// <inheritdoc />
     public ulong MaxVersion
     {
         get

@@ -31,6 +31,14 @@ public interface IKvStore : IDisposable
     ulong MaxVersion { get; }
 
     /// <summary>
+    /// Identifies this opening of the store: a random non-zero value drawn when the store is opened, different (with
+    /// overwhelming probability) after every restart. Log addresses (<see cref="ScanCursor"/>s, <see cref="PlanScan"/>'s
+    /// ends) mean something only within one incarnation: recovery replays the operation log, so after a restart the
+    /// same records lie at other (usually lower) addresses, and a cursor planned before it names nothing.
+    /// </summary>
+    long Incarnation { get; }
+
+    /// <summary>
     /// Makes every later write on this node get a version &gt; <paramref name="floor"/> (never lowers it). A migration
     /// target calls this with the source's <see cref="MaxVersion"/> before serving the range. In Async/Sync modes the
     /// raise is logged without waiting: it becomes durable with the next group commit, before any write logged after

@@ -36,6 +36,8 @@ internal sealed class SlotScanner : ISlotScanner
         ArgumentNullException.ThrowIfNull(sink);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRecords, 1);
         FasterKvStore.CheckSlotRange(slotLo, slotHi);
+        if (!cursor.IsDone)
+            CheckCursor(cursor);
         _sink = sink;
         try
         {
@@ -44,6 +46,24 @@ internal sealed class SlotScanner : ISlotScanner
         finally
         {
             _sink = null;
+        }
+    }
+
+    /// <summary>
+    /// A cursor comes from a caller (over the network, from a migration target), and one that is not done must lie
+    /// within this log (0 &lt;= Next &lt; End &lt;= tail), as every cursor of a <see cref="IKvStore.PlanScan"/> of this
+    /// incarnation does (the tail only grows). One planned before a restart may not: recovery rebuilds the log at other
+    /// addresses, and FASTER's scan fails on an address beyond the tail with a NullReferenceException. It is refused
+    /// here, clearly, instead. (An address below the tail that is no record's start cannot be told apart here: callers
+    /// must check <see cref="IKvStore.Incarnation"/>, as migration pulls do.)
+    /// </summary>
+    private void CheckCursor(ScanCursor cursor)
+    {
+        long tail = _store.Kv.Log.TailAddress;
+        if (cursor.Next < 0 || cursor.End > tail)
+        {
+            throw new ArgumentOutOfRangeException(nameof(cursor), cursor,
+                $"scan cursor [{cursor.Next}, {cursor.End}) does not lie within this log (tail {tail}); was it planned before the store restarted?");
         }
     }
 

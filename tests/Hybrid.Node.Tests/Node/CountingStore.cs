@@ -45,6 +45,8 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
     public StoreOptions Options => inner.Options;
 
+    public long Incarnation => inner.Incarnation;
+
     public ulong MaxVersion => inner.MaxVersion;
 
     public IKvSession NewSession() => new Session(inner.NewSession(), this);

@@ -67,6 +67,9 @@ public sealed class MigratingStore(IKvStore inner) : IKvStore
     public ulong MaxVersion => inner.MaxVersion;
 
     /// <inheritdoc />
+    public long Incarnation => inner.Incarnation;
+
+    /// <inheritdoc />
     public IKvSession NewSession() => new MigratingSession(this, inner.NewSession());
 
     /// <inheritdoc />
