@@ -13,11 +13,16 @@ namespace Hybrid.Protocol;
 /// </remarks>
 public enum PeerOp : byte
 {
-    /// <summary>Background pull: <c>i32 lo, i32 hi, i64 next, i64 end</c> → <c>i64 next, i64 end, i32 count, records</c>.</summary>
+    /// <summary>
+    /// Background pull: <c>i32 lo, i32 hi, i64 incarnation, i64 next, i64 end</c> → <c>i64 incarnation, i64 next, i64 end, i32 count, records</c>.
+    /// The cursor is valid only in the source store's incarnation it was planned in (<see cref="PlanPulls"/>); when the
+    /// source's incarnation is another one (it restarted), nothing is scanned and the reply carries the incarnation
+    /// now, the cursor as sent and no records: the target starts its pulls over.
+    /// </summary>
     Pull = 0x30,
     /// <summary>Priority pull: <c>i32 n, n × (u32 tenant, u32 table, i32 keyLength, key)</c> → <c>i32 count, records</c>.</summary>
     PriorityPull = 0x31,
-    /// <summary>Plans a background pull: <c>i32 partitions, i64 from</c> → <c>i32 n, n × (i64 next, i64 end)</c>.</summary>
+    /// <summary>Plans a background pull: <c>i32 partitions, i64 from</c> → <c>i64 incarnation, i32 n, n × (i64 next, i64 end)</c> (incarnation: the source store's, a random value drawn at each opening).</summary>
     PlanPulls = 0x32,
     /// <summary>DropSource: <c>i32 lo, i32 hi</c> → <c>i64 records removed</c>.</summary>
     Drop = 0x33,
@@ -30,8 +35,9 @@ public enum PeerOp : byte
     /// <summary>Cluster control (start a migration, status): UTF-8 JSON request → UTF-8 JSON reply.</summary>
     Control = 0x37,
     /// <summary>
-    /// Background pull as a stream: <c>i32 lo, i32 hi, i64 next, i64 end</c> → one reply frame per chunk, each
-    /// <c>i64 next, i64 end, i32 count, records</c>, until a chunk whose cursor is done (or a failed frame).
+    /// Background pull as a stream: <c>i32 lo, i32 hi, i64 incarnation, i64 next, i64 end</c> → one reply frame per
+    /// chunk, each <c>i64 incarnation, i64 next, i64 end, i32 count, records</c>, until a chunk whose cursor is done (or a
+    /// failed frame, or a frame naming another incarnation, as for <see cref="Pull"/>, which is the last).
     /// </summary>
     PullStream = 0x38,
 }

@@ -159,10 +159,10 @@ public sealed class MigrationTests(ITestOutputHelper output)
     {
         public ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default) => inner.VersionFloorAsync(cancellationToken);
 
-        public ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) => ValueTask.FromResult<ScanCursor[]>([]);
+        public ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) => ValueTask.FromResult(new PullPlan(1, []));
 
-        public ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default) =>
-            inner.PullAsync(range, cursor, into, cancellationToken);
+        public ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default) =>
+            inner.PullAsync(range, incarnation, cursor, into, cancellationToken);
 
         public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>
             ValueTask.FromException(new PeerException("source refused the priority pull"));
@@ -244,13 +244,13 @@ public sealed class MigrationTests(ITestOutputHelper output)
     {
         public ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default) => inner.VersionFloorAsync(cancellationToken);
 
-        public ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
+        public ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
             inner.PlanPullsAsync(partitions, from, cancellationToken);
 
-        public ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
+        public ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
         {
             gate.Wait(cancellationToken);
-            return inner.PullAsync(range, cursor, into, cancellationToken);
+            return inner.PullAsync(range, incarnation, cursor, into, cancellationToken);
         }
 
         public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default)

@@ -92,13 +92,13 @@ internal sealed class SlowPullPeer(IMigrationPeer inner, TimeSpan delay) : IMigr
 {
     public ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default) => inner.VersionFloorAsync(cancellationToken);
 
-    public ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
+    public ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
         inner.PlanPullsAsync(partitions, from, cancellationToken);
 
-    public async ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
+    public async ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
     {
         await Task.Delay(delay, cancellationToken);
-        return await inner.PullAsync(range, cursor, into, cancellationToken);
+        return await inner.PullAsync(range, incarnation, cursor, into, cancellationToken);
     }
 
     public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>

@@ -48,12 +48,12 @@ public sealed class PullStreamTests : IDisposable
     /// <summary>Reads every partition of R1's pull plan through <paramref name="peer"/>'s streams; returns key → value and the chunk count.</summary>
     private static async Task<(Dictionary<string, string> Records, int Chunks)> PullAllAsync(IMigrationPeer peer, int partitions)
     {
-        ScanCursor[] plan = await peer.PlanPullsAsync(partitions, 0);
+        PullPlan plan = await peer.PlanPullsAsync(partitions, 0);
         var seen = new Collector();
         int chunks = 0;
-        foreach (ScanCursor start in plan)
+        foreach (ScanCursor start in plan.Partitions)
         {
-            using IPullStream stream = peer.OpenPulls(TwoNodes.R1, start);
+            using IPullStream stream = peer.OpenPulls(TwoNodes.R1, plan.Incarnation, start);
             ScanCursor next;
             do
             {
@@ -86,16 +86,17 @@ public sealed class PullStreamTests : IDisposable
     public async Task A_stream_opened_again_from_a_cursor_mid_way_continues_from_there()
     {
         using var peer = new NetworkPeer(_server.EndPoint);
-        ScanCursor start = (await peer.PlanPullsAsync(1, 0)).Single();
+        PullPlan plan = await peer.PlanPullsAsync(1, 0);
+        ScanCursor start = plan.Partitions.Single();
         var first = new Collector();
         ScanCursor after;
-        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, start))
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, plan.Incarnation, start))
         {
             stream.Read(out after).ForEach(first); // one chunk, then the puller "fails" and closes the stream
         }
         Assert.False(after.IsDone);
         var rest = new Collector();
-        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, after))
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, plan.Incarnation, after))
         {
             ScanCursor next;
             do
@@ -114,7 +115,7 @@ public sealed class PullStreamTests : IDisposable
         var endPoint = (IPEndPoint)silent.LocalEndpoint;
 
         using (var peer = new NetworkPeer(endPoint) { StreamTimeout = TimeSpan.FromMilliseconds(300) })
-        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000)))
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, 1, new ScanCursor(0, 1000)))
         {
             var e = Assert.Throws<SocketException>(() => stream.Read(out _));
             Assert.Equal(SocketError.TimedOut, e.SocketErrorCode);
@@ -122,7 +123,7 @@ public sealed class PullStreamTests : IDisposable
 
         using var cancel = new CancellationTokenSource();
         using (var peer = new NetworkPeer(endPoint))
-        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000), cancel.Token))
+        using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, 1, new ScanCursor(0, 1000), cancel.Token))
         {
             Task<Exception?> read = Task.Run<Exception?>(() => Record.Exception(() => stream.Read(out _)));
             await Task.Delay(100);
@@ -146,13 +147,13 @@ public sealed class PullStreamTests : IDisposable
             await s.SendAsync(new byte[] { 100, 0, 0, 0, 0, 1, 2, 3 }, SocketFlags.None); // 100 bytes announced, 4 sent
         });
         using var peer = new NetworkPeer((IPEndPoint)dying.LocalEndpoint);
-        using IPullStream stream = peer.OpenPulls(TwoNodes.R1, new ScanCursor(0, 1000));
+        using IPullStream stream = peer.OpenPulls(TwoNodes.R1, 1, new ScanCursor(0, 1000));
         await serve;
         Assert.Throws<IOException>(() => stream.Read(out _));
     }
 
     [Theory]
-    [InlineData((byte)0x38)] // PullStream without its 24-byte request
+    [InlineData((byte)0x38)] // PullStream without its 32-byte request
     [InlineData((byte)0x30)] // Pull, the same
     [InlineData((byte)0x31)] // PriorityPull without its key count
     [InlineData((byte)0x35)] // AdvanceView without its view

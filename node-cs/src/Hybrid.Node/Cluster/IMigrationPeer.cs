@@ -13,19 +13,27 @@ public interface IMigrationPeer
     /// <summary>The source's version floor (<see cref="IKvStore.MaxVersion"/>), reported at Prepare.</summary>
     ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Plans a background pull of the source's log from <paramref name="from"/> (0 = its begin) to its tail in up to <paramref name="partitions"/> partitions.</summary>
-    ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default);
-
-    /// <summary>One background-pull chunk of <paramref name="range"/> from <paramref name="cursor"/> into <paramref name="into"/> (cleared first); returns the next cursor.</summary>
-    ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Plans a background pull of the source's log from <paramref name="from"/> (0 = its begin) to its tail in up to
+    /// <paramref name="partitions"/> partitions, with the source store's incarnation the cursors belong to.
+    /// </summary>
+    ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// The background pull of one partition of <paramref name="range"/> from <paramref name="from"/> to its end as a
-    /// stream of chunks (blocking reads, for a pull thread). By default one <see cref="PullAsync"/> per chunk with the
-    /// next in flight; <see cref="NetworkPeer"/> streams instead (<c>PeerOp.PullStream</c>).
+    /// One background-pull chunk of <paramref name="range"/> from <paramref name="cursor"/> (planned in the source's
+    /// <paramref name="incarnation"/>) into <paramref name="into"/> (cleared first); returns the next cursor. Throws
+    /// <see cref="SourceRestartedException"/>, having scanned nothing, when the source is in another incarnation.
     /// </summary>
-    IPullStream OpenPulls(SlotRange range, ScanCursor from, CancellationToken cancellationToken = default) =>
-        new PrefetchingPullStream(this, range, from, cancellationToken);
+    ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The background pull of one partition of <paramref name="range"/> from <paramref name="from"/> (planned in the
+    /// source's <paramref name="incarnation"/>) to its end as a stream of chunks (blocking reads, for a pull thread;
+    /// a read throws <see cref="SourceRestartedException"/> when the source is in another incarnation). By default one
+    /// <see cref="PullAsync"/> per chunk with the next in flight; <see cref="NetworkPeer"/> streams instead (<c>PeerOp.PullStream</c>).
+    /// </summary>
+    IPullStream OpenPulls(SlotRange range, long incarnation, ScanCursor from, CancellationToken cancellationToken = default) =>
+        new PrefetchingPullStream(this, range, incarnation, from, cancellationToken);
 
     /// <summary>A priority pull: the live records of up to <see cref="MigrationSource.MaxPriorityKeys"/> keys into <paramref name="into"/> (cleared first); absent keys are left out.</summary>
     ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default);
@@ -53,12 +61,12 @@ public sealed class InProcessPeer(MigrationSource source) : IMigrationPeer
     public ValueTask<ulong> VersionFloorAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(source.VersionFloor);
 
     /// <inheritdoc />
-    public ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
+    public ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
         new(Task.Run(() => source.PlanPulls(partitions, from), cancellationToken));
 
     /// <inheritdoc />
-    public ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default) =>
-        new(Task.Run(() => source.Pull(range, cursor, into), cancellationToken));
+    public ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default) =>
+        new(Task.Run(() => source.Pull(range, incarnation, cursor, into), cancellationToken));
 
     /// <inheritdoc />
     public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>
@@ -67,4 +75,20 @@ public sealed class InProcessPeer(MigrationSource source) : IMigrationPeer
     /// <inheritdoc />
     public ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default) =>
         new(Task.Run(() => source.Drop(range), cancellationToken));
+}
+
+/// <summary>A background-pull plan: the partitions' cursors and the source store's incarnation they belong to (<see cref="IKvStore.Incarnation"/>).</summary>
+/// <param name="Incarnation">The source store's incarnation when it planned.</param>
+/// <param name="Partitions">The partitions, in log order.</param>
+public readonly record struct PullPlan(long Incarnation, ScanCursor[] Partitions);
+
+/// <summary>
+/// The source's store is not the one a pull's cursor was planned in: it restarted (recovery rebuilt its log at other
+/// addresses), so every cursor and log end planned before means nothing now. The pull job starts over from the log's begin.
+/// </summary>
+public sealed class SourceRestartedException(long incarnation)
+    : Exception($"the migration source restarted (store incarnation now {incarnation:x}): its log addresses changed")
+{
+    /// <summary>The source store's incarnation now.</summary>
+    public long Incarnation { get; } = incarnation;
 }

@@ -79,7 +79,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             DecideAll(prepares, null);
             prepares = [];
             foreach (SlotRange run in runs)
-                copies.Add(executor.StartPulls(rangeNames[0], run, peer, 0, serving: false, cancellationToken));
+                copies.Add(executor.StartPulls(rangeNames[0], run, peer, null, serving: false, cancellationToken));
             ActivePulls = copies[0];
             foreach (PullJob c in copies)
                 await c.CompleteAsync().ConfigureAwait(false);
@@ -98,7 +98,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         }, holdViewOf: target.Name);
         var jobs = new List<PullJob>();
         for (int i = 0; i < runs.Count; i++)
-            jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i].LogEnd : 0, serving: true, cancellationToken));
+            jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i] : null, serving: true, cancellationToken));
         target.Views.Advance(targetView, targetOwned);
         ActivePulls ??= jobs[0];
         foreach (PullJob j in jobs)
@@ -176,7 +176,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         {
             if (stopAndCopy)
             {
-                copy = executor.StartPulls(range, slots, peer, 0, serving: false, cancellationToken);
+                copy = executor.StartPulls(range, slots, peer, null, serving: false, cancellationToken);
                 ActivePulls = copy;
                 await copy.CompleteAsync().ConfigureAwait(false);
                 Step("copy");
@@ -190,7 +190,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
                         executor.RaiseFloor(Math.Max(sourceFloor, (ulong)e.Floor));
                         break;
                     case EffectKind.StartPulls when e.Range == range:
-                        job = executor.StartPulls(range, slots, peer, copy?.LogEnd ?? 0, serving: true, cancellationToken);
+                        job = executor.StartPulls(range, slots, peer, copy, serving: true, cancellationToken);
                         break;
                 }
             });

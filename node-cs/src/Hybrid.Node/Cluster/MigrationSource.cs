@@ -25,16 +25,22 @@ public sealed class MigrationSource(IKvStore store) : IDisposable
     /// <summary>The version floor this source reports at Prepare: every version it ever issued is at most this.</summary>
     public ulong VersionFloor => store.MaxVersion;
 
+    /// <summary>This opening of the store (<see cref="IKvStore.Incarnation"/>): the cursors of its plans mean something only in it.</summary>
+    public long Incarnation => store.Incarnation;
+
     /// <summary>Plans a background pull from <paramref name="from"/> to the log's current tail (see <see cref="IKvStore.PlanScan"/>).</summary>
-    public ScanCursor[] PlanPulls(int partitions, long from) => store.PlanScan(partitions, from);
+    public PullPlan PlanPulls(int partitions, long from) => new(store.Incarnation, store.PlanScan(partitions, from));
 
     /// <summary>
     /// One chunk of <paramref name="range"/>'s records from <paramref name="cursor"/> (≤ about <see cref="ChunkBytes"/>),
-    /// written into <paramref name="into"/> after clearing it. Returns the cursor to pass next.
+    /// written into <paramref name="into"/> after clearing it. Returns the cursor to pass next. A cursor planned in
+    /// another <paramref name="incarnation"/> of the store is not scanned: <see cref="SourceRestartedException"/>.
     /// </summary>
-    public ScanCursor Pull(SlotRange range, ScanCursor cursor, PullBuffer into)
+    public ScanCursor Pull(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into)
     {
         into.Clear();
+        if (incarnation != store.Incarnation)
+            throw new SourceRestartedException(store.Incarnation);
         if (!_scanners.TryTake(out ISlotScanner? scanner))
             scanner = store.NewScanner();
         try

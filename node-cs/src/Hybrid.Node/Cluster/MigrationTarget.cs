@@ -34,18 +34,20 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// job completed.
     /// </summary>
     public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default) =>
-        StartPulls(rangeName, range, peer, 0, serving: true, cancellationToken);
+        StartPulls(rangeName, range, peer, null, serving: true, cancellationToken);
 
     /// <summary>
-    /// Pulls the records of <paramref name="range"/> found in the source's log from address <paramref name="from"/> on.
+    /// Pulls the records of <paramref name="range"/> found in the source's log after the part <paramref name="after"/>
+    /// pulled (<see cref="PullJob.LogEnd"/>; null = the whole log; the whole log too when the source restarted since).
     /// <paramref name="serving"/> = false for a copy made before this node serves the range (stop-and-copy): reads
     /// do not wait for it.
     /// </summary>
-    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, long from, bool serving, CancellationToken cancellationToken = default)
+    public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, PullJob? after, bool serving, CancellationToken cancellationToken = default)
     {
         // A copy nobody reads yet (stop-and-copy) has no misses to adapt to: it runs as fast as the operator allows.
         PullGovernorOptions governing = serving && AdaptivePulls ? PullGovernorOptions.Default.CappedAt(MaxBytesPerSecond) : PullGovernorOptions.Fixed(MaxBytesPerSecond);
-        var job = new PullJob(store, trace, rangeName, range, peer, partitions, from, new PullGovernor(governing), cancellationToken);
+        var job = new PullJob(store, trace, rangeName, range, peer, partitions, after?.LogEnd ?? 0, after?.Incarnation ?? 0,
+            new PullGovernor(governing), cancellationToken);
         if (serving && store is MigratingStore migrating)
         {
             migrating.AddIncoming(job);
@@ -58,7 +60,7 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
 /// <summary>Counts of one pull job (read them after <see cref="PullJob.CompleteAsync"/>).</summary>
 public sealed class PullStats
 {
-    private long _records, _bytes, _stale, _chunks, _priorityBatches, _priorityKeys, _planned, _scanned;
+    private long _records, _bytes, _stale, _chunks, _priorityBatches, _priorityKeys, _planned, _scanned, _restarts;
 
     /// <summary>Records received by background pulls (catch-up pass included).</summary>
     public long Records => Volatile.Read(ref _records);
@@ -84,6 +86,12 @@ public sealed class PullStats
     /// <summary>Bytes of the source's log scanned so far: <see cref="ScannedLogBytes"/> / <see cref="PlannedLogBytes"/> is the progress.</summary>
     public long ScannedLogBytes => Volatile.Read(ref _scanned);
 
+    /// <summary>
+    /// Times the background pulls started over because the source restarted (its log addresses changed, so every
+    /// cursor was dropped and the pull began again at the log's begin).
+    /// </summary>
+    public long Restarts => Volatile.Read(ref _restarts);
+
     /// <summary>Wall time from the start of the background pulls to the end of the catch-up pass.</summary>
     public TimeSpan BackgroundElapsed { get; internal set; }
 
@@ -101,6 +109,8 @@ public sealed class PullStats
     }
 
     internal void AddScanned(long bytes) => Interlocked.Add(ref _scanned, bytes);
+
+    internal void AddRestart() => Interlocked.Increment(ref _restarts);
 
     internal void AddStale(long n) => Interlocked.Add(ref _stale, n);
 
@@ -124,7 +134,7 @@ public sealed class PullJob
     private readonly SlotRange _range;
     private readonly IMigrationPeer _peer;
     private readonly int _partitions;
-    private readonly long _from;
+    private readonly long _from, _fromIncarnation;
     private readonly CancellationToken _cancel;
     private readonly Channel<(PullKey Key, TaskCompletionSource Done, long Enqueued)> _priority =
         Channel.CreateUnbounded<(PullKey, TaskCompletionSource, long)>(new UnboundedChannelOptions { SingleReader = true });
@@ -134,7 +144,7 @@ public sealed class PullJob
     private Exception? _priorityFailure; // why the priority loop ended, if it failed: later misses fail with it
 
     internal PullJob(IKvStore store, MigrationTrace trace, string rangeName, SlotRange range, IMigrationPeer peer, int partitions, long from,
-        PullGovernor governor, CancellationToken cancellationToken)
+        long fromIncarnation, PullGovernor governor, CancellationToken cancellationToken)
     {
         Governor = governor;
         _store = store;
@@ -144,6 +154,7 @@ public sealed class PullJob
         _peer = peer;
         _partitions = partitions;
         _from = from;
+        _fromIncarnation = fromIncarnation;
         _cancel = cancellationToken;
         _background = RunOnThread("pull-bg", RunBackground, background: true);
         _priorityLoop = RunOnThread("pull-prio", RunPriority, background: false);
@@ -157,6 +168,9 @@ public sealed class PullJob
 
     /// <summary>After <see cref="CompleteAsync"/>: the source log address up to which every record of the range was pulled.</summary>
     public long LogEnd { get; private set; }
+
+    /// <summary>After <see cref="CompleteAsync"/>: the source store's incarnation <see cref="LogEnd"/> is an address in.</summary>
+    public long Incarnation { get; private set; }
 
     /// <summary>What was pulled so far.</summary>
     public PullStats Stats { get; } = new();
@@ -214,34 +228,75 @@ public sealed class PullJob
 
     private static T Wait<T>(ValueTask<T> pending) => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
 
+    /// <summary>
+    /// The background pulls: a plan of the source's log in partitions, pulled in parallel, then one catch-up pass from
+    /// the first plan's end. Every cursor and that end are addresses in one incarnation of the source's store: when the
+    /// source restarted (<see cref="SourceRestartedException"/>: recovery rebuilt its log at other addresses, so records
+    /// may now lie behind a cursor or in a partition already done) the pulls start over from the log's begin, dropping
+    /// every cursor and the old end. Re-pulling is harmless: applies are insert-if-newer.
+    /// </summary>
     private void RunBackground()
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        ScanCursor[] plan = Retry(() => _peer.PlanPullsAsync(_partitions, _from, _cancel));
-        RunPartitions(plan, 0);
-        // Writes made while the first plan was scanned may lie beyond its end: one catch-up pass from that end.
-        long end = _from;
-        foreach (ScanCursor c in plan)
-            end = Math.Max(end, c.End);
-        ScanCursor[] catchUp = Retry(() => _peer.PlanPullsAsync(_partitions, end, _cancel));
-        RunPartitions(catchUp, plan.Length);
-        foreach (ScanCursor c in catchUp)
-            end = Math.Max(end, c.End);
-        LogEnd = end;
+        long from = _from;
+        while (true)
+        {
+            try
+            {
+                PullPlan plan = Retry(() => _peer.PlanPullsAsync(_partitions, from, _cancel));
+                if (from != 0 && _fromIncarnation != 0 && plan.Incarnation != _fromIncarnation)
+                    throw new SourceRestartedException(plan.Incarnation); // `from` is an address of the source before it restarted
+                RunPartitions(plan, 0);
+                // Writes made while the first plan was scanned may lie beyond its end: one catch-up pass from that end.
+                long end = from;
+                foreach (ScanCursor c in plan.Partitions)
+                    end = Math.Max(end, c.End);
+                PullPlan catchUp = Retry(() => _peer.PlanPullsAsync(_partitions, end, _cancel));
+                if (catchUp.Incarnation != plan.Incarnation)
+                    throw new SourceRestartedException(catchUp.Incarnation);
+                RunPartitions(catchUp, plan.Partitions.Length);
+                foreach (ScanCursor c in catchUp.Partitions)
+                    end = Math.Max(end, c.End);
+                LogEnd = end;
+                Incarnation = plan.Incarnation;
+                break;
+            }
+            catch (SourceRestartedException) when (!_cancel.IsCancellationRequested)
+            {
+                Stats.AddRestart();
+                from = 0;
+            }
+        }
         Stats.BackgroundElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
 
-    private void RunPartitions(ScanCursor[] plan, int firstIndex)
+    /// <summary>
+    /// Pulls every partition of <paramref name="plan"/> in parallel. When one fails for a reason it cannot retry by
+    /// itself (the source restarted, or a failure), the others are stopped and that reason is thrown.
+    /// </summary>
+    private void RunPartitions(PullPlan plan, int firstIndex)
     {
-        Stats.AddPlanned(plan);
-        if (plan.Length == 0)
+        Stats.AddPlanned(plan.Partitions);
+        if (plan.Partitions.Length == 0)
             return;
-        var threads = new Task[plan.Length];
-        for (int i = 0; i < plan.Length; i++)
+        var pass = CancellationTokenSource.CreateLinkedTokenSource(_cancel);
+        var threads = new Task[plan.Partitions.Length];
+        for (int i = 0; i < plan.Partitions.Length; i++)
         {
-            ScanCursor start = plan[i];
+            ScanCursor start = plan.Partitions[i];
             int index = firstIndex + i;
-            threads[i] = RunOnThread("pull-part", () => RunPartition(start, index), background: true);
+            threads[i] = RunOnThread("pull-part", () =>
+            {
+                try
+                {
+                    RunPartition(start, index, plan.Incarnation, pass.Token);
+                }
+                catch
+                {
+                    pass.Cancel(); // the pass starts over (or the job fails): the other partitions stop now
+                    throw;
+                }
+            }, background: true);
         }
         try
         {
@@ -252,21 +307,33 @@ public sealed class PullJob
             // The partitions saw the cancel before this wait did: a cancelled job ends with a cancellation, as the caller expects.
             throw new OperationCanceledException(_cancel);
         }
+        catch (AggregateException e) when (!_cancel.IsCancellationRequested)
+        {
+            // Every partition has ended. The first real failure is the reason; the others were stopped because of it.
+            pass.Dispose();
+            IReadOnlyCollection<Exception> failures = e.Flatten().InnerExceptions;
+            Exception reason = failures.FirstOrDefault(x => x is SourceRestartedException)
+                ?? failures.FirstOrDefault(x => x is not OperationCanceledException)
+                ?? failures.First();
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(reason);
+        }
+        pass.Dispose();
     }
 
     /// <summary>
     /// Pulls one partition as a stream (<see cref="IMigrationPeer.OpenPulls"/>: the source scans chunk i+1 while this
-    /// thread applies chunk i). When the source cannot be reached the stream is opened again from the cursor after the
-    /// last applied chunk (cursors are stateless, applies idempotent).
+    /// thread applies chunk i). When the source cannot be reached the stream is opened
+    /// again from the cursor after the last applied chunk, with the source incarnation the cursor belongs to: a source
+    /// that restarted meanwhile refuses it (<see cref="SourceRestartedException"/>, which ends the pass).
     /// </summary>
-    private void RunPartition(ScanCursor cursor, int index)
+    private void RunPartition(ScanCursor cursor, int index, long incarnation, CancellationToken cancel)
     {
         using var applier = new Applier(_store.NewSession(), Stats);
         while (true)
         {
             try
             {
-                using IPullStream stream = _peer.OpenPulls(_range, cursor, _cancel);
+                using IPullStream stream = _peer.OpenPulls(_range, incarnation, cursor, cancel);
                 while (true)
                 {
                     PullBuffer chunk = stream.Read(out ScanCursor next);
@@ -284,8 +351,9 @@ public sealed class PullJob
             catch (Exception e) when (IsUnreachable(e))
             {
                 // The source is down or restarting: ask again from the cursor after the last chunk applied.
-                _cancel.ThrowIfCancellationRequested();
-                Thread.Sleep(RetryDelay);
+                cancel.ThrowIfCancellationRequested();
+                cancel.WaitHandle.WaitOne(RetryDelay);
+                cancel.ThrowIfCancellationRequested();
             }
         }
     }

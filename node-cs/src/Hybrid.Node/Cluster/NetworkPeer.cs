@@ -57,22 +57,22 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask<ScanCursor[]> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default)
+    public async ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default)
     {
         Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
         PeerMessage reply = await c.CallAsync(c.Request.Begin((byte)PeerOp.PlanPulls).I32(partitions).I64(from), cancellationToken).ConfigureAwait(false);
-        ScanCursor[] plan = ReadPlan(reply.Payload);
+        PullPlan plan = ReadPlan(reply.Payload);
         Return(c);
         return plan;
     }
 
     /// <inheritdoc />
-    public async ValueTask<ScanCursor> PullAsync(SlotRange range, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
+    public async ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default)
     {
         Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
-        PeerMessage request = c.Request.Begin((byte)PeerOp.Pull).I32(range.Lo).I32(range.Hi).I64(cursor.Next).I64(cursor.End);
+        PeerMessage request = c.Request.Begin((byte)PeerOp.Pull).I32(range.Lo).I32(range.Hi).I64(incarnation).I64(cursor.Next).I64(cursor.End);
         PeerMessage reply = await c.CallAsync(request, cancellationToken).ConfigureAwait(false);
-        ScanCursor next = LoadChunk(reply.Payload, into);
+        ScanCursor next = LoadChunk(reply.Payload, incarnation, into);
         Return(c);
         return next;
     }
@@ -82,14 +82,14 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     /// chunk after chunk while this side applies, TCP's window being the only flow control, so a chunk costs no round
     /// trip and no thread hand-off. Reads block the calling (pull) thread.
     /// </summary>
-    public IPullStream OpenPulls(SlotRange range, ScanCursor from, CancellationToken cancellationToken = default)
+    public IPullStream OpenPulls(SlotRange range, long incarnation, ScanCursor from, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ValueTask<Socket> connecting = ConnectAsync(cancellationToken);
         Socket socket = connecting.IsCompletedSuccessfully ? connecting.Result : connecting.AsTask().GetAwaiter().GetResult();
         try
         {
-            return new NetworkPullStream(socket, range, from, cancellationToken) { Timeout = StreamTimeout };
+            return new NetworkPullStream(socket, range, incarnation, from, cancellationToken) { Timeout = StreamTimeout };
         }
         catch
         {
@@ -192,19 +192,31 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             c.Socket.Dispose();
     }
 
-    private static ScanCursor[] ReadPlan(ReadOnlySpan<byte> payload)
+    private static PullPlan ReadPlan(ReadOnlySpan<byte> payload)
     {
         var r = new PeerReader(payload);
+        long incarnation = r.I64();
         var plan = new ScanCursor[r.I32()];
         for (int i = 0; i < plan.Length; i++)
             plan[i] = new ScanCursor(r.I64(), r.I64());
-        return plan;
+        return new PullPlan(incarnation, plan);
     }
 
-    private static ScanCursor LoadChunk(ReadOnlySpan<byte> payload, PullBuffer into)
+    /// <summary>
+    /// Reads a chunk reply (<c>i64 incarnation, i64 next, i64 end, i32 count, records</c>) into <paramref name="into"/>;
+    /// returns the next cursor. A reply that names another incarnation than <paramref name="incarnation"/> (the source
+    /// restarted) throws <see cref="SourceRestartedException"/>.
+    /// </summary>
+    internal static ScanCursor LoadChunk(ReadOnlySpan<byte> payload, long incarnation, PullBuffer into)
     {
         var r = new PeerReader(payload);
+        long now = r.I64();
         var next = new ScanCursor(r.I64(), r.I64());
+        if (now != incarnation)
+        {
+            into.Clear();
+            throw new SourceRestartedException(now);
+        }
         LoadRecords(r.Rest, into);
         return next;
     }
@@ -270,12 +282,14 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         private readonly PeerMessage _frame = new();
         private readonly PullBuffer _records = new();
         private readonly CancellationTokenRegistration _cancel;
+        private readonly long _incarnation;
         private bool _done;
 
-        public NetworkPullStream(Socket socket, SlotRange range, ScanCursor from, CancellationToken cancellationToken)
+        public NetworkPullStream(Socket socket, SlotRange range, long incarnation, ScanCursor from, CancellationToken cancellationToken)
         {
             _socket = socket;
-            _frame.Begin((byte)PeerOp.PullStream).I32(range.Lo).I32(range.Hi).I64(from.Next).I64(from.End).Send(socket);
+            _incarnation = incarnation;
+            _frame.Begin((byte)PeerOp.PullStream).I32(range.Lo).I32(range.Hi).I64(incarnation).I64(from.Next).I64(from.End).Send(socket);
             // A blocked Receive does not see the token: closing the socket wakes it with an exception.
             _cancel = cancellationToken.Register(static s => ((Socket)s!).Dispose(), socket);
         }
@@ -299,10 +313,15 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
                 throw new OperationCanceledException("the pull stream was cancelled", e);
             }
             _frame.ThrowIfFailed();
-            var r = new PeerReader(_frame.Payload);
-            next = new ScanCursor(r.I64(), r.I64());
-            int count = r.I32();
-            _records.Load(r.Rest, count);
+            try
+            {
+                next = LoadChunk(_frame.Payload, _incarnation, _records);
+            }
+            catch (SourceRestartedException)
+            {
+                _done = true; // the source ends the stream after such a frame
+                throw;
+            }
             _done = next.IsDone;
             return _records;
         }

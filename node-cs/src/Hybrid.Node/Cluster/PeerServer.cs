@@ -113,6 +113,7 @@ public sealed class PeerServer : IDisposable
     {
         BackgroundPriority.LowerCurrentThread();
         SlotRange range = default;
+        long incarnation = 0;
         Storage.ScanCursor cursor = default;
         bool parsed = false;
         while (!_stopping)
@@ -124,11 +125,20 @@ public sealed class PeerServer : IDisposable
                     // Inside the try: a short or malformed request gets a Failed frame, not an exception on this thread.
                     var r = new PeerReader(payload);
                     range = new SlotRange(r.I32(), r.I32());
+                    incarnation = r.I64();
                     cursor = new Storage.ScanCursor(r.I64(), r.I64());
                     parsed = true;
                 }
-                cursor = _source.Pull(range, cursor, records);
-                frame.Begin(PeerFrame.Ok).I64(cursor.Next).I64(cursor.End).I32(records.Count).Bytes(records.Encoded);
+                cursor = _source.Pull(range, incarnation, cursor, records);
+                frame.Begin(PeerFrame.Ok).I64(incarnation).I64(cursor.Next).I64(cursor.End).I32(records.Count).Bytes(records.Encoded);
+            }
+            catch (SourceRestartedException e)
+            {
+                // The cursor was planned before this node's store restarted: nothing scanned; the frame names the
+                // incarnation now, and the target starts its pulls over.
+                frame.Begin(PeerFrame.Ok).I64(e.Incarnation).I64(cursor.Next).I64(cursor.End).I32(0);
+                frame.Send(socket);
+                return;
             }
             catch (Exception e) when (e is not (SocketException or IOException or ObjectDisposedException))
             {
@@ -150,9 +160,18 @@ public sealed class PeerServer : IDisposable
             case PeerOp.Pull:
                 {
                     var range = new SlotRange(r.I32(), r.I32());
+                    long incarnation = r.I64();
                     var cursor = new Storage.ScanCursor(r.I64(), r.I64());
-                    Storage.ScanCursor next = _source.Pull(range, cursor, records);
-                    reply.I64(next.Next).I64(next.End).I32(records.Count).Bytes(records.Encoded);
+                    try
+                    {
+                        Storage.ScanCursor next = _source.Pull(range, incarnation, cursor, records);
+                        reply.I64(incarnation).I64(next.Next).I64(next.End).I32(records.Count).Bytes(records.Encoded);
+                    }
+                    catch (SourceRestartedException e)
+                    {
+                        // Planned before this node's store restarted: nothing scanned, the reply names the incarnation now.
+                        reply.I64(e.Incarnation).I64(cursor.Next).I64(cursor.End).I32(0);
+                    }
                     break;
                 }
             case PeerOp.PriorityPull:
@@ -172,9 +191,9 @@ public sealed class PeerServer : IDisposable
                 }
             case PeerOp.PlanPulls:
                 {
-                    Storage.ScanCursor[] plan = _source.PlanPulls(r.I32(), r.I64());
-                    reply.I32(plan.Length);
-                    foreach (Storage.ScanCursor c in plan)
+                    PullPlan plan = _source.PlanPulls(r.I32(), r.I64());
+                    reply.I64(plan.Incarnation).I32(plan.Partitions.Length);
+                    foreach (Storage.ScanCursor c in plan.Partitions)
                         reply.I64(c.Next).I64(c.End);
                     break;
                 }

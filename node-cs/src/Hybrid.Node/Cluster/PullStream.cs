@@ -24,17 +24,19 @@ internal sealed class PrefetchingPullStream : IPullStream
 {
     private readonly IMigrationPeer _peer;
     private readonly SlotRange _range;
+    private readonly long _incarnation;
     private readonly CancellationToken _cancel;
     private PullBuffer _current = new(), _inFlight = new();
     private ValueTask<ScanCursor> _pending;
     private bool _done;
 
-    public PrefetchingPullStream(IMigrationPeer peer, SlotRange range, ScanCursor from, CancellationToken cancellationToken)
+    public PrefetchingPullStream(IMigrationPeer peer, SlotRange range, long incarnation, ScanCursor from, CancellationToken cancellationToken)
     {
         _peer = peer;
         _range = range;
+        _incarnation = incarnation;
         _cancel = cancellationToken;
-        _pending = peer.PullAsync(range, from, _inFlight, cancellationToken);
+        _pending = peer.PullAsync(range, incarnation, from, _inFlight, cancellationToken);
     }
 
     public PullBuffer Read(out ScanCursor next)
@@ -48,7 +50,7 @@ internal sealed class PrefetchingPullStream : IPullStream
         if (next.IsDone)
             _done = true;
         else
-            _pending = _peer.PullAsync(_range, next, _inFlight, _cancel);
+            _pending = _peer.PullAsync(_range, _incarnation, next, _inFlight, _cancel);
         return _current;
     }
 
