@@ -55,6 +55,10 @@ public interface IMigrationPeer
 /// (the source's scans block on disk, and a pull overlaps the target's apply of the previous chunk as it would over
 /// the network).
 /// </summary>
+/// <remarks>
+/// A failure of the source's call reaches the caller as a <see cref="PeerException"/> (as it would over the network),
+/// except <see cref="SourceRestartedException"/> and cancellations.
+/// </remarks>
 public sealed class InProcessPeer(MigrationSource source) : IMigrationPeer
 {
     /// <inheritdoc />
@@ -62,19 +66,36 @@ public sealed class InProcessPeer(MigrationSource source) : IMigrationPeer
 
     /// <inheritdoc />
     public ValueTask<PullPlan> PlanPullsAsync(int partitions, long from, CancellationToken cancellationToken = default) =>
-        new(Task.Run(() => source.PlanPulls(partitions, from), cancellationToken));
+        new(Task.Run(() => Remote(() => source.PlanPulls(partitions, from)), cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<ScanCursor> PullAsync(SlotRange range, long incarnation, ScanCursor cursor, PullBuffer into, CancellationToken cancellationToken = default) =>
-        new(Task.Run(() => source.Pull(range, incarnation, cursor, into), cancellationToken));
+        new(Task.Run(() => Remote(() => source.Pull(range, incarnation, cursor, into)), cancellationToken));
 
     /// <inheritdoc />
     public ValueTask PriorityPullAsync(ReadOnlyMemory<PullKey> keys, PullBuffer into, CancellationToken cancellationToken = default) =>
-        new(Task.Run(() => source.PriorityPull(keys.Span, into), cancellationToken));
+        new(Task.Run(() => Remote(() =>
+        {
+            source.PriorityPull(keys.Span, into);
+            return true;
+        }), cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<long> DropAsync(SlotRange range, CancellationToken cancellationToken = default) =>
-        new(Task.Run(() => source.Drop(range), cancellationToken));
+        new(Task.Run(() => Remote(() => source.Drop(range)), cancellationToken));
+
+    /// <summary>Runs a call of the source; its failure becomes a <see cref="PeerException"/>, as <see cref="PeerServer"/> reports it.</summary>
+    private static T Remote<T>(Func<T> call)
+    {
+        try
+        {
+            return call();
+        }
+        catch (Exception e) when (e is not (SourceRestartedException or OperationCanceledException))
+        {
+            throw new PeerException(e.GetType().Name + ": " + e.Message);
+        }
+    }
 }
 
 /// <summary>A background-pull plan: the partitions' cursors and the source store's incarnation they belong to (<see cref="IKvStore.Incarnation"/>).</summary>

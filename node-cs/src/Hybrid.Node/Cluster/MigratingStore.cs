@@ -30,11 +30,21 @@ public sealed class MigratingStore(IKvStore inner) : IKvStore
 
     private long _pulledReads;
 
-    /// <summary>Reads of <paramref name="job"/>'s range that miss wait for its priority pulls from now on.</summary>
+    /// <summary>
+    /// Reads of <paramref name="job"/>'s range that miss wait for its priority pulls from now on. A job registered
+    /// earlier whose range lies within <paramref name="job"/>'s (one that failed, being replaced:
+    /// <see cref="MigrationTarget.ResumePulls"/>) is removed and retired.
+    /// </summary>
     public void AddIncoming(PullJob job)
     {
+        PullJob[] replaced;
         lock (_lock)
-            _incoming = [.. _incoming, job];
+        {
+            replaced = [.. _incoming.Where(j => j.Range.Lo >= job.Range.Lo && j.Range.Hi <= job.Range.Hi)];
+            _incoming = [.. _incoming.Where(j => !replaced.Contains(j)), job];
+        }
+        foreach (PullJob old in replaced)
+            old.Retire();
     }
 
     /// <summary>The range of <paramref name="job"/> is complete here: misses answer NotFound again.</summary>
@@ -42,6 +52,18 @@ public sealed class MigratingStore(IKvStore inner) : IKvStore
     {
         lock (_lock)
             _incoming = [.. _incoming.Where(j => j != job)];
+    }
+
+    /// <summary>The pull job registered for a range that overlaps <paramref name="range"/>, if any (the latest registered).</summary>
+    public PullJob? JobFor(SlotRange range)
+    {
+        PullJob[] jobs = _incoming;
+        for (int i = jobs.Length - 1; i >= 0; i--)
+        {
+            if (jobs[i].Range.Lo <= range.Hi && range.Lo <= jobs[i].Range.Hi)
+                return jobs[i];
+        }
+        return null;
     }
 
     internal PullJob? IncomingFor(ReadOnlySpan<byte> key)

@@ -142,8 +142,9 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// Carries <paramref name="range"/>'s migration from whatever phase the decision state records up to <c>Pulled</c>
     /// (every record at the target): BeginMigration if none runs, the source's cut and Prepare if Locking,
     /// TransferOwnership (and the copy, in stop-and-copy) if Prepared, then waits for the pulls and decides FinishPulls.
-    /// <paramref name="restarted"/> is the pull job a recovery's StartPulls effect started, for a range found Pulling.
-    /// Returns null when the range was already past Pulling.
+    /// <paramref name="restarted"/> is the pull job a recovery's StartPulls effect started, for a range found Pulling;
+    /// without one, a range found Pulling waits for the pull job still registered for it, or, if that one failed, pulls
+    /// again (<see cref="MigrationTarget.ResumePulls"/>). Returns null when the range was already past Pulling.
     /// </summary>
     public async Task<PullStats?> PullRangeAsync(string range, MigrationNode source, MigrationNode target, MigrationTarget executor,
         IMigrationPeer peer, Action<PullJob>? onPullsStarted, PullJob? restarted, bool stopAndCopy, CancellationToken cancellationToken)
@@ -205,7 +206,13 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         if (phase != "Pulling")
             return null;
         if (job is null)
-            throw new InvalidOperationException($"{range} is Pulling but no pull job runs for it (recover the target first)");
+        {
+            // Pulling, and the caller holds no pull job (a re-issued migrate after the pull job failed): the StartPulls
+            // decision was carried out already; pulling again is node-side mechanics, idempotent (insert-if-newer).
+            if (metadata.Current.Owner(range) != target.Name)
+                throw new InvalidOperationException($"{range} is Pulling to {metadata.Current.Owner(range)}, not to {target.Name}");
+            job = executor.ResumePulls(range, slots, peer, cancellationToken);
+        }
         ActivePulls ??= job;
         await job.CompleteAsync().ConfigureAwait(false);
         Step("pulls");

@@ -42,6 +42,11 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
     /// <paramref name="serving"/> = false for a copy made before this node serves the range (stop-and-copy): reads
     /// do not wait for it.
     /// </summary>
+    /// <remarks>
+    /// A serving job stays registered with a <see cref="MigratingStore"/> until it completes successfully: one that
+    /// failed still makes reads of keys not pulled yet wait for priority pulls (or fail, if those fail too), never
+    /// answer NotFound, until <see cref="ResumePulls"/> replaces it.
+    /// </remarks>
     public PullJob StartPulls(string rangeName, SlotRange range, IMigrationPeer peer, PullJob? after, bool serving, CancellationToken cancellationToken = default)
     {
         // A copy nobody reads yet (stop-and-copy) has no misses to adapt to: it runs as fast as the operator allows.
@@ -51,9 +56,32 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
         if (serving && store is MigratingStore migrating)
         {
             migrating.AddIncoming(job);
-            _ = job.CompleteAsync().ContinueWith(_ => migrating.RemoveIncoming(job), TaskScheduler.Default);
+            // Only a job that pulled everything leaves: after a failure, misses of the range must not answer NotFound.
+            _ = job.CompleteAsync().ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully)
+                    migrating.RemoveIncoming(job);
+            }, TaskScheduler.Default);
         }
         return job;
+    }
+
+    /// <summary>
+    /// Pulls for <paramref name="range"/>, which the decision state has in <c>Pulling</c> to this node, when the caller
+    /// holds no pull job for it (a re-issued migrate after its pull job failed): the pull job registered for it if one
+    /// still runs; else a new one, over the whole range of the failed job it replaces (a job may cover a run of
+    /// several ranges), from the log's begin. Node-side mechanics: the StartPulls decision was carried out already,
+    /// and pulls are idempotent (insert-if-newer), so pulling again decides nothing.
+    /// </summary>
+    public PullJob ResumePulls(string rangeName, SlotRange range, IMigrationPeer peer, CancellationToken cancellationToken = default)
+    {
+        if (store is MigratingStore migrating && migrating.JobFor(range) is { } registered)
+        {
+            if (!registered.HasFailed)
+                return registered;
+            range = new SlotRange(Math.Min(range.Lo, registered.Range.Lo), Math.Max(range.Hi, registered.Range.Hi));
+        }
+        return StartPulls(rangeName, range, peer, null, serving: true, cancellationToken);
     }
 }
 
@@ -87,8 +115,8 @@ public sealed class PullStats
     public long ScannedLogBytes => Volatile.Read(ref _scanned);
 
     /// <summary>
-    /// Times the background pulls started over because the source restarted (its log addresses changed, so every
-    /// cursor was dropped and the pull began again at the log's begin).
+    /// Times the background pulls started over: the source restarted (its log addresses changed, so every cursor was
+    /// dropped and the pull began again at the log's begin) or failed a pull (planned again after a back-off).
     /// </summary>
     public long Restarts => Volatile.Read(ref _restarts);
 
@@ -172,6 +200,9 @@ public sealed class PullJob
     /// <summary>After <see cref="CompleteAsync"/>: the source store's incarnation <see cref="LogEnd"/> is an address in.</summary>
     public long Incarnation { get; private set; }
 
+    /// <summary>True when the background pulls ended without pulling everything (failed or cancelled).</summary>
+    public bool HasFailed => _background.IsFaulted || _background.IsCanceled;
+
     /// <summary>What was pulled so far.</summary>
     public PullStats Stats { get; } = new();
 
@@ -186,7 +217,14 @@ public sealed class PullJob
         // (MigratingSession.Wake, a signal) and a view change's wait; so the worker is woken without a pool thread.
         var done = new TaskCompletionSource();
         if (!_priority.Writer.TryWrite((key, done, System.Diagnostics.Stopwatch.GetTimestamp())))
-            return Volatile.Read(ref _priorityFailure) is { } failed ? Task.FromException(failed) : Task.CompletedTask;
+        {
+            if (Volatile.Read(ref _priorityFailure) is { } failed)
+                return Task.FromException(failed);
+            // Closed after every record was pulled: the key is here if it exists. Closed otherwise (retired after a
+            // failure, see Retire): the read fails and is retried, never answered as if the key were absent.
+            return _background.IsCompletedSuccessfully ? Task.CompletedTask
+                : Task.FromException(new InvalidOperationException($"the pulls of {_rangeName} were restarted: retry the request"));
+        }
         Interlocked.Increment(ref _priorityDemand);
         return done.Task;
     }
@@ -202,6 +240,12 @@ public sealed class PullJob
         _priority.Writer.TryComplete();
         await _priorityLoop.ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// A job that failed and is being replaced by a new one for its range (<see cref="MigratingStore.AddIncoming"/>):
+    /// its priority batcher pulls the misses already queued and ends; misses that still reach it fail (a retryable error).
+    /// </summary>
+    internal void Retire() => _priority.Writer.TryComplete();
 
     /// <summary>Runs <paramref name="body"/> on a thread of its own; <paramref name="background"/> = below client work when <see cref="BackgroundPriority"/> is on.</summary>
     private static Task RunOnThread(string name, Action body, bool background)
@@ -233,12 +277,15 @@ public sealed class PullJob
     /// the first plan's end. Every cursor and that end are addresses in one incarnation of the source's store: when the
     /// source restarted (<see cref="SourceRestartedException"/>: recovery rebuilt its log at other addresses, so records
     /// may now lie behind a cursor or in a partition already done) the pulls start over from the log's begin, dropping
-    /// every cursor and the old end. Re-pulling is harmless: applies are insert-if-newer.
+    /// every cursor and the old end. Re-pulling is harmless: applies are insert-if-newer. A pull the source failed
+    /// (<see cref="PeerException"/>) or a reply that could not be read starts the pass over after a back-off, so the job
+    /// does not fail (and leave its range half pulled) for a remote fault.
     /// </summary>
     private void RunBackground()
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         long from = _from;
+        TimeSpan backoff = RetryDelay;
         while (true)
         {
             try
@@ -265,6 +312,14 @@ public sealed class PullJob
             {
                 Stats.AddRestart();
                 from = 0;
+                backoff = RetryDelay;
+            }
+            catch (Exception e) when (IsRemoteFailure(e) && !_cancel.IsCancellationRequested)
+            {
+                Stats.AddRestart();
+                _cancel.WaitHandle.WaitOne(backoff);
+                _cancel.ThrowIfCancellationRequested();
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxRetryDelay.Ticks));
             }
         }
         Stats.BackgroundElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
@@ -272,7 +327,7 @@ public sealed class PullJob
 
     /// <summary>
     /// Pulls every partition of <paramref name="plan"/> in parallel. When one fails for a reason it cannot retry by
-    /// itself (the source restarted, or a failure), the others are stopped and that reason is thrown.
+    /// itself (the source restarted or failed the pull), the others are stopped and that reason is thrown.
     /// </summary>
     private void RunPartitions(PullPlan plan, int firstIndex)
     {
@@ -322,7 +377,7 @@ public sealed class PullJob
 
     /// <summary>
     /// Pulls one partition as a stream (<see cref="IMigrationPeer.OpenPulls"/>: the source scans chunk i+1 while this
-    /// thread applies chunk i). When the source cannot be reached the stream is opened
+    /// thread applies chunk i). When the source cannot be reached (or its reply could not be read) the stream is opened
     /// again from the cursor after the last applied chunk, with the source incarnation the cursor belongs to: a source
     /// that restarted meanwhile refuses it (<see cref="SourceRestartedException"/>, which ends the pass).
     /// </summary>
@@ -512,10 +567,17 @@ public sealed class PullJob
             Thread.Sleep(pause);
     }
 
-    /// <summary>How long a pull waits before it asks an unreachable source again.</summary>
+    /// <summary>How long a pull waits before it asks an unreachable source again (and the first back-off after a failed pull).</summary>
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
 
-    private static bool IsUnreachable(Exception e) => e is IOException or System.Net.Sockets.SocketException;
+    /// <summary>The longest back-off between two passes of background pulls the source failed.</summary>
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
+
+    /// <summary>The source cannot be reached, or a reply from it could not be read (the connection is dropped): ask again.</summary>
+    private static bool IsUnreachable(Exception e) => e is IOException or System.Net.Sockets.SocketException or InvalidDataException;
+
+    /// <summary>A failure of the source or of the way to it, not of this node: the background pulls start their pass over.</summary>
+    private static bool IsRemoteFailure(Exception e) => IsUnreachable(e) || e is PeerException or TimeoutException;
 
     /// <summary>Runs a pull call again while the source cannot be reached (until the job is cancelled).</summary>
     private T Retry<T>(Func<ValueTask<T>> call)

@@ -72,8 +72,17 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
         PeerMessage request = c.Request.Begin((byte)PeerOp.Pull).I32(range.Lo).I32(range.Hi).I64(incarnation).I64(cursor.Next).I64(cursor.End);
         PeerMessage reply = await c.CallAsync(request, cancellationToken).ConfigureAwait(false);
-        ScanCursor next = LoadChunk(reply.Payload, incarnation, into);
-        Return(c);
+        ScanCursor next;
+        try
+        {
+            next = LoadChunk(reply.Payload, incarnation, into);
+        }
+        catch (InvalidDataException)
+        {
+            c.Socket.Dispose(); // a reply this side cannot read: never reuse the connection
+            throw;
+        }
+        Return(c); // also after SourceRestartedException (thrown below): the exchange itself was complete
         return next;
     }
 
@@ -110,7 +119,7 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     {
         Channel c = await RentAsync(cancellationToken).ConfigureAwait(false);
         PeerMessage reply = await c.CallAsync(PriorityRequest(c, keys.Span), cancellationToken).ConfigureAwait(false);
-        LoadRecords(reply.Payload, into);
+        LoadRecords(c, reply.Payload, into);
         Return(c);
     }
 
@@ -130,7 +139,7 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     {
         Channel c = RentAsync(cancellationToken).AsTask().GetAwaiter().GetResult(); // completes at once with a pooled connection
         PeerMessage reply = c.Call(PriorityRequest(c, keys.Span), PriorityTimeout, cancellationToken);
-        LoadRecords(reply.Payload, into);
+        LoadRecords(c, reply.Payload, into);
         if (cancellationToken.IsCancellationRequested)
         {
             // The cancellation may have closed the socket after the reply came: never pool it.
@@ -194,24 +203,43 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
 
     private static PullPlan ReadPlan(ReadOnlySpan<byte> payload)
     {
-        var r = new PeerReader(payload);
-        long incarnation = r.I64();
-        var plan = new ScanCursor[r.I32()];
-        for (int i = 0; i < plan.Length; i++)
-            plan[i] = new ScanCursor(r.I64(), r.I64());
-        return new PullPlan(incarnation, plan);
+        try
+        {
+            var r = new PeerReader(payload);
+            long incarnation = r.I64();
+            int n = r.I32();
+            if (n < 0 || (long)n * 16 > r.Rest.Length)
+                throw new InvalidDataException($"a pull plan of {n} partitions in {payload.Length} bytes");
+            var plan = new ScanCursor[n];
+            for (int i = 0; i < plan.Length; i++)
+                plan[i] = new ScanCursor(r.I64(), r.I64());
+            return new PullPlan(incarnation, plan);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new InvalidDataException("a pull plan reply too short for its content", e);
+        }
     }
 
     /// <summary>
     /// Reads a chunk reply (<c>i64 incarnation, i64 next, i64 end, i32 count, records</c>) into <paramref name="into"/>;
     /// returns the next cursor. A reply that names another incarnation than <paramref name="incarnation"/> (the source
-    /// restarted) throws <see cref="SourceRestartedException"/>.
+    /// restarted) throws <see cref="SourceRestartedException"/>; a malformed one <see cref="InvalidDataException"/>.
     /// </summary>
     internal static ScanCursor LoadChunk(ReadOnlySpan<byte> payload, long incarnation, PullBuffer into)
     {
+        ScanCursor next;
+        long now;
         var r = new PeerReader(payload);
-        long now = r.I64();
-        var next = new ScanCursor(r.I64(), r.I64());
+        try
+        {
+            now = r.I64();
+            next = new ScanCursor(r.I64(), r.I64());
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new InvalidDataException("a pull chunk reply too short for its header", e);
+        }
         if (now != incarnation)
         {
             into.Clear();
@@ -221,11 +249,28 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         return next;
     }
 
+    /// <summary>Reads <c>i32 count, records</c> into <paramref name="into"/>, checked (<see cref="PullBuffer.Load"/>).</summary>
     private static void LoadRecords(ReadOnlySpan<byte> payload, PullBuffer into)
     {
+        if (payload.Length < 4)
+            throw new InvalidDataException($"a records reply of {payload.Length} bytes has no count");
         var r = new PeerReader(payload);
         int count = r.I32();
         into.Load(r.Rest, count);
+    }
+
+    /// <summary><see cref="LoadRecords(ReadOnlySpan{byte}, PullBuffer)"/> of a reply on <paramref name="c"/>, which is closed if the reply is malformed.</summary>
+    private static void LoadRecords(Channel c, ReadOnlySpan<byte> payload, PullBuffer into)
+    {
+        try
+        {
+            LoadRecords(payload, into);
+        }
+        catch (InvalidDataException)
+        {
+            c.Socket.Dispose();
+            throw;
+        }
     }
 
     private async ValueTask<Channel> RentAsync(CancellationToken cancellationToken)
@@ -317,9 +362,9 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             {
                 next = LoadChunk(_frame.Payload, _incarnation, _records);
             }
-            catch (SourceRestartedException)
+            catch (Exception e) when (e is SourceRestartedException or InvalidDataException)
             {
-                _done = true; // the source ends the stream after such a frame
+                _done = true; // the source ends the stream after such a frame; a malformed one leaves it unusable
                 throw;
             }
             _done = next.IsDone;

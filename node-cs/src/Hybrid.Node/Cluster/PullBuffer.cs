@@ -60,16 +60,45 @@ public sealed class PullBuffer : IScanSink
     void IScanSink.OnRecord(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version) =>
         Add(tenant, table, key, value, version);
 
-    /// <summary>Replaces the content with <paramref name="encoded"/> (a response received from a peer).</summary>
+    /// <summary>
+    /// Replaces the content with <paramref name="encoded"/> (a response received from a peer) of <paramref name="count"/>
+    /// records. The reply is checked first: exactly <paramref name="count"/> whole records, every key and value length
+    /// non-negative and within the bytes received; anything else throws <see cref="InvalidDataException"/> (a reply
+    /// this side cannot trust counts as a broken connection) and leaves the buffer empty.
+    /// </summary>
     public void Load(ReadOnlySpan<byte> encoded, int count)
     {
         Clear();
+        long payload = Validate(encoded, count);
         if (encoded.Length > _bytes.Length)
             _bytes = new byte[encoded.Length];
         encoded.CopyTo(_bytes);
         Length = encoded.Length;
         Count = count;
-        PayloadBytes = encoded.Length - (long)HeaderBytes * count;
+        PayloadBytes = payload;
+    }
+
+    /// <summary>Checks that <paramref name="encoded"/> is exactly <paramref name="count"/> well-formed records; returns their key + value bytes.</summary>
+    private static long Validate(ReadOnlySpan<byte> encoded, int count)
+    {
+        if (count < 0 || (long)count * HeaderBytes > encoded.Length)
+            throw new InvalidDataException($"{count} pulled records cannot fit in {encoded.Length} bytes");
+        long payload = 0;
+        int at = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (encoded.Length - at < HeaderBytes)
+                throw new InvalidDataException($"pulled record {i} of {count} is cut off in its header");
+            int keyLength = BinaryPrimitives.ReadInt32LittleEndian(encoded[(at + 16)..]);
+            int valueLength = BinaryPrimitives.ReadInt32LittleEndian(encoded[(at + 20)..]);
+            if (keyLength < 0 || valueLength < 0 || (long)keyLength + valueLength > encoded.Length - at - HeaderBytes)
+                throw new InvalidDataException($"pulled record {i} of {count} claims a key of {keyLength} and a value of {valueLength} bytes, more than received");
+            at += HeaderBytes + keyLength + valueLength;
+            payload += keyLength + valueLength;
+        }
+        if (at != encoded.Length)
+            throw new InvalidDataException($"{encoded.Length - at} bytes after the {count} pulled records");
+        return payload;
     }
 
     /// <summary>Hands every record to <paramref name="sink"/>, in order.</summary>
