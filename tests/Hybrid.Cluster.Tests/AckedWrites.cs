@@ -37,6 +37,22 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
             _acked[i] = new string('v', 100) + i;
     }
 
+    /// <summary>Writes the keys <paramref name="which"/> selects once more, with <paramref name="value"/>(i) (each must be acknowledged).</summary>
+    public async Task RewriteAsync(Func<int, bool> which, Func<int, string> value)
+    {
+        var writes = new List<(int Key, Task<WriteResult> Done)>();
+        for (int i = 0; i < _acked.Length; i++)
+        {
+            if (which(i))
+                writes.Add((i, client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value(i)))));
+        }
+        foreach ((int i, Task<WriteResult> done) in writes)
+        {
+            Assert.Equal(Status.Ok, (await done).Status);
+            _acked[i] = value(i);
+        }
+    }
+
     /// <summary>Starts <paramref name="lanes"/> writers; lane l writes the keys i with i % lanes == l, in turn.</summary>
     public void Start(int lanes)
     {
