@@ -8,7 +8,9 @@ namespace Hybrid.Client;
 /// What carries a <see cref="HybridSession"/>'s frames: the node's native TCP socket (<see cref="SocketLink"/>, frames
 /// back to back in a byte stream) or an <see cref="ITransportConnection"/> (<see cref="TransportLink"/>: shared
 /// memory, DPDK, one message = one frame). The session calls <see cref="Send"/> under its lock, so the wire order is
-/// the in-flight order; one receive loop hands every reply frame to the session in arrival order.
+/// the in-flight order; <see cref="Send"/> never waits for the peer (frames it cannot hand over at once are sent in the
+/// background, in order), so the lock is never held while the node drains its input. One receive loop hands every reply
+/// frame to the session in arrival order.
 /// </summary>
 internal abstract class ClientLink : IDisposable
 {
@@ -69,15 +71,66 @@ internal abstract class ClientLink : IDisposable
 /// <summary>The native protocol over the node's TCP port: frames back to back, cut by their Length field.</summary>
 internal sealed class SocketLink(Socket socket) : ClientLink
 {
+    /// <summary>Frames waiting behind the send in progress, in order; also the lock of the send state.</summary>
+    private readonly Queue<ReadOnlyMemory<byte>> _queue = new();
+    private bool _sending;
+    private Exception? _failed;
+
+    /// <remarks>
+    /// Never blocks: the frame goes to the kernel at once when nothing is queued and the socket's buffer has room (one
+    /// non-blocking send, as before); otherwise it queues behind the send in progress, which completes in the background.
+    /// A blocking send here would hold the session lock while the node, which stops reading a connection whose replies
+    /// it cannot send, waits for this session's receive loop, which needs that lock: a deadlock that no timeout breaks.
+    /// The frame's buffer belongs to a batch in flight, not reused before its reply (or before the link is broken),
+    /// so it stays valid until the send completes. A failed send closes the socket, so the receive loop ends and the
+    /// session breaks the link.
+    /// </remarks>
     internal override void Send(ReadOnlyMemory<byte> frame)
+    {
+        lock (_queue)
+        {
+            if (_failed is { } failed)
+                throw new HybridConnectionException("send failed: " + failed.Message, failed);
+            if (_sending)
+            {
+                _queue.Enqueue(frame);
+                return;
+            }
+            _sending = true;
+        }
+        _ = SendAllAsync(frame);
+    }
+
+    private async Task SendAllAsync(ReadOnlyMemory<byte> frame)
     {
         try
         {
-            socket.Send(frame.Span);
+            while (true)
+            {
+                while (!frame.IsEmpty)
+                {
+                    int n = await socket.SendAsync(frame, SocketFlags.None).ConfigureAwait(false);
+                    frame = frame[n..];
+                }
+                lock (_queue)
+                {
+                    if (!_queue.TryDequeue(out frame))
+                    {
+                        _sending = false;
+                        return;
+                    }
+                }
+            }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            throw new HybridConnectionException("send failed", e);
+            lock (_queue)
+            {
+                _failed = e;
+                _queue.Clear();
+                _sending = false;
+            }
+            socket.Dispose();
         }
     }
 
