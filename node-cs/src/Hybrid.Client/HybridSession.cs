@@ -9,8 +9,13 @@ namespace Hybrid.Client;
 /// An asynchronous, batching session on one connection to one node (native protocol v1, docs/protocol.md).
 /// Thread-safe: any number of callers may issue requests at once; requests issued close together share a frame,
 /// several frames are in flight at once, and results come back in request order. After ViewChanged the session
-/// refreshes routing, adopts the node's view and resends the batch. A broken connection fails the requests in
-/// flight (their outcome is unknown) and is re-opened, with a new handshake, by the next request.
+/// refreshes routing, adopts the node's view and resends the batch (later batches wait behind it, so writes to a key
+/// keep their order). A broken connection fails the requests in flight with <see cref="HybridConnectionException"/>
+/// (their outcome is unknown) and is re-opened, with a new handshake, by the next request; requests that never
+/// reached the node fail with <see cref="HybridNotSentException"/> (safe to send again).
+/// WARNING: no operation is completed or failed while <c>_lock</c> is held: with <see cref="HybridClientOptions.InlineCompletions"/>
+/// the caller's continuation runs right there and may call back into the session (the lock is reentrant). Failures
+/// are collected under the lock (<see cref="FailLaterLocked"/>) and delivered after it (<see cref="DrainFailures"/>).
 /// </summary>
 public sealed partial class HybridSession : IAsyncDisposable
 {
@@ -18,6 +23,10 @@ public sealed partial class HybridSession : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly List<Batch> _inFlight = []; // sent, oldest first; replies may come in any order (HelloOptions.OutOfOrderReplies)
     private readonly Queue<Batch> _full = new();
+    private readonly List<Batch> _resend = []; // rejected (ViewChanged/Retry), to go again before any other, by first-send order
+    private List<(PendingOp Op, Exception Error)> _failures = []; // failed under the lock, delivered by DrainFailures
+    private volatile bool _hasFailures;
+    private int _holding; // rejected batches whose delay or routing refresh runs: nothing is sent meanwhile
     private readonly Stack<Batch> _spare = new();
     private readonly Timer _timer;
     private readonly Action<object?> _flushCallback;
@@ -121,6 +130,7 @@ public sealed partial class HybridSession : IAsyncDisposable
     public async ValueTask<GetResult[]> ExecuteAsync(HybridBatch batch)
     {
         var ops = new PendingOp[batch.Count];
+        CheckSizes(batch);
         lock (_lock)
         {
             for (int i = 0; i < ops.Length; i++)
@@ -130,6 +140,7 @@ public sealed partial class HybridSession : IAsyncDisposable
             }
             FlushLocked(force: true);
         }
+        DrainFailures();
         var results = new GetResult[ops.Length];
         for (int i = 0; i < ops.Length; i++)
             results[i] = await new ValueTask<GetResult>(ops[i], ops[i].Token).ConfigureAwait(false);
@@ -145,6 +156,7 @@ public sealed partial class HybridSession : IAsyncDisposable
     public ValueTask ExecuteAsync(HybridBatch batch, HybridBatchResults results)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckSizes(batch);
         short token = results.Begin(batch.Count, _options.InlineCompletions);
         if (batch.Count == 0)
             return new ValueTask(results, token);
@@ -159,11 +171,27 @@ public sealed partial class HybridSession : IAsyncDisposable
             }
             FlushLocked(force: true);
         }
+        DrainFailures();
         return new ValueTask(results, token);
+    }
+
+    private static void CheckSizes(HybridBatch batch)
+    {
+        for (int i = 0; i < batch.Count; i++)
+            CheckKey(batch.Items[i].Key.Length);
+    }
+
+    /// <summary>The wire's key length is 16 bits: a longer key is refused before any byte of it enters a shared frame.</summary>
+    private static void CheckKey(int length)
+    {
+        if (length > ushort.MaxValue)
+            throw new ArgumentException($"a key (or extension name) is at most {ushort.MaxValue} bytes; this one has {length}", "key");
     }
 
     private PendingOp Submit(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
     {
+        CheckKey(key.Length);
+        PendingOp submitted;
         lock (_lock)
         {
             var op = AppendLocked(code, table, key, value, expected);
@@ -179,16 +207,29 @@ public sealed partial class HybridSession : IAsyncDisposable
                 else
                     ThreadPool.UnsafeQueueUserWorkItem(_flushCallback, null, preferLocal: true);
             }
-            return op;
+            submitted = op;
         }
+        DrainFailures();
+        return submitted;
     }
 
     private PendingOp AppendLocked(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckKey(key.Length);
         var open = _open ??= NewBatchLocked();
+        int mark = open.Buffer.Length;
+        try
+        {
+            open.Buffer.AppendRequest(code, table, key, value, expected);
+        }
+        catch
+        {
+            // The frame is shared with other callers: leave no partial request in it.
+            open.Buffer.Truncate(mark);
+            throw;
+        }
         var op = PendingOp.Rent(code, _options.InlineCompletions);
-        open.Buffer.AppendRequest(code, table, key, value, expected);
         open.Ops.Add(op);
         if (open.Ops.Count >= _options.MaxBatchOps || open.Buffer.Length >= _options.MaxBatchBytes)
         {
@@ -205,6 +246,8 @@ public sealed partial class HybridSession : IAsyncDisposable
         batch.Buffer.Clear();
         batch.Ops.Clear();
         batch.Resends = 0;
+        batch.Order = 0;
+        batch.Generation++;
         batch.Start = batch.Buffer.BeginFrame();
         batch.Opened = Stopwatch.GetTimestamp();
         return batch;
@@ -217,27 +260,37 @@ public sealed partial class HybridSession : IAsyncDisposable
             _flushScheduled = false;
             FlushLocked(force: true);
         }
+        DrainFailures();
     }
 
     /// <summary>
-    /// Sends full batches, then (when <paramref name="force"/>) the open one, while in-flight slots are free; reconnects
-    /// first if needed. Sends happen under the lock so the wire order is the in-flight order.
+    /// Sends rejected batches due again, then full batches, then (when <paramref name="force"/>) the open one, while
+    /// in-flight slots are free; reconnects first if needed. Sends happen under the lock so the wire order is the
+    /// in-flight order (<see cref="ClientLink.Send"/> never blocks). While a rejected batch waits for its delay or
+    /// routing refresh nothing is sent, so a later write to the same key cannot overtake it.
     /// </summary>
     private void FlushLocked(bool force)
     {
         if (_disposed)
             return;
-        if (_full.Count == 0 && (_open is null || _open.Ops.Count == 0))
+        if (_resend.Count == 0 && _full.Count == 0 && (_open is null || _open.Ops.Count == 0))
             return;
         if (_link is null)
         {
             _connecting ??= ReconnectAsync();
             return;
         }
+        if (_holding > 0)
+            return; // the rejected batch's resend flushes
         while (_inFlight.Count < _options.MaxInFlightBatches && _link is not null)
         {
             Batch batch;
-            if (_full.Count > 0)
+            if (_resend.Count > 0)
+            {
+                batch = _resend[0];
+                _resend.RemoveAt(0);
+            }
+            else if (_full.Count > 0)
                 batch = _full.Dequeue();
             else if (force && _open is { Ops.Count: > 0 })
             {
@@ -246,7 +299,10 @@ public sealed partial class HybridSession : IAsyncDisposable
             }
             else
                 return; // a reply will free a slot and flush again
+            // A resend keeps its requests; only the header changes (the CRC covers the payload only).
             batch.Seq = ++_nextSeq;
+            if (batch.Order == 0)
+                batch.Order = batch.Seq;
             batch.Buffer.EndFrame(batch.Start, FrameKind.Request, (ushort)batch.Ops.Count, batch.Seq, _sessionId, _view);
             SendLocked(batch);
         }
@@ -262,6 +318,11 @@ public sealed partial class HybridSession : IAsyncDisposable
         }
         catch (HybridConnectionException e)
         {
+            // This frame never left (an earlier send failed); the batches sent before it have an unknown outcome.
+            _inFlight.Remove(batch);
+            FailLaterLocked(batch.Ops, new HybridNotSentException("not sent: " + e.Message, e));
+            batch.Ops.Clear();
+            _spare.Push(batch);
             BreakLocked(e);
         }
     }
@@ -279,10 +340,11 @@ public sealed partial class HybridSession : IAsyncDisposable
                 if (ReferenceEquals(_link, link))
                     BreakLocked(e as HybridConnectionException ?? new HybridConnectionException("connection failed: " + e.Message, e));
             }
+            DrainFailures();
         }
     }
 
-    private async ValueTask OnReply(FrameHeader header, ReadOnlyMemory<byte> payload)
+    private ValueTask OnReply(FrameHeader header, ReadOnlyMemory<byte> payload)
     {
         Batch batch;
         lock (_lock)
@@ -299,37 +361,30 @@ public sealed partial class HybridSession : IAsyncDisposable
         {
             var reader = new ResultReader(payload.Span);
             var status = reader.TryRead(out var result) ? result.Status : Status.Malformed;
-            if (status is Status.ViewChanged or Status.NotOwner)
+            bool resend = status is Status.ViewChanged or Status.Retry && batch.Resends < _options.MaxResends;
+            lock (_lock)
             {
                 // The header carries the node's current view: batches sent from now on carry it (a resend below, or,
                 // under ClusterClient, which routes by its own map, the next request on this same session).
-                lock (_lock)
+                if (status is Status.ViewChanged or Status.NotOwner && header.View > _view)
+                    _view = header.View;
+                if (resend)
                 {
-                    if (header.View > _view)
-                        _view = header.View;
+                    // The node ran nothing of it. It goes again first, and nothing else goes until it can (writes to a
+                    // key keep their order); the delay or refresh runs off the receive loop.
+                    batch.Resends++;
+                    _holding++;
+                    int at = 0;
+                    while (at < _resend.Count && _resend[at].Order < batch.Order)
+                        at++;
+                    _resend.Insert(at, batch);
                 }
             }
-            if (status is Status.ViewChanged or Status.Retry && batch.Resends < _options.MaxResends)
+            if (resend)
             {
-                batch.Resends++;
-                if (status == Status.ViewChanged)
-                    await _options.Routing.RefreshAsync(_options.EndPoint, header.View, CancellationToken.None).ConfigureAwait(false);
-                else
-                    await Task.Delay(batch.Resends).ConfigureAwait(false);
-                lock (_lock)
-                {
-                    if (_link is null)
-                    {
-                        FailAll(batch.Ops, new HybridConnectionException("connection lost before the resend"));
-                        batch.Ops.Clear();
-                        return;
-                    }
-                    // Same requests, new view: only the header changes (the CRC covers the payload only).
-                    batch.Seq = ++_nextSeq;
-                    batch.Buffer.EndFrame(batch.Start, FrameKind.Request, (ushort)batch.Ops.Count, batch.Seq, _sessionId, _view);
-                    SendLocked(batch);
-                }
-                return;
+                int generation = batch.Generation;
+                _ = Task.Run(() => ResendAfterAsync(batch, generation, status, header.View));
+                return ValueTask.CompletedTask;
             }
             FailAll(batch.Ops, new HybridProtocolException(status, $"the node refused the batch: {status}"));
         }
@@ -343,6 +398,45 @@ public sealed partial class HybridSession : IAsyncDisposable
             _spare.Push(batch);
             FlushLocked(force: true);
         }
+        DrainFailures();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Waits out a Retry (a short delay) or refreshes routing after ViewChanged (bounded by the timeout), then lets the
+    /// held batches go. A refresh that fails or hangs fails the batch's requests (the node ran none of them).
+    /// </summary>
+    private async Task ResendAfterAsync(Batch batch, int generation, Status status, ulong nodeView)
+    {
+        Exception? error = null;
+        try
+        {
+            if (status == Status.ViewChanged)
+            {
+                using var cancel = new CancellationTokenSource(_options.Timeout);
+                await _options.Routing.RefreshAsync(_options.EndPoint, nodeView, cancel.Token).AsTask().WaitAsync(_options.Timeout).ConfigureAwait(false);
+            }
+            else
+            {
+                await Task.Delay(batch.Resends).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        lock (_lock)
+        {
+            _holding--;
+            if (error is not null && batch.Generation == generation && _resend.Remove(batch))
+            {
+                FailLaterLocked(batch.Ops, new HybridNotSentException("the node refused the batch (" + status + ") and the routing refresh failed: " + error.Message, error));
+                batch.Ops.Clear();
+                _spare.Push(batch);
+            }
+            FlushLocked(force: true);
+        }
+        DrainFailures();
     }
 
     private static void Complete(Batch batch, ReadOnlySpan<byte> payload)
@@ -382,7 +476,10 @@ public sealed partial class HybridSession : IAsyncDisposable
             op.Fail(error);
     }
 
-    /// <summary>Drops the connection: requests in flight fail; requests not sent yet wait for the reconnect.</summary>
+    /// <summary>
+    /// Drops the connection: requests in flight fail (after the lock is released); requests not sent yet, and rejected
+    /// batches due again, wait for the reconnect.
+    /// </summary>
     private void BreakLocked(Exception error)
     {
         var link = _link;
@@ -390,26 +487,63 @@ public sealed partial class HybridSession : IAsyncDisposable
         link?.Dispose();
         foreach (var batch in _inFlight)
         {
-            FailAll(batch.Ops, error);
+            FailLaterLocked(batch.Ops, error);
             batch.Ops.Clear();
             _spare.Push(batch);
         }
         _inFlight.Clear();
-        if ((_full.Count > 0 || _open is { Ops.Count: > 0 }) && !_disposed)
+        if ((_resend.Count > 0 || _full.Count > 0 || _open is { Ops.Count: > 0 }) && !_disposed)
             _connecting ??= ReconnectAsync();
     }
 
-    private void FailUnsentLocked(Exception error)
+    /// <summary>Fails every request not sent (they never reached the node, or it ran none of them), after the lock is released.</summary>
+    private void FailUnsentLocked(HybridNotSentException error)
     {
+        foreach (var batch in _resend)
+        {
+            FailLaterLocked(batch.Ops, error);
+            batch.Ops.Clear();
+            _spare.Push(batch);
+        }
+        _resend.Clear();
         if (_open is { } open)
             _full.Enqueue(open);
         _open = null;
         while (_full.TryDequeue(out var batch))
         {
-            FailAll(batch.Ops, error);
+            FailLaterLocked(batch.Ops, error);
             batch.Ops.Clear();
             _spare.Push(batch);
         }
+    }
+
+    /// <summary>Marks <paramref name="ops"/> to fail with <paramref name="error"/> once the lock is released (see <see cref="DrainFailures"/>).</summary>
+    private void FailLaterLocked(List<PendingOp> ops, Exception error)
+    {
+        foreach (var op in ops)
+            _failures.Add((op, error));
+        if (_failures.Count > 0)
+            _hasFailures = true;
+    }
+
+    /// <summary>
+    /// Fails the operations <see cref="FailLaterLocked"/> collected, outside the lock (a caller's inline continuation
+    /// may re-enter the session). Called after every lock section that can fail operations; a no-op while the lock
+    /// is held (the outermost section delivers them).
+    /// </summary>
+    private void DrainFailures()
+    {
+        if (!_hasFailures || _lock.IsHeldByCurrentThread)
+            return;
+        List<(PendingOp Op, Exception Error)> failures;
+        lock (_lock)
+        {
+            failures = _failures;
+            _failures = [];
+            _hasFailures = false;
+        }
+        foreach (var (op, error) in failures)
+            op.Fail(error);
     }
 
     private async Task ReconnectAsync()
@@ -429,9 +563,10 @@ public sealed partial class HybridSession : IAsyncDisposable
             lock (_lock)
             {
                 _connecting = null;
-                FailUnsentLocked(new HybridConnectionException("reconnect failed: " + e.Message, e));
+                FailUnsentLocked(new HybridNotSentException("reconnect failed: " + e.Message, e));
             }
         }
+        DrainFailures();
     }
 
     /// <summary>Connects and runs the handshake (Hello, then Auth if challenged), then starts the receive loop.</summary>
@@ -456,6 +591,8 @@ public sealed partial class HybridSession : IAsyncDisposable
             }
             lock (_lock)
             {
+                // Disposed meanwhile: nobody would ever close this connection.
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 _sessionId = header.SessionId;
                 _view = header.View;
                 _link = link;
@@ -493,13 +630,11 @@ public sealed partial class HybridSession : IAsyncDisposable
             long limit = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
             long now = Stopwatch.GetTimestamp();
             if (_inFlight.Count > 0 && now - _inFlight[0].Sent > limit)
-            {
                 BreakLocked(new TimeoutException($"no reply within {_options.Timeout}"));
-                return;
-            }
-            if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _link is not null)
+            else if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _link is not null)
                 FlushLocked(force: true);
         }
+        DrainFailures();
     }
 
     /// <summary>Closes the connection; requests still in flight fail.</summary>
@@ -512,9 +647,11 @@ public sealed partial class HybridSession : IAsyncDisposable
                 return;
             _disposed = true;
             connecting = _connecting;
-            BreakLocked(new ObjectDisposedException(nameof(HybridSession)));
-            FailUnsentLocked(new ObjectDisposedException(nameof(HybridSession)));
+            var closed = new ObjectDisposedException(nameof(HybridSession));
+            BreakLocked(new HybridConnectionException("the session was closed with the request in flight: its outcome is unknown", closed));
+            FailUnsentLocked(new HybridNotSentException("the session was closed before the request was sent", closed));
         }
+        DrainFailures();
         await _timer.DisposeAsync().ConfigureAwait(false);
         if (connecting is not null)
             await connecting.ConfigureAwait(false);
@@ -529,6 +666,8 @@ public sealed partial class HybridSession : IAsyncDisposable
         internal int Start { get; set; }
         internal uint Seq { get; set; }
         internal int Resends { get; set; }
+        internal uint Order { get; set; } // Seq of its first send: rejected batches go again in this order
+        internal int Generation { get; set; } // changes at each reuse
         internal long Opened { get; set; }
         internal long Sent { get; set; }
     }

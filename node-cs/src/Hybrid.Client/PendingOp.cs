@@ -13,6 +13,7 @@ internal sealed class PendingOp : IValueTaskSource<GetResult>, IValueTaskSource<
 {
     private static readonly ConcurrentQueue<PendingOp> s_pool = new();
     private ManualResetValueTaskSourceCore<Outcome> _core;
+    private int _settled; // 1 once completed or failed in this use: a second outcome is ignored, never delivered
 
     private PendingOp(bool runContinuationsAsynchronously) => _core.RunContinuationsAsynchronously = runContinuationsAsynchronously;
 
@@ -41,15 +42,24 @@ internal sealed class PendingOp : IValueTaskSource<GetResult>, IValueTaskSource<
             pending = new PendingOp(!inline);
         pending._core.RunContinuationsAsynchronously = !inline;
         pending.Op = op;
+        Volatile.Write(ref pending._settled, 0);
         return pending;
     }
 
-    internal void Complete(Status status, ulong version, byte[]? value, GetResult[]? multi) =>
-        _core.SetResult(new Outcome(status, version, value, multi));
+    internal void Complete(Status status, ulong version, byte[]? value, GetResult[]? multi)
+    {
+        if (Settle())
+            _core.SetResult(new Outcome(status, version, value, multi));
+    }
+
+    /// <summary>True for the first outcome of this use only.</summary>
+    private bool Settle() => Interlocked.Exchange(ref _settled, 1) == 0;
 
     /// <summary>Completes a request of <see cref="Results"/>: copies the value there and returns this op to the pool.</summary>
     internal void CompleteInto(Status status, ulong version, ReadOnlySpan<byte> value)
     {
+        if (!Settle())
+            return;
         var results = Results!;
         int index = Index;
         Recycle();
@@ -58,6 +68,8 @@ internal sealed class PendingOp : IValueTaskSource<GetResult>, IValueTaskSource<
 
     internal void Fail(Exception error)
     {
+        if (!Settle())
+            return;
         if (Results is { } results)
         {
             int index = Index;

@@ -28,5 +28,15 @@ public sealed class HybridProtocolException(Status status, string message) : Exc
     public Status Status { get; } = status;
 }
 
-/// <summary>The connection broke while requests were in flight: their outcome is unknown (writes may have run).</summary>
-public sealed class HybridConnectionException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>
+/// The connection failed. Thrown for a request that was sent, its outcome is unknown: a write or an extension call may
+/// have run (sending it again may run it twice). The subclass <see cref="HybridNotSentException"/> says the request
+/// never reached the node, or the node ran none of it, so it is safe to send again.
+/// </summary>
+public class HybridConnectionException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The request did not run: it was never sent (the connection or reconnect failed first, the session was closed), or
+/// the node refused its batch without running any of it and it could not be sent again. Safe to retry.
+/// </summary>
+public sealed class HybridNotSentException(string message, Exception? inner = null) : HybridConnectionException(message, inner);

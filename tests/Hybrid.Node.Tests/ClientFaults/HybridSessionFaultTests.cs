@@ -64,4 +64,166 @@ public class HybridSessionFaultTests
                 await session.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task BreakLink_WhenAnInlineContinuationDisposesTheSession_FailsEachRequestOnceWithTheConnectionError()
+    {
+        await using var node = new FakeNode();
+        int received = 0;
+        node.OnBatch = (connection, _) =>
+        {
+            if (Interlocked.Increment(ref received) == 2)
+                connection.Close(); // both frames in flight: the connection drops before either reply
+            return Task.CompletedTask;
+        };
+        var session = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = node.EndPoint, InlineCompletions = true, MaxBatchOps = 1 });
+        Task<Exception?> first = FailThenDispose(session, session.PutAsync(0, "a"u8, "1"u8));
+        Task<Exception?> second = Outcome(session.PutAsync(0, "b"u8, "2"u8));
+
+        // Before the fix the continuation's dispose re-entered the failing loop: the first request was failed a
+        // second time (InvalidOperationException out of the dispose) and the second got ObjectDisposedException.
+        Assert.IsType<HybridConnectionException>(await first.WaitAsync(Wait));
+        Assert.IsType<HybridConnectionException>(await second.WaitAsync(Wait));
+
+        static async Task<Exception?> FailThenDispose(HybridSession session, ValueTask<WriteResult> put)
+        {
+            try
+            {
+                await put.ConfigureAwait(false); // InlineCompletions: the catch below runs inside the session's failure path
+                return null;
+            }
+            catch (HybridConnectionException e)
+            {
+                await session.DisposeAsync().ConfigureAwait(false);
+                return e;
+            }
+        }
+    }
+
+    /// <summary>Routing whose refresh the test holds until it releases it; counts the calls.</summary>
+    private sealed class GatedRouting : IRoutingMap
+    {
+        internal TaskCompletionSource Called { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        internal TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ValueTask RefreshAsync(EndPoint node, ulong nodeView, CancellationToken cancellationToken)
+        {
+            Called.TrySetResult();
+            return new ValueTask(Release.Task);
+        }
+    }
+
+    /// <summary>A node that moved to view 2: batches stamped with an older view are rejected with ViewChanged.</summary>
+    private static FakeNode ViewTwoNode()
+    {
+        var node = new FakeNode();
+        node.OnBatch = (connection, batch) =>
+        {
+            if (batch.Header.View >= 2)
+                return node.Execute(connection, batch);
+            node.View = 2;
+            return node.Reject(connection, batch, Status.ViewChanged);
+        };
+        return node;
+    }
+
+    [Fact]
+    public async Task Resend_AfterViewChanged_GoesBeforeALaterWriteToTheSameKey()
+    {
+        await using var node = ViewTwoNode();
+        var routing = new GatedRouting();
+        await using var session = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = node.EndPoint, Routing = routing });
+
+        var first = session.PutAsync(0, "k"u8, "1"u8).AsTask();
+        await routing.Called.Task.WaitAsync(Wait); // rejected; its resend waits for the refresh
+        var second = session.PutAsync(0, "k"u8, "2"u8).AsTask();
+        await Task.Delay(300);
+        Assert.False(second.IsCompleted, "a later write went out while an earlier one to the same key waited for its resend");
+        routing.Release.SetResult();
+
+        Assert.Equal(Status.Ok, (await first.WaitAsync(Wait)).Status);
+        Assert.Equal(Status.Ok, (await second.WaitAsync(Wait)).Status);
+        Assert.Equal(["1", "2"], node.Executed.Where(r => r.Key == "k").Select(r => r.Value));
+    }
+
+    /// <summary>Routing whose refresh throws, or never completes.</summary>
+    private sealed class BrokenRouting(bool hang) : IRoutingMap
+    {
+        public ValueTask RefreshAsync(EndPoint node, ulong nodeView, CancellationToken cancellationToken) =>
+            hang ? new ValueTask(new TaskCompletionSource().Task) : throw new InvalidOperationException("routing source away");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Resend_WhenTheRoutingRefreshThrowsOrHangs_FailsTheRejectedRequestsAndTheSessionGoesOn(bool hang)
+    {
+        await using var node = ViewTwoNode();
+        await using var session = await HybridSession.ConnectAsync(new HybridClientOptions
+        {
+            EndPoint = node.EndPoint,
+            Routing = new BrokenRouting(hang),
+            Timeout = TimeSpan.FromSeconds(1),
+        });
+
+        // Before the fix the request waited forever (a throw also ended the receive loop).
+        var error = await Outcome(session.PutAsync(0, "k"u8, "1"u8)).WaitAsync(Wait);
+        Assert.IsType<HybridNotSentException>(error);
+        Assert.Empty(node.Executed);
+
+        // The session adopted view 2 from the rejection and goes on.
+        Assert.Equal(Status.Ok, (await session.PutAsync(0, "k"u8, "2"u8).AsTask().WaitAsync(Wait)).Status);
+        Assert.Equal(["2"], node.Executed.Select(r => r.Value));
+    }
+
+    [Fact]
+    public async Task Dispose_WhileTheSessionReconnects_ClosesTheNewConnection()
+    {
+        var hello = new TaskCompletionSource();
+        var reconnecting = new TaskCompletionSource();
+        await using var node = new FakeNode();
+        node.BeforeHello = index =>
+        {
+            if (index == 0)
+                return Task.CompletedTask;
+            reconnecting.TrySetResult();
+            return hello.Task;
+        };
+        node.OnBatch = (connection, _) =>
+        {
+            connection.Close(); // the first connection drops with the first batch in flight
+            return Task.CompletedTask;
+        };
+        var session = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = node.EndPoint });
+        Assert.IsType<HybridConnectionException>(await Outcome(session.PutAsync(0, "a"u8, "1"u8)).WaitAsync(Wait));
+
+        var unsent = Outcome(session.PutAsync(0, "b"u8, "2"u8)); // starts the reconnect
+        await reconnecting.Task.WaitAsync(Wait);
+        var disposing = session.DisposeAsync().AsTask();
+        hello.SetResult(); // the handshake completes after the dispose
+        await disposing.WaitAsync(Wait);
+
+        // Before the fix the reconnect installed the new connection in the disposed session and nobody closed it.
+        await node.Connections[1].ClientClosed.Task.WaitAsync(Wait);
+        Assert.IsType<HybridNotSentException>(await unsent.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task Put_WithAKeyOver64KiB_ThrowsArgumentExceptionAndTheSharedFrameStaysIntact()
+    {
+        await using var node = new FakeNode();
+        await using var session = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = node.EndPoint, Linger = TimeSpan.FromMilliseconds(300) });
+
+        var good = session.PutAsync(0, "a"u8, "1"u8).AsTask(); // waits in the open frame for the linger
+        Assert.Throws<ArgumentException>(() => session.PutAsync(0, new byte[70_000], "2"u8));
+        var batch = new HybridBatch();
+        batch.Put(0, "b"u8.ToArray(), "3"u8.ToArray());
+        batch.Put(0, new byte[ushort.MaxValue + 1], "4"u8.ToArray());
+        await Assert.ThrowsAsync<ArgumentException>(async () => await session.ExecuteAsync(batch));
+
+        // Before the fix the partial request stayed in the frame: the node closed the connection and this failed too.
+        Assert.Equal(Status.Ok, (await good.WaitAsync(Wait)).Status);
+        Assert.Equal(["a"], node.Executed.Select(r => r.Key));
+    }
 }
