@@ -29,8 +29,16 @@ internal abstract class ClientLink : IDisposable
         {
             string address = perNode?.Address ?? options.TransportAddress
                 ?? throw new ArgumentException("HybridClientOptions.TransportAddress (or a TransportEndPoint) is required with a Transport");
-            var connection = await transport.ConnectAsync(address, cancellationToken).ConfigureAwait(false);
-            return new TransportLink(connection);
+            try
+            {
+                var connection = await transport.ConnectAsync(address, cancellationToken).ConfigureAwait(false);
+                return new TransportLink(connection);
+            }
+            catch (TransportException e)
+            {
+                // The same failure as a refused socket connect: the caller may retry (nothing was sent).
+                throw new HybridConnectionException("connect failed: " + e.Message, e);
+            }
         }
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try

@@ -37,5 +37,5 @@ public sealed partial class ClusterClient
     /// <see cref="GetAsync"/>. The node does not check that the extension's own reads and writes stay in that slot.
     /// </summary>
     public Task<ExtensionResult> InvokeAsync(string name, ReadOnlyMemory<byte> routingKey, ReadOnlyMemory<byte> args) =>
-        SendAsync(routingKey, s => s.InvokeAsync(name, args.Span));
+        SendAsync(routingKey, idempotent: false, s => s.InvokeAsync(name, args.Span));
 }

@@ -9,9 +9,13 @@ namespace Hybrid.Client;
 /// session will stamp (the spec's <c>Send</c> reads <c>sessMap</c> and <c>sessView</c> together), so a batch is never
 /// executed by a node in a view that does not hold its range. On ViewChanged or NotOwner the client re-reads the map
 /// (<c>SessionRefresh</c>) and resends the request to the range's owner; the session keeps its connection (it adopted
-/// the node's current view from the rejection's header), so the other requests in flight on it go on. A lost
-/// connection, or a session whose view is behind the map's, is reopened. While a range is being handed over (the source left it, the target does not
+/// the node's current view from the rejection's header), so the other requests in flight on it go on. A session whose
+/// view is behind the map's learns the node's view with a Noop (it is shared: closing it would fail other callers'
+/// requests in flight). A lost connection is reopened. While a range is being handed over (the source left it, the target does not
 /// own it yet) its requests wait and retry; every other range is served as usual.
+/// A request is sent again only when it did not run: a rejection (ViewChanged, NotOwner, Retry), a
+/// <see cref="HybridNotSentException"/>, a connection that could not be opened, or a read. A write or an extension
+/// call whose connection broke after it was sent fails with <see cref="HybridConnectionException"/>: it may have run.
 /// </summary>
 public sealed partial class ClusterClient : IAsyncDisposable
 {
@@ -48,16 +52,20 @@ public sealed partial class ClusterClient : IAsyncDisposable
     public TimeSpan RetryFor { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Reads a key from its owner.</summary>
-    public Task<GetResult> GetAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, s => s.GetAsync(table, key.Span));
+    public Task<GetResult> GetAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, idempotent: true, s => s.GetAsync(table, key.Span));
 
     /// <summary>Writes a key at its owner.</summary>
     public Task<WriteResult> PutAsync(ushort table, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value) =>
-        SendAsync(key, s => s.PutAsync(table, key.Span, value.Span));
+        SendAsync(key, idempotent: false, s => s.PutAsync(table, key.Span, value.Span));
 
     /// <summary>Deletes a key at its owner.</summary>
-    public Task<WriteResult> DeleteAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, s => s.DeleteAsync(table, key.Span));
+    public Task<WriteResult> DeleteAsync(ushort table, ReadOnlyMemory<byte> key) => SendAsync(key, idempotent: false, s => s.DeleteAsync(table, key.Span));
 
-    private async Task<T> SendAsync<T>(ReadOnlyMemory<byte> key, Func<HybridSession, ValueTask<T>> send)
+    /// <summary>
+    /// Routes and sends one request, retrying while it did not run (see the class remarks); <paramref name="idempotent"/>
+    /// (reads) also retries a request whose outcome is unknown.
+    /// </summary>
+    private async Task<T> SendAsync<T>(ReadOnlyMemory<byte> key, bool idempotent, Func<HybridSession, ValueTask<T>> send)
     {
         int slot = ClusterSlot.Of(key.Span);
         DateTime deadline = DateTime.UtcNow + RetryFor;
@@ -65,6 +73,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
         Exception? last = null;
         for (int attempt = 0; ; attempt++)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (attempt > 0)
             {
                 Interlocked.Increment(ref _resends);
@@ -88,16 +97,25 @@ public sealed partial class ClusterClient : IAsyncDisposable
                 opening = SessionAsync(node, map);
                 session = await opening.ConfigureAwait(false);
             }
-            catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException)
+            catch (Exception e)
             {
+                // Never keep a session that failed to open, whatever the failure (else every later request gets it).
+                if (opening is not null && _sessions.TryRemove(KeyValuePair.Create(node, opening)))
+                    _ = CloseAsync(opening);
+                if (e is not (HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException))
+                    throw;
                 last = e;
-                await RefreshAsync(node, opening).ConfigureAwait(false);
+                await RefreshAsync(node, null).ConfigureAwait(false);
                 continue;
             }
             if (!map.Owns(node, session.View, range))
             {
-                // The map and the session's view disagree: the range is in handover, or one of them is stale.
-                await RefreshAsync(node, session.View < (ulong)map.Views[node] ? opening : null).ConfigureAwait(false);
+                // The map and the session's view disagree: the range is in handover, or one of them is stale. A session
+                // behind the map asks the node for its view (the metadata names a view before the node reaches it, so
+                // reopening the session would only learn the same view again, and fail its other callers' requests).
+                if (session.View < (ulong)map.Views[node])
+                    await LearnViewAsync(session).ConfigureAwait(false);
+                await RefreshAsync(node, null).ConfigureAwait(false);
                 continue;
             }
             try
@@ -110,11 +128,27 @@ public sealed partial class ClusterClient : IAsyncDisposable
                 last = e;
                 await RefreshAsync(node, null).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is HybridConnectionException or System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
+            catch (Exception e) when (e is HybridNotSentException || (e is ObjectDisposedException && !_disposed)
+                || (idempotent && e is HybridConnectionException or System.Net.Sockets.SocketException or IOException))
             {
+                // Not run (or a read): safe to send again. (ObjectDisposedException: the session was closed before the
+                // request entered it.) Any other connection failure reaches the caller: the request may have run.
                 last = e;
                 await RefreshAsync(node, opening).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Sends a Noop stamped with the session's view: a node in a newer view rejects it, and the session adopts that view.</summary>
+    private static async Task LearnViewAsync(HybridSession session)
+    {
+        try
+        {
+            await session.NoopAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or ObjectDisposedException or TimeoutException)
+        {
+            // ViewChanged is the answer looked for; a failure shows on the request's own attempt.
         }
     }
 
@@ -122,7 +156,16 @@ public sealed partial class ClusterClient : IAsyncDisposable
     {
         if (!map.EndPoints.TryGetValue(node, out var endPoint))
             throw new HybridConnectionException($"node {node} has no endpoint (not running)");
-        return _sessions.GetOrAdd(node, _ => HybridSession.ConnectAsync(_template with { EndPoint = endPoint }));
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var session = _sessions.GetOrAdd(node, _ => HybridSession.ConnectAsync(_template with { EndPoint = endPoint }));
+        if (_disposed)
+        {
+            // DisposeAsync may have closed the sessions already: one opened now would never be closed.
+            if (_sessions.TryRemove(KeyValuePair.Create(node, session)))
+                _ = CloseAsync(session);
+            throw new ObjectDisposedException(nameof(ClusterClient));
+        }
+        return session;
     }
 
     /// <summary>
@@ -150,13 +193,18 @@ public sealed partial class ClusterClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Makes <paramref name="map"/> the routing in use; wakes the requests waiting for a new route if it routes differently.</summary>
-    private void Install(ClusterRouting map)
+    /// <summary>
+    /// Makes <paramref name="map"/> the routing in use; wakes the requests waiting for a new route if it routes
+    /// differently (then returns true).
+    /// </summary>
+    private bool Install(ClusterRouting map)
     {
         ClusterRouting old = Interlocked.Exchange(ref _map, map);
         Interlocked.Exchange(ref _loadedAt, System.Diagnostics.Stopwatch.GetTimestamp());
-        if (!SameRoutes(old, map))
-            Interlocked.Exchange(ref _routesChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        if (SameRoutes(old, map))
+            return false;
+        Interlocked.Exchange(ref _routesChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        return true;
     }
 
     /// <summary>Owners, node views and endpoints equal: a request would be routed, stamped and sent the same by both.</summary>
@@ -169,8 +217,9 @@ public sealed partial class ClusterClient : IAsyncDisposable
     /// <summary>
     /// Waits until the routing in use routes differently from <paramref name="tried"/> (a request's retry has then
     /// something new to try), or <paramref name="atMost"/> passed. While any request waits here, one thread re-reads the
-    /// map about every millisecond (<see cref="PollRoutes"/>), so a handover's requests go to the new owner as soon as the
-    /// metadata names it, instead of each sleeping out its own back-off (under load a 2 ms Task.Delay took 17-21 ms).
+    /// map (<see cref="PollRoutes"/>: after 1 ms, backing off to <see cref="PollUnchangedMaxMs"/> while it does not change),
+    /// so a handover's requests go to the new owner soon after the metadata names it, instead of each sleeping out its
+    /// own back-off (under load a 2 ms Task.Delay took 17-21 ms).
     /// </summary>
     private async Task NewRouteAsync(ClusterRouting tried, TimeSpan atMost)
     {
@@ -194,22 +243,34 @@ public sealed partial class ClusterClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Re-reads the map about every millisecond while requests wait for a new route; ends when none waits.</summary>
+    /// <summary>Longest pause between two reads of a map that did not change.</summary>
+    private const int PollUnchangedMaxMs = 16;
+
+    /// <summary>Longest pause between two reads while the metadata store cannot be read.</summary>
+    private const int PollFailedMaxMs = 256;
+
+    /// <summary>
+    /// Re-reads the map while requests wait for a new route; ends when none waits. The pause starts at 1 ms after a
+    /// change and doubles while the map stays the same (up to <see cref="PollUnchangedMaxMs"/>) or cannot be read (up
+    /// to <see cref="PollFailedMaxMs"/>): a long handover or an unreachable store is not read a thousand times a second.
+    /// </summary>
     private void PollRoutes()
     {
         while (true)
         {
+            int pause = 1;
             while (Volatile.Read(ref _waiting) > 0 && !_disposed)
             {
                 try
                 {
-                    Install(_source.LoadAsync().GetAwaiter().GetResult());
+                    pause = Install(_source.LoadAsync().GetAwaiter().GetResult()) ? 1 : Math.Min(pause * 2, PollUnchangedMaxMs);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
                     // The metadata store is unreachable: the waiters time out and retry with the map they have.
+                    pause = Math.Min(pause * 2, PollFailedMaxMs);
                 }
-                Thread.Sleep(1);
+                Thread.Sleep(pause);
             }
             Volatile.Write(ref _polling, 0);
             // A request that started waiting after the loop's last look but before _polling was cleared saw it set and
