@@ -22,8 +22,13 @@ public sealed partial class ClusterClient
                 opening = SessionAsync(node, map);
                 results[node] = await (await opening.ConfigureAwait(false)).InstallExtensionAsync(name, source).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or IOException)
+            catch (Exception e)
             {
+                // A session that failed to open is never kept, whatever the failure (else every later call gets it).
+                if (opening is { IsFaulted: true } && _sessions.TryRemove(KeyValuePair.Create(node, opening)))
+                    _ = CloseAsync(opening);
+                if (e is not (HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or IOException))
+                    throw;
                 await RefreshAsync(node, opening).ConfigureAwait(false);
                 results[node] = new ExtensionInstallResult(Protocol.Status.Retry, [], [$"{node}: {e.Message}"], false);
             }

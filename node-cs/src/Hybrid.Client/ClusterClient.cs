@@ -286,9 +286,10 @@ public sealed partial class ClusterClient : IAsyncDisposable
         {
             await (await session.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (!session.IsCompletedSuccessfully
+            || e is HybridConnectionException or HybridProtocolException or System.Net.Sockets.SocketException or OperationCanceledException or ObjectDisposedException)
         {
-            // It never opened, or it broke: nothing to close.
+            // It never opened (whatever the failure, its caller saw it), or it broke: nothing to close.
         }
     }
 

@@ -157,6 +157,9 @@ public class ClusterClientFaultTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => other.GetAsync(0, Bytes("k")));
         await Assert.ThrowsAsync<InvalidOperationException>(() => other.GetAsync(0, Bytes("k")));
         Assert.Equal(2, broken.Connects);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => other.InstallExtensionAsync("ext", "source"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => other.InstallExtensionAsync("ext", "source"));
+        Assert.Equal(4, broken.Connects);
     }
 
     [Theory]
