@@ -244,7 +244,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
     }
 
     /// <summary>Longest pause between two reads of a map that did not change.</summary>
-    private const int PollUnchangedMaxMs = 16;
+    private const int PollUnchangedMaxMs = 5; // a handover shows in the map at most this late
 
     /// <summary>Longest pause between two reads while the metadata store cannot be read.</summary>
     private const int PollFailedMaxMs = 256;
