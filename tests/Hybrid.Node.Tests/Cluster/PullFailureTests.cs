@@ -29,6 +29,15 @@ public sealed class PullFailureTests
         return (sink.Status, sink.Value);
     }
 
+    /// <summary>A job that succeeded leaves the incoming list in a continuation of its completion: allow it a moment.</summary>
+    private static async Task AssertLeavesIncomingAsync(MigratingStore migrating)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (migrating.JobFor(TwoNodes.R1) is not null && waited.Elapsed < TimeSpan.FromSeconds(10))
+            await Task.Delay(5);
+        Assert.Null(migrating.JobFor(TwoNodes.R1));
+    }
+
     private sealed class LastResult : ICompletionSink
     {
         public StoreStatus Status { get; private set; }
@@ -60,7 +69,7 @@ public sealed class PullFailureTests
         await job.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.True(job.Stats.Restarts >= 2, $"{job.Stats.Restarts} restarts");
         Assert.True(peer.Failures >= 2);
-        Assert.Null(migrating.JobFor(TwoNodes.R1)); // complete: taken off the incoming list
+        await AssertLeavesIncomingAsync(migrating); // complete: taken off the incoming list
         using var t = new SyncSession(nodes.TargetStore.Store.NewSession());
         foreach (int i in moving)
             Assert.Equal(TwoNodes.Value(i), t.Get(TwoNodes.Key(i))?.Value);
@@ -106,7 +115,7 @@ public sealed class PullFailureTests
         Assert.True(stats.Records >= moving.Count, $"{stats.Records} records pulled again");
         await nodes.Coordinator.FinishAsync(nodes.N2, target, ["r1"], _ => peer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal("", nodes.Metadata.Current.Phase("r1"));
-        Assert.Null(migrating.JobFor(TwoNodes.R1));
+        await AssertLeavesIncomingAsync(migrating);
         using var t = new SyncSession(nodes.TargetStore.Store.NewSession());
         foreach (int i in moving)
             Assert.Equal(TwoNodes.Value(i), t.Get(TwoNodes.Key(i))?.Value);
