@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Hybrid.Protocol;
 using Hybrid.Transport;
 
@@ -77,12 +78,24 @@ internal abstract class ClientLink : IDisposable
 }
 
 /// <summary>The native protocol over the node's TCP port: frames back to back, cut by their Length field.</summary>
-internal sealed class SocketLink(Socket socket) : ClientLink
+internal sealed class SocketLink : ClientLink
 {
+    private readonly Socket socket;
+
     /// <summary>Frames waiting behind the send in progress, in order; also the lock of the send state.</summary>
     private readonly Queue<ReadOnlyMemory<byte>> _queue = new();
+
+    /// <summary>The one send in progress (reused: a send that cannot complete at once allocates nothing).</summary>
+    private readonly SocketAsyncEventArgs _send = new();
     private bool _sending;
+    private bool _disposed;
     private Exception? _failed;
+
+    internal SocketLink(Socket socket)
+    {
+        this.socket = socket;
+        _send.Completed += (_, _) => OnSent();
+    }
 
     /// <remarks>
     /// Never blocks: the frame goes to the kernel at once when nothing is queued and the socket's buffer has room (one
@@ -106,40 +119,73 @@ internal sealed class SocketLink(Socket socket) : ClientLink
             }
             _sending = true;
         }
-        _ = SendAllAsync(frame);
+        SendFrom(frame);
     }
 
-    private async Task SendAllAsync(ReadOnlyMemory<byte> frame)
+    /// <summary>Sends <paramref name="bytes"/> and then the queued frames, until a send must wait (its completion goes on).</summary>
+    private void SendFrom(ReadOnlyMemory<byte> bytes)
     {
-        try
+        while (true)
         {
-            while (true)
+            _send.SetBuffer(MemoryMarshal.AsMemory(bytes));
+            try
             {
-                while (!frame.IsEmpty)
-                {
-                    int n = await socket.SendAsync(frame, SocketFlags.None).ConfigureAwait(false);
-                    frame = frame[n..];
-                }
-                lock (_queue)
-                {
-                    if (!_queue.TryDequeue(out frame))
-                    {
-                        _sending = false;
-                        return;
-                    }
-                }
+                if (socket.SendAsync(_send))
+                    return; // OnSent goes on
             }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                Fail(e);
+                return;
+            }
+            if (!Next(out bytes))
+                return;
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+    }
+
+    private void OnSent()
+    {
+        if (Next(out var bytes))
+            SendFrom(bytes);
+    }
+
+    /// <summary>After a send completed: the rest of its frame, else the next queued frame; false when there is none (or it failed).</summary>
+    private bool Next(out ReadOnlyMemory<byte> bytes)
+    {
+        if (_send.SocketError != SocketError.Success || _send.BytesTransferred <= 0)
         {
-            lock (_queue)
-            {
-                _failed = e;
-                _queue.Clear();
-                _sending = false;
-            }
-            socket.Dispose();
+            Fail(_send.SocketError != SocketError.Success ? new SocketException((int)_send.SocketError) : new SocketException((int)SocketError.ConnectionReset));
+            bytes = default;
+            return false;
         }
+        var rest = _send.MemoryBuffer[_send.BytesTransferred..];
+        if (!rest.IsEmpty)
+        {
+            bytes = rest;
+            return true;
+        }
+        lock (_queue)
+        {
+            if (_queue.TryDequeue(out bytes))
+                return true;
+            _sending = false;
+            if (_disposed)
+                _send.Dispose();
+            return false;
+        }
+    }
+
+    private void Fail(Exception e)
+    {
+        lock (_queue)
+        {
+            _failed = e;
+            _queue.Clear();
+            _sending = false;
+            if (_disposed)
+                _send.Dispose();
+        }
+        socket.Dispose();
     }
 
     internal override async ValueTask<byte[]> ReceiveFrameAsync(CancellationToken cancellationToken)
@@ -204,7 +250,17 @@ internal sealed class SocketLink(Socket socket) : ClientLink
         }
     }
 
-    public override void Dispose() => socket.Dispose();
+    public override void Dispose()
+    {
+        socket.Dispose();
+        lock (_queue)
+        {
+            // A send still in progress completes with an error on the closed socket and disposes it then (Fail).
+            _disposed = true;
+            if (!_sending)
+                _send.Dispose();
+        }
+    }
 }
 
 /// <summary>

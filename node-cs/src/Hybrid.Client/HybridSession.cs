@@ -382,8 +382,7 @@ public sealed partial class HybridSession : IAsyncDisposable
             }
             if (resend)
             {
-                int generation = batch.Generation;
-                _ = Task.Run(() => ResendAfterAsync(batch, generation, status, header.View));
+                StartResend(batch, status, header.View);
                 return ValueTask.CompletedTask;
             }
             FailAll(batch.Ops, new HybridProtocolException(status, $"the node refused the batch: {status}"));
@@ -400,6 +399,16 @@ public sealed partial class HybridSession : IAsyncDisposable
         }
         DrainFailures();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Runs <see cref="ResendAfterAsync"/> off the receive loop. A method of its own: a lambda in <see cref="OnReply"/>
+    /// would capture its locals there, and the closure would be allocated for every reply, resent or not.
+    /// </summary>
+    private void StartResend(Batch batch, Status status, ulong nodeView)
+    {
+        int generation = batch.Generation;
+        _ = Task.Run(() => ResendAfterAsync(batch, generation, status, nodeView));
     }
 
     /// <summary>

@@ -1,8 +1,6 @@
 using System.Net;
 using System.Reflection;
-using System.Text;
 using Hybrid.Node.Cluster;
-using Hybrid.Protocol;
 using Hybrid.Storage;
 
 namespace Hybrid.Node.Tests.Cluster;
