@@ -120,7 +120,13 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
             output.WriteLine($"phases r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}; target status: {await ControlAsync("n2", "{\"op\":\"status\"}")}");
             throw;
         }
-        JsonElement status = await ControlAsync("n2", "{\"op\":\"status\"}");
+        // The metadata says done a moment before the target's migrate task counts its last range (AddDone): wait for it.
+        JsonElement status = default;
+        await WaitAsync(async () =>
+        {
+            status = await ControlAsync("n2", "{\"op\":\"status\"}");
+            return status.GetProperty("finished").ValueKind != JsonValueKind.Null;
+        }, "the target's migrate task to finish", TimeSpan.FromSeconds(30));
         output.WriteLine($"target: {status}");
         AssertMigrated();
         List<int> wrong = await load.MismatchesAsync();
