@@ -342,6 +342,23 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void An_MGET_of_records_on_disk_past_the_reply_limit_closes_the_connection()
+    {
+        // Each key read from disk parks the command and it resumes later, by which time part of the reply may have been
+        // sent: the first version of the limit lost count across resumes, so cold keys passed it (found by review).
+        var store = new FakeKvStore();
+        using var h = new RespHarness(store, limits: RespLimits.Default with { MaxReplyBytes = 10_000 });
+        var value = new string('v', 1000);
+        h.Command("SET", "k", value);
+        store.PendingReads = true;
+        var reply = h.Command(["MGET", .. Enumerable.Repeat("k", 40)]);
+        for (int round = 0; round < 40 && !h.Session.ShouldClose; round++)
+            reply += h.Send(""); // the replies so far "went out"; the command resumes
+        Assert.True(h.Session.ShouldClose, $"{reply.Length} bytes");
+        Assert.InRange(reply.Split("$1000").Length - 1, 9, 12); // stopped near 10,000 bytes, not after 40 values
+    }
+
+    [Fact]
     public void A_pipeline_stops_at_the_reply_limit_and_the_rest_runs_once_the_replies_are_out()
     {
         using var h = new RespHarness(limits: RespLimits.Default with { MaxReplyBytes = 5_000 });

@@ -82,7 +82,12 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
             c.Socket.Dispose(); // a reply this side cannot read: never reuse the connection
             throw;
         }
-        Return(c); // also after SourceRestartedException (thrown below): the exchange itself was complete
+        catch (SourceRestartedException)
+        {
+            Return(c); // the exchange itself was complete: the connection serves the next pull
+            throw;
+        }
+        Return(c);
         return next;
     }
 

@@ -20,6 +20,9 @@ public sealed class ConnectionContext
     /// <summary>When the connection was admitted (<see cref="System.Diagnostics.Stopwatch"/> ticks; the handshake timeout).</summary>
     internal long OpenedTicks { get; }
 
+    /// <summary>1 once the handshake timeout closed it (so it is counted and aborted once).</summary>
+    internal int HandshakeExpired;
+
     /// <summary>The node's connection object behind this context.</summary>
     internal Dispatch.Connection? Connection { get; set; }
 

@@ -345,11 +345,14 @@ public sealed partial class HybridNode : IAsyncDisposable
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
         foreach (var connection in _connections.Keys)
         {
+            // Socket connections only: aborting one shuts its socket down, which the worker holding it sees as the end of
+            // input. A message transport's session waits in its own receive, which an abort does not wake.
             var context = connection.Context;
-            if (context.Tenant is null && now - context.OpenedTicks > limit)
+            if (connection is (PolledConnection or SocketConnection) && context.Tenant is null && now - context.OpenedTicks > limit
+                && Interlocked.Exchange(ref context.HandshakeExpired, 1) == 0)
             {
                 Interlocked.Increment(ref _handshakeTimeouts);
-                connection.Abort(); // the worker holding it sees the end of input and closes it
+                connection.Abort();
             }
         }
     }

@@ -96,8 +96,8 @@ public sealed record HybridNodeOptions
     public int MaxConnections { get; init; } = 10_000;
 
     /// <summary>
-    /// How long a connection may stay unauthenticated (no tenant yet: native Hello/Auth, RESP AUTH) before the node
-    /// closes it; checked about once a second. <see cref="Timeout.InfiniteTimeSpan"/> = never. Default 10 s.
+    /// How long a socket connection may stay unauthenticated (no tenant yet: native Hello/Auth, RESP AUTH) before the
+    /// node closes it; checked about once a second (message-transport sessions are not swept). <see cref="Timeout.InfiniteTimeSpan"/> = never. Default 10 s.
     /// </summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -21,10 +21,10 @@ public sealed partial class RespSession : ICompletionSink
     private PendingOp _pendingOp;
     private int _resumeArg;
 
-    // Size check of a multi-key reply: where it starts in the output (-1 once a resume may have sent part of it) and
-    // the bytes written before that resume.
+    // Size check of an MGET reply: where it starts in the output (-1 once a resume may have sent part of it) and the
+    // bytes it has written so far, disk reads' completions included.
     private int _replyStart = -1;
-    private long _replyBytesBefore;
+    private long _replyBytes;
     private long _resumeCount;
     private StoreStatus _resumeError;
 
@@ -101,7 +101,9 @@ public sealed partial class RespSession : ICompletionSink
                 WriteValueOrNull(status, value, errorsInline: true);
                 break;
             case PendingOp.MGetKey:
+                int before = Output.Length;
                 WriteValueOrNull(status, value, errorsInline: false);
+                _replyBytes += Output.Length - before;
                 break;
             case PendingOp.StrLen:
                 WriteIntegerOrError(status is StoreStatus.NotFound ? StoreStatus.Ok : status, status == StoreStatus.Ok ? value.Length : 0);
@@ -166,19 +168,16 @@ public sealed partial class RespSession : ICompletionSink
                 return;
             }
             _replyStart = Output.Length;
-            _replyBytesBefore = 0;
             Output.WriteArrayHeader(args.Count - 1);
+            _replyBytes = Output.Length - _replyStart;
         }
-        else if (_replyStart >= 0)
+        else
         {
-            // Resumed after a disk read: the part written before may have been sent since.
-            _replyBytesBefore += Output.Length - _replyStart;
-            _replyStart = -1;
+            _replyStart = -1; // resumed after a disk read: what was written before may have been sent since
         }
-        int start = _replyStart >= 0 ? _replyStart : Output.Length;
         for (; i < args.Count; i++)
         {
-            if (_replyBytesBefore + Output.Length - start > _context.Limits.MaxReplyBytes)
+            if (_replyBytes > _context.Limits.MaxReplyBytes)
             {
                 // A reply this large (the same key a thousand times, say) would hold gigabytes for one small request.
                 if (_replyStart >= 0)
@@ -192,18 +191,21 @@ public sealed partial class RespSession : ICompletionSink
                 }
                 return;
             }
+            int before = Output.Length;
             var result = _kv.Get(TenantId, RespTable, args[i], Output.BeginBulkValue(), _pendingContext);
             if (result.Status == StoreStatus.Ok)
             {
                 Output.EndBulkValue();
+                _replyBytes += Output.Length - before;
                 continue;
             }
             Output.CancelBulkValue();
             if (ParkMultiIfPending(result, PendingOp.MGetKey, i + 1))
             {
-                return;
+                return; // the completion counts the value it writes
             }
             WriteValueOrNull(result.Status, default, errorsInline: false);
+            _replyBytes += Output.Length - before;
         }
     }
 
