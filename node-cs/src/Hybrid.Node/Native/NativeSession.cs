@@ -45,6 +45,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
     private bool _deferred; // a frame behind parked batches must wait until they finish (it would close, or it touches their keys)
     private bool _outOfOrder; // the client accepts replies in completion order (Hello option)
     private int _replyStart; // where the running batch's reply frame starts in the output (its size limit)
+    private long _heldBytes; // reply bytes waiting outside the output: parked and held batches, filled holes' values
 
     internal NativeSession(ProtocolLimits limits, bool syncDurability)
     {
@@ -96,9 +97,10 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         consumed = 0;
         while (input.Length - consumed >= 4)
         {
-            // Replies this large go out first; the frames behind wait in the input (run again once they are sent), so
-            // a client that sends without reading cannot pile up replies here.
-            if (output.Length >= _limits.MaxReplyBytes)
+            // Replies this large go out first; the frames behind wait in the input (run again once they are sent, or,
+            // for replies held behind a pending operation, once it completes), so a client that sends without reading
+            // cannot pile up replies here.
+            if (output.Length + _heldBytes >= _limits.MaxReplyBytes)
                 break;
             int frameAt = consumed;
             int replyAt = output.Length;
@@ -582,11 +584,20 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         hole.Open = false;
         hole.Status = status;
         hole.Version = version;
+        if (hole.Kind == ReadHole && _heldBytes + value.Length > _limits.MaxReplyBytes)
+        {
+            // Values read from disk wait here until their reply can go: past the reply limit they are not kept (reads
+            // only: a write's or an extension's outcome is always delivered).
+            hole.Status = Status.TooLarge;
+            hole.Version = 0;
+            value = default;
+        }
         hole.Length = value.Length;
         if (!value.IsEmpty)
         {
             hole.Value = ArrayPool<byte>.Shared.Rent(value.Length);
             value.CopyTo(hole.Value);
+            _heldBytes += value.Length;
         }
         _holesOpen--;
         if (hole.Kind == UnknownHole)
@@ -623,9 +634,10 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         _parked.Add(batch);
     }
 
-    private static ParkedBatch Detach(FrameBuffer output, int from)
+    private ParkedBatch Detach(FrameBuffer output, int from)
     {
         int length = output.Length - from;
+        _heldBytes += length;
         var batch = new ParkedBatch { Body = ArrayPool<byte>.Shared.Rent(length), Length = length };
         output.Array.AsSpan(from, length).CopyTo(batch.Body);
         output.Truncate(from);
@@ -659,6 +671,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
                 AppendFilled(output, batch.Body.AsSpan(FrameHeader.Size, batch.Length - FrameHeader.Size));
                 FinishBatch(worker, connection, worker.Session, output, frameStart, batch.Count, batch.Seq, batch.Wrote, batch.Started);
             }
+            _heldBytes -= batch.Length;
             ArrayPool<byte>.Shared.Return(batch.Body);
             _parked.RemoveAt(i);
         }
@@ -707,7 +720,10 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         ref var hole = ref _holeResults[slot];
         output.AppendResult(hole.Status, hole.Version, hole.Value.AsSpan(0, hole.Length));
         if (hole.Value is not null)
+        {
+            _heldBytes -= hole.Length;
             ArrayPool<byte>.Shared.Return(hole.Value);
+        }
         hole = default;
         _freeHoles.Push(slot);
     }
