@@ -621,7 +621,9 @@ public sealed partial class HybridSession : IAsyncDisposable
         int start = frame.BeginFrame();
         frame.AppendRequest(op, 0, key, value);
         frame.EndFrame(start, FrameKind.Request, 1, 0, 0, 0);
-        link.Send(frame.WrittenMemory);
+        // A copy of its own: the send may still be running in the background when this returns (a timed-out
+        // handshake), and the frame's pooled buffer goes back to the pool here.
+        link.Send(frame.Written.ToArray());
         var body = await link.ReceiveFrameAsync(cancellationToken).ConfigureAwait(false);
         FrameHeader.TryRead(body, int.MaxValue, out var header);
         var reader = new ResultReader(body.AsSpan(FrameHeader.Size));
