@@ -32,19 +32,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         await StartMigrationAsync();
         await WaitForPullingAsync();
         output.WriteLine($"killing {victim} in phase {Metadata.Current.Phase("r1")}");
-        await KillNodeAsync(victim);
-        await Task.Delay(500);
-        await StartNodeAsync(victim);
-        try
-        {
-            await WaitAsync(() => Task.FromResult(Metadata.Current.Phase("r1") == "" && Metadata.Current.Phase("r2") == ""),
-                "the migration to finish", TimeSpan.FromSeconds(120));
-        }
-        catch (TimeoutException)
-        {
-            output.WriteLine($"phases r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}; target status: {await ControlAsync("n2", "{\"op\":\"status\"}")}");
-            throw;
-        }
+        await RestartAndAwaitMigrationAsync(victim);
         await Task.Delay(300);
         await load.StopAsync();
         output.WriteLine($"{load.Writes} acknowledged writes during the run, {load.Failed} failed; target: {(await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("steps")}");
@@ -107,19 +95,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         await StartMigrationAsync();
         await WaitForPullingAsync();
         output.WriteLine($"killing n1 at {await ControlAsync("n2", "{\"op\":\"status\"}")}");
-        await KillNodeAsync("n1");
-        await Task.Delay(500);
-        await StartNodeAsync("n1");
-        try
-        {
-            await WaitAsync(() => Task.FromResult(Metadata.Current.Phase("r1") == "" && Metadata.Current.Phase("r2") == ""),
-                "the migration to finish", TimeSpan.FromSeconds(120));
-        }
-        catch (TimeoutException)
-        {
-            output.WriteLine($"phases r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}; target status: {await ControlAsync("n2", "{\"op\":\"status\"}")}");
-            throw;
-        }
+        await RestartAndAwaitMigrationAsync("n1");
         // The metadata says done a moment before the target's migrate task counts its last range (AddDone): wait for it.
         JsonElement status = default;
         await WaitAsync(async () =>
@@ -134,6 +110,24 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         int moved = Enumerable.Range(0, Keys).Count(i => Metadata.Current.Owner(RangeOf(i)) == "n2");
         long pulled = status.GetProperty("records").GetInt64();
         Assert.True(pulled > moved, $"{pulled} records pulled for {moved} moved keys: the target did not pull again after n1 restarted");
+    }
+
+    /// <summary>kill -9 of <paramref name="victim"/>, a restart half a second later, then the migration of r1 and r2 to its end.</summary>
+    private async Task RestartAndAwaitMigrationAsync(string victim)
+    {
+        await KillNodeAsync(victim);
+        await Task.Delay(500);
+        await StartNodeAsync(victim);
+        try
+        {
+            await WaitAsync(() => Task.FromResult(Metadata.Current.Phase("r1") == "" && Metadata.Current.Phase("r2") == ""),
+                "the migration to finish", TimeSpan.FromSeconds(120));
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine($"phases r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}; target status: {await ControlAsync("n2", "{\"op\":\"status\"}")}");
+            throw;
+        }
     }
 
     private string RangeOf(int i)

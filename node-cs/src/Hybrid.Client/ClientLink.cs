@@ -80,7 +80,7 @@ internal abstract class ClientLink : IDisposable
 /// <summary>The native protocol over the node's TCP port: frames back to back, cut by their Length field.</summary>
 internal sealed class SocketLink : ClientLink
 {
-    private readonly Socket socket;
+    private readonly Socket _socket;
 
     /// <summary>Frames waiting behind the send in progress, in order; also the lock of the send state.</summary>
     private readonly Queue<ReadOnlyMemory<byte>> _queue = new();
@@ -93,7 +93,7 @@ internal sealed class SocketLink : ClientLink
 
     internal SocketLink(Socket socket)
     {
-        this.socket = socket;
+        _socket = socket;
         _send.Completed += (_, _) => OnSent();
     }
 
@@ -130,7 +130,7 @@ internal sealed class SocketLink : ClientLink
             _send.SetBuffer(MemoryMarshal.AsMemory(bytes));
             try
             {
-                if (socket.SendAsync(_send))
+                if (_socket.SendAsync(_send))
                     return; // OnSent goes on
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
@@ -185,7 +185,7 @@ internal sealed class SocketLink : ClientLink
             if (_disposed)
                 _send.Dispose();
         }
-        socket.Dispose();
+        _socket.Dispose();
     }
 
     internal override async ValueTask<byte[]> ReceiveFrameAsync(CancellationToken cancellationToken)
@@ -205,7 +205,7 @@ internal sealed class SocketLink : ClientLink
     {
         while (!buffer.IsEmpty)
         {
-            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            int n = await _socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             if (n == 0)
                 throw new HybridConnectionException("the node closed the connection during the handshake");
             buffer = buffer[n..];
@@ -229,7 +229,7 @@ internal sealed class SocketLink : ClientLink
                 else
                     Array.Resize(ref buffer, buffer.Length * 2);
             }
-            int n = await socket.ReceiveAsync(buffer.AsMemory(end), SocketFlags.None).ConfigureAwait(false);
+            int n = await _socket.ReceiveAsync(buffer.AsMemory(end), SocketFlags.None).ConfigureAwait(false);
             if (n == 0)
                 throw new HybridConnectionException("the node closed the connection");
             end += n;
@@ -252,7 +252,7 @@ internal sealed class SocketLink : ClientLink
 
     public override void Dispose()
     {
-        socket.Dispose();
+        _socket.Dispose();
         lock (_queue)
         {
             // A send still in progress completes with an error on the closed socket and disposes it then (Fail).

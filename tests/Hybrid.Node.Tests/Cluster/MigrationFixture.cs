@@ -9,37 +9,46 @@ namespace Hybrid.Node.Tests.Cluster;
 /// <summary>A FASTER store in a fresh temporary directory, small pages so records spill to disk; deleted on dispose.</summary>
 internal sealed class TempStore : IDisposable
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "hybrid-cluster-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _dir = NewDirectory();
 
-    public TempStore()
-    {
-        Store = FasterKvStore.Open(new StoreOptions
-        {
-            DataDirectory = _dir,
-            Durability = DurabilityMode.Async,
-            MemoryBudgetBytes = 1 << 18,
-            PageSizeBytes = 1 << 14,
-            IndexBuckets = 1 << 12,
-            MaxKeyBytes = 256,
-            MaxValueBytes = 1024,
-            CommitInterval = TimeSpan.FromMilliseconds(2),
-            CheckpointInterval = TimeSpan.Zero,
-            MaxSessions = 32,
-        });
-    }
+    public TempStore() => Store = FasterKvStore.Open(Options(_dir, DurabilityMode.Async));
 
     public IKvStore Store { get; }
 
-    public void Dispose()
+    /// <summary>A fresh directory path under the temporary folder (created by the store that opens in it).</summary>
+    internal static string NewDirectory() => Path.Combine(Path.GetTempPath(), "hybrid-cluster-tests", Guid.NewGuid().ToString("N"));
+
+    /// <summary>The small store the cluster tests use, in <paramref name="dir"/>.</summary>
+    internal static StoreOptions Options(string dir, DurabilityMode durability, long memoryBudget = 1 << 18, int pageSize = 1 << 14) => new()
     {
-        Store.Dispose();
+        DataDirectory = dir,
+        Durability = durability,
+        MemoryBudgetBytes = memoryBudget,
+        PageSizeBytes = pageSize,
+        IndexBuckets = 1 << 12,
+        MaxKeyBytes = 256,
+        MaxValueBytes = 1024,
+        CommitInterval = TimeSpan.FromMilliseconds(2),
+        CheckpointInterval = TimeSpan.Zero,
+        MaxSessions = 32,
+    };
+
+    /// <summary>Deletes <paramref name="dir"/>, ignoring a directory that is gone or still in use.</summary>
+    internal static void DeleteDirectory(string dir)
+    {
         try
         {
-            Directory.Delete(_dir, recursive: true);
+            Directory.Delete(dir, recursive: true);
         }
         catch (IOException)
         {
         }
+    }
+
+    public void Dispose()
+    {
+        Store.Dispose();
+        DeleteDirectory(_dir);
     }
 }
 

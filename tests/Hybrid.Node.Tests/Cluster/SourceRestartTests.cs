@@ -1,5 +1,4 @@
 using System.Net;
-using System.Reflection;
 using Hybrid.Node.Cluster;
 using Hybrid.Storage;
 
@@ -14,37 +13,14 @@ namespace Hybrid.Node.Tests.Cluster;
 public sealed class SourceRestartTests : IDisposable
 {
     private static readonly SlotRange s_all = new(0, Slot.Count - 1);
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "hybrid-cluster-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _dir = TempStore.NewDirectory();
 
-    private StoreOptions Options => new()
-    {
-        DataDirectory = _dir,
-        Durability = DurabilityMode.Sync,
-        MemoryBudgetBytes = 1 << 20,
-        PageSizeBytes = 4096,
-        IndexBuckets = 1 << 12,
-        MaxKeyBytes = 256,
-        MaxValueBytes = 1024,
-        CommitInterval = TimeSpan.FromMilliseconds(2),
-        CheckpointInterval = TimeSpan.Zero,
-        MaxSessions = 16,
-    };
+    private StoreOptions Options => TempStore.Options(_dir, DurabilityMode.Sync, memoryBudget: 1 << 20, pageSize: 4096);
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => TempStore.DeleteDirectory(_dir);
 
     /// <summary>Stops <paramref name="store"/> as a crash would: no commit, no checkpoint (FasterKvStore's test hook).</summary>
-    private static void Crash(IKvStore store) =>
-        (typeof(FasterKvStore).GetMethod("SimulateCrash", BindingFlags.Instance | BindingFlags.NonPublic)
-            ?? throw new MissingMethodException(nameof(FasterKvStore), "SimulateCrash")).Invoke(store, null);
+    private static void Crash(IKvStore store) => ((FasterKvStore)store).SimulateCrash();
 
     private static void Put(IKvStore store, string key, string value)
     {

@@ -51,7 +51,6 @@ public sealed class RespParser
 {
     private const int MaxHeaderDigits = 20;
 
-    private RespLimits _limits;
     private int[] _argOffsets = new int[16];
     private int[] _argLengths = new int[16];
     private int _argCount;
@@ -61,14 +60,10 @@ public sealed class RespParser
     private int _resumePosition;
 
     /// <summary>Creates a parser that enforces <paramref name="limits"/>.</summary>
-    public RespParser(RespLimits limits) => _limits = limits;
+    public RespParser(RespLimits limits) => Limits = limits;
 
     /// <summary>The limits enforced from the next command on (the session switches them once it authenticated).</summary>
-    public RespLimits Limits
-    {
-        get => _limits;
-        set => _limits = value;
-    }
+    public RespLimits Limits { get; set; }
 
     /// <summary>The protocol error text (without the leading '-') after <see cref="RespParseStatus.ProtocolError"/>.</summary>
     public string Error { get; private set; } = "";
@@ -109,7 +104,7 @@ public sealed class RespParser
             {
                 return header == RespParseStatus.ProtocolError ? Fail("Protocol error: invalid multibulk length") : header;
             }
-            if (count > _limits.MaxArgs)
+            if (count > Limits.MaxArgs)
             {
                 return Fail("Protocol error: invalid multibulk length");
             }
@@ -143,7 +138,7 @@ public sealed class RespParser
             {
                 return Suspend(pos);
             }
-            if (header == RespParseStatus.ProtocolError || length < 0 || length > _limits.MaxBulkLength)
+            if (header == RespParseStatus.ProtocolError || length < 0 || length > Limits.MaxBulkLength)
             {
                 return Fail("Protocol error: invalid bulk length");
             }
@@ -221,9 +216,9 @@ public sealed class RespParser
         var newline = input.IndexOf((byte)'\n');
         if (newline < 0)
         {
-            return input.Length > _limits.MaxInlineLength ? Fail("Protocol error: too big inline request") : RespParseStatus.Incomplete;
+            return input.Length > Limits.MaxInlineLength ? Fail("Protocol error: too big inline request") : RespParseStatus.Incomplete;
         }
-        if (newline > _limits.MaxInlineLength)
+        if (newline > Limits.MaxInlineLength)
         {
             return Fail("Protocol error: too big inline request");
         }
@@ -240,7 +235,7 @@ public sealed class RespParser
             {
                 break;
             }
-            if (_argCount >= _limits.MaxArgs)
+            if (_argCount >= Limits.MaxArgs)
             {
                 return Fail("Protocol error: invalid multibulk length");
             }
