@@ -27,11 +27,14 @@ let build () =
     step "build"
     exec "dotnet" "build Hybrid.sln -c Release --no-restore -nologo"
 
+/// dotnet format cannot load F# projects: it reads Hybrid.Core's Debug output instead, so build it first
+/// (otherwise C# files that use the core look like they have unnecessary usings, and `format` removes them).
+let buildCoreForFormat () =
+    exec "dotnet" "build core-fs/src/Hybrid.Core -c Debug --no-restore -nologo -v q"
+
 let formatCheck () =
     step "format"
-    // dotnet format cannot load F# projects: it reads Hybrid.Core's Debug output instead, so build it first
-    // (otherwise C# files that use the core look like they have unnecessary usings).
-    exec "dotnet" "build core-fs/src/Hybrid.Core -c Debug --no-restore -nologo -v q"
+    buildCoreForFormat ()
     let rc = run "dotnet" "format Hybrid.sln --verify-no-changes --no-restore"
     if rc <> 0 then failwith "dotnet format found changes: run `dotnet format Hybrid.sln`"
 
@@ -94,7 +97,7 @@ let targets =
       "bench-compare", (fun a -> build (); Bench.benchCompare a)
       "modelcheck", (fun a -> let _, f, _ = Spec.modelcheck a in if f > 0 then exit 1)
       "tracecheck", tracecheck
-      "format", (fun _ -> exec "dotnet" "format Hybrid.sln") ]
+      "format", (fun _ -> buildCoreForFormat (); exec "dotnet" "format Hybrid.sln --no-restore") ]
 
 match fsi.CommandLineArgs |> Array.toList |> List.tail with
 | [] -> printfn "usage: dotnet fsi build.fsx <target> [args]\ntargets: %s" (String.Join(", ", targets |> List.map fst))
