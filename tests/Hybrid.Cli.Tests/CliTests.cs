@@ -108,6 +108,13 @@ public class CliTests
             Assert.Contains("--socket-engine must be auto, polled or dotnet, not 'fast'", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--poller-spin-us", "20000"]));
             Assert.Contains("PollerSpin must be 0..10 ms", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--cpus", "3-1"]));
+            Assert.Contains("--cpus: range 3-1 runs backwards", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--cpus", "0,2000"]));
+            Assert.Contains("CPU 2000 is not 0..1023", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(1, Program.RunServer(["--cpus", "1000", "--port", "0", "--resp-port", "-1", "--metrics-port", "-1",
+                "--durability", "memory", "--data-dir", data.FullName]));
+            Assert.Contains("hybrid server: cannot start: CPU 1000 is not one this process may run on (Unavailable: hyb_thread_pin(CPUs 1000) failed: errno 22)", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--workers", "0"]));
             Assert.Contains("Workers must be 1..256", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(1, Program.RunServer(["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--resp-port", "-1", "--metrics-port", "-1",

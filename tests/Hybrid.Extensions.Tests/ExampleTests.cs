@@ -73,6 +73,23 @@ public sealed class ExampleTests
     }
 
     [Fact]
+    public void Loop_ComputesItsResult_OverManySlices()
+    {
+        using var h = new Harness(new ExtensionHostOptions { Limits = new ExtensionLimits { Slice = TimeSpan.FromMicroseconds(20) } });
+        h.InstallOk(1, "loop", ExtensionExamples.Source("loop"));
+        const long n = 3_000_000;
+        long expected = 1;
+        for (long i = 0; i < n; i++)
+        {
+            expected += i ^ (expected >> 3);
+        }
+        var (status, response, error) = h.Call(1, "loop", Bytes.Of(n));
+        Assert.True(status == ExtensionStatus.Ok, error);
+        Assert.Equal(expected, Bytes.Int64(response));
+        Assert.True(h.Scheduler.Steps > 10, $"{h.Scheduler.Steps} steps: the loop was not preempted");
+    }
+
+    [Fact]
     public void Tao_ObjectsAndAssociations_FollowTheTaoApi()
     {
         using var h = new Harness();

@@ -53,6 +53,22 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public void ResumingStep_AnnouncesEveryResumedStep_ButNotTheFirstStepRunInline()
+    {
+        using var h = new Harness();
+        int announced = 0;
+        h.Scheduler.ResumingStep = () => announced++;
+        h.InstallOk(1, "y", Yielder);
+        Assert.Equal(ExtensionStatus.Ok, h.Call(1, "y", "k"u8).Status);
+        Assert.Equal(2, announced); // three steps: the inline first one, then two resumed by Run
+        h.InstallOk(1, "hello", InstallInvokeTests.Hello);
+        var cookie = h.NextCookie();
+        h.Scheduler.Invoke(1, "hello", "k"u8, cookie);
+        Assert.True(h.Sink.Results.ContainsKey(cookie));
+        Assert.Equal(2, announced); // ended in its first step: never announced
+    }
+
+    [Fact]
     public void ExceptionAfterAYield_FaultsWithTheMessage()
     {
         using var h = new Harness();
@@ -135,6 +151,8 @@ public sealed class SchedulerTests
         var sibling = h.Schedulers[1];
         var worker = new Thread(() =>
         {
+            // The watchdog knows the thread, as on a node: a step blocked in a call still counts as stuck.
+            stuck.ThreadId = Hybrid.Transport.ThreadScheduling.CurrentThreadId();
             stuck.Invoke(2, "y", "k"u8, 1); // yields: queued on the soon-stuck worker
             stuck.Invoke(1, "stall", "stall"u8, 2); // blocks inside the store
         });
@@ -160,6 +178,71 @@ public sealed class SchedulerTests
         Assert.True(h.Host.Resolve(1, "stall")!.IsQuarantined);
         Assert.Equal(ExtensionStatus.Quarantined, h.Call(1, "stall", "x"u8).Status);
         Assert.False(stuck.IsStuck);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Watchdog_DoesNotCountTimeAStepWaitedForACpu_WhenItKnowsTheThread(bool threadKnown)
+    {
+        // A step at background CPU priority (ExtensionHostOptions.BackgroundSteps) on a busy machine can wait far longer
+        // for a CPU than it runs. The watchdog subtracts that wait (the thread's schedstat) when it knows the thread;
+        // without it (the control case) the same step is quarantined as stuck.
+        var options = new ExtensionHostOptions { StuckAfter = TimeSpan.FromMilliseconds(40), WatchdogInterval = TimeSpan.FromMilliseconds(5) };
+        using var h = new Harness(options, watchdog: true);
+        h.InstallOk(1, "stall", InstallInvokeTests.Hello);
+        h.Store.StallKey = "stall"u8.ToArray();
+        // About 20 ms of CPU work, calibrated on this thread before the hogs start: the fastest of five runs (the
+        // others include time the machine's other load took).
+        double best = double.MaxValue;
+        for (int run = 0; run < 5; run++)
+        {
+            var calibrate = System.Diagnostics.Stopwatch.StartNew();
+            TestStore.Spin(1_000_000);
+            best = Math.Min(best, calibrate.Elapsed.TotalMilliseconds);
+        }
+        h.Store.StallSpins = (long)(1_000_000 * 20 / Math.Max(0.05, best));
+        int[] cpu0 = [0];
+        using var stop = new CancellationTokenSource();
+        // Eleven busy threads on CPU 0 with the step's thread: it gets about a twelfth of that CPU.
+        var hogs = Enumerable.Range(0, 11).Select(_ => new Thread(() =>
+        {
+            Hybrid.Transport.ThreadScheduling.PinCurrentThread(cpu0);
+            while (!stop.IsCancellationRequested)
+            {
+                TestStore.Spin(10_000);
+            }
+        })
+        { IsBackground = true }).ToList();
+        hogs.ForEach(t => t.Start());
+        Thread.Sleep(50); // the hogs are on CPU 0 and busy
+        TimeSpan stepWall = default;
+        var worker = new Thread(() =>
+        {
+            Hybrid.Transport.ThreadScheduling.PinCurrentThread(cpu0);
+            if (threadKnown)
+            {
+                h.Scheduler.ThreadId = Hybrid.Transport.ThreadScheduling.CurrentThreadId();
+            }
+            var wall = System.Diagnostics.Stopwatch.StartNew();
+            h.Scheduler.Invoke(1, "stall", "stall"u8, 1);
+            stepWall = wall.Elapsed;
+        });
+        worker.Start();
+        worker.Join();
+        stop.Cancel();
+        hogs.ForEach(t => t.Join());
+        Assert.True(stepWall > 2 * options.StuckAfter, $"the step was not starved ({stepWall.TotalMilliseconds:F0} ms): the test proves nothing");
+        var (status, _, error) = h.Sink.Get(1);
+        if (threadKnown)
+        {
+            Assert.True(status == ExtensionStatus.Ok, $"{status}: {error} (step took {stepWall.TotalMilliseconds:F0} ms)");
+            Assert.False(h.Host.Resolve(1, "stall")!.IsQuarantined);
+        }
+        else
+        {
+            Assert.Equal(ExtensionStatus.Quarantined, status);
+        }
     }
 
     [Fact]

@@ -62,6 +62,20 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
 
     public TimeSpan StallFor { get; set; } = TimeSpan.FromMilliseconds(400);
 
+    /// <summary>When positive, the stall is this many iterations of CPU work (<see cref="Spin"/>) instead of a sleep.</summary>
+    public long StallSpins { get; set; }
+
+    /// <summary>A fixed amount of CPU work (what it costs in wall time depends on the CPU the thread gets).</summary>
+    public static long Spin(long iterations)
+    {
+        long acc = 1;
+        for (long i = 0; i < iterations; i++)
+        {
+            acc += i ^ (acc >> 3);
+        }
+        return acc;
+    }
+
     public bool TryGet(ulong tenant, uint table, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
         if (!_inStep.Value)
@@ -70,7 +84,14 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
         }
         if (StallKey is { } stall && key.SequenceEqual(stall))
         {
-            Thread.Sleep(StallFor);
+            if (StallSpins > 0)
+            {
+                Spin(StallSpins);
+            }
+            else
+            {
+                Thread.Sleep(StallFor);
+            }
         }
         lock (_lock)
         {

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header; the managed side refuses a different value. */
-#define HYB_ABI_VERSION 2u
+#define HYB_ABI_VERSION 3u
 
 typedef enum hyb_status {
     HYB_OK = 0,
@@ -168,6 +168,21 @@ HYB_API int64_t hyb_sock_recv(int32_t fd, uint8_t *buffer, uint64_t len);
 /* Sends up to len bytes without blocking and without SIGPIPE: the count taken, HYB_EAGAIN, HYB_ECLOSED or
  * HYB_ESYS. */
 HYB_API int64_t hyb_sock_send(int32_t fd, const uint8_t *buffer, uint64_t len);
+
+/* ---- Thread scheduling (no EAL) ---- */
+
+/* Moves the calling thread to background CPU priority (background != 0: Linux SCHED_IDLE, which the kernel preempts
+ * as soon as any other thread of normal priority wakes up on its CPU) or back to normal priority (SCHED_OTHER, its
+ * nice value unchanged). HYB_OK, or HYB_ESYS with errno set: leaving SCHED_IDLE needs CAP_SYS_NICE (or an
+ * RLIMIT_NICE of 20), so an unprivileged thread can enter it but not leave it. */
+HYB_API int32_t hyb_thread_background(int32_t background);
+
+/* Lets thread tid (0 = the calling thread) run only on the count CPUs listed (sched_setaffinity). HYB_OK; HYB_EINVAL
+ * for no CPUs or one outside 0..1023; HYB_ESYS with errno set (EINVAL: none of them is available to this process). */
+HYB_API int32_t hyb_thread_pin(int32_t tid, const int32_t *cpus, int32_t count);
+
+/* The calling thread's kernel id (gettid), for reading its /proc/self/task/<id> files. */
+HYB_API int32_t hyb_thread_id(void);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,9 @@
 /* The DPDK shim behind include/hyb_transport.h. Frames in, frames out; no protocol logic here. */
+#define _GNU_SOURCE /* SCHED_IDLE, gettid */
 #include "hyb_transport.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -373,3 +375,25 @@ int64_t hyb_sock_send(int32_t fd, const uint8_t *buffer, uint64_t len) {
     } while (n < 0 && errno == EINTR);
     return n >= 0 ? (int64_t)n : hyb_sock_failure();
 }
+
+/* ---- Thread scheduling (no EAL) ---- */
+
+int32_t hyb_thread_background(int32_t background) {
+    struct sched_param param = {.sched_priority = 0};
+    return sched_setscheduler(0, background ? SCHED_IDLE : SCHED_OTHER, &param) == 0 ? HYB_OK : HYB_ESYS;
+}
+
+int32_t hyb_thread_pin(int32_t tid, const int32_t *cpus, int32_t count) {
+    if (cpus == NULL || count <= 0 || tid < 0)
+        return HYB_EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int32_t i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE)
+            return HYB_EINVAL;
+        CPU_SET(cpus[i], &set);
+    }
+    return sched_setaffinity(tid, sizeof(set), &set) == 0 ? HYB_OK : HYB_ESYS;
+}
+
+int32_t hyb_thread_id(void) { return (int32_t)gettid(); }

@@ -1,7 +1,9 @@
 /* Checks the parts of the contract that need no EAL: ABI version, status names, argument validation, the
  * poller. */
+#define _GNU_SOURCE /* SCHED_IDLE, gettid */
 #include "hyb_transport.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -64,6 +66,24 @@ int main(void) {
     close(pair[0]);
     hyb_poller_close(poller);
     check(strcmp(hyb_status_name(HYB_EAGAIN), "HYB_EAGAIN") == 0, "new statuses have names");
+
+    /* Background priority: SCHED_IDLE and back (leaving it needs CAP_SYS_NICE; this test runs as root). */
+    check(hyb_thread_id() == gettid(), "thread id is gettid");
+    check(hyb_thread_background(1) == HYB_OK && sched_getscheduler(0) == SCHED_IDLE, "background is SCHED_IDLE");
+    int32_t cpu0[1] = {0};
+    cpu_set_t before, after;
+    check(sched_getaffinity(0, sizeof(before), &before) == 0, "affinity read");
+    check(hyb_thread_pin(0, cpu0, 1) == HYB_OK && sched_getaffinity(0, sizeof(after), &after) == 0 &&
+              CPU_COUNT(&after) == 1 && CPU_ISSET(0, &after),
+          "pinned to CPU 0");
+    check(sched_setaffinity(0, sizeof(before), &before) == 0, "affinity restored");
+    int32_t bad[1] = {-1};
+    check(hyb_thread_pin(0, bad, 1) == HYB_EINVAL && hyb_thread_pin(0, cpu0, 0) == HYB_EINVAL,
+          "no CPU or a negative one is refused");
+    if (geteuid() == 0)
+        check(hyb_thread_background(0) == HYB_OK && sched_getscheduler(0) == SCHED_OTHER, "back to SCHED_OTHER");
+    else
+        printf("skipped: leaving SCHED_IDLE needs root (CAP_SYS_NICE)\n");
 
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;

@@ -66,13 +66,16 @@ internal static class Program
         {
             node.StartAsync().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException or ArgumentException)
         {
-            // A port in use, a data directory that cannot be written: say which, without a stack trace.
+            // A port in use, a data directory that cannot be written, a CPU this process may not use: say which,
+            // without a stack trace.
             Console.Error.WriteLine($"hybrid server: cannot start: {e.Message}");
             node.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 1;
         }
+        if (NodeExtensions.Of(node).BackgroundStepsRefusal is { } why)
+            Console.Error.WriteLine($"hybrid: long extension invocations run at normal CPU priority: {why}");
         return Serve(node, options);
     }
 
@@ -80,10 +83,28 @@ internal static class Program
     internal const string ServerUsage =
         "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--workers N]\n" +
         "                     [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet]\n" +
-        "                     [--poller-spin-us N] [--transport SPEC]...\n" +
+        "                     [--poller-spin-us N] [--cpus LIST] [--transport SPEC]...\n" +
         "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT\n" +
         "  --socket-engine: auto (default) = polled (the node's epoll loop) when libhyb_transport loads, else dotnet\n" +
-        "  --poller-spin-us: how long a poller looks for more events before it sleeps (default 20)";
+        "  --poller-spin-us: how long a poller looks for more events before it sleeps (default 20)\n" +
+        "  --cpus: pin worker i and poller i to the i-th CPU of LIST (modulo its length), e.g. 0,1 or 2-5";
+
+    /// <summary>A CPU list as taskset writes it: numbers and ranges, comma-separated (<c>0,2-3</c>).</summary>
+    internal static int[] ParseCpus(string text)
+    {
+        var cpus = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            int dash = part.IndexOf('-', StringComparison.Ordinal);
+            int first = int.Parse(dash < 0 ? part : part[..dash], CultureInfo.InvariantCulture);
+            int last = dash < 0 ? first : int.Parse(part[(dash + 1)..], CultureInfo.InvariantCulture);
+            if (last < first)
+                throw new ArgumentException($"--cpus: range {part} runs backwards");
+            for (int cpu = first; cpu <= last; cpu++)
+                cpus.Add(cpu);
+        }
+        return [.. cpus];
+    }
 
     private static HybridNodeOptions ParseServerOptions(string[] args)
     {
@@ -99,6 +120,7 @@ internal static class Program
                 "--resp-port" => options with { RespPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--metrics-port" => options with { MetricsPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--cpus" => options with { Cpus = ParseCpus(Next()) },
                 "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },
                 "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--poller-spin-us" => options with { PollerSpin = TimeSpan.FromMicroseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },

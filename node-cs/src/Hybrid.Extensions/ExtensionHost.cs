@@ -46,6 +46,14 @@ public sealed record ExtensionHostOptions
     /// </summary>
     public ProcessStartInfo? CompilerProcess { get; init; }
 
+    /// <summary>
+    /// Let the node run the steps an invocation takes after its first (long invocations) at background CPU priority
+    /// (<see cref="ExtensionScheduler.ResumingStep"/>), so that the kernel preempts them as soon as any other thread
+    /// wants the CPU. It takes libhyb_transport and the right to leave that priority again (root or CAP_SYS_NICE);
+    /// without them the node runs every step at normal priority and says why at start.
+    /// </summary>
+    public bool BackgroundSteps { get; init; } = true;
+
     /// <summary>Largest accepted source text, in characters.</summary>
     public int MaxSourceChars { get; init; } = 256 * 1024;
 }

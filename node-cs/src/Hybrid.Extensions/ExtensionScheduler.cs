@@ -72,6 +72,12 @@ public sealed class ExtensionScheduler
     private long _steps;
     private long _stolen;
     private bool _stuck;
+    private long _watchedStepStart;
+    private long _watchedAt;
+    private long _watchedRunNanos;
+    private long _watchedStuckTicks;
+    private string? _statPath;
+    private string? _schedStatPath;
 
     internal ExtensionScheduler(ExtensionHost host, int index, IExtensionStore store, IExtensionResultSink sink)
     {
@@ -93,6 +99,22 @@ public sealed class ExtensionScheduler
     /// point instead of finishing its slice. Must be cheap and allocation-free.
     /// </summary>
     public Func<bool>? WorkWaiting { get; set; }
+
+    /// <summary>
+    /// Called on this worker's thread before <see cref="Run"/> resumes an invocation (or steals one): the node moves the
+    /// thread to background CPU priority until it next has other work, so that the kernel preempts a long
+    /// invocation's steps the moment any other thread wakes up on that CPU. First steps, run inline by
+    /// <see cref="Invoke(ExtensionHandle, ReadOnlySpan{byte}, long, bool)"/>, are not announced (most invocations end in
+    /// them). Must not throw or allocate.
+    /// </summary>
+    public Action? ResumingStep { get; set; }
+
+    /// <summary>
+    /// The kernel id of the thread that runs this scheduler's steps (0 = unknown). With it the watchdog reads the
+    /// thread's <c>/proc/self/task/&lt;id&gt;</c> files and does not count time the thread spent waiting for a CPU (a
+    /// background step starved by other work) as time stuck in a step.
+    /// </summary>
+    public int ThreadId { get; set; }
 
     /// <summary>
     /// The highest <see cref="IExtensionStepStore.WriteSequence"/> of any invocation delivered by this scheduler so far
@@ -172,6 +194,7 @@ public sealed class ExtensionScheduler
         while (steps < maxSteps && (_runnable.TryDequeue(out var invocation) || TrySteal(out invocation)))
         {
             steps++;
+            ResumingStep?.Invoke();
             if (Step(invocation))
             {
                 Finish(invocation);
@@ -317,15 +340,89 @@ public sealed class ExtensionScheduler
         }
     }
 
-    /// <summary>Watchdog probe: the invocation stuck in one step for longer than <paramref name="limitTicks"/>, if any.</summary>
+    /// <summary>
+    /// Watchdog probe: the invocation stuck in one step for longer than <paramref name="limitTicks"/>, if any. With
+    /// <see cref="ThreadId"/> known, only the time the step ran or was blocked counts (see <see cref="StuckTicks"/>),
+    /// not time its thread waited for a CPU; otherwise all the time since the step started.
+    /// </summary>
     internal Invocation? StuckInvocation(long now, long limitTicks)
     {
         var start = Volatile.Read(ref _stepStartTicks);
-        if (start == 0 || now - start < limitTicks)
+        if (start == 0 || (ThreadId == 0 ? now - start : StuckTicks(start, now)) < limitTicks)
         {
             return null;
         }
         Volatile.Write(ref _stuck, true);
         return _running;
+    }
+
+    /// <summary>
+    /// Watchdog thread only: how long the step that started at <paramref name="start"/> has run or been blocked, from
+    /// the thread's <c>/proc/self/task/&lt;id&gt;</c> files at each pass: between two passes it adds the CPU time the
+    /// thread used when it was runnable, and the whole interval when it was asleep (blocked in a call). A thread at
+    /// background priority starved by other work adds nothing while it waits. Before the first pass of a step, the
+    /// time since its start counts whole.
+    /// </summary>
+    private long StuckTicks(long start, long now)
+    {
+        if (!ReadThread(out char state, out long runNanos))
+        {
+            return now - start;
+        }
+        if (start != _watchedStepStart)
+        {
+            _watchedStepStart = start;
+            _watchedStuckTicks = now - start;
+        }
+        else if (state is 'S' or 'D')
+        {
+            _watchedStuckTicks += now - _watchedAt;
+        }
+        else
+        {
+            _watchedStuckTicks += (long)((runNanos - _watchedRunNanos) * (Stopwatch.Frequency / 1e9));
+        }
+        _watchedAt = now;
+        _watchedRunNanos = runNanos;
+        return _watchedStuckTicks;
+    }
+
+    /// <summary>The thread's state letter (<c>stat</c>) and CPU time in nanoseconds (first field of <c>schedstat</c>).</summary>
+    private bool ReadThread(out char state, out long runNanos)
+    {
+        state = '?';
+        runNanos = 0;
+        _statPath ??= $"/proc/self/task/{ThreadId}/stat";
+        _schedStatPath ??= $"/proc/self/task/{ThreadId}/schedstat";
+        Span<byte> text = stackalloc byte[512];
+        try
+        {
+            // "<tid> (<comm>) <state> ...": the name may hold spaces and parentheses, the state follows the last ')'.
+            int length;
+            using (var stat = File.OpenHandle(_statPath))
+            {
+                length = RandomAccess.Read(stat, text, 0);
+            }
+            int close = text[..length].LastIndexOf((byte)')');
+            if (close < 0 || close + 2 >= length)
+            {
+                return false;
+            }
+            state = (char)text[close + 2];
+            using (var schedStat = File.OpenHandle(_schedStatPath))
+            {
+                length = RandomAccess.Read(schedStat, text, 0);
+            }
+            int space = text[..length].IndexOf((byte)' ');
+            return space > 0 && System.Buffers.Text.Utf8Parser.TryParse(text[..space], out runNanos, out _);
+        }
+        catch (IOException)
+        {
+            return false; // the thread ended
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 }

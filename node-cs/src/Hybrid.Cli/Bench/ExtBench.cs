@@ -28,25 +28,11 @@ internal static class ExtBench
     /// <summary>The shipped one-read example: the value in table 0 at the key in its args.</summary>
     private static readonly string GetOne = ExtensionExamples.Source("get");
 
-    /// <summary>A CPU-bound extension of args[0..8] iterations, with a preemption point in its loop.</summary>
-    private const string LongLoop = """
-        using System.Buffers.Binary;
-        using Hybrid.Extensions.Abstractions;
-        public static class LongLoop
-        {
-            [Extension]
-            public static async ExtensionTask Run(ExtensionContext ctx)
-            {
-                long n = BinaryPrimitives.ReadInt64LittleEndian(ctx.Args);
-                long acc = 1;
-                for (long i = 0; i < n; i++) { acc += i ^ (acc >> 3); }
-                ctx.WriteInt64(acc);
-            }
-        }
-        """;
+    /// <summary>The shipped CPU-bound example: args[0..8] iterations, with a preemption point in its loop.</summary>
+    private static readonly string LongLoop = ExtensionExamples.Source("loop");
 
     /// <summary>Options of one run.</summary>
-    internal sealed record Options(string[] Cases, double Seconds, int Workers, int Sessions, int Depth, int Tenants, string? DataDir, double SliceMicros = 50, int Pack = 100, bool CompilerInProcess = false);
+    internal sealed record Options(string[] Cases, double Seconds, int Workers, int Sessions, int Depth, int Tenants, string? DataDir, double SliceMicros = 50, int Pack = 100, bool CompilerInProcess = false, bool Pin = true);
 
     /// <summary>The command.</summary>
     internal static Command CreateCommand()
@@ -60,14 +46,15 @@ internal static class ExtBench
         var slice = new Option<double>("--slice-us") { Description = "Extension time slice of the throughput cases' nodes, in microseconds", DefaultValueFactory = _ => 50 };
         var pack = new Option<int>("--pack") { Description = "Density case: extensions compiled into one pack assembly (0 = no packing, one assembly each)", DefaultValueFactory = _ => 100 };
         var inProcess = new Option<bool>("--compiler-in-process") { Description = "Density case: compile in the node's process (loads Roslyn into it) instead of a child process" };
+        var pin = new Option<bool>("--pin") { Description = "Preemption case: the node's worker and poller on CPU 0, this process (the client) on the others", DefaultValueFactory = _ => true };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where the benchmark nodes keep their data (default: a temporary directory, deleted after)" };
         var command = new Command("bench", "Extension benchmarks against in-process nodes (see docs/extensions.md)");
-        foreach (var o in new Option[] { cases, seconds, workers, sessions, depth, tenants, dataDir, slice, pack, inProcess })
+        foreach (var o in new Option[] { cases, seconds, workers, sessions, depth, tenants, dataDir, slice, pack, inProcess, pin })
             command.Options.Add(o);
         command.SetAction((result, _) => RunAsync(new Options(
             result.GetValue(cases)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             result.GetValue(seconds), result.GetValue(workers), result.GetValue(sessions), result.GetValue(depth),
-            result.GetValue(tenants), result.GetValue(dataDir), result.GetValue(slice), result.GetValue(pack), result.GetValue(inProcess))));
+            result.GetValue(tenants), result.GetValue(dataDir), result.GetValue(slice), result.GetValue(pack), result.GetValue(inProcess), result.GetValue(pin))));
         return command;
     }
 
@@ -86,7 +73,17 @@ internal static class ExtBench
                     case "get": await GetVsInvoke(options, dir).ConfigureAwait(false); break;
                     case "aggregate": await AggregateVsMultiGet(options, dir).ConfigureAwait(false); break;
                     case "tao": await TaoRange(options, dir).ConfigureAwait(false); break;
-                    case "preemption": await Preemption(options, dir).ConfigureAwait(false); break;
+                    case "preemption":
+                        try
+                        {
+                            await Preemption(options, dir).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            if (options.Pin && Environment.ProcessorCount >= 2)
+                                Hybrid.Transport.ThreadScheduling.PinProcess([.. Enumerable.Range(0, Environment.ProcessorCount)]); // the later cases unpinned
+                        }
+                        break;
                     case "tenants": await Density(options, dir).ConfigureAwait(false); break;
                     default: throw new ArgumentException($"unknown case '{name}'");
                 }
@@ -108,10 +105,11 @@ internal static class ExtBench
         }
     }
 
-    private static async Task<HybridNode> StartNode(Options options, string dir, ExtensionHostOptions? extensions = null)
+    private static async Task<HybridNode> StartNode(Options options, string dir, ExtensionHostOptions? extensions = null, int[]? cpus = null)
     {
         var node = new HybridNode(new HybridNodeOptions
         {
+            Cpus = cpus ?? [],
             DataDirectory = dir,
             NativePort = 0,
             RespPort = -1,
@@ -311,14 +309,29 @@ internal static class ExtBench
         string us = Invariant($"{slice.TotalMicroseconds:F0}");
         var modes = new[]
         {
-            ($"preemption on ({us} us slice, yields after 10 us when requests wait)", "on", slice, TimeSpan.FromMicroseconds(10)),
-            ($"preemption on, whole slices only ({us} us)", "slice", slice, slice),
-            ("preemption off", "off", never, never),
+            ($"preemption on ({us} us slice, yields after 10 us when requests wait)", "on", slice, TimeSpan.FromMicroseconds(10), true),
+            ("preemption on, later steps at normal CPU priority", "normal", slice, TimeSpan.FromMicroseconds(10), false),
+            ($"preemption on, whole slices only ({us} us)", "slice", slice, slice, true),
+            ("preemption off", "off", never, never, true),
         };
-        foreach (var (label, name, sliceLength, minSlice) in modes)
+        // The node's one worker and its poller on CPU 0, everything else of this process (the client, its thread pool)
+        // on the other CPUs, as a server with its own cores and a client elsewhere would run. Unpinned, the client's
+        // threads compete with the always-busy worker for the same cores and can wait a scheduler tick (4 ms) for one.
+        int[] nodeCpus = [];
+        if (options.Pin && Environment.ProcessorCount >= 2)
+        {
+            Hybrid.Transport.ThreadScheduling.PinProcess([.. Enumerable.Range(1, Environment.ProcessorCount - 1)]);
+            nodeCpus = [0];
+            Console.WriteLine($"  node worker and poller on CPU 0, client on CPUs 1-{Environment.ProcessorCount - 1} (--pin false: no pinning)");
+        }
+        else
+        {
+            Console.WriteLine("  no pinning: node and client share every CPU");
+        }
+        foreach (var (label, name, sliceLength, minSlice, backgroundSteps) in modes)
         {
             var limits = new ExtensionLimits { Slice = sliceLength, MinSlice = minSlice, Cpu = TimeSpan.FromMilliseconds(200) };
-            await using var node = await StartNode(options with { Workers = 1 }, Path.Combine(dir, name), new ExtensionHostOptions { Limits = limits }).ConfigureAwait(false);
+            await using var node = await StartNode(options with { Workers = 1 }, Path.Combine(dir, name), new ExtensionHostOptions { Limits = limits, BackgroundSteps = backgroundSteps }, nodeCpus).ConfigureAwait(false);
             var sessions = await Sessions(node, 2).ConfigureAwait(false);
             await sessions[0].PutAsync(0, "k"u8, new byte[ValueSize]).ConfigureAwait(false);
             await Install(sessions[0], "long", LongLoop).ConfigureAwait(false);

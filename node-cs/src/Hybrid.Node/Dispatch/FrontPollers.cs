@@ -20,15 +20,23 @@ internal sealed class FrontPollers : IDisposable
 
     /// <summary>
     /// Starts <paramref name="threads"/> poller threads with worker-sized stacks (they run requests inline), each
-    /// spinning <paramref name="spin"/> for more events before it sleeps.
+    /// spinning <paramref name="spin"/> for more events before it sleeps; poller i runs on <c>cpus[i % n]</c> (worker i's
+    /// CPU) when <paramref name="cpus"/> is not empty. A poller pinned beside worker i spins only while that worker
+    /// sleeps (<paramref name="workerAsleep"/>), when the next request would run inline on the poller: while the worker
+    /// is busy the spin would only take the CPU the worker needs to answer.
     /// </summary>
-    internal FrontPollers(int threads, int stackBytes, TimeSpan spin)
+    internal FrontPollers(int threads, int stackBytes, TimeSpan spin, IReadOnlyList<int> cpus, Func<int, bool> workerAsleep)
     {
         _pollers = new SocketPoller[threads];
         try
         {
             for (int i = 0; i < threads; i++)
-                _pollers[i] = new SocketPoller($"hybrid-poller-{i}", OnEvent, stackBytes, spin);
+            {
+                int index = i;
+                _pollers[i] = cpus.Count == 0
+                    ? new SocketPoller($"hybrid-poller-{i}", OnEvent, stackBytes, spin)
+                    : new SocketPoller($"hybrid-poller-{i}", OnEvent, stackBytes, spin, cpus[i % cpus.Count], () => workerAsleep(index));
+            }
         }
         catch
         {

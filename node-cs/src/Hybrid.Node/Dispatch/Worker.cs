@@ -40,6 +40,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
     private WorkerExtensions? _extensions;
     private Worker[] _siblings = [];
     private volatile bool _stopping;
+    private bool _background; // worker thread only: at background CPU priority (EnterBackground)
     private volatile int _sleeping;
     private int _owned; // 1 while a thread runs this worker's work: its own thread, or an I/O thread borrowing it (TryRunInline)
     private long _nextRefresh;
@@ -119,6 +120,8 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
 
     private void Run()
     {
+        if (_node.Options.Cpus is { Count: > 0 } cpus)
+            Hybrid.Transport.ThreadScheduling.PinCurrentThread([cpus[WorkerIndex % cpus.Count]]); // checked at the node's start
         _session = _node.Store.NewSession();
         _migrating = _session as Cluster.MigratingSession;
         if (_migrating is not null)
@@ -130,6 +133,11 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         _extensions.Scheduler.ResultHandedBack = _wake;
         // A long extension step yields early (after its minimum slice) when a connection waits for this worker.
         _extensions.Scheduler.WorkWaiting = () => !_ready.IsEmpty;
+        if (_nodeExtensions!.BackgroundStepsRefusal is null)
+        {
+            _extensions.Scheduler.ThreadId = Hybrid.Transport.ThreadScheduling.CurrentThreadId();
+            _extensions.Scheduler.ResumingStep = EnterBackground;
+        }
         Acquire();
         try
         {
@@ -140,12 +148,16 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                 long now = Stopwatch.GetTimestamp();
                 if (now >= _nextRefresh)
                     Refresh(now);
-                bool worked = PollPending() | PollDurable() | PollExtensions() | PollPoked();
-                if (_ready.TryDequeue(out var connection) || TrySteal(out connection))
+                bool worked = PollPending() | PollDurable() | PollPoked();
+                bool ready = _ready.TryDequeue(out var connection) || TrySteal(out connection);
+                if (worked | ready)
+                    LeaveBackground();
+                if (ready)
                 {
-                    connection.Drive(this);
+                    connection!.Drive(this);
                     worked = true;
                 }
+                worked |= PollExtensions();
                 if (worked)
                 {
                     idle = 0;
@@ -158,6 +170,7 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
                     Thread.Yield();
                     continue;
                 }
+                LeaveBackground();
                 bool durableWaits = _durableWaits.Count > 0;
                 if (durableWaits)
                     RegisterDurableWake();
@@ -176,6 +189,34 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
             _extensionSession.Dispose();
         }
     }
+
+    /// <summary>
+    /// Before the extension scheduler resumes a long invocation (<see cref="Hybrid.Extensions.ExtensionScheduler.ResumingStep"/>):
+    /// the thread runs at background CPU priority from then until it has other work (<see cref="LeaveBackground"/>), so
+    /// the kernel hands the CPU at once to any thread that wakes up on it (the poller with a request for this worker,
+    /// a client) instead of at the end of the worker's slice, up to a scheduler tick later. Switching lazily keeps it
+    /// to two system calls per run of steps rather than per step.
+    /// </summary>
+    private void EnterBackground()
+    {
+        if (_background)
+            return;
+        _background = Hybrid.Transport.ThreadScheduling.SetBackground(true);
+    }
+
+    /// <summary>Back to normal priority before the worker runs anything but extension steps, and before it sleeps.</summary>
+    private void LeaveBackground()
+    {
+        if (!_background)
+            return;
+        // The node probed that it may leave background priority; should the kernel refuse anyway, stop entering it.
+        if (!Hybrid.Transport.ThreadScheduling.SetBackground(false))
+            _extensions!.Scheduler.ResumingStep = null;
+        _background = false;
+    }
+
+    /// <summary>True while the worker's thread sleeps waiting for work (a request arriving now runs inline on the thread that saw it).</summary>
+    internal bool IsAsleep => _sleeping != 0;
 
     /// <summary>True on the worker's own thread; false on an I/O thread that borrowed it (<see cref="TryRunInline"/>).</summary>
     internal bool OnOwnThread => Thread.CurrentThread == _thread;

@@ -45,6 +45,10 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
         foreach (TenantInfo tenant in _tenants.All)
             ApplyCpuQuota(tenant);
         Host.WorkerStuck += _ => Interlocked.Increment(ref _stuckReports);
+        if (!options.BackgroundSteps)
+            BackgroundStepsRefusal = "turned off (ExtensionHostOptions.BackgroundSteps)";
+        else if (!Hybrid.Transport.ThreadScheduling.CanUseBackground(out string? reason))
+            BackgroundStepsRefusal = reason;
         _control = new Thread(ControlLoop) { IsBackground = true, Name = "hybrid-ext-control" };
         _control.Start();
     }
@@ -72,6 +76,12 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
 
     /// <summary>The node's extension host: install, resolve, schedulers, quotas, watchdog.</summary>
     public ExtensionHost Host { get; }
+
+    /// <summary>
+    /// Null when the workers run long invocations' later steps at background CPU priority
+    /// (<see cref="ExtensionHostOptions.BackgroundSteps"/>); otherwise why they run them at normal priority.
+    /// </summary>
+    public string? BackgroundStepsRefusal { get; }
 
     /// <summary>How often the watchdog found a worker stuck inside one extension step (it quarantined the extension).</summary>
     public long StuckReports => Interlocked.Read(ref _stuckReports);

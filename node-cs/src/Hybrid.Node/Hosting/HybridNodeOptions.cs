@@ -46,6 +46,14 @@ public sealed record HybridNodeOptions
     /// </summary>
     public SocketEngine SocketEngine { get; init; } = SocketEngine.Auto;
 
+    /// <summary>
+    /// CPUs the node's request threads run on: worker i only on <c>Cpus[i % n]</c>, and poller i (the node's own
+    /// socket engine) on the same CPU as worker i. Empty (default): the kernel places them. Pinning keeps the store's
+    /// cores apart from other work on the machine (a load generator, say), as a server with dedicated cores would run.
+    /// Needs libhyb_transport; a CPU this process may not use fails the start.
+    /// </summary>
+    public IReadOnlyList<int> Cpus { get; init; } = [];
+
     /// <summary>Threads of the node's readiness loop (<see cref="SocketEngine.Polled"/>): 1 on machines of at most 2 cores, else one per core (never more than <see cref="Workers"/>).</summary>
     public int PollerThreads { get; init; } = Environment.ProcessorCount <= 2 ? 1 : Environment.ProcessorCount;
 
@@ -151,6 +159,11 @@ public sealed record HybridNodeOptions
         }
         if (TransportPollWindow < TimeSpan.Zero)
             throw new ArgumentException("TransportPollWindow must not be negative", nameof(TransportPollWindow));
+        foreach (int cpu in Cpus)
+        {
+            if (cpu is < 0 or > 1023)
+                throw new ArgumentException($"CPU {cpu} is not 0..1023", nameof(Cpus));
+        }
         if (MemoryBudgetBytes <= 0)
             throw new ArgumentException("MemoryBudgetBytes must be positive (the store checks it against its page size)", nameof(MemoryBudgetBytes));
         Limits.Validate();

@@ -14,7 +14,7 @@ internal static unsafe partial class HybNative
     private const string Library = "hyb_transport";
 
     /// <summary>Must equal HYB_ABI_VERSION of the header this file mirrors.</summary>
-    public const uint AbiVersion = 2;
+    public const uint AbiVersion = 3;
 
     /// <summary>hyb_status_t.</summary>
     public enum Status
@@ -121,6 +121,36 @@ internal static unsafe partial class HybNative
 
     [LibraryImport(Library, EntryPoint = "hyb_sock_send", SetLastError = true)]
     private static partial long SockSend(int fd, byte* buffer, ulong length);
+
+    [LibraryImport(Library, EntryPoint = "hyb_thread_background", SetLastError = true)]
+    private static partial int ThreadBackground(int background);
+
+    [LibraryImport(Library, EntryPoint = "hyb_thread_pin", SetLastError = true)]
+    private static partial int ThreadPin(int tid, int* cpus, int count);
+
+    [LibraryImport(Library, EntryPoint = "hyb_thread_id")]
+    private static partial int ThreadIdOfCaller();
+
+    /// <summary>
+    /// Moves the calling thread to background CPU priority (SCHED_IDLE) or back to normal; false with the errno when
+    /// the kernel refused (leaving SCHED_IDLE needs CAP_SYS_NICE).
+    /// </summary>
+    public static bool SetThreadBackground(bool background, out int errno)
+    {
+        bool ok = ThreadBackground(background ? 1 : 0) == 0;
+        errno = ok ? 0 : Marshal.GetLastPInvokeError();
+        return ok;
+    }
+
+    /// <summary>Lets thread <paramref name="tid"/> (0 = the caller) run only on <paramref name="cpus"/>.</summary>
+    public static void PinThread(int tid, ReadOnlySpan<int> cpus)
+    {
+        fixed (int* p = cpus)
+            CheckSystem(ThreadPin(tid, p, cpus.Length), $"hyb_thread_pin(CPUs {string.Join(',', cpus.ToArray())})");
+    }
+
+    /// <summary>The calling thread's kernel id (gettid).</summary>
+    public static int ThreadId() => ThreadIdOfCaller();
 
     /// <summary>Creates an epoll set with its wake-up eventfd.</summary>
     public static nint CreatePoller()

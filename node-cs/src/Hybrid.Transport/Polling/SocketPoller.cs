@@ -21,6 +21,8 @@ public sealed class SocketPoller : IDisposable
     private readonly nint _poller;
     private readonly Action<ulong, PollEvents> _onEvent;
     private readonly long _spinTicks;
+    private readonly int _cpu;
+    private readonly Func<bool>? _spinWhen;
     private readonly Thread _thread;
     private volatile bool _stopping;
     private int _disposed;
@@ -30,10 +32,14 @@ public sealed class SocketPoller : IDisposable
     /// socket that became readable, writable or hung up, and what happened. <paramref name="stackBytes"/>: the thread's stack (0 = the
     /// default); a handler that runs requests inline needs what a worker needs. <paramref name="spin"/>: how long the
     /// thread keeps looking for events (without blocking) after a batch before it sleeps in the kernel; zero = sleep at
-    /// once.
+    /// once. <paramref name="cpu"/>: the one CPU the thread runs on (-1: the kernel places it; the caller checked that
+    /// this process may use it). <paramref name="spinWhen"/>, asked after each batch: false sleeps at once instead of
+    /// spinning (null: always spin).
     /// </summary>
-    public SocketPoller(string name, Action<ulong, PollEvents> onEvent, int stackBytes = 0, TimeSpan spin = default)
+    public SocketPoller(string name, Action<ulong, PollEvents> onEvent, int stackBytes = 0, TimeSpan spin = default, int cpu = -1, Func<bool>? spinWhen = null)
     {
+        _cpu = cpu;
+        _spinWhen = spinWhen;
         ArgumentOutOfRangeException.ThrowIfLessThan(spin, TimeSpan.Zero);
         HybNative.EnsureLoaded();
         _poller = HybNative.CreatePoller();
@@ -77,9 +83,11 @@ public sealed class SocketPoller : IDisposable
     private void Run()
     {
         Span<HybNative.PollEvent> events = stackalloc HybNative.PollEvent[HybNative.PollMaxEvents];
+        if (_cpu >= 0)
+            HybNative.PinThread(0, [_cpu]);
         while (!_stopping)
         {
-            int n = _spinTicks > 0 ? Spin(events) : 0;
+            int n = _spinTicks > 0 && (_spinWhen is null || _spinWhen()) ? Spin(events) : 0;
             if (n == 0)
                 n = HybNative.WaitPoller(_poller, events, -1);
             for (int i = 0; i < n; i++)

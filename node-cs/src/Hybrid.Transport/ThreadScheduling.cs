@@ -1,0 +1,89 @@
+using Hybrid.Transport.Dpdk;
+
+namespace Hybrid.Transport;
+
+/// <summary>
+/// The calling thread's priority in the kernel's scheduler (<c>hyb_thread_*</c> of libhyb_transport). A thread at
+/// background priority (Linux SCHED_IDLE) runs only on CPU time no thread of normal priority wants, and the kernel
+/// preempts it the moment one wakes up on its CPU, where a thread of normal priority may keep the CPU for the rest
+/// of its slice (up to a scheduler tick, 4 ms here) before the woken thread runs.
+/// </summary>
+public static class ThreadScheduling
+{
+    private static readonly Lazy<string?> Refusal = new(Probe);
+
+    /// <summary>
+    /// True when threads of this process can move to background priority and back: libhyb_transport loads and the
+    /// process may leave SCHED_IDLE again (root, or CAP_SYS_NICE). Otherwise false and why. Probed once, on a thread
+    /// of its own (a thread that could enter but not leave stays at background priority).
+    /// </summary>
+    public static bool CanUseBackground(out string? reason)
+    {
+        reason = Refusal.Value;
+        return reason is null;
+    }
+
+    /// <summary>
+    /// Moves the calling thread to background priority (<paramref name="background"/>) or back to normal priority.
+    /// Only after <see cref="CanUseBackground"/> said true. False when the kernel refused.
+    /// </summary>
+    public static bool SetBackground(bool background) => HybNative.SetThreadBackground(background, out _);
+
+    /// <summary>
+    /// Lets the calling thread run only on <paramref name="cpus"/> (threads it creates afterwards inherit that).
+    /// Throws a <see cref="TransportException"/> naming the CPUs when libhyb_transport is missing or the kernel refuses
+    /// (a CPU this process may not use).
+    /// </summary>
+    public static void PinCurrentThread(ReadOnlySpan<int> cpus)
+    {
+        HybNative.EnsureLoaded();
+        HybNative.PinThread(0, cpus);
+    }
+
+    /// <summary>
+    /// Lets every thread this process has now run only on <paramref name="cpus"/> (threads created later inherit it
+    /// from their creator). For a benchmark that keeps its load generator off the cores it gave a node.
+    /// </summary>
+    public static void PinProcess(ReadOnlySpan<int> cpus)
+    {
+        HybNative.EnsureLoaded();
+        foreach (var task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                HybNative.PinThread(int.Parse(Path.GetFileName(task), System.Globalization.CultureInfo.InvariantCulture), cpus);
+            }
+            catch (TransportException) when (!Directory.Exists(task))
+            {
+                // the thread ended meanwhile
+            }
+        }
+    }
+
+    /// <summary>The calling thread's kernel id, which names its <c>/proc/self/task/&lt;id&gt;</c> files.</summary>
+    public static int CurrentThreadId() => HybNative.ThreadId();
+
+    private static string? Probe()
+    {
+        try
+        {
+            HybNative.EnsureLoaded();
+        }
+        catch (TransportException e)
+        {
+            return e.Message;
+        }
+        string? refusal = null;
+        var probe = new Thread(() =>
+        {
+            if (!HybNative.SetThreadBackground(true, out int errno))
+                refusal = $"the kernel refused SCHED_IDLE (errno {errno})";
+            else if (!HybNative.SetThreadBackground(false, out errno))
+                refusal = $"the kernel refused leaving SCHED_IDLE (errno {errno}): it needs CAP_SYS_NICE or root";
+        })
+        { IsBackground = true, Name = "hybrid-sched-probe" };
+        probe.Start();
+        probe.Join();
+        return refusal;
+    }
+}

@@ -1,0 +1,89 @@
+using System.Buffers.Binary;
+using Hybrid.Node.Extensions;
+using Hybrid.Node.Tests.Node;
+using Hybrid.Protocol;
+
+namespace Hybrid.Node.Tests.Extensions;
+
+/// <summary>
+/// <see cref="Hosting.HybridNodeOptions.Cpus"/> and background steps on a real node, read back from the kernel: the
+/// worker's and the poller's allowed CPUs, and the worker's scheduling policy while a long invocation runs and after.
+/// </summary>
+public sealed class BackgroundStepTests
+{
+    /// <summary>The shipped CPU-bound example: args[0..8] iterations; the instrumentation puts a preemption point in it.</summary>
+    private static readonly string LongLoop = Hybrid.Extensions.ExtensionExamples.Source("loop");
+
+    [Fact]
+    public async Task A_pinned_worker_runs_long_invocations_later_steps_at_background_priority_and_returns_to_normal()
+    {
+        await using var node = await TestNode.StartAsync(workers: 1, configure: o => o with { Cpus = [0] });
+        Assert.Null(NodeExtensions.Of(node.Node).BackgroundStepsRefusal);
+        int worker = Assert.Single(ThreadsNamed("hybrid-worker-0"), t => StatusField(t, "Cpus_allowed_list") == "0");
+        Assert.Contains(ThreadsNamed("hybrid-poller-0"), t => StatusField(t, "Cpus_allowed_list") == "0");
+        await using var s = await node.ConnectAsync();
+        Assert.True((await s.InstallExtensionAsync("long", LongLoop)).Succeeded);
+        await s.PutAsync(0, "k"u8, "v"u8);
+        var args = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(args, 500_000); // ~1.5 ms alone: some 30 slices of 50 µs
+
+        var policies = new HashSet<int>();
+        using var stop = new CancellationTokenSource();
+        var watch = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                lock (policies)
+                    policies.Add(Policy(worker));
+            }
+        });
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (DateTime.UtcNow < deadline)
+        {
+            var r = await s.InvokeAsync("long", args);
+            // Its CPU budget is wall-clock time: on a machine busy enough it may run out, which is not what this tests.
+            Assert.True(r.Status == Status.Ok || r.Reason == (ulong)Hybrid.Extensions.ExtensionStatus.CpuBudgetExceeded, $"{r.Status} {r.Reason}");
+            Assert.Equal(Status.Ok, (await s.GetAsync(0, "k"u8)).Status);
+            lock (policies)
+            {
+                if (policies.Contains(5))
+                    break;
+            }
+        }
+        stop.Cancel();
+        await watch;
+        Assert.Contains(5, policies); // SCHED_IDLE while it resumed the long invocations
+        // Idle again: the worker left background priority before it went to sleep.
+        var settled = DateTime.UtcNow.AddSeconds(5);
+        while (Policy(worker) != 0 && DateTime.UtcNow < settled)
+            await Task.Delay(10);
+        Assert.Equal(0, Policy(worker));
+    }
+
+    private static IEnumerable<int> ThreadsNamed(string name) =>
+        Directory.GetDirectories("/proc/self/task")
+            .Select(d => int.Parse(Path.GetFileName(d), System.Globalization.CultureInfo.InvariantCulture))
+            .Where(t => Read($"/proc/self/task/{t}/comm")?.Trim() == name)
+            .ToList();
+
+    private static string? Read(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return null; // the thread ended
+        }
+    }
+
+    private static string? StatusField(int tid, string field) =>
+        Read($"/proc/self/task/{tid}/status")?.Split('\n').FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal))?.Split(':')[1].Trim();
+
+    private static int Policy(int tid)
+    {
+        var line = Read($"/proc/self/task/{tid}/sched")?.Split('\n').FirstOrDefault(l => l.StartsWith("policy", StringComparison.Ordinal));
+        return line is null ? -1 : int.Parse(line.Split(':')[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
