@@ -50,7 +50,8 @@ public sealed record ExtensionHostOptions
     /// Let the node run the steps an invocation takes after its first (long invocations) at background CPU priority
     /// (<see cref="ExtensionScheduler.ResumingStep"/>), so that the kernel preempts them as soon as any other thread
     /// wants the CPU. It takes libhyb_transport and the right to leave that priority again (root or CAP_SYS_NICE);
-    /// without them the node runs every step at normal priority and says why at start.
+    /// without them the node runs every step at normal priority and says why at start. A node whose workers are
+    /// pinned to CPUs of their own does not use it: there the switches only cost (measured in docs/extensions.md).
     /// </summary>
     public bool BackgroundSteps { get; init; } = true;
 
@@ -132,6 +133,9 @@ public sealed class ExtensionHost : IDisposable
     public event Action<StuckWorker>? WorkerStuck;
 
     internal ExtensionScheduler[] Schedulers => Volatile.Read(ref _schedulers);
+
+    /// <summary>The kernel thread id of each scheduler's thread (<see cref="ExtensionScheduler.ThreadId"/>; 0 = unknown), for diagnostics.</summary>
+    public int[] SchedulerThreadIds() => [.. Schedulers.Select(s => s.ThreadId)];
 
     /// <summary>Load contexts and loaded assemblies (for density measurements).</summary>
     public (int LoadContexts, int Modules, int Names) Counts

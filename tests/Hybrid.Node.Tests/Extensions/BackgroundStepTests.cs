@@ -15,12 +15,28 @@ public sealed class BackgroundStepTests
     private static readonly string LongLoop = Hybrid.Extensions.ExtensionExamples.Source("loop");
 
     [Fact]
-    public async Task A_pinned_worker_runs_long_invocations_later_steps_at_background_priority_and_returns_to_normal()
+    public async Task Pinned_workers_and_pollers_run_on_their_cpu_and_skip_background_steps()
     {
         await using var node = await TestNode.StartAsync(workers: 1, configure: o => o with { Cpus = [0] });
-        Assert.Null(NodeExtensions.Of(node.Node).BackgroundStepsRefusal);
-        int worker = Assert.Single(ThreadsNamed("hybrid-worker-0"), t => StatusField(t, "Cpus_allowed_list") == "0");
+        Assert.Contains(ThreadsNamed("hybrid-worker-0"), t => StatusField(t, "Cpus_allowed_list") == "0");
         Assert.Contains(ThreadsNamed("hybrid-poller-0"), t => StatusField(t, "Cpus_allowed_list") == "0");
+        Assert.Equal("not needed: the workers are pinned to their own CPUs (HybridNodeOptions.Cpus)", NodeExtensions.Of(node.Node).BackgroundStepsRefusal);
+        Assert.True(SpinWait.SpinUntil(() => NodeExtensions.Of(node.Node).Host.SchedulerThreadIds().Length == 1, TimeSpan.FromSeconds(5)));
+        Assert.Equal([0], NodeExtensions.Of(node.Node).Host.SchedulerThreadIds()); // no thread id: no background steps
+        await using var s = await node.ConnectAsync();
+        Assert.Equal(Status.Ok, (await s.PutAsync(0, "k"u8, "v"u8)).Status);
+        Assert.Equal(Status.Ok, (await s.GetAsync(0, "k"u8)).Status);
+    }
+
+    [Fact]
+    public async Task A_worker_runs_long_invocations_later_steps_at_background_priority_and_returns_to_normal()
+    {
+        await using var node = await TestNode.StartAsync(workers: 1);
+        Assert.Null(NodeExtensions.Of(node.Node).BackgroundStepsRefusal);
+        // The worker records its thread id as its thread starts.
+        Assert.True(SpinWait.SpinUntil(() => NodeExtensions.Of(node.Node).Host.SchedulerThreadIds() is [> 0], TimeSpan.FromSeconds(5)));
+        int worker = Assert.Single(NodeExtensions.Of(node.Node).Host.SchedulerThreadIds());
+        Assert.Equal("hybrid-worker-0", Read($"/proc/self/task/{worker}/comm")?.Trim());
         await using var s = await node.ConnectAsync();
         Assert.True((await s.InstallExtensionAsync("long", LongLoop)).Succeeded);
         await s.PutAsync(0, "k"u8, "v"u8);

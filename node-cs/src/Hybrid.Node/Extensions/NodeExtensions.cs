@@ -47,6 +47,8 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
         Host.WorkerStuck += _ => Interlocked.Increment(ref _stuckReports);
         if (!options.BackgroundSteps)
             BackgroundStepsRefusal = "turned off (ExtensionHostOptions.BackgroundSteps)";
+        else if (node.Options.Cpus.Count > 0)
+            BackgroundStepsRefusal = "not needed: the workers are pinned to their own CPUs (HybridNodeOptions.Cpus)";
         else if (!Hybrid.Transport.ThreadScheduling.CanUseBackground(out string? reason))
             BackgroundStepsRefusal = reason;
         _control = new Thread(ControlLoop) { IsBackground = true, Name = "hybrid-ext-control" };
