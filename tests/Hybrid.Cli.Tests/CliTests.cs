@@ -109,7 +109,7 @@ public class CliTests
             Assert.Equal(2, Program.RunServer(["--poller-spin-us", "20000"]));
             Assert.Contains("PollerSpin must be 0..10 ms", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--cpus", "3-1"]));
-            Assert.Contains("--cpus: range 3-1 runs backwards", error.ToString(), StringComparison.Ordinal);
+            Assert.Contains("--cpus: CPU range 3-1 runs backwards", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--cpus", "0,2000"]));
             Assert.Contains("CPU 2000 is not 0..1023", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(1, Program.RunServer(["--cpus", "1000", "--port", "0", "--resp-port", "-1", "--metrics-port", "-1",

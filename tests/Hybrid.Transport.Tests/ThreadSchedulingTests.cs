@@ -7,10 +7,16 @@ namespace Hybrid.Transport.Tests;
 public sealed class ThreadSchedulingTests
 {
     [Fact]
-    public void Background_is_SCHED_IDLE_and_normal_is_SCHED_OTHER_again()
+    public void Background_is_SCHED_IDLE_and_normal_is_SCHED_OTHER_again_or_the_refusal_names_the_capability()
     {
-        // The tests run as root (the README's commands install with apt): leaving SCHED_IDLE needs CAP_SYS_NICE.
-        Assert.True(ThreadScheduling.CanUseBackground(out string? reason), reason);
+        // Leaving SCHED_IDLE needs CAP_SYS_NICE: root has it, except in a container that drops it. There the probe
+        // must say so (and the node then runs every step at normal priority, BackgroundStepTests).
+        if (!ThreadScheduling.CanUseBackground(out string? reason))
+        {
+            Assert.Contains("needs CAP_SYS_NICE or root", reason, StringComparison.Ordinal);
+            Console.WriteLine($"skipped: SCHED_IDLE and back not exercised here: {reason}");
+            return;
+        }
         var policies = new List<int>();
         RunOnThread(() =>
         {
@@ -27,13 +33,15 @@ public sealed class ThreadSchedulingTests
     [Fact]
     public void Pinning_limits_the_thread_to_the_given_cpu_and_a_cpu_out_of_range_is_refused_by_name()
     {
+        int cpu = ThreadScheduling.AllowedCpus()[0];
         string? allowed = null;
         RunOnThread(() =>
         {
-            ThreadScheduling.PinCurrentThread([0]);
+            ThreadScheduling.PinCurrentThread([cpu]);
             allowed = Status(ThreadScheduling.CurrentThreadId(), "Cpus_allowed_list");
         });
-        Assert.Equal("0", allowed);
+        Assert.Equal(cpu.ToString(System.Globalization.CultureInfo.InvariantCulture), allowed);
+        Assert.Equal([0, 2, 3, 4, 7], ThreadScheduling.ParseCpuList("0,2-4,7"));
         var e = Assert.Throws<TransportException>(() => RunOnThread(() => ThreadScheduling.PinCurrentThread([1023])));
         Assert.Contains("hyb_thread_pin(CPUs 1023)", e.Message);
     }

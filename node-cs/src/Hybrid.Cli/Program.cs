@@ -92,18 +92,14 @@ internal static class Program
     /// <summary>A CPU list as taskset writes it: numbers and ranges, comma-separated (<c>0,2-3</c>).</summary>
     internal static int[] ParseCpus(string text)
     {
-        var cpus = new List<int>();
-        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        try
         {
-            int dash = part.IndexOf('-', StringComparison.Ordinal);
-            int first = int.Parse(dash < 0 ? part : part[..dash], CultureInfo.InvariantCulture);
-            int last = dash < 0 ? first : int.Parse(part[(dash + 1)..], CultureInfo.InvariantCulture);
-            if (last < first)
-                throw new ArgumentException($"--cpus: range {part} runs backwards");
-            for (int cpu = first; cpu <= last; cpu++)
-                cpus.Add(cpu);
+            return Hybrid.Transport.ThreadScheduling.ParseCpuList(text);
         }
-        return [.. cpus];
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--cpus: {e.Message}", e);
+        }
     }
 
     private static HybridNodeOptions ParseServerOptions(string[] args)

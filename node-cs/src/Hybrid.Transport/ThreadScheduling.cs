@@ -60,6 +60,34 @@ public static class ThreadScheduling
         }
     }
 
+    /// <summary>The CPUs the calling thread may run on (<c>Cpus_allowed_list</c> of <c>/proc/thread-self/status</c>), ascending.</summary>
+    public static int[] AllowedCpus()
+    {
+        foreach (var line in File.ReadLines("/proc/thread-self/status"))
+        {
+            if (line.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))
+                return ParseCpuList(line["Cpus_allowed_list:".Length..].Trim());
+        }
+        throw new InvalidOperationException("no Cpus_allowed_list in /proc/thread-self/status");
+    }
+
+    /// <summary>A CPU list as taskset and the kernel write it: numbers and ranges, comma-separated (<c>0,2-3</c>).</summary>
+    public static int[] ParseCpuList(string text)
+    {
+        var cpus = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            int dash = part.IndexOf('-', StringComparison.Ordinal);
+            int first = int.Parse(dash < 0 ? part : part[..dash], System.Globalization.CultureInfo.InvariantCulture);
+            int last = dash < 0 ? first : int.Parse(part[(dash + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            if (last < first)
+                throw new ArgumentException($"CPU range {part} runs backwards");
+            for (int cpu = first; cpu <= last; cpu++)
+                cpus.Add(cpu);
+        }
+        return [.. cpus];
+    }
+
     /// <summary>The calling thread's kernel id, which names its <c>/proc/self/task/&lt;id&gt;</c> files.</summary>
     public static int CurrentThreadId() => HybNative.ThreadId();
 

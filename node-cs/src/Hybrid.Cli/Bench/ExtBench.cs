@@ -28,6 +28,9 @@ internal static class ExtBench
     /// <summary>The shipped one-read example: the value in table 0 at the key in its args.</summary>
     private static readonly string GetOne = ExtensionExamples.Source("get");
 
+    /// <summary>The CPUs this process may use, read at start (before the preemption case pins anything).</summary>
+    private static readonly int[] s_allowedCpus = OperatingSystem.IsLinux() ? Hybrid.Transport.ThreadScheduling.AllowedCpus() : [];
+
     /// <summary>The shipped CPU-bound example: args[0..8] iterations, with a preemption point in its loop.</summary>
     private static readonly string LongLoop = ExtensionExamples.Source("loop");
 
@@ -80,8 +83,8 @@ internal static class ExtBench
                         }
                         finally
                         {
-                            if (options.Pin && Environment.ProcessorCount >= 2)
-                                Hybrid.Transport.ThreadScheduling.PinProcess([.. Enumerable.Range(0, Environment.ProcessorCount)]); // the later cases unpinned
+                            if (options.Pin && s_allowedCpus.Length >= 2)
+                                Hybrid.Transport.ThreadScheduling.PinProcess(s_allowedCpus); // the later cases unpinned
                         }
                         break;
                     case "tenants": await Density(options, dir).ConfigureAwait(false); break;
@@ -318,11 +321,11 @@ internal static class ExtBench
         // on the other CPUs, as a server with its own cores and a client elsewhere would run. Unpinned, the client's
         // threads compete with the always-busy worker for the same cores and can wait a scheduler tick (4 ms) for one.
         int[] nodeCpus = [];
-        if (options.Pin && Environment.ProcessorCount >= 2)
+        if (options.Pin && s_allowedCpus.Length >= 2)
         {
-            Hybrid.Transport.ThreadScheduling.PinProcess([.. Enumerable.Range(1, Environment.ProcessorCount - 1)]);
-            nodeCpus = [0];
-            Console.WriteLine($"  node worker and poller on CPU 0, client on CPUs 1-{Environment.ProcessorCount - 1} (--pin false: no pinning)");
+            Hybrid.Transport.ThreadScheduling.PinProcess(s_allowedCpus.AsSpan(1));
+            nodeCpus = [s_allowedCpus[0]];
+            Console.WriteLine($"  node worker and poller on CPU {nodeCpus[0]}, client on CPUs {string.Join(',', s_allowedCpus[1..])} (--pin false: no pinning)");
         }
         else
         {
