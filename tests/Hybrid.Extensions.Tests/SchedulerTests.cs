@@ -188,7 +188,12 @@ public sealed class SchedulerTests
         // A step at background CPU priority (ExtensionHostOptions.BackgroundSteps) on a busy machine can wait far longer
         // for a CPU than it runs. The watchdog subtracts that wait (the thread's schedstat) when it knows the thread;
         // without it (the control case) the same step is quarantined as stuck.
-        var options = new ExtensionHostOptions { StuckAfter = TimeSpan.FromMilliseconds(40), WatchdogInterval = TimeSpan.FromMilliseconds(5) };
+        var options = new ExtensionHostOptions
+        {
+            StuckAfter = TimeSpan.FromMilliseconds(40),
+            WatchdogInterval = TimeSpan.FromMilliseconds(5),
+            Limits = new ExtensionLimits { Cpu = TimeSpan.FromSeconds(30) }, // wall-clock: the starved step must not run out of it
+        };
         using var h = new Harness(options, watchdog: true);
         h.InstallOk(1, "stall", InstallInvokeTests.Hello);
         h.Store.StallKey = "stall"u8.ToArray();
