@@ -101,17 +101,39 @@ public static class ThreadScheduling
         {
             return e.Message;
         }
-        string? refusal = null;
-        var probe = new Thread(() =>
+        return OnProbeThread(() =>
+            !HybNative.SetThreadBackground(true, out int errno) ? $"the kernel refused SCHED_IDLE (errno {errno})"
+            : !HybNative.SetThreadBackground(false, out errno) ? $"the kernel refused leaving SCHED_IDLE (errno {errno}): it needs CAP_SYS_NICE or root"
+            : null);
+    }
+
+    /// <summary>
+    /// Null when this process may run a thread on each of <paramref name="cpus"/>, else which one may not and why:
+    /// checked by pinning a short-lived thread to each in turn, so nothing of the caller's is pinned.
+    /// </summary>
+    public static string? CheckCpus(IReadOnlyList<int> cpus) => OnProbeThread(() =>
+    {
+        foreach (int cpu in cpus)
         {
-            if (!HybNative.SetThreadBackground(true, out int errno))
-                refusal = $"the kernel refused SCHED_IDLE (errno {errno})";
-            else if (!HybNative.SetThreadBackground(false, out errno))
-                refusal = $"the kernel refused leaving SCHED_IDLE (errno {errno}): it needs CAP_SYS_NICE or root";
-        })
-        { IsBackground = true, Name = "hybrid-sched-probe" };
-        probe.Start();
-        probe.Join();
-        return refusal;
+            try
+            {
+                PinCurrentThread([cpu]);
+            }
+            catch (TransportException e)
+            {
+                return $"CPU {cpu} is not one this process may run on ({e.Message})";
+            }
+        }
+        return null;
+    });
+
+    /// <summary>Runs <paramref name="probe"/> on a short-lived thread of its own (what it does to its thread dies with it).</summary>
+    private static string? OnProbeThread(Func<string?> probe)
+    {
+        string? result = null;
+        var thread = new Thread(() => result = probe()) { IsBackground = true, Name = "hybrid-sched-probe" };
+        thread.Start();
+        thread.Join();
+        return result;
     }
 }

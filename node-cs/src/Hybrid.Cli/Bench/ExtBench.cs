@@ -76,17 +76,7 @@ internal static class ExtBench
                     case "get": await GetVsInvoke(options, dir).ConfigureAwait(false); break;
                     case "aggregate": await AggregateVsMultiGet(options, dir).ConfigureAwait(false); break;
                     case "tao": await TaoRange(options, dir).ConfigureAwait(false); break;
-                    case "preemption":
-                        try
-                        {
-                            await Preemption(options, dir).ConfigureAwait(false);
-                        }
-                        finally
-                        {
-                            if (options.Pin && s_allowedCpus.Length >= 2)
-                                Hybrid.Transport.ThreadScheduling.PinProcess(s_allowedCpus); // the later cases unpinned
-                        }
-                        break;
+                    case "preemption": await Preemption(options, dir).ConfigureAwait(false); break;
                     case "tenants": await Density(options, dir).ConfigureAwait(false); break;
                     default: throw new ArgumentException($"unknown case '{name}'");
                 }
@@ -331,38 +321,46 @@ internal static class ExtBench
         {
             Console.WriteLine("  no pinning: node and client share every CPU");
         }
-        foreach (var (label, name, sliceLength, minSlice, backgroundSteps) in modes)
+        try
         {
-            if (!backgroundSteps && nodeCpus.Length > 0)
-                continue; // a pinned node never uses background steps: the default mode is this one
-            var limits = new ExtensionLimits { Slice = sliceLength, MinSlice = minSlice, Cpu = TimeSpan.FromMilliseconds(200) };
-            await using var node = await StartNode(options with { Workers = 1 }, Path.Combine(dir, name), new ExtensionHostOptions { Limits = limits, BackgroundSteps = backgroundSteps }, nodeCpus).ConfigureAwait(false);
-            var sessions = await Sessions(node, 2).ConfigureAwait(false);
-            await sessions[0].PutAsync(0, "k"u8, new byte[ValueSize]).ConfigureAwait(false);
-            await Install(sessions[0], "long", LongLoop).ConfigureAwait(false);
-            var n = await Calibrate(sessions[1], TimeSpan.FromMilliseconds(10)).ConfigureAwait(false);
-            Func<HybridSession, long, Task> get = async (s, _) => Check((await s.GetAsync(0, "k"u8).ConfigureAwait(false)).Status);
-            await Drive(sessions[..1], 1, TimeSpan.FromSeconds(1), get).ConfigureAwait(false);
-            var alone = await Drive(sessions[..1], 1, Duration(options), get).ConfigureAwait(false);
-
-            using var stop = new CancellationTokenSource();
-            long longRuns = 0;
-            var background = sessions[1..].Select(s => Task.Run(async () =>
+            foreach (var (label, name, sliceLength, minSlice, backgroundSteps) in modes)
             {
-                while (!stop.IsCancellationRequested)
+                if (!backgroundSteps && nodeCpus.Length > 0)
+                    continue; // a pinned node never uses background steps: the default mode is this one
+                var limits = new ExtensionLimits { Slice = sliceLength, MinSlice = minSlice, Cpu = TimeSpan.FromMilliseconds(200) };
+                await using var node = await StartNode(options with { Workers = 1 }, Path.Combine(dir, name), new ExtensionHostOptions { Limits = limits, BackgroundSteps = backgroundSteps }, nodeCpus).ConfigureAwait(false);
+                var sessions = await Sessions(node, 2).ConfigureAwait(false);
+                await sessions[0].PutAsync(0, "k"u8, new byte[ValueSize]).ConfigureAwait(false);
+                await Install(sessions[0], "long", LongLoop).ConfigureAwait(false);
+                var n = await Calibrate(sessions[1], TimeSpan.FromMilliseconds(10)).ConfigureAwait(false);
+                Func<HybridSession, long, Task> get = async (s, _) => Check((await s.GetAsync(0, "k"u8).ConfigureAwait(false)).Status);
+                await Drive(sessions[..1], 1, TimeSpan.FromSeconds(1), get).ConfigureAwait(false);
+                var alone = await Drive(sessions[..1], 1, Duration(options), get).ConfigureAwait(false);
+
+                using var stop = new CancellationTokenSource();
+                long longRuns = 0;
+                var background = sessions[1..].Select(s => Task.Run(async () =>
                 {
-                    Check(await s.InvokeAsync("long", n).ConfigureAwait(false));
-                    Interlocked.Increment(ref longRuns);
-                }
-            })).ToArray();
-            var loaded = await Drive(sessions[..1], 1, Duration(options), get).ConfigureAwait(false);
-            stop.Cancel();
-            await Task.WhenAll(background).ConfigureAwait(false);
-            Console.WriteLine($"  {label}:");
-            Print("GET alone", alone);
-            Print("GET with long extensions", loaded);
-            Console.WriteLine(Invariant($"    long invocations run: {longRuns} ({longRuns / options.Seconds:F0}/s, {BinaryPrimitives.ReadInt64LittleEndian(n)} iterations each); p99 ratio loaded/alone = {loaded.P99 / alone.P99:F2} (target <= 1.5)"));
-            await DisposeAll(sessions).ConfigureAwait(false);
+                    while (!stop.IsCancellationRequested)
+                    {
+                        Check(await s.InvokeAsync("long", n).ConfigureAwait(false));
+                        Interlocked.Increment(ref longRuns);
+                    }
+                })).ToArray();
+                var loaded = await Drive(sessions[..1], 1, Duration(options), get).ConfigureAwait(false);
+                stop.Cancel();
+                await Task.WhenAll(background).ConfigureAwait(false);
+                Console.WriteLine($"  {label}:");
+                Print("GET alone", alone);
+                Print("GET with long extensions", loaded);
+                Console.WriteLine(Invariant($"    long invocations run: {longRuns} ({longRuns / options.Seconds:F0}/s, {BinaryPrimitives.ReadInt64LittleEndian(n)} iterations each); p99 ratio loaded/alone = {loaded.P99 / alone.P99:F2} (target <= 1.5)"));
+                await DisposeAll(sessions).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (nodeCpus.Length > 0)
+                Hybrid.Transport.ThreadScheduling.PinProcess(s_allowedCpus); // the later cases unpinned
         }
     }
 

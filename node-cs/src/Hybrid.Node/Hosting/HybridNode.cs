@@ -158,33 +158,12 @@ public sealed partial class HybridNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// <see cref="HybridNodeOptions.Cpus"/>: each CPU must be one this process may run on, checked by pinning a
-    /// short-lived thread to it, so that a bad list fails the start with its reason instead of a worker's thread.
+    /// <see cref="HybridNodeOptions.Cpus"/>: each CPU must be one this process may run on, so that a bad list fails the
+    /// start with its reason instead of a worker's thread.
     /// </summary>
     private static void CheckCpus(IReadOnlyList<int> cpus)
     {
-        if (cpus.Count == 0)
-            return;
-        string? failure = null;
-        var probe = new Thread(() =>
-        {
-            foreach (int cpu in cpus)
-            {
-                try
-                {
-                    Transport.ThreadScheduling.PinCurrentThread([cpu]);
-                }
-                catch (Transport.TransportException e)
-                {
-                    failure = $"CPU {cpu} is not one this process may run on ({e.Message})";
-                    return;
-                }
-            }
-        })
-        { IsBackground = true, Name = "hybrid-cpu-probe" };
-        probe.Start();
-        probe.Join();
-        if (failure is not null)
+        if (cpus.Count > 0 && Transport.ThreadScheduling.CheckCpus(cpus) is { } failure)
             throw new ArgumentException(failure);
     }
 
@@ -231,7 +210,7 @@ public sealed partial class HybridNode : IAsyncDisposable
             SocketEngineFallback = why;
         }
         if (SocketEngine == SocketEngine.Polled)
-            _pollers = new FrontPollers(Math.Min(Options.PollerThreads, Options.Workers), Worker.StackBytes, Options.PollerSpin, Options.Cpus, i => _workers![i].IsAsleep); // a connection's poller is its worker's index modulo the count
+            _pollers = new FrontPollers(Math.Min(Options.PollerThreads, Options.Workers), Worker.StackBytes, Options.PollerSpin, Options.Cpus, i => _workers[i].IsAsleep); // a connection's poller is its worker's index modulo the count
     }
 
     private void Listen(string name, int port, IConnectionHandler handler)
