@@ -360,8 +360,8 @@ public sealed class ExtensionScheduler
     /// Watchdog thread only: how long the step that started at <paramref name="start"/> has run or been blocked, from
     /// the thread's <c>/proc/self/task/&lt;id&gt;</c> files at each pass: between two passes it adds the CPU time the
     /// thread used when it was runnable, and the whole interval when it was asleep (blocked in a call). A thread at
-    /// background priority starved by other work adds nothing while it waits. Before the first pass of a step, the
-    /// time since its start counts whole.
+    /// background priority starved by other work adds nothing while it waits. The time before the watchdog first sees
+    /// a step (at most one <see cref="ExtensionHostOptions.WatchdogInterval"/> when its thread runs) does not count.
     /// </summary>
     private long StuckTicks(long start, long now)
     {
@@ -371,8 +371,9 @@ public sealed class ExtensionScheduler
         }
         if (start != _watchedStepStart)
         {
+            // Not now - start: a thread starved between reading the clock and publishing the step looks old at once.
             _watchedStepStart = start;
-            _watchedStuckTicks = now - start;
+            _watchedStuckTicks = 0;
         }
         else if (state is 'S' or 'D')
         {
