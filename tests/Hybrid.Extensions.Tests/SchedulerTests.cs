@@ -197,8 +197,9 @@ public sealed class SchedulerTests
         using var h = new Harness(options, watchdog: true);
         h.InstallOk(1, "stall", InstallInvokeTests.Hello);
         h.Store.StallKey = "stall"u8.ToArray();
-        // About 2 ms of CPU work, calibrated on this thread before the hogs start: the fastest of five runs (the
-        // others include time the machine's other load took).
+        // About 6 ms of CPU work (a tick and a half at HZ=250, so the step cannot finish inside the one slice the
+        // scheduler grants a SCHED_IDLE thread at a time), calibrated on this thread before the hog starts: the fastest
+        // of five runs (the others include time the machine's other load took).
         double best = double.MaxValue;
         for (int run = 0; run < 5; run++)
         {
@@ -206,7 +207,7 @@ public sealed class SchedulerTests
             TestStore.Spin(1_000_000);
             best = Math.Min(best, calibrate.Elapsed.TotalMilliseconds);
         }
-        h.Store.StallSpins = (long)(1_000_000 * 2 / Math.Max(0.05, best));
+        h.Store.StallSpins = (long)(1_000_000 * 6 / Math.Max(0.05, best));
         int[] cpu0 = [Hybrid.Transport.ThreadScheduling.AllowedCpus()[0]];
         using var stop = new CancellationTokenSource();
         // One busy thread of normal priority on the CPU of the step's thread, which runs at background priority, as a
@@ -224,10 +225,22 @@ public sealed class SchedulerTests
         hogs.ForEach(t => t.Start());
         Thread.Sleep(50); // the hog is on its CPU and busy
         TimeSpan stepWall = default;
+        bool waitedBefore = false;
         var worker = new Thread(() =>
         {
             Hybrid.Transport.ThreadScheduling.PinCurrentThread(cpu0);
             Assert.True(Hybrid.Transport.ThreadScheduling.SetBackground(true)); // entering SCHED_IDLE needs no privilege
+            // A thread new to a CPU is placed beside the hog with a fair slice, up to a tick long, in which a short
+            // step would finish unstarved (seen: 3-4 ms, one run in three). Spin until the scheduler has once made
+            // this thread wait 20 ms: from then on it runs only in the hog's leftovers.
+            var spin = System.Diagnostics.Stopwatch.StartNew();
+            var last = spin.Elapsed;
+            while (!waitedBefore && spin.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                var now = spin.Elapsed;
+                waitedBefore = now - last > TimeSpan.FromMilliseconds(20);
+                last = now;
+            }
             if (threadKnown)
             {
                 h.Scheduler.ThreadId = Hybrid.Transport.ThreadScheduling.CurrentThreadId();
@@ -240,6 +253,7 @@ public sealed class SchedulerTests
         worker.Join();
         stop.Cancel();
         hogs.ForEach(t => t.Join());
+        Assert.True(waitedBefore, "the SCHED_IDLE thread never waited 20 ms for its CPU beside a busy thread in 10 s");
         Assert.True(stepWall > 2 * options.StuckAfter, $"the step was not starved ({stepWall.TotalMilliseconds:F0} ms): the test proves nothing");
         var (status, _, error) = h.Sink.Get(1);
         if (threadKnown)
