@@ -70,8 +70,9 @@ let bench (args: string list) =
 
 // ---------------------------------------------------------------------------------------------------------------
 // bench-compare: the HybridKV node, Redis and Garnet side by side, driven by the same redis-benchmark.
-// Each server runs alone on 127.0.0.1, is preloaded with 1,000,000 keys of 100-byte values (the keys
-// redis-benchmark -r 1000000 picks), then measured with GET and SET at pipeline 1 and 32 (50 clients).
+// The three servers run at once on 127.0.0.1, each preloaded with 1,000,000 keys of 100-byte values (the keys
+// redis-benchmark -r 1000000 picks), then measured with GET and SET at pipeline 1 and 32 (50 clients), one at a
+// time, their runs interleaved.
 // ---------------------------------------------------------------------------------------------------------------
 
 let private garnetVersion = "2.2.8"
@@ -162,38 +163,43 @@ let private runBenchmark (server: Server) (test: string) (pipeline: int) (reques
 
 let private median (xs: float list) = (List.sort xs).[List.length xs / 2]
 
-/// Median of `runs` runs, metric by metric.
-let private measure server test pipeline requests runs =
-    let results = [ for _ in 1 .. runs -> runBenchmark server test pipeline requests ]
-    { Rps = median (results |> List.map (fun r -> r.Rps))
-      P50 = median (results |> List.map (fun r -> r.P50))
-      P99 = median (results |> List.map (fun r -> r.P99)) }
-
 let private cases = [ "get", 1; "set", 1; "get", 32; "set", 32 ]
 
-let private measureServer (server: Server) runs =
+/// Starts a server and preloads it; returns its process and its RSS with the keys loaded.
+let private startLoaded (server: Server) =
     step (sprintf "bench-compare: %s (port %d)" server.Name server.Port)
     let p = start server
-    try
-        let t = Stopwatch.StartNew()
-        preload server
-        printfn "%s: preloaded %d keys in %.1f s" server.Name keys t.Elapsed.TotalSeconds
-        Threading.Thread.Sleep 1000
-        let rss = rssBytes p.Id
-        printfn "%s: RSS with the keys loaded: %.0f MiB" server.Name (float rss / 1048576.)
-        let results =
-            [ for test, pipeline in cases ->
-                let requests = if pipeline = 1 then 200_000 else 2_000_000
-                let r = measure server test pipeline requests runs
-                printfn "%s: %s -P %d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms" server.Name (test.ToUpperInvariant()) pipeline r.Rps r.P50 r.P99
-                (test, pipeline), r ]
-            |> Map.ofList
-        rss, results
-    finally
-        stop p
+    let t = Stopwatch.StartNew()
+    preload server
+    printfn "%s: preloaded %d keys in %.1f s" server.Name keys t.Elapsed.TotalSeconds
+    Threading.Thread.Sleep 1000
+    let rss = rssBytes p.Id
+    printfn "%s: RSS with the keys loaded: %.0f MiB" server.Name (float rss / 1048576.)
+    p, rss
+
+/// Every case `runs` times, the servers' runs interleaved (the order rotating each round), so that a quiet or a busy
+/// spell of this shared machine falls on all of them alike; the median of each server's runs, metric by metric.
+let private measureInterleaved (servers: Server list) runs =
+    [ for test, pipeline in cases do
+        let requests = if pipeline = 1 then 200_000 else 2_000_000
+        let rounds =
+            [ for round in 0 .. runs - 1 do
+                let k = round % List.length servers
+                for server in List.skip k servers @ List.take k servers ->
+                    server.Name, runBenchmark server test pipeline requests ]
+        for server in servers do
+            let mine = rounds |> List.filter (fst >> (=) server.Name) |> List.map snd
+            let r =
+                { Rps = median (mine |> List.map (fun r -> r.Rps))
+                  P50 = median (mine |> List.map (fun r -> r.P50))
+                  P99 = median (mine |> List.map (fun r -> r.P99)) }
+            let p99s = String.Join(" ", mine |> List.map (fun r -> r.P99.ToString("F3", inv)))
+            printfn "%s: %s -P %d: %.0f ops/s, p50 %.3f ms, p99 %.3f ms (p99 of each run: %s)" server.Name (test.ToUpperInvariant()) pipeline r.Rps r.P50 r.P99 p99s
+            yield (server.Name, (test, pipeline)), r ]
+    |> Map.ofList
 
 let benchCompare (args: string list) =
-    let runs = match args with n :: _ -> int n | [] -> 3
+    let runs = match args with n :: _ -> int n | [] -> 5
     aptInstall [ "redis-server"; "redis-tools" ]
     let garnet = ensureGarnet ()
     // The node keeps the whole data set in memory like the others (Garnet's default log memory is 16 GiB).
@@ -206,14 +212,22 @@ let benchCompare (args: string list) =
           { Name = "garnet"; Port = 6381; Command = sprintf "%s --bind 127.0.0.1 --port 6381" garnet }
           { Name = "redis"; Port = 6379
             Command = "redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --protected-mode no --dir /tmp" } ]
-    let measured = servers |> List.map (fun s -> s.Name, measureServer s runs) |> Map.ofList
-    let rssOf n = fst measured.[n]
-    let res n case = (snd measured.[n]).[case]
+    // All three run at once, loaded, each idle while another is measured.
+    let started = Collections.Generic.List<Process>()
+    let rss, results =
+        try
+            let rss = [ for s in servers -> let p, r = startLoaded s in started.Add p; s.Name, r ] |> Map.ofList
+            step (sprintf "bench-compare: GET and SET at pipeline 1 and 32, %d runs per server, interleaved" runs)
+            rss, measureInterleaved servers runs
+        finally
+            for p in started do stop p
+    let rssOf n = rss.[n]
+    let res n case = results.[(n, case)]
     // Garnet's best figure of this run, for `bench`'s native target on the same machine.
     let garnetBest = cases |> List.map (fun c -> (res "garnet" c).Rps) |> List.max
     File.WriteAllText(garnetBestFile, sprintf "%.0f %s" garnetBest (DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mmZ", CultureInfo.InvariantCulture)))
     printfn ""
-    printfn "bench-compare: %d keys x %d B, 50 clients, redis-benchmark, median of %d runs; ops/s (p50/p99 ms)" keys valueSize runs
+    printfn "bench-compare: %d keys x %d B, 50 clients, redis-benchmark, median of %d interleaved runs; ops/s (p50/p99 ms)" keys valueSize runs
     printfn "| system | GET P1 | SET P1 | GET P32 | SET P32 | RSS MiB |"
     printfn "|---|---|---|---|---|---|"
     for s in servers do
