@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Hybrid.Cli.Commands;
 using Hybrid.Client;
 using Hybrid.Cluster;
+using Hybrid.Node.Cluster;
 
 namespace Hybrid.Cli.Tests;
 
@@ -45,6 +46,20 @@ public sealed class ClusterCommandTests : IDisposable
         GetResult moved = await acme.GetAsync(0, key);
         Assert.Equal((Hybrid.Protocol.Status.Ok, "v1"), (moved.Status, System.Text.Encoding.UTF8.GetString(moved.Value ?? [])));
         Assert.Equal("", metadata.Current.Phase("r1"));
+        // A node's peer port answers only holders of the cluster's peer key (kept in the metadata store); the node
+        // counts whom it refused, and `cluster status` shows it.
+        var n1Peer = System.Net.IPEndPoint.Parse(live.First(n => n.Id == "n1").PeerEndpoint!);
+        using (var stranger = new NetworkPeer(n1Peer, System.Security.Cryptography.RandomNumberGenerator.GetBytes(PeerHandshake.KeyBytes)))
+        {
+            var refused = await Assert.ThrowsAsync<PeerException>(() => stranger.ControlAsync("{\"op\":\"migrate\",\"ranges\":[\"r2\"]}"));
+            Assert.Equal("peer authentication failed: wrong cluster peer key", refused.Message);
+        }
+        using (var member = new NetworkPeer(n1Peer, await metadata.PeerKeyAsync()))
+        {
+            using var peer = System.Text.Json.JsonDocument.Parse(await member.ControlAsync("{\"op\":\"peer\"}"));
+            Assert.Equal(1, peer.RootElement.GetProperty("refused").GetInt64());
+        }
+        Assert.Equal("n1", metadata.Current.Owner("r2"));
         Assert.Equal(0, Run("cluster", "status", "--dir", _dir));
 
         Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));

@@ -88,7 +88,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         var load = new AckedWrites(client, Keys);
         await load.LoadAsync();
         NodeInfo n1 = (await Metadata.Typed.ListLiveNodesAsync()).First(n => n.Id == "n1");
-        using (var peer = new NetworkPeer(System.Net.IPEndPoint.Parse(n1.PeerEndpoint!)))
+        using (var peer = new NetworkPeer(System.Net.IPEndPoint.Parse(n1.PeerEndpoint!), await Metadata.PeerKeyAsync()))
             await peer.PlanPullsAsync(1, 0);
         await load.RewriteAsync(i => i % 2 == 0, i => new string('r', 100) + i);
 

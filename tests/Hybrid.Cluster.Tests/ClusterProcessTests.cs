@@ -97,7 +97,7 @@ public abstract class ClusterProcessTests : IAsyncLifetime
     protected async Task<JsonElement> ControlAsync(string node, string json)
     {
         NodeInfo info = (await Metadata.Typed.ListLiveNodesAsync()).First(n => n.Id == node);
-        using var peer = new NetworkPeer(System.Net.IPEndPoint.Parse(info.PeerEndpoint!));
+        using var peer = new NetworkPeer(System.Net.IPEndPoint.Parse(info.PeerEndpoint!), await Metadata.PeerKeyAsync());
         return JsonDocument.Parse(await peer.ControlAsync(json)).RootElement.Clone();
     }
 

@@ -44,6 +44,20 @@ public sealed class FileMetadataStoreTests : MetadataStoreContract, IDisposable
         new(_dir.Path, _clock, options ?? s_fastPoll);
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task TheDataFile_IsReadableByItsOwnerOnly_AndThePeerKeyIsDrawnOnce()
+    {
+        // The state holds tenants' secrets and the cluster's peer key: a file of mode 0644 gave them to every local user.
+        var metadata = new DurableClusterMetadata(Store);
+        byte[] key = await metadata.PeerKeyAsync();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir.Path, FileMetadataStore.DataFileName)));
+        Assert.Equal(32, key.Length);
+        await using var other = Open();
+        Assert.Equal(key, await new DurableClusterMetadata(other).PeerKeyAsync());
+        Assert.Equal(key, await metadata.PeerKeyAsync());
+    }
+
+    [Fact]
     public async Task TwoInstances_SameDirectory_LoseNoUpdate()
     {
         await using var other = Open();

@@ -12,7 +12,7 @@ public sealed class MigrateControlTests
         await cluster.StartNodeAsync("n1");
         ClusterNodeHost n2 = await cluster.StartNodeAsync("n2");
         string range = cluster.Metadata.Ranges.Keys.First();
-        using var peer = new NetworkPeer(n2.Member.PeerEndPoint);
+        using var peer = new NetworkPeer(n2.Member.PeerEndPoint, await cluster.Metadata.PeerKeyAsync());
 
         var refused = await Assert.ThrowsAsync<PeerException>(() => peer.ControlAsync($$"""{"op":"migrate","ranges":["{{range}}"],"pullRate":"fast"}"""));
         Assert.Contains("pullRate must be \"adaptive\" or \"max\", not \"fast\"", refused.Message);

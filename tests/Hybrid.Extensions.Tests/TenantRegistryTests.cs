@@ -11,6 +11,18 @@ public sealed class TenantRegistryTests : IDisposable
     private string LogPath => Path.Combine(_dir, TenantRegistry.FileName);
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void TheLog_HoldingSecrets_IsReadableByItsOwnerOnly_EvenOneWrittenBeforeThatRule()
+    {
+        const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        TenantRegistry.Open(_dir).Create("a", [1, 2]);
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(LogPath));
+        File.SetUnixFileMode(LogPath, OwnerOnly | UnixFileMode.GroupRead | UnixFileMode.OtherRead); // as an older build left it
+        Assert.True(TenantRegistry.Open(_dir).TryGet("a", out _));
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(LogPath));
+    }
+
+    [Fact]
     public void Creates_AndQuotaChanges_SurviveReopen_WithTheNextIdNeverReused()
     {
         var r = TenantRegistry.Open(_dir);

@@ -53,12 +53,13 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         DecisionLog log = metadata.Log;
         if (!log.Nodes.Contains(name))
             throw new ArgumentException($"the cluster has no node {name} (nodes: {string.Join(", ", log.Nodes)})");
+        byte[] peerKey = await metadata.PeerKeyAsync(cancellationToken).ConfigureAwait(false);
         StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
         var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
         // Decisions wait out a metadata store that is briefly away (etcd restarting); the data path never waits for it.
         var patient = new PatientClusterMetadata(metadata, e => e is MetadataUnavailableException, log.Nodes, log.Cores, [.. metadata.Ranges.Keys]);
         var member = new ClusterMember(name, log.Cores, options, patient, metadata.Ranges, n => PeerOf(metadata, n),
-            new IPEndPoint(options.BindAddress, peerPort), trace)
+            new IPEndPoint(options.BindAddress, peerPort), peerKey, trace)
         {
             RespEndpoints = async ct => (await metadata.Typed.ListLiveNodesAsync(ct).ConfigureAwait(false))
                 .Where(n => n.RespEndpoint is not null).ToDictionary(n => n.Id, n => n.RespEndpoint!),

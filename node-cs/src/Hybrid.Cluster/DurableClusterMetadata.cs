@@ -1,4 +1,6 @@
 using System.Collections.Immutable;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Hybrid.Core.Interop;
@@ -60,11 +62,39 @@ public sealed class DurableClusterMetadata : IClusterMetadata
     {
         _store = store;
         LogKey = root + "/core";
+        PeerKeyKey = root + "/peer-key";
         Typed = new ClusterMetadata(store, root);
     }
 
     /// <summary>The key of the decision log.</summary>
     public string LogKey { get; }
+
+    /// <summary>The key of the cluster's peer key (base64), which every node's peer port demands (<c>PeerHandshake</c>).</summary>
+    public string PeerKeyKey { get; }
+
+    /// <summary>
+    /// The cluster's peer key: read, or drawn at random and stored by whichever node or tool asks first (one CAS; a
+    /// loser of the race reads the winner's). Whoever can read this store can reach the peer ports, as whoever can
+    /// write it can already move ranges: the store is the cluster's root of trust.
+    /// </summary>
+    public async Task<byte[]> PeerKeyAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            if (await _store.GetAsync(PeerKeyKey, cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                byte[] key = Convert.FromBase64String(Encoding.ASCII.GetString(entry.Value.Span));
+                return key.Length == PeerHandshake.KeyBytes
+                    ? key
+                    : throw new InvalidDataException($"{PeerKeyKey} holds a key of {key.Length} bytes, not {PeerHandshake.KeyBytes}");
+            }
+            byte[] fresh = RandomNumberGenerator.GetBytes(PeerHandshake.KeyBytes);
+            CasResult created = await _store.CompareAndSwapAsync(PeerKeyKey, MetadataRevision.Absent,
+                Encoding.ASCII.GetBytes(Convert.ToBase64String(fresh)), cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (created.Succeeded)
+                return fresh;
+        }
+    }
 
     /// <summary>The typed layer on the same store and root (state document, node registrations).</summary>
     public ClusterMetadata Typed { get; }

@@ -315,7 +315,11 @@ public sealed class FileMetadataStore : MetadataStoreBase
         var header = Encoding.ASCII.GetBytes(HeaderPrefix + state.Generation + "\n");
         var body = JsonSerializer.SerializeToUtf8Bytes(state, s_json);
         var temp = Path.Combine(_directory, TempPrefix + Guid.NewGuid().ToString("N"));
-        using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
+        // Readable by this user only: the state holds the tenants' secrets and the cluster's peer key.
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var file = new FileStream(temp, options))
         {
             file.Write(header);
             file.Write(body);

@@ -7,7 +7,8 @@ namespace Hybrid.Protocol;
 /// reserves for migration pulls, the others follow them. Values are wire values: never renumber, only append.
 /// </summary>
 /// <remarks>
-/// A peer frame is <c>[u32 length][u8 op][payload]</c> (length = bytes after itself), little-endian; the reply is
+/// A connection opens with the handshake (<see cref="Authenticate"/>). Then a peer frame is
+/// <c>[u32 length][u8 op][payload]</c> (length = bytes after itself), little-endian; the reply is
 /// <c>[u32 length][u8 status][payload]</c> where status is <see cref="PeerFrame.Ok"/> or <see cref="PeerFrame.Failed"/>
 /// (payload = UTF-8 message). One request at a time per connection; a caller opens one connection per concurrent pull.
 /// </remarks>
@@ -40,6 +41,11 @@ public enum PeerOp : byte
     /// failed frame, or a frame naming another incarnation, as for <see cref="Pull"/>, which is the last).
     /// </summary>
     PullStream = 0x38,
+    /// <summary>
+    /// The client's half of the handshake every connection opens with (docs/protocol.md §11.1): <c>u16 version,
+    /// 32-byte nonce, 32-byte HMAC-SHA256</c> → the server's 32-byte proof. No other op is served before it succeeds.
+    /// </summary>
+    Authenticate = 0x39,
 }
 
 /// <summary>Constants of the peer frame (<see cref="PeerOp"/>).</summary>
@@ -56,4 +62,7 @@ public static class PeerFrame
 
     /// <summary>Reply status: the operation failed; a UTF-8 message follows.</summary>
     public const byte Failed = 1;
+
+    /// <summary>The server's first frame on a connection: <c>u16 version, 32-byte nonce</c> (<see cref="PeerOp.Authenticate"/>).</summary>
+    public const byte Hello = 2;
 }

@@ -43,7 +43,7 @@ internal sealed class TwoMembers : IAsyncDisposable
             MemoryBudgetBytes = 1 << 18,
             ConfigureStore = o => o with { PageSizeBytes = 1 << 14, MaxKeyBytes = 256, MaxValueBytes = 1024, IndexBuckets = 1 << 12, CheckpointInterval = TimeSpan.Zero, CommitInterval = TimeSpan.FromMilliseconds(2) },
         };
-        var member = new ClusterMember(name, Cores, options, Metadata, Ranges, n => _members[n].PeerEndPoint, new IPEndPoint(IPAddress.Loopback, 0), Trace);
+        var member = new ClusterMember(name, Cores, options, Metadata, Ranges, n => _members[n].PeerEndPoint, new IPEndPoint(IPAddress.Loopback, 0), TestPeerKey.Value, Trace);
         _members[name] = member;
         return member;
     }
@@ -176,7 +176,7 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         await using HybridSession atSource = await TwoMembers.ConnectAsync(nodes.N1);
         List<int> moving = await LoadAsync(atSource, 2000);
 
-        using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
+        using var network = new NetworkPeer(nodes.N1.PeerEndPoint, TestPeerKey.Value);
         var (coordinator, source, target) = nodes.CoordinatorHere(network);
         var pulling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task migration = coordinator.MigrateAsync("r1", source, target, new MigrationTarget(nodes.N2.Node.Store, nodes.Trace),
@@ -210,7 +210,7 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         await using HybridSession atSource = await TwoMembers.ConnectAsync(nodes.N1);
         List<int> moving = await LoadAsync(atSource, 2000);
 
-        using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
+        using var network = new NetworkPeer(nodes.N1.PeerEndPoint, TestPeerKey.Value);
         var (coordinator, source, target) = nodes.CoordinatorHere(network);
         var serving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnPullsStarted(PullJob job) => _ = Task.Run(async () =>
@@ -257,7 +257,7 @@ public sealed class NetworkMigrationTests(ITestOutputHelper output)
         await LoadAsync(atSource, 3000);
 
         // Drive the coordinator here with slowed background pulls (the network peer underneath is the real one).
-        using var network = new NetworkPeer(nodes.N1.PeerEndPoint);
+        using var network = new NetworkPeer(nodes.N1.PeerEndPoint, TestPeerKey.Value);
         var (coordinator, source, target) = nodes.CoordinatorHere(network);
         var reads = new TaskCompletionSource<(int Reads, int Written)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var written = new Dictionary<int, string>();

@@ -15,14 +15,12 @@ namespace Hybrid.Node.Tests.Cluster;
 /// </summary>
 public sealed class PullStreamTests : IDisposable
 {
-    private readonly TempStore _store = new();
-    private readonly MigrationSource _source;
-    private readonly PeerServer _server;
     private readonly Dictionary<string, string> _expected = [];
+    private readonly PeerPortFixture _port;
 
     public PullStreamTests()
     {
-        using (var s = new SyncSession(_store.Store.NewSession()))
+        _port = new PeerPortFixture(s =>
         {
             for (int i = 0; i < 3000; i++)
             {
@@ -33,17 +31,10 @@ public sealed class PullStreamTests : IDisposable
                 if (TwoNodes.R1.ContainsKey(Encoding.UTF8.GetBytes(key)))
                     _expected[key] = value;
             }
-        }
-        _source = new MigrationSource(_store.Store);
-        _server = new PeerServer(new IPEndPoint(IPAddress.Loopback, 0), _source, new PromptCores(2));
+        });
     }
 
-    public void Dispose()
-    {
-        _server.Dispose();
-        _source.Dispose();
-        _store.Dispose();
-    }
+    public void Dispose() => _port.Dispose();
 
     /// <summary>Reads every partition of R1's pull plan through <paramref name="peer"/>'s streams; returns key → value and the chunk count.</summary>
     private static async Task<(Dictionary<string, string> Records, int Chunks)> PullAllAsync(IMigrationPeer peer, int partitions)
@@ -69,7 +60,7 @@ public sealed class PullStreamTests : IDisposable
     [Fact]
     public async Task Network_stream_delivers_every_live_record_of_the_range_once_in_many_chunks_then_ends()
     {
-        using var peer = new NetworkPeer(_server.EndPoint);
+        using var peer = new NetworkPeer(_port.Server.EndPoint, TestPeerKey.Value);
         var (records, chunks) = await PullAllAsync(peer, partitions: 2);
         Assert.Equal(_expected.OrderBy(p => p.Key), records.OrderBy(p => p.Key));
         Assert.True(chunks > 4, $"{chunks} chunks: the range should need several (~20 KB each)");
@@ -78,14 +69,14 @@ public sealed class PullStreamTests : IDisposable
     [Fact]
     public async Task Default_stream_over_PullAsync_delivers_the_same_records()
     {
-        var (records, _) = await PullAllAsync(new InProcessPeer(_source), partitions: 3);
+        var (records, _) = await PullAllAsync(new InProcessPeer(_port.Source), partitions: 3);
         Assert.Equal(_expected.OrderBy(p => p.Key), records.OrderBy(p => p.Key));
     }
 
     [Fact]
     public async Task A_stream_opened_again_from_a_cursor_mid_way_continues_from_there()
     {
-        using var peer = new NetworkPeer(_server.EndPoint);
+        using var peer = new NetworkPeer(_port.Server.EndPoint, TestPeerKey.Value);
         PullPlan plan = await peer.PlanPullsAsync(1, 0);
         ScanCursor start = plan.Partitions.Single();
         var first = new Collector();
@@ -110,11 +101,9 @@ public sealed class PullStreamTests : IDisposable
     [Fact]
     public async Task A_source_that_sends_nothing_times_out_as_unreachable_and_cancellation_wakes_a_blocked_read()
     {
-        using var silent = new TcpListener(IPAddress.Loopback, 0);
-        silent.Start(); // accepts (the kernel does) and never answers
-        var endPoint = (IPEndPoint)silent.LocalEndpoint;
-
-        using (var peer = new NetworkPeer(endPoint) { StreamTimeout = TimeSpan.FromMilliseconds(300) })
+        // It passes the handshake, then never answers.
+        using var silent = new FakeSource(_ => Task.Delay(Timeout.Infinite));
+        using (var peer = new NetworkPeer(silent.EndPoint, TestPeerKey.Value) { StreamTimeout = TimeSpan.FromMilliseconds(300) })
         using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, 1, new ScanCursor(0, 1000)))
         {
             var e = Assert.Throws<SocketException>(() => stream.Read(out _));
@@ -122,7 +111,7 @@ public sealed class PullStreamTests : IDisposable
         }
 
         using var cancel = new CancellationTokenSource();
-        using (var peer = new NetworkPeer(endPoint))
+        using (var peer = new NetworkPeer(silent.EndPoint, TestPeerKey.Value))
         using (IPullStream stream = peer.OpenPulls(TwoNodes.R1, 1, new ScanCursor(0, 1000), cancel.Token))
         {
             Task<Exception?> read = Task.Run<Exception?>(() => Record.Exception(() => stream.Read(out _)));
@@ -137,19 +126,56 @@ public sealed class PullStreamTests : IDisposable
     [Fact]
     public async Task A_source_that_dies_inside_a_frame_is_an_IOException_for_the_puller()
     {
-        using var dying = new TcpListener(IPAddress.Loopback, 0);
-        dying.Start();
-        Task serve = Task.Run(async () =>
+        using var dying = new FakeSource(async s =>
         {
-            using Socket s = await dying.AcceptSocketAsync();
             var request = new byte[64];
             await s.ReceiveAsync(request, SocketFlags.None);
             await s.SendAsync(new byte[] { 100, 0, 0, 0, 0, 1, 2, 3 }, SocketFlags.None); // 100 bytes announced, 4 sent
+            s.Close();
         });
-        using var peer = new NetworkPeer((IPEndPoint)dying.LocalEndpoint);
+        using var peer = new NetworkPeer(dying.EndPoint, TestPeerKey.Value);
         using IPullStream stream = peer.OpenPulls(TwoNodes.R1, 1, new ScanCursor(0, 1000));
-        await serve;
         Assert.Throws<IOException>(() => stream.Read(out _));
+    }
+
+    /// <summary>A fake source: accepts, passes the server side of the handshake, then hands each connection to a script.</summary>
+    private sealed class FakeSource : IDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly List<Socket> _accepted = [];
+
+        public FakeSource(Func<Socket, Task> then)
+        {
+            _listener.Start();
+            _ = Task.Run(async () =>
+            {
+                while (true)
+                {
+                    Socket s;
+                    try
+                    {
+                        s = await _listener.AcceptSocketAsync();
+                    }
+                    catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                    {
+                        return;
+                    }
+                    lock (_accepted)
+                        _accepted.Add(s);
+                    if (PeerHandshake.Accept(s, TestPeerKey.Value, new PeerMessage(), out _))
+                        _ = Task.Run(() => then(s));
+                }
+            });
+        }
+
+        public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
+
+        public void Dispose()
+        {
+            _listener.Stop();
+            lock (_accepted)
+                _accepted.ForEach(s => s.Dispose());
+        }
     }
 
     [Theory]
@@ -163,7 +189,8 @@ public sealed class PullStreamTests : IDisposable
         // connection's thread and ended the node's process (found by review; the test host died).
         using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
         {
-            socket.Connect(_server.EndPoint);
+            socket.Connect(_port.Server.EndPoint);
+            await PeerHandshake.ConnectAsync(socket, TestPeerKey.Value, new PeerMessage(), CancellationToken.None);
             socket.Send([1, 0, 0, 0, op]); // length 1: the op byte alone
             socket.ReceiveTimeout = 10_000;
             var reply = new byte[256];
@@ -171,7 +198,7 @@ public sealed class PullStreamTests : IDisposable
             Assert.True(n >= PeerFrame.HeaderBytes, $"{n} bytes: expected a Failed frame");
             Assert.Equal(PeerFrame.Failed, reply[4]);
         }
-        using var peer = new NetworkPeer(_server.EndPoint);
+        using var peer = new NetworkPeer(_port.Server.EndPoint, TestPeerKey.Value);
         var (records, _) = await PullAllAsync(peer, partitions: 2);
         Assert.Equal(_expected.OrderBy(p => p.Key), records.OrderBy(p => p.Key));
     }

@@ -88,8 +88,8 @@ public sealed class SourceRestartTests : IDisposable
         for (int i = 0; i < 200; i++)
             Put(store.Store, TwoNodes.Key(i), TwoNodes.Value(i));
         using var source = new MigrationSource(store.Store);
-        using var server = new PeerServer(new IPEndPoint(IPAddress.Loopback, 0), source, new PromptCores(2));
-        using var peer = new NetworkPeer(server.EndPoint);
+        using var server = new PeerServer(new IPEndPoint(IPAddress.Loopback, 0), TestPeerKey.Value, source, new PromptCores(2));
+        using var peer = new NetworkPeer(server.EndPoint, TestPeerKey.Value);
         PullPlan plan = await peer.PlanPullsAsync(1, 0);
         Assert.Equal(store.Store.Incarnation, plan.Incarnation);
         ScanCursor start = plan.Partitions.Single();

@@ -79,18 +79,18 @@ internal static class LocalCluster
         }
     }
 
-    /// <summary>The peer connection to a live node.</summary>
-    public static NetworkPeer Peer(NodeInfo node) =>
-        new(IPEndPoint.Parse(node.PeerEndpoint ?? throw new InvalidOperationException($"node {node.Id} has no peer port")));
+    /// <summary>The peer connection to a live node, proving the cluster's peer key (<see cref="DurableClusterMetadata.PeerKeyAsync"/>).</summary>
+    public static NetworkPeer Peer(NodeInfo node, byte[] peerKey) =>
+        new(IPEndPoint.Parse(node.PeerEndpoint ?? throw new InvalidOperationException($"node {node.Id} has no peer port")), peerKey);
 
-    /// <summary>A node's migration status (the control reply), or null when it does not answer.</summary>
-    public static async Task<JsonElement?> StatusAsync(NodeInfo node)
+    /// <summary>A node's reply to a control request (default: its migration status), or null when it does not answer.</summary>
+    public static async Task<JsonElement?> StatusAsync(NodeInfo node, byte[] peerKey, string op = "status")
     {
         try
         {
-            using NetworkPeer peer = Peer(node);
+            using NetworkPeer peer = Peer(node, peerKey);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            return JsonDocument.Parse(await peer.ControlAsync("{\"op\":\"status\"}", timeout.Token)).RootElement.Clone();
+            return JsonDocument.Parse(await peer.ControlAsync(JsonSerializer.Serialize(new { op }), timeout.Token)).RootElement.Clone();
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or PeerException)
         {

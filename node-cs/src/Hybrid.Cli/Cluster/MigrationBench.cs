@@ -74,6 +74,7 @@ internal static class MigrationBench
                     "--durability", "async", "--trace", Path.Combine(dir, n + ".trace.ndjson")]));
             }
             IReadOnlyList<NodeInfo> live = await LocalCluster.WaitLiveAsync(metadata.Typed, ["n1", "n2"], TimeSpan.FromSeconds(60));
+            byte[] peerKey = await metadata.PeerKeyAsync();
             var routing = new ClusterRoutingSource(metadata.Typed);
             await using ClusterClient client = await ClusterClient.ConnectAsync(routing, new HybridClientOptions { MaxInFlightBatches = 8 });
 
@@ -87,17 +88,17 @@ internal static class MigrationBench
             // for the first compilation of the paths a migration takes in the client (rerouting on NotOwner and
             // ViewChanged) and in both nodes (their own start-up warm-up, NodeWarmUp, covers the nodes' part too).
             var warm = settings with { Quiet = TimeSpan.FromSeconds(1) };
-            Run warmThere = await RunOnceAsync("warm-up", client, warm, live.First(n => n.Id == "n2"), [half[0]], stopAndCopy: false);
-            Run warmBack = await RunOnceAsync("warm-up", client, warm, live.First(n => n.Id == "n1"), [half[0]], stopAndCopy: false);
+            Run warmThere = await RunOnceAsync("warm-up", client, warm, live.First(n => n.Id == "n2"), peerKey, [half[0]], stopAndCopy: false);
+            Run warmBack = await RunOnceAsync("warm-up", client, warm, live.First(n => n.Id == "n1"), peerKey, [half[0]], stopAndCopy: false);
             long warmErrors = warmThere.Seconds.Concat(warmBack.Seconds).Sum(s => s.Errors);
             if (warmErrors > 0 || warmThere.Report.Error is not null || warmBack.Report.Error is not null)
             {
                 Console.Error.WriteLine($"warm-up migration failed: {warmThere.Report.Error ?? warmBack.Report.Error ?? warmErrors + " failed requests"}");
                 return 1;
             }
-            Run rock = await RunOnceAsync("rocksteady", client, settings, live.First(n => n.Id == "n2"), half, stopAndCopy: false);
+            Run rock = await RunOnceAsync("rocksteady", client, settings, live.First(n => n.Id == "n2"), peerKey, half, stopAndCopy: false);
             live = await metadata.Typed.ListLiveNodesAsync();
-            Run stop = await RunOnceAsync("stop-and-copy", client, settings, live.First(n => n.Id == "n1"), half, stopAndCopy: true);
+            Run stop = await RunOnceAsync("stop-and-copy", client, settings, live.First(n => n.Id == "n1"), peerKey, half, stopAndCopy: true);
             MigrationReport rockReport = rock.Report, stopReport = stop.Report;
 
             var seconds = rock.Seconds.Concat(stop.Seconds).ToList();
@@ -173,7 +174,7 @@ internal static class MigrationBench
 
     /// <summary>Load before, a migration, load after.</summary>
     private static async Task<Run> RunOnceAsync(string mode, ClusterClient client, Settings settings,
-        NodeInfo target, IReadOnlyList<string> ranges, bool stopAndCopy)
+        NodeInfo target, byte[] peerKey, IReadOnlyList<string> ranges, bool stopAndCopy)
     {
         var timeline = new Timeline();
         using var stop = new CancellationTokenSource();
@@ -203,7 +204,7 @@ internal static class MigrationBench
         Task[] loops = [.. Enumerable.Range(0, settings.Clients).Select(i => Task.Run(() => Loop(i)))];
         await Task.Delay(settings.Quiet);
         timeline.Mark("during");
-        var (report, steps) = await MigrationProgressRun(mode, target, ranges, stopAndCopy, settings.PullRate);
+        var (report, steps) = await MigrationProgressRun(mode, target, peerKey, ranges, stopAndCopy, settings.PullRate);
         timeline.Mark("after");
         await Task.Delay(settings.Quiet);
         await stop.CancelAsync();
@@ -211,14 +212,14 @@ internal static class MigrationBench
         return new Run(timeline.Seconds(mode), report, steps, new[] { "before", "during", "after" }.ToDictionary(p => p, p => timeline.Percentile(p, 99.9)));
     }
 
-    private static async Task<(MigrationReport, IReadOnlyList<(string Name, double Ms)>)> MigrationProgressRun(string mode, NodeInfo target,
+    private static async Task<(MigrationReport, IReadOnlyList<(string Name, double Ms)>)> MigrationProgressRun(string mode, NodeInfo target, byte[] peerKey,
         IReadOnlyList<string> ranges, bool stopAndCopy, string pullRate)
     {
         Console.WriteLine($"{mode}: moving {ranges.Count} ranges to {target.Id}{(stopAndCopy ? "" : $" (pull rate: {pullRate})")}...");
-        MigrationReport report = await MigrationProgress.RunAsync(target, ranges, showBar: false, stopAndCopy, pullRate);
+        MigrationReport report = await MigrationProgress.RunAsync(target, peerKey, ranges, showBar: false, stopAndCopy, pullRate);
         Console.WriteLine($"{mode}: {report.Summary()}");
         var steps = new List<(string, double)>();
-        if (await LocalCluster.StatusAsync(target) is { } status && status.TryGetProperty("steps", out JsonElement all))
+        if (await LocalCluster.StatusAsync(target, peerKey) is { } status && status.TryGetProperty("steps", out JsonElement all))
         {
             // Each step reads "NAME ... 123ms": the last word is its duration.
             foreach (string step in all.EnumerateArray().Select(s => s.GetString() ?? ""))

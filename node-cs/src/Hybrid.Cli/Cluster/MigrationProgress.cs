@@ -33,9 +33,9 @@ internal static class MigrationProgress
     /// drawing a progress bar (records, MB/s, ETA by the fraction of the source's log scanned) when
     /// <paramref name="showBar"/>. <paramref name="stopAndCopy"/> runs the baseline instead of Rocksteady.
     /// </summary>
-    public static async Task<MigrationReport> RunAsync(NodeInfo target, IReadOnlyList<string> ranges, bool showBar, bool stopAndCopy = false, string pullRate = "adaptive")
+    public static async Task<MigrationReport> RunAsync(NodeInfo target, byte[] peerKey, IReadOnlyList<string> ranges, bool showBar, bool stopAndCopy = false, string pullRate = "adaptive")
     {
-        using NetworkPeer peer = LocalCluster.Peer(target);
+        using NetworkPeer peer = LocalCluster.Peer(target, peerKey);
         var started = Stopwatch.StartNew();
         await peer.ControlAsync(JsonSerializer.Serialize(new { op = "migrate", ranges, mode = stopAndCopy ? "stop-and-copy" : "rocksteady", pullRate }));
         JsonElement status = default;

@@ -213,7 +213,7 @@ internal static partial class HybridCli
                 Console.Error.WriteLine($"node {target} is not running");
                 return 2;
             }
-            MigrationReport report = await MigrationProgress.RunAsync(node, ranges, showBar: true, pullRate: result.GetValue(pullRate)!);
+            MigrationReport report = await MigrationProgress.RunAsync(node, await metadata.PeerKeyAsync(), ranges, showBar: true, pullRate: result.GetValue(pullRate)!);
             Console.WriteLine(report.Summary());
             return report.Error is null ? 0 : 1;
         });
@@ -224,19 +224,24 @@ internal static partial class HybridCli
     {
         VersionedClusterState state = await metadata.Typed.ReadAsync() ?? throw new InvalidOperationException("no cluster state");
         IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
-        var nodes = new Table().AddColumns("node", "view", "native", "peer", "pid", "migration");
+        byte[] peerKey = await metadata.PeerKeyAsync();
+        var nodes = new Table().AddColumns("node", "view", "native", "peer", "pid", "migration", "peer refusals");
         foreach (string n in state.State.View.Keys)
         {
             NodeInfo? info = live.FirstOrDefault(l => l.Id == n);
             string migration = "";
-            if (info is not null && await LocalCluster.StatusAsync(info) is { } status && status.GetProperty("ranges").GetArrayLength() > 0)
+            if (info is not null && await LocalCluster.StatusAsync(info, peerKey) is { } status && status.GetProperty("ranges").GetArrayLength() > 0)
             {
                 migration = status.GetProperty("finished").ValueKind == JsonValueKind.Null
                     ? $"pulling {status.GetProperty("current")}: {status.GetProperty("records")} records"
                     : $"last: {string.Join(",", status.GetProperty("done").EnumerateArray())} ({status.GetProperty("records")} records){(status.GetProperty("error").ValueKind == JsonValueKind.String ? " FAILED " + status.GetProperty("error") : "")}";
             }
+            // Connections the node's peer port refused (no or a wrong peer key): a probe, or a node of another cluster.
+            string refusals = "";
+            if (info is not null && await LocalCluster.StatusAsync(info, peerKey, "peer") is { } peer && peer.GetProperty("refused").GetInt64() > 0)
+                refusals = $"{peer.GetProperty("refused")} (last: {peer.GetProperty("lastRefusal")})";
             nodes.AddRow(n, state.State.View[n].ToString(CultureInfo.InvariantCulture), info?.Endpoint ?? "[red]down[/]", info?.PeerEndpoint ?? "",
-                info?.Pid?.ToString(CultureInfo.InvariantCulture) ?? "", Markup.Escape(migration));
+                info?.Pid?.ToString(CultureInfo.InvariantCulture) ?? "", Markup.Escape(migration), Markup.Escape(refusals));
         }
         var ranges = new Table().AddColumns("range", "slots", "owner", "migration", "lineage");
         foreach (var (r, slots) in state.State.Ranges.OrderBy(r => r.Value.First))

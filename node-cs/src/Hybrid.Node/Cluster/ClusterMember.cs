@@ -19,6 +19,7 @@ public sealed class ClusterMember : IAsyncDisposable
     private readonly Func<string, EndPoint> _peerOf;
     private readonly MigrationTrace _trace;
     private readonly IPEndPoint _peerBind;
+    private readonly byte[] _peerKey;
     private readonly Lock _lock = new();
     private MigrationStatus _status = new();
     private PeerServer? _peer;
@@ -34,10 +35,13 @@ public sealed class ClusterMember : IAsyncDisposable
     /// <param name="ranges">The cluster's ranges by name.</param>
     /// <param name="peerOf">The peer endpoint of a node, by name.</param>
     /// <param name="peerBind">Where this node's peer port listens (port 0 = ephemeral).</param>
+    /// <param name="peerKey">The cluster's peer key: this node's peer port demands it, and it proves it to other nodes'.</param>
     /// <param name="trace">Where this node writes the steps it carries out.</param>
     public ClusterMember(string name, IReadOnlyList<string> cores, HybridNodeOptions options, IClusterMetadata metadata,
-        IReadOnlyDictionary<string, SlotRange> ranges, Func<string, EndPoint> peerOf, IPEndPoint peerBind, MigrationTrace trace)
+        IReadOnlyDictionary<string, SlotRange> ranges, Func<string, EndPoint> peerOf, IPEndPoint peerBind, byte[] peerKey, MigrationTrace trace)
     {
+        PeerHandshake.CheckKey(peerKey);
+        _peerKey = peerKey;
         Name = name;
         Cores = cores;
         _metadata = metadata;
@@ -80,6 +84,9 @@ public sealed class ClusterMember : IAsyncDisposable
     /// <summary>Where the peer port listens (after <see cref="StartAsync"/>).</summary>
     public IPEndPoint PeerEndPoint => _peer?.EndPoint ?? throw new InvalidOperationException("not started");
 
+    /// <summary>The peer port (after <see cref="StartAsync"/>): its address and the connections it refused.</summary>
+    public PeerServer PeerPort => _peer ?? throw new InvalidOperationException("not started");
+
     /// <summary>The migration this node runs as target, or ran last.</summary>
     public MigrationStatus Status => Volatile.Read(ref _status);
 
@@ -99,7 +106,7 @@ public sealed class ClusterMember : IAsyncDisposable
         })
         { IsBackground = true, Name = "decision-warmup" }.Start();
         _source = new MigrationSource(Node.Store);
-        _peer = new PeerServer(_peerBind, _source, new NodeViewCores(Node.View), Control);
+        _peer = new PeerServer(_peerBind, _peerKey, _source, new NodeViewCores(Node.View), Control);
         ClusterCore core = _metadata.Current;
         string[] unfinished = [.. _ranges.Keys.Where(r => core.Phase(r) is "Pulling" or "Pulled" or "Durable" or "Dropped" && core.Owner(r) == Name)];
         if (unfinished.Length > 0)
@@ -125,7 +132,7 @@ public sealed class ClusterMember : IAsyncDisposable
         NetworkPeer PeerOf(string node)
         {
             lock (peers)
-                return peers.TryGetValue(node, out NetworkPeer? p) ? p : peers[node] = new NetworkPeer(() => _peerOf(node));
+                return peers.TryGetValue(node, out NetworkPeer? p) ? p : peers[node] = new NetworkPeer(() => _peerOf(node), _peerKey);
         }
         coordinator.Carry(ClusterDecision.NodeCrashed(Name), null);
         coordinator.Carry(ClusterDecision.NodeRecovered(Name), e =>
@@ -226,7 +233,7 @@ public sealed class ClusterMember : IAsyncDisposable
                 {
                     string owner = group.Key.Item1;
                     if (!peers.TryGetValue(owner, out NetworkPeer? peer))
-                        peers[owner] = peer = new NetworkPeer(() => _peerOf(owner));
+                        peers[owner] = peer = new NetworkPeer(() => _peerOf(owner), _peerKey);
                     var source = new MigrationNode(owner, Cores, peer.Views);
                     status.Current = string.Join(",", group);
                     if (group.Key.Item2)
@@ -244,7 +251,7 @@ public sealed class ClusterMember : IAsyncDisposable
                             status.AddDone([range], [stats]);
                     }
                 }
-                await coordinator.FinishAsync(self, target, rangeNames, n => peers.TryGetValue(n, out NetworkPeer? p) ? p : peers[n] = new NetworkPeer(() => _peerOf(n)),
+                await coordinator.FinishAsync(self, target, rangeNames, n => peers.TryGetValue(n, out NetworkPeer? p) ? p : peers[n] = new NetworkPeer(() => _peerOf(n), _peerKey),
                     cancellationToken).ConfigureAwait(false);
             }
             finally
@@ -256,7 +263,7 @@ public sealed class ClusterMember : IAsyncDisposable
 
     /// <summary>
     /// Control requests on the peer port: <c>{"op":"migrate","ranges":[...]}</c> starts moving the ranges here;
-    /// (<c>"mode":"stop-and-copy"</c> for the baseline, <c>"maxBytesPerSecond"</c> to cap pulls, <c>"pullRate":"max"</c> to turn off their adaptation to load); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"checkpoint"}</c> checkpoints the store.
+    /// (<c>"mode":"stop-and-copy"</c> for the baseline, <c>"maxBytesPerSecond"</c> to cap pulls, <c>"pullRate":"max"</c> to turn off their adaptation to load); <c>{"op":"status"}</c> reports the migration's progress; <c>{"op":"peer"}</c> the connections the peer port refused; <c>{"op":"checkpoint"}</c> checkpoints the store.
     /// </summary>
     private string Control(string json)
     {
@@ -279,6 +286,8 @@ public sealed class ClusterMember : IAsyncDisposable
                 return "{\"started\":true}";
             case "status":
                 return Status.ToJson();
+            case "peer":
+                return JsonSerializer.Serialize(new { refused = PeerPort.Refused, lastRefusal = PeerPort.LastRefusal });
             case "checkpoint":
                 long position = Node.Store.CheckpointAsync().AsTask().GetAwaiter().GetResult();
                 return JsonSerializer.Serialize(new { position });

@@ -19,12 +19,13 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
 {
     private readonly ConcurrentBag<Channel> _idle = [];
     private readonly Func<EndPoint> _resolve;
+    private readonly byte[] _key;
     private volatile EndPoint? _lastResolved;
     private volatile bool _disposed;
 
-    /// <summary>A peer at <paramref name="endPoint"/>; connects lazily.</summary>
-    public NetworkPeer(EndPoint endPoint)
-        : this(() => endPoint)
+    /// <summary>A peer at <paramref name="endPoint"/>; connects lazily, proving <paramref name="key"/> (the cluster's peer key).</summary>
+    public NetworkPeer(EndPoint endPoint, byte[] key)
+        : this(() => endPoint, key)
     {
     }
 
@@ -32,10 +33,13 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
     /// A peer found through <paramref name="resolve"/> at every new connection, so a node that restarted on another
     /// port is found again. When the resolver throws (the node is not running, or the metadata store is unreachable)
     /// the connection goes to the endpoint last resolved, or, if there is none, the call fails like an unreachable
-    /// peer (<see cref="IOException"/>), which pulls retry.
+    /// peer (<see cref="IOException"/>), which pulls retry. Every connection proves <paramref name="key"/>, the cluster's
+    /// peer key (<see cref="PeerHandshake"/>), and checks that the peer holds it too.
     /// </summary>
-    public NetworkPeer(Func<EndPoint> resolve)
+    public NetworkPeer(Func<EndPoint> resolve, byte[] key)
     {
+        PeerHandshake.CheckKey(key);
+        _key = [.. key];
         _resolve = resolve;
         Views = new RemoteCoreViews(this);
     }
@@ -286,7 +290,11 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
         return new Channel(await ConnectAsync(cancellationToken).ConfigureAwait(false));
     }
 
-    /// <summary>A new connection to the peer (within <see cref="ConnectTimeout"/>); an unreachable peer is an <see cref="IOException"/> or <see cref="SocketException"/>.</summary>
+    /// <summary>
+    /// A new connection to the peer, authenticated both ways (<see cref="PeerHandshake"/>), within
+    /// <see cref="ConnectTimeout"/>; an unreachable or silent peer is an <see cref="IOException"/> or
+    /// <see cref="SocketException"/>, a refused handshake a <see cref="PeerException"/>.
+    /// </summary>
     private async ValueTask<Socket> ConnectAsync(CancellationToken cancellationToken)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -307,7 +315,15 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
                 // happens mid-migration), or fail like an unreachable peer, which pulls retry.
                 endPoint = _lastResolved ?? throw new IOException("peer not reachable: " + e.Message, e);
             }
-            await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
+                await PeerHandshake.ConnectAsync(socket, _key, new PeerMessage(), timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new IOException($"peer {endPoint} did not connect and authenticate within {ConnectTimeout.TotalSeconds:F0} s");
+            }
         }
         catch
         {

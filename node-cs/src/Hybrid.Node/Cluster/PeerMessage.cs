@@ -28,6 +28,14 @@ public sealed class PeerMessage
         return this;
     }
 
+    /// <summary>Appends a little-endian u16.</summary>
+    public PeerMessage U16(ushort value)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(Room(2), value);
+        _length += 2;
+        return this;
+    }
+
     /// <summary>Appends a little-endian i32.</summary>
     public PeerMessage I32(int value)
     {
@@ -70,12 +78,15 @@ public sealed class PeerMessage
             sent += await socket.SendAsync(_bytes.AsMemory(sent, _length - sent), SocketFlags.None, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Receives one whole frame (blocking); false when the peer closed the connection before a new frame.</summary>
-    public bool Receive(Socket socket)
+    /// <summary>
+    /// Receives one whole frame (blocking); false when the peer closed the connection before a new frame. A frame whose
+    /// payload is over <paramref name="maxPayload"/> bytes is an <see cref="IOException"/>, read no further.
+    /// </summary>
+    public bool Receive(Socket socket, int maxPayload = PeerFrame.MaxPayloadBytes)
     {
         if (!Fill(socket, 0, PeerFrame.HeaderBytes))
             return false;
-        int total = CheckedLength();
+        int total = CheckedLength(maxPayload);
         if (!Fill(socket, PeerFrame.HeaderBytes, total))
             throw new IOException("peer closed the connection inside a frame");
         return true;
@@ -85,7 +96,7 @@ public sealed class PeerMessage
     public async ValueTask ReceiveAsync(Socket socket, CancellationToken cancellationToken)
     {
         await FillAsync(socket, 0, PeerFrame.HeaderBytes, cancellationToken).ConfigureAwait(false);
-        await FillAsync(socket, PeerFrame.HeaderBytes, CheckedLength(), cancellationToken).ConfigureAwait(false);
+        await FillAsync(socket, PeerFrame.HeaderBytes, CheckedLength(PeerFrame.MaxPayloadBytes), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Throws the remote failure carried by a reply whose status is <see cref="PeerFrame.Failed"/>.</summary>
@@ -96,10 +107,10 @@ public sealed class PeerMessage
         return this;
     }
 
-    private int CheckedLength()
+    private int CheckedLength(int maxPayload)
     {
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(_bytes);
-        if (length < 1 || length > PeerFrame.MaxPayloadBytes + 1)
+        if (length < 1 || length > (uint)maxPayload + 1)
             throw new IOException($"peer frame of {length} bytes");
         int total = (int)length + 4;
         if (total > _bytes.Length)

@@ -9,7 +9,8 @@ namespace Hybrid.Node.Cluster;
 /// The node's peer port (<see cref="PeerOp"/>): serves migration pulls from this node's store, moves this node's view
 /// when a coordinator elsewhere carries out a BumpView for it, reports its workers' views, and answers cluster control
 /// requests. Deliberately not on the node's workers: a pull scans the log and may block on disk, so each peer
-/// connection runs on its own thread and client batches keep the workers.
+/// connection runs on its own thread and client batches keep the workers. Every connection must first pass the
+/// handshake (<see cref="PeerHandshake"/>) with the cluster's peer key; a connection that fails it is told why and closed.
 /// </summary>
 public sealed class PeerServer : IDisposable
 {
@@ -17,17 +18,23 @@ public sealed class PeerServer : IDisposable
     private readonly MigrationSource _source;
     private readonly ICoreViews _views;
     private readonly Func<string, string>? _control;
+    private readonly byte[] _key;
+    private long _refused;
+    private string? _lastRefusal;
     private readonly List<Socket> _open = [];
     private readonly Lock _lock = new();
     private volatile bool _stopping;
 
     /// <summary>Listens on <paramref name="endPoint"/> (port 0 = ephemeral) and serves until disposed.</summary>
     /// <param name="endPoint">Where to listen.</param>
+    /// <param name="key">The cluster's peer key (<see cref="PeerHandshake.KeyBytes"/> bytes) every connection must prove.</param>
     /// <param name="source">Serves pulls and drops from this node's store.</param>
     /// <param name="views">This node's view and its workers' views.</param>
     /// <param name="control">Answers <see cref="PeerOp.Control"/> requests (JSON in, JSON out); null = refused.</param>
-    public PeerServer(IPEndPoint endPoint, MigrationSource source, ICoreViews views, Func<string, string>? control = null)
+    public PeerServer(IPEndPoint endPoint, byte[] key, MigrationSource source, ICoreViews views, Func<string, string>? control = null)
     {
+        PeerHandshake.CheckKey(key);
+        _key = [.. key];
         _source = source;
         _views = views;
         _control = control;
@@ -41,6 +48,12 @@ public sealed class PeerServer : IDisposable
 
     /// <summary>The bound address.</summary>
     public IPEndPoint EndPoint { get; }
+
+    /// <summary>How many connections failed the handshake (wrong key, another version, silence past the deadline).</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>Why the last refused connection was refused (null when none was).</summary>
+    public string? LastRefusal => Volatile.Read(ref _lastRefusal);
 
     private void AcceptLoop()
     {
@@ -69,6 +82,8 @@ public sealed class PeerServer : IDisposable
         var records = new PullBuffer();
         try
         {
+            if (!Authenticated(socket, request))
+                return;
             while (!_stopping && request.Receive(socket))
             {
                 if ((PeerOp)request.Code == PeerOp.PullStream)
@@ -102,6 +117,23 @@ public sealed class PeerServer : IDisposable
                 _open.Remove(socket);
             socket.Dispose();
         }
+    }
+
+    private bool Authenticated(Socket socket, PeerMessage frame)
+    {
+        string? refusal;
+        try
+        {
+            if (PeerHandshake.Accept(socket, _key, frame, out refusal))
+                return true;
+        }
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            refusal = "no valid handshake: " + e.Message;
+        }
+        Interlocked.Increment(ref _refused);
+        Volatile.Write(ref _lastRefusal, $"{socket.RemoteEndPoint}: {refusal}");
+        return false;
     }
 
     /// <summary>

@@ -188,7 +188,7 @@ public sealed class TenantRegistry
     {
         if (_path is null || tenants.Count == 0)
             return;
-        using var log = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        using var log = new FileStream(_path, OwnerOnly(FileMode.Append, FileShare.Read));
         foreach (TenantInfo tenant in tenants)
             log.Write(Line(tenant));
         log.Flush(flushToDisk: true);
@@ -207,6 +207,10 @@ public sealed class TenantRegistry
         int lines = 0;
         if (File.Exists(path))
         {
+            // The log holds every tenant's secret: readable by the node's user only (logs written before this rule
+            // were created with the umask's mode).
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             var bytes = File.ReadAllBytes(path);
             int start = 0;
             while (true)
@@ -256,11 +260,20 @@ public sealed class TenantRegistry
         }
     }
 
+    /// <summary>Options that write a file only its owner may read (it holds secrets).</summary>
+    private static FileStreamOptions OwnerOnly(FileMode mode, FileShare share)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = share };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        return options;
+    }
+
     /// <summary>Writes one line per tenant to a temporary file, flushes it and renames it over the log.</summary>
     private void Rewrite(string path)
     {
         string temp = path + ".tmp";
-        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        using (var file = new FileStream(temp, OwnerOnly(FileMode.Create, FileShare.None)))
         {
             foreach (var tenant in _byId.Values.OrderBy(t => t.Id))
                 file.Write(Line(tenant));
