@@ -17,6 +17,9 @@ internal sealed class FakeKvStore : IKvStore
 
     public bool PendingReads { get; set; }
 
+    /// <summary>A key every read of which the store answers Unavailable (a key of a range moving here whose pull failed).</summary>
+    public string? UnavailableKey { get; set; }
+
     /// <summary>Prefetch hints and reads, in call order ("prefetch k", "get k"), when set.</summary>
     public List<string>? Log { get; set; }
 
@@ -73,6 +76,8 @@ internal sealed class FakeKvStore : IKvStore
         public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context)
         {
             store.Log?.Add("get " + System.Text.Encoding.UTF8.GetString(key));
+            if (store.UnavailableKey is { } refused && key.SequenceEqual(System.Text.Encoding.UTF8.GetBytes(refused)))
+                return StoreResult.Of(StoreStatus.Unavailable);
             var found = store._data.TryGetValue((tenant, table, K(key)), out var record);
             if (store.PendingReads)
             {

@@ -200,6 +200,17 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void A_key_whose_pull_failed_is_TRYAGAIN_never_absent_in_GET_and_in_MGET()
+    {
+        var store = new FakeKvStore { UnavailableKey = "moving" };
+        using var h = new RespHarness(store);
+        h.Command("SET", "here", "v");
+        const string TryAgain = "-TRYAGAIN the key's range is moving here and its pull failed; the command did not run\r\n";
+        Assert.Equal(TryAgain, h.Command("GET", "moving"));
+        Assert.Equal("*3\r\n$1\r\nv\r\n" + TryAgain + "$-1\r\n", h.Command("MGET", "here", "moving", "absent"));
+    }
+
+    [Fact]
     public void Tenants_SeeOnlyTheirOwnKeys()
     {
         var store = new FakeKvStore();

@@ -13,8 +13,8 @@ namespace Hybrid.Client;
 /// view is behind the map's learns the node's view with a Noop (it is shared: closing it would fail other callers'
 /// requests in flight). A lost connection is reopened. While a range is being handed over (the source left it, the target does not
 /// own it yet) its requests wait and retry; every other range is served as usual.
-/// A request is sent again only when it did not run: a rejection (ViewChanged, NotOwner, Retry), a
-/// <see cref="HybridNotSentException"/>, a connection that could not be opened, or a read. A write or an extension
+/// A request is sent again only when it did not run: a rejection (ViewChanged, NotOwner, Retry), a get or write whose
+/// own result is Retry (a key of a range moving to the node whose pull failed), a <see cref="HybridNotSentException"/>, a connection that could not be opened, or a read. A write or an extension
 /// call whose connection broke after it was sent fails with <see cref="HybridConnectionException"/>: it may have run.
 /// </summary>
 public sealed partial class ClusterClient : IAsyncDisposable
@@ -120,7 +120,11 @@ public sealed partial class ClusterClient : IAsyncDisposable
             }
             try
             {
-                return await send(session).ConfigureAwait(false);
+                T result = await send(session).ConfigureAwait(false);
+                if (!IsRetry(result))
+                    return result;
+                // The node did not run it (its range is moving there and the pull it waited for failed): again, later.
+                last = new HybridProtocolException(Status.Retry, $"node {node} could not run the request now (Retry)");
             }
             catch (HybridProtocolException e) when (e.Status is Status.ViewChanged or Status.NotOwner or Status.Retry)
             {
@@ -138,6 +142,11 @@ public sealed partial class ClusterClient : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>A result that says the request did not run and may be sent again (per-request <see cref="Status.Retry"/>).</summary>
+    private static bool IsRetry<T>(T result) =>
+        (typeof(T) == typeof(GetResult) && System.Runtime.CompilerServices.Unsafe.As<T, GetResult>(ref result).Status == Status.Retry)
+        || (typeof(T) == typeof(WriteResult) && System.Runtime.CompilerServices.Unsafe.As<T, WriteResult>(ref result).Status == Status.Retry);
 
     /// <summary>Sends a Noop stamped with the session's view: a node in a newer view rejects it, and the session adopts that view.</summary>
     private static async Task LearnViewAsync(HybridSession session)

@@ -44,4 +44,10 @@ public enum StoreStatus : byte
 
     /// <summary>The store could not perform the operation (I/O error, store closing); details were logged.</summary>
     Error = 10,
+
+    /// <summary>
+    /// The operation did not run and may succeed later: its key is in a range being pulled here and the pull it waited
+    /// for failed (the source went away, or the pulls were restarted). Clients are told to resend (<c>Status.Retry</c>).
+    /// </summary>
+    Unavailable = 11,
 }

@@ -122,7 +122,7 @@ public sealed class PullFailureTests
     }
 
     [Fact]
-    public async Task When_priority_pulls_fail_too_a_read_of_a_key_not_pulled_fails_with_an_error_not_NotFound()
+    public async Task When_priority_pulls_fail_too_a_read_of_a_key_not_pulled_is_Unavailable_to_resend_never_NotFound()
     {
         using var nodes = new TwoNodes(traced: false);
         List<int> moving = nodes.Load(500);
@@ -131,8 +131,8 @@ public sealed class PullFailureTests
         var broken = new FailingChunksPeer(new InProcessPeer(nodes.Source), () => new InvalidOperationException("a bug on the target")) { FailPriority = true };
         PullJob job = target.StartPulls("r1", TwoNodes.R1, broken);
         await Assert.ThrowsAsync<InvalidOperationException>(() => job.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(60)));
-        Assert.Equal(StoreStatus.Error, Read(migrating, TwoNodes.Key(moving[0])).Status); // the priority loop fails on this one
-        Assert.Equal(StoreStatus.Error, Read(migrating, TwoNodes.Key(moving[1])).Status); // and every later miss at once
+        Assert.Equal(StoreStatus.Unavailable, Read(migrating, TwoNodes.Key(moving[0])).Status); // the priority loop fails on this one
+        Assert.Equal(StoreStatus.Unavailable, Read(migrating, TwoNodes.Key(moving[1])).Status); // and every later miss at once
         Assert.Same(job, migrating.JobFor(TwoNodes.R1));
     }
 

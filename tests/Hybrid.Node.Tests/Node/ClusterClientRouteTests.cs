@@ -41,6 +41,34 @@ public class ClusterClientRouteTests
         new Dictionary<string, EndPoint> { ["a"] = endPoint });
 
     [Fact]
+    public async Task A_request_the_node_answers_Retry_did_not_run_the_session_shows_it_and_the_cluster_client_sends_it_again()
+    {
+        // The node answers Retry for a key of a range moving to it whose pull failed (StoreStatus.Unavailable); it
+        // answered InternalError before, which no client retries.
+        CountingStore? counting = null;
+        await using var node = await TestNode.StartAsync(wrapStore: s => counting = new CountingStore(s));
+        counting!.UnavailableKey = "moving"u8.ToArray();
+
+        await using (HybridSession session = await node.ConnectAsync())
+        {
+            counting.UnavailableAnswers = 2;
+            GetResult[] results = await session.ExecuteAsync(new HybridBatch().Put(0, "moving"u8.ToArray(), "v0"u8.ToArray())
+                .Put(0, "still"u8.ToArray(), "here"u8.ToArray()).Get(0, "moving"u8.ToArray()));
+            Assert.Equal([Status.Retry, Status.Ok, Status.Retry], results.Select(r => r.Status));
+            Assert.Equal(Status.NotFound, (await session.GetAsync(0, "moving"u8)).Status); // the put did not run
+        }
+
+        var source = new SwitchableSource(Map(node.EndPoint, served: true));
+        await using ClusterClient client = await ClusterClient.ConnectAsync(source);
+        counting.UnavailableAnswers = 3;
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, "moving"u8.ToArray(), "v1"u8.ToArray()).WaitAsync(TimeSpan.FromSeconds(20))).Status);
+        counting.UnavailableAnswers = 3;
+        GetResult read = await client.GetAsync(0, "moving"u8.ToArray()).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal((Status.Ok, "v1"), (read.Status, Encoding.UTF8.GetString(read.Value!)));
+        Assert.Equal(-1, counting.UnavailableAnswers); // every refusal was answered, then the request ran
+    }
+
+    [Fact]
     public async Task Requests_of_a_range_in_handover_wait_for_the_map_to_route_them_then_all_go_and_the_map_polling_stops()
     {
         await using var node = await TestNode.StartAsync();

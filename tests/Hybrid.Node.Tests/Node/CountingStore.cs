@@ -40,6 +40,18 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
     private long _prefetches;
 
+    /// <summary>
+    /// A key whose gets and puts the store answers <see cref="StoreStatus.Unavailable"/> (as a key of a range moving here
+    /// whose pull failed: nothing runs) <see cref="UnavailableAnswers"/> times, then runs as usual.
+    /// </summary>
+    internal byte[]? UnavailableKey;
+
+    /// <summary>How many more of <see cref="UnavailableKey"/>'s operations are answered Unavailable.</summary>
+    internal int UnavailableAnswers;
+
+    private bool Refuses(ReadOnlySpan<byte> key) =>
+        UnavailableKey is { } k && key.SequenceEqual(k) && Interlocked.Decrement(ref UnavailableAnswers) >= 0;
+
     /// <summary>Keys hinted through <see cref="IKvSession.Prefetch"/>.</summary>
     internal long Prefetches => Interlocked.Read(ref _prefetches);
 
@@ -97,7 +109,7 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
         }
 
         public StoreResult Get(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, ulong context) =>
-            Count(inner.Get(tenant, table, key, output, context));
+            owner.Refuses(key) ? StoreResult.Of(StoreStatus.Unavailable) : Count(inner.Get(tenant, table, key, output, context));
 
         public void BeginReadRun() => inner.BeginReadRun();
 
@@ -112,6 +124,12 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
         public StoreResult GetInPlace(uint tenant, uint table, ReadOnlySpan<byte> key, IBufferWriter<byte> output, out ReadOnlySpan<byte> value, out bool inPlace)
         {
+            if (owner.Refuses(key))
+            {
+                value = default;
+                inPlace = false;
+                return StoreResult.Of(StoreStatus.Unavailable);
+            }
             var result = Count(inner.GetInPlace(tenant, table, key, output, out value, out inPlace));
             if (inPlace)
                 Interlocked.Increment(ref owner._lent);
@@ -122,7 +140,7 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
             inner.MultiGet(tenant, table, keys, firstContext, sink);
 
         public StoreResult Put(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong context) =>
-            Count(inner.Put(tenant, table, key, value, context));
+            owner.Refuses(key) ? StoreResult.Of(StoreStatus.Unavailable) : Count(inner.Put(tenant, table, key, value, context));
 
         public StoreResult PutIfVersion(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expectedVersion, ulong context) =>
             Count(inner.PutIfVersion(tenant, table, key, value, expectedVersion, context));

@@ -346,7 +346,8 @@ internal sealed class MigratingSession(MigratingStore store, IKvSession inner) :
             _waiting.RemoveAt(i--);
             done++;
             _value.ResetWrittenCount();
-            StoreResult r = w.Pulled.IsCompletedSuccessfully ? Rerun(w) : StoreResult.Of(StoreStatus.Error);
+            // A failed pull: the operation never ran here, and a resend can succeed once the pulls start again.
+            StoreResult r = w.Pulled.IsCompletedSuccessfully ? Rerun(w) : StoreResult.Of(StoreStatus.Unavailable);
             if (!r.IsPending)
                 sink.OnCompleted(w.Context, r, _value.WrittenSpan);
         }

@@ -221,7 +221,7 @@ public sealed class PullJob
             if (Volatile.Read(ref _priorityFailure) is { } failed)
                 return Task.FromException(failed);
             // Closed after every record was pulled: the key is here if it exists. Closed otherwise (retired after a
-            // failure, see Retire): the read fails and is retried, never answered as if the key were absent.
+            // failure, see Retire): the read is answered Unavailable (clients resend it), never as if the key were absent.
             return _background.IsCompletedSuccessfully ? Task.CompletedTask
                 : Task.FromException(new InvalidOperationException($"the pulls of {_rangeName} were restarted: retry the request"));
         }

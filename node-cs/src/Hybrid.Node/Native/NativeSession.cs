@@ -734,6 +734,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
         StoreStatus.NotFound => Status.NotFound,
         StoreStatus.VersionMismatch => Status.VersionMismatch,
         StoreStatus.KeyTooLarge or StoreStatus.ValueTooLarge => Status.TooLarge,
+        StoreStatus.Unavailable => Status.Retry,
         _ => Status.InternalError,
     };
 

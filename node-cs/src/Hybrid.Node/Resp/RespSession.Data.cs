@@ -446,7 +446,8 @@ public sealed partial class RespSession : ICompletionSink
 
     /// <summary>
     /// The reply of a read: the value, null when absent. A storage error is an error reply for GET, but inside an
-    /// MGET array (<paramref name="errorsInline"/> false) it is reported as a missing value.
+    /// MGET array (<paramref name="errorsInline"/> false) it is reported as a missing value, except
+    /// <see cref="StoreStatus.Unavailable"/> (a key whose pull failed): never answered as absent, it is an error element.
     /// </summary>
     private void WriteValueOrNull(StoreStatus status, ReadOnlySpan<byte> value, bool errorsInline)
     {
@@ -454,7 +455,7 @@ public sealed partial class RespSession : ICompletionSink
         {
             Output.WriteBulk(value);
         }
-        else if (status == StoreStatus.NotFound || !errorsInline)
+        else if (status == StoreStatus.NotFound || (!errorsInline && status != StoreStatus.Unavailable))
         {
             Output.WriteNull();
         }
@@ -554,6 +555,7 @@ public sealed partial class RespSession : ICompletionSink
         StoreStatus.Overflow => "ERR increment or decrement would overflow"u8,
         StoreStatus.KeyTooLarge => "ERR key is larger than this node's key size limit"u8,
         StoreStatus.ValueTooLarge => "ERR string exceeds this node's value size limit"u8,
+        StoreStatus.Unavailable => "TRYAGAIN the key's range is moving here and its pull failed; the command did not run"u8,
         _ => "ERR storage error"u8,
     });
 
