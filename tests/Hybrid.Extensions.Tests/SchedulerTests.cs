@@ -197,17 +197,10 @@ public sealed class SchedulerTests
         using var h = new Harness(options, watchdog: true);
         h.InstallOk(1, "stall", InstallInvokeTests.Hello);
         h.Store.StallKey = "stall"u8.ToArray();
-        // About 6 ms of CPU work (a tick and a half at HZ=250, so the step cannot finish inside the one slice the
-        // scheduler grants a SCHED_IDLE thread at a time), calibrated on this thread before the hog starts: the fastest
-        // of five runs (the others include time the machine's other load took).
-        double best = double.MaxValue;
-        for (int run = 0; run < 5; run++)
-        {
-            var calibrate = System.Diagnostics.Stopwatch.StartNew();
-            TestStore.Spin(1_000_000);
-            best = Math.Min(best, calibrate.Elapsed.TotalMilliseconds);
-        }
-        h.Store.StallSpins = (long)(1_000_000 * 6 / Math.Max(0.05, best));
+        // 6 ms of the step thread's own CPU time (a tick and a half at HZ=250, so the step cannot finish inside the one
+        // slice the scheduler grants a SCHED_IDLE thread at a time), counted by the thread's schedstat, not calibrated
+        // against the wall clock (calibrating while other tests ran made it too short: 14 ms of wall time, unstarved).
+        h.Store.StallCpu = TimeSpan.FromMilliseconds(6);
         int[] cpu0 = [Hybrid.Transport.ThreadScheduling.AllowedCpus()[0]];
         using var stop = new CancellationTokenSource();
         // One busy thread of normal priority on the CPU of the step's thread, which runs at background priority, as a

@@ -65,6 +65,16 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
     /// <summary>When positive, the stall is this many iterations of CPU work (<see cref="Spin"/>) instead of a sleep.</summary>
     public long StallSpins { get; set; }
 
+    /// <summary>When positive, the stall is this much CPU time of the stalled thread, however long it waits for a CPU.</summary>
+    public TimeSpan StallCpu { get; set; }
+
+    /// <summary>The calling thread's time on a CPU so far (<c>/proc/thread-self/schedstat</c>, ns; updated at least every tick).</summary>
+    public static long ThreadCpuNanoseconds()
+    {
+        string text = File.ReadAllText("/proc/thread-self/schedstat");
+        return long.Parse(text.AsSpan(0, text.IndexOf(' ')), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>A fixed amount of CPU work (what it costs in wall time depends on the CPU the thread gets).</summary>
     public static long Spin(long iterations)
     {
@@ -84,7 +94,13 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
         }
         if (StallKey is { } stall && key.SequenceEqual(stall))
         {
-            if (StallSpins > 0)
+            if (StallCpu > TimeSpan.Zero)
+            {
+                long from = ThreadCpuNanoseconds();
+                while (ThreadCpuNanoseconds() - from < StallCpu.Ticks * 100)
+                    Spin(20_000);
+            }
+            else if (StallSpins > 0)
             {
                 Spin(StallSpins);
             }
