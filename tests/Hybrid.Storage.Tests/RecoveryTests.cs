@@ -117,6 +117,31 @@ public sealed class RecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_checkpoint_flushes_the_data_directory_after_its_metadata_names_it_and_before_the_old_one_goes()
+    {
+        // The old checkpoint is deleted and the op log truncated right after the metadata file is renamed: a rename
+        // still in the page cache when the machine crashes would name a checkpoint that no longer exists.
+        var seen = new List<(string Directory, string Meta, int Checkpoints)>();
+        string checkpoints = Path.Combine(_dir.Path, "checkpoints", "cpr-checkpoints");
+        var options = _dir.Options(DurabilityMode.Sync) with
+        {
+            SyncDirectory = d => seen.Add((d, File.ReadAllText(Path.Combine(d, "checkpoint.json")), Directory.GetDirectories(checkpoints).Length)),
+        };
+        using var store = FasterKvStore.Open(options);
+        using (var s = store.NewSession())
+            s.PutNow("k", "v");
+        await store.CheckpointAsync();
+        using (var s = store.NewSession())
+            s.PutNow("k", "v2");
+        await store.CheckpointAsync();
+        Assert.Equal(2, seen.Count);
+        Assert.All(seen, call => Assert.Equal(_dir.Path, call.Directory));
+        Assert.NotEqual(seen[0].Meta, seen[1].Meta); // each call saw its own checkpoint named already
+        Assert.Equal(2, seen[1].Checkpoints); // and the one it replaced not yet deleted
+        Assert.Single(Directory.GetDirectories(checkpoints));
+    }
+
+    [Fact]
     public async Task Pulled_records_are_durable_through_the_next_checkpoint_not_the_operation_log()
     {
         // A migration target keeps pulled records out of its operation log (the source keeps its copy until the target's

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header; the managed side refuses a different value. */
-#define HYB_ABI_VERSION 3u
+#define HYB_ABI_VERSION 4u
 
 typedef enum hyb_status {
     HYB_OK = 0,
@@ -183,6 +183,13 @@ HYB_API int32_t hyb_thread_pin(int32_t tid, const int32_t *cpus, int32_t count);
 
 /* The calling thread's kernel id (gettid), for reading its /proc/self/task/<id> files. */
 HYB_API int32_t hyb_thread_id(void);
+
+/* ---- Files (no EAL) ---- */
+
+/* Flushes directory path's entries to disk (open O_DIRECTORY, fsync), so a rename or a file created in it survives a
+ * crash of the machine; .NET cannot open a directory. HYB_OK; HYB_EINVAL for a null path; HYB_ESYS with errno set
+ * (ENOENT, ENOTDIR, EIO, ...). */
+HYB_API int32_t hyb_fsync_dir(const char *path);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
 #include "hyb_transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,3 +398,16 @@ int32_t hyb_thread_pin(int32_t tid, const int32_t *cpus, int32_t count) {
 }
 
 int32_t hyb_thread_id(void) { return (int32_t)gettid(); }
+
+int32_t hyb_fsync_dir(const char *path) {
+    if (path == NULL)
+        return HYB_EINVAL;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return HYB_ESYS;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc == 0 ? HYB_OK : HYB_ESYS;
+}

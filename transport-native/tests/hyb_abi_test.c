@@ -89,6 +89,12 @@ int main(void) {
     else
         printf("skipped: leaving SCHED_IDLE needs CAP_SYS_NICE, which this process lacks (errno %d)\n", errno);
 
+    /* Directory fsync: a directory syncs; a missing one and a file are refused with errno. */
+    check(hyb_fsync_dir(".") == HYB_OK, "a directory's entries are flushed");
+    check(hyb_fsync_dir("/nonexistent-hyb-dir") == HYB_ESYS && errno == ENOENT, "a missing directory is ENOENT");
+    check(hyb_fsync_dir("/proc/self/status") == HYB_ESYS && errno == ENOTDIR, "a file is ENOTDIR");
+    check(hyb_fsync_dir(NULL) == HYB_EINVAL, "no path is refused");
+
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

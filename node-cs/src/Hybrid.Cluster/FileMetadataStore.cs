@@ -327,6 +327,8 @@ public sealed class FileMetadataStore : MetadataStoreBase
         }
 
         File.Move(temp, _dataPath, overwrite: true);
+        // A write is acknowledged (a decision accepted) after this returns: the rename must survive a machine crash.
+        Hybrid.Transport.FileDurability.TrySyncDirectory(_directory);
     }
 
     /// <summary>

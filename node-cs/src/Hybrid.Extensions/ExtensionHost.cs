@@ -12,6 +12,12 @@ public sealed record ExtensionHostOptions
     /// <summary>Where compiled extensions and the install catalog persist; null keeps them in memory only.</summary>
     public string? Directory { get; init; }
 
+    /// <summary>
+    /// Flushes a directory's entries after a catalog file is renamed into it (the node passes libhyb_transport's
+    /// <c>FileDurability.TrySyncDirectory</c>). Null: not flushed, so a machine crash may lose an acknowledged install.
+    /// </summary>
+    public Action<string>? SyncDirectory { get; init; }
+
     /// <summary>Budgets of every invocation.</summary>
     public ExtensionLimits Limits { get; init; } = new();
 
@@ -111,7 +117,7 @@ public sealed class ExtensionHost : IDisposable
         _compiler = options.CompilerProcess is { } start ? new CompilerProcess(start) : new InProcessCompiler();
         if (options.Directory is { } dir)
         {
-            _catalog = new Catalog(dir);
+            _catalog = new Catalog(dir, options.SyncDirectory);
             Reload(_catalog);
         }
         if (options.PackInBackground && options.ExtensionsPerPack > 1)
@@ -513,9 +519,11 @@ public sealed class ExtensionHost : IDisposable
         private readonly string _pipeline;
         private readonly ConcurrentDictionary<string, string> _imageHashes = new(StringComparer.Ordinal);
         private readonly Lock _appendLock = new();
+        private readonly Action<string>? _syncDirectory;
 
-        internal Catalog(string directory)
+        internal Catalog(string directory, Action<string>? syncDirectory)
         {
+            _syncDirectory = syncDirectory;
             _modules = Path.Combine(directory, "modules");
             _packs = Path.Combine(directory, "packs");
             _log = Path.Combine(directory, "catalog.log");
@@ -613,7 +621,7 @@ public sealed class ExtensionHost : IDisposable
         }
 
         /// <summary>Replaces a file whole: written and flushed to disk under a temporary name, then renamed over it.</summary>
-        private static void WriteFile(string path, byte[] bytes)
+        private void WriteFile(string path, byte[] bytes)
         {
             using (var file = new FileStream(path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None))
             {
@@ -621,6 +629,7 @@ public sealed class ExtensionHost : IDisposable
                 file.Flush(flushToDisk: true);
             }
             File.Move(path + ".tmp", path, overwrite: true);
+            _syncDirectory?.Invoke(Path.GetDirectoryName(path)!);
         }
 
         private string Line(ulong tenant, string name, string hash) => $"+\t{tenant}\t{name}\t{hash}\t{_imageHashes[hash]}";

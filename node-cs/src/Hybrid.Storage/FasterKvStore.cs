@@ -460,6 +460,8 @@ public sealed class FasterKvStore : IKvStore
             f.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);
+        // The old checkpoint is deleted and the op log truncated next: the rename must be on disk first.
+        Options.SyncDirectory?.Invoke(Options.DataDirectory);
     }
 
     private void Recover(string dir)

@@ -40,6 +40,14 @@ public sealed record StoreOptions
     /// <summary>Most sessions open at once (workers + scanners + internal); sizes the per-tenant counters.</summary>
     public int MaxSessions { get; init; } = 64;
 
+    /// <summary>
+    /// Flushes a directory's entries to disk, called after the store renames its checkpoint metadata into
+    /// <see cref="DataDirectory"/> (the node passes libhyb_transport's <c>FileDurability.TrySyncDirectory</c>; .NET
+    /// cannot open a directory). Null: not flushed, so a machine crash may lose the rename and recovery then names the
+    /// checkpoint before it.
+    /// </summary>
+    public Action<string>? SyncDirectory { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first rule broken.</summary>
     public void Validate()
     {

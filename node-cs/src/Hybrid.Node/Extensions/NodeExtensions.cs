@@ -129,7 +129,11 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
             if (!s_nodes.TryGetValue(node, out var extensions))
             {
                 var options = s_configured.TryGetValue(node, out var configured) ? configured : new ExtensionHostOptions();
-                options = options with { Directory = options.Directory ?? Path.Combine(node.Options.DataDirectory, "extensions") };
+                options = options with
+                {
+                    Directory = options.Directory ?? Path.Combine(node.Options.DataDirectory, "extensions"),
+                    SyncDirectory = options.SyncDirectory ?? (d => Transport.FileDurability.TrySyncDirectory(d)),
+                };
                 extensions = new NodeExtensions(node, options);
                 if (s_catalogs.TryGetValue(node, out var catalog))
                     extensions.Catalog = catalog;

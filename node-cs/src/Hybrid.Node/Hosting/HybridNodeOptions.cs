@@ -180,6 +180,7 @@ public sealed record HybridNodeOptions
             MaxKeyBytes = Limits.MaxKeyBytes,
             MaxValueBytes = Limits.MaxValueBytes,
             MaxSessions = Workers + 16,
+            SyncDirectory = d => Transport.FileDurability.TrySyncDirectory(d),
         };
         return ConfigureStore is null ? options : ConfigureStore(options);
     }

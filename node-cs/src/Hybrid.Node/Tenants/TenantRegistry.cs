@@ -188,10 +188,15 @@ public sealed class TenantRegistry
     {
         if (_path is null || tenants.Count == 0)
             return;
-        using var log = new FileStream(_path, OwnerOnly(FileMode.Append, FileShare.Read));
-        foreach (TenantInfo tenant in tenants)
-            log.Write(Line(tenant));
-        log.Flush(flushToDisk: true);
+        bool created = !File.Exists(_path);
+        using (var log = new FileStream(_path, OwnerOnly(FileMode.Append, FileShare.Read)))
+        {
+            foreach (TenantInfo tenant in tenants)
+                log.Write(Line(tenant));
+            log.Flush(flushToDisk: true);
+        }
+        if (created)
+            Transport.FileDurability.TrySyncDirectory(Path.GetDirectoryName(_path)!); // the new file's name, too
     }
 
     private static byte[] Line(TenantInfo t)
@@ -280,6 +285,7 @@ public sealed class TenantRegistry
             file.Flush(flushToDisk: true);
         }
         File.Move(temp, path, overwrite: true);
+        Transport.FileDurability.TrySyncDirectory(Path.GetDirectoryName(path)!);
     }
 
     /// <summary>One line of the log; <c>ExtensionCores</c> is absent from lines written before it existed (0).</summary>

@@ -14,7 +14,7 @@ internal static unsafe partial class HybNative
     private const string Library = "hyb_transport";
 
     /// <summary>Must equal HYB_ABI_VERSION of the header this file mirrors.</summary>
-    public const uint AbiVersion = 3;
+    public const uint AbiVersion = 4;
 
     /// <summary>hyb_status_t.</summary>
     public enum Status
@@ -130,6 +130,17 @@ internal static unsafe partial class HybNative
 
     [LibraryImport(Library, EntryPoint = "hyb_thread_id")]
     private static partial int ThreadIdOfCaller();
+
+    [LibraryImport(Library, EntryPoint = "hyb_fsync_dir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int FsyncDir(string path);
+
+    /// <summary>Flushes a directory's entries to disk; false with the errno when the kernel refused.</summary>
+    public static bool SyncDirectory(string path, out int errno)
+    {
+        bool ok = FsyncDir(path) == 0;
+        errno = ok ? 0 : Marshal.GetLastPInvokeError();
+        return ok;
+    }
 
     /// <summary>
     /// Moves the calling thread to background CPU priority (SCHED_IDLE) or back to normal; false with the errno when
