@@ -54,6 +54,15 @@ internal sealed class RespHarness : IDisposable
         _kv = Store.NewSession();
     }
 
+    /// <summary>Another connection of <paramref name="other"/>'s listener (same context and store).</summary>
+    public RespHarness(RespHarness other)
+    {
+        Store = other.Store;
+        Context = other.Context;
+        Session = new RespSession(Context);
+        _kv = Store.NewSession();
+    }
+
     public IKvStore Store { get; }
 
     public RespServerContext Context { get; }

@@ -211,6 +211,39 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void Info_ShowsATenantItsOwnFigures_AndTheNodesOnlyToTheDefaultTenant()
+    {
+        // INFO on a multi-tenant node told every tenant the node's connections, commands and memory: the other
+        // tenants' traffic. Now a tenant sees its own; the default tenant (a loopback-only node's operator) the node's.
+        var store = new FakeKvStore();
+        using var operatorConnection = new RespHarness(store);
+        using var acme = new RespHarness(operatorConnection);
+        using var acme2 = new RespHarness(operatorConnection);
+        using var idle = new RespHarness(operatorConnection);
+        Assert.Equal("+OK\r\n", acme.Command("AUTH", "acme", "s3cret"));
+        Assert.Equal("+OK\r\n", acme2.Command("AUTH", "acme", "s3cret"));
+        for (int i = 0; i < 10; i++)
+            operatorConnection.Command("SET", "op" + i, "v");
+        acme.Command("SET", "a", "1");
+        acme2.Dispose(); // its command (AUTH) is flushed to acme's count
+
+        string mine = acme.Command("INFO");
+        Assert.Contains("hybridkv_info_scope:tenant\r\n", mine);
+        Assert.Contains("connected_clients:1\r\n", mine); // acme's open connection: this one
+        Assert.Contains("total_commands_processed:3\r\n", mine); // AUTH and SET here (INFO counts after it runs, as in Redis); AUTH on the closed one
+        Assert.DoesNotContain("used_memory_rss", mine);
+        Assert.DoesNotContain("process_id", mine);
+        Assert.DoesNotContain("parked_operations", mine);
+        Assert.Contains("used_memory:" + store.TenantBytes(TestTenants.Acme.Id) + "\r\n", mine);
+
+        string node = operatorConnection.Command("INFO");
+        Assert.Contains("hybridkv_info_scope:node\r\n", node);
+        Assert.Contains("connected_clients:3\r\n", node); // the operator's, acme's and the idle one
+        Assert.Contains("used_memory_rss:", node);
+        Assert.Contains("parked_operations:", node);
+    }
+
+    [Fact]
     public void Tenants_SeeOnlyTheirOwnKeys()
     {
         var store = new FakeKvStore();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using Hybrid.Storage;
 
@@ -149,4 +150,20 @@ public sealed class RespServerContext
     internal void ConnectionClosed() => Interlocked.Decrement(ref _connected);
 
     internal void AddCommands(long count) => Interlocked.Add(ref _commands, count);
+
+    private readonly ConcurrentDictionary<uint, TenantCounts> _byTenant = new();
+
+    /// <summary>
+    /// One tenant's share of the figures INFO reports: a tenant's INFO shows its own, never the node's (which would tell
+    /// it about the other tenants' traffic); the node-wide figures go to the default tenant (the operator's, on a
+    /// loopback-only node) and to the metrics port.
+    /// </summary>
+    internal TenantCounts CountsOf(uint tenant) => _byTenant.GetOrAdd(tenant, static _ => new TenantCounts());
+
+    /// <summary>Connections open as a tenant now, and the commands they ran (summed when connections flush).</summary>
+    internal sealed class TenantCounts
+    {
+        internal long Connected;
+        internal long Commands;
+    }
 }

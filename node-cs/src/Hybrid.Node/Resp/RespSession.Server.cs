@@ -17,6 +17,10 @@ public sealed partial class RespSession
             sections.Add(Encoding.UTF8.GetString(args[i]));
         }
         var all = sections.Count == 0 || sections.Contains("all") || sections.Contains("everything") || sections.Contains("default");
+        // A tenant sees its own figures; the node's (every tenant's traffic, the process's memory) only the default
+        // tenant, which exists on a loopback-only node (its operator), and the metrics port.
+        bool nodeWide = _tenant is null || _tenant.Id == _context.Tenants.DefaultTenant.Id;
+        RespServerContext.TenantCounts? mine = _tenant is null ? null : _context.CountsOf(_tenant.Id);
         var sb = new StringBuilder();
         if (all || sections.Contains("server"))
         {
@@ -24,35 +28,51 @@ public sealed partial class RespSession
             sb.Append("# Server\r\n")
               .Append("redis_version:").Append(Encoding.ASCII.GetString(RedisVersion)).Append("\r\n")
               .Append("hybridkv_version:0.1.0\r\n")
-              .Append("redis_mode:").Append(_context.ClusterEnabled ? "cluster" : "standalone").Append("\r\n")
-              .Append("os:").Append(Environment.OSVersion.VersionString).Append("\r\n")
-              .Append("arch_bits:64\r\n")
-              .Append("runtime:.NET ").Append(Environment.Version).Append("\r\n")
-              .Append("process_id:").Append(Environment.ProcessId).Append("\r\n")
-              .Append("tcp_port:").Append(_context.Endpoint.Port).Append("\r\n")
+              .Append("hybridkv_info_scope:").Append(nodeWide ? "node" : "tenant").Append("\r\n")
+              .Append("redis_mode:").Append(_context.ClusterEnabled ? "cluster" : "standalone").Append("\r\n");
+            if (nodeWide)
+            {
+                sb.Append("os:").Append(Environment.OSVersion.VersionString).Append("\r\n")
+                  .Append("arch_bits:64\r\n")
+                  .Append("runtime:.NET ").Append(Environment.Version).Append("\r\n")
+                  .Append("process_id:").Append(Environment.ProcessId).Append("\r\n");
+            }
+            sb.Append("tcp_port:").Append(_context.Endpoint.Port).Append("\r\n")
               .Append("uptime_in_seconds:").Append(uptime).Append("\r\n")
               .Append("uptime_in_days:").Append(uptime / 86400).Append("\r\n")
               .Append("\r\n");
         }
         if (all || sections.Contains("clients"))
         {
-            sb.Append("# Clients\r\nconnected_clients:").Append(_context.ConnectedClients).Append("\r\n\r\n");
+            long connected = nodeWide ? _context.ConnectedClients : Interlocked.Read(ref mine!.Connected);
+            sb.Append("# Clients\r\nconnected_clients:").Append(connected).Append("\r\n\r\n");
         }
         if (all || sections.Contains("memory"))
         {
-            var metrics = _context.Store?.GetMetrics();
-            sb.Append("# Memory\r\n")
-              .Append("used_memory:").Append(GC.GetTotalMemory(false) + (metrics?.MemoryBytes ?? 0)).Append("\r\n")
-              .Append("used_memory_rss:").Append(Environment.WorkingSet).Append("\r\n")
-              .Append("used_memory_managed_heap:").Append(GC.GetTotalMemory(false)).Append("\r\n")
-              .Append("store_memory_bytes:").Append(metrics?.MemoryBytes ?? 0).Append("\r\n")
-              .Append("store_log_bytes:").Append(metrics?.LogBytes ?? 0).Append("\r\n")
-              .Append("\r\n");
+            sb.Append("# Memory\r\n");
+            if (nodeWide)
+            {
+                var metrics = _context.Store?.GetMetrics();
+                sb.Append("used_memory:").Append(GC.GetTotalMemory(false) + (metrics?.MemoryBytes ?? 0)).Append("\r\n")
+                  .Append("used_memory_rss:").Append(Environment.WorkingSet).Append("\r\n")
+                  .Append("used_memory_managed_heap:").Append(GC.GetTotalMemory(false)).Append("\r\n")
+                  .Append("store_memory_bytes:").Append(metrics?.MemoryBytes ?? 0).Append("\r\n")
+                  .Append("store_log_bytes:").Append(metrics?.LogBytes ?? 0).Append("\r\n");
+            }
+            else
+            {
+                // What the tenant's live records take (its memory quota counts the same bytes).
+                sb.Append("used_memory:").Append(_context.Store?.TenantBytes(_tenant!.Id) ?? 0).Append("\r\n");
+            }
+            sb.Append("\r\n");
         }
         if (all || sections.Contains("stats"))
         {
-            sb.Append("# Stats\r\ntotal_commands_processed:").Append(_context.CommandsProcessed + _commands).Append("\r\n")
-              .Append("parked_operations:").Append(_context.ParkedOperations).Append("\r\n\r\n");
+            long commands = (nodeWide ? _context.CommandsProcessed : Interlocked.Read(ref mine!.Commands)) + _commands;
+            sb.Append("# Stats\r\ntotal_commands_processed:").Append(commands).Append("\r\n");
+            if (nodeWide)
+                sb.Append("parked_operations:").Append(_context.ParkedOperations).Append("\r\n");
+            sb.Append("\r\n");
         }
         if (all || sections.Contains("keyspace"))
         {

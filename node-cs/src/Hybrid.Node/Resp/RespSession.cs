@@ -33,6 +33,7 @@ public sealed partial class RespSession : IDisposable
     private ulong _pendingContext;
     private string? _clientName;
     private long _commands;
+    private RespServerContext.TenantCounts? _counts;
 
     /// <summary>Creates the state of a new connection (counted in INFO clients until <see cref="Dispose"/>).</summary>
     public RespSession(RespServerContext context)
@@ -40,11 +41,11 @@ public sealed partial class RespSession : IDisposable
         _context = context;
         _parser = new RespParser(context.Limits);
         ClientId = context.NextClientId();
+        context.ConnectionOpened();
         if (!context.RequireAuth)
         {
-            _tenant = context.Tenants.DefaultTenant;
+            Become(context.Tenants.DefaultTenant);
         }
-        context.ConnectionOpened();
     }
 
     /// <summary>The reply writer (bound to the output buffer of the current call).</summary>
@@ -161,10 +162,7 @@ public sealed partial class RespSession : IDisposable
         CommandCount += commands;
         _commands += commands;
         if (_commands >= 4096)
-        {
-            _context.AddCommands(_commands);
-            _commands = 0;
-        }
+            FlushCommands();
         return ShouldClose && outcome != ProcessOutcome.Parked ? ProcessOutcome.Close : outcome;
     }
 
@@ -206,11 +204,31 @@ public sealed partial class RespSession : IDisposable
         }
     }
 
+    /// <summary>The connection now acts as <paramref name="tenant"/>: its counts (INFO) move there.</summary>
+    private void Become(RespTenant tenant)
+    {
+        FlushCommands(); // what ran so far ran as the tenant before
+        if (_counts is not null)
+            Interlocked.Decrement(ref _counts.Connected);
+        _tenant = tenant;
+        _counts = _context.CountsOf(tenant.Id);
+        Interlocked.Increment(ref _counts.Connected);
+    }
+
+    private void FlushCommands()
+    {
+        _context.AddCommands(_commands);
+        if (_counts is not null)
+            Interlocked.Add(ref _counts.Commands, _commands);
+        _commands = 0;
+    }
+
     /// <summary>Counts the connection as closed.</summary>
     public void Dispose()
     {
-        _context.AddCommands(_commands);
-        _commands = 0;
+        FlushCommands();
+        if (_counts is not null)
+            Interlocked.Decrement(ref _counts.Connected);
         _context.ConnectionClosed();
     }
 
@@ -328,7 +346,7 @@ public sealed partial class RespSession : IDisposable
             Output.WriteError("WRONGPASS invalid username-password pair or user is disabled."u8);
             return false;
         }
-        _tenant = found;
+        Become(found);
         TenantChanged?.Invoke(found);
         return true;
     }
