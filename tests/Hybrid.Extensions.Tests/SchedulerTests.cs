@@ -180,6 +180,39 @@ public sealed class SchedulerTests
         Assert.False(stuck.IsStuck);
     }
 
+    [Fact]
+    public void Watchdog_DoesNotCountTheHostsOwnWaitOnTheExtensionsBehalf_AndTheMessageSaysWhatItCounted()
+    {
+        // A node's store completes a record read from disk inside the step (WorkerExtensionStore.WaitPending): on a
+        // busy disk that sleep took over 200 ms and quarantined well-behaved extensions (a loaded CI run). The same
+        // sleep as the extension's own blocking call still counts.
+        var options = new ExtensionHostOptions
+        {
+            StuckAfter = TimeSpan.FromMilliseconds(50),
+            WatchdogInterval = TimeSpan.FromMilliseconds(5),
+            Limits = new ExtensionLimits { Cpu = TimeSpan.FromSeconds(30) },
+        };
+        using var h = new Harness(options, watchdog: true);
+        h.InstallOk(1, "stall", InstallInvokeTests.Hello);
+        h.Store.StallKey = "stall"u8.ToArray();
+        h.Store.StallFor = TimeSpan.FromMilliseconds(300);
+        foreach (bool hostWait in new[] { true, false })
+        {
+            h.Store.StallAsHostWait = hostWait;
+            var worker = new Thread(() =>
+            {
+                h.Scheduler.ThreadId = Hybrid.Transport.ThreadScheduling.CurrentThreadId();
+                h.Scheduler.Invoke(1, "stall", "stall"u8, hostWait ? 1 : 2);
+            });
+            worker.Start();
+            worker.Join();
+        }
+        Assert.Equal(ExtensionStatus.Ok, h.Sink.Get(1).Status);
+        var (status, _, error) = h.Sink.Get(2);
+        Assert.Equal(ExtensionStatus.Quarantined, status);
+        Assert.Matches(@"^stuck in one step for \d+ ms \(counted \d+ ms: \d+ on a CPU, \d+ asleep, state S\); extension quarantined$", error);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

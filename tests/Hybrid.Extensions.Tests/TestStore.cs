@@ -65,6 +65,9 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
     /// <summary>When positive, the stall is this many iterations of CPU work (<see cref="Spin"/>) instead of a sleep.</summary>
     public long StallSpins { get; set; }
 
+    /// <summary>The sleep stall is a wait of the host's on the extension's behalf (<see cref="Meter.BeginHostWait"/>).</summary>
+    public bool StallAsHostWait { get; set; }
+
     /// <summary>When positive, the stall is this much CPU time of the stalled thread, however long it waits for a CPU.</summary>
     public TimeSpan StallCpu { get; set; }
 
@@ -103,6 +106,12 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
             else if (StallSpins > 0)
             {
                 Spin(StallSpins);
+            }
+            else if (StallAsHostWait)
+            {
+                long started = Meter.BeginHostWait(); // as a node's store waits for a record read from disk
+                Thread.Sleep(StallFor);
+                Meter.EndHostWait(started);
             }
             else
             {

@@ -498,7 +498,8 @@ public sealed class ExtensionHost : IDisposable
                 handle.Quarantine();
                 var stuckFor = Stopwatch.GetElapsedTime(stuck.StepStart, now);
                 // Sticky: when the stuck call returns, the next meter check ends the invocation.
-                stuck.Aborted(ExtensionStatus.Quarantined, $"stuck in one step for {stuckFor.TotalMilliseconds:F0} ms; extension quarantined");
+                string detail = scheduler.StuckDetail() is { } counted ? $" ({counted})" : "";
+                stuck.Aborted(ExtensionStatus.Quarantined, $"stuck in one step for {stuckFor.TotalMilliseconds:F0} ms{detail}; extension quarantined");
                 WorkerStuck?.Invoke(new StuckWorker(scheduler.Index, handle.Tenant, handle.Name, stuckFor));
             }
         }

@@ -76,6 +76,10 @@ public sealed class ExtensionScheduler
     private long _watchedAt;
     private long _watchedRunNanos;
     private long _watchedStuckTicks;
+    private TimeSpan _watchedGcPause;
+    private long _watchedAsleepTicks;
+    private char _watchedState;
+    private int _watchedHostWaits;
     private string? _statPath;
     private string? _schedStatPath;
 
@@ -348,7 +352,7 @@ public sealed class ExtensionScheduler
     internal Invocation? StuckInvocation(long now, long limitTicks)
     {
         var start = Volatile.Read(ref _stepStartTicks);
-        if (start == 0 || (ThreadId == 0 ? now - start : StuckTicks(start, now)) < limitTicks)
+        if (start == 0 || (ThreadId == 0 ? now - start : StuckTicks(start, now, _running)) < limitTicks)
         {
             return null;
         }
@@ -361,23 +365,38 @@ public sealed class ExtensionScheduler
     /// the thread's <c>/proc/self/task/&lt;id&gt;</c> files at each pass: between two passes it adds the CPU time the
     /// thread used when it was runnable, and the whole interval when it was asleep (blocked in a call). A thread at
     /// background priority starved by other work adds nothing while it waits. The time before the watchdog first sees
-    /// a step (at most one <see cref="ExtensionHostOptions.WatchdogInterval"/> when its thread runs) does not count.
+    /// a step (at most one <see cref="ExtensionHostOptions.WatchdogInterval"/> when its thread runs) does not count, nor
+    /// does sleep that is not the extension's doing: a wait of the host's on its behalf (<see cref="Meter.BeginHostWait"/>:
+    /// a record read from a busy disk slept 210 ms in a loaded test run and quarantined a well-behaved extension), and
+    /// time the runtime held every thread for a garbage collection (a precaution: a collection waits for a starved
+    /// background step to reach a safe point while every other worker sleeps; not seen to matter so far).
     /// </summary>
-    private long StuckTicks(long start, long now)
+    private long StuckTicks(long start, long now, Invocation? running)
     {
+        int hostWaits = running is null ? 0 : Volatile.Read(ref running.HostWaits);
         if (!ReadThread(out char state, out long runNanos))
         {
             return now - start;
         }
+        TimeSpan gcPause = GC.GetTotalPauseDuration();
         if (start != _watchedStepStart)
         {
             // Not now - start: a thread starved between reading the clock and publishing the step looks old at once.
             _watchedStepStart = start;
             _watchedStuckTicks = 0;
+            _watchedAsleepTicks = 0;
+        }
+        else if (state is 'S' or 'D' && ((hostWaits & 1) == 1 || hostWaits != _watchedHostWaits))
+        {
+            // Asleep in (or since the last look, through) a wait of the host's on the extension's behalf: a record
+            // read from a slow disk, not the extension stuck.
         }
         else if (state is 'S' or 'D')
         {
-            _watchedStuckTicks += now - _watchedAt;
+            long paused = (long)((gcPause - _watchedGcPause).TotalSeconds * Stopwatch.Frequency);
+            long asleep = Math.Max(0, now - _watchedAt - paused);
+            _watchedStuckTicks += asleep;
+            _watchedAsleepTicks += asleep;
         }
         else
         {
@@ -385,8 +404,20 @@ public sealed class ExtensionScheduler
         }
         _watchedAt = now;
         _watchedRunNanos = runNanos;
+        _watchedGcPause = gcPause;
+        _watchedState = state;
+        _watchedHostWaits = hostWaits;
         return _watchedStuckTicks;
     }
+
+    /// <summary>
+    /// Watchdog thread only: what the last <see cref="StuckInvocation"/> counted for the step, for the quarantine's
+    /// message (the time on a CPU and asleep, and the thread's state at the last look), or null without the thread id.
+    /// </summary>
+    internal string? StuckDetail() => ThreadId == 0 ? null
+        : FormattableString.Invariant($"counted {Ms(_watchedStuckTicks):F0} ms: {Ms(_watchedStuckTicks - _watchedAsleepTicks):F0} on a CPU, {Ms(_watchedAsleepTicks):F0} asleep, state {_watchedState}");
+
+    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
     /// <summary>The thread's state letter (<c>stat</c>) and CPU time in nanoseconds (first field of <c>schedstat</c>).</summary>
     private bool ReadThread(out char state, out long runNanos)

@@ -28,6 +28,9 @@ internal sealed class Invocation
     internal bool Started;
     internal long CpuTicks;
     internal long StepStart;
+
+    /// <summary>Host waits on the extension's behalf begun plus ended (odd: inside one); read by the watchdog.</summary>
+    internal int HostWaits;
     internal long JitAtStepStart;
     internal long SliceEnd;
     internal long MinSliceEnd;

@@ -220,6 +220,29 @@ public static class Meter
         }
     }
 
+    /// <summary>
+    /// The host starts blocking on the extension's behalf (a record read or write completed synchronously): the watchdog
+    /// does not count the thread's sleep until <see cref="EndHostWait"/> as the extension being stuck. Returns the start.
+    /// </summary>
+    internal static long BeginHostWait()
+    {
+        if (t_invocation is { } invocation)
+        {
+            Interlocked.Increment(ref invocation.HostWaits);
+        }
+        return System.Diagnostics.Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Ends the host wait begun at <paramref name="started"/>; its time leaves the CPU budget (<see cref="ExcludeWait"/>).</summary>
+    internal static void EndHostWait(long started)
+    {
+        if (t_invocation is { } invocation)
+        {
+            Interlocked.Increment(ref invocation.HostWaits);
+        }
+        ExcludeWait(System.Diagnostics.Stopwatch.GetTimestamp() - started);
+    }
+
     /// <summary>Arms the meters of this thread for one step of an invocation (scheduler only).</summary>
     internal static void Begin(Invocation invocation, IExtensionStepStore? stepStore = null, Func<bool>? workWaiting = null)
     {

@@ -210,9 +210,9 @@ internal sealed class WorkerExtensionStore : IExtensionStore, IExtensionStepStor
     /// <summary>The one pending operation of this session, completed synchronously (see remarks).</summary>
     private StoreResult WaitPending()
     {
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        long started = Meter.BeginHostWait();
         _session.CompletePending(this, wait: true);
-        Meter.ExcludeWait(System.Diagnostics.Stopwatch.GetTimestamp() - started);
+        Meter.EndHostWait(started);
         return _completed;
     }
 
