@@ -120,6 +120,11 @@ let private waitReady (server: Server) (p: Process) =
 
 /// Starts a server through `sh -c exec` (so the PID is the server's), its output going to a log file.
 let private start (server: Server) =
+    // Something already answering on the port would be measured instead (and the server started here would exit).
+    match cli server.Port "PING" with
+    | 0, lines when lines |> List.exists (fun l -> l.Contains "PONG") ->
+        failwithf "%s: port %d is already in use by another server; stop it first" server.Name server.Port
+    | _ -> ()
     let log = Path.Combine(Path.GetTempPath(), sprintf "hybrid-bench-compare-%s.log" server.Name)
     let psi = ProcessStartInfo("sh", sprintf "-c \"exec %s > %s 2>&1\"" server.Command log, WorkingDirectory = root, UseShellExecute = false)
     let p = Process.Start psi
