@@ -83,13 +83,14 @@ internal static class Program
 
     /// <summary>Usage of <c>hybrid server</c> (printed for --help and after a bad option).</summary>
     internal const string ServerUsage =
-        "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--workers N]\n" +
+        "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--metrics-bind ADDRESS] [--workers N]\n" +
         "                     [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet]\n" +
         "                     [--poller-spin-us N] [--cpus LIST] [--transport SPEC]...\n" +
         "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT\n" +
         "  --socket-engine: auto (default) = polled (the node's epoll loop) when libhyb_transport loads, else dotnet\n" +
         "  --poller-spin-us: how long a poller looks for more events before it sleeps (default 20)\n" +
-        "  --cpus: pin worker i and poller i to the i-th CPU of LIST (modulo its length), e.g. 0,1 or 2-5";
+        "  --cpus: pin worker i and poller i to the i-th CPU of LIST (modulo its length), e.g. 0,1 or 2-5\n" +
+        "  --metrics-bind: where the metrics port listens (default 127.0.0.1 whatever --bind is: it has no authentication)";
 
     /// <summary>A CPU list as taskset writes it: numbers and ranges, comma-separated (<c>0,2-3</c>).</summary>
     internal static int[] ParseCpus(string text)
@@ -117,6 +118,7 @@ internal static class Program
                 "--port" => options with { NativePort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--resp-port" => options with { RespPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--metrics-port" => options with { MetricsPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--metrics-bind" => options with { MetricsBindAddress = IPAddress.Parse(Next()) },
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--cpus" => options with { Cpus = ParseCpus(Next()) },
                 "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },

@@ -117,6 +117,33 @@ public class OperationTests
     }
 
     [Fact]
+    public async Task Metrics_StayOnLoopback_WhenTheNodeListensOnEveryAddress_UnlessToldWhere()
+    {
+        // The metrics name every tenant with its traffic and have no authentication: a node bound to 0.0.0.0 served
+        // them to anyone who could reach it.
+        var outside = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses).Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !System.Net.IPAddress.IsLoopback(a));
+        if (outside is null)
+        {
+            Console.WriteLine("skipped: this machine has no non-loopback IPv4 address to try the metrics port from");
+            return;
+        }
+        foreach (System.Net.IPAddress? metricsBind in new[] { null, System.Net.IPAddress.Any })
+        {
+            await using var node = await TestNode.StartAsync(configure: o => o with { BindAddress = System.Net.IPAddress.Any, MetricsBindAddress = metricsBind });
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            Assert.Contains("hybrid_memory_bytes", await http.GetStringAsync($"http://127.0.0.1:{node.Node.MetricsPort}/metrics"));
+            Task<string> fromOutside = http.GetStringAsync($"http://{outside}:{node.Node.MetricsPort}/metrics");
+            if (metricsBind is null)
+                await Assert.ThrowsAsync<HttpRequestException>(() => fromOutside);
+            else
+                Assert.Contains("hybrid_memory_bytes", await fromOutside);
+        }
+    }
+
+    [Fact]
     public async Task Metrics_ScrapedOverHttp_CountOpsByTenantAndOp()
     {
         await using var node = await TestNode.StartAsync();

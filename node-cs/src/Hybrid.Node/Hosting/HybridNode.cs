@@ -145,7 +145,7 @@ public sealed partial class HybridNode : IAsyncDisposable
             foreach (var transport in Options.Transports)
                 ListenOnTransport(transport);
             if (Options.MetricsPort >= 0)
-                _metricsServer = MetricsServer.Start(new IPEndPoint(Options.BindAddress, Options.MetricsPort), ScrapeMetrics, _stopping.Token);
+                _metricsServer = MetricsServer.Start(new IPEndPoint(Options.MetricsBindAddress ?? IPAddress.Loopback, Options.MetricsPort), ScrapeMetrics, _stopping.Token);
             if (Options.HandshakeTimeout != Timeout.InfiniteTimeSpan)
                 _handshakeSweep = new Timer(_ => CloseSlowHandshakes(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         }

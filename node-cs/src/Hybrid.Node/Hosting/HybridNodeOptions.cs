@@ -26,6 +26,13 @@ public sealed record HybridNodeOptions
     /// <summary>Admin HTTP port serving Prometheus metrics at <c>/metrics</c> (0 = ephemeral; -1 = off).</summary>
     public int MetricsPort { get; init; } = 7180;
 
+    /// <summary>
+    /// Address the metrics port binds to. Null: loopback, whatever <see cref="BindAddress"/> is, because the metrics
+    /// name every tenant with its traffic and the port has no authentication; set it (<c>--metrics-bind</c>) for a
+    /// Prometheus on another host.
+    /// </summary>
+    public IPAddress? MetricsBindAddress { get; init; }
+
     /// <summary>Worker threads (one per core by default).</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
 
