@@ -76,8 +76,7 @@ internal static class Program
         }
         if (NodeExtensions.Of(node).BackgroundStepsRefusal is { } why)
             Console.Error.WriteLine($"hybrid: long extension invocations run at normal CPU priority: {why}");
-        if (!Hybrid.Transport.FileDurability.IsAvailable(out string? noSync))
-            Console.Error.WriteLine($"hybrid: renamed files (checkpoint metadata, tenant log, extension catalog) are not flushed to disk, a machine crash may lose the last ones: {noSync}");
+        HybridCli.WarnIfRenamesNotFlushed("hybrid");
         return Serve(node, options);
     }
 

@@ -14,7 +14,8 @@ namespace Hybrid.Client;
 /// requests in flight). A lost connection is reopened. While a range is being handed over (the source left it, the target does not
 /// own it yet) its requests wait and retry; every other range is served as usual.
 /// A request is sent again only when it did not run: a rejection (ViewChanged, NotOwner, Retry), a get or write whose
-/// own result is Retry (a key of a range moving to the node whose pull failed), a <see cref="HybridNotSentException"/>, a connection that could not be opened, or a read. A write or an extension
+/// own result is Retry (a key of a range moving to the node whose pull failed), a
+/// <see cref="HybridNotSentException"/>, a connection that could not be opened, or a read. A write or an extension
 /// call whose connection broke after it was sent fails with <see cref="HybridConnectionException"/>: it may have run.
 /// </summary>
 public sealed partial class ClusterClient : IAsyncDisposable

@@ -316,10 +316,7 @@ public sealed class FileMetadataStore : MetadataStoreBase
         var body = JsonSerializer.SerializeToUtf8Bytes(state, s_json);
         var temp = Path.Combine(_directory, TempPrefix + Guid.NewGuid().ToString("N"));
         // Readable by this user only: the state holds the tenants' secrets and the cluster's peer key.
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 1 };
-        if (!OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var file = new FileStream(temp, options))
+        using (var file = new FileStream(temp, Hybrid.Transport.FileDurability.OwnerOnly(FileMode.CreateNew, FileShare.None, bufferSize: 1)))
         {
             file.Write(header);
             file.Write(body);

@@ -44,6 +44,18 @@ public static class FileDurability
         return true;
     }
 
+    /// <summary>
+    /// Options that create a file for writing readable by its owner only (mode 0600): for files that hold secrets
+    /// (tenant secrets, the cluster's peer key). An existing file keeps its mode.
+    /// </summary>
+    public static FileStreamOptions OwnerOnly(FileMode mode, FileShare share, int bufferSize = 4096)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = share, BufferSize = bufferSize };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        return options;
+    }
+
     private static string? Probe()
     {
         try

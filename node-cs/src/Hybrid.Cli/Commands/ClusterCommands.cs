@@ -140,8 +140,7 @@ internal static partial class HybridCli
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
             await using ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", node, options, result.GetValue(peerPort), result.GetValue(trace));
             Console.WriteLine($"hybrid cluster node {node}: native={host.Member.Node.NativePort} peer={host.Member.PeerEndPoint.Port} view={host.Member.Node.View.Current} pid={Environment.ProcessId}");
-            if (!Hybrid.Transport.FileDurability.IsAvailable(out string? noSync))
-                Console.Error.WriteLine($"hybrid: node {node}: renamed files (metadata, checkpoint metadata, tenant log) are not flushed to disk, a machine crash may lose the last ones: {noSync}");
+            HybridCli.WarnIfRenamesNotFlushed($"hybrid: node {node}");
             using var warmUpCancel = new CancellationTokenSource();
             Task warming = result.GetValue(warmUp) ? Task.Run(() => WarmUpAsync(options, warmUpCancel.Token)) : Task.CompletedTask;
             stop.Wait();

@@ -38,4 +38,11 @@ internal static partial class HybridCli
 
     /// <summary>Parses and runs; returns the exit code.</summary>
     public static int Run(string[] args, Func<string[], int> runServer) => Build(runServer).Parse(args).Invoke();
+
+    /// <summary>Says on stderr, as <paramref name="who"/>, when renamed files cannot be flushed to disk (libhyb_transport missing).</summary>
+    public static void WarnIfRenamesNotFlushed(string who)
+    {
+        if (!Hybrid.Transport.FileDurability.IsAvailable(out string? reason))
+            Console.Error.WriteLine($"{who}: renamed files (metadata, checkpoint metadata, tenant log, extension catalog) are not flushed to disk, a machine crash may lose the last ones: {reason}");
+    }
 }

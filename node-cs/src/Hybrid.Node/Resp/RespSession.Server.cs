@@ -19,8 +19,7 @@ public sealed partial class RespSession
         var all = sections.Count == 0 || sections.Contains("all") || sections.Contains("everything") || sections.Contains("default");
         // A tenant sees its own figures; the node's (every tenant's traffic, the process's memory) only the default
         // tenant, which exists on a loopback-only node (its operator), and the metrics port.
-        bool nodeWide = _tenant is null || _tenant.Id == _context.Tenants.DefaultTenant.Id;
-        RespServerContext.TenantCounts? mine = _tenant is null ? null : _context.CountsOf(_tenant.Id);
+        bool nodeWide = _counts is null || _tenant!.Id == _context.Tenants.DefaultTenant.Id;
         var sb = new StringBuilder();
         if (all || sections.Contains("server"))
         {
@@ -44,7 +43,7 @@ public sealed partial class RespSession
         }
         if (all || sections.Contains("clients"))
         {
-            long connected = nodeWide ? _context.ConnectedClients : Interlocked.Read(ref mine!.Connected);
+            long connected = nodeWide ? _context.ConnectedClients : Interlocked.Read(ref _counts!.Connected);
             sb.Append("# Clients\r\nconnected_clients:").Append(connected).Append("\r\n\r\n");
         }
         if (all || sections.Contains("memory"))
@@ -68,7 +67,7 @@ public sealed partial class RespSession
         }
         if (all || sections.Contains("stats"))
         {
-            long commands = (nodeWide ? _context.CommandsProcessed : Interlocked.Read(ref mine!.Commands)) + _commands;
+            long commands = (nodeWide ? _context.CommandsProcessed : Interlocked.Read(ref _counts!.Commands)) + _commands;
             sb.Append("# Stats\r\ntotal_commands_processed:").Append(commands).Append("\r\n");
             if (nodeWide)
                 sb.Append("parked_operations:").Append(_context.ParkedOperations).Append("\r\n");

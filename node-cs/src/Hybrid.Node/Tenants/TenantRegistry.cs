@@ -189,7 +189,7 @@ public sealed class TenantRegistry
         if (_path is null || tenants.Count == 0)
             return;
         bool created = !File.Exists(_path);
-        using (var log = new FileStream(_path, OwnerOnly(FileMode.Append, FileShare.Read)))
+        using (var log = new FileStream(_path, Transport.FileDurability.OwnerOnly(FileMode.Append, FileShare.Read)))
         {
             foreach (TenantInfo tenant in tenants)
                 log.Write(Line(tenant));
@@ -265,20 +265,11 @@ public sealed class TenantRegistry
         }
     }
 
-    /// <summary>Options that write a file only its owner may read (it holds secrets).</summary>
-    private static FileStreamOptions OwnerOnly(FileMode mode, FileShare share)
-    {
-        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = share };
-        if (!OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        return options;
-    }
-
     /// <summary>Writes one line per tenant to a temporary file, flushes it and renames it over the log.</summary>
     private void Rewrite(string path)
     {
         string temp = path + ".tmp";
-        using (var file = new FileStream(temp, OwnerOnly(FileMode.Create, FileShare.None)))
+        using (var file = new FileStream(temp, Transport.FileDurability.OwnerOnly(FileMode.Create, FileShare.None)))
         {
             foreach (var tenant in _byId.Values.OrderBy(t => t.Id))
                 file.Write(Line(tenant));
