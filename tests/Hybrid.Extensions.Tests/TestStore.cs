@@ -74,8 +74,15 @@ internal sealed class TestStore : IExtensionStore, IExtensionStepStore
     /// <summary>The calling thread's time on a CPU so far (<c>/proc/thread-self/schedstat</c>, ns; updated at least every tick).</summary>
     public static long ThreadCpuNanoseconds()
     {
-        string text = File.ReadAllText("/proc/thread-self/schedstat");
-        return long.Parse(text.AsSpan(0, text.IndexOf(' ')), System.Globalization.CultureInfo.InvariantCulture);
+        // Without allocating: a stall that allocated started garbage collections, and a starved thread waiting for one
+        // sleeps (the watchdog would count that).
+        Span<byte> text = stackalloc byte[128];
+        int length;
+        using (var file = File.OpenHandle("/proc/thread-self/schedstat"))
+        {
+            length = RandomAccess.Read(file, text, 0);
+        }
+        return System.Buffers.Text.Utf8Parser.TryParse(text[..length], out long nanos, out _) ? nanos : throw new InvalidDataException("schedstat");
     }
 
     /// <summary>A fixed amount of CPU work (what it costs in wall time depends on the CPU the thread gets).</summary>

@@ -80,8 +80,7 @@ public sealed class ExtensionScheduler
     private long _watchedAsleepTicks;
     private char _watchedState;
     private int _watchedHostWaits;
-    private string? _statPath;
-    private string? _schedStatPath;
+    private bool _watchedUnreadable;
 
     internal ExtensionScheduler(ExtensionHost host, int index, IExtensionStore store, IExtensionResultSink sink)
     {
@@ -118,7 +117,16 @@ public sealed class ExtensionScheduler
     /// thread's <c>/proc/self/task/&lt;id&gt;</c> files and does not count time the thread spent waiting for a CPU (a
     /// background step starved by other work) as time stuck in a step.
     /// </summary>
-    public int ThreadId { get; set; }
+    public int ThreadId
+    {
+        get => _threadFiles?.Id ?? 0;
+        // The paths follow the id: a scheduler whose steps move to another thread must not read the old one's files.
+        set => _threadFiles = value == 0 ? null : new ThreadFiles(value, $"/proc/self/task/{value}/stat", $"/proc/self/task/{value}/schedstat");
+    }
+
+    private volatile ThreadFiles? _threadFiles;
+
+    private sealed record ThreadFiles(int Id, string Stat, string SchedStat);
 
     /// <summary>
     /// The highest <see cref="IExtensionStepStore.WriteSequence"/> of any invocation delivered by this scheduler so far
@@ -374,7 +382,8 @@ public sealed class ExtensionScheduler
     private long StuckTicks(long start, long now, Invocation? running)
     {
         int hostWaits = running is null ? 0 : Volatile.Read(ref running.HostWaits);
-        if (!ReadThread(out char state, out long runNanos))
+        _watchedUnreadable = !ReadThread(out char state, out long runNanos);
+        if (_watchedUnreadable)
         {
             return now - start;
         }
@@ -414,7 +423,7 @@ public sealed class ExtensionScheduler
     /// Watchdog thread only: what the last <see cref="StuckInvocation"/> counted for the step, for the quarantine's
     /// message (the time on a CPU and asleep, and the thread's state at the last look), or null without the thread id.
     /// </summary>
-    internal string? StuckDetail() => ThreadId == 0 ? null
+    internal string? StuckDetail() => ThreadId == 0 || _watchedUnreadable ? null
         : FormattableString.Invariant($"counted {Ms(_watchedStuckTicks):F0} ms: {Ms(_watchedStuckTicks - _watchedAsleepTicks):F0} on a CPU, {Ms(_watchedAsleepTicks):F0} asleep, state {_watchedState}");
 
     private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
@@ -424,14 +433,16 @@ public sealed class ExtensionScheduler
     {
         state = '?';
         runNanos = 0;
-        _statPath ??= $"/proc/self/task/{ThreadId}/stat";
-        _schedStatPath ??= $"/proc/self/task/{ThreadId}/schedstat";
+        if (_threadFiles is not { } files)
+        {
+            return false;
+        }
         Span<byte> text = stackalloc byte[512];
         try
         {
             // "<tid> (<comm>) <state> ...": the name may hold spaces and parentheses, the state follows the last ')'.
             int length;
-            using (var stat = File.OpenHandle(_statPath))
+            using (var stat = File.OpenHandle(files.Stat))
             {
                 length = RandomAccess.Read(stat, text, 0);
             }
@@ -441,7 +452,7 @@ public sealed class ExtensionScheduler
                 return false;
             }
             state = (char)text[close + 2];
-            using (var schedStat = File.OpenHandle(_schedStatPath))
+            using (var schedStat = File.OpenHandle(files.SchedStat))
             {
                 length = RandomAccess.Read(schedStat, text, 0);
             }
