@@ -96,18 +96,21 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
     }
 
     /// <summary>
-    /// Reads every key back; returns the indexes whose value is neither the last acknowledged one nor that of a write
-    /// with an unknown outcome made after it.
+    /// Reads every key back; returns the keys whose value is neither the last acknowledged one nor that of a write
+    /// with an unknown outcome made after it, each with what it holds and what was expected (for the failure message).
     /// </summary>
-    public async Task<List<int>> MismatchesAsync()
+    public async Task<List<string>> MismatchesAsync()
     {
-        var wrong = new List<int>();
+        var wrong = new List<string>();
         for (int i = 0; i < _acked.Length; i++)
         {
             GetResult got = await client.GetAsync(1, Key(i));
             string? value = got.Value is null ? null : Encoding.UTF8.GetString(got.Value);
             if (_acked[i] != value && !(value is not null && _unknown[i] is { } unknown && unknown.Contains(value)))
-                wrong.Add(i);
+            {
+                string unknowns = _unknown[i] is { } u ? string.Join("/", u) : "none";
+                wrong.Add($"key:{i} holds '{value}' ({got.Status}, version {got.Version}), last acknowledged '{_acked[i]}', outcome unknown: {unknowns}");
+            }
         }
         return wrong;
     }

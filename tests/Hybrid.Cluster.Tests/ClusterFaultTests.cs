@@ -105,7 +105,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         }, "the target's migrate task to finish", TimeSpan.FromSeconds(30));
         output.WriteLine($"target: {status}");
         AssertMigrated();
-        List<int> wrong = await load.MismatchesAsync();
+        List<string> wrong = await load.MismatchesAsync();
         Assert.True(wrong.Count == 0, $"{wrong.Count} of {Keys} keys lost or stale, e.g. {string.Join(", ", wrong.Take(8))}");
         int moved = Enumerable.Range(0, Keys).Count(i => Metadata.Current.Owner(RangeOf(i)) == "n2");
         long pulled = status.GetProperty("records").GetInt64();
