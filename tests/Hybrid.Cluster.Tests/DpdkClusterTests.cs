@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Hybrid.Client;
-using Hybrid.Node.Tests.Transport;
+using Hybrid.Transport.Dpdk;
 using Xunit.Abstractions;
 
 namespace Hybrid.Cluster.Tests;
@@ -172,7 +172,7 @@ public sealed class AfPacketClusterTests(ITestOutputHelper output) : DpdkCluster
     private const string Tenant = "app";
     private const string Secret = "af-packet-cluster-secret";
 
-    private readonly Dictionary<string, Veth> _veths = [];
+    private readonly Dictionary<string, VethPair> _veths = [];
 
     protected override string NodeSpec(string node) => "af_packet:" + _veths[node].A;
 
@@ -187,14 +187,14 @@ public sealed class AfPacketClusterTests(ITestOutputHelper output) : DpdkCluster
     {
         foreach (string node in new[] { "n1", "n2" })
         {
-            _veths[node] = new Veth(Guid.NewGuid().ToString("N")[..6]);
+            _veths[node] = new VethPair("hybn" + Guid.NewGuid().ToString("N")[..6]);
         }
         return Task.CompletedTask;
     }
 
     protected override Task CleanUpAsync()
     {
-        foreach (Veth veth in _veths.Values)
+        foreach (VethPair veth in _veths.Values)
             veth.Dispose();
         return Task.CompletedTask;
     }

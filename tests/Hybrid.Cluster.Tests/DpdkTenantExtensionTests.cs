@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Hybrid.Node.Tenants;
 using Hybrid.Node.Tests.Extensions;
-using Hybrid.Node.Tests.Transport;
+using Hybrid.Transport.Dpdk;
 using Xunit.Abstractions;
 
 namespace Hybrid.Cluster.Tests;
@@ -28,7 +28,7 @@ public sealed class DpdkTenantExtensionTests(ITestOutputHelper output) : IDispos
     public async Task Tenants_authenticate_stay_isolated_and_run_extensions_over_DPDK(string kind)
     {
         var clock = Stopwatch.StartNew();
-        using Veth? veth = kind == "af_packet" ? new Veth(Guid.NewGuid().ToString("N")[..6]) : null;
+        using VethPair? veth = kind == "af_packet" ? new VethPair("hybn" + Guid.NewGuid().ToString("N")[..6]) : null;
         string socket = Path.Combine(_dir.Path, "node.memif.sock");
         (string serverSpec, string clientSpec) = veth is null ? ("memif:" + socket, "memif:" + socket) : ("af_packet:" + veth.A, "af_packet:" + veth.B);
 

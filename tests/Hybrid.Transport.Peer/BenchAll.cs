@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hybrid.Transport.Dpdk;
 
 namespace Hybrid.Transport.Peer;
 
@@ -16,7 +17,7 @@ internal static class BenchAll
         results.Add(("tcp", Run(["tcp", "127.0.0.1:0"], [], [], count)));
         results.Add(("shm", Run(["shm", $"/tmp/hyb-bench-{id}.sock"], [], [], count)));
         results.Add(("dpdk memif", Run(["dpdk", "7100"], DpdkSetup.Memif(id, server: true), DpdkSetup.Memif(id, server: false), count)));
-        using (var veth = new VethPair(id))
+        using (var veth = new VethPair("hyb" + id))
         {
             results.Add(("dpdk af_packet", Run(["dpdk", "7100"], DpdkSetup.AfPacket(id, veth.A, server: true),
                 DpdkSetup.AfPacket(id, veth.B, server: false), count)));

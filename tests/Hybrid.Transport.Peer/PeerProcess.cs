@@ -170,50 +170,6 @@ internal static class DpdkSetup
     ];
 }
 
-/// <summary>A veth pair created for one test or benchmark run (root needed) and removed after it.</summary>
-internal sealed class VethPair : IDisposable
-{
-    public VethPair(string id)
-    {
-        A = $"hyb{id}a";
-        B = $"hyb{id}b";
-        Run("ip", $"link del {A}", mustSucceed: false); // left over by a run that was killed
-        Run("ip", $"link add {A} type veth peer name {B}");
-        foreach (var side in new[] { A, B })
-        {
-            // No IPv6 means no router solicitations or DAD frames on the link: only our frames travel.
-            Run("sysctl", $"-q -w net.ipv6.conf.{side}.disable_ipv6=1", mustSucceed: false);
-            Run("ip", $"link set {side} up");
-        }
-    }
-
-    public string A { get; }
-
-    public string B { get; }
-
-    private static void Run(string file, string args, bool mustSucceed = true)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        Process? process;
-        try
-        {
-            process = Process.Start(psi);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"cannot run '{file}' (install iproute2/procps): {e.Message}", e);
-        }
-        process!.WaitForExit();
-        if (mustSucceed && process.ExitCode != 0)
-        {
-            throw new InvalidOperationException(
-                $"'{file} {args}' failed ({process.StandardError.ReadToEnd().Trim()}): creating a veth pair needs root (CAP_NET_ADMIN)");
-        }
-    }
-
-    public void Dispose() => Run("ip", $"link del {A}", mustSucceed: false);
-}
-
 /// <summary>
 /// The toy service the peers and the tests run behind a listener: "W key value" stores and counts one
 /// execution, "R key" reads, "C" answers the number of writes executed (4 bytes), "E…" echoes (benchmark).

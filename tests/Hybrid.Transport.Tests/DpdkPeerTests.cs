@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hybrid.Transport.Dpdk;
 using Hybrid.Transport.Peer;
 
 namespace Hybrid.Transport.Tests;
@@ -58,7 +59,7 @@ public sealed class DpdkPeerTests
     public void AfPacket_InjectedFrameLoss_RetransmitsAndNoWriteExecutesTwice()
     {
         string id = NewId();
-        using var veth = new VethPair(id);
+        using var veth = new VethPair("hyb" + id);
         using var server = StartServer(DpdkSetup.AfPacket(id, veth.A, server: true), "--drop", "0.05");
         long retransmissions = RunKvClient(DpdkSetup.AfPacket(id, veth.B, server: false), 200, 200, "--drop", "0.05");
         Assert.True(retransmissions > 0, "5% loss on both sides must force retransmissions");
@@ -68,7 +69,7 @@ public sealed class DpdkPeerTests
     public void AfPacket_ServerKilled9_ClientReportsPeerTimeoutAndKeepsRunning()
     {
         string id = NewId();
-        using var veth = new VethPair(id);
+        using var veth = new VethPair("hyb" + id);
         using var server = StartServer(DpdkSetup.AfPacket(id, veth.A, server: true));
         using var client = PeerProcess.Start(["client", "dpdk", "7100", "--scenario", "kill", "--peer-timeout-ms", "500", "--connect-timeout-ms", "1000",
             .. DpdkSetup.AfPacket(id, veth.B, server: false)]);
@@ -85,7 +86,7 @@ public sealed class DpdkPeerTests
     public void AfPacket_ClientKilled9_ServerEndsThatSessionAndServesTheNext()
     {
         string id = NewId();
-        using var veth = new VethPair(id);
+        using var veth = new VethPair("hyb" + id);
         using var server = StartServer(DpdkSetup.AfPacket(id, veth.A, server: true), "--peer-timeout-ms", "500");
         using (var doomed = PeerProcess.Start(["client", "dpdk", "7100", "--scenario", "kill", .. DpdkSetup.AfPacket(id, veth.B, server: false)]))
         {
@@ -94,5 +95,28 @@ public sealed class DpdkPeerTests
         }
         Assert.StartsWith("session-end PeerTimeout", server.WaitFor(s_start, "session-end"));
         RunKvClient(DpdkSetup.AfPacket(id, veth.B, server: false), 20, 30, "--tag", "next");
+    }
+
+    /// <summary>
+    /// DPDK names an af_packet fanout group (pid ^ ifindex) &amp; 0xffff and the kernel refuses one id on two interfaces,
+    /// so concurrent af_packet processes on our pairs must not be able to collide: both ends' ifindexes share their low
+    /// 16 bits (CI once failed a node start with "could not set PACKET_FANOUT ... Invalid argument").
+    /// </summary>
+    [Fact]
+    public void VethPair_BothEndsHaveIfindexesWithTheSameLow16Bits_SoFanoutIdsDifferWheneverPidsDo()
+    {
+        string id = NewId();
+        int a, b;
+        using (var veth = new VethPair("hyb" + id))
+        {
+            a = int.Parse(File.ReadAllText($"/sys/class/net/{veth.A}/ifindex").Trim(), CultureInfo.InvariantCulture);
+            b = int.Parse(File.ReadAllText($"/sys/class/net/{veth.B}/ifindex").Trim(), CultureInfo.InvariantCulture);
+            Assert.Equal(VethPair.FanoutIndexBits, a & 0xffff);
+            Assert.Equal(VethPair.FanoutIndexBits, b & 0xffff);
+            Assert.NotEqual(a, b);
+            foreach (string side in new[] { veth.A, veth.B })
+                Assert.True((Convert.ToInt32(File.ReadAllText($"/sys/class/net/{side}/flags").Trim(), 16) & 1) == 1, side + " is not up"); // IFF_UP
+        }
+        Assert.False(Directory.Exists($"/sys/class/net/hyb{id}a"), "the pair outlived its dispose");
     }
 }

@@ -5,6 +5,7 @@ using Hybrid.Client;
 using Hybrid.Node.Tenants;
 using Hybrid.Node.Tests.Node;
 using Hybrid.Protocol;
+using Hybrid.Transport.Dpdk;
 
 namespace Hybrid.Node.Tests.Transport;
 
@@ -43,8 +44,29 @@ public class DpdkNodeTests
     [Fact]
     public async Task AfPacket_BenchClientProcess_PutsAndGetsThroughNode_VisibleOverTcp()
     {
-        using var veth = new Veth(Id()[..6]);
+        using var veth = new VethPair("hybn" + Id()[..6]);
         await BenchThroughNodeAsync("af_packet:" + veth.A, "af_packet:" + veth.B, authenticate: true);
+    }
+
+    /// <summary>
+    /// An af_packet interface the node cannot open stops the node with a message naming it and the one cause a correct
+    /// command line still meets (a fanout group id collision with another af_packet process), not a bare HYB_ENODEV.
+    /// </summary>
+    [Fact]
+    public void AfPacket_OnAMissingInterface_TheNodeExitsNamingTheInterfaceAndTheFanoutCollision()
+    {
+        string directory = TestNode.NewDirectory();
+        try
+        {
+            string missing = "hybnx" + Id()[..6];
+            var failure = Assert.Throws<InvalidOperationException>(() => HybridProcess.StartServer(directory, "--transport", "af_packet:" + missing).Server.Dispose());
+            Assert.Contains($"hyb_port_open(net_af_packet0,iface={missing}) failed with HYB_ENODEV: af_packet could not open the interface", failure.Message);
+            Assert.Contains("(pid ^ ifindex) & 0xffff", failure.Message);
+        }
+        finally
+        {
+            TestNode.DeleteDirectory(directory);
+        }
     }
 
     /// <summary>

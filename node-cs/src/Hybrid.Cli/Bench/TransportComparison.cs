@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Hybrid.Node.Tenants;
+using Hybrid.Transport.Dpdk;
 using Spectre.Console;
 
 namespace Hybrid.Cli.Bench;
@@ -62,7 +63,7 @@ internal static class TransportComparison
         string id = string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId % 10000}");
         string directory = Path.Combine(Path.GetTempPath(), $"hybrid-bench-transports-{id}-{name}");
         string csv = Path.Combine(Path.GetTempPath(), $"hybrid-bench-transports-{id}-{name}.csv");
-        Veth? veth = null;
+        VethPair? veth = null;
         try
         {
             File.Delete(csv);
@@ -77,7 +78,7 @@ internal static class TransportComparison
                     serverSpec = clientSpec = $"memif:/tmp/hyb-bench-memif-{id}.sock";
                     break;
                 case "af_packet":
-                    veth = new Veth(id);
+                    veth = new VethPair("hybb" + id);
                     serverSpec = $"af_packet:{veth.A}";
                     clientSpec = $"af_packet:{veth.B}";
                     auth = CreateTenant(directory);
@@ -249,41 +250,5 @@ internal static class TransportComparison
                 _process.Kill(entireProcessTree: true);
             _process.Dispose();
         }
-    }
-
-    /// <summary>A veth pair for af_packet (root), removed after the run.</summary>
-    private sealed class Veth : IDisposable
-    {
-        public Veth(string id)
-        {
-            A = $"hybb{id}a";
-            B = $"hybb{id}b";
-            Run($"link del {A}", mustSucceed: false);
-            Run($"link add {A} type veth peer name {B}", mustSucceed: true);
-            foreach (var side in new[] { A, B })
-            {
-                // No IPv6: no router solicitations or DAD frames on the link, only ours.
-                using (var sysctl = Process.Start("sysctl", ["-q", "-w", $"net.ipv6.conf.{side}.disable_ipv6=1"]))
-                    sysctl.WaitForExit();
-                Run($"link set {side} up", mustSucceed: true);
-            }
-        }
-
-        public string A { get; }
-
-        public string B { get; }
-
-        private static void Run(string args, bool mustSucceed)
-        {
-            var info = new ProcessStartInfo("ip") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var arg in args.Split(' '))
-                info.ArgumentList.Add(arg);
-            using var process = Process.Start(info) ?? throw new InvalidOperationException("cannot run ip");
-            process.WaitForExit();
-            if (mustSucceed && process.ExitCode != 0)
-                throw new InvalidOperationException($"'ip {args}' failed ({process.StandardError.ReadToEnd().Trim()}): a veth pair needs root");
-        }
-
-        public void Dispose() => Run($"link del {A}", mustSucceed: false);
     }
 }

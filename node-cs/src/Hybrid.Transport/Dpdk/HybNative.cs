@@ -284,7 +284,18 @@ internal static unsafe partial class HybNative
 
     public static HybPortHandle OpenPort(string vdev, PortConfig config)
     {
-        Check(PortOpen(vdev, &config, out nint raw), $"hyb_port_open({vdev})");
+        int status = PortOpen(vdev, &config, out nint raw);
+        if (status == (int)Status.ENoDev && vdev.StartsWith("net_af_packet", StringComparison.Ordinal))
+        {
+            // The one af_packet failure a correct command line still meets: see VethPair.
+            throw new TransportException(TransportError.Unavailable,
+                $"hyb_port_open({vdev}) failed with HYB_ENODEV: af_packet could not open the interface. Is it there and up? " +
+                "If the EAL log above says 'could not set PACKET_FANOUT ... Invalid argument', another af_packet process in this " +
+                "network namespace uses the same fanout group id, which DPDK derives from (pid ^ ifindex) & 0xffff: start this " +
+                "process again (a new pid), or give every af_packet interface an ifindex with the same low 16 bits " +
+                "('ip link add NAME index K*65536+C ...') so that no two processes' ids can collide");
+        }
+        Check(status, $"hyb_port_open({vdev})");
         return new HybPortHandle(raw);
     }
 
