@@ -9,21 +9,27 @@ namespace Hybrid.Cluster.Tests;
 /// acknowledged: loaded first, then written by several lanes until stopped, then checked (every key must hold its
 /// last acknowledged value). A write that failed with <see cref="HybridConnectionException"/> after it was sent has an
 /// unknown outcome (it may have run, the client does not send it again): until the key's next acknowledged write, the
-/// key may hold that value instead. One that failed with <see cref="HybridNotSentException"/> did not run.
+/// key may hold that value instead. One that failed with <see cref="HybridNotSentException"/> did not run. One answered
+/// with another status than Ok did not run either (the client resends the retryable ones itself); it is remembered with
+/// its status, so that a key holding such a value is reported as what it is: a refused write that took effect.
 /// </summary>
 internal sealed class AckedWrites(ClusterClient client, int keys)
 {
     private readonly string?[] _acked = new string?[keys];
     private readonly List<string>?[] _unknown = new List<string>?[keys]; // outcome-unknown writes since the last ack (one lane per key)
+    private readonly List<(string Value, Status Status)>?[] _refused = new List<(string, Status)>?[keys]; // non-Ok answers since the last ack
     private readonly CancellationTokenSource _stop = new();
     private Task[] _lanes = [];
-    private long _writes, _failed;
+    private long _writes, _failed, _refusedCount;
 
     /// <summary>Writes acknowledged by the lanes.</summary>
     public long Writes => Interlocked.Read(ref _writes);
 
     /// <summary>Writes that failed with a connection error (not run, or outcome unknown).</summary>
     public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>Writes answered with another status than Ok (after the client's own resends).</summary>
+    public long Refused => Interlocked.Read(ref _refusedCount);
 
     /// <summary>The key of index <paramref name="i"/>.</summary>
     public static byte[] Key(int i) => Encoding.UTF8.GetBytes("key:" + i);
@@ -67,11 +73,18 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
                 string value = $"w{lane}-{round}";
                 try
                 {
-                    if ((await client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value))).Status == Status.Ok)
+                    Status status = (await client.PutAsync(1, Key(i), Encoding.UTF8.GetBytes(value))).Status;
+                    if (status == Status.Ok)
                     {
                         Volatile.Write(ref _acked[i], value);
                         _unknown[i] = null;
+                        _refused[i] = null;
                         Interlocked.Increment(ref _writes);
+                    }
+                    else
+                    {
+                        (_refused[i] ??= []).Add((value, status));
+                        Interlocked.Increment(ref _refusedCount);
                     }
                 }
                 catch (HybridNotSentException)
@@ -109,7 +122,10 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
             if (_acked[i] != value && !(value is not null && _unknown[i] is { } unknown && unknown.Contains(value)))
             {
                 string unknowns = _unknown[i] is { } u ? string.Join("/", u) : "none";
-                wrong.Add($"key:{i} holds '{value}' ({got.Status}, version {got.Version}), last acknowledged '{_acked[i]}', outcome unknown: {unknowns}");
+                string refused = _refused[i] is { } r ? string.Join("/", r.Select(w => $"{w.Value}={w.Status}")) : "none";
+                string verdict = _refused[i]?.Exists(w => w.Value == value) == true ? " A REFUSED WRITE TOOK EFFECT." : "";
+                wrong.Add($"key:{i} holds '{value}' ({got.Status}, version {got.Version}), last acknowledged '{_acked[i]}', " +
+                          $"outcome unknown: {unknowns}, refused since: {refused}.{verdict}");
             }
         }
         return wrong;

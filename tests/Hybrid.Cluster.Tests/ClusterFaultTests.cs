@@ -35,7 +35,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         await RestartAndAwaitMigrationAsync(victim);
         await Task.Delay(300);
         await load.StopAsync();
-        output.WriteLine($"{load.Writes} acknowledged writes during the run, {load.Failed} failed; target: {(await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("steps")}");
+        output.WriteLine($"{load.Writes} acknowledged writes during the run, {load.Failed} failed, {load.Refused} refused; target: {(await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("steps")}");
 
         AssertMigrated();
         Assert.Empty(await load.MismatchesAsync());

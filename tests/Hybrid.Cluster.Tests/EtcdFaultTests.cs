@@ -55,7 +55,7 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
             "the migration to finish", TimeSpan.FromSeconds(120));
         await load.StopAsync();
         JsonElement status = await ControlAsync("n2", "{\"op\":\"status\"}");
-        output.WriteLine($"{load.Writes} acknowledged writes, {load.Failed} failed, {client.Resends} resends; target: {status}");
+        output.WriteLine($"{load.Writes} acknowledged writes, {load.Failed} failed, {load.Refused} refused, {client.Resends} resends; target: {status}");
         Assert.Equal(JsonValueKind.Null, status.GetProperty("error").ValueKind);
         AssertMigrated();
         Assert.Empty(await load.MismatchesAsync());

@@ -103,7 +103,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output) : ClusterProcess
         await load.StopAsync();
         JsonElement status = await ControlAsync("n2", "{\"op\":\"status\"}");
         string rules = InNamespace("nft", "list", "table", "inet", "hybfault");
-        output.WriteLine($"{load.Writes} acknowledged writes, {load.Failed} failed, {client.Resends} resends; target: {status}");
+        output.WriteLine($"{load.Writes} acknowledged writes, {load.Failed} failed, {load.Refused} refused, {client.Resends} resends; target: {status}");
         output.WriteLine(rules);
         Assert.Equal(JsonValueKind.Null, status.GetProperty("error").ValueKind);
         // The impairment really hit the nodes' traffic: some packets were dropped.
