@@ -121,11 +121,19 @@ public sealed class RecoveryTests : IDisposable
     {
         // The old checkpoint is deleted and the op log truncated right after the metadata file is renamed: a rename
         // still in the page cache when the machine crashes would name a checkpoint that no longer exists.
-        var seen = new List<(string Directory, string Meta, int Checkpoints)>();
+        var seen = new List<(string Meta, int Checkpoints)>();
         string checkpoints = Path.Combine(_dir.Path, "checkpoints", "cpr-checkpoints");
+        string meta = Path.Combine(_dir.Path, "checkpoint.json");
         var options = _dir.Options(DurabilityMode.Sync) with
         {
-            SyncDirectory = d => seen.Add((d, File.ReadAllText(Path.Combine(d, "checkpoint.json")), Directory.GetDirectories(checkpoints).Length)),
+            SyncDirectory = d =>
+            {
+                if (d == _dir.Path)
+                {
+                    lock (seen)
+                        seen.Add((File.Exists(meta) ? File.ReadAllText(meta) : "", Directory.GetDirectories(checkpoints).Length));
+                }
+            },
         };
         using var store = FasterKvStore.Open(options);
         using (var s = store.NewSession())
@@ -134,11 +142,89 @@ public sealed class RecoveryTests : IDisposable
         using (var s = store.NewSession())
             s.PutNow("k", "v2");
         await store.CheckpointAsync();
-        Assert.Equal(2, seen.Count);
-        Assert.All(seen, call => Assert.Equal(_dir.Path, call.Directory));
-        Assert.NotEqual(seen[0].Meta, seen[1].Meta); // each call saw its own checkpoint named already
-        Assert.Equal(2, seen[1].Checkpoints); // and the one it replaced not yet deleted
+        // Per checkpoint: once before the rename (with the checkpoint's new folders), once after it.
+        Assert.Equal(4, seen.Count);
+        Assert.Equal("", seen[0].Meta);
+        Assert.NotEqual("", seen[1].Meta); // the call after the first rename saw its checkpoint named already
+        Assert.Equal(seen[1].Meta, seen[2].Meta);
+        Assert.NotEqual(seen[1].Meta, seen[3].Meta);
+        Assert.Equal(2, seen[3].Checkpoints); // and the one it replaced not yet deleted
         Assert.Single(Directory.GetDirectories(checkpoints));
+    }
+
+    [Fact]
+    public async Task A_checkpoints_new_folders_and_log_segments_are_flushed_before_its_metadata_names_it()
+    {
+        // The op log below the checkpoint is truncated once checkpoint.json names it: after a machine crash, a
+        // checkpoint whose files' directory entries were still in the page cache would be all there is, and missing.
+        var calls = new List<(string Directory, bool Named)>();
+        string meta = Path.Combine(_dir.Path, "checkpoint.json");
+        var options = _dir.Options(DurabilityMode.Sync) with
+        {
+            SyncDirectory = d =>
+            {
+                lock (calls)
+                    calls.Add((d, File.Exists(meta)));
+            },
+        };
+        using var store = FasterKvStore.Open(options);
+        using (var s = store.NewSession())
+        {
+            for (int i = 0; i < 200; i++)
+                s.PutNow($"k{i}", new string('v', 100));
+        }
+        await store.CheckpointAsync();
+        string token = System.Text.Json.JsonDocument.Parse(File.ReadAllText(meta)).RootElement.GetProperty("Token").GetString()!;
+        (string Directory, bool Named)[] seen;
+        lock (calls)
+            seen = [.. calls];
+        int named = Array.FindIndex(seen, c => c.Directory == _dir.Path && c.Named);
+        Assert.True(named > 0, "the data directory was not flushed after checkpoint.json was written");
+        var before = seen[..named].Select(c => c.Directory).ToList();
+        foreach (string part in new[] { "cpr-checkpoints", "index-checkpoints" })
+        {
+            Assert.Contains(Path.Combine(_dir.Path, "checkpoints", part, token), before);
+            Assert.Contains(Path.Combine(_dir.Path, "checkpoints", part), before);
+        }
+        Assert.Contains(Path.Combine(_dir.Path, "checkpoints"), before);
+        Assert.Contains(Path.Combine(_dir.Path, "hlog"), before);
+    }
+
+    [Fact]
+    public async Task A_sync_write_is_durable_only_once_the_operation_logs_new_commit_file_is_flushed()
+    {
+        // FASTER writes each commit's metadata into a new file (oplog/log-commits/commit.N.0): until its directory entry
+        // is on disk, a machine crash may lose that commit, so the write must not count as durable yet.
+        string commits = Path.Combine(_dir.Path, "oplog", "log-commits");
+        using var gate = new ManualResetEventSlim(true);
+        using var entered = new ManualResetEventSlim(false);
+        var options = _dir.Options(DurabilityMode.Sync) with
+        {
+            SyncDirectory = d =>
+            {
+                if (d == commits && !gate.IsSet)
+                {
+                    entered.Set();
+                    gate.Wait(TimeSpan.FromSeconds(30));
+                }
+            },
+        };
+        using var store = FasterKvStore.Open(options);
+        using var s = store.NewSession();
+        s.PutNow("before", "v");
+        await store.WaitDurableAsync(s.LastWriteSequence).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        gate.Reset();
+        s.PutNow("k", "v");
+        long sequence = s.LastWriteSequence;
+        ValueTask durable = store.WaitDurableAsync(sequence);
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(30)), "the commit's directory was never flushed");
+        Assert.False(store.IsDurable(sequence), "durable before the commit file's directory entry was flushed");
+        Assert.True(store.GetMetrics().CommittedSequence < sequence);
+        await Task.Delay(100);
+        Assert.False(durable.IsCompleted);
+        gate.Set();
+        await durable.AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(store.IsDurable(sequence));
     }
 
     [Fact]

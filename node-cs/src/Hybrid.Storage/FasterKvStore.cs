@@ -37,6 +37,9 @@ public sealed class FasterKvStore : IKvStore
     private readonly Thread? _committer;
     private readonly Thread? _checkpointer;
     private int _committerSleeping;
+    private long _durableUntil; // operation-log address below which commits and their directory entries are on disk
+    private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _syncedSegment = -1; // the last operation-log segment whose file's directory entry was flushed
     private long _floor;
     private long _retiredMaxVersion;
     private long _lastCheckpointSequence;
@@ -112,9 +115,10 @@ public sealed class FasterKvStore : IKvStore
             LogCommitDir = Path.Combine(dir, OpLogFolder),
             PageSizeBits = opLogPageBits,
             MemorySizeBits = opLogPageBits + 3,
-            SegmentSizeBits = 28,
+            SegmentSizeBits = OpLogSegmentBits,
         });
         Recover(dir);
+        _durableUntil = _opLog.CommittedUntilAddress; // recovered from disk: durable already
         _committer = new Thread(CommitLoop) { IsBackground = true, Name = "hybrid-storage-commit" };
         _committer.Start();
         if (options.CheckpointInterval > TimeSpan.Zero)
@@ -299,7 +303,7 @@ public sealed class FasterKvStore : IKvStore
         _kv.Log.MemorySizeBytes + _kv.IndexSize * 64,
         _kv.Log.TailAddress - _kv.Log.BeginAddress,
         _opLog is null ? 0 : _opLog.TailAddress - _opLog.BeginAddress,
-        _opLog is null ? 0 : Volatile.Read(ref _opLog.CommittedUntilAddress),
+        _opLog is null ? 0 : Volatile.Read(ref _durableUntil),
         MaxVersion,
         Volatile.Read(ref _lastCheckpointSequence));
 
@@ -332,12 +336,12 @@ public sealed class FasterKvStore : IKvStore
             _opLog.Enqueue(header, ref ks, ref vs, out long address);
             _commitWake.Set();
             if (wait)
-                _opLog.WaitForCommitAsync(address + 1).AsTask().GetAwaiter().GetResult();
+                WaitDurableAsync(address + 1).AsTask().GetAwaiter().GetResult();
         }
     }
 
     /// <inheritdoc />
-    public bool IsDurable(long sequence) => _opLog is null || sequence <= Volatile.Read(ref _opLog.CommittedUntilAddress);
+    public bool IsDurable(long sequence) => _opLog is null || sequence <= Volatile.Read(ref _durableUntil);
 
     /// <inheritdoc />
     public ValueTask WaitDurableAsync(long sequence, CancellationToken cancellationToken = default)
@@ -345,7 +349,52 @@ public sealed class FasterKvStore : IKvStore
         if (IsDurable(sequence))
             return ValueTask.CompletedTask;
         _commitWake.Set();
-        return _opLog!.WaitForCommitAsync(sequence, token: cancellationToken);
+        return WaitAdvancedAsync(sequence, cancellationToken);
+    }
+
+    private async ValueTask WaitAdvancedAsync(long sequence, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // Read the signal before the address: AdvanceDurable writes the address before it completes the signal.
+            Task advanced = Volatile.Read(ref _durableAdvanced).Task;
+            if (IsDurable(sequence))
+                return;
+            await advanced.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Commits the operation log and makes what it committed durable: FASTER writes each commit's metadata into a new
+    /// file (<c>oplog/log-commits/commit.N.0</c>) and each 256 MB of log into a new segment file, and a new file
+    /// survives a machine crash only once its directory is flushed. Only then does <see cref="IsDurable"/> cover it.
+    /// </summary>
+    private async ValueTask CommitDurablyAsync(CancellationToken cancellationToken)
+    {
+        var log = _opLog!;
+        await log.CommitAsync(cancellationToken).ConfigureAwait(false);
+        AdvanceDurable(log.CommittedUntilAddress);
+    }
+
+    private void AdvanceDurable(long committed)
+    {
+        if (Options.SyncDirectory is { } sync)
+        {
+            string opLogDirectory = Path.Combine(Options.DataDirectory, OpLogFolder);
+            long segment = Math.Max(0, committed - 1) >> OpLogSegmentBits;
+            if (segment != Interlocked.Exchange(ref _syncedSegment, segment))
+                sync(opLogDirectory);
+            sync(Path.Combine(opLogDirectory, "log-commits"));
+        }
+        long seen = Volatile.Read(ref _durableUntil);
+        while (committed > seen)
+        {
+            long was = Interlocked.CompareExchange(ref _durableUntil, committed, seen);
+            if (was == seen)
+                break;
+            seen = was;
+        }
+        Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
     /// <summary>
@@ -361,15 +410,15 @@ public sealed class FasterKvStore : IKvStore
         {
             try
             {
-                if (log.TailAddress > Volatile.Read(ref log.CommittedUntilAddress))
+                if (log.TailAddress > Volatile.Read(ref _durableUntil))
                 {
-                    log.CommitAsync(_stop.Token).AsTask().GetAwaiter().GetResult();
+                    CommitDurablyAsync(_stop.Token).AsTask().GetAwaiter().GetResult();
                     if (sync)
                         continue;
                 }
                 _commitWake.Reset();
                 Interlocked.Exchange(ref _committerSleeping, 1); // full fence before re-reading the tail (Dekker with writers)
-                if (!sync || log.TailAddress <= Volatile.Read(ref log.CommittedUntilAddress))
+                if (!sync || log.TailAddress <= Volatile.Read(ref _durableUntil))
                     _commitWake.Wait(idleMs, _stop.Token);
                 Volatile.Write(ref _committerSleeping, 0);
             }
@@ -434,11 +483,12 @@ public sealed class FasterKvStore : IKvStore
             // (its record is already there), so only this value counts its version after a crash. Every such write
             // has issued its version by now; a later one only makes the floor higher, which is harmless.
             ulong maxVersion = MaxVersion;
+            SyncCheckpointFiles(token);
             WriteMeta(new CheckpointMeta(token, covered, maxVersion));
             _lastCheckpointToken = token;
             PurgeUnnamedCheckpoints();
             _opLog.TruncateUntil(covered);
-            await _opLog.CommitAsync(cancellationToken).ConfigureAwait(false);
+            await CommitDurablyAsync(cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _lastCheckpointSequence, covered);
             return covered;
         }
@@ -449,6 +499,29 @@ public sealed class FasterKvStore : IKvStore
     }
 
     private sealed record CheckpointMeta(Guid Token, long CoveredSequence, ulong MaxVersion);
+
+    /// <summary>
+    /// Flushes the directory entries of the files checkpoint <paramref name="token"/> created (its folders under
+    /// <c>checkpoints/</c>, and the <c>hlog/</c> segments its fold-over wrote) before <c>checkpoint.json</c> names it:
+    /// the operation log below it is truncated next, so after a machine crash the checkpoint is all there is.
+    /// </summary>
+    private void SyncCheckpointFiles(Guid token)
+    {
+        if (Options.SyncDirectory is not { } sync)
+            return;
+        foreach (string part in s_checkpointParts)
+        {
+            string folder = Path.Combine(CheckpointDirectory, part);
+            string mine = Path.Combine(folder, token.ToString());
+            if (Directory.Exists(mine))
+                sync(mine);
+            if (Directory.Exists(folder))
+                sync(folder);
+        }
+        sync(CheckpointDirectory);
+        sync(Path.Combine(Options.DataDirectory, LogFolder));
+        sync(Options.DataDirectory);
+    }
 
     private void WriteMeta(CheckpointMeta meta)
     {
@@ -537,6 +610,7 @@ public sealed class FasterKvStore : IKvStore
 
     /// <summary>Folders of the data directory: FASTER's hybrid log, the operation log of async/sync durability, checkpoints.</summary>
     private const string LogFolder = "hlog", OpLogFolder = "oplog", CheckpointsFolder = "checkpoints";
+    private const int OpLogSegmentBits = 28;
 
     private string CheckpointDirectory => Path.Combine(Options.DataDirectory, CheckpointsFolder);
 
@@ -596,7 +670,7 @@ public sealed class FasterKvStore : IKvStore
             return;
         if (_opLog is not null)
         {
-            _opLog.CommitAsync().AsTask().GetAwaiter().GetResult();
+            CommitDurablyAsync(default).AsTask().GetAwaiter().GetResult();
             CheckpointAsync().AsTask().GetAwaiter().GetResult();
         }
         Shutdown();

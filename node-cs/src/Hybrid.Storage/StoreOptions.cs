@@ -41,10 +41,12 @@ public sealed record StoreOptions
     public int MaxSessions { get; init; } = 64;
 
     /// <summary>
-    /// Flushes a directory's entries to disk, called after the store renames its checkpoint metadata into
-    /// <see cref="DataDirectory"/> (the node passes libhyb_transport's <c>FileDurability.TrySyncDirectory</c>; .NET
-    /// cannot open a directory). Null: not flushed, so a machine crash may lose the rename and recovery then names the
-    /// checkpoint before it.
+    /// Flushes a directory's entries to disk (the node passes libhyb_transport's <c>FileDurability.TrySyncDirectory</c>;
+    /// .NET cannot open a directory). The store calls it for every new file it relies on: after each operation-log
+    /// commit (FASTER writes each commit's metadata into a new file, and the log into new 256 MB segment files; a write
+    /// counts as durable only after this), for a checkpoint's new folders and log segments before
+    /// <c>checkpoint.json</c> names it, and after renaming <c>checkpoint.json</c>. Null: nothing is flushed, so a
+    /// machine crash (not a process crash) may lose acknowledged writes of Sync mode and the last checkpoint.
     /// </summary>
     public Action<string>? SyncDirectory { get; init; }
 
