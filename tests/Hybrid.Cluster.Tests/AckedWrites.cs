@@ -31,6 +31,9 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
     /// <summary>Writes answered with another status than Ok (after the client's own resends).</summary>
     public long Refused => Interlocked.Read(ref _refusedCount);
 
+    /// <summary>The keys the last <see cref="MismatchesAsync"/> reported.</summary>
+    public List<int> MismatchedKeys { get; } = [];
+
     /// <summary>The key of index <paramref name="i"/>.</summary>
     public static byte[] Key(int i) => Encoding.UTF8.GetBytes("key:" + i);
 
@@ -115,6 +118,7 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
     public async Task<List<string>> MismatchesAsync()
     {
         var wrong = new List<string>();
+        MismatchedKeys.Clear();
         for (int i = 0; i < _acked.Length; i++)
         {
             GetResult got = await client.GetAsync(1, Key(i));
@@ -124,6 +128,7 @@ internal sealed class AckedWrites(ClusterClient client, int keys)
                 string unknowns = _unknown[i] is { } u ? string.Join("/", u) : "none";
                 string refused = _refused[i] is { } r ? string.Join("/", r.Select(w => $"{w.Value}={w.Status}")) : "none";
                 string verdict = _refused[i]?.Exists(w => w.Value == value) == true ? " A REFUSED WRITE TOOK EFFECT." : "";
+                MismatchedKeys.Add(i);
                 wrong.Add($"key:{i} holds '{value}' ({got.Status}, version {got.Version}), last acknowledged '{_acked[i]}', " +
                           $"outcome unknown: {unknowns}, refused since: {refused}.{verdict}");
             }

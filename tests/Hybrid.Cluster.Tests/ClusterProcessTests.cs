@@ -1,4 +1,7 @@
+using System.Net;
+using System.Text;
 using System.Text.Json;
+using Hybrid.Client;
 using Hybrid.Core.Interop;
 using Hybrid.Node.Cluster;
 
@@ -143,6 +146,52 @@ public abstract class ClusterProcessTests : IAsyncLifetime
         Assert.Equal(["n2", "n2", "n1", "n1"], ranges.Select(core.Owner));
         foreach (string r in ranges)
             Assert.Equal(1, new[] { "n1", "n2" }.Count(n => core.OwnedRanges(n, core.View(n)).Contains(r)));
+    }
+
+    /// <summary>
+    /// Asserts that every key holds its last acknowledged write. If not, fails with every such key, what each live node
+    /// holds for the first few (asked directly, without routing), which node owns its range, and where the nodes'
+    /// traces were kept for a post-mortem (the scratch directory goes with the test).
+    /// </summary>
+    private protected async Task AssertNoLostWritesAsync(AckedWrites load, HybridClientOptions? template = null)
+    {
+        List<string> wrong = await load.MismatchesAsync();
+        if (wrong.Count == 0)
+            return;
+        var details = new List<string>();
+        ClusterCore core = Metadata.Current;
+        foreach (int i in load.MismatchedKeys.Take(5))
+            details.Add($"key:{i} is in slot {ClusterSlot.Of(AckedWrites.Key(i))}, range {AckedRangeOf(i)} owned by {core.Owner(AckedRangeOf(i))}");
+        foreach (NodeInfo node in await Metadata.Typed.ListLiveNodesAsync())
+        {
+            var options = (template ?? new HybridClientOptions()) with { EndPoint = IPEndPoint.Parse(node.Endpoint), MaxResends = 0 };
+            await using HybridSession session = await HybridSession.ConnectAsync(options);
+            foreach (int i in load.MismatchedKeys.Take(5))
+            {
+                try
+                {
+                    GetResult got = await session.GetAsync(1, AckedWrites.Key(i));
+                    details.Add($"{node.Id} key:{i}: {got.Status}, version {got.Version}, '{(got.Value is null ? null : Encoding.UTF8.GetString(got.Value))}'");
+                }
+                catch (HybridProtocolException e)
+                {
+                    details.Add($"{node.Id} key:{i}: {e.Status}");
+                }
+            }
+        }
+        string kept = Path.Combine(Path.GetTempPath(), "hyb-lost-write-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(kept);
+        foreach (string trace in Directory.GetFiles(Dir.Path, "*.trace.ndjson"))
+            File.Copy(trace, Path.Combine(kept, Path.GetFileName(trace)));
+        Assert.Fail($"{wrong.Count} keys do not hold their last acknowledged write:\n{string.Join("\n", wrong)}\n" +
+                    $"{string.Join("\n", details)}\ntraces kept in {kept}");
+    }
+
+    /// <summary>The range whose slots hold key <paramref name="i"/> of <see cref="AckedWrites"/>.</summary>
+    protected string AckedRangeOf(int i)
+    {
+        int slot = ClusterSlot.Of(AckedWrites.Key(i));
+        return Metadata.Log.Ranges.First(r => r.Value.Contains(slot)).Key;
     }
 
     /// <summary>The decision lines of <paramref name="node"/>'s trace after the Init line; asserts they replay through the checker.</summary>

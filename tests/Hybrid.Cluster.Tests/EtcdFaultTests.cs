@@ -58,7 +58,7 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
         output.WriteLine($"{load.Writes} acknowledged writes, {load.Failed} failed, {load.Refused} refused, {client.Resends} resends; target: {status}");
         Assert.Equal(JsonValueKind.Null, status.GetProperty("error").ValueKind);
         AssertMigrated();
-        Assert.Empty(await load.MismatchesAsync());
+        await AssertNoLostWritesAsync(load);
         AssertTraceConforms("n2");
     }
 

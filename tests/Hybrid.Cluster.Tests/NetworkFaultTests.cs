@@ -110,7 +110,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output) : ClusterProcess
         Assert.Matches(@"counter packets [1-9]\d* bytes", rules);
 
         AssertMigrated();
-        Assert.Empty(await load.MismatchesAsync());
+        await AssertNoLostWritesAsync(load, template);
         AssertTraceConforms("n2");
     }
 }
