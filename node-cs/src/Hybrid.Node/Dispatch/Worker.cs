@@ -243,10 +243,10 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         try
         {
             long now = Stopwatch.GetTimestamp();
-            // A view change with operations pending is left to the worker thread (RefreshView would block this I/O
+            // A view change with operations pending is left to the worker thread (draining would block this I/O
             // thread until they finish, and their completions may need the thread pool).
-            if (now >= _nextRefresh && (_session!.PendingCount == 0 || _node.View.Current == _view))
-                RefreshView(now);
+            if (now >= _nextRefresh)
+                RefreshView(now, mayDrain: false);
             connection.Drive(this);
             // Work the drive left for the worker thread (parked reads, durability waits, queued extension steps),
             // read while this thread still owns the worker's state.
@@ -310,19 +310,32 @@ internal sealed class Worker : IWorkerContext, ICompletionSink
         Metrics.AllocatedBytes = GC.GetAllocatedBytesForCurrentThread(); // the worker thread's own count, never a borrower's
     }
 
-    private void RefreshView(long now)
+    /// <summary>
+    /// Adopts the node's current view. With <paramref name="mayDrain"/> false (the I/O thread driving this worker
+    /// inline) a view change with operations pending is left for the worker thread: nothing is adopted, false.
+    /// </summary>
+    private bool RefreshView(long now, bool mayDrain = true)
     {
         // A worker leaves a view only when nothing it admitted in that view is still in flight. A write that went
         // pending (its record on disk) and completed after the worker reported the new view would land after the cut:
         // after the source's version floor was read and possibly after the target's pulls passed that part of the
         // log, so an acknowledged write would be lost when the source drops the range. So finish every pending
         // operation first (storage I/O, or a priority pull on a target; rare: only at a view change). The connections
-        // they complete resume afterwards, their next batches checked against the new view.
-        if (_session!.PendingCount > 0 && _node.View.Current != _view)
+        // they complete resume afterwards, their next batches checked against the new view. The view drained for is
+        // the one reported: one read of the published view serves both, so a view published meanwhile waits for the
+        // next refresh (two reads once let a worker report a view it had not drained for).
+        ulong view = _node.View.Peek(out OwnedSlots owned);
+        if (_session!.PendingCount > 0 && view != _view)
+        {
+            if (!mayDrain)
+                return false;
             _session.CompletePending(this, wait: true);
-        _view = _node.View.Refresh(WorkerIndex, out _ownedSlots);
+        }
+        _node.View.Report(WorkerIndex, view);
+        (_view, _ownedSlots) = (view, owned);
         Quotas.Refresh(_node.Store, _node.Tenants, now);
         _nextRefresh = now + _refreshTicks;
+        return true;
     }
 
     private bool PollPending()

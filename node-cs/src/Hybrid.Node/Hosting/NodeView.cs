@@ -73,16 +73,19 @@ public sealed class NodeView
     }
 
     /// <summary>
-    /// Worker side of the refresh: reads the current view and reports it. Returns the view to check batches against
-    /// and, in <paramref name="owned"/>, the slots owned in it.
+    /// Worker side of a refresh, first half: the view published now and the slots owned in it, read together. The
+    /// worker finishes what it admitted in its old view, then reports exactly this view with <see cref="Report"/>: a
+    /// view published in between must not be reported before the worker drained for it.
     /// </summary>
-    internal ulong Refresh(int worker, out OwnedSlots owned)
+    internal ulong Peek(out OwnedSlots owned)
     {
         var current = Volatile.Read(ref _current);
-        Volatile.Write(ref _workerViews[(worker + 1) * Stride], (long)current.View);
         owned = current.Owned;
         return current.View;
     }
+
+    /// <summary>Worker side of a refresh, second half: worker <paramref name="worker"/> is in <paramref name="view"/> (from <see cref="Peek"/>).</summary>
+    internal void Report(int worker, ulong view) => Volatile.Write(ref _workerViews[(worker + 1) * Stride], (long)view);
 
     private sealed record Published(ulong View, OwnedSlots Owned);
 }
