@@ -124,7 +124,7 @@ internal sealed class ScriptClient
                 _ => ["unknown-command"],
             };
         }
-        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or TimeoutException)
+        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException)
         {
             return [Failed(string.Join(' ', words.Take(2)), e)];
         }
@@ -143,7 +143,7 @@ internal sealed class ScriptClient
             await opened.DisposeAsync();
             return "session-exists";
         }
-        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or TimeoutException)
+        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException)
         {
             return Failed("open " + name, e);
         }
@@ -196,7 +196,7 @@ internal sealed class ScriptClient
         {
             return (await session.PutAsync(table, Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(value))).Status.ToString();
         }
-        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or TimeoutException)
+        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException)
         {
             return Failed(key, e);
         }
@@ -209,7 +209,7 @@ internal sealed class ScriptClient
             GetResult got = await session.GetAsync(table, Encoding.UTF8.GetBytes(key));
             return got.Status == Status.Ok ? "Ok:" + Encoding.UTF8.GetString(got.Value!) : got.Status.ToString();
         }
-        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or TimeoutException)
+        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException)
         {
             return Failed(key, e);
         }

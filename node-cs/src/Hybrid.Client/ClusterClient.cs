@@ -156,7 +156,7 @@ public sealed partial class ClusterClient : IAsyncDisposable
         {
             await session.NoopAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or ObjectDisposedException or TimeoutException)
+        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or ObjectDisposedException)
         {
             // ViewChanged is the answer looked for; a failure shows on the request's own attempt.
         }

@@ -43,7 +43,10 @@ public sealed record HybridClientOptions
     /// <summary>Frames sent and not yet answered, per connection.</summary>
     public int MaxInFlightBatches { get; init; } = 4;
 
-    /// <summary>A request not answered within this time fails with <see cref="TimeoutException"/> and the connection is reset.</summary>
+    /// <summary>
+    /// A request not answered within this time fails with <see cref="HybridTimeoutException"/> (outcome unknown, like
+    /// any <see cref="HybridConnectionException"/>) and the connection is reset.
+    /// </summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How often a batch is resent after ViewChanged or Retry before its requests fail.</summary>

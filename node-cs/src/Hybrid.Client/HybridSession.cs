@@ -641,7 +641,7 @@ public sealed partial class HybridSession : IAsyncDisposable
             long limit = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
             long now = Stopwatch.GetTimestamp();
             if (_inFlight.Count > 0 && now - _inFlight[0].Sent > limit)
-                BreakLocked(new TimeoutException($"no reply within {_options.Timeout}"));
+                BreakLocked(new HybridTimeoutException($"no reply within {_options.Timeout}: the outcome of the requests in flight is unknown"));
             else if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _link is not null)
                 FlushLocked(force: true);
         }

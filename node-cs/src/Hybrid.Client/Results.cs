@@ -36,6 +36,12 @@ public sealed class HybridProtocolException(Status status, string message) : Exc
 public class HybridConnectionException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
+/// No reply within <see cref="HybridClientOptions.Timeout"/>: the connection is reset and the request's outcome is
+/// unknown (a write may have run), as for any <see cref="HybridConnectionException"/>.
+/// </summary>
+public sealed class HybridTimeoutException(string message) : HybridConnectionException(message);
+
+/// <summary>
 /// The request did not run: it was never sent (the connection or reconnect failed first, the session was closed), or
 /// the node refused its batch without running any of it and it could not be sent again. Safe to retry.
 /// </summary>

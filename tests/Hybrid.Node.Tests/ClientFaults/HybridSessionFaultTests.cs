@@ -52,7 +52,7 @@ public class HybridSessionFaultTests
             // Before the fix the caller's flush blocked in socket.Send under the session lock, and so did the timer.
             await submit.WaitAsync(Wait);
             Exception?[] errors = await Task.WhenAll(outcomes).WaitAsync(Wait);
-            Assert.All(errors, e => Assert.True(e is TimeoutException or HybridConnectionException, $"expected a timeout, got {e}"));
+            Assert.All(errors, e => Assert.True(e is HybridConnectionException, $"expected a timeout, got {e}"));
         }
         finally
         {
@@ -152,6 +152,23 @@ public class HybridSessionFaultTests
     {
         public ValueTask RefreshAsync(EndPoint node, ulong nodeView, CancellationToken cancellationToken) =>
             hang ? new ValueTask(new TaskCompletionSource().Task) : throw new InvalidOperationException("routing source away");
+    }
+
+    [Fact]
+    public async Task Timeout_FailsAWriteInFlightAsOutcomeUnknown_NotAsNotSent()
+    {
+        // The node read the write and never answered: it may have run, so the caller must not be told it is safe to
+        // send again (a plain TimeoutException was outside the client's documented HybridConnectionException contract).
+        var stall = new TaskCompletionSource();
+        await using var node = new FakeNode();
+        node.OnBatch = (_, _) => stall.Task;
+        await using var session = await HybridSession.ConnectAsync(new HybridClientOptions { EndPoint = node.EndPoint, Timeout = TimeSpan.FromMilliseconds(500) });
+        Exception? error = await Outcome(session.PutAsync(0, "k"u8, "v"u8)).WaitAsync(Wait);
+        stall.TrySetResult();
+        var timeout = Assert.IsType<HybridTimeoutException>(error);
+        Assert.IsAssignableFrom<HybridConnectionException>(timeout);
+        Assert.IsNotType<HybridNotSentException>(error);
+        Assert.Contains("outcome", timeout.Message);
     }
 
     [Theory]

@@ -97,7 +97,7 @@ public class DurabilityTests
                             if (result.Status == Status.Ok)
                                 acknowledged[key] = value;
                         }
-                        catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or TimeoutException or ObjectDisposedException)
+                        catch (Exception e) when (e is HybridConnectionException or HybridProtocolException or ObjectDisposedException)
                         {
                             return; // in flight when the server died: outcome unknown, not acknowledged
                         }
