@@ -30,14 +30,18 @@ public sealed class PatientClusterMetadata(IClusterMetadata inner, Func<Exceptio
     {
         DateTime deadline = DateTime.UtcNow + RetryFor;
         string before = Fingerprint(expected), after = Fingerprint(next);
+        bool unknown = false;
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                return inner.TryReplace(expected, decisions, next);
+                // A write whose outcome was unknown may land late (the store applies it after the call gave up, and
+                // after the look below saw the old state): this attempt's compare then fails against our own write.
+                return inner.TryReplace(expected, decisions, next) || (unknown && Fingerprint(Current) == after);
             }
             catch (Exception e) when (isUnavailable(e) && DateTime.UtcNow < deadline)
             {
+                unknown = true;
                 Thread.Sleep(Math.Min(50 * (attempt + 1), 500));
             }
             // The outcome is unknown: look at what the store holds now.

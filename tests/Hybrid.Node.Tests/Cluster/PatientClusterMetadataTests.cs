@@ -1,0 +1,96 @@
+using Hybrid.Core.Interop;
+using Hybrid.Node.Cluster;
+
+namespace Hybrid.Node.Tests.Cluster;
+
+/// <summary>
+/// <see cref="PatientClusterMetadata"/> resolving compare-and-swaps whose outcome is unknown, against a scripted store.
+/// </summary>
+public class PatientClusterMetadataTests
+{
+    private static readonly ClusterCore s_initial = ClusterCore.Create(["a", "b"], ["c1", "c2"], new Dictionary<string, string> { ["r"] = "a" });
+
+    private static PatientClusterMetadata Patient(IClusterMetadata inner) =>
+        new(inner, e => e is IOException, ["a", "b"], ["c1", "c2"], ["r"]) { RetryFor = TimeSpan.FromSeconds(10) };
+
+    private static (ClusterDecision Decision, ClusterCore Next) Begin()
+    {
+        ClusterDecision decision = ClusterDecision.BeginMigration("r", "b");
+        DecisionResult result = decision.ApplyTo(s_initial);
+        Assert.True(result.Accepted, result.Reason);
+        return (decision, result.Core);
+    }
+
+    [Fact]
+    public void A_write_that_lands_after_its_call_gave_up_counts_as_done_when_the_retry_finds_it()
+    {
+        // etcd applied the first attempt after the client's deadline, and after the look that followed it: the retry's
+        // compare fails against our own write. It must count as done (its effects are carried out), not as a lost race
+        // (the caller would decide again, the core would refuse, and the published decision would never be carried out).
+        var (decision, next) = Begin();
+        var store = new LateStore(s_initial, landsOnAttempt: 2);
+        Assert.True(Patient(store).TryReplace(s_initial, [decision], next));
+        Assert.Equal(2, store.Attempts);
+        Assert.Equal("Locking", store.Current.Phase("r"));
+    }
+
+    [Fact]
+    public void A_write_that_lands_before_the_look_counts_as_done_without_a_retry()
+    {
+        var (decision, next) = Begin();
+        var store = new LateStore(s_initial, landsOnAttempt: 1);
+        Assert.True(Patient(store).TryReplace(s_initial, [decision], next));
+        Assert.Equal(1, store.Attempts);
+    }
+
+    [Fact]
+    public void Another_deciders_write_is_still_a_lost_race()
+    {
+        var (decision, next) = Begin();
+        // A state neither before nor after ours (ours and one more decision): someone else moved first.
+        DecisionResult other = ClusterDecision.CoreRefreshed("a", "c1", 2).ApplyTo(next);
+        Assert.True(other.Accepted, other.Reason);
+        var store = new LateStore(s_initial, landsOnAttempt: 2) { Intruder = other.Core };
+        Assert.False(Patient(store).TryReplace(s_initial, [decision], next));
+    }
+
+    /// <summary>
+    /// A store whose first compare-and-swap fails as unavailable without applying; the write then lands when attempt
+    /// <c>landsOnAttempt</c> starts (1: before the patient look, 2: after it, just before the retry's own compare).
+    /// </summary>
+    private sealed class LateStore(ClusterCore initial, int landsOnAttempt) : IClusterMetadata
+    {
+        private ClusterCore _current = initial;
+        private ClusterCore? _pending;
+
+        public int Attempts { get; private set; }
+
+        public ClusterCore? Intruder { get; init; }
+
+        public ClusterCore Current
+        {
+            get
+            {
+                if (landsOnAttempt == 1 && _pending is not null)
+                    (_current, _pending) = (_pending, null);
+                return _current;
+            }
+        }
+
+        public bool TryReplace(ClusterCore expected, IReadOnlyList<ClusterDecision> decisions, ClusterCore next)
+        {
+            Attempts++;
+            if (Attempts == 1)
+            {
+                _pending = next;
+                throw new IOException("deadline exceeded");
+            }
+            if (_pending is not null)
+                (_current, _pending) = (Intruder ?? _pending, null);
+            if (!ReferenceEquals(_current, expected))
+                return false;
+            _current = next;
+            return true;
+        }
+    }
+}
