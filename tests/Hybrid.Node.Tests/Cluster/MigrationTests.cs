@@ -86,6 +86,48 @@ public sealed class MigrationTests(ITestOutputHelper output)
         Assert.Equal(stats.Chunks, events.Count(e => e == "BackgroundPull"));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_view_change_lost_on_the_way_to_the_source_is_sent_again_and_the_migration_finishes(bool appliedBeforeTheLoss)
+    {
+        // NetworkFaultTests once failed a migration with "peer ... did not connect and authenticate within 5 s": the
+        // source's view change (BeginMigration's BumpView, carried out after the decision was published) was not
+        // retried, so one lost connection abandoned a decided migration. Either way the loss falls (the request lost,
+        // or its reply), sending it again is safe.
+        using var nodes = new TwoNodes(traced: false);
+        List<int> moving = nodes.Load(2_000);
+        var lossy = new LossyCores(new PromptCores(2), losses: 2, appliedBeforeTheLoss);
+        var source = new MigrationNode("n1", nodes.N1.Cores, lossy);
+        PullStats stats = await nodes.Coordinator.MigrateAsync("r1", source, nodes.N2, nodes.Target, new InProcessPeer(nodes.Source));
+        Assert.Equal(2, lossy.Lost);
+        Assert.Equal(moving.Count, stats.Records);
+        Assert.Equal("n2", nodes.Metadata.Current.Owner("r1"));
+        Assert.Equal("", nodes.Metadata.Current.Phase("r1"));
+    }
+
+    /// <summary>Cores whose first <paramref name="losses"/> view changes fail as a peer that could not be reached does.</summary>
+    private sealed class LossyCores(ICoreViews inner, int losses, bool appliedBeforeTheLoss) : ICoreViews
+    {
+        public int Lost { get; private set; }
+
+        public int CoreCount => inner.CoreCount;
+
+        public void Advance(int view, IReadOnlyList<SlotRange> owned)
+        {
+            if (Lost < losses)
+            {
+                Lost++;
+                if (appliedBeforeTheLoss)
+                    inner.Advance(view, owned);
+                throw new IOException("peer 10.0.0.1:7000 did not connect and authenticate within 5 s");
+            }
+            inner.Advance(view, owned);
+        }
+
+        public int CoreView(int core) => inner.CoreView(core);
+    }
+
     [Fact]
     public async Task Without_client_writes_every_record_is_pulled_exactly_once_across_partitions_chunks_and_the_catch_up_pass()
     {

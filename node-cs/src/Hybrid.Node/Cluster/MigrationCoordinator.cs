@@ -99,7 +99,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         var jobs = new List<PullJob>();
         for (int i = 0; i < runs.Count; i++)
             jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i] : null, serving: true, cancellationToken));
-        target.Views.Advance(targetView, targetOwned);
+        AdvanceView(target, targetView, targetOwned);
         ActivePulls ??= jobs[0];
         foreach (PullJob j in jobs)
             onPullsStarted?.Invoke(j);
@@ -291,6 +291,27 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         }
     }
 
+    /// <summary>
+    /// Moves <paramref name="node"/> to <paramref name="view"/>, again while it cannot be reached: the decision is
+    /// published already, so a lost packet on the way to a remote node must not abandon it (AdvanceView is idempotent).
+    /// </summary>
+    private void AdvanceView(MigrationNode node, int view, IReadOnlyList<SlotRange> owned)
+    {
+        DateTime deadline = DateTime.UtcNow + PeerRetryFor;
+        while (true)
+        {
+            try
+            {
+                node.Views.Advance(view, owned);
+                return;
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100);
+            }
+        }
+    }
+
     private void Step(string name)
     {
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -375,7 +396,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         foreach (Effect e in views.Values)
         {
             if (e.Node != holdViewOf && _nodes.TryGetValue(e.Node, out MigrationNode? n))
-                n.Views.Advance(e.View, OwnedOf(e));
+                AdvanceView(n, e.View, OwnedOf(e));
         }
         string kinds = decisions.Count == 1 ? decisions[0].Kind : string.Join("+", decisions.Select(d => d.Kind).Distinct()) + " x" + decisions.Count;
         Step(string.Create(System.Globalization.CultureInfo.InvariantCulture,
