@@ -40,6 +40,7 @@ public sealed class FasterKvStore : IKvStore
     private long _durableUntil; // operation-log address below which commits and their directory entries are on disk
     private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _syncedSegment = -1; // the last operation-log segment whose file's directory entry was flushed
+    private readonly Lock _durableGate = new(); // the commit thread and a checkpoint may both advance durability
     private long _floor;
     private long _retiredMaxVersion;
     private long _lastCheckpointSequence;
@@ -378,21 +379,22 @@ public sealed class FasterKvStore : IKvStore
 
     private void AdvanceDurable(long committed)
     {
-        if (Options.SyncDirectory is { } sync)
+        lock (_durableGate)
         {
-            string opLogDirectory = Path.Combine(Options.DataDirectory, OpLogFolder);
-            long segment = Math.Max(0, committed - 1) >> OpLogSegmentBits;
-            if (segment != Interlocked.Exchange(ref _syncedSegment, segment))
-                sync(opLogDirectory);
-            sync(Path.Combine(opLogDirectory, "log-commits"));
-        }
-        long seen = Volatile.Read(ref _durableUntil);
-        while (committed > seen)
-        {
-            long was = Interlocked.CompareExchange(ref _durableUntil, committed, seen);
-            if (was == seen)
-                break;
-            seen = was;
+            // Under the gate: a caller that finds the segment's entry claimed knows it is flushed, not just claimed.
+            if (Options.SyncDirectory is { } sync)
+            {
+                string opLogDirectory = Path.Combine(Options.DataDirectory, OpLogFolder);
+                long segment = Math.Max(0, committed - 1) >> OpLogSegmentBits;
+                if (segment != _syncedSegment)
+                {
+                    sync(opLogDirectory);
+                    _syncedSegment = segment;
+                }
+                sync(Path.Combine(opLogDirectory, "log-commits"));
+            }
+            if (committed > _durableUntil)
+                Volatile.Write(ref _durableUntil, committed);
         }
         Interlocked.Exchange(ref _durableAdvanced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
