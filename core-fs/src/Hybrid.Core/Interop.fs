@@ -138,6 +138,16 @@ and [<Sealed>] ClusterCore internal (cs: Decision.ClusterState) =
         match cs.State.mig[range] with
         | Some m -> Codec.OfMigration.phaseName m.phase
         | None -> ""
+    /// The target of the range's migration, or "" when none.
+    member _.MigrationTarget(range: string) : string =
+        match cs.State.mig[range] with
+        | Some m -> m.tgt
+        | None -> ""
+    /// The source of the range's migration, or "" when none.
+    member _.MigrationSource(range: string) : string =
+        match cs.State.mig[range] with
+        | Some m -> m.src
+        | None -> ""
     /// The node's version floor as the core knows it.
     member _.Floor(node: string) : int = cs.State.floor[node]
     /// The first line of this cluster's trace (Init with the constants), JSON text.

@@ -109,8 +109,11 @@ public sealed class ClusterMember : IAsyncDisposable
         _peer = new PeerServer(_peerBind, _peerKey, _source, new NodeViewCores(Node.View), Control);
         ClusterCore core = _metadata.Current;
         string[] unfinished = [.. _ranges.Keys.Where(r => core.Phase(r) is "Pulling" or "Pulled" or "Durable" or "Dropped" && core.Owner(r) == Name)];
-        if (unfinished.Length > 0)
-            Recover(unfinished, cancellationToken);
+        // Migrations to this node decided but not yet transferred (it crashed right after BeginMigration or Prepare):
+        // nobody else carries them on, and the source may already have stopped serving the range.
+        string[] transferring = [.. _ranges.Keys.Where(r => core.Phase(r) is "Locking" or "Prepared" && core.MigrationTarget(r) == Name)];
+        if (unfinished.Length > 0 || transferring.Length > 0)
+            Recover(unfinished, transferring, cancellationToken);
         ClusterCore now = _metadata.Current;
         int view = now.View(Name);
         if ((ulong)view > Node.View.Current)
@@ -123,8 +126,10 @@ public sealed class ClusterMember : IAsyncDisposable
         }
     }
 
-    private void Recover(string[] unfinished, CancellationToken cancellationToken)
+    private void Recover(string[] unfinished, string[] transferring, CancellationToken cancellationToken)
     {
+        ClusterCore before = _metadata.Current;
+        var sourceOf = transferring.ToDictionary(r => r, before.MigrationSource);
         var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
         var target = new MigrationTarget(Node.Store, _trace);
         var jobs = new Dictionary<string, (PullJob Job, string Source)>();
@@ -150,7 +155,7 @@ public sealed class ClusterMember : IAsyncDisposable
                 .GetAwaiter().GetResult();
             target.RaiseFloor(floor);
         }
-        var status = new MigrationStatus { Ranges = unfinished, Started = DateTime.UtcNow, FirstServed = DateTime.UtcNow };
+        var status = new MigrationStatus { Ranges = [.. unfinished, .. transferring], Started = DateTime.UtcNow, FirstServed = DateTime.UtcNow };
         status.Live = () => coordinator.ActivePulls?.Stats;
         status.Timings = () => coordinator.Timings;
         Volatile.Write(ref _status, status);
@@ -167,7 +172,16 @@ public sealed class ClusterMember : IAsyncDisposable
                     if (stats is not null)
                         status.AddDone([range], [stats]);
                 }
-                await coordinator.FinishAsync(self, target, unfinished, n => PeerOf(n), cancellationToken).ConfigureAwait(false);
+                foreach (string range in transferring)
+                {
+                    status.Current = range;
+                    string source = sourceOf[range];
+                    PullStats? stats = await coordinator.PullRangeAsync(range, new MigrationNode(source, Cores, PeerOf(source).Views), self, target,
+                        PeerOf(source), null, null, stopAndCopy: false, cancellationToken).ConfigureAwait(false);
+                    if (stats is not null)
+                        status.AddDone([range], [stats]);
+                }
+                await coordinator.FinishAsync(self, target, [.. unfinished, .. transferring], n => PeerOf(n), cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -161,6 +161,11 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         ulong sourceFloor;
         if (phase == "Locking")
         {
+            // The source's view change of BeginMigration again (idempotent): a coordinator that crashed right after
+            // publishing BeginMigration never carried it out, and the cut would wait for it forever.
+            ClusterCore locking = metadata.Current;
+            int sourceView = locking.View(source.Name);
+            AdvanceView(source, sourceView, [.. locking.OwnedRanges(source.Name, sourceView).Select(r => ranges[r])]);
             List<ClusterDecision> cut = await WaitForCoresAsync(source, cancellationToken).ConfigureAwait(false);
             Step("cut " + source.Name);
             sourceFloor = await RetryAsync(() => peer.VersionFloorAsync(cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
