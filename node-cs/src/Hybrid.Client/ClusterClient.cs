@@ -114,9 +114,10 @@ public sealed partial class ClusterClient : IAsyncDisposable
                 // The map and the session's view disagree: the range is in handover, or one of them is stale. A session
                 // behind the map asks the node for its view (the metadata names a view before the node reaches it, so
                 // reopening the session would only learn the same view again, and fail its other callers' requests).
-                if (session.View < (ulong)map.Views[node])
-                    await LearnViewAsync(session).ConfigureAwait(false);
-                await RefreshAsync(node, null).ConfigureAwait(false);
+                // A session that cannot even be asked (its node restarted at another address while this session was
+                // behind: the restarted node's views are not the ones it saw) is replaced, else it would be asked forever.
+                bool answered = session.View >= (ulong)map.Views[node] || await LearnViewAsync(session).ConfigureAwait(false);
+                await RefreshAsync(node, answered ? null : opening).ConfigureAwait(false);
                 continue;
             }
             try
@@ -149,16 +150,24 @@ public sealed partial class ClusterClient : IAsyncDisposable
         (typeof(T) == typeof(GetResult) && System.Runtime.CompilerServices.Unsafe.As<T, GetResult>(ref result).Status == Status.Retry)
         || (typeof(T) == typeof(WriteResult) && System.Runtime.CompilerServices.Unsafe.As<T, WriteResult>(ref result).Status == Status.Retry);
 
-    /// <summary>Sends a Noop stamped with the session's view: a node in a newer view rejects it, and the session adopts that view.</summary>
-    private static async Task LearnViewAsync(HybridSession session)
+    /// <summary>
+    /// Sends a Noop stamped with the session's view: a node in a newer view rejects it, and the session adopts that view.
+    /// False when the node could not be asked at all (the connection failed, the session was closed).
+    /// </summary>
+    private static async Task<bool> LearnViewAsync(HybridSession session)
     {
         try
         {
             await session.NoopAsync().ConfigureAwait(false);
+            return true;
         }
-        catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or ObjectDisposedException)
+        catch (HybridProtocolException)
         {
-            // ViewChanged is the answer looked for; a failure shows on the request's own attempt.
+            return true; // ViewChanged is the answer looked for
+        }
+        catch (Exception e) when (e is HybridConnectionException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 
