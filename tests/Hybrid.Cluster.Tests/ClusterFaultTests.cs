@@ -8,7 +8,8 @@ using Xunit.Abstractions;
 namespace Hybrid.Cluster.Tests;
 
 /// <summary>
-/// kill -9 of a migration's source or target while it pulls, with real node processes (sync durability) on the file
+/// kill -9 of a migration's source or target while it pulls, and right after each of its decisions (BeginMigration,
+/// TransferOwnership, CheckpointCovered, DropSource), with real node processes (sync durability) on the file
 /// metadata store and a cluster client writing throughout. After the killed node restarts: every acknowledged write
 /// is readable with its latest value, each range has exactly one owner, the source refuses the moved keys, and the
 /// target's protocol trace (decisions, including its own Crash and Recover) replays through the F# trace checker.
@@ -71,6 +72,48 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
             Assert.Contains(lines, l => l.Contains("\"event\":\"Recover\""));
         // What was checked, for 'hybrid trace check' and the committed examples in traces/node/.
         File.WriteAllLines(Path.Combine(Path.GetTempPath(), $"hybrid-fault-{victim}.trace.ndjson"), lines);
+    }
+
+    /// <summary>
+    /// kill -9 of the source or the target right after the target (the coordinator) published each migration decision
+    /// but before it carried out any of its effects (it is held there: <see cref="StallingMetadataStore"/>), so every
+    /// phase of the migration meets a crash, not only Pulling. Pulls are not throttled, so the later phases come soon.
+    /// </summary>
+    [Theory]
+    [InlineData("BeginMigration", "n2")]
+    [InlineData("BeginMigration", "n1")]
+    [InlineData("TransferOwnership", "n2")]
+    [InlineData("TransferOwnership", "n1")]
+    [InlineData("CheckpointCovered", "n2")]
+    [InlineData("CheckpointCovered", "n1")]
+    [InlineData("DropSource", "n2")]
+    [InlineData("DropSource", "n1")]
+    public async Task A_node_killed_right_after_a_migration_decision_loses_no_acknowledged_write(string decision, string victim)
+    {
+        const int Keys = 2000;
+        await using ClusterClient client = await ClusterClient.ConnectAsync(new ClusterRoutingSource(Metadata.Typed));
+        var load = new AckedWrites(client, Keys);
+        await load.LoadAsync();
+        string stall = Path.Combine(Dir.Path, "n2", NodeProcess.StallFileName);
+        await File.WriteAllTextAsync(stall, decision);
+        load.Start(lanes: 4);
+
+        await StartMigrationAsync(maxBytesPerSecond: 0);
+        await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("stalled after " + decision, StringComparison.Ordinal)),
+            $"n2 to publish {decision}", TimeSpan.FromSeconds(90));
+        File.Delete(stall); // the restarted node is not held again
+        output.WriteLine($"killing {victim} right after {decision}: r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}");
+        await RestartAndAwaitMigrationAsync(victim);
+        await Task.Delay(300);
+        await load.StopAsync();
+        output.WriteLine($"{load.Writes} acknowledged writes during the run, {load.Failed} failed, {load.Refused} refused");
+        AssertMigrated();
+        await AssertNoLostWritesAsync(load);
+        // The target's trace is checked when the source was the victim. A target killed between publishing a decision
+        // and emitting its trace line (the point this test picks) leaves that line out, and the checker then rightly
+        // refuses the next one: a known gap (closing note of 2026-12-07), not a wrong decision.
+        if (victim == "n1")
+            AssertTraceConforms("n2");
     }
 
     [Fact]

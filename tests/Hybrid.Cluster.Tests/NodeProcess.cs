@@ -204,6 +204,9 @@ internal sealed class NodeProcess : IAsyncDisposable
         _ => throw new ArgumentException("a metadata store is file:DIR or etcd:URL, not " + spec),
     };
 
+    /// <summary>The file in a node's data directory that names the decision to stall after (<see cref="StallingMetadataStore"/>).</summary>
+    public const string StallFileName = "stall-after";
+
     /// <summary>
     /// The child role <c>node-at STORE DATA-DIR NAME TRACE [BIND] [--transport SPEC]...</c>: one cluster node with sync
     /// durability on the metadata store <c>STORE</c> (see <see cref="OpenStore"/>), listening on <c>BIND</c> (default
@@ -212,7 +215,8 @@ internal sealed class NodeProcess : IAsyncDisposable
     /// </summary>
     public static async Task<int> RunNodeAsync(string storeSpec, string dataDir, string name, string trace, string? bind = null, IReadOnlyList<string>? transports = null)
     {
-        await using IMetadataStore store = OpenStore(storeSpec);
+        // A test can hold this node right after it publishes a decision (StallingMetadataStore; no file: no effect).
+        await using IMetadataStore store = new StallingMetadataStore(OpenStore(storeSpec), Path.Combine(dataDir, StallFileName));
         var options = new HybridNodeOptions
         {
             DataDirectory = dataDir,
