@@ -41,6 +41,7 @@ public sealed class FasterKvStore : IKvStore
     private TaskCompletionSource _durableAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _syncedSegment = -1; // the last operation-log segment whose file's directory entry was flushed
     private readonly Lock _durableGate = new(); // the commit thread and a checkpoint may both advance durability
+    private readonly string _opLogDirectory, _opLogCommitsDirectory; // flushed after commits (AdvanceDurable)
     private long _floor;
     private long _retiredMaxVersion;
     private long _lastCheckpointSequence;
@@ -80,6 +81,8 @@ public sealed class FasterKvStore : IKvStore
             _freeSlots.Push(i);
 
         string dir = Path.GetFullPath(options.DataDirectory);
+        _opLogDirectory = Path.Combine(dir, OpLogFolder);
+        _opLogCommitsDirectory = Path.Combine(_opLogDirectory, "log-commits");
         if (options.Durability == DurabilityMode.Memory && Directory.Exists(dir))
             ClearDirectory(dir);
         Directory.CreateDirectory(dir);
@@ -384,14 +387,13 @@ public sealed class FasterKvStore : IKvStore
             // Under the gate: a caller that finds the segment's entry claimed knows it is flushed, not just claimed.
             if (Options.SyncDirectory is { } sync)
             {
-                string opLogDirectory = Path.Combine(Options.DataDirectory, OpLogFolder);
                 long segment = Math.Max(0, committed - 1) >> OpLogSegmentBits;
                 if (segment != _syncedSegment)
                 {
-                    sync(opLogDirectory);
+                    sync(_opLogDirectory);
                     _syncedSegment = segment;
                 }
-                sync(Path.Combine(opLogDirectory, "log-commits"));
+                sync(_opLogCommitsDirectory);
             }
             if (committed > _durableUntil)
                 Volatile.Write(ref _durableUntil, committed);

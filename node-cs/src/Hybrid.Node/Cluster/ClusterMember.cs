@@ -113,7 +113,7 @@ public sealed class ClusterMember : IAsyncDisposable
         // nobody else carries them on, and the source may already have stopped serving the range.
         string[] transferring = [.. _ranges.Keys.Where(r => core.Phase(r) is "Locking" or "Prepared" && core.MigrationTarget(r) == Name)];
         if (unfinished.Length > 0 || transferring.Length > 0)
-            Recover(unfinished, transferring, cancellationToken);
+            Recover(core, unfinished, transferring, cancellationToken);
         ClusterCore now = _metadata.Current;
         int view = now.View(Name);
         if ((ulong)view > Node.View.Current)
@@ -126,10 +126,9 @@ public sealed class ClusterMember : IAsyncDisposable
         }
     }
 
-    private void Recover(string[] unfinished, string[] transferring, CancellationToken cancellationToken)
+    private void Recover(ClusterCore core, string[] unfinished, string[] transferring, CancellationToken cancellationToken)
     {
-        ClusterCore before = _metadata.Current;
-        var sourceOf = transferring.ToDictionary(r => r, before.MigrationSource);
+        var sourceOf = transferring.ToDictionary(r => r, core.MigrationSource);
         var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
         var target = new MigrationTarget(Node.Store, _trace);
         var jobs = new Dictionary<string, (PullJob Job, string Source)>();

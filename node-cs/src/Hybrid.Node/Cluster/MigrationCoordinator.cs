@@ -300,22 +300,12 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// Moves <paramref name="node"/> to <paramref name="view"/>, again while it cannot be reached: the decision is
     /// published already, so a lost packet on the way to a remote node must not abandon it (AdvanceView is idempotent).
     /// </summary>
-    private void AdvanceView(MigrationNode node, int view, IReadOnlyList<SlotRange> owned)
-    {
-        DateTime deadline = DateTime.UtcNow + PeerRetryFor;
-        while (true)
+    private void AdvanceView(MigrationNode node, int view, IReadOnlyList<SlotRange> owned) =>
+        RetryAsync(() =>
         {
-            try
-            {
-                node.Views.Advance(view, owned);
-                return;
-            }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException && DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(100);
-            }
-        }
-    }
+            node.Views.Advance(view, owned);
+            return Task.FromResult(true);
+        }, CancellationToken.None).GetAwaiter().GetResult();
 
     private void Step(string name)
     {

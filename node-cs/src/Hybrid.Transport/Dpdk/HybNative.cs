@@ -223,13 +223,16 @@ internal static unsafe partial class HybNative
         return Check(status, what);
     }
 
-    /// <summary>Turns a negative status into a <see cref="TransportException"/>; returns non-negative values unchanged.</summary>
-    public static int Check(int status, string what)
+    /// <summary>
+    /// Turns a negative status into a <see cref="TransportException"/>; returns non-negative values unchanged.
+    /// <paramref name="hint"/> replaces the status's general hint when the caller knows better.
+    /// </summary>
+    public static int Check(int status, string what, string? hint = null)
     {
         if (status >= 0)
             return status;
         string name = Marshal.PtrToStringUTF8((nint)StatusName(status)) ?? "HYB_UNKNOWN";
-        string hint = (Status)status switch
+        hint ??= (Status)status switch
         {
             Status.EEal => " (EAL refused to start: are we root? are the EAL arguments valid? see stderr)",
             Status.EState => " (EAL initialises once per process)",
@@ -285,17 +288,15 @@ internal static unsafe partial class HybNative
     public static HybPortHandle OpenPort(string vdev, PortConfig config)
     {
         int status = PortOpen(vdev, &config, out nint raw);
-        if (status == (int)Status.ENoDev && vdev.StartsWith("net_af_packet", StringComparison.Ordinal))
-        {
-            // The one af_packet failure a correct command line still meets: see VethPair.
-            throw new TransportException(TransportError.Unavailable,
-                $"hyb_port_open({vdev}) failed with HYB_ENODEV: af_packet could not open the interface. Is it there and up? " +
-                "If the EAL log above says 'could not set PACKET_FANOUT ... Invalid argument', another af_packet process in this " +
-                "network namespace uses the same fanout group id, which DPDK derives from (pid ^ ifindex) & 0xffff: start this " +
-                "process again (a new pid), or give every af_packet interface an ifindex with the same low 16 bits " +
-                "('ip link add NAME index K*65536+C ...') so that no two processes' ids can collide");
-        }
-        Check(status, $"hyb_port_open({vdev})");
+        // The one af_packet failure a correct command line still meets: see VethPair.
+        string? hint = status == (int)Status.ENoDev && vdev.StartsWith("net_af_packet", StringComparison.Ordinal)
+            ? ": af_packet could not open the interface. Is it there and up? If the EAL log above says 'could not set " +
+              "PACKET_FANOUT ... Invalid argument', another af_packet process in this network namespace uses the same fanout " +
+              "group id, which DPDK derives from (pid ^ ifindex) & 0xffff: start this process again (a new pid), or give every " +
+              "af_packet interface an ifindex with the same low 16 bits ('ip link add NAME index K*65536+C ...') so that no " +
+              "two processes' ids can collide"
+            : null;
+        Check(status, $"hyb_port_open({vdev})", hint);
         return new HybPortHandle(raw);
     }
 
