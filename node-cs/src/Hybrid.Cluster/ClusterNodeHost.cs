@@ -54,6 +54,16 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         if (!log.Nodes.Contains(name))
             throw new ArgumentException($"the cluster has no node {name} (nodes: {string.Join(", ", log.Nodes)})");
         byte[] peerKey = await metadata.PeerKeyAsync(cancellationToken).ConfigureAwait(false);
+        if (tracePath is not null)
+        {
+            // Decisions this node published but was killed before tracing go into its trace before it traces again.
+            TraceRepair.Result repair = TraceRepair.Repair(tracePath, log, name);
+            if (repair.Refused is not null)
+                Console.Error.WriteLine($"hybrid: node {name}: trace {tracePath}: {repair.Refused}");
+            else if (repair.Appended > 0 || repair.TornBytes > 0)
+                Console.Error.WriteLine($"hybrid: node {name}: trace {tracePath}: appended {repair.Appended} decision line(s) published before the restart but not traced" +
+                    (repair.TornBytes > 0 ? $", removed a last line cut off by the stop ({repair.TornBytes} bytes)" : ""));
+        }
         StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
         var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
         // Decisions wait out a metadata store that is briefly away (etcd restarting); the data path never waits for it.

@@ -214,7 +214,7 @@ public sealed class DurableClusterMetadata : IClusterMetadata
         _ => moves,
     };
 
-    private static ClusterCore Create(DecisionLog log) => ClusterCore.Create([.. log.Nodes], [.. log.Cores], log.InitialOwner);
+    internal static ClusterCore Create(DecisionLog log) => ClusterCore.Create([.. log.Nodes], [.. log.Cores], log.InitialOwner);
 
     /// <summary>The state document of <paramref name="core"/>: owners, views, histories from the core; who moves what from <paramref name="moves"/>.</summary>
     private static ClusterState StateOf(ClusterCore core, DecisionLog log, ImmutableSortedDictionary<string, Move> moves)

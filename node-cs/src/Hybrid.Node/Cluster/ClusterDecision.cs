@@ -14,7 +14,10 @@ namespace Hybrid.Node.Cluster;
 /// <param name="Node">The node (target of BeginMigration; the node of CheckpointCovered, NodeCrashed, NodeRecovered, CoreRefreshed).</param>
 /// <param name="Core">The core of CoreRefreshed.</param>
 /// <param name="Number">The source floor of Prepare or the view of CoreRefreshed.</param>
-public sealed record ClusterDecision(string Kind, string? Range = null, string? Node = null, string? Core = null, int Number = 0)
+/// <param name="By">The node whose coordinator made the decision (null in logs written before it was recorded): a node
+/// that restarts finds in the log the decisions it published but was killed before tracing (<c>TraceRepair</c>).
+/// Not an input of the core.</param>
+public sealed record ClusterDecision(string Kind, string? Range = null, string? Node = null, string? Core = null, int Number = 0, string? By = null)
 {
     /// <summary>Asks <paramref name="core"/> for this decision.</summary>
     public DecisionResult ApplyTo(ClusterCore core) => Kind switch

@@ -129,7 +129,7 @@ public sealed class ClusterMember : IAsyncDisposable
     private void Recover(ClusterCore core, string[] unfinished, string[] transferring, CancellationToken cancellationToken)
     {
         var sourceOf = transferring.ToDictionary(r => r, core.MigrationSource);
-        var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
+        var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges) { Decider = Name };
         var target = new MigrationTarget(Node.Store, _trace);
         var jobs = new Dictionary<string, (PullJob Job, string Source)>();
         var peers = new Dictionary<string, NetworkPeer>();
@@ -232,7 +232,7 @@ public sealed class ClusterMember : IAsyncDisposable
         CancellationToken cancellationToken) =>
         TrackAsync(status, async () =>
         {
-            var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges);
+            var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges) { Decider = Name };
             status.Live = () => coordinator.ActivePulls?.Stats;
             status.Timings = () => coordinator.Timings;
             var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));

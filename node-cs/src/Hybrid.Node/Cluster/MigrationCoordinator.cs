@@ -21,6 +21,12 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     private readonly System.Collections.Concurrent.ConcurrentQueue<(string Step, double Milliseconds)> _timings = new();
     private long _stepStarted = System.Diagnostics.Stopwatch.GetTimestamp();
 
+    /// <summary>
+    /// The node this coordinator runs on: every decision it publishes records it (<see cref="ClusterDecision.By"/>), so
+    /// that node, restarted, can trace the ones it published but did not trace. Null: decisions are not attributed.
+    /// </summary>
+    public string? Decider { get; init; }
+
     /// <summary>How often the coordinator looks at the cores' views while it waits for a cut.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(1);
 
@@ -360,6 +366,8 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     {
         if (decisions.Count == 0)
             return;
+        if (Decider is not null)
+            decisions = [.. decisions.Select(d => d with { By = Decider })];
         var effects = new List<Effect>();
         long started = System.Diagnostics.Stopwatch.GetTimestamp(), decided;
         while (true)

@@ -1,0 +1,71 @@
+using System.Text;
+using Hybrid.Core.Interop;
+
+namespace Hybrid.Cluster;
+
+/// <summary>
+/// Mends a node's trace file before the node, restarted, writes to it again. A node traces a decision right after the
+/// metadata store accepted it, so one killed in between left that decision's lines out, and the trace checker would
+/// refuse the next line. The decision log says who made each decision (<see cref="Node.Cluster.ClusterDecision.By"/>);
+/// replaying it through the core gives the lines each of this node's decisions emitted, in order. The trace's decision
+/// lines must be the first of those (anything else is left alone and reported); the rest, published but never
+/// traced, are appended. A last line the kill cut off (no newline at the end of the file) is removed first: it was a
+/// data-plane step (whose loss the checker does not see) or a decision line, which is then appended whole.
+/// </summary>
+public static class TraceRepair
+{
+    /// <summary>What <see cref="Repair"/> did.</summary>
+    /// <param name="Appended">Decision lines appended (published before the restart, never traced).</param>
+    /// <param name="TornBytes">Bytes of a cut-off last line removed.</param>
+    /// <param name="Refused">Why the trace was left as it is (it is not this node's decisions' lines so far), or null.</param>
+    public sealed record Result(int Appended, int TornBytes, string? Refused);
+
+    /// <summary>The trace lines of the decisions <paramref name="node"/> made in <paramref name="log"/>, in log order.</summary>
+    public static List<string> DecisionLines(DecisionLog log, string node)
+    {
+        var lines = new List<string>();
+        ClusterCore core = DurableClusterMetadata.Create(log);
+        foreach (Node.Cluster.ClusterDecision d in log.Decisions)
+        {
+            DecisionResult r = d.ApplyTo(core);
+            if (!r.Accepted)
+                throw new InvalidDataException($"stored decision {d} is refused on replay: {r.Reason}");
+            if (d.By == node)
+                lines.AddRange(r.Effects.Where(e => e.Kind == EffectKind.EmitTrace).Select(e => e.TraceLine));
+            core = r.Core;
+        }
+        return lines;
+    }
+
+    /// <summary>True for the lines a node writes for its data-plane steps (not decisions): background and priority pulls.</summary>
+    public static bool IsDataPlane(string line) => line.Contains("\"event\":\"BackgroundPull\"", StringComparison.Ordinal)
+        || line.Contains("\"event\":\"PriorityPull\"", StringComparison.Ordinal);
+
+    /// <summary>Mends the trace at <paramref name="path"/> of <paramref name="node"/> (see the class); a missing file needs nothing.</summary>
+    public static Result Repair(string path, DecisionLog log, string node)
+    {
+        if (!File.Exists(path))
+            return new Result(0, 0, null);
+        byte[] bytes = File.ReadAllBytes(path);
+        int whole = Array.LastIndexOf(bytes, (byte)'\n') + 1; // bytes up to the end of the last whole line
+        int torn = bytes.Length - whole;
+        string[] traced = [.. Encoding.UTF8.GetString(bytes, 0, whole).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(l => !IsDataPlane(l))];
+        List<string> expected = DecisionLines(log, node);
+        for (int i = 0; i < traced.Length; i++)
+        {
+            if (i >= expected.Count || traced[i] != expected[i])
+            {
+                return new Result(0, 0, $"decision line {i + 1} of the trace is not line {i + 1} of what {node}'s decisions in the log emit (a trace of " +
+                    "another cluster, or of decisions the log does not attribute): left as it is");
+            }
+        }
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+        file.SetLength(whole);
+        file.Seek(0, SeekOrigin.End);
+        foreach (string line in expected.Skip(traced.Length))
+            file.Write(Encoding.UTF8.GetBytes(line + "\n"));
+        file.Flush(flushToDisk: true);
+        return new Result(expected.Count - traced.Length, torn, null);
+    }
+}
