@@ -5,7 +5,8 @@ using Xunit.Abstractions;
 namespace Hybrid.Cluster.Tests;
 
 /// <summary>
-/// kill -9 of etcd (the cluster's metadata) during a migration, with both nodes in their own processes on the etcd
+/// kill -9 of etcd (the cluster's metadata) during a migration (right after it was asked for, while the target pulls,
+/// and right after each of its decisions), with both nodes in their own processes on the etcd
 /// store and a cluster client writing throughout. The nodes keep serving while etcd is down (only decisions wait);
 /// once etcd is back on its data directory the migration finishes, every acknowledged write is readable with its
 /// latest value, each range has one owner, and the target's trace replays through the checker.
@@ -50,9 +51,63 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
         long writesWhileDown = load.Writes - writesBefore;
         await _etcd.RestartAsync();
         output.WriteLine($"etcd back; {writesWhileDown} writes acknowledged while it was down");
+        await AssertFinishedAndNothingLostAsync(client, load);
+    }
 
-        await WaitAsync(async () => (await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("finished").ValueKind != JsonValueKind.Null,
-            "the migration to finish", TimeSpan.FromSeconds(120));
+    /// <summary>
+    /// kill -9 of etcd right after the target (the coordinator) published each migration decision, while it is held
+    /// there before carrying out the decision's effects (<see cref="StallingMetadataStore"/>): the decision is in etcd,
+    /// and the next one meets the outage, so every phase of the migration meets an etcd crash, not only the two above.
+    /// </summary>
+    [Theory]
+    [InlineData("BeginMigration")]
+    [InlineData("TransferOwnership")]
+    [InlineData("CheckpointCovered")]
+    [InlineData("DropSource")]
+    public async Task Etcd_killed_right_after_a_migration_decision_loses_no_acknowledged_write_and_the_migration_finishes(string decision)
+    {
+        await using ClusterClient client = await ClusterClient.ConnectAsync(new ClusterRoutingSource(Metadata.Typed));
+        var load = new AckedWrites(client, 2000);
+        await load.LoadAsync();
+        string stall = Path.Combine(Dir.Path, "n2", NodeProcess.StallFileName);
+        await File.WriteAllTextAsync(stall, decision);
+        load.Start(lanes: 4);
+
+        await StartMigrationAsync(maxBytesPerSecond: 0);
+        await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("stalled after " + decision, StringComparison.Ordinal)),
+            $"n2 to publish {decision}", TimeSpan.FromSeconds(90));
+        File.Delete(stall);
+        string phases = $"r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}";
+        await _etcd!.KillAsync();
+        long writesBefore = load.Writes;
+        output.WriteLine($"etcd killed right after {decision}: {phases}");
+        await WaitAsync(() => Task.FromResult(load.Writes >= writesBefore + 20), "writes while etcd is down", TimeSpan.FromSeconds(60));
+        // The held decider goes on to its next step, which waits for etcd (it says so): a decision, or finding the peer
+        // port of a node it has not called yet.
+        await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("waits for the metadata store", StringComparison.Ordinal)),
+            "n2's next decision to wait for etcd", TimeSpan.FromSeconds(30));
+        await _etcd.RestartAsync();
+        output.WriteLine($"etcd back; {load.Writes - writesBefore} writes acknowledged while it was down");
+        await AssertFinishedAndNothingLostAsync(client, load);
+    }
+
+    /// <summary>
+    /// Waits for the migration to finish, stops <paramref name="load"/>, then checks: no error, every range at its
+    /// new owner, every acknowledged write readable with its latest value, the target's trace accepted.
+    /// </summary>
+    private async Task AssertFinishedAndNothingLostAsync(ClusterClient client, AckedWrites load)
+    {
+        await WaitAsync(async () =>
+        {
+            try
+            {
+                return (await ControlAsync("n2", "{\"op\":\"status\"}")).GetProperty("finished").ValueKind != JsonValueKind.Null;
+            }
+            catch (MetadataUnavailableException)
+            {
+                return false; // this process's etcd client may still be backing off from the outage
+            }
+        }, "the migration to finish", TimeSpan.FromSeconds(120));
         await load.StopAsync();
         JsonElement status = await ControlAsync("n2", "{\"op\":\"status\"}");
         output.WriteLine($"{load.Writes} acknowledged writes, {load.Failed} failed, {load.Refused} refused, {client.Resends} resends; target: {status}");

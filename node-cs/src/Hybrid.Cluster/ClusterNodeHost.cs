@@ -67,8 +67,11 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
         var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
         // Decisions wait out a metadata store that is briefly away (etcd restarting); the data path never waits for it.
-        var patient = new PatientClusterMetadata(metadata, e => e is MetadataUnavailableException, log.Nodes, log.Cores, [.. metadata.Ranges.Keys]);
-        var member = new ClusterMember(name, log.Cores, options, patient, metadata.Ranges, n => PeerOf(metadata, n),
+        var patient = new PatientClusterMetadata(metadata, e => e is MetadataUnavailableException, log.Nodes, log.Cores, [.. metadata.Ranges.Keys])
+        {
+            Report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}"),
+        };
+        var member = new ClusterMember(name, log.Cores, options, patient, metadata.Ranges, n => PeerOf(metadata, n, text => Console.Error.WriteLine($"hybrid: node {name}: {text}")),
             new IPEndPoint(options.BindAddress, peerPort), peerKey, trace)
         {
             RespEndpoints = async ct => (await metadata.Typed.ListLiveNodesAsync(ct).ConfigureAwait(false))
@@ -124,9 +127,20 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         }
     }
 
-    private static EndPoint PeerOf(DurableClusterMetadata metadata, string node)
+    private static EndPoint PeerOf(DurableClusterMetadata metadata, string node, Action<string> report)
     {
-        NodeInfo info = metadata.Typed.ListLiveNodesAsync().GetAwaiter().GetResult().FirstOrDefault(n => n.Id == node)
+        IReadOnlyList<NodeInfo> live;
+        try
+        {
+            live = metadata.Typed.ListLiveNodesAsync().GetAwaiter().GetResult();
+        }
+        catch (MetadataUnavailableException e)
+        {
+            // The caller dials where the peer was last found, or retries: say why a migration step may wait.
+            report($"finding node {node}'s peer port waits for the metadata store: {e.Message}");
+            throw;
+        }
+        NodeInfo info = live.FirstOrDefault(n => n.Id == node)
             ?? throw new InvalidOperationException($"node {node} is not running (no live registration)");
         return IPEndPoint.Parse(info.PeerEndpoint ?? throw new InvalidOperationException($"node {node} has no peer port"));
     }

@@ -19,6 +19,12 @@ namespace Hybrid.Node.Cluster;
 public sealed class PatientClusterMetadata(IClusterMetadata inner, Func<Exception, bool> isUnavailable,
     IReadOnlyList<string> nodes, IReadOnlyList<string> cores, IReadOnlyList<string> ranges) : IClusterMetadata
 {
+    /// <summary>
+    /// Told (once per call) when a read of the decision state or a decision's write waits for the store, and when it
+    /// got through after waiting: an operator sees why a migration stalls. Null: nothing is said.
+    /// </summary>
+    public Action<string>? Report { get; init; }
+
     /// <summary>How long a call waits for the store before giving up with the store's own error.</summary>
     public TimeSpan RetryFor { get; init; } = TimeSpan.FromMinutes(2);
 
@@ -28,7 +34,7 @@ public sealed class PatientClusterMetadata(IClusterMetadata inner, Func<Exceptio
     /// <inheritdoc />
     public bool TryReplace(ClusterCore expected, IReadOnlyList<ClusterDecision> decisions, ClusterCore next)
     {
-        DateTime deadline = DateTime.UtcNow + RetryFor;
+        DateTime started = DateTime.UtcNow, deadline = started + RetryFor;
         string before = Fingerprint(expected), after = Fingerprint(next);
         bool unknown = false;
         for (int attempt = 0; ; attempt++)
@@ -37,33 +43,53 @@ public sealed class PatientClusterMetadata(IClusterMetadata inner, Func<Exceptio
             {
                 // A write whose outcome was unknown may land late (the store applies it after the call gave up, and
                 // after the look below saw the old state): this attempt's compare then fails against our own write.
-                return inner.TryReplace(expected, decisions, next) || (unknown && Fingerprint(Current) == after);
+                bool landed = inner.TryReplace(expected, decisions, next) || (unknown && Fingerprint(Current) == after);
+                return Landed(landed, unknown, decisions, started);
             }
             catch (Exception e) when (isUnavailable(e) && DateTime.UtcNow < deadline)
             {
+                if (!unknown)
+                    Report?.Invoke($"{Kinds(decisions)} waits for the metadata store: {e.Message}");
                 unknown = true;
                 Thread.Sleep(Math.Min(50 * (attempt + 1), 500));
             }
             // The outcome is unknown: look at what the store holds now.
             string now = Fingerprint(Current);
             if (now == after)
-                return true;
+                return Landed(true, unknown, decisions, started);
             if (now != before)
-                return false;
+                return Landed(false, unknown, decisions, started);
         }
     }
 
+    private bool Landed(bool landed, bool waited, IReadOnlyList<ClusterDecision> decisions, DateTime started)
+    {
+        if (waited)
+        {
+            Report?.Invoke($"{Kinds(decisions)} {(landed ? "published" : "lost to another decider's write")} after waiting " +
+                $"{(DateTime.UtcNow - started).TotalMilliseconds:F0} ms for the metadata store");
+        }
+        return landed;
+    }
+
+    private static string Kinds(IReadOnlyList<ClusterDecision> decisions) => string.Join("+", decisions.Select(d => d.Kind).Distinct());
+
     private T Retry<T>(Func<T> call)
     {
-        DateTime deadline = DateTime.UtcNow + RetryFor;
+        DateTime started = DateTime.UtcNow, deadline = started + RetryFor;
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                return call();
+                T result = call();
+                if (attempt > 0)
+                    Report?.Invoke($"read the decision state after waiting {(DateTime.UtcNow - started).TotalMilliseconds:F0} ms for the metadata store");
+                return result;
             }
             catch (Exception e) when (isUnavailable(e) && DateTime.UtcNow < deadline)
             {
+                if (attempt == 0)
+                    Report?.Invoke("reading the decision state waits for the metadata store: " + e.Message);
                 Thread.Sleep(Math.Min(50 * (attempt + 1), 500));
             }
         }
