@@ -96,15 +96,8 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
         await using ClusterClient client = await ClusterClient.ConnectAsync(new ClusterRoutingSource(Metadata.Typed));
         var load = new AckedWrites(client, Keys);
         await load.LoadAsync();
-        string stall = Path.Combine(Dir.Path, "n2", NodeProcess.StallFileName);
-        await File.WriteAllTextAsync(stall, decision);
-        load.Start(lanes: 4);
-
-        await StartMigrationAsync(maxBytesPerSecond: 0);
-        await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("stalled after " + decision, StringComparison.Ordinal)),
-            $"n2 to publish {decision}", TimeSpan.FromSeconds(90));
-        File.Delete(stall); // the restarted node is not held again
-        output.WriteLine($"killing {victim} right after {decision}: r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}");
+        string phases = await StartMigrationHeldAfterAsync(decision, load);
+        output.WriteLine($"killing {victim} right after {decision}: {phases}");
         await RestartAndAwaitMigrationAsync(victim);
         await Task.Delay(300);
         await load.StopAsync();

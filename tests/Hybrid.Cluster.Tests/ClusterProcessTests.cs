@@ -187,6 +187,23 @@ public abstract class ClusterProcessTests : IAsyncLifetime
                     $"{string.Join("\n", details)}\ntraces kept in {kept}");
     }
 
+    /// <summary>
+    /// Starts <paramref name="load"/> and an unthrottled migration whose decider (n2) is held for
+    /// <see cref="StallingMetadataStore.Hold"/> right after it published its first <paramref name="decision"/>; returns
+    /// then, with the phases of r1 and r2 as text. A node started later is not held.
+    /// </summary>
+    private protected async Task<string> StartMigrationHeldAfterAsync(string decision, AckedWrites load)
+    {
+        string stall = Path.Combine(Dir.Path, "n2", NodeProcess.StallFileName);
+        await File.WriteAllTextAsync(stall, decision);
+        load.Start(lanes: 4);
+        await StartMigrationAsync(maxBytesPerSecond: 0);
+        await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("stalled after " + decision, StringComparison.Ordinal)),
+            $"n2 to publish {decision}", TimeSpan.FromSeconds(90));
+        File.Delete(stall);
+        return $"r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}";
+    }
+
     /// <summary>The range whose slots hold key <paramref name="i"/> of <see cref="AckedWrites"/>.</summary>
     protected string AckedRangeOf(int i)
     {

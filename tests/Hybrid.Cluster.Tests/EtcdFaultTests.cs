@@ -69,15 +69,7 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
         await using ClusterClient client = await ClusterClient.ConnectAsync(new ClusterRoutingSource(Metadata.Typed));
         var load = new AckedWrites(client, 2000);
         await load.LoadAsync();
-        string stall = Path.Combine(Dir.Path, "n2", NodeProcess.StallFileName);
-        await File.WriteAllTextAsync(stall, decision);
-        load.Start(lanes: 4);
-
-        await StartMigrationAsync(maxBytesPerSecond: 0);
-        await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("stalled after " + decision, StringComparison.Ordinal)),
-            $"n2 to publish {decision}", TimeSpan.FromSeconds(90));
-        File.Delete(stall);
-        string phases = $"r1 {Metadata.Current.Phase("r1")}, r2 {Metadata.Current.Phase("r2")}";
+        string phases = await StartMigrationHeldAfterAsync(decision, load);
         await _etcd!.KillAsync();
         long writesBefore = load.Writes;
         output.WriteLine($"etcd killed right after {decision}: {phases}");
