@@ -14,6 +14,16 @@ public sealed class ClusterCommandTests : IDisposable
     private static int Run(params string[] args) => HybridCli.Run(args, _ => 99);
 
     [Fact]
+    public void Migrate_progress_names_a_source_that_has_not_answered_and_nothing_while_it_answers()
+    {
+        using var failing = System.Text.Json.JsonDocument.Parse("""{"records":5,"sourceFailingSeconds":12.4,"sourceFailure":"peer not reachable: connection refused"}""");
+        Assert.Equal(", the source has not answered for 12 s (peer not reachable: connection refused), retrying",
+            Cluster.MigrationProgress.SourceTrouble(failing.RootElement));
+        using var answering = System.Text.Json.JsonDocument.Parse("""{"records":5,"sourceFailingSeconds":null,"sourceFailure":null}""");
+        Assert.Equal("", Cluster.MigrationProgress.SourceTrouble(answering.RootElement));
+    }
+
+    [Fact]
     public async Task Start_migrate_status_and_stop_a_local_two_node_cluster()
     {
         Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--ranges", "4", "--base-port", "0", "--dir", _dir));

@@ -79,6 +79,31 @@ public sealed class PullFailureTests
     }
 
     [Fact]
+    public async Task While_the_source_cannot_be_reached_the_job_says_for_how_long_and_why_and_stops_saying_once_it_answers()
+    {
+        using var nodes = new TwoNodes(traced: false);
+        List<int> moving = nodes.Load(2_000);
+        var target = new MigrationTarget(new MigratingStore(nodes.TargetStore.Store), MigrationTrace.Off, partitions: 2);
+        var peer = new FailingChunksPeer(new InProcessPeer(nodes.Source), () => new IOException("connection refused"));
+        PullJob job = target.StartPulls("r1", TwoNodes.R1, peer);
+        Assert.Null(job.Stats.SourceFailure);
+
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((job.Stats.SourceFailingFor ?? TimeSpan.Zero) < TimeSpan.FromMilliseconds(300) && waited.Elapsed < TimeSpan.FromSeconds(30))
+            await Task.Delay(10);
+        Assert.True(job.Stats.SourceFailingFor >= TimeSpan.FromMilliseconds(300), $"failing for {job.Stats.SourceFailingFor}");
+        Assert.Equal("connection refused", job.Stats.SourceFailure);
+        Assert.False(job.HasFailed); // an unreachable source is waited for, not given up on
+        Assert.Equal(0, job.Stats.Records);
+
+        peer.Failing = false;
+        await job.CompleteAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Null(job.Stats.SourceFailingFor);
+        Assert.Null(job.Stats.SourceFailure);
+        Assert.True(job.Stats.Records >= moving.Count);
+    }
+
+    [Fact]
     public async Task A_failed_pull_job_keeps_its_reads_waiting_for_priority_pulls_and_a_reissued_migrate_pulls_the_range_again()
     {
         using var nodes = new TwoNodes(traced: false);

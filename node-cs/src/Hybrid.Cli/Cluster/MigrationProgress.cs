@@ -62,8 +62,18 @@ internal static class MigrationProgress
         }
         else
         {
+            bool failing = false;
             while (!await PollAsync())
+            {
+                // Without a bar, say once per streak that the pulls cannot reach the source (and when they can again).
+                string trouble = SourceTrouble(status);
+                if (trouble.Length > 0 != failing)
+                {
+                    failing = trouble.Length > 0;
+                    Console.Error.WriteLine(failing ? "migration: " + trouble.TrimStart(',', ' ') : "migration: the source answers again");
+                }
                 await Task.Delay(100);
+            }
         }
         started.Stop();
         TimeSpan? firstServed = status.GetProperty("firstServed").ValueKind == JsonValueKind.String
@@ -82,6 +92,15 @@ internal static class MigrationProgress
         long records = status.GetProperty("records").GetInt64();
         double mb = status.GetProperty("bytes").GetInt64() / 1e6;
         task.Description = string.Create(CultureInfo.InvariantCulture,
-            $"{done}/{rangeCount} ranges, {records:N0} records, {mb / Math.Max(elapsed.TotalSeconds, 1e-3):F1} MB/s");
+            $"{done}/{rangeCount} ranges, {records:N0} records, {mb / Math.Max(elapsed.TotalSeconds, 1e-3):F1} MB/s") + Markup.Escape(SourceTrouble(status));
+    }
+
+    /// <summary>", the source has failed for N s (why)" while the target's pulls keep failing to reach the source; else empty.</summary>
+    internal static string SourceTrouble(JsonElement status)
+    {
+        if (!status.TryGetProperty("sourceFailingSeconds", out JsonElement seconds) || seconds.ValueKind != JsonValueKind.Number)
+            return "";
+        string why = status.TryGetProperty("sourceFailure", out JsonElement failure) && failure.ValueKind == JsonValueKind.String ? failure.GetString()! : "";
+        return string.Create(CultureInfo.InvariantCulture, $", the source has not answered for {seconds.GetDouble():F0} s ({why}), retrying");
     }
 }

@@ -378,6 +378,8 @@ public sealed class MigrationStatus
                 priorityKeys = s?.PriorityKeys ?? 0,
                 scannedLogBytes = s?.ScannedLogBytes ?? 0,
                 plannedLogBytes = s?.PlannedLogBytes ?? 0,
+                sourceFailingSeconds = s?.SourceFailingFor?.TotalSeconds,
+                sourceFailure = s?.SourceFailure,
                 started = Started,
                 firstServed = FirstServed,
                 finished = Finished,

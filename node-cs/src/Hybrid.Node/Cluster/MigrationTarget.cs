@@ -89,6 +89,8 @@ public sealed class MigrationTarget(IKvStore store, MigrationTrace trace, int pa
 public sealed class PullStats
 {
     private long _records, _bytes, _stale, _chunks, _priorityBatches, _priorityKeys, _planned, _scanned, _restarts;
+    private long _failingSince; // Stopwatch timestamp of the first failure of the current streak; 0 = the source answers
+    private string? _failure;
 
     /// <summary>Records received by background pulls (catch-up pass included).</summary>
     public long Records => Volatile.Read(ref _records);
@@ -120,8 +122,39 @@ public sealed class PullStats
     /// </summary>
     public long Restarts => Volatile.Read(ref _restarts);
 
+    /// <summary>
+    /// How long the source has been unreachable (or failing pulls) with no pull answered since; null while it answers.
+    /// Pulls keep retrying meanwhile (a migration is never abandoned for a remote fault), so this is what tells an
+    /// operator why a migration stalls.
+    /// </summary>
+    public TimeSpan? SourceFailingFor
+    {
+        get
+        {
+            long since = Volatile.Read(ref _failingSince);
+            return since == 0 ? null : System.Diagnostics.Stopwatch.GetElapsedTime(since);
+        }
+    }
+
+    /// <summary>The last failure to reach the source (or its failure to answer a pull), while <see cref="SourceFailingFor"/> is not null.</summary>
+    public string? SourceFailure => SourceFailingFor is null ? null : Volatile.Read(ref _failure);
+
     /// <summary>Wall time from the start of the background pulls to the end of the catch-up pass.</summary>
     public TimeSpan BackgroundElapsed { get; internal set; }
+
+    /// <summary>A pull could not reach the source, or the source failed it: the failing streak starts now unless it runs already.</summary>
+    internal void OnSourceFailure(Exception e)
+    {
+        Volatile.Write(ref _failure, e.Message);
+        Interlocked.CompareExchange(ref _failingSince, System.Diagnostics.Stopwatch.GetTimestamp(), 0);
+    }
+
+    /// <summary>A pull was answered: no failing streak.</summary>
+    internal void OnSourceAnswered()
+    {
+        if (Volatile.Read(ref _failingSince) != 0)
+            Volatile.Write(ref _failingSince, 0);
+    }
 
     internal void AddChunk(int records, long bytes)
     {
@@ -316,6 +349,7 @@ public sealed class PullJob
             }
             catch (Exception e) when (IsRemoteFailure(e) && !_cancel.IsCancellationRequested)
             {
+                Stats.OnSourceFailure(e);
                 Stats.AddRestart();
                 _cancel.WaitHandle.WaitOne(backoff);
                 _cancel.ThrowIfCancellationRequested();
@@ -393,6 +427,7 @@ public sealed class PullJob
                 {
                     PullBuffer chunk = stream.Read(out ScanCursor next);
                     Stats.AddScanned(Math.Min(next.Next, next.End) - cursor.Next);
+                    Stats.OnSourceAnswered();
                     applier.Apply(chunk);
                     cursor = next;
                     Stats.AddChunk(chunk.Count, chunk.PayloadBytes);
@@ -406,6 +441,7 @@ public sealed class PullJob
             catch (Exception e) when (IsUnreachable(e))
             {
                 // The source is down or restarting: ask again from the cursor after the last chunk applied.
+                Stats.OnSourceFailure(e);
                 cancel.ThrowIfCancellationRequested();
                 cancel.WaitHandle.WaitOne(RetryDelay);
                 cancel.ThrowIfCancellationRequested();
@@ -537,10 +573,12 @@ public sealed class PullJob
             try
             {
                 _peer.PriorityPull(batch.Keys.AsMemory(0, batch.Count), batch.Buffer, _cancel);
+                Stats.OnSourceAnswered();
                 return;
             }
             catch (Exception e) when (IsUnreachable(e))
             {
+                Stats.OnSourceFailure(e);
                 _cancel.ThrowIfCancellationRequested();
                 Thread.Sleep(RetryDelay);
             }
@@ -586,10 +624,13 @@ public sealed class PullJob
         {
             try
             {
-                return Wait(call());
+                T result = Wait(call());
+                Stats.OnSourceAnswered();
+                return result;
             }
             catch (Exception e) when (IsUnreachable(e))
             {
+                Stats.OnSourceFailure(e);
                 _cancel.ThrowIfCancellationRequested();
                 Thread.Sleep(RetryDelay);
             }
