@@ -215,7 +215,7 @@ public abstract class ClusterProcessTests : IAsyncLifetime
     protected List<string> AssertTraceConforms(string node)
     {
         List<string> lines = [Initial.InitTraceLine, .. File.ReadAllLines(TracePath(node))
-            .Where(l => l.Length > 0 && !l.Contains("\"event\":\"BackgroundPull\"") && !l.Contains("\"event\":\"PriorityPull\""))];
+            .Where(l => l.Length > 0 && !TraceRepair.IsDataPlane(l))];
         TraceReport report = MigrationTrace.Check(lines);
         Assert.True(report.Accepted, $"{report.Verdict} at line {report.Line}: {report.Message}");
         Assert.Equal(lines.Count, report.LinesChecked);

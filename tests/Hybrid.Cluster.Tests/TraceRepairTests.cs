@@ -78,6 +78,18 @@ public sealed class TraceRepairTests : IDisposable
         Assert.Equal(all, File.ReadAllLines(Path));
     }
 
+    [Theory]
+    [InlineData(1, 10_000)] // a cut-off line longer than the 4 KiB blocks the end of the file is searched in
+    [InlineData(0, 3)] // a file of one cut-off line, no newline at all
+    public void A_long_cut_off_last_line_or_a_file_without_a_newline_is_removed_too(int whole, int cut)
+    {
+        List<string> all = TraceRepair.DecisionLines(Log(), "n2");
+        File.WriteAllText(Path, string.Concat(all.Take(whole).Select(l => l + "\n")) + new string('x', cut));
+
+        Assert.Equal(new TraceRepair.Result(all.Count - whole, cut, null), TraceRepair.Repair(Path, Log(), "n2"));
+        Assert.Equal(all, File.ReadAllLines(Path));
+    }
+
     [Fact]
     public void Decisions_of_another_node_are_not_put_into_this_nodes_trace()
     {

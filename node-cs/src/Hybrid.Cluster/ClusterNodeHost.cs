@@ -54,14 +54,15 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         if (!log.Nodes.Contains(name))
             throw new ArgumentException($"the cluster has no node {name} (nodes: {string.Join(", ", log.Nodes)})");
         byte[] peerKey = await metadata.PeerKeyAsync(cancellationToken).ConfigureAwait(false);
+        Action<string> report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}");
         if (tracePath is not null)
         {
             // Decisions this node published but was killed before tracing go into its trace before it traces again.
             TraceRepair.Result repair = TraceRepair.Repair(tracePath, log, name);
             if (repair.Refused is not null)
-                Console.Error.WriteLine($"hybrid: node {name}: trace {tracePath}: {repair.Refused}");
+                report($"trace {tracePath}: {repair.Refused}");
             else if (repair.Appended > 0 || repair.TornBytes > 0)
-                Console.Error.WriteLine($"hybrid: node {name}: trace {tracePath}: appended {repair.Appended} decision line(s) published before the restart but not traced" +
+                report($"trace {tracePath}: appended {repair.Appended} decision line(s) published before the restart but not traced" +
                     (repair.TornBytes > 0 ? $", removed a last line cut off by the stop ({repair.TornBytes} bytes)" : ""));
         }
         StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
@@ -69,9 +70,9 @@ public sealed class ClusterNodeHost : IAsyncDisposable
         // Decisions wait out a metadata store that is briefly away (etcd restarting); the data path never waits for it.
         var patient = new PatientClusterMetadata(metadata, e => e is MetadataUnavailableException, log.Nodes, log.Cores, [.. metadata.Ranges.Keys])
         {
-            Report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}"),
+            Report = report,
         };
-        var member = new ClusterMember(name, log.Cores, options, patient, metadata.Ranges, n => PeerOf(metadata, n, text => Console.Error.WriteLine($"hybrid: node {name}: {text}")),
+        var member = new ClusterMember(name, log.Cores, options, patient, metadata.Ranges, n => PeerOf(metadata, n, report),
             new IPEndPoint(options.BindAddress, peerPort), peerKey, trace)
         {
             RespEndpoints = async ct => (await metadata.Typed.ListLiveNodesAsync(ct).ConfigureAwait(false))
@@ -91,7 +92,6 @@ public sealed class ClusterNodeHost : IAsyncDisposable
             // them (and none removed while it was down).
             NodeExtensions extensions = NodeExtensions.Of(member.Node);
             (IReadOnlyList<ClusterExtensions.Entry> entries, long catalogRevision) = await catalog.ListAsync(cancellationToken).ConfigureAwait(false);
-            Action<string> report = text => Console.Error.WriteLine($"hybrid: node {name}: {text}");
             await ClusterExtensions.ApplyAllAsync(extensions, entries, report).ConfigureAwait(false);
             Task followingTenants = tenants.FollowAsync(member.Node.Tenants, revision, e => report("a tenant change was not applied: " + e.Message), stopping.Token);
             Task followingCatalog = catalog.FollowAsync(extensions, catalogRevision, report, stopping.Token);

@@ -46,26 +46,51 @@ public static class TraceRepair
     {
         if (!File.Exists(path))
             return new Result(0, 0, null);
-        byte[] bytes = File.ReadAllBytes(path);
-        int whole = Array.LastIndexOf(bytes, (byte)'\n') + 1; // bytes up to the end of the last whole line
-        int torn = bytes.Length - whole;
-        string[] traced = [.. Encoding.UTF8.GetString(bytes, 0, whole).Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Where(l => !IsDataPlane(l))];
+        long whole = WholeLinesLength(path); // the file up to the end of its last whole line
+        long torn = new FileInfo(path).Length - whole;
         List<string> expected = DecisionLines(log, node);
-        for (int i = 0; i < traced.Length; i++)
+        int traced = 0;
+        // The file is streamed (a long-traced node's file may be large), its cut-off last line left out.
+        using (var read = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), Encoding.UTF8))
         {
-            if (i >= expected.Count || traced[i] != expected[i])
+            long at = 0;
+            while (at < whole && read.ReadLine() is { } line)
             {
-                return new Result(0, 0, $"decision line {i + 1} of the trace is not line {i + 1} of what {node}'s decisions in the log emit (a trace of " +
-                    "another cluster, or of decisions the log does not attribute): left as it is");
+                at += Encoding.UTF8.GetByteCount(line) + 1;
+                if (line.Length == 0 || IsDataPlane(line))
+                    continue;
+                if (traced >= expected.Count || line != expected[traced])
+                {
+                    return new Result(0, 0, $"decision line {traced + 1} of the trace is not line {traced + 1} of what {node}'s decisions in the log " +
+                        "emit (a trace of another cluster, or of decisions the log does not attribute): left as it is");
+                }
+                traced++;
             }
         }
         using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
         file.SetLength(whole);
         file.Seek(0, SeekOrigin.End);
-        foreach (string line in expected.Skip(traced.Length))
+        foreach (string line in expected.Skip(traced))
             file.Write(Encoding.UTF8.GetBytes(line + "\n"));
         file.Flush(flushToDisk: true);
-        return new Result(expected.Count - traced.Length, torn, null);
+        return new Result(expected.Count - traced, (int)torn, null);
+    }
+
+    /// <summary>The length of <paramref name="path"/> up to and including its last newline (0 when it has none).</summary>
+    private static long WholeLinesLength(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var block = new byte[4096];
+        for (long end = file.Length; end > 0;)
+        {
+            int n = (int)Math.Min(block.Length, end);
+            file.Position = end - n;
+            file.ReadExactly(block, 0, n);
+            int newline = Array.LastIndexOf(block, (byte)'\n', n - 1, n);
+            if (newline >= 0)
+                return end - n + newline + 1;
+            end -= n;
+        }
+        return 0;
     }
 }

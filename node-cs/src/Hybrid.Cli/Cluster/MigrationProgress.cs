@@ -95,7 +95,7 @@ internal static class MigrationProgress
             $"{done}/{rangeCount} ranges, {records:N0} records, {mb / Math.Max(elapsed.TotalSeconds, 1e-3):F1} MB/s") + Markup.Escape(SourceTrouble(status));
     }
 
-    /// <summary>", the source has failed for N s (why)" while the target's pulls keep failing to reach the source; else empty.</summary>
+    /// <summary>", the source has not answered for N s (why), retrying" while the target's pulls fail to reach the source; else empty.</summary>
     internal static string SourceTrouble(JsonElement status)
     {
         if (!status.TryGetProperty("sourceFailingSeconds", out JsonElement seconds) || seconds.ValueKind != JsonValueKind.Number)
