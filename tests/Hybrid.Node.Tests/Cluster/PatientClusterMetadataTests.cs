@@ -51,7 +51,32 @@ public class PatientClusterMetadataTests
         DecisionResult other = ClusterDecision.CoreRefreshed("a", "c1", 2).ApplyTo(next);
         Assert.True(other.Accepted, other.Reason);
         var store = new LateStore(s_initial, landsOnAttempt: 2) { Intruder = other.Core };
-        Assert.False(Patient(store).TryReplace(s_initial, [decision], next));
+        var said = new List<string>();
+        var patient = new PatientClusterMetadata(store, e => e is IOException, ["a", "b"], ["c1", "c2"], ["r"]) { Report = said.Add };
+        Assert.False(patient.TryReplace(s_initial, [decision], next));
+        Assert.Equal(2, said.Count);
+        Assert.StartsWith("BeginMigration lost to another decider's write after waiting ", said[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_decision_that_waits_for_the_store_says_so_once_and_again_when_it_got_through()
+    {
+        var (decision, next) = Begin();
+        var said = new List<string>();
+        var patient = new PatientClusterMetadata(new LateStore(s_initial, landsOnAttempt: 2), e => e is IOException, ["a", "b"], ["c1", "c2"], ["r"])
+        {
+            Report = said.Add,
+        };
+        Assert.True(patient.TryReplace(s_initial, [decision], next));
+        Assert.Equal(2, said.Count);
+        Assert.Equal("BeginMigration waits for the metadata store: deadline exceeded", said[0]);
+        Assert.Matches("^BeginMigration published after waiting [0-9]+ ms for the metadata store$", said[1]);
+
+        // A write that never waited says nothing.
+        said.Clear();
+        DecisionResult refresh = ClusterDecision.CoreRefreshed("a", "c1", 2).ApplyTo(next);
+        Assert.True(patient.TryReplace(next, [ClusterDecision.CoreRefreshed("a", "c1", 2)], refresh.Core));
+        Assert.Empty(said);
     }
 
     /// <summary>
