@@ -65,7 +65,7 @@ public sealed class ClusterNodeHost : IAsyncDisposable
                 report($"trace {tracePath}: appended {repair.Appended} decision line(s) published before the restart but not traced" +
                     (repair.TornBytes > 0 ? $", removed a last line cut off by the stop ({repair.TornBytes} bytes)" : ""));
         }
-        StreamWriter? traceFile = tracePath is null ? null : new StreamWriter(tracePath, append: true) { AutoFlush = true };
+        StreamWriter? traceFile = tracePath is null ? null : TraceRepair.Open(tracePath, log);
         var trace = traceFile is null ? MigrationTrace.Off : new MigrationTrace(traceFile);
         // Decisions wait out a metadata store that is briefly away (etcd restarting); the data path never waits for it.
         var patient = new PatientClusterMetadata(metadata, e => e is MetadataUnavailableException, log.Nodes, log.Cores, [.. metadata.Ranges.Keys])

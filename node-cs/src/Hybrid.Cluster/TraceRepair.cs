@@ -41,6 +41,22 @@ public static class TraceRepair
     public static bool IsDataPlane(string line) => line.Contains("\"event\":\"BackgroundPull\"", StringComparison.Ordinal)
         || line.Contains("\"event\":\"PriorityPull\"", StringComparison.Ordinal);
 
+    /// <summary>True for the <c>Init</c> line a node writes first in a new trace file (the cluster's constants).</summary>
+    public static bool IsInit(string line) => line.Contains("\"event\":\"Init\"", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Opens the trace at <paramref name="path"/> for appending (after <see cref="Repair"/>); a new or empty file first
+    /// gets the <c>Init</c> line of <paramref name="log"/>'s cluster, so <c>hybrid trace check</c> can replay it as it is.
+    /// </summary>
+    public static StreamWriter Open(string path, DecisionLog log)
+    {
+        bool fresh = !File.Exists(path) || new FileInfo(path).Length == 0;
+        var writer = new StreamWriter(path, append: true) { AutoFlush = true };
+        if (fresh)
+            writer.WriteLine(DurableClusterMetadata.Create(log).InitTraceLine);
+        return writer;
+    }
+
     /// <summary>Mends the trace at <paramref name="path"/> of <paramref name="node"/> (see the class); a missing file needs nothing.</summary>
     public static Result Repair(string path, DecisionLog log, string node)
     {
@@ -57,7 +73,7 @@ public static class TraceRepair
             while (at < whole && read.ReadLine() is { } line)
             {
                 at += Encoding.UTF8.GetByteCount(line) + 1;
-                if (line.Length == 0 || IsDataPlane(line))
+                if (line.Length == 0 || IsDataPlane(line) || IsInit(line))
                     continue;
                 if (traced >= expected.Count || line != expected[traced])
                 {
