@@ -96,6 +96,62 @@ public class TraceCommandTests
     }
 
     [Fact]
+    public async Task Traces_of_a_cluster_where_both_nodes_decided_are_merged_by_its_decision_log_and_checked_as_one()
+    {
+        string dir = Directory.CreateTempSubdirectory("hybrid-trace-cluster").FullName;
+        var (stdout, output) = (Console.Out, new StringWriter());
+        Console.SetOut(output);
+        try
+        {
+            await using (var store = new Hybrid.Cluster.FileMetadataStore(Path.Combine(dir, "metadata")))
+            {
+                var metadata = new Hybrid.Cluster.DurableClusterMetadata(store);
+                Assert.True(await metadata.InitializeAsync(["n1", "n2"], ["c1", "c2"], Hybrid.Cluster.DurableClusterMetadata.EvenRanges(1),
+                    new Dictionary<string, string> { ["r1"] = "n1" }));
+                // r1 to n2 (n2 decides), then back to n1 (n1 decides).
+                foreach (var (to, from, view) in new[] { ("n2", "n1", 2), ("n1", "n2", 3) })
+                {
+                    foreach (ClusterDecision d in new[]
+                    {
+                        ClusterDecision.BeginMigration("r1", to), ClusterDecision.CoreRefreshed(from, "c1", view), ClusterDecision.CoreRefreshed(from, "c2", view),
+                        ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefreshed(to, "c1", view),
+                        ClusterDecision.CoreRefreshed(to, "c2", view), ClusterDecision.FinishPulls("r1"), ClusterDecision.CheckpointCovered(to),
+                        ClusterDecision.DropSource("r1"), ClusterDecision.RemoveLineage("r1"),
+                    })
+                    {
+                        var current = metadata.Current;
+                        var result = d.ApplyTo(current);
+                        Assert.True(result.Accepted, result.Reason);
+                        Assert.True(metadata.TryReplace(current, [d with { By = to }], result.Core));
+                    }
+                }
+                foreach (string node in new[] { "n1", "n2" })
+                {
+                    using StreamWriter trace = Hybrid.Cluster.TraceRepair.Open(Path.Combine(dir, node + ".trace.ndjson"), metadata.Log);
+                    foreach (string line in Hybrid.Cluster.TraceRepair.DecisionLines(metadata.Log, node))
+                        trace.WriteLine(line);
+                }
+            }
+            string n1 = Path.Combine(dir, "n1.trace.ndjson"), n2 = Path.Combine(dir, "n2.trace.ndjson");
+            Assert.Equal(1, HybridCli.Run(["trace", "check", "--decisions-only", n1], NoServer)); // n1 decided second: alone, refused
+
+            output.GetStringBuilder().Clear();
+            Assert.Equal(0, HybridCli.Run(["trace", "check", "--cluster", dir, n1, n2], NoServer));
+            Assert.Contains("(2 node trace(s), 22 of the log's 22 decisions): Accepted (23 lines;", output.ToString(), StringComparison.Ordinal);
+
+            File.WriteAllLines(n1, File.ReadAllLines(n1).Reverse());
+            output.GetStringBuilder().Clear();
+            Assert.Equal(1, HybridCli.Run(["trace", "check", "--cluster", dir, n1, n2], NoServer));
+            Assert.Contains("n1.trace.ndjson: its decision lines are not the first lines of any one node's decisions", output.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void ParseKeepsShapes()
     {
         var values = TraceCommand.Parse(["{\"event\":\"Init\",\"n\":[1,true,\"x\"]}", "", "  "]);

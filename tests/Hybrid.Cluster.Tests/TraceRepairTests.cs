@@ -115,6 +115,42 @@ public sealed class TraceRepairTests : IDisposable
         Assert.Equal(foreign, File.ReadAllLines(Path));
     }
 
+    /// <summary>r1 moves to n2 (decided by n2), then back to n1 (decided by n1).</summary>
+    private static DecisionLog ThereAndBack()
+    {
+        static IEnumerable<ClusterDecision> Move(string to, string from, int view) =>
+        [
+            ClusterDecision.BeginMigration("r1", to), ClusterDecision.CoreRefreshed(from, "c1", view), ClusterDecision.CoreRefreshed(from, "c2", view),
+            ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefreshed(to, "c1", view),
+            ClusterDecision.CoreRefreshed(to, "c2", view), ClusterDecision.FinishPulls("r1"), ClusterDecision.CheckpointCovered(to),
+            ClusterDecision.DropSource("r1"), ClusterDecision.RemoveLineage("r1"),
+        ];
+        return Log() with { Decisions = [.. Move("n2", "n1", 2).Select(d => d with { By = "n2" }), .. Move("n1", "n2", 3).Select(d => d with { By = "n1" })] };
+    }
+
+    [Fact]
+    public void Traces_of_two_deciders_merge_in_log_order_and_replay_where_neither_does_alone()
+    {
+        DecisionLog log = ThereAndBack();
+        string[] n1 = [.. TraceRepair.DecisionLines(log, "n1")], n2 = [BackgroundPull, .. TraceRepair.DecisionLines(log, "n2")];
+        Assert.False(Check(n1).Accepted);
+        Assert.True(Check(n2).Accepted); // n2 decided first: its trace replays alone, but covers only the move there
+
+        TraceRepair.Merged merged = TraceRepair.Merge(log, [("n1.trace", n1), ("n2.trace", n2)]);
+
+        Assert.Null(merged.Error);
+        Assert.Equal(22, merged.Decisions);
+        TraceReport report = MigrationTrace.Check(merged.Lines);
+        Assert.True(report.Accepted, $"{report.Verdict} at line {report.Line}: {report.Message}");
+        Assert.Equal(1 + n1.Length + n2.Length - 1, report.LinesChecked); // the Init line, every decision line, no pull line
+
+        // Only n2's trace: the merge stops at n1's first decision.
+        Assert.Equal(11, TraceRepair.Merge(log, [("n2.trace", n2)]).Decisions);
+        // A trace that is not any node's decisions is named.
+        TraceRepair.Merged foreign = TraceRepair.Merge(log, [("odd.trace", [n1[1], n1[0]])]);
+        Assert.StartsWith("odd.trace: ", foreign.Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void No_trace_file_yet_needs_nothing_and_creates_nothing()
     {

@@ -37,6 +37,62 @@ public static class TraceRepair
         return lines;
     }
 
+    /// <summary>What <see cref="Merge"/> made: the cluster's trace (Init line first) or why it could not.</summary>
+    /// <param name="Lines">The merged trace: the Init line, then every traced decision's lines in log order.</param>
+    /// <param name="Decisions">How many of the log's decisions it covers (it ends at the first one its decider did not trace).</param>
+    /// <param name="Error">Why the traces could not be merged (a decision line no node's decisions emit), or null.</param>
+    public sealed record Merged(List<string> Lines, int Decisions, string? Error);
+
+    /// <summary>
+    /// Merges several nodes' trace files (name, lines) into the cluster's trace, in the order of the decision log: each
+    /// file's decision lines must be the first lines of one node's decisions (that node is the file's), and every
+    /// decision is taken from its decider's file. A node's trace holds only its own decisions, so this is how a cluster
+    /// where several nodes decided (migrations both ways) is replayed. Data-plane lines are left out.
+    /// </summary>
+    public static Merged Merge(DecisionLog log, IReadOnlyList<(string Name, IReadOnlyList<string> Lines)> files)
+    {
+        ClusterCore core = DurableClusterMetadata.Create(log);
+        var steps = new List<(string? By, List<string> Lines)>();
+        foreach (Node.Cluster.ClusterDecision d in log.Decisions)
+        {
+            DecisionResult r = d.ApplyTo(core);
+            if (!r.Accepted)
+                throw new InvalidDataException($"stored decision {d} is refused on replay: {r.Reason}");
+            steps.Add((d.By, [.. r.Effects.Where(e => e.Kind == EffectKind.EmitTrace).Select(e => e.TraceLine)]));
+            core = r.Core;
+        }
+        string init = DurableClusterMetadata.Create(log).InitTraceLine;
+        var traced = new Dictionary<string, int>(); // node -> decision lines its file holds
+        foreach (var (name, lines) in files)
+        {
+            string[] mine = [.. lines.Where(l => l.Length > 0 && !IsDataPlane(l) && !IsInit(l))];
+            if (mine.Length == 0)
+                continue;
+            string? node = log.Nodes.FirstOrDefault(n =>
+            {
+                List<string> expected = [.. steps.Where(s => s.By == n).SelectMany(s => s.Lines)];
+                return !traced.ContainsKey(n) && mine.Length <= expected.Count && mine.SequenceEqual(expected.Take(mine.Length));
+            });
+            if (node is null)
+                return new Merged([], 0, $"{name}: its decision lines are not the first lines of any one node's decisions in the log");
+            traced[node] = mine.Length;
+        }
+        var merged = new List<string> { init };
+        int decisions = 0;
+        var taken = new Dictionary<string, int>();
+        foreach (var (by, lines) in steps)
+        {
+            int have = by is not null && traced.TryGetValue(by, out int n) ? n : 0;
+            int at = by is not null && taken.TryGetValue(by, out int t) ? t : 0;
+            if (by is null || at + lines.Count > have)
+                break; // its decider did not trace it (that node's file was not given, or ends earlier)
+            merged.AddRange(lines);
+            taken[by] = at + lines.Count;
+            decisions++;
+        }
+        return new Merged(merged, decisions, null);
+    }
+
     /// <summary>True for the lines a node writes for its data-plane steps (not decisions): background and priority pulls.</summary>
     public static bool IsDataPlane(string line) => line.Contains("\"event\":\"BackgroundPull\"", StringComparison.Ordinal)
         || line.Contains("\"event\":\"PriorityPull\"", StringComparison.Ordinal);

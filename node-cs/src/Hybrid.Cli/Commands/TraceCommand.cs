@@ -21,11 +21,21 @@ internal static class TraceCommand
             Description = "Leave out a node's data-plane lines (BackgroundPull per chunk, PriorityPull per batch): a node's pulls "
                 + "are finer than the model's, so a node's own trace file (hybrid cluster node --trace) is checked with this",
         };
+        var cluster = new Option<string?>("--cluster")
+        {
+            Description = "The cluster's directory (hybrid cluster start --dir): the node trace files given are merged in the order "
+                + "of its decision log (each node's trace holds only its own decisions) and checked as one (implies --decisions-only)",
+        };
+        var metadata = new Option<string?>("--metadata") { Description = "With --cluster: its metadata store, file:DIR or etcd:http://HOST:PORT (default file:<cluster>/metadata)" };
         var check = new Command("check", "Replay traces through the F# model; name the first step that is not an enabled action or breaks an invariant");
         check.Arguments.Add(files);
         check.Options.Add(decisionsOnly);
-        check.SetAction(result =>
+        check.Options.Add(cluster);
+        check.Options.Add(metadata);
+        check.SetAction(async (result, cancellationToken) =>
         {
+            if (result.GetValue(cluster) is { } dir)
+                return await CheckClusterAsync(dir, result.GetValue(metadata), result.GetValue(files)!, cancellationToken);
             int worst = 0;
             foreach (var file in result.GetValue(files)!)
                 worst = Math.Max(worst, CheckFile(file.FullName, result.GetValue(decisionsOnly)));
@@ -34,6 +44,34 @@ internal static class TraceCommand
         var trace = new Command("trace", "Protocol traces");
         trace.Subcommands.Add(check);
         return trace;
+    }
+
+    /// <summary>Merges the node traces <paramref name="files"/> by the cluster's decision log (<see cref="Hybrid.Cluster.TraceRepair.Merge"/>) and checks the result.</summary>
+    private static async Task<int> CheckClusterAsync(string dir, string? metadataSpec, FileInfo[] files, CancellationToken cancellationToken)
+    {
+        Hybrid.Cluster.DecisionLog log;
+        List<(string Name, IReadOnlyList<string> Lines)> traces;
+        try
+        {
+            await using Hybrid.Cluster.IMetadataStore store = Hybrid.Cluster.MetadataStores.Open(Cluster.LocalCluster.MetadataSpec(dir, metadataSpec));
+            log = new Hybrid.Cluster.DurableClusterMetadata(store).Log;
+            traces = [.. files.Select(f => (f.FullName, (IReadOnlyList<string>)File.ReadAllLines(f.FullName)))];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or Hybrid.Cluster.MetadataUnavailableException)
+        {
+            Console.Error.WriteLine($"{dir}: {e.Message}");
+            return 2;
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        Hybrid.Cluster.TraceRepair.Merged merged = Hybrid.Cluster.TraceRepair.Merge(log, traces);
+        if (merged.Error is not null)
+        {
+            Console.WriteLine(merged.Error);
+            return 1;
+        }
+        string name = $"{dir} ({files.Length} node trace(s), {merged.Decisions} of the log's {log.Decisions.Count} decisions)";
+        var report = TraceCheck.Check(Parse(merged.Lines));
+        return Print(name, report, report.Line, 0);
     }
 
     private static int CheckFile(string path, bool decisionsOnly)
@@ -67,15 +105,20 @@ internal static class TraceCommand
             return 2;
         }
         var report = TraceCheck.Check(lines);
+        return Print(path, report, report.Line >= 1 && report.Line <= numbers.Count ? numbers[report.Line - 1] : report.Line, skipped);
+    }
+
+    /// <summary>Prints <paramref name="report"/> of the trace <paramref name="name"/>; a rejection names line <paramref name="at"/>.</summary>
+    private static int Print(string name, TraceReport report, int at, int skipped)
+    {
         if (report.Accepted)
         {
             var coverage = string.Join(", ", report.Coverage.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value}"));
             string left = skipped > 0 ? $"; {skipped} data-plane lines left out" : "";
-            Console.WriteLine($"{path}: Accepted ({report.LinesChecked} lines; {coverage}{left})");
+            Console.WriteLine($"{name}: Accepted ({report.LinesChecked} lines; {coverage}{left})");
             return 0;
         }
-        int at = report.Line >= 1 && report.Line <= numbers.Count ? numbers[report.Line - 1] : report.Line;
-        Console.WriteLine($"{path}:{at}: {report.Verdict}: {report.Message}");
+        Console.WriteLine($"{name}:{at}: {report.Verdict}: {report.Message}");
         if (report.StateBefore.Length > 0)
             Console.WriteLine($"  state before: {report.StateBefore}");
         if (report.Enabled.Length > 0)
