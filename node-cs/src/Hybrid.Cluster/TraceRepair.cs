@@ -21,20 +21,22 @@ public static class TraceRepair
     public sealed record Result(int Appended, int TornBytes, string? Refused);
 
     /// <summary>The trace lines of the decisions <paramref name="node"/> made in <paramref name="log"/>, in log order.</summary>
-    public static List<string> DecisionLines(DecisionLog log, string node)
+    public static List<string> DecisionLines(DecisionLog log, string node) => [.. Steps(log).Where(s => s.By == node).SelectMany(s => s.Lines)];
+
+    /// <summary>Every decision of <paramref name="log"/> replayed through the core: its decider and the trace lines it emitted.</summary>
+    private static List<(string? By, List<string> Lines)> Steps(DecisionLog log)
     {
-        var lines = new List<string>();
+        var steps = new List<(string? By, List<string> Lines)>();
         ClusterCore core = DurableClusterMetadata.Create(log);
         foreach (Node.Cluster.ClusterDecision d in log.Decisions)
         {
             DecisionResult r = d.ApplyTo(core);
             if (!r.Accepted)
                 throw new InvalidDataException($"stored decision {d} is refused on replay: {r.Reason}");
-            if (d.By == node)
-                lines.AddRange(r.Effects.Where(e => e.Kind == EffectKind.EmitTrace).Select(e => e.TraceLine));
+            steps.Add((d.By, [.. r.Effects.Where(e => e.Kind == EffectKind.EmitTrace).Select(e => e.TraceLine)]));
             core = r.Core;
         }
-        return lines;
+        return steps;
     }
 
     /// <summary>What <see cref="Merge"/> made: the cluster's trace (Init line first) or why it could not.</summary>
@@ -51,17 +53,8 @@ public static class TraceRepair
     /// </summary>
     public static Merged Merge(DecisionLog log, IReadOnlyList<(string Name, IReadOnlyList<string> Lines)> files)
     {
-        ClusterCore core = DurableClusterMetadata.Create(log);
-        var steps = new List<(string? By, List<string> Lines)>();
-        foreach (Node.Cluster.ClusterDecision d in log.Decisions)
-        {
-            DecisionResult r = d.ApplyTo(core);
-            if (!r.Accepted)
-                throw new InvalidDataException($"stored decision {d} is refused on replay: {r.Reason}");
-            steps.Add((d.By, [.. r.Effects.Where(e => e.Kind == EffectKind.EmitTrace).Select(e => e.TraceLine)]));
-            core = r.Core;
-        }
-        string init = DurableClusterMetadata.Create(log).InitTraceLine;
+        List<(string? By, List<string> Lines)> steps = Steps(log);
+        Dictionary<string, List<string>> expected = log.Nodes.ToDictionary(n => n, n => steps.Where(s => s.By == n).SelectMany(s => s.Lines).ToList());
         var traced = new Dictionary<string, int>(); // node -> decision lines its file holds
         foreach (var (name, lines) in files)
         {
@@ -69,15 +62,12 @@ public static class TraceRepair
             if (mine.Length == 0)
                 continue;
             string? node = log.Nodes.FirstOrDefault(n =>
-            {
-                List<string> expected = [.. steps.Where(s => s.By == n).SelectMany(s => s.Lines)];
-                return !traced.ContainsKey(n) && mine.Length <= expected.Count && mine.SequenceEqual(expected.Take(mine.Length));
-            });
+                !traced.ContainsKey(n) && mine.Length <= expected[n].Count && mine.SequenceEqual(expected[n].Take(mine.Length)));
             if (node is null)
                 return new Merged([], 0, $"{name}: its decision lines are not the first lines of any one node's decisions in the log");
             traced[node] = mine.Length;
         }
-        var merged = new List<string> { init };
+        var merged = new List<string> { DurableClusterMetadata.Create(log).InitTraceLine };
         int decisions = 0;
         var taken = new Dictionary<string, int>();
         foreach (var (by, lines) in steps)
