@@ -57,6 +57,36 @@ public sealed class ExampleTests
     }
 
     [Fact]
+    public void AggregateList_SumsOverTheKeysStoredUnderTheListKey_AndRefusesAMissingOrRaggedList()
+    {
+        using var h = new Harness();
+        h.InstallOk(1, "aggregate", ExtensionExamples.Source("aggregate"));
+        var keys = new List<byte>();
+        long expected = 0;
+        for (var id = 0; id < 100; id++)
+        {
+            var key = BitConverter.GetBytes((ulong)(1000 + id));
+            keys.AddRange(key);
+            h.Store.Put(1, 3, key, Bytes.Of(9L, id * 7L));
+            expected += id * 7L;
+        }
+        h.Store.Put(1, 3, "list:1"u8, keys.ToArray());
+        h.Store.Put(1, 3, "ragged"u8, keys.Take(13).ToArray());
+
+        var (status, response, error) = h.Call(1, "aggregate.list", Bytes.Of(3u, 8, 8, "list:1"u8.ToArray()));
+        Assert.True(status == ExtensionStatus.Ok, error);
+        Assert.Equal(expected, Bytes.Int64(response));
+        Assert.Equal(4, h.Store.Prefetches); // the list's 100 keys, prefetched 32 at a time
+
+        var missing = h.Call(1, "aggregate.list", Bytes.Of(3u, 8, 8, "list:2"u8.ToArray()));
+        Assert.Equal(ExtensionStatus.Faulted, missing.Status);
+        Assert.Contains("no key list under that key", missing.Error, StringComparison.Ordinal);
+        var ragged = h.Call(1, "aggregate.list", Bytes.Of(3u, 8, 8, "ragged"u8.ToArray()));
+        Assert.Equal(ExtensionStatus.Faulted, ragged.Status);
+        Assert.Contains("not a multiple of the key size", ragged.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Rmw_IncrementsEveryKeyAndReturnsTheNewValues()
     {
         using var h = new Harness();

@@ -197,6 +197,19 @@ internal static class ExtBench
             return (ReadOnlyMemory<byte>)a;
         }).ToArray();
         ReadOnlyMemory<byte> keysName = "aggregate.keys"u8.ToArray();
+        // aggregate.list (Splinter's shape): the 100 keys are stored under a list key, which is all a request names.
+        var listKeys = Enumerable.Range(0, records / span).Select(r => Encoding.ASCII.GetBytes(Invariant($"list:{r}"))).ToArray();
+        await Task.WhenAll(keyLists.Select((list, r) => sessions[r % sessions.Length].PutAsync(1, listKeys[r], list.SelectMany(k => k).ToArray()).AsTask())).ConfigureAwait(false);
+        var listArgs = listKeys.Select(key =>
+        {
+            var a = new byte[12 + key.Length];
+            BinaryPrimitives.WriteUInt32LittleEndian(a, 1);
+            BinaryPrimitives.WriteUInt32LittleEndian(a.AsSpan(4), 8);
+            BinaryPrimitives.WriteUInt32LittleEndian(a.AsSpan(8), 0);
+            key.CopyTo(a.AsSpan(12));
+            return (ReadOnlyMemory<byte>)a;
+        }).ToArray();
+        ReadOnlyMemory<byte> listName = "aggregate.list"u8.ToArray();
         long Expected(long r) => Enumerable.Range((int)(r * span), span).Sum(i => (long)i);
         var expected = Enumerable.Range(0, records / span).Select(r => Expected(r)).ToArray();
 
@@ -221,6 +234,23 @@ internal static class ExtBench
                 throw new InvalidOperationException("multi-get: wrong sum");
         };
         Func<HybridSession, long, Task> extKeys = Invoker(keysName, keysArgs, "aggregate.keys");
+        Func<HybridSession, long, Task> extList = Invoker(listName, listArgs, "aggregate.list");
+        // What a client does for Splinter's aggregate without an extension: get the list, then multi-get its keys.
+        Func<HybridSession, long, Task> clientList = async (s, i) =>
+        {
+            int r = (int)(i % listKeys.Length);
+            var list = await s.GetAsync(1, listKeys[r]).ConfigureAwait(false);
+            Check(list.Status);
+            byte[] packed = list.Value ?? throw new InvalidOperationException("get: no key list");
+            var keys = new byte[packed.Length / 8][];
+            for (int k = 0; k < keys.Length; k++)
+                keys[k] = packed.AsSpan(k * 8, 8).ToArray();
+            long sum = 0;
+            foreach (var item in await s.MultiGetAsync(1, keys).ConfigureAwait(false))
+                sum += BinaryPrimitives.ReadInt64LittleEndian(item.Value!);
+            if (sum != expected[r])
+                throw new InvalidOperationException("get + multi-get: wrong sum");
+        };
         Console.WriteLine("\n== aggregate: sum a field over 100 records ==");
         Console.WriteLine("  range: args of 20 bytes (first id, count); the extension packs the ids as keys, 64 at a time, and sums them with SumInt64Field");
         var (e, c) = await SideBySide(sessions, options, ("extension aggregate", ext), ("client multi-get+sum", client)).ConfigureAwait(false);
@@ -228,6 +258,9 @@ internal static class ExtBench
         Console.WriteLine("  keys: the extension gets the 100 keys packed in its args (as the multi-get sends them) and sums with SumInt64Field");
         var (k, c2) = await SideBySide(sessions, options, ("extension aggregate.keys", extKeys), ("client multi-get+sum", client)).ConfigureAwait(false);
         Console.WriteLine(Invariant($"  throughput ratio extension/client = {k.OpsPerSecond / c2.OpsPerSecond:F2} (target >= 3){Invalid(k, c2)}"));
+        Console.WriteLine("  list (Splinter's aggregate): the keys are stored under a list key; the client gets the list, then multi-gets its keys");
+        var (l, c3) = await SideBySide(sessions, options, ("extension aggregate.list", extList), ("client get+multi-get+sum", clientList)).ConfigureAwait(false);
+        Console.WriteLine(Invariant($"  throughput ratio extension/client = {l.OpsPerSecond / c3.OpsPerSecond:F2} (target >= 3){Invalid(l, c3)}"));
         await DisposeAll(sessions).ConfigureAwait(false);
     }
 

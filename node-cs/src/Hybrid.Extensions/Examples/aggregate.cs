@@ -1,6 +1,9 @@
 // Sums a little-endian int64 field over many records (Splinter's "aggregate").
 //   aggregate      args: table u32 | first id u64 | count u32 | field offset u32; keys are ids as 8-byte LE.
 //   aggregate.keys args: table u32 | key size u32 | field offset u32 | packed keys.
+//   aggregate.list args: table u32 | key size u32 | field offset u32 | list key. Splinter's own shape: the record
+//                  under the list key holds the packed keys to sum over (a client doing the same needs two
+//                  dependent round trips: a get of the list, then a multi-get of its keys).
 // Response: the sum as int64 LE.
 using System;
 using System.Buffers.Binary;
@@ -48,6 +51,25 @@ public static class AggregateExtension
         var keySize = BinaryPrimitives.ReadInt32LittleEndian(ctx.Args.Slice(4));
         var offset = BinaryPrimitives.ReadInt32LittleEndian(ctx.Args.Slice(8));
         ctx.WriteInt64(ctx.SumInt64Field(table, ctx.Args.Slice(12), keySize, offset));
+        return ExtensionTask.CompletedTask;
+    }
+
+    [Extension("list")]
+    public static ExtensionTask List(ExtensionContext ctx)
+    {
+        var table = BinaryPrimitives.ReadUInt32LittleEndian(ctx.Args);
+        var keySize = BinaryPrimitives.ReadInt32LittleEndian(ctx.Args.Slice(4));
+        var offset = BinaryPrimitives.ReadInt32LittleEndian(ctx.Args.Slice(8));
+        // The list's span stays valid while the sum reads the records it names (no await in between).
+        if (!ctx.TryGet(table, ctx.Args.Slice(12), out var keys))
+        {
+            throw new InvalidOperationException("aggregate.list: no key list under that key");
+        }
+        if (keySize <= 0 || keys.Length % keySize != 0)
+        {
+            throw new InvalidOperationException("aggregate.list: the list's length is not a multiple of the key size");
+        }
+        ctx.WriteInt64(ctx.SumInt64Field(table, keys, keySize, offset));
         return ExtensionTask.CompletedTask;
     }
 }
