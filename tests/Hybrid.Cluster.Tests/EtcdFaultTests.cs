@@ -73,10 +73,13 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
         await _etcd!.KillAsync();
         long writesBefore = load.Writes;
         output.WriteLine($"etcd killed right after {decision}: {phases}");
-        // Unlike the Pulling case above, writes are not required to go on during this outage: right after
-        // TransferOwnership the target is held before it adopts its new view, so it refuses the moved ranges' requests
-        // (ViewChanged), and the client then waits for a fresh routing map, which it reads from etcd (a known gap, found
-        // by a run where no write was acknowledged while etcd was down; they completed after it came back, none lost).
+        // The data path does not need the metadata: writes go on while etcd is down, at every phase. (Right after
+        // TransferOwnership the target may still refuse the moved ranges for a moment, before it adopts its view; the
+        // client already holds the map that names it, and retries.) One run in an earlier session acknowledged no write
+        // during this outage and the requirement was dropped for a while; a defect that can cause that was found since
+        // and fixed: rejected requests queued behind each other's map reads, each read waiting out etcd's deadline
+        // (ClusterClientFaultTests.Requests_RejectedWhileTheMapCannotBeRead...). That it caused that run is not proven.
+        await WaitAsync(() => Task.FromResult(load.Writes >= writesBefore + 20), "writes while etcd is down", TimeSpan.FromSeconds(60));
         // The held decider goes on to its next step, which waits for etcd (it says so): a decision, or finding the peer
         // port of a node it has not called yet.
         await WaitAsync(() => Task.FromResult(NodeOf("n2").Log.Contains("waits for the metadata store", StringComparison.Ordinal)),

@@ -188,15 +188,23 @@ public sealed partial class ClusterClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Re-reads the map unless another request did so since this one failed (one reader at a time), and drops
-    /// <paramref name="stale"/>, the session to <paramref name="node"/> that failed, so the next request reconnects.
+    /// Re-reads the map unless another request did so since this one failed, or is doing so now (one reader at a time,
+    /// and nobody queues behind it), and drops <paramref name="stale"/>, the session to <paramref name="node"/> that
+    /// failed, so the next request reconnects.
     /// </summary>
+    /// <remarks>
+    /// A request that finds a read under way goes on to its retry, where it waits for that read to change the routes
+    /// (<see cref="NewRouteAsync"/>). Queueing behind it instead made a metadata outage far worse than it is: each read
+    /// then waits out its whole deadline before it fails, and the rejected requests read in turn, so the last of n
+    /// rejected requests waited n deadlines, long after the node that rejected them served again.
+    /// </remarks>
     private async Task RefreshAsync(string node, Task<HybridSession>? stale)
     {
         if (stale is not null && _sessions.TryRemove(KeyValuePair.Create(node, stale)))
             _ = CloseAsync(stale);
         long failedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-        await _refreshing.WaitAsync().ConfigureAwait(false);
+        if (!_refreshing.Wait(0))
+            return;
         try
         {
             if (Interlocked.Read(ref _loadedAt) < failedAt)

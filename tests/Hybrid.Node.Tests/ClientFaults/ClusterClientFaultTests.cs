@@ -35,10 +35,23 @@ public class ClusterClientFaultTests
 
         public int Loads => Volatile.Read(ref _loads);
 
+        /// <summary>How long a failing read takes before it fails (an etcd call waits out its deadline).</summary>
+        public TimeSpan FailAfter { get; set; }
+
         public Task<ClusterRouting> LoadAsync(CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _loads);
-            return _failing ? Task.FromException<ClusterRouting>(new IOException("metadata store away")) : Task.FromResult(Current);
+            if (!_failing)
+                return Task.FromResult(Current);
+            return FailAfter == TimeSpan.Zero
+                ? Task.FromException<ClusterRouting>(new IOException("metadata store away"))
+                : FailLaterAsync();
+        }
+
+        private async Task<ClusterRouting> FailLaterAsync()
+        {
+            await Task.Delay(FailAfter);
+            throw new IOException("metadata store away (deadline exceeded)");
         }
     }
 
@@ -110,6 +123,31 @@ public class ClusterClientFaultTests
         // Before the fix the shared session was disposed and reopened on every attempt (failing its other callers).
         Assert.Single(node.Connections);
         Assert.Single(node.Executed, r => r.Op == OpCode.Put);
+    }
+
+    [Fact]
+    public async Task Requests_RejectedWhileTheMapCannotBeRead_DoNotQueueBehindEachOthersSlowReads()
+    {
+        // The map is right (view 2), the node is still in view 1 (a target about to adopt its view), and the metadata
+        // store is away: each read of the map waits out a 1 s deadline before it fails.
+        await using var node = new FakeNode();
+        node.OnBatch = (connection, batch) =>
+            batch.Header.View == node.View ? node.Execute(connection, batch) : node.Reject(connection, batch, Status.ViewChanged);
+        var source = new TestSource(Map(node.EndPoint, served: true, view: 2));
+        await using var client = await ClusterClient.ConnectAsync(source);
+        source.FailAfter = TimeSpan.FromSeconds(1);
+        source.Failing = true;
+
+        var puts = Enumerable.Range(0, 8).Select(i => client.PutAsync(0, Bytes($"k{i}"), Bytes("v"))).ToArray();
+        await Task.Delay(300);
+        Assert.DoesNotContain(puts, p => p.IsCompleted);
+        node.View = 2;
+        var served = System.Diagnostics.Stopwatch.StartNew();
+        await Task.WhenAll(puts).WaitAsync(Wait);
+        // Before the fix each rejected request read the map in turn, one reader at a time, and each read took its whole
+        // deadline: the last of the eight was answered about eight seconds after the node served.
+        Assert.True(served.Elapsed < TimeSpan.FromSeconds(2.5), $"the requests were answered {served.Elapsed.TotalSeconds:F1} s after the node served");
+        Assert.All(puts, p => Assert.Equal(Status.Ok, p.Result.Status));
     }
 
     /// <summary>A transport whose connects fail with <paramref name="error"/>; counts them.</summary>
