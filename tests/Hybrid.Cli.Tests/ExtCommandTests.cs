@@ -75,7 +75,7 @@ public sealed class ExtCommandTests : IAsyncLifetime
         Assert.Equal("get1", Run("ext", "list").Out.Trim());
 
         var example = Run("ext", "install", "agg", "--example", "aggregate");
-        Assert.Equal((0, "agg\nagg.keys"), (example.Code, example.Out.Trim().ReplaceLineEndings("\n")));
+        Assert.Equal((0, "agg\nagg.keys\nagg.list"), (example.Code, example.Out.Trim().ReplaceLineEndings("\n")));
         // aggregate over an empty range of table 1: sum 0
         Assert.Equal("0", Run("ext", "invoke", "agg", "--hex", "01000000" + "0000000000000000" + "00000000" + "00000000", "--output", "int64").Out.Trim());
 

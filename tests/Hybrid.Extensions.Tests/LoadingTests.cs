@@ -44,7 +44,7 @@ public sealed class LoadingTests : IDisposable
             Assert.True(first.Host.Uninstall(3, "gone"));
         }
         using var second = new Harness(options);
-        Assert.Equal((1, 2, 3), second.Host.Counts); // aggregate has two entries
+        Assert.Equal((1, 2, 4), second.Host.Counts); // aggregate has three entries
         Assert.Equal(2, Bytes.Int64(second.Call(2, "n", default).Response));
         Assert.Null(second.Host.Resolve(3, "gone"));
         second.Store.Put(1, 3, BitConverter.GetBytes(5UL), Bytes.Of(11L));

@@ -524,7 +524,7 @@ public class ExtensionNodeTests
                 await using var s = await node.ConnectAsync();
                 var install = await s.InstallExtensionAsync("agg", ExtensionExamples.Source("aggregate"));
                 Assert.True(install.Succeeded, string.Join("\n", install.Errors));
-                Assert.Equal(["agg", "agg.keys"], install.Names);
+                Assert.Equal(["agg", "agg.keys", "agg.list"], install.Names);
                 Assert.True((await s.InstallExtensionAsync("get1", GetOne)).Succeeded);
                 Assert.True(await s.UninstallExtensionAsync("get1"));
                 for (ulong id = 0; id < 10; id++)
@@ -533,7 +533,7 @@ public class ExtensionNodeTests
             await using (var node = await TestNode.StartAsync(Storage.DurabilityMode.Async, directory))
             {
                 await using var s = await node.ConnectAsync();
-                Assert.Equal(["agg", "agg.keys"], await s.ListExtensionsAsync());
+                Assert.Equal(["agg", "agg.keys", "agg.list"], await s.ListExtensionsAsync());
                 var sum = await s.InvokeAsync("agg", RangeArgs(table: 1, first: 0, count: 10, offset: 0));
                 Assert.Equal(Status.Ok, sum.Status);
                 Assert.Equal(3 * 45, BinaryPrimitives.ReadInt64LittleEndian(sum.Value));
