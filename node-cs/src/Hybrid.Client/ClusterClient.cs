@@ -23,7 +23,8 @@ public sealed partial class ClusterClient : IAsyncDisposable
     private readonly IClusterRoutingSource _source;
     private readonly HybridClientOptions _template;
     private readonly ConcurrentDictionary<string, Task<HybridSession>> _sessions = new();
-    private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private readonly Lock _readLock = new();
+    private Task? _reading;
     private ClusterRouting _map;
     private long _resends;
     private long _loadedAt;
@@ -188,35 +189,55 @@ public sealed partial class ClusterClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Re-reads the map unless another request did so since this one failed, or is doing so now (one reader at a time,
-    /// and nobody queues behind it), and drops <paramref name="stale"/>, the session to <paramref name="node"/> that
-    /// failed, so the next request reconnects.
+    /// Drops <paramref name="stale"/>, the session to <paramref name="node"/> that failed (so the next request
+    /// reconnects), and re-reads the map unless it was read since this request failed: one read at a time, which every
+    /// request that needs it joins, each waiting for it at most <see cref="RefreshWaitsAtMost"/>.
     /// </summary>
     /// <remarks>
-    /// A request that finds a read under way goes on to its retry, where it waits for that read to change the routes
-    /// (<see cref="NewRouteAsync"/>). Queueing behind it instead made a metadata outage far worse than it is: each read
-    /// then waits out its whole deadline before it fails, and the rejected requests read in turn, so the last of n
-    /// rejected requests waited n deadlines, long after the node that rejected them served again.
+    /// The bound matters while the metadata store is away: a read then waits out its whole deadline (seconds) before it
+    /// fails. A request that waited for it would stay waiting after the node that rejected it served again; and when the
+    /// rejected requests queued to read one after another, the last of n waited n deadlines. Past the bound a request
+    /// retries with the map in use; the read goes on and installs what it gets.
     /// </remarks>
     private async Task RefreshAsync(string node, Task<HybridSession>? stale)
     {
         if (stale is not null && _sessions.TryRemove(KeyValuePair.Create(node, stale)))
             _ = CloseAsync(stale);
         long failedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!_refreshing.Wait(0))
-            return;
+        Task reading;
+        lock (_readLock)
+        {
+            if (_reading is { IsCompleted: false })
+                reading = _reading;
+            else if (Interlocked.Read(ref _loadedAt) < failedAt)
+                reading = _reading = ReadMapAsync();
+            else
+                return;
+        }
         try
         {
-            if (Interlocked.Read(ref _loadedAt) < failedAt)
-                Install(await _source.LoadAsync().ConfigureAwait(false));
+            await reading.WaitAsync(RefreshWaitsAtMost).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (TimeoutException)
         {
-            // The metadata store is unreachable: keep the old map; the request retries until its deadline.
+            // The metadata store is slow or away: retry with the map in use (the read installs its answer when it comes).
         }
-        finally
+    }
+
+    /// <summary>Longest a request waits for a read of the map before it retries with the map in use.</summary>
+    private static readonly TimeSpan RefreshWaitsAtMost = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>One read of the map, installed if it succeeds; never faults (an unreadable store keeps the old map).</summary>
+    private async Task ReadMapAsync()
+    {
+        await Task.Yield(); // the caller holds _readLock
+        try
         {
-            _refreshing.Release();
+            Install(await _source.LoadAsync().ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The metadata store is unreachable: keep the old map; requests retry until their deadline.
         }
     }
 
@@ -327,6 +348,5 @@ public sealed partial class ClusterClient : IAsyncDisposable
         foreach (var session in _sessions.Values)
             await CloseAsync(session).ConfigureAwait(false);
         _sessions.Clear();
-        _refreshing.Dispose();
     }
 }

@@ -538,6 +538,16 @@ public class ExtensionNodeTests
                 Assert.Equal(Status.Ok, sum.Status);
                 Assert.Equal(3 * 45, BinaryPrimitives.ReadInt64LittleEndian(sum.Value));
                 Assert.Equal(Status.NotFound, (await s.InvokeAsync("get1", "k"u8)).Status);
+
+                // agg.list on the node's own store: the list record's span is read while the sum reads the records it
+                // names (ids 2, 5 and 7, and 99, which is absent and counts 0).
+                await s.PutAsync(1, "list"u8, [.. Id(2), .. Id(5), .. Id(7), .. Id(99)]);
+                byte[] args = [.. BitConverter.GetBytes(1u), .. BitConverter.GetBytes(8), .. BitConverter.GetBytes(0), .. "list"u8];
+                var listed = await s.InvokeAsync("agg.list", args);
+                Assert.Equal(Status.Ok, listed.Status);
+                Assert.Equal(3 * (2 + 5 + 7), BinaryPrimitives.ReadInt64LittleEndian(listed.Value));
+                args[^1] = (byte)'x'; // "lisx": no such list
+                Assert.Equal(Status.ExtensionFailed, (await s.InvokeAsync("agg.list", args)).Status);
             }
         }
         finally

@@ -17,7 +17,8 @@ namespace Hybrid.Cli.Bench;
 /// <summary>
 /// <c>hybrid ext bench</c>: the extension benchmarks, side by side in one run, each against a real node started
 /// in this process (real sockets, FASTER store, the node's workers) and driven by the real client: one-read invoke vs
-/// native get, aggregate over 100 records vs client multi-get, TAO assoc_range vs client-side, short-request p99
+/// native get, aggregate over 100 records vs client multi-get (and, in Splinter's shape, over a stored key list vs client
+/// get of the list + multi-get), TAO assoc_range vs client-side, short-request p99
 /// while long extensions run with and without preemption, and density with many tenants.
 /// </summary>
 internal static class ExtBench

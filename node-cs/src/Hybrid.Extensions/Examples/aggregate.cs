@@ -3,7 +3,9 @@
 //   aggregate.keys args: table u32 | key size u32 | field offset u32 | packed keys.
 //   aggregate.list args: table u32 | key size u32 | field offset u32 | list key. Splinter's own shape: the record
 //                  under the list key holds the packed keys to sum over (a client doing the same needs two
-//                  dependent round trips: a get of the list, then a multi-get of its keys).
+//                  dependent round trips: a get of the list, then a multi-get of its keys). A missing list, or one
+//                  whose length is not a multiple of the key size, faults with an error; as in the others, a record that
+//                  is absent or too short for the field counts 0.
 // Response: the sum as int64 LE.
 using System;
 using System.Buffers.Binary;
@@ -60,7 +62,8 @@ public static class AggregateExtension
         var table = BinaryPrimitives.ReadUInt32LittleEndian(ctx.Args);
         var keySize = BinaryPrimitives.ReadInt32LittleEndian(ctx.Args.Slice(4));
         var offset = BinaryPrimitives.ReadInt32LittleEndian(ctx.Args.Slice(8));
-        // The list's span stays valid while the sum reads the records it names (no await in between).
+        // The list's span stays valid while the sum reads the records it names (no await in between; were the list's
+        // page evicted meanwhile, the store would stop the invocation with Evicted before it reads it again).
         if (!ctx.TryGet(table, ctx.Args.Slice(12), out var keys))
         {
             throw new InvalidOperationException("aggregate.list: no key list under that key");
