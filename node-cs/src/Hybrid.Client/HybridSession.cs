@@ -119,6 +119,32 @@ public sealed partial class HybridSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Reads several keys of one table in one request, the keys packed back to back, each <paramref name="keySize"/>
+    /// bytes long (as a stored key list holds them); results in key order.
+    /// </summary>
+    public ValueTask<GetResult[]> MultiGetAsync(ushort table, ReadOnlySpan<byte> keys, int keySize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(keySize);
+        if (keys.Length % keySize != 0)
+            throw new ArgumentException($"{keys.Length} bytes of keys is not a multiple of the key size {keySize}", nameof(keys));
+        int count = keys.Length / keySize;
+        int size = count * PackedKeyReader.EncodedLength(keySize);
+        var packed = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
+        try
+        {
+            int at = 0;
+            for (int k = 0; k < count; k++)
+                at += PackedKeyReader.Write(packed.AsSpan(at), keys.Slice(k * keySize, keySize));
+            var op = Submit(OpCode.MultiGet, table, default, packed.AsSpan(0, size), 0);
+            return new ValueTask<GetResult[]>(op, op.Token);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(packed);
+        }
+    }
+
     /// <summary>A request that does nothing (measures the protocol's ceiling). Throws if the node refuses it.</summary>
     public ValueTask NoopAsync()
     {

@@ -54,6 +54,21 @@ public class OperationTests
     }
 
     [Fact]
+    public async Task MultiGet_OfPackedFixedSizeKeys_ResultsInKeyOrder_AndARaggedListIsRefusedBeforeSending()
+    {
+        await using var node = await TestNode.StartAsync();
+        await using var client = await node.ConnectAsync();
+        await client.PutAsync(3, B("k01"), B("1"));
+        await client.PutAsync(3, B("k03"), B("3"));
+        var results = await client.MultiGetAsync(3, B("k01k02k03"), keySize: 3);
+        Assert.Equal([Status.Ok, Status.NotFound, Status.Ok], results.Select(r => r.Status));
+        Assert.Equal("1", Encoding.UTF8.GetString(results[0].Value!));
+        Assert.Equal("3", Encoding.UTF8.GetString(results[2].Value!));
+        Assert.Throws<ArgumentException>(() => client.MultiGetAsync(3, B("k01k0"), keySize: 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => client.MultiGetAsync(3, B("k01"), keySize: 0));
+    }
+
+    [Fact]
     public async Task ManyConcurrentRequests_AutoBatched_AllAnswered()
     {
         await using var node = await TestNode.StartAsync();

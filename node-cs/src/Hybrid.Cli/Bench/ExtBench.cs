@@ -243,11 +243,8 @@ internal static class ExtBench
             var list = await s.GetAsync(1, listKeys[r]).ConfigureAwait(false);
             Check(list.Status);
             byte[] packed = list.Value ?? throw new InvalidOperationException("get: no key list");
-            var keys = new byte[packed.Length / 8][];
-            for (int k = 0; k < keys.Length; k++)
-                keys[k] = packed.AsSpan(k * 8, 8).ToArray();
             long sum = 0;
-            foreach (var item in await s.MultiGetAsync(1, keys).ConfigureAwait(false))
+            foreach (var item in await s.MultiGetAsync(1, packed, keySize: 8).ConfigureAwait(false))
                 sum += BinaryPrimitives.ReadInt64LittleEndian(item.Value!);
             if (sum != expected[r])
                 throw new InvalidOperationException("get + multi-get: wrong sum");
