@@ -13,6 +13,46 @@ public sealed class ClusterCommandTests : IDisposable
 
     private static int Run(params string[] args) => HybridCli.Run(args, _ => 99);
 
+    /// <summary>Runs the CLI with stderr captured (the tests of this assembly do not run in parallel).</summary>
+    private static (int Code, string Err) RunCapturingErrors(params string[] args)
+    {
+        var error = new StringWriter();
+        TextWriter old = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            return (HybridCli.Run(args, _ => 99), error.ToString());
+        }
+        finally
+        {
+            Console.SetError(old);
+        }
+    }
+
+    [Fact]
+    public void Cluster_commands_with_no_reachable_store_or_no_cluster_say_why_in_one_line()
+    {
+        const string unreachable = "etcd:http://127.0.0.1:1";
+        string[][] cases =
+        [
+            ["cluster", "status", "--metadata", unreachable],
+            ["cluster", "stop", "--metadata", unreachable],
+            ["cluster", "start", "--nodes", "2", "--metadata", unreachable, "--dir", _dir],
+            ["migrate", "--slots", "0-10", "--to", "n2", "--metadata", unreachable],
+            ["cluster", "status", "--dir", _dir],
+            ["migrate", "--slots", "0-10", "--to", "n2", "--dir", _dir],
+        ];
+        foreach (string[] args in cases)
+        {
+            (int code, string err) = RunCapturingErrors(args);
+            // Before: an unhandled exception, its stack trace on stderr and exit code 1.
+            string line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            Assert.Equal(2, code);
+            Assert.StartsWith("hybrid " + string.Join(' ', args.TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal))) + ": ", line);
+            Assert.Contains(args.Contains(unreachable) ? "unavailable" : "no cluster", line, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void Migrate_progress_names_a_source_that_has_not_answered_and_nothing_while_it_answers()
     {

@@ -39,7 +39,7 @@ internal static partial class HybridCli
         var command = new Command("start", "Start a local cluster of N node processes on the embedded file metadata store (idempotent: reuses an existing cluster)");
         foreach (Option o in new Option[] { nodes, workers, ranges, basePort, durability, s_dir, s_metadata })
             command.Options.Add(o);
-        command.SetAction(async (result, _) =>
+        command.SetAction((result, _) => ReportErrors("cluster start", async () =>
         {
             string dir = result.GetValue(s_dir)!;
             Directory.CreateDirectory(dir);
@@ -63,7 +63,7 @@ internal static partial class HybridCli
             Console.WriteLine(created ? $"created cluster: {log.Nodes.Length} nodes, {log.Ranges.Count} ranges, metadata {spec}" : $"cluster exists: metadata {spec}");
             await PrintStatusAsync(metadata, store);
             return 0;
-        });
+        }));
         return command;
     }
 
@@ -72,12 +72,12 @@ internal static partial class HybridCli
         var command = new Command("status", "Ranges, owners, views, live nodes and migrations in flight");
         command.Options.Add(s_dir);
         command.Options.Add(s_metadata);
-        command.SetAction(async (result, _) =>
+        command.SetAction((result, _) => ReportErrors("cluster status", async () =>
         {
             await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             await PrintStatusAsync(new DurableClusterMetadata(store), store);
             return 0;
-        });
+        }));
         return command;
     }
 
@@ -86,7 +86,7 @@ internal static partial class HybridCli
         var command = new Command("stop", "Stop every live node of the cluster (SIGTERM to the processes it registered)");
         command.Options.Add(s_dir);
         command.Options.Add(s_metadata);
-        command.SetAction(async (result, _) =>
+        command.SetAction((result, _) => ReportErrors("cluster stop", async () =>
         {
             await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             var metadata = new ClusterMetadata(store);
@@ -100,7 +100,7 @@ internal static partial class HybridCli
                 Console.WriteLine($"stopped {node.Id} (pid {pid})");
             }
             return 0;
-        });
+        }));
         return command;
     }
 
@@ -187,7 +187,7 @@ internal static partial class HybridCli
         var command = new Command("migrate", "Move slots A-B to NODE (Rocksteady) with a live progress bar");
         foreach (Option o in new Option[] { slots, to, pullRate, s_dir, s_metadata })
             command.Options.Add(o);
-        command.SetAction(async (result, _) =>
+        command.SetAction((result, _) => ReportErrors("migrate", async () =>
         {
             string[] bounds = result.GetValue(slots)!.Split('-');
             if (bounds.Length != 2 || !int.TryParse(bounds[0], out int first) || !int.TryParse(bounds[1], out int last) || first > last)
@@ -217,13 +217,32 @@ internal static partial class HybridCli
             MigrationReport report = await MigrationProgress.RunAsync(node, await metadata.PeerKeyAsync(), ranges, showBar: true, pullRate: result.GetValue(pullRate)!);
             Console.WriteLine(report.Summary());
             return report.Error is null ? 0 : 1;
-        });
+        }));
         return command;
+    }
+
+    /// <summary>
+    /// Runs a cluster command: a metadata store that cannot be reached, a cluster that does not exist there, a bad
+    /// argument or a file that cannot be read ends the command with one line on stderr and exit code 2, not a stack trace.
+    /// </summary>
+    private static async Task<int> ReportErrors(string command, Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (Exception e) when (e is MetadataUnavailableException or InvalidOperationException or ArgumentException or IOException
+            or InvalidDataException or UnauthorizedAccessException or JsonException)
+        {
+            Console.Error.WriteLine($"hybrid {command}: {e.Message}");
+            return 2;
+        }
     }
 
     private static async Task PrintStatusAsync(DurableClusterMetadata metadata, IMetadataStore store)
     {
-        VersionedClusterState state = await metadata.Typed.ReadAsync() ?? throw new InvalidOperationException("no cluster state");
+        VersionedClusterState state = await metadata.Typed.ReadAsync()
+            ?? throw new InvalidOperationException("no cluster in this metadata store (start one with 'hybrid cluster start')");
         IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
         byte[] peerKey = await metadata.PeerKeyAsync();
         var nodes = new Table().AddColumns("node", "view", "native", "peer", "pid", "migration", "peer refusals");
