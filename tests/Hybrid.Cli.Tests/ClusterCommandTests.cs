@@ -41,6 +41,8 @@ public sealed class ClusterCommandTests : IDisposable
             ["migrate", "--slots", "0-10", "--to", "n2", "--metadata", unreachable],
             ["cluster", "status", "--dir", _dir],
             ["migrate", "--slots", "0-10", "--to", "n2", "--dir", _dir],
+            ["cluster", "status", "--dir", _dir + "-mistyped"],
+            ["cluster", "stop", "--dir", _dir + "-mistyped"],
         ];
         foreach (string[] args in cases)
         {
@@ -51,6 +53,8 @@ public sealed class ClusterCommandTests : IDisposable
             Assert.StartsWith("hybrid " + string.Join(' ', args.TakeWhile(a => !a.StartsWith("--", StringComparison.Ordinal))) + ": ", line);
             Assert.Contains(args.Contains(unreachable) ? "unavailable" : "no cluster", line, StringComparison.Ordinal);
         }
+        // A mistyped --dir is refused before anything is created there.
+        Assert.False(Directory.Exists(_dir + "-mistyped"));
     }
 
     [Fact]

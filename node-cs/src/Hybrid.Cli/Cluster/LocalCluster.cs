@@ -17,6 +17,22 @@ internal static class LocalCluster
     public static string MetadataSpec(string dir, string? metadata) => metadata ?? "file:" + Path.Combine(Path.GetFullPath(dir), "metadata");
 
     /// <summary>
+    /// The metadata spec of a cluster that must exist already (every command but <c>cluster start</c>): a file store
+    /// whose directory is missing is refused here, before opening it would create the directory (a mistyped --dir).
+    /// </summary>
+    public static string ExistingMetadataSpec(string dir, string? metadata)
+    {
+        string spec = MetadataSpec(dir, metadata);
+        if (!spec.StartsWith("etcd:", StringComparison.Ordinal))
+        {
+            string directory = spec.StartsWith("file:", StringComparison.Ordinal) ? spec["file:".Length..] : spec;
+            if (directory.Length > 0 && !Directory.Exists(directory))
+                throw new InvalidOperationException($"no cluster at {directory} (no such directory; start one with 'hybrid cluster start')");
+        }
+        return spec;
+    }
+
+    /// <summary>
     /// Initializes a cluster of <paramref name="nodes"/> nodes with <paramref name="workers"/> cores each and
     /// <paramref name="ranges"/> equal ranges, owned in contiguous blocks (or all by n1 when <paramref name="allOnFirst"/>).
     /// False when the metadata already holds a cluster (which is then used as it is).

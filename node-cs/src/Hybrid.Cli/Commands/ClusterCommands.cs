@@ -74,7 +74,7 @@ internal static partial class HybridCli
         command.Options.Add(s_metadata);
         command.SetAction((result, _) => ReportErrors("cluster status", async () =>
         {
-            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.ExistingMetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             await PrintStatusAsync(new DurableClusterMetadata(store), store);
             return 0;
         }));
@@ -88,7 +88,7 @@ internal static partial class HybridCli
         command.Options.Add(s_metadata);
         command.SetAction((result, _) => ReportErrors("cluster stop", async () =>
         {
-            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.ExistingMetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             var metadata = new ClusterMetadata(store);
             foreach (NodeInfo node in await metadata.ListLiveNodesAsync())
             {
@@ -195,7 +195,7 @@ internal static partial class HybridCli
                 Console.Error.WriteLine("--slots must be A-B with A <= B");
                 return 2;
             }
-            await using IMetadataStore store = MetadataStores.Open(LocalCluster.MetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.ExistingMetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             var metadata = new DurableClusterMetadata(store);
             string target = result.GetValue(to)!;
             List<string> ranges;

@@ -168,6 +168,6 @@ internal static class TenantCommands
             return null;
         if (result.GetResult(dataDir) is { Implicit: false })
             throw new ArgumentException("--data-dir is one node's; --cluster and --metadata are a cluster's: give one of them");
-        return LocalCluster.MetadataSpec(dir ?? ".", location);
+        return LocalCluster.ExistingMetadataSpec(dir ?? ".", location);
     }
 }

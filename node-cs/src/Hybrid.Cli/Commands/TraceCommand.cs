@@ -53,7 +53,7 @@ internal static class TraceCommand
         List<(string Name, IReadOnlyList<string> Lines)> traces;
         try
         {
-            await using Hybrid.Cluster.IMetadataStore store = Hybrid.Cluster.MetadataStores.Open(Cluster.LocalCluster.MetadataSpec(dir, metadataSpec));
+            await using Hybrid.Cluster.IMetadataStore store = Hybrid.Cluster.MetadataStores.Open(Cluster.LocalCluster.ExistingMetadataSpec(dir, metadataSpec));
             log = new Hybrid.Cluster.DurableClusterMetadata(store).Log;
             traces = [.. files.Select(f => (f.FullName, (IReadOnlyList<string>)File.ReadAllLines(f.FullName)))];
         }
