@@ -190,8 +190,9 @@ public sealed partial class ClusterClient : IAsyncDisposable
 
     /// <summary>
     /// Drops <paramref name="stale"/>, the session to <paramref name="node"/> that failed (so the next request
-    /// reconnects), and re-reads the map unless it was read since this request failed: one read at a time, which every
-    /// request that needs it joins, each waiting for it at most <see cref="RefreshWaitsAtMost"/>.
+    /// reconnects), and re-reads the map unless it was read since this request failed or the poller is re-reading it
+    /// (<see cref="PollRoutes"/>, while requests wait for a new route): one read at a time, which every request that
+    /// needs it joins, each waiting for it at most <see cref="RefreshWaitsAtMost"/>.
     /// </summary>
     /// <remarks>
     /// The bound matters while the metadata store is away: a read then waits out its whole deadline (seconds) before it
@@ -209,10 +210,10 @@ public sealed partial class ClusterClient : IAsyncDisposable
         {
             if (_reading is { IsCompleted: false })
                 reading = _reading;
-            else if (Interlocked.Read(ref _loadedAt) < failedAt)
+            else if (Interlocked.Read(ref _loadedAt) < failedAt && Volatile.Read(ref _polling) == 0)
                 reading = _reading = ReadMapAsync();
             else
-                return;
+                return; // read since, or the poller is reading for the requests that wait (this one waits with them)
         }
         try
         {
