@@ -365,6 +365,14 @@ public sealed class ExtensionScheduler
             return null;
         }
         Volatile.Write(ref _stuck, true);
+        if (Volatile.Read(ref _stepStartTicks) != start)
+        {
+            // The step ended (its finally cleared the flag) between the read above and the write: the flag set now
+            // would stay until this worker's next step, and siblings would keep stealing from a worker that is not
+            // stuck (a CI run saw it still set after the step had returned).
+            Volatile.Write(ref _stuck, false);
+            return null;
+        }
         return _running;
     }
 
