@@ -86,7 +86,8 @@ public sealed class PullFailureTests
         var target = new MigrationTarget(new MigratingStore(nodes.TargetStore.Store), MigrationTrace.Off, partitions: 2);
         var peer = new FailingChunksPeer(new InProcessPeer(nodes.Source), () => new IOException("connection refused"));
         PullJob job = target.StartPulls("r1", TwoNodes.R1, peer);
-        Assert.Null(job.Stats.SourceFailure);
+        // (Nothing is checked right after the start: the partitions' threads may have failed their first pulls by then,
+        // as a clean-clone CI run found. That the report is empty while the source answers is checked at the end.)
 
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while ((job.Stats.SourceFailingFor ?? TimeSpan.Zero) < TimeSpan.FromMilliseconds(300) && waited.Elapsed < TimeSpan.FromSeconds(30))
