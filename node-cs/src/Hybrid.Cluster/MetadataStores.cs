@@ -23,9 +23,14 @@ public static class MetadataStores
             return new EtcdMetadataStore(endpoint);
         }
 
-        var directory = location.StartsWith("file:", StringComparison.Ordinal) ? location["file:".Length..] : location;
+        var directory = FileDirectory(location);
         return string.IsNullOrEmpty(directory)
             ? throw new ArgumentException($"'{location}' names no directory", nameof(location))
             : new FileMetadataStore(directory, clock);
     }
+
+    /// <summary>The directory of a file store's location (<c>file:DIR</c> or a plain path); null for etcd.</summary>
+    public static string? FileDirectory(string location) =>
+        location.StartsWith("etcd:", StringComparison.Ordinal) ? null
+        : location.StartsWith("file:", StringComparison.Ordinal) ? location["file:".Length..] : location;
 }

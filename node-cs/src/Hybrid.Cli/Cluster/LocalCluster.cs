@@ -23,12 +23,8 @@ internal static class LocalCluster
     public static string ExistingMetadataSpec(string dir, string? metadata)
     {
         string spec = MetadataSpec(dir, metadata);
-        if (!spec.StartsWith("etcd:", StringComparison.Ordinal))
-        {
-            string directory = spec.StartsWith("file:", StringComparison.Ordinal) ? spec["file:".Length..] : spec;
-            if (directory.Length > 0 && !Directory.Exists(directory))
-                throw new InvalidOperationException($"no cluster at {directory} (no such directory; start one with 'hybrid cluster start')");
-        }
+        if (MetadataStores.FileDirectory(spec) is { Length: > 0 } directory && !Directory.Exists(directory))
+            throw new InvalidOperationException($"no cluster at {directory} (no such directory; start one with 'hybrid cluster start')");
         return spec;
     }
 
