@@ -132,6 +132,7 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     public override bool SingleWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo, WriteReason reason)
     {
+        RepairAbandoned();
         src.CopyTo(ref dst);
         return true;
     }
@@ -139,7 +140,89 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     public override bool ConcurrentWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo)
         => false;
 
-    public override bool SingleDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo) => true;
+    public override bool SingleDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo)
+    {
+        RepairAbandoned();
+        return true;
+    }
+
+    public override bool ConcurrentDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo)
+    {
+        RepairAbandoned();
+        return true;
+    }
+
+    // ---------------------------------------------------------------- records FASTER abandons after a failed insert
+
+    /// <summary>The record FASTER was told to dispose of (its insert lost a race), until the retry's first callback.</summary>
+    private byte* _abandoned;
+    private long _abandonedAddress;
+    private int _abandonedKeyLength;
+
+    private const ulong ValidBit = 1UL << 56;
+    private const int RecordInfoBytes = sizeof(ulong);
+
+    /// <summary>
+    /// Notes a new record whose insert lost a race. FASTER 2.6.5 then keeps the allocation for the retry
+    /// (<c>SaveAllocationForRetry</c>): it marks the record invalid and overwrites the key's length with the record's
+    /// allocated size, and when the retry does not reuse it (it updates in place, or needs another address or size) the
+    /// record stays so. A log walk (scans, recovery's page passes) then takes that size for a key length, loses the
+    /// record boundaries and reads out of bounds: a node could not restart, or crashed in a migration scan.
+    /// <see cref="RepairAbandoned"/> rewrites it, at the retry's first callback, into an invalid record that parses.
+    /// </summary>
+    private void Abandoning(ref SpanByte key, long address)
+    {
+        _abandoned = (byte*)Unsafe.AsPointer(ref key) - RecordInfoBytes;
+        _abandonedAddress = address;
+        _abandonedKeyLength = key.Length;
+    }
+
+    /// <summary>
+    /// Rewrites the record <see cref="Abandoning"/> noted, if FASTER stashed it: key length 0 and a value filling the
+    /// rest of its allocated size, so every walk steps over it as one invalid record. FASTER then finds no usable size
+    /// in it (the key length it reads back is 0) and allocates anew: only the reuse of a lost allocation is given up.
+    /// Runs in a callback, under the epoch the failed insert held (the retry follows at once), so the page is still in
+    /// memory and not yet flushed; the head check guards the rare retry that refreshed the epoch first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RepairAbandoned()
+    {
+        if (_abandoned != null)
+            RepairAbandonedCore();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void RepairAbandonedCore()
+    {
+        byte* record = _abandoned;
+        _abandoned = null;
+        if (_abandonedAddress < _store.Kv.Log.HeadAddress || (*(ulong*)record & ValidBit) != 0)
+            return; // evicted, or reused and valid
+        int size = *(int*)(record + RecordInfoBytes);
+        if (size == _abandonedKeyLength || size < 3 * RecordInfoBytes || (size & 7) != 0)
+            return; // not stashed: the record still parses as it was written
+        *(int*)(record + RecordInfoBytes) = 0;
+        *(int*)(record + (2 * RecordInfoBytes)) = size - (2 * RecordInfoBytes) - sizeof(int);
+        RepairedRecords++;
+    }
+
+    /// <summary>Records this session rewrote in <see cref="RepairAbandonedCore"/> (for tests).</summary>
+    public long RepairedRecords;
+
+    /// <summary>Forgets a noted record: called before each operation, whose epoch may not cover the last one's pages.</summary>
+    public void ForgetAbandoned() => _abandoned = null;
+
+    public override void DisposeCopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
+        => Abandoning(ref key, rmwInfo.Address);
+
+    public override void DisposeInitialUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
+        => Abandoning(ref key, rmwInfo.Address);
+
+    public override void DisposeSingleWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo, WriteReason reason)
+        => Abandoning(ref key, upsertInfo.Address);
+
+    public override void DisposeSingleDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo)
+        => Abandoning(ref key, deleteInfo.Address);
 
     // ---------------------------------------------------------------- RMW: decisions
 
@@ -247,10 +330,14 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     // ---------------------------------------------------------------- RMW: FASTER callbacks
 
     public override bool NeedInitialUpdate(ref SpanByte key, ref SpanByte input, ref StoreOutput output, ref RMWInfo rmwInfo)
-        => Decide(input.AsReadOnlySpan(), false, 0, default, ref output, out _);
+    {
+        RepairAbandoned();
+        return Decide(input.AsReadOnlySpan(), false, 0, default, ref output, out _);
+    }
 
     public override bool InitialUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
     {
+        RepairAbandoned();
         ReadOnlySpan<byte> inp = input.AsReadOnlySpan();
         Decide(inp, false, 0, default, ref output, out int newLength);
         value.Length = RecordLayout.MetaBytes + newLength;
@@ -263,12 +350,14 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     public override bool NeedCopyUpdate(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref StoreOutput output, ref RMWInfo rmwInfo)
     {
+        RepairAbandoned();
         ReadOnlySpan<byte> old = oldValue.AsReadOnlySpan();
         return Decide(input.AsReadOnlySpan(), true, RecordLayout.Meta(old), old[RecordLayout.MetaBytes..], ref output, out _);
     }
 
     public override bool CopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
     {
+        RepairAbandoned();
         ReadOnlySpan<byte> inp = input.AsReadOnlySpan();
         ReadOnlySpan<byte> old = oldValue.AsReadOnlySpan();
         ulong oldMeta = RecordLayout.Meta(old);
@@ -283,6 +372,7 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     public override bool InPlaceUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
     {
+        RepairAbandoned();
         ReadOnlySpan<byte> inp = input.AsReadOnlySpan();
         ReadOnlySpan<byte> old = value.AsReadOnlySpan();
         ulong oldMeta = RecordLayout.Meta(old);
