@@ -104,6 +104,8 @@ public class CliTests
             Assert.Contains("--durability must be memory, async or sync, not 'fast'", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--workers"]));
             Assert.Contains("--workers needs a value", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, Program.RunServer(["--checkpoint-interval", "-1"]));
+            Assert.Contains("--checkpoint-interval takes seconds from 0 to 86400 (0 = off), not '-1'", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--socket-engine", "fast"]));
             Assert.Contains("--socket-engine must be auto, polled or dotnet, not 'fast'", error.ToString(), StringComparison.Ordinal);
             Assert.Equal(2, Program.RunServer(["--poller-spin-us", "20000"]));

@@ -32,7 +32,7 @@ internal static class Program
 
     /// <summary>
     /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
-    /// [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet] [--poller-spin-us N]
+    /// [--durability memory|async|sync] [--memory-budget BYTES] [--checkpoint-interval SECONDS] [--socket-engine auto|polled|dotnet] [--poller-spin-us N]
     /// [--transport SPEC]...</c>:
     /// runs one node until
     /// SIGTERM/SIGINT, then stops it cleanly. Port 0 = ephemeral, -1 = off. Each <c>--transport</c> adds a native-protocol
@@ -83,10 +83,12 @@ internal static class Program
     /// <summary>Usage of <c>hybrid server</c> (printed for --help and after a bad option).</summary>
     internal const string ServerUsage =
         "usage: hybrid server [--data-dir D] [--bind ADDRESS] [--port P] [--resp-port P] [--metrics-port P] [--metrics-bind ADDRESS] [--workers N]\n" +
-        "                     [--durability memory|async|sync] [--memory-budget BYTES] [--socket-engine auto|polled|dotnet]\n" +
-        "                     [--poller-spin-us N] [--cpus LIST] [--transport SPEC]...\n" +
+        "                     [--durability memory|async|sync] [--memory-budget BYTES] [--checkpoint-interval SECONDS]\n" +
+        "                     [--socket-engine auto|polled|dotnet] [--poller-spin-us N] [--cpus LIST] [--transport SPEC]...\n" +
         "  port 0 = ephemeral, -1 = off; SPEC: shm:PATH, memif:SOCKET[@SERVICE], af_packet:IFACE[@SERVICE], tcp:HOST:PORT\n" +
         "  --socket-engine: auto (default) = polled (the node's epoll loop) when libhyb_transport loads, else dotnet\n" +
+        "  --checkpoint-interval: seconds between checkpoints in async and sync durability (default 60; 0 = none but a\n" +
+        "    migration's); each truncates the operation log a restart replays\n" +
         "  --poller-spin-us: how long a poller looks for more events before it sleeps (default 20)\n" +
         "  --cpus: pin worker i and poller i to the i-th CPU of LIST (modulo its length), e.g. 0,1 or 2-5\n" +
         "  --metrics-bind: where the metrics port listens (default 127.0.0.1 whatever --bind is: it has no authentication)";
@@ -103,6 +105,11 @@ internal static class Program
             throw new ArgumentException($"--cpus: {e.Message}", e);
         }
     }
+
+    private static TimeSpan ParseSeconds(string option, string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && seconds <= 86_400
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new ArgumentException($"{option} takes seconds from 0 to 86400 (0 = off), not '{text}'");
 
     private static HybridNodeOptions ParseServerOptions(string[] args)
     {
@@ -122,6 +129,7 @@ internal static class Program
                 "--cpus" => options with { Cpus = ParseCpus(Next()) },
                 "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },
                 "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--checkpoint-interval" => options with { CheckpointInterval = ParseSeconds(args[i], Next()) },
                 "--poller-spin-us" => options with { PollerSpin = TimeSpan.FromMicroseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 "--socket-engine" => options with { SocketEngine = Enum.TryParse<SocketEngine>(Next(), ignoreCase: true, out var engine) && Enum.IsDefined(engine) ? engine : throw new ArgumentException($"--socket-engine must be auto, polled or dotnet, not '{args[i]}'") },
                 "--transport" => options with { Transports = [.. options.Transports, TransportListenerOptions.FromSpec(Next())] },

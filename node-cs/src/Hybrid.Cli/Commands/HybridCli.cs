@@ -14,7 +14,7 @@ internal static partial class HybridCli
         var root = new RootCommand("HybridKV: a multi-tenant key-value store");
         var server = new Command("server",
             "Run one node until SIGTERM/SIGINT: [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N] " +
-            "[--durability memory|async|sync] [--memory-budget BYTES] [--transport shm|memif|shm:PATH|memif:SOCK[@SVC]|af_packet:IFACE[@SVC]|tcp:H:P]...")
+            "[--durability memory|async|sync] [--memory-budget BYTES] [--checkpoint-interval SECONDS] [--transport shm|memif|shm:PATH|memif:SOCK[@SVC]|af_packet:IFACE[@SVC]|tcp:H:P]...")
         {
             TreatUnmatchedTokensAsErrors = false,
         };

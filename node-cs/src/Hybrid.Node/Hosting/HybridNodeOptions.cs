@@ -79,6 +79,12 @@ public sealed record HybridNodeOptions
     /// <summary>Bytes of the hybrid log kept in memory (the rest spills to the data directory).</summary>
     public long MemoryBudgetBytes { get; init; } = 256L << 20;
 
+    /// <summary>
+    /// Time between checkpoints in async and sync durability (each truncates the operation log that a restart replays);
+    /// zero: none but those a migration asks for. Null: the store's default (one minute).
+    /// </summary>
+    public TimeSpan? CheckpointInterval { get; init; }
+
     /// <summary>Frame, key, value and batch limits of the native protocol.</summary>
     public ProtocolLimits Limits { get; init; } = ProtocolLimits.Default;
 
@@ -189,6 +195,8 @@ public sealed record HybridNodeOptions
             MaxSessions = Workers + 16,
             SyncDirectory = d => Transport.FileDurability.TrySyncDirectory(d),
         };
+        if (CheckpointInterval is { } interval)
+            options = options with { CheckpointInterval = interval };
         return ConfigureStore is null ? options : ConfigureStore(options);
     }
 }
