@@ -7,7 +7,7 @@ namespace Hybrid.Storage.Tests;
 /// Writers racing on the same keys make FASTER drop some of the records they insert (the insert lost the race), and
 /// FASTER 2.6.5 leaves such a record with its allocated size where the key's length belongs. A walk of the log then
 /// loses the record boundaries: a restart crashed in recovery (an access violation in FASTER's page pass, once in a
-/// clean-clone CI run of a cluster fault test) and a migration scan could crash a source. The store rewrites such
+/// clean-clone CI run of a cluster fault test) and a migration scan could crash a source. The store lays out such
 /// records (<see cref="SessionFunctions"/>); here the log on disk must parse record by record, and the store reopen.
 /// </summary>
 public sealed class AbandonedRecordTests : IDisposable
@@ -23,6 +23,7 @@ public sealed class AbandonedRecordTests : IDisposable
         StoreOptions options = _dir.Options(DurabilityMode.Async, memoryBudget: 1 << 18);
         var last = new string?[Writers, Keys];
         var repaired = new long[Writers];
+        var mismatched = new long[Writers];
         long tail;
         using (var store = FasterKvStore.Open(options))
         {
@@ -42,6 +43,7 @@ public sealed class AbandonedRecordTests : IDisposable
                     if (session.PendingCount > 0)
                         session.CompletePending(sink, wait: true);
                     Volatile.Write(ref repaired[w], session.Functions.RepairedRecords);
+                    Volatile.Write(ref mismatched[w], session.Functions.SizeMismatches);
                 }
             }, TaskCreationOptions.LongRunning))];
             // At least a second, then until an insert lost a race (the premise), at most 20 s.
@@ -54,6 +56,7 @@ public sealed class AbandonedRecordTests : IDisposable
             tail = store.Kv.Log.TailAddress;
         }
         Assert.True(repaired.Sum() > 0, "no insert lost a race: the test did not exercise what it checks");
+        Assert.Equal(0, mismatched.Sum()); // the size laid out when FASTER drops the record is the one it stashes
 
         // Walk the log on disk as FASTER's scans and recovery do: record info, key and value (each a 4-byte length and
         // its bytes, 8-byte aligned), records never crossing a page. Every record must parse.

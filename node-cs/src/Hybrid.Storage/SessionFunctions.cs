@@ -20,6 +20,7 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 {
     private readonly FasterKvStore _store;
     private readonly int _maxValueBytes;
+    private readonly int _maxRecordBytes;
     private uint _cachedTenant = uint.MaxValue;
     private long[]? _cachedCells;
 
@@ -55,6 +56,7 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         _store = store;
         Slot = slot;
         _maxValueBytes = store.Options.MaxValueBytes;
+        _maxRecordBytes = MaxRecordBytes();
     }
 
     // ---------------------------------------------------------------- reads
@@ -158,31 +160,61 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     private byte* _abandoned;
     private long _abandonedAddress;
     private int _abandonedKeyLength;
+    private int _abandonedSize;
+    private bool _abandonedLaidOut;
 
     private const ulong ValidBit = 1UL << 56;
     private const int RecordInfoBytes = sizeof(ulong);
 
+    /// <summary>The smallest record <see cref="LayOutSkippable"/> can lay out: info, info word, empty key, value length.</summary>
+    private const int SkippableMinBytes = 32;
+
     /// <summary>
     /// Notes a new record whose insert lost a race. FASTER 2.6.5 then keeps the allocation for the retry
-    /// (<c>SaveAllocationForRetry</c>): it marks the record invalid and overwrites the key's length with the record's
-    /// allocated size, and when the retry does not reuse it (it updates in place, or needs another address or size) the
-    /// record stays so. A log walk (scans, recovery's page passes) then takes that size for a key length, loses the
-    /// record boundaries and reads out of bounds: a node could not restart, or crashed in a migration scan.
-    /// <see cref="RepairAbandoned"/> rewrites it, at the retry's first callback, into an invalid record that parses.
+    /// (<c>SaveAllocationForRetry</c>): it marks the record invalid and writes the record's allocated size over the
+    /// key's length, and when the retry does not reuse it (it updates in place, or needs another address or size) the
+    /// record stays so. A log walk (scans, recovery's page passes) takes that size for a key length, loses the record
+    /// boundaries and reads out of bounds: a node could not restart, or crashed in a migration scan. So the record is
+    /// laid out here, before FASTER writes the size, as one that parses with that size where FASTER puts it
+    /// (<see cref="LayOutSkippable"/>): whenever its page is flushed or walked, it is stepped over. The retry's first
+    /// callback (<see cref="RepairAbandoned"/>) then takes the size away, so FASTER does not reuse the allocation (a
+    /// smaller record in it would leave the rest unparsable). A tombstone (FASTER's own delete, used only to drop a
+    /// range) is not laid out early: only at the retry, from the size FASTER wrote.
     /// </summary>
-    private void Abandoning(ref SpanByte key, long address)
+    private void Abandoning(ref SpanByte key, ref SpanByte value, long address, bool layOut)
     {
-        _abandoned = (byte*)Unsafe.AsPointer(ref key) - RecordInfoBytes;
+        byte* record = (byte*)Unsafe.AsPointer(ref key) - RecordInfoBytes;
+        _abandoned = record;
         _abandonedAddress = address;
         _abandonedKeyLength = key.Length;
+        _abandonedSize = RecordInfoBytes + Align8(key.TotalSize) + Align8(value.TotalSize);
+        _abandonedLaidOut = layOut && _abandonedSize >= SkippableMinBytes;
+        if (_abandonedLaidOut)
+            LayOutSkippable(record, _abandonedSize, sizeField: _abandonedSize);
+    }
+
+    private static int Align8(int n) => (n + 7) & ~7;
+
+    /// <summary>
+    /// Lays out the <paramref name="size"/> bytes at <paramref name="record"/> so that every walk of the log steps over
+    /// them: a null record info (walks skip 8 bytes), then an invalid record whose info word holds
+    /// <paramref name="sizeField"/> in its low half (where FASTER reads and writes a stashed allocation's size), with an
+    /// empty key and a value filling the rest.
+    /// </summary>
+    private static void LayOutSkippable(byte* record, int size, int sizeField)
+    {
+        *(ulong*)record = 0;
+        *(int*)(record + RecordInfoBytes) = sizeField;
+        *(int*)(record + RecordInfoBytes + sizeof(int)) = sizeField == 0 ? 1 : 0; // the word stays non-zero, valid bit clear
+        *(ulong*)(record + (2 * RecordInfoBytes)) = 0; // key: length 0, padded to 8
+        *(int*)(record + (3 * RecordInfoBytes)) = size - (3 * RecordInfoBytes) - sizeof(int); // value: the rest
     }
 
     /// <summary>
-    /// Rewrites the record <see cref="Abandoning"/> noted, if FASTER stashed it: key length 0 and a value filling the
-    /// rest of its allocated size, so every walk steps over it as one invalid record. FASTER then finds no usable size
-    /// in it (the key length it reads back is 0) and allocates anew: only the reuse of a lost allocation is given up.
-    /// Runs in a callback, under the epoch the failed insert held (the retry follows at once), so the page is still in
-    /// memory and not yet flushed; the head check guards the rare retry that refreshed the epoch first.
+    /// At the retry's first callback (before FASTER looks for the stashed allocation), rewrites the noted record as one
+    /// that parses with size 0 where FASTER reads the stash: FASTER then allocates anew, and only the reuse of a lost
+    /// allocation is given up. Runs under the epoch the failed insert held (the retry follows at once), so the page is
+    /// still in memory; the head check guards a retry that refreshed the epoch first.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void RepairAbandoned()
@@ -197,32 +229,46 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         byte* record = _abandoned;
         _abandoned = null;
         if (_abandonedAddress < _store.Kv.Log.HeadAddress || (*(ulong*)record & ValidBit) != 0)
-            return; // evicted, or reused and valid
-        int size = *(int*)(record + RecordInfoBytes);
-        if (size == _abandonedKeyLength || size < 3 * RecordInfoBytes || (size & 7) != 0)
+            return; // evicted, or not the record noted
+        int stashed = *(int*)(record + RecordInfoBytes);
+        int size = _abandonedSize;
+        if (!_abandonedLaidOut && stashed == _abandonedKeyLength)
             return; // not stashed: the record still parses as it was written
-        *(int*)(record + RecordInfoBytes) = 0;
-        *(int*)(record + (2 * RecordInfoBytes)) = size - (2 * RecordInfoBytes) - sizeof(int);
+        if (stashed != size && (_abandonedLaidOut || stashed != 0))
+        {
+            // FASTER's allocated size differs from the one computed: take FASTER's, which is the allocation's.
+            SizeMismatches++;
+            if (stashed < SkippableMinBytes || (stashed & 7) != 0 || stashed > _maxRecordBytes)
+                return;
+            size = stashed;
+        }
+        LayOutSkippable(record, size, sizeField: 0);
         RepairedRecords++;
     }
 
+    private int MaxRecordBytes() =>
+        RecordInfoBytes + Align8(sizeof(int) + RecordLayout.KeyPrefixBytes + _store.Options.MaxKeyBytes) + Align8(sizeof(int) + RecordLayout.MetaBytes + _maxValueBytes);
+
     /// <summary>Records this session rewrote in <see cref="RepairAbandonedCore"/> (for tests).</summary>
     public long RepairedRecords;
+
+    /// <summary>Stashed sizes that differed from the one computed for the record (for tests: expected 0).</summary>
+    public long SizeMismatches;
 
     /// <summary>Forgets a noted record: called before each operation, whose epoch may not cover the last one's pages.</summary>
     public void ForgetAbandoned() => _abandoned = null;
 
     public override void DisposeCopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
-        => Abandoning(ref key, rmwInfo.Address);
+        => Abandoning(ref key, ref newValue, rmwInfo.Address, layOut: true);
 
     public override void DisposeInitialUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
-        => Abandoning(ref key, rmwInfo.Address);
+        => Abandoning(ref key, ref value, rmwInfo.Address, layOut: true);
 
     public override void DisposeSingleWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo, WriteReason reason)
-        => Abandoning(ref key, upsertInfo.Address);
+        => Abandoning(ref key, ref dst, upsertInfo.Address, layOut: true);
 
     public override void DisposeSingleDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo)
-        => Abandoning(ref key, deleteInfo.Address);
+        => Abandoning(ref key, ref value, deleteInfo.Address, layOut: false);
 
     // ---------------------------------------------------------------- RMW: decisions
 
