@@ -283,7 +283,6 @@ public sealed class FasterKvStore : IKvStore
                 fixed (byte* p = key)
                 {
                     var k = SpanByte.FromPointer(p, key.Length);
-                    session.Functions.ForgetAbandoned();
                     session.Raw.Delete(ref k);
                 }
             }

@@ -334,7 +334,6 @@ internal sealed unsafe class KvSession : IKvSession
         SpanByte input = SpanByte.FromPointer(_inputPtr, StoreInput.HeaderBytes + data.Length);
         StoreOutput result = default;
         result.Status = StoreStatus.Error;
-        _functions.ForgetAbandoned();
         Status status = _session.RMW(ref storedKey, ref input, ref result, context);
         if (status.IsPending)
         {

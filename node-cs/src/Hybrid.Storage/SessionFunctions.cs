@@ -20,7 +20,6 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 {
     private readonly FasterKvStore _store;
     private readonly int _maxValueBytes;
-    private readonly int _maxRecordBytes;
     private uint _cachedTenant = uint.MaxValue;
     private long[]? _cachedCells;
 
@@ -56,7 +55,6 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         _store = store;
         Slot = slot;
         _maxValueBytes = store.Options.MaxValueBytes;
-        _maxRecordBytes = MaxRecordBytes();
     }
 
     // ---------------------------------------------------------------- reads
@@ -156,119 +154,114 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     // ---------------------------------------------------------------- records FASTER abandons after a failed insert
 
-    /// <summary>The record FASTER was told to dispose of (its insert lost a race), until the retry's first callback.</summary>
-    private byte* _abandoned;
-    private long _abandonedAddress;
-    private int _abandonedKeyLength;
-    private int _abandonedSize;
-    private bool _abandonedLaidOut;
+    /// <summary>Records laid out by <see cref="Abandoning"/> whose size FASTER may still read back (see there).</summary>
+    private readonly (nint Record, long Address, int Size)[] _abandoned = new (nint, long, int)[8];
+    private int _abandonedCount;
 
-    private const ulong ValidBit = 1UL << 56;
     private const int RecordInfoBytes = sizeof(ulong);
 
-    /// <summary>The smallest record <see cref="LayOutSkippable"/> can lay out: info, info word, empty key, value length.</summary>
-    private const int SkippableMinBytes = 32;
-
     /// <summary>
-    /// Notes a new record whose insert lost a race. FASTER 2.6.5 then keeps the allocation for the retry
-    /// (<c>SaveAllocationForRetry</c>): it marks the record invalid and writes the record's allocated size over the
-    /// key's length, and when the retry does not reuse it (it updates in place, or needs another address or size) the
-    /// record stays so. A log walk (scans, recovery's page passes) takes that size for a key length, loses the record
-    /// boundaries and reads out of bounds: a node could not restart, or crashed in a migration scan. So the record is
-    /// laid out here, before FASTER writes the size, as one that parses with that size where FASTER puts it
-    /// (<see cref="LayOutSkippable"/>): whenever its page is flushed or walked, it is stepped over. The retry's first
-    /// callback (<see cref="RepairAbandoned"/>) then takes the size away, so FASTER does not reuse the allocation (a
-    /// smaller record in it would leave the rest unparsable). A tombstone (FASTER's own delete, used only to drop a
-    /// range) is not laid out early: only at the retry, from the size FASTER wrote.
+    /// Lays out a new record whose insert lost a race, in FASTER's Dispose callback, so that every walk of the log parses
+    /// it, whatever FASTER 2.6.5 does with it next. Then FASTER keeps the allocation for the retry
+    /// (<c>SaveAllocationForRetry</c>): it clears the record's valid bit and writes the record's allocated size where the
+    /// key's length is; a retry that does not reuse it leaves it so. Left as FASTER leaves it, a log walk (scans,
+    /// recovery's page passes) takes that size for a key length, loses the record boundaries and reads out of bounds: a
+    /// node could not restart, and a migration scan could crash. Laid out here (<see cref="LayOutSkippable"/>), the
+    /// record parses both before and after FASTER writes the size, at any moment its page is flushed or scanned. The
+    /// record is remembered until a later callback (<see cref="RepairAbandoned"/>) takes the size away from FASTER.
+    /// <paramref name="size"/> is FASTER's allocated size for the record (checked by <c>AbandonedRecordTests</c>).
     /// </summary>
-    private void Abandoning(ref SpanByte key, ref SpanByte value, long address, bool layOut)
+    private void Abandoning(ref SpanByte key, int size, long address)
     {
+        RepairAbandoned(); // under the epoch too: makes room
         byte* record = (byte*)Unsafe.AsPointer(ref key) - RecordInfoBytes;
-        _abandoned = record;
-        _abandonedAddress = address;
-        _abandonedKeyLength = key.Length;
-        _abandonedSize = RecordInfoBytes + Align8(key.TotalSize) + Align8(value.TotalSize);
-        _abandonedLaidOut = layOut && _abandonedSize >= SkippableMinBytes;
-        if (_abandonedLaidOut)
-            LayOutSkippable(record, _abandonedSize, sizeField: _abandonedSize);
+        LayOutSkippable(record, size);
+        if (_abandonedCount < _abandoned.Length)
+            _abandoned[_abandonedCount++] = ((nint)record, address, size);
+        else
+            UntrackedRecords++; // parses all the same; FASTER may reuse it for a retry of a record of another size
     }
 
     private static int Align8(int n) => (n + 7) & ~7;
 
+    /// <summary>FASTER's allocated size of a record with this key and value (record info, key and value, each 8-aligned).</summary>
+    private static int AllocatedSize(ref SpanByte key, int valueTotalSize) => RecordInfoBytes + Align8(key.TotalSize) + Align8(valueTotalSize);
+
     /// <summary>
-    /// Lays out the <paramref name="size"/> bytes at <paramref name="record"/> so that every walk of the log steps over
-    /// them: a null record info (walks skip 8 bytes), then an invalid record whose info word holds
-    /// <paramref name="sizeField"/> in its low half (where FASTER reads and writes a stashed allocation's size), with an
-    /// empty key and a value filling the rest.
+    /// Lays out the <paramref name="size"/> bytes at <paramref name="record"/> (at least 32; the smallest record here is)
+    /// so that every walk of the log steps over them: a null record info (walks skip 8 bytes), then an invalid record whose
+    /// info word holds <paramref name="size"/> in its low half (where FASTER writes and reads back a kept allocation's
+    /// size), with an empty key and a value filling the rest.
     /// </summary>
-    private static void LayOutSkippable(byte* record, int size, int sizeField)
+    private static void LayOutSkippable(byte* record, int size)
     {
         *(ulong*)record = 0;
-        *(int*)(record + RecordInfoBytes) = sizeField;
-        *(int*)(record + RecordInfoBytes + sizeof(int)) = sizeField == 0 ? 1 : 0; // the word stays non-zero, valid bit clear
+        *(ulong*)(record + RecordInfoBytes) = (uint)size;
         *(ulong*)(record + (2 * RecordInfoBytes)) = 0; // key: length 0, padded to 8
         *(int*)(record + (3 * RecordInfoBytes)) = size - (3 * RecordInfoBytes) - sizeof(int); // value: the rest
     }
 
     /// <summary>
-    /// At the retry's first callback (before FASTER looks for the stashed allocation), rewrites the noted record as one
-    /// that parses with size 0 where FASTER reads the stash: FASTER then allocates anew, and only the reuse of a lost
-    /// allocation is given up. Runs under the epoch the failed insert held (the retry follows at once), so the page is
-    /// still in memory; the head check guards a retry that refreshed the epoch first.
+    /// Takes the kept size away from FASTER for every record <see cref="Abandoning"/> remembered: one aligned 8-byte
+    /// store turns the size in the record's info word into a non-zero word with a zero low half, so the record still
+    /// parses (a concurrent flush or scan sees one layout or the other) and FASTER, reading 0, allocates anew instead of
+    /// putting a record of another size in the slot (its rest would not parse). Runs in a callback, under the epoch:
+    /// a record still at or above the head is in memory and stays there meanwhile; one below it is on disk, as laid out.
+    /// A slot no longer as laid out (FASTER reused it) is left alone.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void RepairAbandoned()
     {
-        if (_abandoned != null)
+        if (_abandonedCount != 0)
             RepairAbandonedCore();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void RepairAbandonedCore()
     {
-        byte* record = _abandoned;
-        _abandoned = null;
-        if (_abandonedAddress < _store.Kv.Log.HeadAddress || (*(ulong*)record & ValidBit) != 0)
-            return; // evicted, or not the record noted
-        int stashed = *(int*)(record + RecordInfoBytes);
-        int size = _abandonedSize;
-        if (!_abandonedLaidOut && stashed == _abandonedKeyLength)
-            return; // not stashed: the record still parses as it was written
-        if (stashed != size && (_abandonedLaidOut || stashed != 0))
+        long head = _store.Kv.Log.HeadAddress;
+        for (int i = 0; i < _abandonedCount; i++)
         {
-            // FASTER's allocated size differs from the one computed: take FASTER's, which is the allocation's.
-            SizeMismatches++;
-            if (stashed < SkippableMinBytes || (stashed & 7) != 0 || stashed > _maxRecordBytes)
-                return;
-            size = stashed;
+            var (address, logical, size) = _abandoned[i];
+            byte* record = (byte*)address;
+            if (logical < head)
+                continue;
+            if (*(ulong*)record != 0 || *(int*)(record + (3 * RecordInfoBytes)) != size - (3 * RecordInfoBytes) - sizeof(int))
+                continue; // reused
+            ulong word = *(ulong*)(record + RecordInfoBytes);
+            if (word != (uint)size)
+            {
+                if ((uint)word != 0 && (word >> 32) == 0)
+                    SizeMismatches++; // FASTER kept another size than the one laid out
+                continue;
+            }
+            Volatile.Write(ref *(ulong*)(record + RecordInfoBytes), 1UL << 32);
+            RepairedRecords++;
         }
-        LayOutSkippable(record, size, sizeField: 0);
-        RepairedRecords++;
+        _abandonedCount = 0;
     }
 
-    private int MaxRecordBytes() =>
-        RecordInfoBytes + Align8(sizeof(int) + RecordLayout.KeyPrefixBytes + _store.Options.MaxKeyBytes) + Align8(sizeof(int) + RecordLayout.MetaBytes + _maxValueBytes);
-
-    /// <summary>Records this session rewrote in <see cref="RepairAbandonedCore"/> (for tests).</summary>
+    /// <summary>Records whose kept size <see cref="RepairAbandonedCore"/> took away (for tests).</summary>
     public long RepairedRecords;
 
-    /// <summary>Stashed sizes that differed from the one computed for the record (for tests: expected 0).</summary>
+    /// <summary>Kept sizes that differed from the one laid out (for tests: expected 0).</summary>
     public long SizeMismatches;
 
-    /// <summary>Forgets a noted record: called before each operation, whose epoch may not cover the last one's pages.</summary>
-    public void ForgetAbandoned() => _abandoned = null;
+    /// <summary>Records laid out but not remembered (more than fit between two callbacks; for tests).</summary>
+    public long UntrackedRecords;
 
     public override void DisposeCopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
-        => Abandoning(ref key, ref newValue, rmwInfo.Address, layOut: true);
+        => Abandoning(ref key, AllocatedSize(ref key, newValue.TotalSize), rmwInfo.Address);
 
     public override void DisposeInitialUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte value, ref StoreOutput output, ref RMWInfo rmwInfo)
-        => Abandoning(ref key, ref value, rmwInfo.Address, layOut: true);
+        => Abandoning(ref key, AllocatedSize(ref key, value.TotalSize), rmwInfo.Address);
 
     public override void DisposeSingleWriter(ref SpanByte key, ref SpanByte input, ref SpanByte src, ref SpanByte dst, ref StoreOutput output, ref UpsertInfo upsertInfo, WriteReason reason)
-        => Abandoning(ref key, ref dst, upsertInfo.Address, layOut: true);
+        => Abandoning(ref key, AllocatedSize(ref key, dst.TotalSize), upsertInfo.Address);
 
+    /// <summary>A tombstone's value is FASTER's default one (a bare length: 4 bytes); its bytes in the log are not read.</summary>
     public override void DisposeSingleDeleter(ref SpanByte key, ref SpanByte value, ref DeleteInfo deleteInfo)
-        => Abandoning(ref key, ref value, deleteInfo.Address, layOut: false);
+        => Abandoning(ref key, AllocatedSize(ref key, sizeof(int)), deleteInfo.Address);
 
     // ---------------------------------------------------------------- RMW: decisions
 
