@@ -32,8 +32,8 @@ internal static class Program
 
     /// <summary>
     /// <c>hybrid server [--data-dir D] [--bind A] [--port P] [--resp-port P] [--metrics-port P] [--workers N]
-    /// [--durability memory|async|sync] [--memory-budget BYTES] [--checkpoint-interval SECONDS] [--socket-engine auto|polled|dotnet] [--poller-spin-us N]
-    /// [--transport SPEC]...</c>:
+    /// [--durability memory|async|sync] [--memory-budget BYTES] [--checkpoint-interval SECONDS]
+    /// [--socket-engine auto|polled|dotnet] [--poller-spin-us N] [--transport SPEC]...</c>:
     /// runs one node until
     /// SIGTERM/SIGINT, then stops it cleanly. Port 0 = ephemeral, -1 = off. Each <c>--transport</c> adds a native-protocol
     /// listener on a message transport (<c>shm:PATH</c>, <c>memif:SOCKET[@SERVICE]</c>, <c>af_packet:IFACE[@SERVICE]</c>,
