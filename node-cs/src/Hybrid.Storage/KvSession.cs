@@ -243,6 +243,12 @@ internal sealed unsafe class KvSession : IKvSession
                 RefreshRun();
             status = _run.Read(ref storedKey, ref input, ref result, context);
         }
+        else if (_functions.Completing)
+        {
+            // Started by a sink inside CompletePending, which holds the epoch: the session's own Read would release it
+            // when done (FASTER's release does not count nesting), and the completions after this one would run unprotected.
+            status = _run.Read(ref storedKey, ref input, ref result, context);
+        }
         else
         {
             status = _session.Read(ref storedKey, ref input, ref result, context);
@@ -334,7 +340,8 @@ internal sealed unsafe class KvSession : IKvSession
         SpanByte input = SpanByte.FromPointer(_inputPtr, StoreInput.HeaderBytes + data.Length);
         StoreOutput result = default;
         result.Status = StoreStatus.Error;
-        Status status = _session.RMW(ref storedKey, ref input, ref result, context);
+        // From a sink inside CompletePending: under its epoch, like a read there (see Read).
+        Status status = _functions.Completing ? _run.RMW(ref storedKey, ref input, ref result, context) : _session.RMW(ref storedKey, ref input, ref result, context);
         if (status.IsPending)
         {
             _functions.PendingCount++;

@@ -191,23 +191,28 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     /// Lays out the <paramref name="size"/> bytes at <paramref name="record"/> (at least 32; the smallest record here is)
     /// so that every walk of the log steps over them: a null record info (walks skip 8 bytes), then an invalid record whose
     /// info word holds <paramref name="size"/> in its low half (where FASTER writes and reads back a kept allocation's
-    /// size), with an empty key and a value filling the rest.
+    /// size) and 1 in its high half (so the word is never null), with an empty key and a value filling the rest. Written
+    /// back to front, so that the record parses after each store too (value length, key, then the null info before the
+    /// word that would otherwise be read as a key length).
     /// </summary>
     private static void LayOutSkippable(byte* record, int size)
     {
-        *(ulong*)record = 0;
-        *(ulong*)(record + RecordInfoBytes) = (uint)size;
-        *(ulong*)(record + (2 * RecordInfoBytes)) = 0; // key: length 0, padded to 8
         *(int*)(record + (3 * RecordInfoBytes)) = size - (3 * RecordInfoBytes) - sizeof(int); // value: the rest
+        *(ulong*)(record + (2 * RecordInfoBytes)) = 0; // key: length 0, padded to 8
+        *(ulong*)record = 0;
+        *(ulong*)(record + RecordInfoBytes) = KeptSizeWord | (uint)size;
     }
 
+    /// <summary>The high half of a laid-out record's info word: non-zero, valid bit clear.</summary>
+    private const ulong KeptSizeWord = 1UL << 32;
+
     /// <summary>
-    /// Takes the kept size away from FASTER for every record <see cref="Abandoning"/> remembered: one aligned 8-byte
-    /// store turns the size in the record's info word into a non-zero word with a zero low half, so the record still
-    /// parses (a concurrent flush or scan sees one layout or the other) and FASTER, reading 0, allocates anew instead of
-    /// putting a record of another size in the slot (its rest would not parse). Runs in a callback, under the epoch:
-    /// a record still at or above the head is in memory and stays there meanwhile; one below it is on disk, as laid out.
-    /// A slot no longer as laid out (FASTER reused it) is left alone.
+    /// Takes the kept size away from FASTER for every record <see cref="Abandoning"/> remembered: one aligned 4-byte
+    /// store of 0 to the low half of the record's info word (its high half keeps the word non-null), so the record still
+    /// parses and FASTER, reading size 0, allocates anew instead of putting a record of another size in the slot (its
+    /// rest would not parse). Runs in a callback, under the epoch: a record still at or above the head is in memory and
+    /// stays there meanwhile; one below it is on disk, as laid out. A slot no longer as laid out (FASTER reused it) is
+    /// left alone.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void RepairAbandoned()
@@ -229,13 +234,13 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
             if (*(ulong*)record != 0 || *(int*)(record + (3 * RecordInfoBytes)) != size - (3 * RecordInfoBytes) - sizeof(int))
                 continue; // reused
             ulong word = *(ulong*)(record + RecordInfoBytes);
-            if (word != (uint)size)
+            if (word != (KeptSizeWord | (uint)size))
             {
-                if ((uint)word != 0 && (word >> 32) == 0)
+                if ((word & ~0xFFFF_FFFFUL) == KeptSizeWord && (uint)word != 0)
                     SizeMismatches++; // FASTER kept another size than the one laid out
                 continue;
             }
-            Volatile.Write(ref *(ulong*)(record + RecordInfoBytes), 1UL << 32);
+            Volatile.Write(ref *(int*)(record + RecordInfoBytes), 0);
             RepairedRecords++;
         }
         _abandonedCount = 0;
