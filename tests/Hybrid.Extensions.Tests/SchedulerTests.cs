@@ -221,9 +221,12 @@ public sealed class SchedulerTests
         // A step at background CPU priority (ExtensionHostOptions.BackgroundSteps) on a busy CPU can wait far longer for
         // it than it runs. Knowing the thread, the watchdog counts only the time the step ran or was blocked; without
         // it (the control case) the same step is quarantined as stuck.
+        // StuckAfter 100 ms: the step runs 6 ms of CPU, and under a loaded CI run its thread was also seen asleep 34 ms
+        // (state S, not a GC pause) in that step: counted 42 ms, over the 40 ms this test used. A starved step still
+        // takes seconds of wall time (asserted below: more than twice StuckAfter), so the control case still fails it.
         var options = new ExtensionHostOptions
         {
-            StuckAfter = TimeSpan.FromMilliseconds(40),
+            StuckAfter = TimeSpan.FromMilliseconds(100),
             WatchdogInterval = TimeSpan.FromMilliseconds(5),
             Limits = new ExtensionLimits { Cpu = TimeSpan.FromSeconds(30) }, // wall-clock: the starved step must not run out of it
         };
