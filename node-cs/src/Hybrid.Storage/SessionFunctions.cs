@@ -154,9 +154,13 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     // ---------------------------------------------------------------- records FASTER abandons after a failed insert
 
-    /// <summary>Records laid out by <see cref="Abandoning"/> whose size FASTER may still read back (see there).</summary>
-    private readonly (nint Record, long Address, int Size)[] _abandoned = new (nint, long, int)[8];
-    private int _abandonedCount;
+    /// <summary>
+    /// The record laid out by <see cref="Abandoning"/> whose size FASTER may still read back (see there), its logical
+    /// address and size. One is enough: <see cref="Abandoning"/> repairs the previous one before it notes the next.
+    /// </summary>
+    private byte* _abandoned;
+    private long _abandonedAddress;
+    private int _abandonedSize;
 
     private const int RecordInfoBytes = sizeof(ulong);
 
@@ -173,13 +177,12 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     /// </summary>
     private void Abandoning(ref SpanByte key, int size, long address)
     {
-        RepairAbandoned(); // under the epoch too: makes room
+        RepairAbandoned(); // the previous one, if any (under the epoch here too)
         byte* record = (byte*)Unsafe.AsPointer(ref key) - RecordInfoBytes;
         LayOutSkippable(record, size);
-        if (_abandonedCount < _abandoned.Length)
-            _abandoned[_abandonedCount++] = ((nint)record, address, size);
-        else
-            UntrackedRecords++; // parses all the same; FASTER may reuse it for a retry of a record of another size
+        _abandoned = record;
+        _abandonedAddress = address;
+        _abandonedSize = size;
     }
 
     private static int Align8(int n) => (n + 7) & ~7;
@@ -197,17 +200,20 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     /// </summary>
     private static void LayOutSkippable(byte* record, int size)
     {
-        *(int*)(record + (3 * RecordInfoBytes)) = size - (3 * RecordInfoBytes) - sizeof(int); // value: the rest
+        *(int*)(record + (3 * RecordInfoBytes)) = SkippableValueLength(size); // value: the rest
         *(ulong*)(record + (2 * RecordInfoBytes)) = 0; // key: length 0, padded to 8
         *(ulong*)record = 0;
         *(ulong*)(record + RecordInfoBytes) = KeptSizeWord | (uint)size;
     }
 
+    /// <summary>The value length of a laid-out record of <paramref name="size"/> bytes (info, info word, empty key, length).</summary>
+    private static int SkippableValueLength(int size) => size - (3 * RecordInfoBytes) - sizeof(int);
+
     /// <summary>The high half of a laid-out record's info word: non-zero, valid bit clear.</summary>
     private const ulong KeptSizeWord = 1UL << 32;
 
     /// <summary>
-    /// Takes the kept size away from FASTER for every record <see cref="Abandoning"/> remembered: one aligned 4-byte
+    /// Takes the kept size away from FASTER for the record <see cref="Abandoning"/> remembered: one aligned 4-byte
     /// store of 0 to the low half of the record's info word (its high half keeps the word non-null), so the record still
     /// parses and FASTER, reading size 0, allocates anew instead of putting a record of another size in the slot (its
     /// rest would not parse). Runs in a callback, under the epoch: a record still at or above the head is in memory and
@@ -217,33 +223,29 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void RepairAbandoned()
     {
-        if (_abandonedCount != 0)
+        if (_abandoned != null)
             RepairAbandonedCore();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void RepairAbandonedCore()
     {
-        long head = _store.Kv.Log.HeadAddress;
-        for (int i = 0; i < _abandonedCount; i++)
+        byte* record = _abandoned;
+        int size = _abandonedSize;
+        _abandoned = null;
+        if (_abandonedAddress < _store.Kv.Log.HeadAddress)
+            return; // on disk, as laid out
+        if (*(ulong*)record != 0 || *(int*)(record + (3 * RecordInfoBytes)) != SkippableValueLength(size))
+            return; // reused
+        ulong word = *(ulong*)(record + RecordInfoBytes);
+        if (word != (KeptSizeWord | (uint)size))
         {
-            var (address, logical, size) = _abandoned[i];
-            byte* record = (byte*)address;
-            if (logical < head)
-                continue;
-            if (*(ulong*)record != 0 || *(int*)(record + (3 * RecordInfoBytes)) != size - (3 * RecordInfoBytes) - sizeof(int))
-                continue; // reused
-            ulong word = *(ulong*)(record + RecordInfoBytes);
-            if (word != (KeptSizeWord | (uint)size))
-            {
-                if ((word & ~0xFFFF_FFFFUL) == KeptSizeWord && (uint)word != 0)
-                    SizeMismatches++; // FASTER kept another size than the one laid out
-                continue;
-            }
-            Volatile.Write(ref *(int*)(record + RecordInfoBytes), 0);
-            RepairedRecords++;
+            if ((word & ~0xFFFF_FFFFUL) == KeptSizeWord && (uint)word != 0)
+                SizeMismatches++; // FASTER kept another size than the one laid out
+            return;
         }
-        _abandonedCount = 0;
+        Volatile.Write(ref *(int*)(record + RecordInfoBytes), 0);
+        RepairedRecords++;
     }
 
     /// <summary>Records whose kept size <see cref="RepairAbandonedCore"/> took away (for tests).</summary>
@@ -251,9 +253,6 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
 
     /// <summary>Kept sizes that differed from the one laid out (for tests: expected 0).</summary>
     public long SizeMismatches;
-
-    /// <summary>Records laid out but not remembered (more than fit between two callbacks; for tests).</summary>
-    public long UntrackedRecords;
 
     public override void DisposeCopyUpdater(ref SpanByte key, ref SpanByte input, ref SpanByte oldValue, ref SpanByte newValue, ref StoreOutput output, ref RMWInfo rmwInfo)
         => Abandoning(ref key, AllocatedSize(ref key, newValue.TotalSize), rmwInfo.Address);
