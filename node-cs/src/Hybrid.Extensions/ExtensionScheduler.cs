@@ -78,6 +78,8 @@ public sealed class ExtensionScheduler
     private long _watchedStuckTicks;
     private TimeSpan _watchedGcPause;
     private long _watchedAsleepTicks;
+    private long _watchedCountedTicks;
+    private double _watchedAsleepWeight;
     private char _watchedState;
     private int _watchedHostWaits;
     private bool _watchedUnreadable;
@@ -353,14 +355,21 @@ public sealed class ExtensionScheduler
     }
 
     /// <summary>
-    /// Watchdog probe: the invocation stuck in one step for longer than <paramref name="limitTicks"/>, if any. With
-    /// <see cref="ThreadId"/> known, only the time the step ran or was blocked counts (see <see cref="StuckTicks"/>),
-    /// not time its thread waited for a CPU; otherwise all the time since the step started.
+    /// Watchdog probe: the invocation stuck in one step, if any. With <see cref="ThreadId"/> known, only the time the
+    /// step ran or was blocked counts (see <see cref="StuckTicks"/>), not time its thread waited for a CPU, and time
+    /// blocked counts at the rate <paramref name="limitTicks"/> / <paramref name="asleepLimitTicks"/>; without it, all
+    /// the time since the step started. Siblings may steal this worker's queue (<see cref="IsStuck"/>) as soon as the
+    /// step ran and slept <paramref name="limitTicks"/> together: that only helps, whoever is to blame for the sleep.
     /// </summary>
-    internal Invocation? StuckInvocation(long now, long limitTicks)
+    internal Invocation? StuckInvocation(long now, long limitTicks, long asleepLimitTicks)
     {
         var start = Volatile.Read(ref _stepStartTicks);
-        if (start == 0 || (ThreadId == 0 ? now - start : StuckTicks(start, now, _running)) < limitTicks)
+        if (start == 0)
+        {
+            return null;
+        }
+        long held = ThreadId == 0 ? now - start : StuckTicks(start, now, _running);
+        if (held < limitTicks)
         {
             return null;
         }
@@ -373,7 +382,23 @@ public sealed class ExtensionScheduler
             Volatile.Write(ref _stuck, false);
             return null;
         }
-        return _running;
+        return Counted(held, limitTicks, asleepLimitTicks) >= limitTicks ? _running : null;
+    }
+
+    /// <summary>
+    /// Watchdog thread only: the step's time as the quarantine counts it, CPU time plus sleep scaled by
+    /// <paramref name="limitTicks"/> / <paramref name="asleepLimitTicks"/> (<see cref="ExtensionHostOptions.StuckAsleepAfter"/>),
+    /// or <paramref name="held"/> when the thread's files were not read.
+    /// </summary>
+    private long Counted(long held, long limitTicks, long asleepLimitTicks)
+    {
+        if (ThreadId == 0 || _watchedUnreadable)
+        {
+            return held;
+        }
+        _watchedAsleepWeight = (double)limitTicks / Math.Max(1, asleepLimitTicks);
+        _watchedCountedTicks = _watchedStuckTicks - _watchedAsleepTicks + (long)(_watchedAsleepTicks * _watchedAsleepWeight);
+        return _watchedCountedTicks;
     }
 
     /// <summary>
@@ -432,7 +457,7 @@ public sealed class ExtensionScheduler
     /// message (the time on a CPU and asleep, and the thread's state at the last look), or null without the thread id.
     /// </summary>
     internal string? StuckDetail() => ThreadId == 0 || _watchedUnreadable ? null
-        : FormattableString.Invariant($"counted {Ms(_watchedStuckTicks):F0} ms: {Ms(_watchedStuckTicks - _watchedAsleepTicks):F0} on a CPU, {Ms(_watchedAsleepTicks):F0} asleep, state {_watchedState}");
+        : FormattableString.Invariant($"counted {Ms(_watchedCountedTicks):F0} ms: {Ms(_watchedStuckTicks - _watchedAsleepTicks):F0} on a CPU, {Ms(_watchedAsleepTicks):F0} asleep at weight {_watchedAsleepWeight:0.###}, state {_watchedState}");
 
     private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
