@@ -13,7 +13,8 @@ internal sealed class SourceChecker
 {
     private readonly SemanticModel _model;
     private readonly IAssemblySymbol _self;
-    private readonly SortedSet<string> _errors = new(StringComparer.Ordinal);
+    private readonly List<string> _errors = [];
+    private readonly Dictionary<(string Path, int Line, string What), int> _findings = [];
     private readonly List<EntryPoint> _entries = [];
     private readonly string? _packNamespace;
 
@@ -37,6 +38,12 @@ internal sealed class SourceChecker
         {
             checker.CheckNode(node);
         }
+        // One finding per line and kind, at its first column (a qualified name such as System.IO.File.Delete is three
+        // nodes that all name the forbidden type), in source order.
+        foreach (var ((path, line, what), column) in checker._findings.OrderBy(f => f.Key.Line).ThenBy(f => f.Value).ThenBy(f => f.Key.What, StringComparer.Ordinal))
+        {
+            checker._errors.Add($"{path}({line},{column}): forbidden {what}");
+        }
         if (checker._entries.Count == 0)
         {
             checker._errors.Add($"{model.SyntaxTree.FilePath}(1,1): no entry point: mark a public static method taking ExtensionContext and returning ExtensionTask with [Extension]");
@@ -51,7 +58,12 @@ internal sealed class SourceChecker
     private void Report(SyntaxNode node, string what)
     {
         var span = node.GetLocation().GetLineSpan();
-        _errors.Add($"{span.Path}({span.StartLinePosition.Line + 1},{span.StartLinePosition.Character + 1}): forbidden {what}");
+        var key = (span.Path, span.StartLinePosition.Line + 1, what);
+        int column = span.StartLinePosition.Character + 1;
+        if (!_findings.TryGetValue(key, out int first) || column < first)
+        {
+            _findings[key] = column;
+        }
     }
 
     private void CheckNode(SyntaxNode node)
