@@ -114,7 +114,25 @@ public sealed class ClusterCommandTests : IDisposable
             Assert.Equal(1, peer.RootElement.GetProperty("refused").GetInt64());
         }
         Assert.Equal("n1", metadata.Current.Owner("r2"));
-        Assert.Equal(0, Run("cluster", "status", "--dir", _dir));
+        // Status names each node's addresses whole, its RESP port included (for redis-cli -c), even into a pipe.
+        Spectre.Console.IAnsiConsole console = Spectre.Console.AnsiConsole.Console;
+        string status;
+        try
+        {
+            Spectre.Console.AnsiConsole.Record();
+            Assert.Equal(0, Run("cluster", "status", "--dir", _dir));
+            status = Spectre.Console.AnsiConsole.ExportText();
+        }
+        finally
+        {
+            Spectre.Console.AnsiConsole.Console = console;
+        }
+        foreach (NodeInfo node in live)
+        {
+            Assert.Contains(node.Endpoint, status, StringComparison.Ordinal);
+            Assert.Contains(node.RespEndpoint!, status, StringComparison.Ordinal);
+            Assert.Contains(node.PeerEndpoint!, status, StringComparison.Ordinal);
+        }
 
         Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));
         foreach (NodeInfo node in live)
@@ -139,6 +157,11 @@ public sealed class ClusterCommandTests : IDisposable
 
     public void Dispose()
     {
+        // A test that failed before its own `cluster stop` would leave its node processes running.
+        if (Directory.Exists(Path.Combine(_dir, "metadata")))
+        {
+            Run("cluster", "stop", "--dir", _dir);
+        }
         try
         {
             Directory.Delete(_dir, recursive: true);

@@ -154,8 +154,7 @@ internal static class TransportComparison
             string ratio = tcp is { P50: > 0 } ? (r.P50 / tcp.P50).ToString("F2", c) : "";
             table.AddRow(r.Transport, r.OpsPerSecond.ToString("N0", c), r.P50.ToString("F1", c), r.P99.ToString("F1", c), ratio, r.Errors.ToString(c));
         }
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-            AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 120);
+        Commands.Tables.WidenWhenRedirected(120);
         AnsiConsole.Write(table);
         foreach (var r in rows.Where(r => r.Error is not null))
             Console.WriteLine($"{r.Transport} failed: {r.Error}");

@@ -150,8 +150,7 @@ internal static class BenchCommand
     private static void Print(BenchOptions options, IReadOnlyList<BenchResult> results)
     {
         var c = CultureInfo.InvariantCulture;
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-            AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 120); // redirected: do not wrap the figures
+        Tables.WidenWhenRedirected(120);
         var table = new Table().Title(string.Create(c,
             $"{options.Keys:N0} keys x {options.ValueSize} B, {options.Sessions} sessions x {options.Pipeline} batches in flight x {options.Batch} requests over {options.Transport ?? "tcp"}"));
         foreach (var column in new[] { "workload", "key choice", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "errors" })

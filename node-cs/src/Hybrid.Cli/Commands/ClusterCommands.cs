@@ -245,7 +245,7 @@ internal static partial class HybridCli
             ?? throw new InvalidOperationException("no cluster in this metadata store (start one with 'hybrid cluster start')");
         IReadOnlyList<NodeInfo> live = await metadata.Typed.ListLiveNodesAsync();
         byte[] peerKey = await metadata.PeerKeyAsync();
-        var nodes = new Table().AddColumns("node", "view", "native", "peer", "pid", "migration", "peer refusals");
+        var nodes = new Table().AddColumns("node", "view", "native", "resp", "peer", "pid", "migration", "peer refusals");
         foreach (string n in state.State.View.Keys)
         {
             NodeInfo? info = live.FirstOrDefault(l => l.Id == n);
@@ -260,7 +260,7 @@ internal static partial class HybridCli
             string refusals = "";
             if (info is not null && await LocalCluster.StatusAsync(info, peerKey, "peer") is { } peer && peer.GetProperty("refused").GetInt64() > 0)
                 refusals = $"{peer.GetProperty("refused")} (last: {peer.GetProperty("lastRefusal")})";
-            nodes.AddRow(n, state.State.View[n].ToString(CultureInfo.InvariantCulture), info?.Endpoint ?? "[red]down[/]", info?.PeerEndpoint ?? "",
+            nodes.AddRow(n, state.State.View[n].ToString(CultureInfo.InvariantCulture), info?.Endpoint ?? "[red]down[/]", info?.RespEndpoint ?? "", info?.PeerEndpoint ?? "",
                 info?.Pid?.ToString(CultureInfo.InvariantCulture) ?? "", Markup.Escape(migration), Markup.Escape(refusals));
         }
         var ranges = new Table().AddColumns("range", "slots", "owner", "migration", "lineage");
@@ -270,6 +270,7 @@ internal static partial class HybridCli
             string lineage = state.State.Lineage.TryGetValue(r, out Lineage? l) ? $"{l.Src} -> {l.Tgt}" : "";
             ranges.AddRow(r, $"{slots.First}-{slots.Last}", state.State.Owner[r], mig, lineage);
         }
+        Tables.WidenWhenRedirected(160);
         AnsiConsole.Write(nodes);
         AnsiConsole.Write(ranges);
         Console.WriteLine($"revision {state.Revision}, {metadata.Log.Decisions.Count} decisions");
