@@ -43,6 +43,8 @@ internal sealed class FakeKvStore : IKvStore
 
     public long TenantBytes(uint tenant) => _data.Where(p => p.Key.Tenant == tenant).Sum(p => (long)Convert.FromBase64String(p.Key.Key).Length + p.Value.Value.Length);
 
+    public long TenantRecords(uint tenant) => _data.Count(p => p.Key.Tenant == tenant);
+
     public StoreMetrics GetMetrics() => new(0, 0, 0, 0, MaxVersion, 0);
 
     public bool IsDurable(long sequence) => true;

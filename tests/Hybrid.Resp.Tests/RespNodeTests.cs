@@ -118,6 +118,11 @@ public sealed class RespNodeTests
         Assert.Equal("4", RedisTools.Cli(node.Port, "DECR", "counter"));
         Assert.Equal("ERR unknown command 'NOSUCH', with args beginning with: 'x' ", RedisTools.Cli(node.Port, "NOSUCH", "x"));
         Assert.Contains("redis_version:7.2.0", RedisTools.Cli(node.Port, "INFO", "server"));
+        // DBSIZE counts the tenant's live records in the store (it went unanswered, and redis-cli waited forever).
+        Assert.Equal("2", RedisTools.Cli(node.Port, "DBSIZE"));
+        Assert.Equal("1", RedisTools.Cli(node.Port, "DEL", "greeting", "nope"));
+        Assert.Equal("1", RedisTools.Cli(node.Port, "DBSIZE"));
+        Assert.Contains("db0:keys=1,expires=0,avg_ttl=0", RedisTools.Cli(node.Port, "INFO", "keyspace"));
     }
 
     [Fact]

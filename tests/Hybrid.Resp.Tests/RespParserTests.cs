@@ -99,6 +99,34 @@ public sealed class RespParserTests
         Assert.Equal(["set", "k", "hello world", "x"], ArgsOf(parser, input));
     }
 
+    [Theory]
+    // Redis's sdssplitargs: escapes in double quotes, only \' in single quotes, a quote may open mid-argument.
+    [InlineData("SET k \"a b\\r\\n\"\r\n", new[] { "SET", "k", "a b\r\n" })]
+    [InlineData("SET k \"\\x41\\x00\\x7a\"\r\n", new[] { "SET", "k", "A\0z" })]
+    [InlineData("ECHO \"a\\\"b\"\r\n", new[] { "ECHO", "a\"b" })]
+    [InlineData("ECHO 'a\\'b'\r\n", new[] { "ECHO", "a'b" })]
+    [InlineData("ECHO 'a\\nb'\r\n", new[] { "ECHO", "a\\nb" })]
+    [InlineData("ECHO \"\\t\\b\\a\\q\\xZZ\"\r\n", new[] { "ECHO", "\t\b\aqxZZ" })]
+    [InlineData("ECHO a\"b c\" d\n", new[] { "ECHO", "ab c", "d" })]
+    [InlineData("ECHO \"\" ''\r\n", new[] { "ECHO", "", "" })]
+    public void TryParse_Inline_UnescapesAsRedisDoes_AndLeavesTheInputAsItWas(string line, string[] expected)
+    {
+        var parser = new RespParser(RespLimits.Default);
+        var input = B(line);
+        var copy = input.ToArray();
+        for (var round = 0; round < 2; round++) // a parked command is parsed again from the same bytes
+        {
+            Assert.Equal(RespParseStatus.Complete, parser.TryParse(input, out var consumed));
+            Assert.Equal(input.Length, consumed);
+            Assert.Equal(expected, ArgsOf(parser, input));
+            Assert.Equal(copy, input);
+        }
+        // A multibulk command after it reads its own bytes again.
+        var bulk = B("*2\r\n$4\r\nECHO\r\n$1\r\nz\r\n");
+        Assert.Equal(RespParseStatus.Complete, parser.TryParse(bulk, out _));
+        Assert.Equal(["ECHO", "z"], ArgsOf(parser, bulk));
+    }
+
     [Fact]
     public void TryParse_InlineWithBareNewline_IsAccepted()
     {
@@ -137,6 +165,9 @@ public sealed class RespParserTests
     [InlineData("*1\r\n$4\r\nPINGxx", "Protocol error: bulk string not terminated by CRLF")]
     [InlineData("*1\r\n$12345678901234567890123\r\n", "Protocol error: invalid bulk length")]
     [InlineData("set k \"abc\r\n", "Protocol error: unbalanced quotes in request")]
+    [InlineData("set k \"abc\\\"\r\n", "Protocol error: unbalanced quotes in request")]
+    [InlineData("set k \"abc\"d\r\n", "Protocol error: unbalanced quotes in request")]
+    [InlineData("set k 'abc\r\n", "Protocol error: unbalanced quotes in request")]
     public void TryParse_ViolationOrLimit_ReportsProtocolError(string input, string error)
     {
         var parser = new RespParser(new RespLimits(MaxBulkLength: 512, MaxArgs: 8, MaxInlineLength: 64));

@@ -117,6 +117,13 @@ public sealed class RespSessionTests
         Assert.Equal(":10\r\n", h.Command("DECR", "n"));
         Assert.Equal(":-5\r\n", h.Command("DECRBY", "n", "15"));
         Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("INCRBY", "n", "x"));
+        // Increments are integers as Redis reads them: no leading zeros, '+', "-0" or spaces (as for stored values).
+        foreach (var notInteger in new[] { "05", "00", "-05", "-0", "+1", " 1", "1 ", "" })
+        {
+            Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("INCRBY", "n", notInteger));
+            Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("DECRBY", "n", notInteger));
+        }
+        Assert.Equal(":-5\r\n", h.Command("INCRBY", "n", "0"));
         h.Command("SET", "s", "abc");
         Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("INCR", "s"));
         h.Command("SET", "big", long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -278,10 +285,26 @@ public sealed class RespSessionTests
         using var h = new RespHarness();
         Assert.Equal("+OK\r\n", h.Command("SELECT", "0"));
         Assert.Equal("-ERR DB index is out of range\r\n", h.Command("SELECT", "1"));
+        Assert.Equal("-ERR value is not an integer or out of range\r\n", h.Command("SELECT", "00"));
         Assert.Equal("$2\r\nhi\r\n", h.Command("PING", "hi"));
         Assert.Equal("$3\r\nabc\r\n", h.Command("ECHO", "abc"));
         Assert.Equal("+OK\r\n", h.Command("QUIT"));
         Assert.True(h.Session.ShouldClose);
+    }
+
+    [Fact]
+    public void EveryCommandInTheTable_AnswersWithExactlyOneReply()
+    {
+        // DBSIZE was in the table (so it passed the arity check) but not in the dispatch: it sent nothing, and the next
+        // command's reply was taken as its. Each command here, with its least number of arguments, then a PING.
+        foreach (var info in RespCommandTable.Infos.Skip(1).Where(i => i.Name != "quit"))
+        {
+            using var h = new RespHarness();
+            var args = new[] { info.Name }.Concat(Enumerable.Repeat("x", Math.Abs(info.Arity) - 1)).ToArray();
+            var reply = h.Send(RespHarness.Encode(args) + RespHarness.Encode("PING"));
+            Assert.True(reply.EndsWith("+PONG\r\n", StringComparison.Ordinal) && reply.Length > "+PONG\r\n".Length,
+                $"{string.Join(' ', args)}: {reply}");
+        }
     }
 
     [Fact]
@@ -292,7 +315,8 @@ public sealed class RespSessionTests
         var info = h.Command("INFO");
         Assert.Contains("# Server\r\nredis_version:7.2.0\r\n", info);
         Assert.Contains("# Memory\r\n", info);
-        Assert.Contains("# Keyspace\r\ntenant_default:bytes=2\r\n", info);
+        Assert.Contains("# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\ntenant_default:bytes=2\r\n", info);
+        Assert.Equal(":1\r\n", h.Command("DBSIZE"));
         Assert.DoesNotContain("# Memory", h.Command("INFO", "server"));
         var count = h.Command("COMMAND", "COUNT");
         Assert.Equal($":{RespCommandTable.Infos.Count - 1}\r\n", count);

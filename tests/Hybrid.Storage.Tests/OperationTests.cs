@@ -257,9 +257,16 @@ public sealed class OperationTests : IDisposable
         Assert.Equal(one + 490, _store.TenantBytes(9));
         _s.Append(9, 1, B("key"), B("yy"), 0);
         Assert.Equal(one + 492, _store.TenantBytes(9));
+        _s.Increment(9, 1, B("n"), 1, 0);
+        Assert.Equal(2, _store.TenantRecords(9)); // updates do not count again
         _s.Delete(9, 1, B("key"), 0);
+        _s.Delete(9, 1, B("key"), 0); // a tombstone deleted again counts nothing
+        _s.Delete(9, 1, B("n"), 0);
         Assert.Equal(0, _store.TenantBytes(9));
-        Assert.Equal(0, _store.TenantBytes(1));
+        Assert.Equal(0, _store.TenantRecords(9));
+        _s.PutNow("key", "back", tenant: 9);
+        Assert.Equal(1, _store.TenantRecords(9));
+        Assert.Equal((0L, 0L), (_store.TenantBytes(1), _store.TenantRecords(1)));
     }
 
     [Fact]
@@ -270,9 +277,11 @@ public sealed class OperationTests : IDisposable
             _s.PutNow(k, "v" + k, tenant: 3);
         _s.Delete(3, 1, B(keys[0]), 0); // a tombstone in the range must go too
         long before = _store.TenantBytes(3);
+        Assert.Equal(keys.Count - 1, _store.TenantRecords(3));
         long removed = _store.DropSlots(0, 8191);
         var inRange = keys.Where(k => Slot.Of(B(k)) <= 8191).ToList();
         Assert.Equal(inRange.Count, removed);
+        Assert.Equal(keys.Count - inRange.Count, _store.TenantRecords(3));
         foreach (var k in keys)
             Assert.Equal(Slot.Of(B(k)) <= 8191 ? StoreStatus.NotFound : StoreStatus.Ok, _s.GetNow(k, tenant: 3).Result.Status);
         Assert.True(_store.TenantBytes(3) < before);

@@ -38,6 +38,10 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(1002UL, s.PutNow("new-after-recovery", "y").Version);     // the floor survived
         Assert.True(store.TenantBytes(2) > 0);
         Assert.True(store.TenantBytes(1) > 200 * 3);
+        // Live records, recounted at open: k0..k199 but k1, counter, log, new-after-recovery (and the crash test's
+        // "last"); after-floor.
+        long last = s.GetNow("last").Result.Status == StoreStatus.Ok ? 1 : 0;
+        Assert.Equal((202L + last, 1L), (store.TenantRecords(1), store.TenantRecords(2)));
     }
 
     [Fact]

@@ -287,7 +287,7 @@ public sealed class FasterKvStore : IKvStore
                 }
             }
             if (liveBytes != 0)
-                session.Functions.AddTenantBytes(RecordLayout.Tenant(key), -liveBytes);
+                session.Functions.AddTenantBytes(RecordLayout.Tenant(key), -liveBytes, -1);
         }
         session.Raw.CompletePending(wait: true);
         return victims.Count;
@@ -301,6 +301,8 @@ public sealed class FasterKvStore : IKvStore
 
     /// <inheritdoc />
     public long TenantBytes(uint tenant) => Counters.Total(tenant);
+
+    public long TenantRecords(uint tenant) => Counters.Total(tenant, field: 1);
 
     /// <inheritdoc />
     public StoreMetrics GetMetrics() => new(
@@ -645,7 +647,7 @@ public sealed class FasterKvStore : IKvStore
         }
     }
 
-    /// <summary>After recovery the per-tenant bytes are recomputed from the live records (one pass over the log).</summary>
+    /// <summary>After recovery the per-tenant bytes and records are recomputed from the live records (one pass over the log).</summary>
     private void RebuildTenantCounters()
     {
         Counters.Clear(); // replay counted its own writes; the pass below counts every live record once
@@ -657,7 +659,7 @@ public sealed class FasterKvStore : IKvStore
             {
                 c = scanner.ScanCore(c, 0, Slot.Count - 1, int.MaxValue, int.MaxValue, includeTombstones: false,
                     (key, _, data) => scanner.Functions.AddTenantBytes(RecordLayout.Tenant(key),
-                        key.Length - RecordLayout.KeyPrefixBytes + data.Length + RecordLayout.AccountingOverhead));
+                        key.Length - RecordLayout.KeyPrefixBytes + data.Length + RecordLayout.AccountingOverhead, 1));
             }
         }
     }

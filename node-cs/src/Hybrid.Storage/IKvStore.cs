@@ -57,6 +57,12 @@ public interface IKvStore : IDisposable
     /// <summary>Approximate bytes (keys + values + per-record overhead) stored by a tenant's live records. Cheap.</summary>
     long TenantBytes(uint tenant);
 
+    /// <summary>
+    /// Approximate number of a tenant's live records on this node (exact while no write runs; during a migration a
+    /// range's records count at both its source and its target until the source drops them). Cheap.
+    /// </summary>
+    long TenantRecords(uint tenant);
+
     /// <summary>Size counters for metrics.</summary>
     StoreMetrics GetMetrics();
 

@@ -2,8 +2,11 @@ using System.Buffers.Text;
 
 namespace Hybrid.Storage;
 
-/// <summary>Redis-compatible ASCII decimal integers: optional '-', no '+', no spaces, no leading zeros, fits in i64.</summary>
-internal static class IntegerText
+/// <summary>
+/// Redis-compatible ASCII decimal integers (Redis's <c>string2ll</c>): optional '-', no '+', no spaces, no leading
+/// zeros, no "-0", fits in i64. Stored values that INCR counts and every integer argument of a RESP command.
+/// </summary>
+public static class IntegerText
 {
     public const int MaxDigits = 20;
 

@@ -445,9 +445,9 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         long version = (long)RecordLayout.VersionOf(RecordLayout.Meta(stored));
         if (version > MaxIssued)
             Volatile.Write(ref MaxIssued, version);
-        long delta = RecordLayout.LiveSize(storedKey.Length, stored) - oldLive;
-        if (delta != 0)
-            AddTenantBytes(RecordLayout.Tenant(storedKey), delta);
+        long newLive = RecordLayout.LiveSize(storedKey.Length, stored);
+        if (newLive != oldLive)
+            AddTenantBytes(RecordLayout.Tenant(storedKey), newLive - oldLive, (newLive > 0 ? 1 : 0) - (oldLive > 0 ? 1 : 0));
         // Replays come from the log; pulled records are made durable by the target's next checkpoint instead, which is
         // what the migration waits for (CheckpointCovered) before the source may drop its copy: a target that crashes
         // before it pulls them again (the model's Crash keeps only the keys written at the target).
@@ -459,15 +459,15 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         }
     }
 
-    /// <summary>Adds to this session's cell of a tenant's byte counter.</summary>
-    public void AddTenantBytes(uint tenant, long delta)
+    /// <summary>Adds to this session's cell of a tenant's counters: live bytes and live records.</summary>
+    public void AddTenantBytes(uint tenant, long delta, long records)
     {
         if (tenant != _cachedTenant || _cachedCells is null)
         {
             _cachedCells = _store.Counters.CellsOf(tenant);
             _cachedTenant = tenant;
         }
-        TenantCounters.Add(_cachedCells, Slot, delta);
+        TenantCounters.Add(_cachedCells, Slot, delta, records);
     }
 
     // ---------------------------------------------------------------- value lengths for RMW allocation

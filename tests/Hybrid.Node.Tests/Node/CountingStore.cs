@@ -73,6 +73,8 @@ internal sealed class CountingStore(IKvStore inner) : IKvStore
 
     public long TenantBytes(uint tenant) => inner.TenantBytes(tenant);
 
+    public long TenantRecords(uint tenant) => inner.TenantRecords(tenant);
+
     public StoreMetrics GetMetrics() => inner.GetMetrics();
 
     public bool IsDurable(long sequence) => inner.IsDurable(sequence);

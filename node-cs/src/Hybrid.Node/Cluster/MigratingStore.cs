@@ -109,6 +109,8 @@ public sealed class MigratingStore(IKvStore inner) : IKvStore
     /// <inheritdoc />
     public long TenantBytes(uint tenant) => inner.TenantBytes(tenant);
 
+    public long TenantRecords(uint tenant) => inner.TenantRecords(tenant);
+
     /// <inheritdoc />
     public StoreMetrics GetMetrics() => inner.GetMetrics();
 

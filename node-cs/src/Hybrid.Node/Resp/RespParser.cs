@@ -55,6 +55,10 @@ public sealed class RespParser
     private int[] _argLengths = new int[16];
     private int _argCount;
 
+    // The last command was inline: its arguments, unescaped, are in _inline (grown once per connection as needed).
+    private bool _inlineArgs;
+    private byte[] _inline = [];
+
     // Resume state of a multibulk command split across receives (relative to the command start).
     private int _expectedArgs = -1;
     private int _resumePosition;
@@ -75,7 +79,7 @@ public sealed class RespParser
     /// The arguments of the last complete command as slices of <paramref name="command"/>, which must
     /// be the same span (starting at the command's first byte) that was passed to <see cref="TryParse"/>.
     /// </summary>
-    public RespArgs Args(ReadOnlySpan<byte> command) => new(command, _argOffsets, _argLengths, _argCount);
+    public RespArgs Args(ReadOnlySpan<byte> command) => new(_inlineArgs ? _inline : command, _argOffsets, _argLengths, _argCount);
 
     /// <summary>
     /// Tries to parse one command at the start of <paramref name="input"/>. On
@@ -96,6 +100,7 @@ public sealed class RespParser
     private RespParseStatus ParseMultiBulk(ReadOnlySpan<byte> input, out int consumed)
     {
         consumed = 0;
+        _inlineArgs = false;
         int pos;
         if (_expectedArgs < 0)
         {
@@ -210,6 +215,13 @@ public sealed class RespParser
         return RespParseStatus.Incomplete;
     }
 
+    /// <summary>
+    /// An inline (telnet-style) command line, split as Redis's <c>sdssplitargs</c> does: arguments separated by
+    /// spaces; double quotes take the escapes <c>\xHH \n \r \t \b \a</c> and <c>\</c> before any other character;
+    /// single quotes take only <c>\'</c>; a quote may open in the middle of an argument, and a closing quote must be
+    /// followed by a space or the end of the line. The arguments are copied to <see cref="_inline"/> (escapes make them
+    /// differ from the input, which stays as it was: a parked multi-key command is parsed again from it).
+    /// </summary>
     private RespParseStatus ParseInline(ReadOnlySpan<byte> input, out int consumed)
     {
         consumed = 0;
@@ -223,8 +235,14 @@ public sealed class RespParser
             return Fail("Protocol error: too big inline request");
         }
         var lineEnd = newline > 0 && input[newline - 1] == (byte)'\r' ? newline - 1 : newline;
+        if (_inline.Length < lineEnd)
+        {
+            _inline = new byte[Math.Max(lineEnd, Math.Min(2 * _inline.Length, Limits.MaxInlineLength))];
+        }
         _argCount = 0;
+        _inlineArgs = true;
         var i = 0;
+        var written = 0;
         while (true)
         {
             while (i < lineEnd && IsInlineSpace(input[i]))
@@ -239,35 +257,89 @@ public sealed class RespParser
             {
                 return Fail("Protocol error: invalid multibulk length");
             }
-            var quote = input[i];
-            if (quote == (byte)'"' || quote == (byte)'\'')
+            var start = written;
+            byte quote = 0;
+            while (true)
             {
-                // Quoted argument: no escape sequences; the closing quote must end the argument.
-                var close = input[(i + 1)..lineEnd].IndexOf(quote);
-                var after = i + 1 + close + 1;
-                if (close < 0 || (after < lineEnd && !IsInlineSpace(input[after])))
+                if (i >= lineEnd)
                 {
-                    return Fail("Protocol error: unbalanced quotes in request");
+                    if (quote != 0)
+                    {
+                        return Fail("Protocol error: unbalanced quotes in request");
+                    }
+                    break;
                 }
-                AddArg(i + 1, close);
-                i = after;
-            }
-            else
-            {
-                var start = i;
-                while (i < lineEnd && !IsInlineSpace(input[i]))
+                var c = input[i];
+                if (quote == 0)
                 {
+                    if (IsInlineSpace(c))
+                    {
+                        break;
+                    }
+                    if (c is (byte)'"' or (byte)'\'')
+                    {
+                        quote = c;
+                    }
+                    else
+                    {
+                        _inline[written++] = c;
+                    }
                     i++;
                 }
-                AddArg(start, i - start);
+                else if (c == quote)
+                {
+                    // The closing quote ends the argument: a space or the end of the line must follow.
+                    i++;
+                    if (i < lineEnd && !IsInlineSpace(input[i]))
+                    {
+                        return Fail("Protocol error: unbalanced quotes in request");
+                    }
+                    break;
+                }
+                else if (c == (byte)'\\' && i + 1 < lineEnd && quote == (byte)'"')
+                {
+                    if (input[i + 1] == (byte)'x' && i + 3 < lineEnd && IsHex(input[i + 2]) && IsHex(input[i + 3]))
+                    {
+                        _inline[written++] = (byte)((HexValue(input[i + 2]) << 4) | HexValue(input[i + 3]));
+                        i += 4;
+                    }
+                    else
+                    {
+                        _inline[written++] = input[i + 1] switch
+                        {
+                            (byte)'n' => (byte)'\n',
+                            (byte)'r' => (byte)'\r',
+                            (byte)'t' => (byte)'\t',
+                            (byte)'b' => (byte)'\b',
+                            (byte)'a' => (byte)'\a',
+                            var other => other,
+                        };
+                        i += 2;
+                    }
+                }
+                else if (c == (byte)'\\' && i + 1 < lineEnd && quote == (byte)'\'' && input[i + 1] == (byte)'\'')
+                {
+                    _inline[written++] = (byte)'\'';
+                    i += 2;
+                }
+                else
+                {
+                    _inline[written++] = c;
+                    i++;
+                }
             }
+            AddArg(start, written - start);
         }
         consumed = newline + 1;
         return RespParseStatus.Complete;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool IsInlineSpace(byte c) => c == (byte)' ' || c == (byte)'\t' || c == (byte)'\r';
+    private static bool IsInlineSpace(byte c) => c is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n' or (byte)'\v' or (byte)'\f';
+
+    private static bool IsHex(byte c) => char.IsAsciiHexDigit((char)c);
+
+    private static int HexValue(byte c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AddArg(int offset, int length)

@@ -75,11 +75,13 @@ public sealed partial class RespSession
         }
         if (all || sections.Contains("keyspace"))
         {
-            // The store keeps no key count; it reports the bytes a tenant's live records use.
+            // The connection's tenant: its live records on this node as Redis's db0 (what redis-cli --stat reads; keys
+            // never expire), and the bytes they use.
             sb.Append("# Keyspace\r\n");
             if (_tenant is not null && _context.Store is not null)
             {
-                sb.Append("tenant_").Append(_tenant.Name).Append(":bytes=").Append(_context.Store.TenantBytes(_tenant.Id)).Append("\r\n");
+                sb.Append("db0:keys=").Append(_context.Store.TenantRecords(_tenant.Id)).Append(",expires=0,avg_ttl=0\r\n")
+                  .Append("tenant_").Append(_tenant.Name).Append(":bytes=").Append(_context.Store.TenantBytes(_tenant.Id)).Append("\r\n");
             }
             sb.Append("\r\n");
         }

@@ -270,6 +270,7 @@ public sealed partial class RespSession : IDisposable
             case RespCommand.StrLen: StrLen(args); break;
             case RespCommand.Ping: Ping(args); break;
             case RespCommand.Echo: Output.WriteBulk(args[1]); break;
+            case RespCommand.DbSize: Output.WriteInteger(_context.Store?.TenantRecords(_tenant!.Id) ?? 0); break;
             case RespCommand.Hello: Hello(args); break;
             case RespCommand.Auth: Auth(args); break;
             case RespCommand.Select: Select(args); break;
@@ -434,7 +435,6 @@ public sealed partial class RespSession : IDisposable
         }
     }
 
-    /// <summary>Parses a Redis integer argument: optional '-', 1..19 digits, no spaces, fits in a long.</summary>
-    internal static bool TryParseInt64(ReadOnlySpan<byte> text, out long value) =>
-        System.Buffers.Text.Utf8Parser.TryParse(text, out value, out var used) && used == text.Length && text.Length > 0 && text[0] != (byte)'+';
+    /// <summary>Parses a Redis integer argument as Redis does: optional '-', no '+', spaces or leading zeros, fits in a long.</summary>
+    internal static bool TryParseInt64(ReadOnlySpan<byte> text, out long value) => Hybrid.Storage.IntegerText.TryParse(text, out value);
 }
