@@ -315,10 +315,23 @@ public sealed class RespNodeTests
         Assert.Equal("ERR Function not found", RedisTools.Cli(node.Port, "FCALL", "nope", "0"));
         Assert.Equal("ERR Number of keys can't be greater than number of args", RedisTools.Cli(node.Port, "FCALL", "getter", "2", "k"));
         Assert.Equal("ERR Number of keys can't be negative", RedisTools.Cli(node.Port, "FCALL", "getter", "-1"));
-        var list = RedisTools.Cli(node.Port, "FUNCTION", "LIST").Split('\n');
-        Assert.Contains("getter", list);
-        Assert.Contains("echo", list);
+        // FUNCTION LIST in Redis 7's shape (a flat list of names before): a library per install, its functions.
+        static string Library(string name, bool resp3) => resp3
+            ? $"%3\r\n$12\r\nlibrary_name\r\n${name.Length}\r\n{name}\r\n$6\r\nengine\r\n$6\r\nCSHARP\r\n$9\r\nfunctions\r\n*1\r\n"
+              + $"%3\r\n$4\r\nname\r\n${name.Length}\r\n{name}\r\n$11\r\ndescription\r\n_\r\n$5\r\nflags\r\n~0\r\n"
+            : $"*6\r\n$12\r\nlibrary_name\r\n${name.Length}\r\n{name}\r\n$6\r\nengine\r\n$6\r\nCSHARP\r\n$9\r\nfunctions\r\n*1\r\n"
+              + $"*6\r\n$4\r\nname\r\n${name.Length}\r\n{name}\r\n$11\r\ndescription\r\n$-1\r\n$5\r\nflags\r\n*0\r\n";
+        foreach (bool resp3 in new[] { false, true })
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, node.Port);
+            var stream = client.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes((resp3 ? "HELLO 3\r\n" : "") + "FUNCTION LIST\r\nQUIT\r\n"));
+            string replies = await ReadToEndAsync(stream);
+            Assert.EndsWith("*2\r\n" + Library("echo", resp3) + Library("getter", resp3) + "+OK\r\n", replies);
+        }
         Assert.StartsWith("ERR only FUNCTION LIST", RedisTools.Cli(node.Port, "FUNCTION", "LOAD", "x"));
+        Assert.StartsWith("ERR FUNCTION LIST takes no arguments", RedisTools.Cli(node.Port, "FUNCTION", "LIST", "WITHCODE"));
     }
 
     private static async Task<string> ReadToEndAsync(NetworkStream stream)

@@ -189,6 +189,19 @@ public sealed class ExtensionHost : IDisposable
     /// </summary>
     public long Generation => Volatile.Read(ref _generation);
 
+    /// <summary>
+    /// The tenant's installs, sorted by name (ordinal), each with the invocation names it registered (sorted): what a
+    /// RESP <c>FUNCTION LIST</c> calls libraries and their functions.
+    /// </summary>
+    public IReadOnlyList<(string Name, IReadOnlyList<string> Invocations)> ListInstalls(ulong tenant)
+    {
+        lock (_installLock)
+        {
+            return [.. _installs.Where(e => e.Key.Tenant == tenant).OrderBy(e => e.Key.Name, StringComparer.Ordinal)
+                .Select(e => (e.Key.Name, (IReadOnlyList<string>)[.. e.Value.Names.Order(StringComparer.Ordinal)]))];
+        }
+    }
+
     /// <summary>The tenant's invocation names, sorted (ordinal).</summary>
     public IReadOnlyList<string> List(ulong tenant)
     {

@@ -79,8 +79,8 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     }
 
     /// <inheritdoc />
-    public IReadOnlyList<string> List(uint tenant) =>
-        (_worker ?? throw new InvalidOperationException("FUNCTION LIST outside a worker call")).Extensions.Node.Host.List(tenant);
+    public IReadOnlyList<(string Name, IReadOnlyList<string> Invocations)> List(uint tenant) =>
+        (_worker ?? throw new InvalidOperationException("FUNCTION LIST outside a worker call")).Extensions.Node.Host.ListInstalls(tenant);
 
     /// <inheritdoc />
     public bool OnExtensionResult(IWorkerContext worker, ConnectionContext connection, uint token, Status status, ulong version, ReadOnlySpan<byte> value, FrameBuffer output)

@@ -17,8 +17,8 @@ public interface IRespFunctions
     /// </summary>
     bool Invoke(uint tenant, ReadOnlySpan<byte> name, ReadOnlySpan<byte> args, out Status status, out ulong version, out ReadOnlySpan<byte> value);
 
-    /// <summary>The names of <paramref name="tenant"/>'s installed extensions.</summary>
-    IReadOnlyList<string> List(uint tenant);
+    /// <summary><paramref name="tenant"/>'s installs (sorted by name), each with the invocation names it registered.</summary>
+    IReadOnlyList<(string Name, IReadOnlyList<string> Invocations)> List(uint tenant);
 }
 
 /// <summary>FCALL / FCALL_RO / FUNCTION LIST: tenant extensions over RESP (docs/extensions.md).</summary>
@@ -106,6 +106,10 @@ public sealed partial class RespSession
     }
 
     /// <summary><c>FUNCTION LIST</c>: the tenant's extension names. Other subcommands point at <c>hybrid ext</c>.</summary>
+    /// <summary>
+    /// <c>FUNCTION LIST</c> in Redis 7's shape: one map per library (an install) with its engine and functions (its
+    /// invocation names, no description, no flags), so client libraries that decode it find what they expect.
+    /// </summary>
     private void Function(RespArgs args)
     {
         if (!RespCommandTable.EqualsUpper(args[1], "LIST"u8))
@@ -113,16 +117,32 @@ public sealed partial class RespSession
             Output.WriteError("ERR only FUNCTION LIST is supported: install C# extensions with 'hybrid ext install'"u8);
             return;
         }
-        if (Functions is not { } functions)
+        if (args.Count > 2)
         {
-            Output.WriteArrayHeader(0);
+            Output.WriteError("ERR FUNCTION LIST takes no arguments here (LIBRARYNAME and WITHCODE are not supported)"u8);
             return;
         }
-        var names = functions.List(TenantId);
-        Output.WriteArrayHeader(names.Count);
-        foreach (var name in names)
+        var libraries = Functions is { } functions ? functions.List(TenantId) : [];
+        Output.WriteArrayHeader(libraries.Count);
+        foreach (var (library, invocations) in libraries)
         {
-            Output.WriteBulk(name);
+            Output.WriteMapHeader(3);
+            Output.WriteBulk("library_name"u8);
+            Output.WriteBulk(library);
+            Output.WriteBulk("engine"u8);
+            Output.WriteBulk("CSHARP"u8);
+            Output.WriteBulk("functions"u8);
+            Output.WriteArrayHeader(invocations.Count);
+            foreach (var name in invocations)
+            {
+                Output.WriteMapHeader(3);
+                Output.WriteBulk("name"u8);
+                Output.WriteBulk(name);
+                Output.WriteBulk("description"u8);
+                Output.WriteNull();
+                Output.WriteBulk("flags"u8);
+                Output.WriteSetHeader(0);
+            }
         }
     }
 
