@@ -237,6 +237,8 @@ public sealed class RespSessionTests
         string mine = acme.Command("INFO");
         Assert.Contains("hybridkv_info_scope:tenant\r\n", mine);
         Assert.Contains("connected_clients:1\r\n", mine); // acme's open connection: this one
+        Assert.Contains("blocked_clients:0\r\n", mine); // redis-cli --stat reads it, and the next one
+        Assert.Contains("total_connections_received:2\r\n", mine); // this one and the closed one
         Assert.Contains("total_commands_processed:3\r\n", mine); // AUTH and SET here (INFO counts after it runs, as in Redis); AUTH on the closed one
         Assert.DoesNotContain("used_memory_rss", mine);
         Assert.DoesNotContain("process_id", mine);
@@ -246,6 +248,7 @@ public sealed class RespSessionTests
         string node = operatorConnection.Command("INFO");
         Assert.Contains("hybridkv_info_scope:node\r\n", node);
         Assert.Contains("connected_clients:3\r\n", node); // the operator's, acme's and the idle one
+        Assert.Contains("total_connections_received:4\r\n", node);
         Assert.Contains("used_memory_rss:", node);
         Assert.Contains("parked_operations:", node);
     }

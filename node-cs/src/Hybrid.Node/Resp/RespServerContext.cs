@@ -131,6 +131,9 @@ public sealed class RespServerContext
 
     private long _connected;
 
+    /// <summary>Connections accepted since the listener started (INFO stats; each drew a client id).</summary>
+    public long ConnectionsReceived => Interlocked.Read(ref _nextClientId);
+
     /// <summary>Total commands processed, summed from connections when they flush (INFO stats).</summary>
     public long CommandsProcessed => Interlocked.Read(ref _commands);
 
@@ -160,10 +163,14 @@ public sealed class RespServerContext
     /// </summary>
     internal TenantCounts CountsOf(uint tenant) => _byTenant.GetOrAdd(tenant, static _ => new TenantCounts());
 
-    /// <summary>Connections open as a tenant now, and the commands they ran (summed when connections flush).</summary>
+    /// <summary>
+    /// Connections open as a tenant now, connections that became the tenant since the start, and the commands they ran
+    /// (summed when connections flush).
+    /// </summary>
     internal sealed class TenantCounts
     {
         internal long Connected;
+        internal long Received;
         internal long Commands;
     }
 }

@@ -44,7 +44,8 @@ public sealed partial class RespSession
         if (all || sections.Contains("clients"))
         {
             long connected = nodeWide ? _context.ConnectedClients : Interlocked.Read(ref _counts!.Connected);
-            sb.Append("# Clients\r\nconnected_clients:").Append(connected).Append("\r\n\r\n");
+            // blocked_clients: no command here blocks (redis-cli --stat reads the field).
+            sb.Append("# Clients\r\nconnected_clients:").Append(connected).Append("\r\nblocked_clients:0\r\n\r\n");
         }
         if (all || sections.Contains("memory"))
         {
@@ -68,7 +69,9 @@ public sealed partial class RespSession
         if (all || sections.Contains("stats"))
         {
             long commands = (nodeWide ? _context.CommandsProcessed : Interlocked.Read(ref _counts!.Commands)) + _commands;
-            sb.Append("# Stats\r\ntotal_commands_processed:").Append(commands).Append("\r\n");
+            long received = nodeWide ? _context.ConnectionsReceived : Interlocked.Read(ref _counts!.Received);
+            sb.Append("# Stats\r\ntotal_connections_received:").Append(received).Append("\r\n")
+              .Append("total_commands_processed:").Append(commands).Append("\r\n");
             if (nodeWide)
                 sb.Append("parked_operations:").Append(_context.ParkedOperations).Append("\r\n");
             sb.Append("\r\n");

@@ -213,6 +213,7 @@ public sealed partial class RespSession : IDisposable
         _tenant = tenant;
         _counts = _context.CountsOf(tenant.Id);
         Interlocked.Increment(ref _counts.Connected);
+        Interlocked.Increment(ref _counts.Received);
     }
 
     private void FlushCommands()
