@@ -136,8 +136,19 @@ public sealed class PullFailureTests
         }
         Assert.Equal((StoreStatus.Ok, "42"), Read(migrating, counter));
 
-        // Re-issued: the range is still Pulling and its job failed, so the pulls start again and the migration ends.
+        // Re-issued naming the wrong source (the range's owner, which is the target now) or target: refused before
+        // anything runs. A node's migrate once took the owner for the source: it pulled from itself, found nothing, and
+        // DropSource then dropped the real source's copy (an exploratory run lost whole ranges so).
         var peer = new InProcessPeer(nodes.Source);
+        var wrongSource = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            nodes.Coordinator.PullRangeAsync("r1", nodes.N2, nodes.N2, target, peer, null, null, stopAndCopy: false, CancellationToken.None));
+        Assert.Equal("r1 is migrating from n1 (Pulling), not from n2", wrongSource.Message);
+        var wrongTarget = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            nodes.Coordinator.PullRangeAsync("r1", nodes.N2, nodes.N1, target, peer, null, null, stopAndCopy: false, CancellationToken.None));
+        Assert.Equal("r1 is migrating to n2 (Pulling), not to n1", wrongTarget.Message);
+        Assert.Equal("Pulling", nodes.Metadata.Current.Phase("r1"));
+
+        // Re-issued: the range is still Pulling and its job failed, so the pulls start again and the migration ends.
         PullStats? stats = await nodes.Coordinator.PullRangeAsync("r1", nodes.N1, nodes.N2, target, peer, null, null, stopAndCopy: false, CancellationToken.None)
             .WaitAsync(TimeSpan.FromSeconds(60));
         Assert.NotNull(stats);

@@ -240,9 +240,12 @@ public sealed class ClusterMember : IAsyncDisposable
             var peers = new Dictionary<string, NetworkPeer>();
             try
             {
-                // Fresh ranges move together per source (one scan of its log); ranges found mid-migration resume alone.
+                // Fresh ranges move together per source (one scan of its log); ranges found mid-migration resume alone,
+                // from the source their migration names: from TransferOwnership on, a range's owner is the target itself
+                // (pulling from the owner, this node, found nothing, and DropSource then dropped the source's copy).
                 ClusterCore core = _metadata.Current;
-                foreach (var group in rangeNames.Where(r => core.Owner(r) != Name || core.Phase(r).Length > 0).GroupBy(r => (core.Owner(r), core.Phase(r).Length == 0)))
+                string SourceOf(string r) => core.Phase(r).Length > 0 ? core.MigrationSource(r) : core.Owner(r);
+                foreach (var group in rangeNames.Where(r => core.Owner(r) != Name || core.Phase(r).Length > 0).GroupBy(r => (SourceOf(r), core.Phase(r).Length == 0)))
                 {
                     string owner = group.Key.Item1;
                     if (!peers.TryGetValue(owner, out NetworkPeer? peer))

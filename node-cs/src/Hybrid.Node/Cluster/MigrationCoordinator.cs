@@ -159,6 +159,21 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         _nodes[target.Name] = target;
         SlotRange slots = ranges[range];
         string phase = metadata.Current.Phase(range);
+        if (phase.Length > 0)
+        {
+            // Carry on only the migration the decision state records: from its source, to its target.
+            ClusterCore moving = metadata.Current;
+            if (moving.MigrationTarget(range) != target.Name)
+                throw new InvalidOperationException($"{range} is migrating to {moving.MigrationTarget(range)} ({phase}), not to {target.Name}");
+            if (moving.MigrationSource(range) != source.Name)
+                throw new InvalidOperationException($"{range} is migrating from {moving.MigrationSource(range)} ({phase}), not from {source.Name}");
+        }
+        else
+        {
+            // A new migration's source is the range's owner (the decision refuses any other, but only after the cut).
+            if (metadata.Current.Owner(range) != source.Name)
+                throw new InvalidOperationException($"{range} is owned by {metadata.Current.Owner(range)}, not by {source.Name}");
+        }
         if (phase.Length == 0)
         {
             Decide(ClusterDecision.BeginMigration(range, target.Name), null);
@@ -220,8 +235,6 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         {
             // Pulling, and the caller holds no pull job (a re-issued migrate after the pull job failed): the StartPulls
             // decision was carried out already; pulling again is node-side mechanics, idempotent (insert-if-newer).
-            if (metadata.Current.Owner(range) != target.Name)
-                throw new InvalidOperationException($"{range} is Pulling to {metadata.Current.Owner(range)}, not to {target.Name}");
             job = executor.ResumePulls(range, slots, peer, cancellationToken);
         }
         ActivePulls ??= job;

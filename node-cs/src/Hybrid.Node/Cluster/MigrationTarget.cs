@@ -197,6 +197,14 @@ public sealed class PullJob
     private readonly int _partitions;
     private readonly long _from, _fromIncarnation;
     private readonly CancellationToken _cancel;
+
+    /// <summary>
+    /// Partition streams pulling into one store at a time, over all its jobs: each holds a session of the store and one
+    /// of the source's (a node's store has <c>Workers + 16</c>). A partition past it waits for a turn.
+    /// </summary>
+    internal const int MaxPartitionStreams = 8;
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IKvStore, SemaphoreSlim> s_partitionTurns = [];
     private readonly Channel<(PullKey Key, TaskCompletionSource Done, long Enqueued)> _priority =
         Channel.CreateUnbounded<(PullKey, TaskCompletionSource, long)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _background;
@@ -417,7 +425,23 @@ public sealed class PullJob
     /// </summary>
     private void RunPartition(ScanCursor cursor, int index, long incarnation, CancellationToken cancel)
     {
-        using var applier = new Applier(_store.NewSession(), Stats);
+        // A turn among the store's partition streams (MaxPartitionStreams): every job of a migration of many runs of
+        // ranges starts at once, and a session each (here and at the source) ran the stores out of sessions.
+        SemaphoreSlim turns = s_partitionTurns.GetValue(_store, static _ => new SemaphoreSlim(MaxPartitionStreams, MaxPartitionStreams));
+        turns.Wait(cancel);
+        try
+        {
+            RunPartitionStream(cursor, index, incarnation, cancel);
+        }
+        finally
+        {
+            turns.Release();
+        }
+    }
+
+    private void RunPartitionStream(ScanCursor cursor, int index, long incarnation, CancellationToken cancel)
+    {
+        using var applier = new Applier(_store, Stats);
         while (true)
         {
             try
@@ -463,7 +487,7 @@ public sealed class PullJob
     /// </remarks>
     private void RunPriority()
     {
-        using var applier = new Applier(_store.NewSession(), Stats);
+        using var applier = new Applier(_store, Stats);
         var batch = new PriorityBatch();
         ChannelReader<(PullKey Key, TaskCompletionSource Done, long Enqueued)> reader = _priority.Reader;
         while (true)
@@ -637,11 +661,19 @@ public sealed class PullJob
         }
     }
 
-    /// <summary>Installs pulled records insert-if-newer through one session, finishing pending ones before it returns.</summary>
-    private sealed class Applier(IKvSession session, PullStats stats) : IScanSink, ICompletionSink, IDisposable
+    /// <summary>
+    /// Installs pulled records insert-if-newer through one session, finishing pending ones before it returns. The
+    /// session is opened at the first records (a job's priority batcher may never see a miss), since a store has few.
+    /// </summary>
+    private sealed class Applier(IKvStore store, PullStats stats) : IScanSink, ICompletionSink, IDisposable
     {
+        private IKvSession? _session;
+
         public void Apply(PullBuffer records)
         {
+            if (records.Count == 0)
+                return;
+            IKvSession session = _session ??= store.NewSession();
             records.ForEach(this);
             if (session.PendingCount > 0)
                 session.CompletePending(this, wait: true);
@@ -649,7 +681,7 @@ public sealed class PullJob
 
         public void OnRecord(uint tenant, uint table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong version)
         {
-            StoreResult r = session.ApplyPulled(tenant, table, key, value, version, 0);
+            StoreResult r = _session!.ApplyPulled(tenant, table, key, value, version, 0);
             if (r.Status == StoreStatus.Stale)
                 stats.AddStale(1);
         }
@@ -660,6 +692,6 @@ public sealed class PullJob
                 stats.AddStale(1);
         }
 
-        public void Dispose() => session.Dispose();
+        public void Dispose() => _session?.Dispose();
     }
 }

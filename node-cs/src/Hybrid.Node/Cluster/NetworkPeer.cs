@@ -442,6 +442,12 @@ public sealed class NetworkPeer : IMigrationPeer, IDisposable
                 Socket.Dispose();
                 throw;
             }
+            // The reply completed on the socket engine's thread (a node runs socket completions inline, on one such
+            // thread on a small machine): the caller goes on from a pool thread instead, since a caller that blocks
+            // there (the coordinator's synchronous view changes and metadata writes) would stop every socket of the
+            // process, its own next peer call's included (seen: a migrate of ranges from two sources timed out
+            // connecting to the second one, for two minutes).
+            await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
             return Checked();
         }
 
