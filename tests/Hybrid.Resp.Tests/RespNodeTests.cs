@@ -126,6 +126,22 @@ public sealed class RespNodeTests
     }
 
     [Fact]
+    public async Task TheDefaultTenantGivenASecret_NeedsAuthOverResp_AsOverTheNativeProtocol()
+    {
+        // A loopback node's default tenant needs no AUTH only while it has no secret: once given one, RESP still
+        // served it to anyone on the machine (found by an exploratory run; the native protocol asked for the proof).
+        await using var node = await RespTestNode.StartAsync();
+        Assert.True(node.Node.Tenants.TryGet("default", out var open));
+        Assert.Equal("OK", RedisTools.Cli(node.Port, "SET", "k", "v"));
+        Assert.True(node.Node.Tenants.Apply(open with { Secret = "x"u8.ToArray() }));
+        Assert.Equal("NOAUTH Authentication required.", RedisTools.Cli(node.Port, "GET", "k"));
+        Assert.Equal("v", RedisTools.Cli(node.Port, "--no-auth-warning", "-a", "x", "GET", "k"));
+        string refused = RedisTools.Cli(node.Port, "--no-auth-warning", "-a", "y", "GET", "k"); // AUTH's reply and GET's, in either order
+        Assert.Contains("WRONGPASS", refused);
+        Assert.Contains("NOAUTH Authentication required.", refused);
+    }
+
+    [Fact]
     public async Task RedisCli_PipedCommandsAndResp3_AgainstTheNode()
     {
         await using var node = await RespTestNode.StartAsync();

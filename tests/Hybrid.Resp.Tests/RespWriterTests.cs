@@ -24,6 +24,20 @@ public sealed class RespWriterTests
     }
 
     [Fact]
+    public void AnErrorFromText_StaysOneLine_AndIsCut()
+    {
+        // An extension threw "line1\r\n:42\r\n+INJECTED": its FCALL error ended early, and the client read ":42" and
+        // "+INJECTED" as the replies of its next two commands (found by an exploratory run).
+        var w = new RespWriter(new FrameBuffer(8));
+        w.WriteError("ERR extension failed: line1\r\n:42\r\n+INJECTED");
+        Assert.Equal("-ERR extension failed: line1  :42  +INJECTED\r\n", Text(w));
+        var long_ = new RespWriter(new FrameBuffer(8));
+        long_.WriteError("ERR " + new string('x', 1 << 20));
+        Assert.Equal(1 + RespWriter.MaxErrorChars + 3 + 2, long_.Length);
+        Assert.EndsWith("xxx...\r\n", Text(long_));
+    }
+
+    [Fact]
     public void Writes_Resp3Shapes()
     {
         var w = new RespWriter(new FrameBuffer()) { Protocol = 3 };

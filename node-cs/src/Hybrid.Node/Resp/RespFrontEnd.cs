@@ -158,9 +158,9 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
 internal sealed class RegistryTenantDirectory(TenantRegistry tenants) : IRespTenantDirectory
 {
     /// <inheritdoc />
-    public RespTenant DefaultTenant => tenants.TryGet(TenantInfo.DefaultName, out var t)
+    public RespTenant? DefaultTenant => tenants.TryGet(TenantInfo.DefaultName, out var t) && !t.RequiresAuth
         ? new RespTenant(t.Name, t.Id)
-        : throw new InvalidOperationException("the loopback-only node has no default tenant");
+        : null;
 
     /// <inheritdoc />
     public RespTenant? Authenticate(string tenant, ReadOnlySpan<byte> secret) =>

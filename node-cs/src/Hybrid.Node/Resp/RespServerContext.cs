@@ -12,8 +12,11 @@ public sealed record RespTenant(string Name, uint Id);
 /// <summary>Checks tenant credentials for AUTH and HELLO AUTH. Implemented by the node's tenant registry.</summary>
 public interface IRespTenantDirectory
 {
-    /// <summary>The tenant a connection uses before any AUTH when the listener does not require AUTH.</summary>
-    RespTenant DefaultTenant { get; }
+    /// <summary>
+    /// The tenant a connection uses before any AUTH when the listener does not require AUTH: the default tenant, or
+    /// null when it needs AUTH after all (it was given a secret) or does not exist.
+    /// </summary>
+    RespTenant? DefaultTenant { get; }
 
     /// <summary>The tenant when <paramref name="secret"/> is its secret, else null. Called rarely (AUTH), may allocate.</summary>
     RespTenant? Authenticate(string tenant, ReadOnlySpan<byte> secret);

@@ -19,7 +19,7 @@ public sealed partial class RespSession
         var all = sections.Count == 0 || sections.Contains("all") || sections.Contains("everything") || sections.Contains("default");
         // A tenant sees its own figures; the node's (every tenant's traffic, the process's memory) only the default
         // tenant, which exists on a loopback-only node (its operator), and the metrics port.
-        bool nodeWide = _counts is null || _tenant!.Id == _context.Tenants.DefaultTenant.Id;
+        bool nodeWide = _counts is null || _tenant!.Name == DefaultTenantName;
         var sb = new StringBuilder();
         if (all || sections.Contains("server"))
         {

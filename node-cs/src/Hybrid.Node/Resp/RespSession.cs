@@ -42,9 +42,11 @@ public sealed partial class RespSession : IDisposable
         _parser = new RespParser(context.Limits);
         ClientId = context.NextClientId();
         context.ConnectionOpened();
-        if (!context.RequireAuth)
+        // As the native protocol: the default tenant without AUTH only while it has no secret (an operator who gave it
+        // one meant it to be needed; RESP skipped it and served the tenant to anyone on the machine).
+        if (!context.RequireAuth && context.Tenants.DefaultTenant is { } open)
         {
-            Become(context.Tenants.DefaultTenant);
+            Become(open);
         }
     }
 

@@ -58,12 +58,23 @@ public sealed class RespWriter : IBufferWriter<byte>
         _target.Advance(text.Length + 3);
     }
 
-    /// <summary>Writes an error from text (used on rare paths only: it encodes the string).</summary>
+    /// <summary>Longest error text <see cref="WriteError(string)"/> writes, in characters; longer text is cut and marked.</summary>
+    public const int MaxErrorChars = 4096;
+
+    /// <summary>
+    /// Writes an error from text (used on rare paths only: it encodes the string). CR and LF become spaces and text past
+    /// <see cref="MaxErrorChars"/> is cut, since the text may come from a tenant (an extension's exception message): a
+    /// line break in it ended the error line early, and the client read the rest as the replies of its next commands.
+    /// </summary>
     public void WriteError(string message)
     {
+        if (message.Length > MaxErrorChars)
+            message = string.Concat(message.AsSpan(0, MaxErrorChars), "...");
         var span = _target.GetSpan(message.Length * 3 + 3);
         span[0] = (byte)'-';
         var n = System.Text.Encoding.UTF8.GetBytes(message, span[1..]);
+        span.Slice(1, n).Replace((byte)'\r', (byte)' ');
+        span.Slice(1, n).Replace((byte)'\n', (byte)' ');
         span[n + 1] = (byte)'\r';
         span[n + 2] = (byte)'\n';
         _target.Advance(n + 3);
