@@ -321,6 +321,32 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public void AnExtensionThatYieldsEveryFewChecks_IsStoppedAtItsCpuBudgetAllTheSame()
+    {
+        // Each step started a fresh quantum of meter checks, and the CPU budget is checked once per quantum: this loop
+        // never reached the check and ran until the node restarted (found by an exploratory run).
+        var options = new ExtensionHostOptions { Limits = new ExtensionLimits { Cpu = TimeSpan.FromMilliseconds(20) } };
+        using var h = new Harness(options);
+        const string Forever = """
+            using Hybrid.Extensions.Abstractions;
+            public static class Forever
+            {
+                [Extension]
+                public static async ExtensionTask Run(ExtensionContext ctx)
+                {
+                    long i = 0;
+                    while (true) { i++; await ctx.Yield(); }
+                }
+            }
+            """;
+        h.InstallOk(1, "forever", Forever);
+        var (status, _, error) = h.Call(1, "forever", "x"u8);
+        Assert.True(status == ExtensionStatus.CpuBudgetExceeded, $"{status}: {error}");
+        Assert.Equal("ran longer than 20 ms of CPU", error);
+        Assert.True(h.Scheduler.Steps > 10, $"{h.Scheduler.Steps} steps: the loop yielded only a few times"); // it did yield, many times
+    }
+
+    [Fact]
     public void EveryStep_EndsItsStoreStep_AndLongCodePausesTheStoreBetweenQuanta()
     {
         using var h = new Harness();

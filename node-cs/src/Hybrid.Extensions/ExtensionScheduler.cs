@@ -261,6 +261,14 @@ public sealed class ExtensionScheduler
             {
                 throw abort;
             }
+            if (invocation.CpuTicks > invocation.Limits.CpuTicks)
+            {
+                // The meters check the CPU budget once per quantum of checks (Meter.FuelQuantum), and each step starts
+                // a fresh quantum: an extension that yields every few checks never reached that check and ran for ever
+                // (found by an exploratory run: `while (true) { i++; await ctx.Yield(); }`). Its total is checked here,
+                // before it resumes; the step that spent the budget ended at its yield, at most a slice over it.
+                throw Meter.OverCpuBudget(invocation);
+            }
             if (!invocation.Started)
             {
                 invocation.Started = true;

@@ -175,14 +175,17 @@ public static class Meter
         var now = Stopwatch.GetTimestamp();
         if (invocation.CpuTicks + invocation.StepTicks(now) > invocation.Limits.CpuTicks)
         {
-            throw Fail(invocation, ExtensionStatus.CpuBudgetExceeded,
-                $"ran longer than {Stopwatch.GetElapsedTime(0, invocation.Limits.CpuTicks).TotalMilliseconds} ms of CPU");
+            throw OverCpuBudget(invocation);
         }
         if (now >= invocation.SliceEnd || (now >= invocation.MinSliceEnd && t_workWaiting is { } waiting && waiting()))
         {
             invocation.RequestYield();
         }
     }
+
+    /// <summary>The invocation's CPU budget is spent: the returned exception is to be thrown (and every later check throws it).</summary>
+    internal static ExtensionAbortedException OverCpuBudget(Invocation invocation) => Fail(invocation, ExtensionStatus.CpuBudgetExceeded,
+        $"ran longer than {Stopwatch.GetElapsedTime(0, invocation.Limits.CpuTicks).TotalMilliseconds} ms of CPU");
 
     /// <summary>
     /// Stops the invocation running on this thread from host code (a store call made for it found it cannot go on): the
