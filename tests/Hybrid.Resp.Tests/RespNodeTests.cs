@@ -347,6 +347,18 @@ public sealed class RespNodeTests
             Assert.EndsWith("*2\r\n" + Library("echo", resp3) + Library("getter", resp3) + "+OK\r\n", replies);
         }
         Assert.StartsWith("ERR only FUNCTION LIST", RedisTools.Cli(node.Port, "FUNCTION", "LOAD", "x"));
+
+        // An FCALL counts against the ops/s quota like a GET (it went uncharged: an exploratory run made 6,580 calls in
+        // 2 s under a 50 ops/s quota).
+        node.Node.Tenants.SetQuotas("default", maxBytes: 0, maxOpsPerSecond: 20);
+        await Task.Delay(50); // workers re-read the tenant at their next refresh (1 ms)
+        var (quotaCode, quotaReplies) = RedisTools.Run("redis-cli", string.Concat(Enumerable.Repeat("FCALL getter 1 greeting\n", 50)), "-p", port);
+        Assert.Equal(0, quotaCode);
+        string[] lines = quotaReplies.Split('\n', StringSplitOptions.RemoveEmptyEntries); // redis-cli adds a blank line after an error
+        Assert.True(lines.Length == 50, quotaReplies);
+        Assert.InRange(lines.Count(l => l == "hello from the store"), 1, 20);
+        Assert.All(lines.Where(l => l != "hello from the store"), l => Assert.Equal("ERR QUOTA the tenant's ops/s quota is exceeded", l));
+        node.Node.Tenants.SetQuotas("default", maxBytes: 0, maxOpsPerSecond: 0);
         Assert.StartsWith("ERR FUNCTION LIST takes no arguments", RedisTools.Cli(node.Port, "FUNCTION", "LIST", "WITHCODE"));
     }
 

@@ -40,7 +40,9 @@ public sealed partial class RespSession : ICompletionSink
     /// </summary>
     private bool Admit(IRespAdmission admission, RespCommand command, RespArgs args)
     {
-        if (RespCommandTable.Info(command).FirstKey == 0)
+        // An FCALL is one operation whatever it names (its keys are hints; the extension's own reads and writes are
+        // charged as storage by its quota): uncharged, it let a tenant over its ops/s quota go on without limit.
+        if (RespCommandTable.Info(command).FirstKey == 0 && command is not (RespCommand.FCall or RespCommand.FCallRo))
         {
             return true;
         }
