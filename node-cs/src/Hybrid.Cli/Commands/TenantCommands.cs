@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Hybrid.Cli.Cluster;
 using Hybrid.Cluster;
+using Hybrid.Node.Hosting;
 using Hybrid.Node.Tenants;
 
 namespace Hybrid.Cli.Commands;
@@ -53,6 +54,7 @@ internal static class TenantCommands
                 }
                 else
                 {
+                    using var held = DataDirectoryLock.Acquire(result.GetValue(dataDir)!);
                     tenant = TenantRegistry.Open(result.GetValue(dataDir)).Create(result.GetValue(name)!, secretBytes, result.GetValue(maxBytes), result.GetValue(maxOps),
                         result.GetValue(extCpu));
                 }
@@ -86,6 +88,7 @@ internal static class TenantCommands
                 }
                 else
                 {
+                    using var held = DataDirectoryLock.Acquire(result.GetValue(dataDir)!);
                     TenantRegistry registry = TenantRegistry.Open(result.GetValue(dataDir));
                     if (!registry.TryGet(tenantName, out TenantInfo old))
                         throw new KeyNotFoundException($"no tenant '{tenantName}'");

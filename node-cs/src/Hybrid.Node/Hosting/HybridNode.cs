@@ -30,6 +30,7 @@ public sealed partial class HybridNode : IAsyncDisposable
     private Worker[] _workers = [];
     private IKvStore? _store;
     private TenantRegistry? _tenants;
+    private DataDirectoryLock? _dataLock;
     private NodeView? _view;
     private MetricsServer? _metricsServer;
     private FrontPollers? _pollers;
@@ -121,10 +122,19 @@ public sealed partial class HybridNode : IAsyncDisposable
         if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
             throw new InvalidOperationException("a node starts once");
         CheckCpus(Options.Cpus);
-        _tenants = TenantRegistry.Open(Options.DataDirectory);
-        EnsureTenantsMayConnect(_tenants);
-        var storeOptions = Options.ToStoreOptions();
-        _store = Options.StoreFactory is { } factory ? factory(storeOptions) : FasterKvStore.Open(storeOptions);
+        _dataLock = Options.DataDirectory is { } directory ? DataDirectoryLock.Acquire(directory) : null;
+        try
+        {
+            _tenants = TenantRegistry.Open(Options.DataDirectory);
+            EnsureTenantsMayConnect(_tenants);
+            var storeOptions = Options.ToStoreOptions();
+            _store = Options.StoreFactory is { } factory ? factory(storeOptions) : FasterKvStore.Open(storeOptions);
+        }
+        catch
+        {
+            ReleaseDataDirectory();
+            throw;
+        }
         try
         {
             _view = new NodeView(Options.Workers, Options.InitialView, Options.InitialOwnedSlots);
@@ -392,6 +402,13 @@ public sealed partial class HybridNode : IAsyncDisposable
         _transports.Clear();
         _store?.Dispose();
         _store = null;
+        ReleaseDataDirectory();
+    }
+
+    private void ReleaseDataDirectory()
+    {
+        _dataLock?.Dispose();
+        _dataLock = null;
     }
 
     private async ValueTask DisposeTransportListenersAsync()
