@@ -178,6 +178,34 @@ public sealed class ClusterCommandTests : IDisposable
         Assert.All(metadata.Ranges.Keys, r => Assert.Equal(("n3", ""), (metadata.Current.Owner(r), metadata.Current.Phase(r))));
         foreach (byte[] key in written)
             Assert.Equal(1000, (await client.GetAsync(0, key)).Value?.Length);
+
+        // Slots past 16383 are refused (they were taken as "every range"); a move of what the target owns already says
+        // so (it printed "migrated 0 records ... served after NaN ms"); a source that is down is named at once (the
+        // command waited silently, the range half moved).
+        Assert.Equal((2, "--slots must lie within 0-16383, not 0-99999\n"), RunCapturingErrors("migrate", "--slots", "0-99999", "--to", "n1", "--dir", _dir));
+        var output = new StringWriter();
+        TextWriter stdout = Console.Out;
+        Console.SetOut(output);
+        try
+        {
+            Assert.Equal(0, Run("migrate", "--slots", "0-16383", "--to", "n3", "--dir", _dir));
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+        }
+        Assert.Equal("nothing to move: slots 0-16383 are on n3 already\n", output.ToString());
+        Assert.Equal(0, Run("migrate", "--slots", "0-1023", "--to", "n1", "--dir", _dir));
+        NodeInfo n1 = (await metadata.Typed.ListLiveNodesAsync()).Single(n => n.Id == "n1");
+        using (var process = Process.GetProcessById(n1.Pid!.Value))
+        {
+            process.Kill();
+            process.WaitForExit();
+        }
+        var (sourceDown, refused) = RunCapturingErrors("migrate", "--slots", "0-1023", "--to", "n2", "--dir", _dir);
+        Assert.Equal(2, sourceDown);
+        Assert.StartsWith("node n1, the source of r1, is not running", refused);
+        Assert.Equal(("n1", ""), (metadata.Current.Owner("r1"), metadata.Current.Phase("r1")));
         Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));
     }
 

@@ -195,6 +195,11 @@ internal static partial class HybridCli
                 Console.Error.WriteLine("--slots must be A-B with A <= B");
                 return 2;
             }
+            if (first < 0 || last >= Slot.Count)
+            {
+                Console.Error.WriteLine($"--slots must lie within 0-{Slot.Count - 1}, not {first}-{last}");
+                return 2;
+            }
             await using IMetadataStore store = MetadataStores.Open(LocalCluster.ExistingMetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
             var metadata = new DurableClusterMetadata(store);
             string target = result.GetValue(to)!;
@@ -214,7 +219,28 @@ internal static partial class HybridCli
                 Console.Error.WriteLine($"node {target} is not running");
                 return 2;
             }
-            MigrationReport report = await MigrationProgress.RunAsync(node, await metadata.PeerKeyAsync(), ranges, showBar: true, pullRate: result.GetValue(pullRate)!);
+            // What the target does not own yet, or is still moving; and each range's source must be up (the node
+            // would wait for it silently, with the range half moved).
+            var core = metadata.Current;
+            ranges = [.. ranges.Where(r => core.Owner(r) != target || core.Phase(r).Length > 0)];
+            if (ranges.Count == 0)
+            {
+                Console.WriteLine($"nothing to move: slots {first}-{last} are on {target} already");
+                return 0;
+            }
+            // Up: registered (a lease outlives a killed process by its TTL) and answering on its peer port.
+            string SourceOf(string r) => core.Phase(r).Length > 0 ? core.MigrationSource(r) : core.Owner(r);
+            Dictionary<string, NodeInfo> registered = (await metadata.Typed.ListLiveNodesAsync()).ToDictionary(n => n.Id);
+            byte[] peerKey = await metadata.PeerKeyAsync();
+            foreach (string r in ranges.DistinctBy(SourceOf))
+            {
+                if (!registered.TryGetValue(SourceOf(r), out NodeInfo? source) || await LocalCluster.StatusAsync(source, peerKey, "peer") is null)
+                {
+                    Console.Error.WriteLine($"node {SourceOf(r)}, the source of {r}, is not running: start it first ('hybrid cluster start' restarts a local cluster's stopped nodes)");
+                    return 2;
+                }
+            }
+            MigrationReport report = await MigrationProgress.RunAsync(node, peerKey, ranges, showBar: true, pullRate: result.GetValue(pullRate)!);
             Console.WriteLine(report.Summary());
             return report.Error is null ? 0 : 1;
         }));
