@@ -63,7 +63,7 @@ public sealed class CompilerProcessTests
     public void InstallsAndPacks_CompileThroughTheProtocol_WithTheSameResultsAndErrors()
     {
         var pipes = new PipeCompiler();
-        using var compiler = new CompilerProcess(pipes.Connect);
+        using var compiler = new CompilerProcess(pipes.Connect, TimeSpan.FromSeconds(60));
         var (image, errors) = compiler.Compile("n", Numbered(1));
         Assert.NotNull(image);
         Assert.Empty(errors);
@@ -85,10 +85,47 @@ public sealed class CompilerProcessTests
     public void ACompilerThatDied_IsReplacedAtTheNextRequest()
     {
         var pipes = new PipeCompiler();
-        using var compiler = new CompilerProcess(pipes.Connect);
+        using var compiler = new CompilerProcess(pipes.Connect, TimeSpan.FromSeconds(60));
         Assert.NotNull(compiler.Compile("n", Numbered(1)).Image);
         pipes.Kill!();
         Assert.NotNull(compiler.Compile("n", Numbered(2)).Image);
         Assert.Equal(2, pipes.Connections);
+    }
+
+    [Fact]
+    public void ACompileOverItsTime_IsRefused_AndTheNextRequestGetsANewCompiler()
+    {
+        // A 465-character source of nested lambdas took Roslyn minutes and held every tenant's installs: the child is
+        // stopped at the timeout and the install refused, never sent again. Here the first compiler never answers.
+        var pipes = new PipeCompiler();
+        var first = true;
+        CompilerProcess.CompilerChannel Connect()
+        {
+            if (!first)
+                return pipes.Connect();
+            first = false;
+            var requests = new AnonymousPipeServerStream(PipeDirection.Out);
+            var requestsIn = new AnonymousPipeClientStream(PipeDirection.In, requests.ClientSafePipeHandle);
+            var responses = new AnonymousPipeServerStream(PipeDirection.In);
+            var responsesOut = new AnonymousPipeClientStream(PipeDirection.Out, responses.ClientSafePipeHandle);
+            var drain = new Thread(() => requestsIn.CopyTo(Stream.Null)) { IsBackground = true }; // reads, never answers
+            drain.Start();
+            return new CompilerProcess.CompilerChannel(requests, responses, () => true, () =>
+            {
+                requests.Dispose();
+                responsesOut.Dispose(); // the blocked read ends, as when a killed child's output closes
+                drain.Join();
+                responses.Dispose();
+                requestsIn.Dispose();
+            });
+        }
+        using var compiler = new CompilerProcess(Connect, TimeSpan.FromMilliseconds(300));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var (image, errors) = compiler.Compile("bomb", Numbered(1));
+        Assert.Null(image);
+        Assert.StartsWith("bomb.cs(1,1): compiling took longer than 0.3 s, the limit", Assert.Single(errors));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"{watch.Elapsed}");
+        Assert.NotNull(compiler.Compile("n", Numbered(2)).Image);
+        Assert.Equal(1, pipes.Connections);
     }
 }

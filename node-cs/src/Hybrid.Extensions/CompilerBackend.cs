@@ -64,20 +64,31 @@ internal sealed class CompilerProcess : ICompilerBackend
     /// <summary>A connection to a compiler: requests go to <c>Requests</c>, answers come from <c>Responses</c>.</summary>
     internal sealed record CompilerChannel(Stream Requests, Stream Responses, Func<bool> Alive, Action Stop);
 
-    internal CompilerProcess(ProcessStartInfo start)
-        : this(() => StartProcess(start))
+    internal CompilerProcess(ProcessStartInfo start, TimeSpan timeout)
+        : this(() => StartProcess(start), timeout)
     {
     }
 
     /// <summary>With any way of reaching a compiler (tests serve <see cref="CompilerServer.Run"/> over pipes).</summary>
-    internal CompilerProcess(Func<CompilerChannel> connect) => _connect = connect;
+    internal CompilerProcess(Func<CompilerChannel> connect, TimeSpan timeout)
+    {
+        _connect = connect;
+        Timeout = timeout;
+    }
+
+    /// <summary>
+    /// How long one request may take before the child is stopped and the request refused: a 465-character source of
+    /// nested lambdas over overloads took Roslyn minutes (4x per level of nesting), and held every other install.
+    /// </summary>
+    internal TimeSpan Timeout { get; }
 
     public (byte[]? Image, IReadOnlyList<string> Errors) Compile(string name, string source) => Call(w =>
     {
         w.Write((byte)1);
         w.Write(name);
         w.Write(source);
-    }, r => r.ReadBoolean() ? (CompilerServer.ReadBytes(r), []) : ((byte[]?)null, CompilerServer.ReadStrings(r)));
+    }, r => r.ReadBoolean() ? (CompilerServer.ReadBytes(r), []) : ((byte[]?)null, CompilerServer.ReadStrings(r)),
+        () => (null, [FormattableString.Invariant($"{name}.cs(1,1): compiling took longer than {Timeout.TotalSeconds:0.#} s, the limit: simplify the source (deeply nested lambdas or overloads make the compiler's work grow exponentially)")]));
 
     public (CompiledPack? Pack, IReadOnlyList<string> Left) CompilePack(IReadOnlyList<(string Hash, string Name, string Source)> members) => Call(w =>
     {
@@ -93,14 +104,23 @@ internal sealed class CompilerProcess : ICompilerBackend
     {
         CompiledPack? pack = r.ReadBoolean() ? new CompiledPack(r.ReadString(), CompilerServer.ReadBytes(r), CompilerServer.ReadStrings(r)) : null;
         return (pack, (IReadOnlyList<string>)CompilerServer.ReadStrings(r));
-    });
+    }, () => (null, [.. members.Select(m => m.Hash)]));
 
-    private T Call<T>(Action<BinaryWriter> request, Func<BinaryReader, T> response)
+    /// <summary>One request and its response; <paramref name="timedOut"/>'s answer when it takes longer than <see cref="Timeout"/>.</summary>
+    private T Call<T>(Action<BinaryWriter> request, Func<BinaryReader, T> response, Func<T> timedOut)
     {
         lock (_lock)
         {
             for (var attempt = 0; ; attempt++)
             {
+                var expired = 0;
+                CompilerChannel? channel = null;
+                // Stops the child from a timer thread: the blocked read below then ends (its stream closed).
+                using var deadline = new Timer(_ =>
+                {
+                    if (Interlocked.Exchange(ref expired, 1) == 0)
+                        channel?.Stop();
+                });
                 try
                 {
                     if (_channel is null || !_channel.Alive())
@@ -110,14 +130,23 @@ internal sealed class CompilerProcess : ICompilerBackend
                         _writer = new BinaryWriter(_channel.Requests, Encoding.UTF8, leaveOpen: true);
                         _reader = new BinaryReader(_channel.Responses, Encoding.UTF8, leaveOpen: true);
                     }
+                    channel = _channel;
+                    deadline.Change(Timeout, System.Threading.Timeout.InfiniteTimeSpan);
                     request(_writer!);
                     _writer!.Flush();
-                    return response(_reader!);
+                    T answer = response(_reader!);
+                    if (Interlocked.Exchange(ref expired, 1) == 0)
+                        return answer;
+                    Stop(); // the timer fired as the answer came: that child is being stopped
+                    return answer;
                 }
-                catch (Exception e) when (attempt == 0 && e is IOException or EndOfStreamException or InvalidOperationException)
+                catch (Exception e) when (e is IOException or EndOfStreamException or InvalidOperationException or ObjectDisposedException
+                    && (Volatile.Read(ref expired) == 1 || attempt == 0))
                 {
-                    // The child died (or was killed) mid-request: start a new one and ask again, once.
                     Stop();
+                    if (Volatile.Read(ref expired) == 1)
+                        return timedOut(); // never asked again: it would take as long
+                    // The child died (or was killed) mid-request: start a new one and ask again, once.
                 }
             }
         }
@@ -129,8 +158,12 @@ internal sealed class CompilerProcess : ICompilerBackend
         start.RedirectStandardOutput = true;
         start.UseShellExecute = false;
         var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start the extension compiler '{start.FileName}'");
+        var stopped = 0;
         return new CompilerChannel(process.StandardInput.BaseStream, process.StandardOutput.BaseStream, () => !process.HasExited, () =>
         {
+            // Once: a compile over its time is stopped from a timer, and then again by the request it failed.
+            if (Interlocked.Exchange(ref stopped, 1) != 0)
+                return;
             try
             {
                 process.StandardInput.Close();   // the server's input ends: it exits

@@ -68,6 +68,13 @@ public sealed record ExtensionHostOptions
     public ProcessStartInfo? CompilerProcess { get; init; }
 
     /// <summary>
+    /// With <see cref="CompilerProcess"/>: how long one compile may take before the child is stopped and the install
+    /// refused (Roslyn cannot be stopped in process). A short source of nested lambdas took it minutes, holding every
+    /// tenant's installs.
+    /// </summary>
+    public TimeSpan CompileTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
     /// Let the node run the steps an invocation takes after its first (long invocations) at background CPU priority
     /// (<see cref="ExtensionScheduler.ResumingStep"/>), so that the kernel preempts them as soon as any other thread
     /// wants the CPU. It takes libhyb_transport and the right to leave that priority again (root or CAP_SYS_NICE);
@@ -129,7 +136,7 @@ public sealed class ExtensionHost : IDisposable
     {
         Options = options;
         _loader = new ModuleLoader(options.ExtensionsPerLoadContext);
-        _compiler = options.CompilerProcess is { } start ? new CompilerProcess(start) : new InProcessCompiler();
+        _compiler = options.CompilerProcess is { } start ? new CompilerProcess(start, options.CompileTimeout) : new InProcessCompiler();
         if (options.Directory is { } dir)
         {
             _catalog = new Catalog(dir, options.SyncDirectory);
