@@ -1,6 +1,7 @@
 // YCSB-T style read-modify-write: for each key, read the record, add a delta to the int64 at offset 0
 // and write it back (a missing record starts at 0). All keys of one invocation are updated by one
-// extension step sequence on one worker, next to the data.
+// extension step sequence on one worker, next to the data. Not atomic: an invocation on another worker
+// may update the same key between the read and the write (docs/extensions.md, "Not atomic").
 //   args: table u32 | delta i64 | key size u32 | packed keys
 // Response: the new values, int64 LE each.
 using System;
