@@ -161,6 +161,33 @@ public class CliTests
             Assert.Equal(2, root.Parse(["tenant", "quota", "acme", "--ext-cpu", "-1", "--data-dir", dir]).Invoke());
             Assert.True(Hybrid.Node.Tenants.TenantRegistry.Open(dir).TryGet("acme", out var changed));
             Assert.Equal((1000L, 50L, 0.25), (changed.MaxBytes, changed.MaxOpsPerSecond, changed.ExtensionCores));
+
+            // Bad names and quotas get one line each (a negative ops/s quota was accepted and acted as none, a negative
+            // CPU quota printed a .NET exception over three lines); a running node's directory is refused.
+            var error = new StringWriter();
+            TextWriter stderr = Console.Error;
+            Console.SetError(error);
+            try
+            {
+                Assert.Equal(2, root.Parse(["tenant", "create", "bob", "--secret", "pw", "--max-ops", "-5", "--data-dir", dir]).Invoke());
+                Assert.Equal(2, root.Parse(["tenant", "create", "bad name!", "--secret", "pw", "--data-dir", dir]).Invoke());
+                Assert.Equal(2, root.Parse(["tenant", "quota", "acme", "--ext-cpu", "-1", "--data-dir", dir]).Invoke());
+                using (Hybrid.Node.Hosting.DataDirectoryLock.Acquire(dir))
+                    Assert.Equal(2, root.Parse(["tenant", "create", "carol", "--secret", "pw", "--data-dir", dir]).Invoke());
+            }
+            finally
+            {
+                Console.SetError(stderr);
+            }
+            Assert.Equal(
+                [
+                    "hybrid: an ops/s quota is 0 (none) or more, not -5",
+                    "hybrid: a tenant name is 1-256 bytes of UTF-8 without '/', spaces or control characters, not 'bad name!'",
+                    "hybrid: an extension CPU quota is a finite, non-negative number of cores, not -1",
+                    $"hybrid: data directory {dir} is in use by another node or tool (process {Environment.ProcessId}): stop it first, or use another directory",
+                ],
+                error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Equal(["acme"], Hybrid.Node.Tenants.TenantRegistry.Open(dir).All.Where(t => t.Name != "default").Select(t => t.Name));
         }
         finally
         {

@@ -193,21 +193,13 @@ public sealed class ClusterTenants : MetadataFolder
 
     private static void CheckName(string name)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(name);
         if (name == TenantInfo.DefaultName)
             throw new InvalidOperationException($"tenant '{name}' exists: every node has it, with id {DefaultId} and no secret");
-        // HELLO carries the name as at most 256 bytes of UTF-8: a longer one could be created but never log in.
-        if (name.Contains('/', StringComparison.Ordinal) || System.Text.Encoding.UTF8.GetByteCount(name) > 256 || name.Any(char.IsControl))
-            throw new ArgumentException($"a tenant name is 1-256 bytes of UTF-8 without '/' or control characters: '{name}'", nameof(name));
+        TenantInfo.CheckName(name);
     }
 
-    private static void CheckQuotas(long maxBytes, long maxOpsPerSecond, double extensionCores)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxOpsPerSecond);
-        if (!double.IsFinite(extensionCores) || extensionCores < 0)
-            throw new ArgumentOutOfRangeException(nameof(extensionCores), extensionCores, "an extension CPU quota is a finite, non-negative number of cores");
-    }
+    private static void CheckQuotas(long maxBytes, long maxOpsPerSecond, double extensionCores) =>
+        TenantInfo.CheckQuotas(maxBytes, maxOpsPerSecond, extensionCores);
 
     private static byte[] Encode(TenantInfo t) => JsonSerializer.SerializeToUtf8Bytes(
         new Record(t.Id, t.Name, Convert.ToBase64String(t.Secret), t.MaxBytes, t.MaxOpsPerSecond, t.ExtensionCores), s_json);

@@ -20,4 +20,26 @@ public sealed record TenantInfo(uint Id, string Name, byte[] Secret, long MaxByt
 
     /// <summary>True when a session of this tenant must answer the HMAC challenge.</summary>
     public bool RequiresAuth => Secret.Length > 0;
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> (one line) unless <paramref name="name"/> can be a tenant's: 1-256 bytes of
+    /// UTF-8 (what HELLO carries: a longer one could be created but never log in), no '/', no space or control character.
+    /// </summary>
+    public static void CheckName(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Contains('/', StringComparison.Ordinal) || System.Text.Encoding.UTF8.GetByteCount(name) > 256
+            || name.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+            throw new ArgumentException($"a tenant name is 1-256 bytes of UTF-8 without '/', spaces or control characters, not '{name}'");
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> (one line) unless each quota is 0 (none) or more and the cores finite.</summary>
+    public static void CheckQuotas(long maxBytes, long maxOpsPerSecond, double extensionCores)
+    {
+        if (maxBytes < 0)
+            throw new ArgumentException($"a memory quota is 0 (none) or more bytes, not {maxBytes}");
+        if (maxOpsPerSecond < 0)
+            throw new ArgumentException($"an ops/s quota is 0 (none) or more, not {maxOpsPerSecond}");
+        if (!double.IsFinite(extensionCores) || extensionCores < 0)
+            throw new ArgumentException(FormattableString.Invariant($"an extension CPU quota is a finite, non-negative number of cores, not {extensionCores}"));
+    }
 }

@@ -69,8 +69,8 @@ public sealed class TenantRegistry
     /// <summary>Adds a tenant with the next free id; durable when this returns. Throws if the name exists.</summary>
     public TenantInfo Create(string name, byte[] secret, long maxBytes = 0, long maxOpsPerSecond = 0, double extensionCores = 0)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(name);
-        extensionCores = Cores(extensionCores);
+        TenantInfo.CheckName(name);
+        TenantInfo.CheckQuotas(maxBytes, maxOpsPerSecond, extensionCores);
         lock (_writeLock)
         {
             if (_byName.ContainsKey(name))
@@ -89,6 +89,7 @@ public sealed class TenantRegistry
     /// </summary>
     public TenantInfo SetQuotas(string name, long maxBytes, long maxOpsPerSecond, double? extensionCores = null)
     {
+        TenantInfo.CheckQuotas(maxBytes, maxOpsPerSecond, extensionCores ?? 0);
         return Update(name, old => old with
         {
             MaxBytes = maxBytes,
@@ -119,9 +120,11 @@ public sealed class TenantRegistry
     /// <summary>Raised after a tenant was created or changed here (under the registry's write lock: keep it short).</summary>
     public event Action<TenantInfo>? Changed;
 
-    private static double Cores(double cores) => double.IsFinite(cores) && cores >= 0
-        ? cores
-        : throw new ArgumentOutOfRangeException(nameof(cores), cores, "an extension CPU quota is a finite, non-negative number of cores");
+    private static double Cores(double cores)
+    {
+        TenantInfo.CheckQuotas(0, 0, cores);
+        return cores;
+    }
 
     /// <summary>
     /// Makes <paramref name="tenant"/> (id, name, secret and quotas as given) one of this node's tenants, durably: what a
