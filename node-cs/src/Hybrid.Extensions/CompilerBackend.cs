@@ -87,7 +87,7 @@ internal sealed class CompilerProcess : ICompilerBackend
         w.Write((byte)1);
         w.Write(name);
         w.Write(source);
-    }, r => r.ReadBoolean() ? (CompilerServer.ReadBytes(r), []) : ((byte[]?)null, CompilerServer.ReadStrings(r)),
+    }, r => r.ReadBoolean() ? (CompilerServer.ReadBytes(r), []) : ((byte[]?)null, CompilerServer.ReadStrings(r)), Timeout,
         () => (null, [FormattableString.Invariant($"{name}.cs(1,1): compiling took longer than {Timeout.TotalSeconds:0.#} s, the limit: simplify the source (deeply nested lambdas or overloads make the compiler's work grow exponentially)")]));
 
     public (CompiledPack? Pack, IReadOnlyList<string> Left) CompilePack(IReadOnlyList<(string Hash, string Name, string Source)> members) => Call(w =>
@@ -104,10 +104,10 @@ internal sealed class CompilerProcess : ICompilerBackend
     {
         CompiledPack? pack = r.ReadBoolean() ? new CompiledPack(r.ReadString(), CompilerServer.ReadBytes(r), CompilerServer.ReadStrings(r)) : null;
         return (pack, (IReadOnlyList<string>)CompilerServer.ReadStrings(r));
-    }, () => (null, [.. members.Select(m => m.Hash)]));
+    }, Timeout * Math.Max(1, members.Count), () => (null, [.. members.Select(m => m.Hash)])); // each member compiled alone within Timeout
 
-    /// <summary>One request and its response; <paramref name="timedOut"/>'s answer when it takes longer than <see cref="Timeout"/>.</summary>
-    private T Call<T>(Action<BinaryWriter> request, Func<BinaryReader, T> response, Func<T> timedOut)
+    /// <summary>One request and its response; <paramref name="timedOut"/>'s answer when it takes longer than <paramref name="timeout"/>.</summary>
+    private T Call<T>(Action<BinaryWriter> request, Func<BinaryReader, T> response, TimeSpan timeout, Func<T> timedOut)
     {
         lock (_lock)
         {
@@ -131,7 +131,7 @@ internal sealed class CompilerProcess : ICompilerBackend
                         _reader = new BinaryReader(_channel.Responses, Encoding.UTF8, leaveOpen: true);
                     }
                     channel = _channel;
-                    deadline.Change(Timeout, System.Threading.Timeout.InfiniteTimeSpan);
+                    deadline.Change(timeout, System.Threading.Timeout.InfiniteTimeSpan);
                     request(_writer!);
                     _writer!.Flush();
                     T answer = response(_reader!);
