@@ -302,6 +302,7 @@ public sealed class FasterKvStore : IKvStore
     /// <inheritdoc />
     public long TenantBytes(uint tenant) => Counters.Total(tenant);
 
+    /// <inheritdoc />
     public long TenantRecords(uint tenant) => Counters.Total(tenant, field: 1);
 
     /// <inheritdoc />

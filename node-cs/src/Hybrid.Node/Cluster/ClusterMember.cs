@@ -247,10 +247,10 @@ public sealed class ClusterMember : IAsyncDisposable
                 string SourceOf(string r) => core.Phase(r).Length > 0 ? core.MigrationSource(r) : core.Owner(r);
                 foreach (var group in rangeNames.Where(r => core.Owner(r) != Name || core.Phase(r).Length > 0).GroupBy(r => (SourceOf(r), core.Phase(r).Length == 0)))
                 {
-                    string owner = group.Key.Item1;
-                    if (!peers.TryGetValue(owner, out NetworkPeer? peer))
-                        peers[owner] = peer = new NetworkPeer(() => _peerOf(owner), _peerKey);
-                    var source = new MigrationNode(owner, Cores, peer.Views);
+                    string sourceName = group.Key.Item1;
+                    if (!peers.TryGetValue(sourceName, out NetworkPeer? peer))
+                        peers[sourceName] = peer = new NetworkPeer(() => _peerOf(sourceName), _peerKey);
+                    var source = new MigrationNode(sourceName, Cores, peer.Views);
                     status.Current = string.Join(",", group);
                     if (group.Key.Item2)
                     {

@@ -109,6 +109,7 @@ public sealed class MigratingStore(IKvStore inner) : IKvStore
     /// <inheritdoc />
     public long TenantBytes(uint tenant) => inner.TenantBytes(tenant);
 
+    /// <inheritdoc />
     public long TenantRecords(uint tenant) => inner.TenantRecords(tenant);
 
     /// <inheritdoc />
