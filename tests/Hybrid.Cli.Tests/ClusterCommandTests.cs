@@ -206,6 +206,19 @@ public sealed class ClusterCommandTests : IDisposable
         Assert.Equal(2, sourceDown);
         Assert.StartsWith("node n1, the source of r1, is not running", refused);
         Assert.Equal(("n1", ""), (metadata.Current.Owner("r1"), metadata.Current.Phase("r1")));
+
+        // Restarting the stopped node keeps the cluster's settings (left out, they were the defaults: a sync cluster's
+        // node came back async); a different value is refused, not applied to one node.
+        Assert.Equal((2, "hybrid cluster start: this cluster was started with --durability async, not sync: leave --durability out to keep it\n"),
+            RunCapturingErrors("cluster", "start", "--durability", "sync", "--dir", _dir));
+        var leaseGone = Stopwatch.StartNew(); // cluster start restarts the nodes not registered (a lease lives 3 s)
+        while ((await metadata.Typed.ListLiveNodesAsync()).Any(n => n.Id == "n1") && leaseGone.Elapsed < TimeSpan.FromSeconds(30))
+            await Task.Delay(100);
+        Assert.Equal(0, Run("cluster", "start", "--dir", _dir));
+        NodeInfo restarted = (await metadata.Typed.ListLiveNodesAsync()).Single(n => n.Id == "n1");
+        Assert.NotEqual(n1.Pid, restarted.Pid);
+        string commandLine = File.ReadAllText($"/proc/{restarted.Pid}/cmdline").Replace('\0', ' ');
+        Assert.Contains("--port 0 --resp-port 0 --peer-port 0 --durability async", commandLine);
         Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));
     }
 

@@ -36,7 +36,7 @@ internal static partial class HybridCli
         var ranges = new Option<int>("--ranges") { Description = "Number of equal slot ranges (divides 16384)", DefaultValueFactory = _ => 16 };
         var basePort = new Option<int>("--base-port") { Description = "Node i listens on native BASE+10i, RESP BASE+10i+1, peer BASE+10i+2 (0 = ephemeral)", DefaultValueFactory = _ => 7100 };
         var durability = new Option<string>("--durability") { Description = "memory|async|sync", DefaultValueFactory = _ => "async" };
-        var command = new Command("start", "Start a local cluster of N node processes on the embedded file metadata store (idempotent: reuses an existing cluster)");
+        var command = new Command("start", "Start a local cluster of N node processes on the embedded file metadata store (idempotent: reuses an existing cluster and restarts its stopped nodes with the durability and ports it was created with)");
         foreach (Option o in new Option[] { nodes, workers, ranges, basePort, durability, s_dir, s_metadata })
             command.Options.Add(o);
         command.SetAction((result, _) => ReportErrors("cluster start", async () =>
@@ -50,14 +50,38 @@ internal static partial class HybridCli
             bool created = await LocalCluster.InitializeAsync(metadata, n, result.GetValue(workers), result.GetValue(ranges), allOnFirst: false);
             DecisionLog log = metadata.Log;
             var live = (await metadata.Typed.ListLiveNodesAsync()).Select(l => l.Id).ToHashSet();
-            int port = result.GetValue(basePort);
+            // A node restarted later keeps the cluster's durability and ports: left out, they defaulted to async and
+            // 7100 (a sync cluster's restarted node silently became async, found by an exploratory run).
+            string settingsPath = Path.Combine(dir, "cluster-settings.json");
+            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort));
+            StartSettings settings = given;
+            if (!created && File.Exists(settingsPath))
+            {
+                StartSettings stored = JsonSerializer.Deserialize<StartSettings>(File.ReadAllText(settingsPath))
+                    ?? throw new InvalidDataException($"{settingsPath} is empty");
+                foreach (var (option, storedValue, givenValue) in new (Option, string, string)[]
+                {
+                    (durability, stored.Durability, given.Durability),
+                    (basePort, stored.BasePort.ToString(CultureInfo.InvariantCulture), given.BasePort.ToString(CultureInfo.InvariantCulture)),
+                })
+                {
+                    if (result.GetResult(option) is System.CommandLine.Parsing.OptionResult { Implicit: false } && !string.Equals(storedValue, givenValue, StringComparison.OrdinalIgnoreCase))
+                        throw new ArgumentException($"this cluster was started with {option.Name} {storedValue}, not {givenValue}: leave {option.Name} out to keep it");
+                }
+                settings = stored;
+            }
+            else
+            {
+                File.WriteAllText(settingsPath, JsonSerializer.Serialize(given));
+            }
+            int port = settings.BasePort;
             for (int i = 0; i < log.Nodes.Length; i++)
             {
                 string name = log.Nodes[i];
                 if (live.Contains(name))
                     continue;
                 string Port(int offset) => (port == 0 ? 0 : port + (10 * i) + offset).ToString(CultureInfo.InvariantCulture);
-                LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", result.GetValue(durability)!]);
+                LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", settings.Durability]);
             }
             await LocalCluster.WaitLiveAsync(metadata.Typed, log.Nodes, TimeSpan.FromSeconds(60));
             Console.WriteLine(created ? $"created cluster: {log.Nodes.Length} nodes, {log.Ranges.Count} ranges, metadata {spec}" : $"cluster exists: metadata {spec}");
@@ -305,4 +329,7 @@ internal static partial class HybridCli
         string names = string.Join(", ", tenants.Take(10).Select(t => $"{t.Name} ({t.Id})")) + (tenants.Count > 10 ? ", ..." : "");
         Console.WriteLine($"tenants: default (1, on loopback-only nodes){(tenants.Count > 0 ? ", " + names : "")}; extensions in the catalog: {extensions.Count(e => e.Source is not null)}");
     }
+
+    /// <summary>What <c>cluster start</c> started a local cluster's nodes with, kept in its directory for later restarts.</summary>
+    private sealed record StartSettings(string Durability, int BasePort);
 }
