@@ -67,6 +67,13 @@ public sealed class ExtensionScheduler
     private readonly ConcurrentQueue<Invocation> _runnable = new();
     private readonly ConcurrentQueue<Invocation> _finishedElsewhere = new();
     private readonly Stack<Invocation> _pool = new();
+    /// <summary>
+    /// Steps between checks of an invocation's CPU total at resumption: an invocation that runs long without reaching a
+    /// meter quantum must take many steps. Not every step: the budget is wall-clock, and a loaded CI run stopped a
+    /// well-behaved extension of a few yields (its steps at background priority had waited for a CPU).
+    /// </summary>
+    internal const int ResumptionsPerCpuCheck = 64;
+
     private long _stepStartTicks;
     private Invocation? _running;
     private long _steps;
@@ -261,12 +268,12 @@ public sealed class ExtensionScheduler
             {
                 throw abort;
             }
-            if (invocation.CpuTicks > invocation.Limits.CpuTicks)
+            if (++invocation.Resumptions % ResumptionsPerCpuCheck == 0 && invocation.CpuTicks > invocation.Limits.CpuTicks)
             {
                 // The meters check the CPU budget once per quantum of checks (Meter.FuelQuantum), and each step starts
                 // a fresh quantum: an extension that yields every few checks never reached that check and ran for ever
-                // (found by an exploratory run: `while (true) { i++; await ctx.Yield(); }`). Its total is checked here,
-                // before it resumes; the step that spent the budget ended at its yield, at most a slice over it.
+                // (found by an exploratory run: `while (true) { i++; await ctx.Yield(); }`). Its total is checked here
+                // every ResumptionsPerCpuCheck steps, as a quantum of its own.
                 throw Meter.OverCpuBudget(invocation);
             }
             if (!invocation.Started)

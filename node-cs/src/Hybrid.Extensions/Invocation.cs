@@ -27,6 +27,7 @@ internal sealed class Invocation
     internal ExtensionTask Root;
     internal bool Started;
     internal long CpuTicks;
+    internal int Resumptions;
     internal long StepStart;
 
     /// <summary>Host waits on the extension's behalf begun plus ended (odd: inside one); read by the watchdog.</summary>
@@ -52,6 +53,7 @@ internal sealed class Invocation
         Root = default;
         Started = false;
         CpuTicks = 0;
+        Resumptions = 0;
         MemoryCharged = 0;
         WriteSequence = 0;
         Status = ExtensionStatus.Ok;
