@@ -148,6 +148,12 @@ and [<Sealed>] ClusterCore internal (cs: Decision.ClusterState) =
         match cs.State.mig[range] with
         | Some m -> m.src
         | None -> ""
+    /// The node the range's records come from if it moves now: its migration's source while one runs (from
+    /// TransferOwnership on the owner is the target itself), else its owner.
+    member _.MovesFrom(range: string) : string =
+        match cs.State.mig[range] with
+        | Some m -> m.src
+        | None -> cs.State.cuts.owner[range]
     /// The node's version floor as the core knows it.
     member _.Floor(node: string) : int = cs.State.floor[node]
     /// The first line of this cluster's trace (Init with the constants), JSON text.

@@ -253,14 +253,13 @@ internal static partial class HybridCli
                 return 0;
             }
             // Up: registered (a lease outlives a killed process by its TTL) and answering on its peer port.
-            string SourceOf(string r) => core.Phase(r).Length > 0 ? core.MigrationSource(r) : core.Owner(r);
             Dictionary<string, NodeInfo> registered = (await metadata.Typed.ListLiveNodesAsync()).ToDictionary(n => n.Id);
             byte[] peerKey = await metadata.PeerKeyAsync();
-            foreach (string r in ranges.DistinctBy(SourceOf))
+            foreach (string r in ranges.DistinctBy(core.MovesFrom))
             {
-                if (!registered.TryGetValue(SourceOf(r), out NodeInfo? source) || await LocalCluster.StatusAsync(source, peerKey, "peer") is null)
+                if (!registered.TryGetValue(core.MovesFrom(r), out NodeInfo? source) || await LocalCluster.StatusAsync(source, peerKey, "peer") is null)
                 {
-                    Console.Error.WriteLine($"node {SourceOf(r)}, the source of {r}, is not running: start it first ('hybrid cluster start' restarts a local cluster's stopped nodes)");
+                    Console.Error.WriteLine($"node {core.MovesFrom(r)}, the source of {r}, is not running: start it first ('hybrid cluster start' restarts a local cluster's stopped nodes)");
                     return 2;
                 }
             }

@@ -244,8 +244,7 @@ public sealed class ClusterMember : IAsyncDisposable
                 // from the source their migration names: from TransferOwnership on, a range's owner is the target itself
                 // (pulling from the owner, this node, found nothing, and DropSource then dropped the source's copy).
                 ClusterCore core = _metadata.Current;
-                string SourceOf(string r) => core.Phase(r).Length > 0 ? core.MigrationSource(r) : core.Owner(r);
-                foreach (var group in rangeNames.Where(r => core.Owner(r) != Name || core.Phase(r).Length > 0).GroupBy(r => (SourceOf(r), core.Phase(r).Length == 0)))
+                foreach (var group in rangeNames.Where(r => core.Owner(r) != Name || core.Phase(r).Length > 0).GroupBy(r => (core.MovesFrom(r), core.Phase(r).Length == 0)))
                 {
                     string sourceName = group.Key.Item1;
                     if (!peers.TryGetValue(sourceName, out NetworkPeer? peer))
