@@ -16,16 +16,26 @@ public sealed class ClusterCommandTests : IDisposable
     /// <summary>Runs the CLI with stderr captured (the tests of this assembly do not run in parallel).</summary>
     private static (int Code, string Err) RunCapturingErrors(params string[] args)
     {
+        var (code, _, err) = RunCapturing(args);
+        return (code, err);
+    }
+
+    /// <summary>Runs the CLI with stdout and stderr captured.</summary>
+    private static (int Code, string Out, string Err) RunCapturing(params string[] args)
+    {
+        var output = new StringWriter();
         var error = new StringWriter();
-        TextWriter old = Console.Error;
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        Console.SetOut(output);
         Console.SetError(error);
         try
         {
-            return (HybridCli.Run(args, _ => 99), error.ToString());
+            return (HybridCli.Run(args, _ => 99), output.ToString(), error.ToString());
         }
         finally
         {
-            Console.SetError(old);
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
         }
     }
 
@@ -100,6 +110,24 @@ public sealed class ClusterCommandTests : IDisposable
         GetResult moved = await acme.GetAsync(0, key);
         Assert.Equal((Hybrid.Protocol.Status.Ok, "v1"), (moved.Status, System.Text.Encoding.UTF8.GetString(moved.Value ?? [])));
         Assert.Equal("", metadata.Current.Phase("r1"));
+
+        // The data commands follow the cluster: with --cluster a key goes to its owner, n2 now; asked directly, the
+        // old owner's refusal says whose node it is and how to reach the owner (before: "the node refused the batch:
+        // NotOwner"). An extension call goes to the owner of the key given with --key.
+        string keyText = System.Text.Encoding.UTF8.GetString(key);
+        string[] acmeFlags = ["--tenant", "acme", "--secret", "pw"];
+        Assert.Equal((0, "v1"), Trimmed(RunCapturing(["get", keyText, .. acmeFlags, "--cluster", _dir])));
+        Assert.Equal(0, Run(["put", keyText, "v2", .. acmeFlags, "--cluster", _dir]));
+        var n1Native = System.Net.IPEndPoint.Parse(live.First(n => n.Id == "n1").Endpoint);
+        var direct = RunCapturing(["get", keyText, .. acmeFlags, "--port", n1Native.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.Equal(2, direct.Code);
+        Assert.Contains($"does not own slot {ClusterSlot.Of(key)} of this key", direct.Err, StringComparison.Ordinal);
+        Assert.Contains("--cluster DIR", direct.Err, StringComparison.Ordinal);
+        Assert.Equal(0, Run(["ext", "install", "get1", "--example", "get", .. acmeFlags, "--cluster", _dir]));
+        Assert.Equal((0, "v2"), Trimmed(RunCapturing(["ext", "invoke", "get1", keyText, "--key", keyText, .. acmeFlags, "--cluster", _dir])));
+        var noKey = RunCapturing(["ext", "invoke", "get1", keyText, .. acmeFlags, "--cluster", _dir]);
+        Assert.Equal(2, noKey.Code);
+        Assert.Contains("give --key", noKey.Err, StringComparison.Ordinal);
         // A node's peer port answers only holders of the cluster's peer key (kept in the metadata store); the node
         // counts whom it refused, and `cluster status` shows it.
         var n1Peer = System.Net.IPEndPoint.Parse(live.First(n => n.Id == "n1").PeerEndpoint!);
@@ -221,6 +249,8 @@ public sealed class ClusterCommandTests : IDisposable
         Assert.Contains("--port 0 --resp-port 0 --peer-port 0 --durability async", commandLine);
         Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));
     }
+
+    private static (int Code, string Out) Trimmed((int Code, string Out, string Err) run) => (run.Code, run.Out.Trim());
 
     private static Process? TryGet(int pid)
     {

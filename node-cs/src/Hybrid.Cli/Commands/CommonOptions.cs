@@ -2,10 +2,14 @@ using System.CommandLine;
 using System.Net;
 using System.Text;
 using Hybrid.Client;
+using Hybrid.Cluster;
 
 namespace Hybrid.Cli.Commands;
 
-/// <summary>The connection flags every client command shares (--host, --port, --tenant, --secret, --table).</summary>
+/// <summary>
+/// The connection flags every client command shares (--host, --port, --tenant, --secret, --table, and --cluster or
+/// --metadata to send each key to its owner in a cluster instead of to one node).
+/// </summary>
 internal sealed class CommonOptions
 {
     public Option<string> Host { get; } = new("--host") { Description = "Node address", DefaultValueFactory = _ => "127.0.0.1" };
@@ -18,6 +22,10 @@ internal sealed class CommonOptions
 
     public Option<ushort> Table { get; } = new("--table") { Description = "Table number inside the tenant", DefaultValueFactory = _ => (ushort)0 };
 
+    public Option<string?> Cluster { get; } = new("--cluster") { Description = "A local cluster's directory (hybrid cluster start --dir): the request goes to its key's owner, following migrations (--host and --port are not used)" };
+
+    public Option<string?> Metadata { get; } = new("--metadata") { Description = "A cluster's metadata store, file:DIR or etcd:http://HOST:PORT: as --cluster" };
+
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
@@ -26,6 +34,35 @@ internal sealed class CommonOptions
         command.Options.Add(Tenant);
         command.Options.Add(Secret);
         command.Options.Add(Table);
+        command.Options.Add(Cluster);
+        command.Options.Add(Metadata);
+    }
+
+    /// <summary>The metadata store of the cluster the flags name (--metadata, else --cluster's), or null for one node.</summary>
+    public string? ClusterMetadataSpec(ParseResult result) =>
+        result.GetValue(Metadata) is { } spec ? spec
+        : result.GetValue(Cluster) is { } dir ? Cli.Cluster.LocalCluster.ExistingMetadataSpec(dir, null)
+        : null;
+
+    /// <summary>
+    /// A client of the cluster in <paramref name="spec"/>'s metadata store, routing each key to its owner with these
+    /// flags' tenant and secret; the store stays open until the client is disposed (the client re-reads the routing).
+    /// </summary>
+    public static async Task<ClusterConnection> ConnectClusterAsync(string spec, HybridClientOptions template)
+    {
+        IMetadataStore store = MetadataStores.Open(spec);
+        try
+        {
+            var client = await ClusterClient.ConnectAsync(new ClusterRoutingSource(new ClusterMetadata(store)), template).ConfigureAwait(false);
+            // An interactive command says a node is unreachable in seconds, not after the library's 30 s default.
+            client.RetryFor = TimeSpan.FromSeconds(10);
+            return new ClusterConnection(store, client);
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>The endpoint the flags name (an IP address or a host name resolved now).</summary>

@@ -26,7 +26,7 @@ internal static partial class HybridCli
         install.Arguments.Add(source);
         install.Options.Add(example);
         common.AddTo(install);
-        install.SetAction((result, _) => WithExtSession(common, result, async session =>
+        install.SetAction((result, _) => Guarded(async () =>
         {
             string text = result.GetValue(example) is { } ex ? ExtensionExamples.Source(ex)
                 : result.GetValue(source) switch
@@ -35,34 +35,72 @@ internal static partial class HybridCli
                     "-" => await Console.In.ReadToEndAsync().ConfigureAwait(false),
                     var path => await File.ReadAllTextAsync(path).ConfigureAwait(false),
                 };
-            var r = await session.InstallExtensionAsync(result.GetValue(name)!, text).ConfigureAwait(false);
-            foreach (var line in r.Succeeded ? r.Names : r.Errors)
-                (r.Succeeded ? Console.Out : Console.Error).WriteLine(line);
-            if (!r.Succeeded && r.Errors.Count == 0)
-                Console.Error.WriteLine($"({r.Status})");
-            return DataCommands.ExitCode(r.Status);
+            if (common.ClusterMetadataSpec(result) is null)
+            {
+                return await WithExtSession(common, result, async session =>
+                    PrintInstall(await session.InstallExtensionAsync(result.GetValue(name)!, text).ConfigureAwait(false)));
+            }
+            // Every running node compiles it before the command returns (the catalog alone brings it to the others
+            // a compile later, so an invocation right after could find it missing there).
+            return await WithCluster(common, result, async cluster =>
+            {
+                var results = await cluster.Client.InstallExtensionAsync(result.GetValue(name)!, text).ConfigureAwait(false);
+                if (results.Count == 0)
+                    throw new HybridConnectionException("no node of the cluster is running");
+                // Names once; each distinct error once (a compile error is every node's; an unreachable node's names it).
+                foreach (string line in results.Values.FirstOrDefault(r => r.Succeeded)?.Names ?? [])
+                    Console.WriteLine(line);
+                foreach (string line in results.Values.Where(r => !r.Succeeded).SelectMany(r => r.Errors.Count > 0 ? r.Errors : [$"({r.Status})"]).Distinct())
+                    Console.Error.WriteLine(line);
+                return results.Values.Max(r => DataCommands.ExitCode(r.Status));
+            });
         }));
 
         var args = new Argument<string?>("args") { Description = "Arguments as UTF-8 text", Arity = ArgumentArity.ZeroOrOne };
         var hex = new Option<string?>("--hex") { Description = "Arguments as hex bytes instead of text (e.g. 0100000000000000)" };
         var output = new Option<string>("--output") { Description = "Print the response as text, hex or int64 (little-endian)", DefaultValueFactory = _ => "text" };
         output.AcceptOnlyFromAmong("text", "hex", "int64");
+        var routingKey = new Option<string?>("--key") { Description = "With --cluster or --metadata: the key (or {tag}) of the data the extension works on; the call goes to its owner" };
         var invoke = new Command("invoke", "Invoke an extension and print its response");
         invoke.Arguments.Add(name);
         invoke.Arguments.Add(args);
         invoke.Options.Add(hex);
         invoke.Options.Add(output);
+        invoke.Options.Add(routingKey);
         common.AddTo(invoke);
-        invoke.SetAction((result, _) => WithExtSession(common, result, async session =>
+        invoke.SetAction(async (result, _) =>
         {
-            byte[] bytes = result.GetValue(hex) is { } h ? Convert.FromHexString(h) : Encoding.UTF8.GetBytes(result.GetValue(args) ?? "");
-            var r = await session.InvokeAsync(result.GetValue(name)!, bytes).ConfigureAwait(false);
-            if (r.Succeeded)
-                Console.WriteLine(Format(r.Value, result.GetValue(output)!));
-            else
-                Console.Error.WriteLine($"({r.Status}{(r.Reason != 0 ? $" {(ExtensionStatus)r.Reason}" : "")}) {r.Error}");
-            return DataCommands.ExitCode(r.Status);
-        }));
+            byte[] bytes;
+            try
+            {
+                bytes = result.GetValue(hex) is { } h ? Convert.FromHexString(h) : Encoding.UTF8.GetBytes(result.GetValue(args) ?? "");
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"hybrid: --hex: {e.Message}");
+                return 2;
+            }
+            int Print(ExtensionResult r)
+            {
+                if (r.Succeeded)
+                    Console.WriteLine(Format(r.Value, result.GetValue(output)!));
+                else
+                    Console.Error.WriteLine($"({r.Status}{(r.Reason != 0 ? $" {(ExtensionStatus)r.Reason}" : "")}) {r.Error}");
+                return DataCommands.ExitCode(r.Status);
+            }
+            if (common.ClusterMetadataSpec(result) is null)
+            {
+                return await WithExtSession(common, result, async session =>
+                    Print(await session.InvokeAsync(result.GetValue(name)!, bytes).ConfigureAwait(false)));
+            }
+            if (result.GetValue(routingKey) is not { } key)
+            {
+                Console.Error.WriteLine("hybrid: in a cluster, give --key: the key (or {tag}) of the data the extension works on, to find the node that owns it");
+                return 2;
+            }
+            return await WithCluster(common, result, async cluster =>
+                Print(await cluster.Client.InvokeAsync(result.GetValue(name)!, Encoding.UTF8.GetBytes(key), bytes).ConfigureAwait(false)));
+        });
 
         var list = new Command("list", "List the tenant's invocation names");
         common.AddTo(list);
@@ -119,15 +157,51 @@ internal static partial class HybridCli
         _ => Encoding.UTF8.GetString(value),
     };
 
-    private static async Task<int> WithExtSession(CommonOptions common, ParseResult result, Func<HybridSession, Task<int>> action)
+    /// <summary>Prints an install's invocation names, or its errors.</summary>
+    private static int PrintInstall(ExtensionInstallResult r)
+    {
+        foreach (string line in r.Succeeded ? r.Names : [])
+            Console.WriteLine(line);
+        foreach (string line in r.Succeeded ? [] : r.Errors.Count > 0 ? r.Errors : [$"({r.Status})"])
+            Console.Error.WriteLine(line);
+        return DataCommands.ExitCode(r.Status);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> on a session to the node the flags name or, in a cluster, to one of its running
+    /// nodes (an install or removal there reaches every node through the cluster's extension catalog).
+    /// </summary>
+    private static Task<int> WithExtSession(CommonOptions common, ParseResult result, Func<HybridSession, Task<int>> action) =>
+        common.ClusterMetadataSpec(result) is null
+            ? Guarded(async () =>
+            {
+                await using var session = await HybridSession.ConnectAsync(common.ClientOptions(result)).ConfigureAwait(false);
+                return await action(session).ConfigureAwait(false);
+            })
+            : WithCluster(common, result, async cluster =>
+            {
+                var node = cluster.Client.Routing.EndPoints.OrderBy(e => e.Key, StringComparer.Ordinal).FirstOrDefault();
+                if (node.Value is null)
+                    throw new HybridConnectionException("no node of the cluster is running");
+                await using var session = await HybridSession.ConnectAsync(common.ClientOptions(result) with { EndPoint = node.Value }).ConfigureAwait(false);
+                return await action(session).ConfigureAwait(false);
+            });
+
+    private static Task<int> WithCluster(CommonOptions common, ParseResult result, Func<ClusterConnection, Task<int>> action) => Guarded(async () =>
+    {
+        await using ClusterConnection cluster = await CommonOptions.ConnectClusterAsync(common.ClusterMetadataSpec(result)!, common.ClientOptions(result)).ConfigureAwait(false);
+        return await action(cluster).ConfigureAwait(false);
+    });
+
+    private static async Task<int> Guarded(Func<Task<int>> body)
     {
         try
         {
-            await using var session = await HybridSession.ConnectAsync(common.ClientOptions(result)).ConfigureAwait(false);
-            return await action(session).ConfigureAwait(false);
+            return await body().ConfigureAwait(false);
         }
         catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or System.Net.Sockets.SocketException
-            or OperationCanceledException or IOException or ArgumentException or FormatException)
+            or OperationCanceledException or IOException or ArgumentException or FormatException
+            or Hybrid.Cluster.MetadataUnavailableException or InvalidOperationException)
         {
             Console.Error.WriteLine($"hybrid: {e.Message}");
             return 2;
