@@ -78,6 +78,18 @@ public sealed class ClusterCommandTests : IDisposable
     }
 
     [Fact]
+    public void Migrate_summary_says_how_many_received_records_were_there_already_and_progress_lines_name_the_counts()
+    {
+        // After a source restart the pulls start over and receive the range again: the total counted 116,003 records for
+        // a range of 61,000 without saying why.
+        var report = new Cluster.MigrationReport(116_003, 11_600_300, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(50), null, Stale: 55_003, Restarts: 1);
+        Assert.EndsWith("(55,003 of the records were at the target already or older than its copy; the pulls started over 1 time(s))", report.Summary());
+        Assert.DoesNotContain("started over", new Cluster.MigrationReport(10, 1000, TimeSpan.FromSeconds(1), null, null).Summary());
+        using var status = System.Text.Json.JsonDocument.Parse("""{"done":["r1"],"records":1500,"bytes":2000000,"sourceFailingSeconds":null}""");
+        Assert.Equal("1/3 ranges, 1,500 records, 1.0 MB/s", Cluster.MigrationProgress.Describe(status.RootElement, 3, TimeSpan.FromSeconds(2)));
+    }
+
+    [Fact]
     public async Task Start_migrate_status_and_stop_a_local_two_node_cluster()
     {
         Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--ranges", "4", "--base-port", "0", "--dir", _dir));

@@ -302,7 +302,7 @@ internal static partial class HybridCli
             if (info is not null && await LocalCluster.StatusAsync(info, peerKey) is { } status && status.GetProperty("ranges").GetArrayLength() > 0)
             {
                 migration = status.GetProperty("finished").ValueKind == JsonValueKind.Null
-                    ? $"pulling {status.GetProperty("current")}: {status.GetProperty("records")} records"
+                    ? $"{(status.TryGetProperty("pullsEnded", out JsonElement ended) && ended.ValueKind == JsonValueKind.True ? "pulled, checkpointing" : "pulling")} {status.GetProperty("current")}: {status.GetProperty("records")} records"
                     : $"last: {string.Join(",", status.GetProperty("done").EnumerateArray())} ({status.GetProperty("records")} records){(status.GetProperty("error").ValueKind == JsonValueKind.String ? " FAILED " + status.GetProperty("error") : "")}";
             }
             // Connections the node's peer port refused (no or a wrong peer key): a probe, or a node of another cluster.

@@ -155,7 +155,7 @@ public sealed class ClusterMember : IAsyncDisposable
             target.RaiseFloor(floor);
         }
         var status = new MigrationStatus { Ranges = [.. unfinished, .. transferring], Started = DateTime.UtcNow, FirstServed = DateTime.UtcNow };
-        status.Live = () => coordinator.ActivePulls?.Stats;
+        status.Live = () => coordinator.ActivePulls;
         status.Timings = () => coordinator.Timings;
         Volatile.Write(ref _status, status);
         var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
@@ -233,7 +233,7 @@ public sealed class ClusterMember : IAsyncDisposable
         TrackAsync(status, async () =>
         {
             var coordinator = new MigrationCoordinator(_metadata, _trace, _ranges) { Decider = Name };
-            status.Live = () => coordinator.ActivePulls?.Stats;
+            status.Live = () => coordinator.ActivePulls;
             status.Timings = () => coordinator.Timings;
             var self = new MigrationNode(Name, Cores, new NodeViewCores(Node.View));
             var target = new MigrationTarget(Node.Store, _trace) { MaxBytesPerSecond = maxBytesPerSecond, AdaptivePulls = adaptivePulls };
@@ -326,7 +326,7 @@ public sealed class ClusterMember : IAsyncDisposable
 public sealed class MigrationStatus
 {
     private readonly Lock _lock = new();
-    private long _doneRecords, _doneBytes;
+    private long _doneRecords, _doneBytes, _doneStale, _doneRestarts;
     private readonly List<string> _done = [];
 
     /// <summary>The ranges asked for.</summary>
@@ -344,8 +344,8 @@ public sealed class MigrationStatus
     /// <summary>The range being moved now.</summary>
     public string? Current { get; set; }
 
-    /// <summary>The current range's pull counters, if a pull runs.</summary>
-    public Func<PullStats?>? Live { get; set; }
+    /// <summary>The current step's pull jobs (one per contiguous run of its ranges), for their counters.</summary>
+    public Func<IReadOnlyList<PullJob>>? Live { get; set; }
 
     /// <summary>The coordinator's step timings.</summary>
     public Func<IReadOnlyCollection<(string Step, double Milliseconds)>>? Timings { get; set; }
@@ -360,6 +360,8 @@ public sealed class MigrationStatus
             _done.AddRange(ranges);
             _doneRecords += stats.Sum(s => s.Records);
             _doneBytes += stats.Sum(s => s.Bytes);
+            _doneStale += stats.Sum(s => s.Stale);
+            _doneRestarts += stats.Sum(s => s.Restarts);
             Current = null;
         }
     }
@@ -369,19 +371,27 @@ public sealed class MigrationStatus
     {
         lock (_lock)
         {
-            PullStats? s = Current is null ? null : Live?.Invoke();
+            IReadOnlyList<PullJob> jobs = Current is null ? [] : Live?.Invoke() ?? [];
+            PullStats[] live = [.. jobs.Select(j => j.Stats)];
+            TimeSpan? failing = live.Max(s => s.SourceFailingFor);
             return JsonSerializer.Serialize(new
             {
                 ranges = Ranges,
                 done = _done.ToArray(),
                 current = Current,
-                records = _doneRecords + (s?.Records ?? 0),
-                bytes = _doneBytes + (s?.Bytes ?? 0),
-                priorityKeys = s?.PriorityKeys ?? 0,
-                scannedLogBytes = s?.ScannedLogBytes ?? 0,
-                plannedLogBytes = s?.PlannedLogBytes ?? 0,
-                sourceFailingSeconds = s?.SourceFailingFor?.TotalSeconds,
-                sourceFailure = s?.SourceFailure,
+                records = _doneRecords + live.Sum(s => s.Records),
+                bytes = _doneBytes + live.Sum(s => s.Bytes),
+                // Received records not installed: the target had them already (pulled again after a restart of the
+                // pulls) or a newer version (written at the target since the transfer).
+                stale = _doneStale + live.Sum(s => s.Stale),
+                restarts = _doneRestarts + live.Sum(s => s.Restarts),
+                priorityKeys = live.Sum(s => s.PriorityKeys),
+                scannedLogBytes = live.Sum(s => s.ScannedLogBytes),
+                plannedLogBytes = live.Sum(s => s.PlannedLogBytes),
+                sourceFailingSeconds = failing?.TotalSeconds,
+                sourceFailure = live.FirstOrDefault(s => s.SourceFailingFor is not null)?.SourceFailure,
+                // The current step's pulls are over; it checkpoints the target and drops the source's copy.
+                pullsEnded = jobs.Count > 0 && jobs.All(j => j.HasEnded),
                 started = Started,
                 firstServed = FirstServed,
                 finished = Finished,

@@ -33,8 +33,12 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// <summary>How long each step took (a decision: deciding + publishing + its effects; a wait: the wait), oldest first.</summary>
     public IReadOnlyCollection<(string Step, double Milliseconds)> Timings => _timings;
 
-    /// <summary>The pull job of the migration in progress (the copy, in stop-and-copy), for progress reports; null when none.</summary>
-    public PullJob? ActivePulls { get; private set; }
+    /// <summary>
+    /// The pull jobs of the latest step (one per contiguous run; the copies, in stop-and-copy), for progress reports:
+    /// set when they start, kept after they end (while the step checkpoints and drops the source's copy), replaced
+    /// by the next step's; empty before any.
+    /// </summary>
+    public IReadOnlyList<PullJob> ActivePulls { get; private set; } = [];
 
     /// <summary>
     /// Moves <paramref name="range"/> from <paramref name="source"/> to <paramref name="target"/>; returns the pull
@@ -66,6 +70,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     public async Task<IReadOnlyList<PullStats>> MigrateRangesAsync(IReadOnlyList<string> rangeNames, MigrationNode source, MigrationNode target,
         MigrationTarget executor, IMigrationPeer peer, Action<PullJob>? onPullsStarted = null, bool stopAndCopy = false, CancellationToken cancellationToken = default)
     {
+        ActivePulls = [];
         _nodes[source.Name] = source;
         _nodes[target.Name] = target;
         DecideAll([.. rangeNames.Select(r => ClusterDecision.BeginMigration(r, target.Name))], null);
@@ -86,7 +91,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             prepares = [];
             foreach (SlotRange run in runs)
                 copies.Add(executor.StartPulls(rangeNames[0], run, peer, null, serving: false, cancellationToken));
-            ActivePulls = copies[0];
+            ActivePulls = copies;
             foreach (PullJob c in copies)
                 await c.CompleteAsync().ConfigureAwait(false);
             Step("copy");
@@ -106,7 +111,8 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         for (int i = 0; i < runs.Count; i++)
             jobs.Add(executor.StartPulls(rangeNames[0], runs[i], peer, copies.Count > 0 ? copies[i] : null, serving: true, cancellationToken));
         AdvanceView(target, targetView, targetOwned);
-        ActivePulls ??= jobs[0];
+        if (ActivePulls.Count == 0)
+            ActivePulls = jobs;
         foreach (PullJob j in jobs)
             onPullsStarted?.Invoke(j);
         await ReportCoresAsync(target, cancellationToken).ConfigureAwait(false);
@@ -115,7 +121,6 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         foreach (PullJob j in jobs)
             await j.CompleteAsync().ConfigureAwait(false);
         Step("pulls");
-        ActivePulls = null;
         // FinishPulls of every range goes into the checkpoint's write (the checkpoint starts after the last pull).
         await FinishCoreAsync(target, executor, rangeNames, rangeNames, _ => peer, cancellationToken).ConfigureAwait(false);
         return copies.Count > 0 ? [.. copies.Select(c => c.Stats)] : [.. jobs.Select(j => j.Stats)];
@@ -155,6 +160,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     public async Task<PullStats?> PullRangeAsync(string range, MigrationNode source, MigrationNode target, MigrationTarget executor,
         IMigrationPeer peer, Action<PullJob>? onPullsStarted, PullJob? restarted, bool stopAndCopy, CancellationToken cancellationToken)
     {
+        ActivePulls = [];
         _nodes[source.Name] = source;
         _nodes[target.Name] = target;
         SlotRange slots = ranges[range];
@@ -204,7 +210,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             if (stopAndCopy)
             {
                 copy = executor.StartPulls(range, slots, peer, null, serving: false, cancellationToken);
-                ActivePulls = copy;
+                ActivePulls = [copy];
                 await copy.CompleteAsync().ConfigureAwait(false);
                 Step("copy");
             }
@@ -223,7 +229,8 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             });
             if (job is null)
                 throw new InvalidOperationException($"TransferOwnership({range}) did not start pulls");
-            ActivePulls ??= job;
+            if (ActivePulls.Count == 0)
+                ActivePulls = [job];
             onPullsStarted?.Invoke(job);
             await ReportCoresAsync(target, cancellationToken).ConfigureAwait(false);
             Step("cut " + target.Name);
@@ -237,11 +244,11 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             // decision was carried out already; pulling again is node-side mechanics, idempotent (insert-if-newer).
             job = executor.ResumePulls(range, slots, peer, cancellationToken);
         }
-        ActivePulls ??= job;
+        if (ActivePulls.Count == 0)
+            ActivePulls = [job];
         await job.CompleteAsync().ConfigureAwait(false);
         Step("pulls");
         Decide(ClusterDecision.FinishPulls(range), null);
-        ActivePulls = null;
         return copy?.Stats ?? job.Stats;
     }
 

@@ -244,6 +244,9 @@ public sealed class PullJob
     /// <summary>True when the background pulls ended without pulling everything (failed or cancelled).</summary>
     public bool HasFailed => _background.IsFaulted || _background.IsCanceled;
 
+    /// <summary>True when the background pulls ended (every record pulled, or failed).</summary>
+    public bool HasEnded => _background.IsCompleted;
+
     /// <summary>What was pulled so far.</summary>
     public PullStats Stats { get; } = new();
 
