@@ -64,13 +64,17 @@ public sealed class InstallInvokeTests
         Assert.Equal(ExtensionStatus.NotFound, h.Call(2, "other", "k"u8).Status);
     }
 
-    [Fact]
-    public void Install_InvalidName_IsRejected()
+    [Theory]
+    [InlineData("../evil")]
+    [InlineData("name\n")] // '$' matches before a final newline: accepted, its catalog line split in two and lost at restart
+    [InlineData("")]
+    public void Install_InvalidName_IsRejected(string name)
     {
         using var h = new Harness();
-        var result = h.Host.Install(1, "../evil", Hello);
+        var result = h.Host.Install(1, name, Hello);
         Assert.False(result.Success);
         Assert.Contains("invalid extension name", result.Errors[0]);
+        Assert.Empty(h.Host.List(1));
     }
 
     [Fact]

@@ -110,7 +110,7 @@ public sealed record StuckWorker(int WorkerIndex, ulong Tenant, string Extension
 /// </remarks>
 public sealed class ExtensionHost : IDisposable
 {
-    private static readonly Regex s_name = new("^[A-Za-z0-9_-]{1,64}$", RegexOptions.CultureInvariant);
+    private static readonly Regex s_name = new(@"^[A-Za-z0-9_-]{1,64}\z", RegexOptions.CultureInvariant);
 
     private readonly Lock _installLock = new();
     private readonly ModuleLoader _loader;
