@@ -1,4 +1,5 @@
 using System.Net;
+using Hybrid.Protocol;
 using Hybrid.Transport;
 
 namespace Hybrid.Client;
@@ -30,6 +31,13 @@ public sealed record HybridClientOptions
 
     /// <summary>The tenant's secret (HMAC key); empty for the default tenant of a loopback node.</summary>
     public byte[] Secret { get; init; } = [];
+
+    /// <summary>
+    /// The node's size limits (the <see cref="ProtocolLimits"/> it runs with; the default is a node's default).
+    /// A request whose key or value is over them fails at once with <see cref="ArgumentException"/>, before it enters a
+    /// frame shared with other requests: the node answers a frame over its limits TooLarge and closes the connection.
+    /// </summary>
+    public ProtocolLimits Limits { get; init; } = ProtocolLimits.Default;
 
     /// <summary>Most requests in one frame.</summary>
     public int MaxBatchOps { get; init; } = 256;

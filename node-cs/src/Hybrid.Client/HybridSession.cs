@@ -103,6 +103,7 @@ public sealed partial class HybridSession : IAsyncDisposable
     /// <summary>Reads several keys of one table in one request; results in key order.</summary>
     public ValueTask<GetResult[]> MultiGetAsync(ushort table, IReadOnlyList<byte[]> keys)
     {
+        CheckKeyCount(keys.Count);
         int size = keys.Sum(k => PackedKeyReader.EncodedLength(k.Length));
         var packed = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
         try
@@ -129,6 +130,7 @@ public sealed partial class HybridSession : IAsyncDisposable
         if (keys.Length % keySize != 0)
             throw new ArgumentException($"{keys.Length} bytes of keys is not a multiple of the key size {keySize}", nameof(keys));
         int count = keys.Length / keySize;
+        CheckKeyCount(count);
         int size = count * PackedKeyReader.EncodedLength(keySize);
         var packed = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
         try
@@ -201,22 +203,40 @@ public sealed partial class HybridSession : IAsyncDisposable
         return new ValueTask(results, token);
     }
 
-    private static void CheckSizes(HybridBatch batch)
+    private void CheckSizes(HybridBatch batch)
     {
         for (int i = 0; i < batch.Count; i++)
-            CheckKey(batch.Items[i].Key.Length);
+            CheckSizes(batch.Items[i].Op, batch.Items[i].Key.Length, batch.Items[i].Value.Length);
     }
 
-    /// <summary>The wire's key length is 16 bits: a longer key is refused before any byte of it enters a shared frame.</summary>
-    private static void CheckKey(int length)
+    /// <summary>A MultiGet's keys count as requests of its frame: more than a frame may hold is refused before sending.</summary>
+    private void CheckKeyCount(int count)
     {
-        if (length > ushort.MaxValue)
-            throw new ArgumentException($"a key (or extension name) is at most {ushort.MaxValue} bytes; this one has {length}", "key");
+        if (count > _options.Limits.MaxRequestsPerBatch)
+            throw new ArgumentException($"a multi-get reads at most {_options.Limits.MaxRequestsPerBatch} keys (the node's limit on requests per frame); this one has {count}", "keys");
+    }
+
+    /// <summary>
+    /// A request over the node's limits (<see cref="HybridClientOptions.Limits"/>) is refused before any byte of it
+    /// enters a shared frame: the node would answer that whole frame TooLarge and close the connection, failing the
+    /// other callers' requests in it and in flight.
+    /// </summary>
+    private void CheckSizes(OpCode code, int keyLength, int valueLength)
+    {
+        ProtocolLimits limits = _options.Limits;
+        int maxKey = Math.Min(limits.MaxKeyBytes, ushort.MaxValue);
+        if (keyLength > maxKey)
+            throw new ArgumentException($"a key (or extension name) is at most {maxKey} bytes (the node's limit); this one has {keyLength}", "key");
+        // A MultiGet's packed keys travel as its value, bounded by the frame rather than by the value limit.
+        if (code == OpCode.MultiGet && valueLength > limits.MaxFrameBytes - FrameHeader.Size - RequestHeader.Size)
+            throw new ArgumentException($"a multi-get's keys take {valueLength} bytes; a frame holds at most {limits.MaxFrameBytes} (the node's limit)", "keys");
+        if (code != OpCode.MultiGet && valueLength > limits.MaxValueBytes)
+            throw new ArgumentException($"a value (or extension source or arguments) is at most {limits.MaxValueBytes} bytes (the node's limit); this one has {valueLength}", "value");
     }
 
     private PendingOp Submit(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
     {
-        CheckKey(key.Length);
+        CheckSizes(code, key.Length, value.Length);
         PendingOp submitted;
         lock (_lock)
         {
@@ -242,7 +262,7 @@ public sealed partial class HybridSession : IAsyncDisposable
     private PendingOp AppendLocked(OpCode code, ushort table, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong expected)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        CheckKey(key.Length);
+        CheckSizes(code, key.Length, value.Length);
         var open = _open ??= NewBatchLocked();
         int mark = open.Buffer.Length;
         try

@@ -166,6 +166,25 @@ public class MalformedInputTests
     }
 
     [Fact]
+    public async Task A_value_over_the_limit_fails_alone_before_sending_and_the_requests_beside_it_are_served()
+    {
+        // Found by a probe: 100 concurrent small puts and one 1 MiB + 10 B put on one session: the client put the large
+        // one into the shared frame, the node answered the frame TooLarge and closed the connection, and 99 of the
+        // small writes failed (49 as TooLarge, 50 with an unknown outcome) though the node ran none of them.
+        await using var node = await TestNode.StartAsync();
+        await using var client = await node.ConnectAsync(configure: o => o with { Limits = TestNode.Limits });
+        var small = Enumerable.Range(0, 100).Select(i => client.PutAsync(0, Encoding.ASCII.GetBytes($"s{i}"), "v"u8).AsTask()).ToList();
+        var tooLarge = Assert.Throws<ArgumentException>(() => client.PutAsync(0, "big"u8, new byte[TestNode.Limits.MaxValueBytes + 1]));
+        Assert.Contains($"at most {TestNode.Limits.MaxValueBytes} bytes", tooLarge.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => client.PutAsync(0, new byte[TestNode.Limits.MaxKeyBytes + 1], "v"u8));
+        Assert.Throws<ArgumentException>(() => client.MultiGetAsync(0, Enumerable.Repeat("k"u8.ToArray(), TestNode.Limits.MaxRequestsPerBatch + 1).ToList()));
+        Assert.All(await Task.WhenAll(small), r => Assert.Equal(Status.Ok, r.Status));
+        var read = await client.MultiGetAsync(0, Enumerable.Range(0, 100).Select(i => Encoding.ASCII.GetBytes($"s{i}")).ToList());
+        Assert.All(read, r => Assert.Equal(Status.Ok, r.Status));
+        Assert.Equal(Status.Ok, (await client.PutAsync(0, "big"u8, new byte[TestNode.Limits.MaxValueBytes])).Status);
+    }
+
+    [Fact]
     public async Task A_multi_get_whose_reply_passes_the_limit_answers_TooLarge_for_the_keys_past_it()
     {
         // One small request could ask for the same large value thousands of times, and the node built the whole reply
