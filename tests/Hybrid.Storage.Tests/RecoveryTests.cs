@@ -56,6 +56,39 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(0, reopened.TenantBytes(1));
     }
 
+    [Fact]
+    public void A_damaged_store_is_refused_at_open_and_left_as_it_was()
+    {
+        // Found by a probe: each of these opened an empty (or torn) store without a word, and the first one then purged
+        // the checkpoint that held the data.
+        using (var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync)))
+            WriteSample(store);
+        string meta = Path.Combine(_dir.Path, "checkpoint.json");
+        string segment = Path.Combine(_dir.Path, "hlog", "data.log.0");
+        byte[] metaBytes = File.ReadAllBytes(meta), segmentBytes = File.ReadAllBytes(segment);
+
+        var memory = Assert.Throws<InvalidOperationException>(() => FasterKvStore.Open(_dir.Options(DurabilityMode.Memory)));
+        Assert.Contains("holds a durable store", memory.Message, StringComparison.Ordinal);
+
+        File.Delete(meta);
+        Assert.Contains("checkpoint.json is missing", Refused().Message, StringComparison.Ordinal);
+        File.WriteAllText(meta, "{\"Token\":");
+        Assert.Contains("checkpoint.json is damaged", Refused().Message, StringComparison.Ordinal);
+        File.WriteAllBytes(meta, metaBytes);
+
+        File.WriteAllBytes(segment, segmentBytes[..(segmentBytes.Length / 2)]);
+        Assert.Contains("data.log.0 is " + (segmentBytes.Length / 2) + " bytes, cut short", Refused().Message, StringComparison.Ordinal);
+        File.Delete(segment);
+        Assert.Contains("data.log.0 is missing or empty", Refused().Message, StringComparison.Ordinal);
+        File.WriteAllBytes(segment, segmentBytes);
+
+        // Nothing was lost on the way: every refusal left the files as they were.
+        using var reopened = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        AssertSample(reopened);
+
+        InvalidDataException Refused() => Assert.Throws<InvalidDataException>(() => FasterKvStore.Open(_dir.Options(DurabilityMode.Sync)).Dispose());
+    }
+
     [Theory]
     [InlineData(DurabilityMode.Async)]
     [InlineData(DurabilityMode.Sync)]

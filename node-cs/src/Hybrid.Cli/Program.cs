@@ -66,10 +66,11 @@ internal static class Program
         {
             node.StartAsync().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException or ArgumentException
+            or InvalidDataException or InvalidOperationException or System.Text.Json.JsonException)
         {
-            // A port in use, a data directory that cannot be written, a CPU this process may not use: say which,
-            // without a stack trace.
+            // A port in use, a data directory that cannot be written or is damaged, a CPU this process may not use, a
+            // tenant without a secret on a node others can reach: say which, without a stack trace.
             Console.Error.WriteLine($"hybrid server: cannot start: {e.Message}");
             node.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 1;

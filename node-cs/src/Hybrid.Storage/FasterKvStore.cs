@@ -84,17 +84,21 @@ public sealed class FasterKvStore : IKvStore
         _opLogDirectory = Path.Combine(dir, OpLogFolder);
         _opLogCommitsDirectory = Path.Combine(_opLogDirectory, "log-commits");
         if (options.Durability == DurabilityMode.Memory && Directory.Exists(dir))
+        {
+            RefuseToClearADurableStore(dir);
             ClearDirectory(dir);
+        }
         Directory.CreateDirectory(dir);
 
         _logDevice = Devices.CreateLogDevice(Path.Combine(dir, LogFolder, "data.log"), recoverDevice: options.Durability != DurabilityMode.Memory);
         int pageBits = Log2(options.PageSizeBytes);
+        _segmentBits = Math.Max(pageBits, 28);
         var logSettings = new LogSettings
         {
             LogDevice = _logDevice,
             PageSizeBits = pageBits,
             MemorySizeBits = Log2(options.MemoryBudgetBytes),
-            SegmentSizeBits = Math.Max(pageBits, 28),
+            SegmentSizeBits = _segmentBits,
             MutableFraction = 0.9,
             ReadCopyOptions = new ReadCopyOptions { CopyFrom = ReadCopyFrom.None, CopyTo = ReadCopyTo.None },
         };
@@ -507,6 +511,47 @@ public sealed class FasterKvStore : IKvStore
 
     private sealed record CheckpointMeta(Guid Token, long CoveredSequence, ulong MaxVersion);
 
+    /// <summary>The operation log's first address: its begin until a checkpoint truncates it.</summary>
+    private const long FirstOpLogAddress = 64;
+
+    /// <summary>
+    /// After a checkpoint's recovery: every hybrid-log segment file below the recovered log's flushed address is there
+    /// and long enough. FASTER recovers a missing or shortened segment silently (a new empty file): its records would
+    /// read as absent, or a value cut by the end of the file as zeros with status Ok.
+    /// </summary>
+    private void CheckLogFiles(string dir)
+    {
+        long begin = _kv.Log.BeginAddress, flushed = _kv.Log.ReadOnlyAddress;
+        for (long segment = begin >> _segmentBits; flushed > begin && segment <= (flushed - 1) >> _segmentBits; segment++)
+        {
+            string file = Path.Combine(dir, LogFolder, "data.log." + segment.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            long needed = Math.Min(1L << _segmentBits, flushed - (segment << _segmentBits));
+            var info = new FileInfo(file);
+            if (!info.Exists || info.Length < needed)
+            {
+                // A missing segment is there by now, empty: the log device creates the files it opens.
+                throw new InvalidDataException($"{file} is {(info.Exists && info.Length > 0 ? $"{info.Length} bytes, cut short" : "missing or empty")}: the checkpoint's log needs "
+                    + $"{needed} bytes of it, and the store would open with records missing or torn. Restore it (or the whole data directory "
+                    + "from a backup), or move the data directory away to start empty");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Memory durability starts empty and deletes what its directory holds: refused when that is a durable store (a
+    /// checkpoint or an operation log), which a mistyped <c>--durability</c> would otherwise wipe.
+    /// </summary>
+    private static void RefuseToClearADurableStore(string dir)
+    {
+        bool opLog = Directory.Exists(Path.Combine(dir, OpLogFolder))
+            && Directory.EnumerateFiles(Path.Combine(dir, OpLogFolder), "*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0);
+        if (File.Exists(Path.Combine(dir, MetaFileName)) || opLog)
+        {
+            throw new InvalidOperationException($"{dir} holds a durable store (async or sync durability); memory durability starts empty and "
+                + "would delete it. Open it with its durability, or give memory durability another data directory");
+        }
+    }
+
     /// <summary>
     /// Flushes the directory entries of the files checkpoint <paramref name="token"/> created (its folders under
     /// <c>checkpoints/</c>, and the <c>hlog/</c> segments its fold-over wrote) before <c>checkpoint.json</c> names it:
@@ -548,11 +593,35 @@ public sealed class FasterKvStore : IKvStore
     {
         string metaPath = Path.Combine(dir, MetaFileName);
         long replayFrom = _opLog!.BeginAddress;
+        if (!File.Exists(metaPath) && replayFrom > FirstOpLogAddress)
+        {
+            // The operation log is truncated only after checkpoint.json names the checkpoint that covers what was cut:
+            // without it the store would open without those writes, and then purge the checkpoint that holds them.
+            throw new InvalidDataException($"{metaPath} is missing, but the operation log was truncated after a checkpoint named there: "
+                + "opening would lose every write up to that checkpoint. Restore the file (or the whole data directory from a backup), "
+                + "or move the data directory away to start empty");
+        }
         if (File.Exists(metaPath))
         {
-            var meta = JsonSerializer.Deserialize<CheckpointMeta>(File.ReadAllText(metaPath))
-                ?? throw new InvalidDataException($"{metaPath} is empty");
-            _kv.Recover(meta.Token);
+            CheckpointMeta meta;
+            try
+            {
+                meta = JsonSerializer.Deserialize<CheckpointMeta>(File.ReadAllText(metaPath))
+                    ?? throw new InvalidDataException($"{metaPath} is empty");
+            }
+            catch (JsonException e)
+            {
+                throw new InvalidDataException($"{metaPath} is damaged ({e.Message}): it names the checkpoint to recover from", e);
+            }
+            try
+            {
+                _kv.Recover(meta.Token);
+            }
+            catch (Exception e) when (e is FasterException or IOException or ArgumentException)
+            {
+                throw new InvalidDataException($"checkpoint {meta.Token} that {metaPath} names cannot be recovered: {e.Message}", e);
+            }
+            CheckLogFiles(dir);
             _lastCheckpointToken = meta.Token;
             _lastCheckpointSequence = meta.CoveredSequence;
             _floor = (long)meta.MaxVersion;
@@ -617,6 +686,8 @@ public sealed class FasterKvStore : IKvStore
 
     /// <summary>Folders of the data directory: FASTER's hybrid log, the operation log of async/sync durability, checkpoints.</summary>
     private const string LogFolder = "hlog", OpLogFolder = "oplog", CheckpointsFolder = "checkpoints";
+
+    private readonly int _segmentBits;
     private const int OpLogSegmentBits = 28;
 
     private string CheckpointDirectory => Path.Combine(Options.DataDirectory, CheckpointsFolder);

@@ -28,6 +28,11 @@ public sealed class DataDirectoryLock : IDisposable
             File.WriteAllText(path + ".owner", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             return new DataDirectoryLock(file);
         }
+        catch (IOException e) when (e.HResult != LockHeld)
+        {
+            // Not the lock: a read-only file system, a full disk... (the message was "in use by" a process long gone).
+            throw new IOException($"data directory {directory} cannot be written: {e.Message}", e);
+        }
         catch (IOException e)
         {
             string holder = "";
@@ -41,6 +46,9 @@ public sealed class DataDirectoryLock : IDisposable
             throw new IOException($"data directory {directory} is in use by another node or tool{holder}: stop it first, or use another directory", e);
         }
     }
+
+    /// <summary>The errno (EWOULDBLOCK) in the IOException of an open refused because another open file holds the flock.</summary>
+    private const int LockHeld = 11;
 
     /// <summary>Releases the lock (the file stays).</summary>
     public void Dispose() => _file.Dispose();
