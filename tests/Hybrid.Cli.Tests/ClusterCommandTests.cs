@@ -68,6 +68,28 @@ public sealed class ClusterCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_cluster_directory_keeps_its_metadata_store_for_every_command()
+    {
+        // Found by a probe: an etcd cluster's directory named without --metadata was taken for a file cluster that did
+        // not exist; 'cluster start' as advised then built a second cluster over the nodes' data (keys of moved ranges
+        // read as missing) and rewrote the directory's settings.
+        const string etcd = "etcd:http://127.0.0.1:1";
+        Directory.CreateDirectory(_dir);
+        File.WriteAllText(Path.Combine(_dir, "cluster-settings.json"), $$"""{"Durability":"sync","BasePort":0,"Metadata":"{{etcd}}"}""");
+        foreach (string[] args in new[] { new[] { "cluster", "status", "--dir", _dir }, ["migrate", "--slots", "0-10", "--to", "n2", "--dir", _dir], ["cluster", "start", "--dir", _dir] })
+        {
+            (int code, string err) = RunCapturingErrors(args);
+            Assert.Equal(2, code);
+            Assert.Contains("unavailable", err, StringComparison.Ordinal); // it asked the etcd store
+        }
+        (int refused, string why) = RunCapturingErrors("cluster", "start", "--dir", _dir, "--metadata", "file:" + Path.Combine(_dir, "metadata"));
+        Assert.Equal(2, refused);
+        Assert.Contains($"this cluster's metadata is {etcd}", why, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "metadata")), "a file store was created");
+        Assert.Contains(etcd, File.ReadAllText(Path.Combine(_dir, "cluster-settings.json")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Migrate_progress_names_a_source_that_has_not_answered_and_nothing_while_it_answers()
     {
         using var failing = System.Text.Json.JsonDocument.Parse("""{"records":5,"sourceFailingSeconds":12.4,"sourceFailure":"peer not reachable: connection refused"}""");

@@ -13,8 +13,27 @@ namespace Hybrid.Cli.Cluster;
 /// </summary>
 internal static class LocalCluster
 {
-    /// <summary>Where the metadata lives: <paramref name="metadata"/> if given, else the file store in <paramref name="dir"/>.</summary>
-    public static string MetadataSpec(string dir, string? metadata) => metadata ?? "file:" + Path.Combine(Path.GetFullPath(dir), "metadata");
+    /// <summary>What <c>cluster start</c> keeps in a cluster's directory: how to restart its nodes, and where its metadata is.</summary>
+    public const string SettingsFile = "cluster-settings.json";
+
+    /// <summary>
+    /// Where the metadata lives: <paramref name="metadata"/> if given, else the store <c>cluster start</c> was given for
+    /// <paramref name="dir"/> (kept in its <see cref="SettingsFile"/>: an etcd cluster's directory named without
+    /// --metadata was taken for a file cluster that did not exist, and `cluster start` then built a second cluster over
+    /// the nodes' data), else the file store in <paramref name="dir"/>.
+    /// </summary>
+    public static string MetadataSpec(string dir, string? metadata) =>
+        metadata ?? SavedMetadataSpec(dir) ?? "file:" + Path.Combine(Path.GetFullPath(dir), "metadata");
+
+    /// <summary>The --metadata that <c>cluster start</c> created the cluster in <paramref name="dir"/> with, or null (the file store).</summary>
+    public static string? SavedMetadataSpec(string dir)
+    {
+        string path = Path.Combine(dir, SettingsFile);
+        if (!File.Exists(path))
+            return null;
+        using var settings = JsonDocument.Parse(File.ReadAllText(path));
+        return settings.RootElement.TryGetProperty("Metadata", out JsonElement spec) && spec.ValueKind == JsonValueKind.String ? spec.GetString() : null;
+    }
 
     /// <summary>
     /// The metadata spec of a cluster that must exist already (every command but <c>cluster start</c>): a file store

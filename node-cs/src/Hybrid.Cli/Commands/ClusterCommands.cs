@@ -44,6 +44,10 @@ internal static partial class HybridCli
             string dir = result.GetValue(s_dir)!;
             Directory.CreateDirectory(dir);
             string spec = LocalCluster.MetadataSpec(dir, result.GetValue(s_metadata));
+            // Another metadata store for a directory whose nodes belong to a cluster elsewhere would start a second
+            // cluster over their data: refused before that store is opened (and a cluster created in it).
+            if (LocalCluster.SavedMetadataSpec(dir) is { } kept && spec != kept)
+                throw new ArgumentException($"this cluster's metadata is {kept}, not {spec}: leave --metadata out to use it");
             await using IMetadataStore store = MetadataStores.Open(spec);
             var metadata = new DurableClusterMetadata(store);
             int n = result.GetValue(nodes);
@@ -52,8 +56,8 @@ internal static partial class HybridCli
             var live = (await metadata.Typed.ListLiveNodesAsync()).Select(l => l.Id).ToHashSet();
             // A node restarted later keeps the cluster's durability and ports: left out, they defaulted to async and
             // 7100 (a sync cluster's restarted node silently became async, found by an exploratory run).
-            string settingsPath = Path.Combine(dir, "cluster-settings.json");
-            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort));
+            string settingsPath = Path.Combine(dir, LocalCluster.SettingsFile);
+            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort), spec);
             StartSettings settings = given;
             if (!created && File.Exists(settingsPath))
             {
@@ -69,6 +73,12 @@ internal static partial class HybridCli
                         throw new ArgumentException($"this cluster was started with {option.Name} {storedValue}, not {givenValue}: leave {option.Name} out to keep it");
                 }
                 settings = stored;
+                if (stored.Metadata is null)
+                {
+                    // Kept by a version that did not record the metadata store: record it now.
+                    settings = stored with { Metadata = spec };
+                    File.WriteAllText(settingsPath, JsonSerializer.Serialize(settings));
+                }
             }
             else
             {
@@ -329,6 +339,9 @@ internal static partial class HybridCli
         Console.WriteLine($"tenants: default (1, on loopback-only nodes){(tenants.Count > 0 ? ", " + names : "")}; extensions in the catalog: {extensions.Count(e => e.Source is not null)}");
     }
 
-    /// <summary>What <c>cluster start</c> started a local cluster's nodes with, kept in its directory for later restarts.</summary>
-    private sealed record StartSettings(string Durability, int BasePort);
+    /// <summary>
+    /// What <c>cluster start</c> started a local cluster's nodes with, kept in its directory for later restarts, and its
+    /// metadata store, which every command then finds by --dir (null: kept by a version that did not record it).
+    /// </summary>
+    private sealed record StartSettings(string Durability, int BasePort, string? Metadata = null);
 }
