@@ -51,7 +51,17 @@ internal static class MigrationProgress
         JsonElement status = default;
         async Task<bool> PollAsync()
         {
-            status = JsonDocument.Parse(await peer.ControlAsync("{\"op\":\"status\"}")).RootElement.Clone();
+            try
+            {
+                status = JsonDocument.Parse(await peer.ControlAsync("{\"op\":\"status\"}")).RootElement.Clone();
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or PeerException)
+            {
+                // The target went away mid-migration (it printed an unhandled SocketException): what was decided stays
+                // decided, and a restarted target carries the migration on by itself.
+                throw new IOException($"target {target.Id} stopped answering ({e.Message}); the migration goes on when it is back "
+                    + "('hybrid cluster start' restarts a local cluster's stopped nodes; 'hybrid cluster status' shows the migration)", e);
+            }
             return status.GetProperty("finished").ValueKind != JsonValueKind.Null;
         }
         if (showBar && AnsiConsole.Profile.Capabilities.Interactive)
