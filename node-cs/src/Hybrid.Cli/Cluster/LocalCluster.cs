@@ -96,17 +96,39 @@ internal static class LocalCluster
     }
 
     /// <summary>Waits until <paramref name="names"/> are all registered as live; returns their registrations.</summary>
-    public static async Task<IReadOnlyList<NodeInfo>> WaitLiveAsync(ClusterMetadata metadata, IReadOnlyCollection<string> names, TimeSpan timeout)
+    public static async Task<IReadOnlyList<NodeInfo>> WaitLiveAsync(ClusterMetadata metadata, IReadOnlyCollection<string> names, TimeSpan timeout,
+        IReadOnlyDictionary<string, int>? started = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             IReadOnlyList<NodeInfo> live = await metadata.ListLiveNodesAsync();
-            if (names.All(n => live.Any(l => l.Id == n)))
+            // A node started now counts once it registered itself, not while the lease of the process it replaces lasts.
+            if (names.All(n => live.Any(l => l.Id == n && (started is null || !started.TryGetValue(n, out int pid) || l.Pid == pid))))
                 return live;
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"nodes not live after {timeout}: {string.Join(", ", names.Where(n => live.All(l => l.Id != n)))}");
             await Task.Delay(100);
+        }
+    }
+
+    /// <summary>
+    /// False when <paramref name="node"/> is registered (its lease lasts a few seconds after it died) but its process on
+    /// this machine is gone: a local cluster's node killed a moment ago must be restarted, not taken for running.
+    /// </summary>
+    public static bool IsRunning(NodeInfo node)
+    {
+        if (node.Pid is not int pid || !IPEndPoint.TryParse(node.Endpoint, out IPEndPoint? endPoint) || !IPAddress.IsLoopback(endPoint.Address))
+            return true;
+        try
+        {
+            // A process killed a moment ago stays a zombie until its parent (init, for a detached node) reaps it.
+            string stat = File.ReadAllText($"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..] is not ['Z' or 'X', ..];
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 

@@ -53,7 +53,7 @@ internal static partial class HybridCli
             int n = result.GetValue(nodes);
             bool created = await LocalCluster.InitializeAsync(metadata, n, result.GetValue(workers), result.GetValue(ranges), allOnFirst: false);
             DecisionLog log = metadata.Log;
-            var live = (await metadata.Typed.ListLiveNodesAsync()).Select(l => l.Id).ToHashSet();
+            var live = (await metadata.Typed.ListLiveNodesAsync()).Where(LocalCluster.IsRunning).Select(l => l.Id).ToHashSet();
             // A node restarted later keeps the cluster's durability and ports: left out, they defaulted to async and
             // 7100 (a sync cluster's restarted node silently became async, found by an exploratory run).
             string settingsPath = Path.Combine(dir, LocalCluster.SettingsFile);
@@ -85,15 +85,17 @@ internal static partial class HybridCli
                 File.WriteAllText(settingsPath, JsonSerializer.Serialize(given));
             }
             int port = settings.BasePort;
+            var started = new Dictionary<string, int>();
             for (int i = 0; i < log.Nodes.Length; i++)
             {
                 string name = log.Nodes[i];
                 if (live.Contains(name))
                     continue;
                 string Port(int offset) => (port == 0 ? 0 : port + (10 * i) + offset).ToString(CultureInfo.InvariantCulture);
-                LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", settings.Durability]);
+                using var process = LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", settings.Durability]);
+                started[name] = process.Id;
             }
-            await LocalCluster.WaitLiveAsync(metadata.Typed, log.Nodes, TimeSpan.FromSeconds(60));
+            await LocalCluster.WaitLiveAsync(metadata.Typed, log.Nodes, TimeSpan.FromSeconds(60), started);
             Console.WriteLine(created ? $"created cluster: {log.Nodes.Length} nodes, {log.Ranges.Count} ranges, metadata {spec}" : $"cluster exists: metadata {spec}");
             await PrintStatusAsync(metadata, store);
             return 0;
