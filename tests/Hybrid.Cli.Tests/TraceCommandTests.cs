@@ -29,8 +29,23 @@ public class TraceCommandTests
             File.WriteAllLines(tampered, lines.Where(l => !l.Contains("\"TransferOwnership\"", StringComparison.Ordinal)));
             Assert.True(lines.Length > File.ReadAllLines(tampered).Length);
             Assert.Equal(1, HybridCli.Run(["trace", "check", tampered], NoServer));
-            File.WriteAllText(tampered, "{\"event\": 1.5}\n");
-            Assert.Equal(2, HybridCli.Run(["trace", "check", tampered], NoServer));
+            // Malformed is a verdict like the others (exit 1), naming the line: a line cut off by a crash printed the JSON
+            // parser's message alone ("LineNumber: 0") with exit 2, whatever line of thousands it was.
+            var (stdout, output) = (Console.Out, new StringWriter());
+            Console.SetOut(output);
+            try
+            {
+                File.WriteAllText(tampered, "{\"event\": 1.5}\n");
+                Assert.Equal(1, HybridCli.Run(["trace", "check", tampered], NoServer));
+                Assert.Contains(": Malformed: line 1: not an integer: 1.5", output.ToString(), StringComparison.Ordinal);
+                File.WriteAllLines(tampered, [.. lines.Take(3), lines[3][..(lines[3].Length / 2)]]);
+                Assert.Equal(1, HybridCli.Run(["trace", "check", tampered], NoServer));
+                Assert.Contains(": Malformed: line 4: not a JSON value", output.ToString(), StringComparison.Ordinal);
+            }
+            finally
+            {
+                Console.SetOut(stdout);
+            }
         }
         finally
         {
@@ -138,6 +153,12 @@ public class TraceCommandTests
             output.GetStringBuilder().Clear();
             Assert.Equal(0, HybridCli.Run(["trace", "check", "--cluster", dir, n1, n2], NoServer));
             Assert.Contains("(2 node trace(s), 22 of the log's 22 decisions): Accepted (23 lines;", output.ToString(), StringComparison.Ordinal);
+
+            // Checked is not complete: without n1's trace the merge stops at n1's first decision, and what it covered
+            // conforms; that exited 0 ("11 of the log's 22 decisions: Accepted"), which a script takes for a pass.
+            output.GetStringBuilder().Clear();
+            Assert.Equal(1, HybridCli.Run(["trace", "check", "--cluster", dir, n2], NoServer));
+            Assert.Contains("Incomplete: the traces stop at decision 12 of 22 (made by n1, whose trace was not given or ends before it)", output.ToString(), StringComparison.Ordinal);
 
             File.WriteAllLines(n1, File.ReadAllLines(n1).Reverse());
             output.GetStringBuilder().Clear();

@@ -70,8 +70,26 @@ internal static class TraceCommand
             return 1;
         }
         string name = $"{dir} ({files.Length} node trace(s), {merged.Decisions} of the log's {log.Decisions.Count} decisions)";
-        var report = TraceCheck.Check(Parse(merged.Lines));
-        return Print(name, report, report.Line, 0);
+        List<Value> lines;
+        try
+        {
+            lines = Parse(merged.Lines);
+        }
+        catch (FormatException e)
+        {
+            Console.WriteLine($"{name}: Malformed: {e.Message}");
+            return 1;
+        }
+        var report = TraceCheck.Check(lines);
+        int verdict = Print(name, report, report.Line, 0);
+        if (verdict == 0 && merged.Decisions < log.Decisions.Count)
+        {
+            // What was checked conforms, but not all of it was: a script reading the exit code must not take it for a pass.
+            string by = log.Decisions[merged.Decisions].By is { } decider ? $"made by {decider}, whose trace was not given or ends before it" : "made by no node";
+            Console.WriteLine($"{name}: Incomplete: the traces stop at decision {merged.Decisions + 1} of {log.Decisions.Count} ({by})");
+            return 1;
+        }
+        return verdict;
     }
 
     private static int CheckFile(string path, bool decisionsOnly)
@@ -99,7 +117,12 @@ internal static class TraceCommand
             }
             lines = Parse(kept);
         }
-        catch (Exception e) when (e is IOException or JsonException or FormatException or UnauthorizedAccessException)
+        catch (FormatException e)
+        {
+            Console.WriteLine($"{path}: Malformed: {e.Message}");
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"{path}: {e.Message}");
             return 2;
@@ -137,10 +160,15 @@ internal static class TraceCommand
         {
             if (string.IsNullOrWhiteSpace(line))
                 continue;
-            using var doc = JsonDocument.Parse(line);
             try
             {
+                using var doc = JsonDocument.Parse(line);
                 values.Add(Convert(doc.RootElement));
+            }
+            catch (JsonException e)
+            {
+                // A line cut off by a crash, or garbled: name it (the parser's own position says line 0 of the line).
+                throw new FormatException($"line {number}: not a JSON value ({e.Message.Split(" LineNumber:")[0]})", e);
             }
             catch (FormatException e)
             {
