@@ -1,5 +1,6 @@
 using Hybrid.Cli.Bench;
 using Hybrid.Cli.Commands;
+using Hybrid.Node.Hosting;
 using Hybrid.Protocol;
 
 namespace Hybrid.Cli.Tests;
@@ -127,6 +128,45 @@ public class CliTests
         finally
         {
             Console.SetOut(stdout);
+            Console.SetError(stderr);
+            data.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task A_loopback_nodes_data_directory_serves_a_network_address_once_its_default_tenant_has_a_secret()
+    {
+        // Found by a probe: such a node refused to start with an unhandled exception (exit 134) naming the default tenant,
+        // and no command could give that tenant a secret (editing tenants.log by hand was the only way).
+        var data = Directory.CreateTempSubdirectory("hybrid-cli-secret");
+        HybridNodeOptions Options(string bind) => new()
+        {
+            DataDirectory = data.FullName,
+            BindAddress = System.Net.IPAddress.Parse(bind),
+            NativePort = 0,
+            RespPort = -1,
+            MetricsPort = -1,
+            Durability = Hybrid.Storage.DurabilityMode.Memory,
+            Workers = 1,
+        };
+        var error = new StringWriter();
+        TextWriter stderr = Console.Error;
+        try
+        {
+            await using (var loopback = new HybridNode(Options("127.0.0.1")))
+                await loopback.StartAsync();
+            Console.SetError(error);
+            Assert.Equal(1, Program.RunServer(["--bind", "0.0.0.0", "--port", "0", "--resp-port", "-1", "--metrics-port", "-1", "--durability", "memory", "--data-dir", data.FullName]));
+            Assert.Contains("these have no secret: default (give each one with 'hybrid tenant secret NAME --data-dir", error.ToString(), StringComparison.Ordinal);
+            Assert.Equal(2, HybridCli.Build(NoServer).Parse(["tenant", "secret", "nobody", "--data-dir", data.FullName]).Invoke());
+            Assert.Equal(0, HybridCli.Build(NoServer).Parse(["tenant", "secret", "default", "--secret", "pw", "--data-dir", data.FullName]).Invoke());
+            Assert.True(Hybrid.Node.Tenants.TenantRegistry.Open(data.FullName).TryGet("default", out var tenant));
+            Assert.Equal("pw"u8.ToArray(), tenant.Secret);
+            await using var exposed = new HybridNode(Options("0.0.0.0"));
+            await exposed.StartAsync();
+        }
+        finally
+        {
             Console.SetError(stderr);
             data.Delete(true);
         }

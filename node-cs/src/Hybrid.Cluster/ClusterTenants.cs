@@ -75,22 +75,33 @@ public sealed class ClusterTenants : MetadataFolder
     /// Changes tenant <paramref name="name"/>'s quotas (a null one stays as it is); nodes apply them as they see the
     /// change.
     /// </summary>
-    public async Task<TenantInfo> SetQuotasAsync(string name, long? maxBytes = null, long? maxOpsPerSecond = null, double? extensionCores = null,
+    public Task<TenantInfo> SetQuotasAsync(string name, long? maxBytes = null, long? maxOpsPerSecond = null, double? extensionCores = null,
         CancellationToken cancellationToken = default)
     {
-        CheckName(name);
         CheckQuotas(maxBytes ?? 0, maxOpsPerSecond ?? 0, extensionCores ?? 0);
+        return UpdateAsync(name, old => old with
+        {
+            MaxBytes = maxBytes ?? old.MaxBytes,
+            MaxOpsPerSecond = maxOpsPerSecond ?? old.MaxOpsPerSecond,
+            ExtensionCores = extensionCores ?? old.ExtensionCores,
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Replaces tenant <paramref name="name"/>'s secret (rotation); nodes apply it as they see the change: sessions
+    /// opened from then on prove the new one, open sessions go on.
+    /// </summary>
+    public Task<TenantInfo> SetSecretAsync(string name, byte[] secret, CancellationToken cancellationToken = default) =>
+        UpdateAsync(name, old => old with { Secret = secret }, cancellationToken);
+
+    private async Task<TenantInfo> UpdateAsync(string name, Func<TenantInfo, TenantInfo> change, CancellationToken cancellationToken)
+    {
+        CheckName(name);
         for (int attempt = 0; attempt < MaxAttempts; attempt++)
         {
             MetadataEntry entry = await Store.GetAsync(Prefix + name, cancellationToken).ConfigureAwait(false)
                 ?? throw new KeyNotFoundException($"no tenant '{name}' in the cluster");
-            TenantInfo old = Decode(entry.Key, entry.Value);
-            TenantInfo updated = old with
-            {
-                MaxBytes = maxBytes ?? old.MaxBytes,
-                MaxOpsPerSecond = maxOpsPerSecond ?? old.MaxOpsPerSecond,
-                ExtensionCores = extensionCores ?? old.ExtensionCores,
-            };
+            TenantInfo updated = change(Decode(entry.Key, entry.Value));
             CasResult result = await Store.CompareAndSwapAsync(entry.Key, entry.Revision, Encode(updated), 0, cancellationToken).ConfigureAwait(false);
             if (result.Succeeded)
                 return updated;

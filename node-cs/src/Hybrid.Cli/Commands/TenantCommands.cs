@@ -103,6 +103,45 @@ internal static class TenantCommands
                 return 2;
             }
         });
+        var secretName = new Argument<string>("name") { Description = "Tenant name ('default' too, in a node's data directory)" };
+        var newSecret = new Option<string?>("--secret") { Description = "The new secret (UTF-8 text); a random one is generated and printed when absent" };
+        var rotate = new Command("secret", "Replace a tenant's secret: in a stopped node's data directory, or in a cluster (sessions opened from then on prove the new one)");
+        rotate.Arguments.Add(secretName);
+        foreach (Option o in new Option[] { newSecret, dataDir, clusterDir, metadata })
+            rotate.Options.Add(o);
+        rotate.SetAction(async (result, cancellationToken) =>
+        {
+            string tenantName = result.GetValue(secretName)!;
+            string text = result.GetValue(newSecret) ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            if (text.Length == 0)
+            {
+                Console.Error.WriteLine("hybrid: a secret cannot be empty");
+                return 2;
+            }
+            try
+            {
+                byte[] secretBytes = Encoding.UTF8.GetBytes(text);
+                if (ClusterLocation(result, dataDir, clusterDir, metadata) is { } location)
+                {
+                    await using IMetadataStore store = await OpenClusterAsync(location, cancellationToken);
+                    await new ClusterTenants(store).SetSecretAsync(tenantName, secretBytes, cancellationToken);
+                }
+                else
+                {
+                    // A node whose data directory's default tenant has no secret refuses to listen beyond loopback: this
+                    // is how it gets one (the data directory of an embedded node, moved to a network address).
+                    using var held = DataDirectoryLock.Acquire(result.GetValue(dataDir)!);
+                    TenantRegistry.Open(result.GetValue(dataDir)).SetSecret(tenantName, secretBytes);
+                }
+                Console.WriteLine($"tenant {tenantName} secret {text}");
+                return 0;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or InvalidDataException or MetadataUnavailableException or KeyNotFoundException)
+            {
+                Console.Error.WriteLine($"hybrid: {e.Message}");
+                return 2;
+            }
+        });
         var list = new Command("list", "List tenants (id, name, quotas; never secrets) of a node's data directory or of a cluster");
         foreach (Option o in new Option[] { dataDir, clusterDir, metadata })
             list.Options.Add(o);
@@ -133,6 +172,7 @@ internal static class TenantCommands
         var tenant = new Command("tenant", "Manage tenants");
         tenant.Subcommands.Add(create);
         tenant.Subcommands.Add(quota);
+        tenant.Subcommands.Add(rotate);
         tenant.Subcommands.Add(list);
         return tenant;
     }

@@ -196,7 +196,8 @@ public sealed partial class HybridNode : IAsyncDisposable
         if (open.Count > 0)
         {
             throw new InvalidOperationException(
-                $"listening on {ExposureDescription()} requires AUTH for every tenant, but these have no secret: {string.Join(", ", open)}");
+                $"listening on {ExposureDescription()} requires AUTH for every tenant, but these have no secret: {string.Join(", ", open)} "
+                + $"(give each one with 'hybrid tenant secret NAME --data-dir {Options.DataDirectory}' while the node is stopped)");
         }
     }
 

@@ -98,6 +98,12 @@ public sealed class TenantRegistry
         });
     }
 
+    /// <summary>
+    /// Replaces tenant <paramref name="name"/>'s secret (rotation, or giving the <c>default</c> tenant one so its node
+    /// may listen beyond loopback), durably: sessions opened from then on prove the new one.
+    /// </summary>
+    public TenantInfo SetSecret(string name, byte[] secret) => Update(name, old => old with { Secret = secret });
+
     /// <summary>Changes tenant <paramref name="id"/>'s extension CPU quota (≤ 0: none), durably.</summary>
     public TenantInfo SetExtensionCores(uint id, double cores) =>
         Update(TryGet(id, out var tenant) ? tenant.Name : throw new KeyNotFoundException($"no tenant with id {id}"),
