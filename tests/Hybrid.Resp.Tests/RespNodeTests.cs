@@ -187,8 +187,10 @@ public sealed class RespNodeTests
         Assert.Equal("acme-value", get.Trim());
         var (_, other) = RedisTools.Run("redis-cli", "", "-p", port, "--user", "other", "--pass", "pw2", "--no-auth-warning", "GET", "k");
         Assert.Equal("", other.Trim());
+        Assert.Equal(0, node.Node.Tenants.AuthFailures);
         var (_, wrong) = RedisTools.Run("redis-cli", "", "-p", port, "--user", "acme", "--pass", "nope", "--no-auth-warning", "GET", "k");
         Assert.Contains("WRONGPASS", wrong);
+        Assert.Equal(1, node.Node.Tenants.AuthFailures); // hybrid_auth_failures_total
     }
 
     [Fact]

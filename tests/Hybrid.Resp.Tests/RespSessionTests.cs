@@ -189,6 +189,20 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void A_connection_is_closed_after_its_third_failed_AUTH()
+    {
+        // A probe pipelined ~65,000 password guesses a second over one connection; the native port closes at the first.
+        using var h = new RespHarness(requireAuth: true);
+        for (int i = 1; i < RespSession.MaxFailedAuths; i++)
+        {
+            Assert.StartsWith("-WRONGPASS", h.Command("AUTH", "acme", "guess" + i), StringComparison.Ordinal);
+            Assert.False(h.Session.ShouldClose);
+        }
+        Assert.Equal("-WRONGPASS invalid username-password pair or user is disabled.\r\n", h.Command("AUTH", "acme", "last guess"));
+        Assert.True(h.Session.ShouldClose);
+    }
+
+    [Fact]
     public void SingleArgumentAuth_AuthenticatesTheDefaultTenant()
     {
         using var h = new RespHarness(requireAuth: true);

@@ -555,6 +555,7 @@ internal sealed partial class NativeSession : IConnectionState, IExtensionResult
             }
             else
             {
+                worker.Tenants.CountAuthFailure();
                 output.AppendResult(Status.Unauthorized, 0, default);
                 outcome = ProcessOutcome.Close;
             }

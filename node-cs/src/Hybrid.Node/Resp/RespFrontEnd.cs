@@ -163,6 +163,11 @@ internal sealed class RegistryTenantDirectory(TenantRegistry tenants) : IRespTen
         : null;
 
     /// <inheritdoc />
-    public RespTenant? Authenticate(string tenant, ReadOnlySpan<byte> secret) =>
-        tenants.TryGet(tenant, out var t) && CryptographicOperations.FixedTimeEquals(t.Secret, secret) ? new RespTenant(t.Name, t.Id) : null;
+    public RespTenant? Authenticate(string tenant, ReadOnlySpan<byte> secret)
+    {
+        if (tenants.TryGet(tenant, out var t) && CryptographicOperations.FixedTimeEquals(t.Secret, secret))
+            return new RespTenant(t.Name, t.Id);
+        tenants.CountAuthFailure();
+        return null;
+    }
 }

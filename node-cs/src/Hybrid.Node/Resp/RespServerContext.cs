@@ -18,7 +18,10 @@ public interface IRespTenantDirectory
     /// </summary>
     RespTenant? DefaultTenant { get; }
 
-    /// <summary>The tenant when <paramref name="secret"/> is its secret, else null. Called rarely (AUTH), may allocate.</summary>
+    /// <summary>
+    /// The tenant when <paramref name="secret"/> is its secret, else null (counted as a failed authentication). Called
+    /// rarely (AUTH), may allocate.
+    /// </summary>
     RespTenant? Authenticate(string tenant, ReadOnlySpan<byte> secret);
 }
 

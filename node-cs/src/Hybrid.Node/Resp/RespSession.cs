@@ -58,6 +58,11 @@ public sealed partial class RespSession : IDisposable
     /// <summary>True after QUIT or a protocol violation: send the output, then close the connection.</summary>
     public bool ShouldClose { get; private set; }
 
+    /// <summary>Failed AUTHs (or HELLO ... AUTH) after which a connection is closed, its last error sent.</summary>
+    public const int MaxFailedAuths = 3;
+
+    private int _failedAuths;
+
     /// <summary>The tenant a single-argument <c>AUTH secret</c> authenticates (Redis's default user).</summary>
     public const string DefaultTenantName = "default";
 
@@ -348,6 +353,9 @@ public sealed partial class RespSession : IDisposable
         if (found is null)
         {
             Output.WriteError("WRONGPASS invalid username-password pair or user is disabled."u8);
+            // A connection may guess only a few times (Redis lets one pipeline tens of thousands of guesses a second).
+            if (++_failedAuths >= MaxFailedAuths)
+                ShouldClose = true;
             return false;
         }
         Become(found);

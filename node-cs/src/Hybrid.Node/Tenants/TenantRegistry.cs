@@ -63,6 +63,14 @@ public sealed class TenantRegistry
         return _byNameSpan.TryGetValue(chars[..written], out tenant!);
     }
 
+    private long _authFailures;
+
+    /// <summary>Failed authentications on this node, native and RESP (<c>hybrid_auth_failures_total</c>): a rising count is someone guessing.</summary>
+    public long AuthFailures => Interlocked.Read(ref _authFailures);
+
+    /// <summary>Counts one failed authentication (a wrong proof or password, or an unknown tenant at AUTH).</summary>
+    public void CountAuthFailure() => Interlocked.Increment(ref _authFailures);
+
     /// <summary>Finds a tenant by id (lock-free): workers use it to see quota changes.</summary>
     public bool TryGet(uint id, out TenantInfo tenant) => _byId.TryGetValue(id, out tenant!);
 
