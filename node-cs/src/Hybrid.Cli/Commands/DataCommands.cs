@@ -94,6 +94,14 @@ internal static class DataCommands
                 Console.Error.WriteLine(Explain(e.Status, node, key));
                 return ExitCode(e.Status);
             }
+            catch (Exception e) when (e is OperationCanceledException or System.Net.Sockets.SocketException)
+            {
+                // Said with the node's address ("The operation was canceled." against a node that does not answer).
+                Console.Error.WriteLine(e is OperationCanceledException
+                    ? $"hybrid: {node} did not answer within {options.Timeout.TotalSeconds:F0} s"
+                    : $"hybrid: cannot reach {node}: {e.Message}");
+                return 2;
+            }
         }
         catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or System.Net.Sockets.SocketException or OperationCanceledException
             or Hybrid.Cluster.MetadataUnavailableException or InvalidOperationException or IOException)
