@@ -153,8 +153,25 @@ internal static class Program
         using var stop = new ManualResetEventSlim();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+        Exception? failure = null;
+        node.StorageFailed += e =>
+        {
+            // It died of an unhandled FASTER CommitFailureException ("error code 4294967295") with a stack trace.
+            failure = e;
+            Console.Error.WriteLine($"hybrid: storage: the operation log cannot be written to disk ({e.Message}; is {options.DataDirectory ?? "the data directory"}'s "
+                + "disk full?): stopping. Every acknowledged write is on disk; free space and start the node again");
+            stop.Set();
+        };
         stop.Wait();
-        node.StopAsync().GetAwaiter().GetResult();
-        return 0;
+        try
+        {
+            node.StopAsync().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (failure is not null)
+        {
+            // Its last checkpoint fails on the same disk: nothing more to save.
+            Console.Error.WriteLine($"hybrid: storage: stopped without a last checkpoint: {e.Message}");
+        }
+        return failure is null ? 0 : 3;
     }
 }

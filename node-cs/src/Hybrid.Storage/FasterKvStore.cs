@@ -441,6 +441,13 @@ public sealed class FasterKvStore : IKvStore
             {
                 return;
             }
+            catch (Exception e) when (Options.OnCommitFailure is { } failed)
+            {
+                // A failed commit (FASTER's CommitFailureException: "error code 4294967295" on a full disk) leaves the
+                // log's tail undurable for good: nothing waiting for it is acknowledged; the owner stops.
+                failed(e);
+                return;
+            }
         }
     }
 

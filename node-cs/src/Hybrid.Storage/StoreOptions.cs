@@ -50,6 +50,13 @@ public sealed record StoreOptions
     /// </summary>
     public Action<string>? SyncDirectory { get; init; }
 
+    /// <summary>
+    /// Called once, on the store's commit thread, when the operation log can no longer be committed (a full disk, an
+    /// I/O error): no write becomes durable after it, so the owner should stop (acknowledged writes are on disk).
+    /// Null: the commit thread's exception ends the process, as an unhandled exception does.
+    /// </summary>
+    public Action<Exception>? OnCommitFailure { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first rule broken.</summary>
     public void Validate()
     {

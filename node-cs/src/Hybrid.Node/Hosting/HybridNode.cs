@@ -113,6 +113,12 @@ public sealed partial class HybridNode : IAsyncDisposable
     partial void RegisterFrontEnds();
 
     /// <summary>
+    /// Raised once when the store can no longer make writes durable (its operation log's commit failed: a full disk, an
+    /// I/O error); no write is acknowledged after it in sync durability. The host should stop the node.
+    /// </summary>
+    public event Action<Exception>? StorageFailed;
+
+    /// <summary>
     /// Opens the tenants and the store, starts the workers and binds every listener. Refuses to start when the node
     /// listens beyond loopback (its bind address, or a transport listener on a network link) and some tenant has no
     /// secret (every tenant must authenticate then).
@@ -127,7 +133,7 @@ public sealed partial class HybridNode : IAsyncDisposable
         {
             _tenants = TenantRegistry.Open(Options.DataDirectory);
             EnsureTenantsMayConnect(_tenants);
-            var storeOptions = Options.ToStoreOptions();
+            var storeOptions = Options.ToStoreOptions() with { OnCommitFailure = e => StorageFailed?.Invoke(e) };
             _store = Options.StoreFactory is { } factory ? factory(storeOptions) : FasterKvStore.Open(storeOptions);
         }
         catch
