@@ -175,6 +175,11 @@ internal static partial class HybridCli
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
             await using ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", node, options, result.GetValue(peerPort), result.GetValue(trace));
+            host.Member.Node.StorageFailed += e =>
+            {
+                Console.Error.WriteLine($"hybrid: node {node}: storage: the operation log cannot be written to disk ({e.Message}; is the disk full?): stopping");
+                stop.Set();
+            };
             Console.WriteLine($"hybrid cluster node {node}: native={host.Member.Node.NativePort} peer={host.Member.PeerEndPoint.Port} view={host.Member.Node.View.Current} pid={Environment.ProcessId}");
             HybridCli.WarnIfRenamesNotFlushed($"hybrid: node {node}");
             using var warmUpCancel = new CancellationTokenSource();

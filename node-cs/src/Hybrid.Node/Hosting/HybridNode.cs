@@ -133,7 +133,12 @@ public sealed partial class HybridNode : IAsyncDisposable
         {
             _tenants = TenantRegistry.Open(Options.DataDirectory);
             EnsureTenantsMayConnect(_tenants);
-            var storeOptions = Options.ToStoreOptions() with { OnCommitFailure = e => StorageFailed?.Invoke(e) };
+            // Unheard (a host that does not handle it), the failure ends the process as before rather than leave a node
+            // serving writes that never become durable.
+            var storeOptions = Options.ToStoreOptions() with
+            {
+                OnCommitFailure = e => (StorageFailed ?? (_ => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e)))(e),
+            };
             _store = Options.StoreFactory is { } factory ? factory(storeOptions) : FasterKvStore.Open(storeOptions);
         }
         catch
