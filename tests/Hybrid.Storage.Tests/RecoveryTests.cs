@@ -89,6 +89,26 @@ public sealed class RecoveryTests : IDisposable
         InvalidDataException Refused() => Assert.Throws<InvalidDataException>(() => FasterKvStore.Open(_dir.Options(DurabilityMode.Sync)).Dispose());
     }
 
+    [Fact]
+    public async Task An_operation_log_cut_below_its_last_commit_is_refused_at_open_naming_it()
+    {
+        // A probe's larger log died of an unhandled FasterException ("Uninitialized page found during scan"), exit 134;
+        // this one, cut inside its first page, replayed as far as the cut and opened without a word.
+        var store = FasterKvStore.Open(_dir.Options(DurabilityMode.Sync));
+        WriteSample(store);
+        using (var s = store.NewSession())
+        {
+            s.PutNow("last", "z");
+            await store.WaitDurableAsync(s.LastWriteSequence);
+        }
+        store.SimulateCrash();
+        string segment = Path.Combine(_dir.Path, "oplog", "data.log.0");
+        using (var file = new FileStream(segment, FileMode.Open))
+            file.SetLength(file.Length / 4);
+        var refused = Assert.Throws<InvalidDataException>(() => FasterKvStore.Open(_dir.Options(DurabilityMode.Sync)).Dispose());
+        Assert.Contains("data.log.0 is 2816 bytes, cut short: the operation log up to its last commit needs", refused.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(DurabilityMode.Async)]
     [InlineData(DurabilityMode.Sync)]

@@ -526,18 +526,24 @@ public sealed class FasterKvStore : IKvStore
     /// and long enough. FASTER recovers a missing or shortened segment silently (a new empty file): its records would
     /// read as absent, or a value cut by the end of the file as zeros with status Ok.
     /// </summary>
-    private void CheckLogFiles(string dir)
+    private void CheckLogFiles(string dir) => CheckSegmentFiles(Path.Combine(dir, LogFolder), _kv.Log.BeginAddress, _kv.Log.ReadOnlyAddress, _segmentBits, "the checkpoint's log");
+
+    /// <summary>
+    /// Every segment file of the log in <paramref name="folder"/> that holds addresses <paramref name="begin"/> to
+    /// <paramref name="end"/> is there and reaches <paramref name="end"/>: a file cut inside a page reads as zeros
+    /// (FASTER replays it as the log's end, or as torn records), so its length is what tells.
+    /// </summary>
+    private static void CheckSegmentFiles(string folder, long begin, long end, int segmentBits, string what)
     {
-        long begin = _kv.Log.BeginAddress, flushed = _kv.Log.ReadOnlyAddress;
-        for (long segment = begin >> _segmentBits; flushed > begin && segment <= (flushed - 1) >> _segmentBits; segment++)
+        for (long segment = begin >> segmentBits; end > begin && segment <= (end - 1) >> segmentBits; segment++)
         {
-            string file = Path.Combine(dir, LogFolder, "data.log." + segment.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            long needed = Math.Min(1L << _segmentBits, flushed - (segment << _segmentBits));
+            string file = Path.Combine(folder, "data.log." + segment.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            long needed = Math.Min(1L << segmentBits, end - (segment << segmentBits));
             var info = new FileInfo(file);
             if (!info.Exists || info.Length < needed)
             {
                 // A missing segment is there by now, empty: the log device creates the files it opens.
-                throw new InvalidDataException($"{file} is {(info.Exists && info.Length > 0 ? $"{info.Length} bytes, cut short" : "missing or empty")}: the checkpoint's log needs "
+                throw new InvalidDataException($"{file} is {(info.Exists && info.Length > 0 ? $"{info.Length} bytes, cut short" : "missing or empty")}: {what} needs "
                     + $"{needed} bytes of it, and the store would open with records missing or torn. Restore it (or the whole data directory "
                     + "from a backup), or move the data directory away to start empty");
             }
@@ -638,10 +644,21 @@ public sealed class FasterKvStore : IKvStore
         {
             session.Functions.LogWrites = false;
             long committed = _opLog.CommittedUntilAddress;
-            using var it = _opLog.Scan(replayFrom, committed);
             ulong replayed = 0;
-            while (it.GetNext(out byte[] entry, out int length, out _))
-                replayed = Math.Max(replayed, ReplayEntry(session, entry.AsSpan(0, length)));
+            CheckSegmentFiles(Path.Combine(dir, OpLogFolder), replayFrom, committed, OpLogSegmentBits, "the operation log up to its last commit");
+            try
+            {
+                using var it = _opLog.Scan(replayFrom, committed);
+                while (it.GetNext(out byte[] entry, out int length, out _))
+                    replayed = Math.Max(replayed, ReplayEntry(session, entry.AsSpan(0, length)));
+            }
+            catch (FasterException e)
+            {
+                // A segment deleted or cut short below the committed address ("Uninitialized page found during scan").
+                throw new InvalidDataException($"the operation log in {Path.Combine(dir, OpLogFolder)} is damaged below its last commit ({e.Message}): "
+                    + "the writes logged since the last checkpoint cannot be replayed. Restore it (or the whole data directory from a backup), "
+                    + "or move the data directory away to start empty", e);
+            }
             // A refused entry (its record, or a newer one, is in the checkpoint) was issued all the same.
             _retiredMaxVersion = Math.Max(_retiredMaxVersion, Math.Max(session.Functions.MaxIssued, (long)replayed));
         }

@@ -65,7 +65,7 @@ public sealed record StoreOptions
         if (PageSizeBytes < 512 || (PageSizeBytes & (PageSizeBytes - 1)) != 0)
             throw new ArgumentException("PageSizeBytes must be a power of two >= 512", nameof(PageSizeBytes));
         if (MemoryBudgetBytes < 2L * PageSizeBytes)
-            throw new ArgumentException("MemoryBudgetBytes must hold at least two pages", nameof(MemoryBudgetBytes));
+            throw new ArgumentException($"MemoryBudgetBytes must hold at least two pages: {2L * PageSizeBytes} bytes or more, not {MemoryBudgetBytes}", nameof(MemoryBudgetBytes));
         if (IndexBuckets < 64 || (IndexBuckets & (IndexBuckets - 1)) != 0)
             throw new ArgumentException("IndexBuckets must be a power of two >= 64", nameof(IndexBuckets));
         if (MaxKeyBytes < 1 || MaxValueBytes < 0)
