@@ -225,7 +225,7 @@ public sealed class ClusterCommandTests : IDisposable
         // connect and authenticate within 5 s": the coordinator blocked the node's one socket-engine thread, where
         // socket completions run inline, after the first source's last reply); and one of many non-contiguous runs
         // failed at once ("more than MaxSessions (18) sessions open": every run's pull job took 5 sessions at once).
-        Assert.Equal(0, Run("cluster", "start", "--nodes", "3", "--ranges", "16", "--base-port", "0", "--dir", _dir));
+        Assert.Equal(0, Run("cluster", "start", "--nodes", "3", "--ranges", "16", "--base-port", "0", "--trace", "--dir", _dir));
         await using var store = new FileMetadataStore(Path.Combine(_dir, "metadata"));
         var metadata = new DurableClusterMetadata(store);
         // n3 gets every other range of n1's and n2's first (then n1 and n2 own 5 runs of one range each, n3 the rest).
@@ -293,7 +293,14 @@ public sealed class ClusterCommandTests : IDisposable
         NodeInfo restarted = (await metadata.Typed.ListLiveNodesAsync()).Single(n => n.Id == "n1");
         Assert.NotEqual(n1.Pid, restarted.Pid);
         string commandLine = File.ReadAllText($"/proc/{restarted.Pid}/cmdline").Replace('\0', ' ');
-        Assert.Contains("--port 0 --resp-port 0 --peer-port 0 --durability async", commandLine);
+        Assert.Contains($"--port 0 --resp-port 0 --peer-port 0 --durability async --trace {Path.GetFullPath(_dir)}/n1.trace.ndjson", commandLine);
+
+        // The trace-replay user's path: the nodes' traces (n1's through its kill and restart) replay as the cluster's
+        // whole decision log through the F# model (there was no way to have 'cluster start' nodes trace).
+        string[] traces = [.. new[] { "n1", "n2", "n3" }.Select(n => Path.Combine(_dir, n + ".trace.ndjson"))];
+        var check = RunCapturing(["trace", "check", "--cluster", _dir, .. traces]);
+        Assert.True(check.Code == 0, check.Out + check.Err);
+        Assert.Contains("Accepted", check.Out, StringComparison.Ordinal);
         Assert.Equal(0, Run("cluster", "stop", "--dir", _dir));
     }
 

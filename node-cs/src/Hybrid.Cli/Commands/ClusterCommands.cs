@@ -36,8 +36,12 @@ internal static partial class HybridCli
         var ranges = new Option<int>("--ranges") { Description = "Number of equal slot ranges (divides 16384)", DefaultValueFactory = _ => 16 };
         var basePort = new Option<int>("--base-port") { Description = "Node i listens on native BASE+10i, RESP BASE+10i+1, peer BASE+10i+2 (0 = ephemeral)", DefaultValueFactory = _ => 7100 };
         var durability = new Option<string>("--durability") { Description = "memory|async|sync", DefaultValueFactory = _ => "async" };
+        var trace = new Option<bool>("--trace")
+        {
+            Description = "Each node appends its protocol trace to DIR/NODE.trace.ndjson, restarts too (check them with 'hybrid trace check --cluster DIR DIR/*.trace.ndjson')",
+        };
         var command = new Command("start", "Start a local cluster of N node processes on the embedded file metadata store (idempotent: reuses an existing cluster and restarts its stopped nodes with the durability and ports it was created with)");
-        foreach (Option o in new Option[] { nodes, workers, ranges, basePort, durability, s_dir, s_metadata })
+        foreach (Option o in new Option[] { nodes, workers, ranges, basePort, durability, trace, s_dir, s_metadata })
             command.Options.Add(o);
         command.SetAction((result, _) => ReportErrors("cluster start", async () =>
         {
@@ -57,7 +61,7 @@ internal static partial class HybridCli
             // A node restarted later keeps the cluster's durability and ports: left out, they defaulted to async and
             // 7100 (a sync cluster's restarted node silently became async, found by an exploratory run).
             string settingsPath = Path.Combine(dir, LocalCluster.SettingsFile);
-            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort), spec);
+            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort), spec, result.GetValue(trace));
             StartSettings settings = given;
             if (!created && File.Exists(settingsPath))
             {
@@ -67,6 +71,7 @@ internal static partial class HybridCli
                 {
                     (durability, stored.Durability, given.Durability),
                     (basePort, stored.BasePort.ToString(CultureInfo.InvariantCulture), given.BasePort.ToString(CultureInfo.InvariantCulture)),
+                    (trace, stored.Trace ? "on" : "off", given.Trace ? "on" : "off"),
                 })
                 {
                     if (result.GetResult(option) is System.CommandLine.Parsing.OptionResult { Implicit: false } && !string.Equals(storedValue, givenValue, StringComparison.OrdinalIgnoreCase))
@@ -92,7 +97,8 @@ internal static partial class HybridCli
                 if (live.Contains(name))
                     continue;
                 string Port(int offset) => (port == 0 ? 0 : port + (10 * i) + offset).ToString(CultureInfo.InvariantCulture);
-                using var process = LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", settings.Durability]);
+                string[] traced = settings.Trace ? ["--trace", Path.Combine(Path.GetFullPath(dir), name + ".trace.ndjson")] : [];
+                using var process = LocalCluster.StartNode(dir, spec, name, ["--port", Port(0), "--resp-port", Port(1), "--peer-port", Port(2), "--durability", settings.Durability, .. traced]);
                 started[name] = process.Id;
             }
             await LocalCluster.WaitLiveAsync(metadata.Typed, log.Nodes, TimeSpan.FromSeconds(60), started);
@@ -348,7 +354,8 @@ internal static partial class HybridCli
 
     /// <summary>
     /// What <c>cluster start</c> started a local cluster's nodes with, kept in its directory for later restarts, and its
-    /// metadata store, which every command then finds by --dir (null: kept by a version that did not record it).
+    /// metadata store, which every command then finds by --dir (null: kept by a version that did not record it), and
+    /// whether its nodes trace.
     /// </summary>
-    private sealed record StartSettings(string Durability, int BasePort, string? Metadata = null);
+    private sealed record StartSettings(string Durability, int BasePort, string? Metadata = null, bool Trace = false);
 }
