@@ -83,7 +83,9 @@ let runNode (args: string list) =
 
 let tracecheck (args: string list) =
     match args with
-    | [] -> failwith "usage: dotnet fsi build.fsx tracecheck FILE..."
+    | [] ->
+        eprintfn "usage: dotnet fsi build.fsx tracecheck FILE..."
+        exit 2
     | files ->
         build ()
         let rc = run "dotnet" (sprintf "node-cs/src/Hybrid.Cli/bin/Release/net10.0/hybrid.dll trace check %s" (String.Join(" ", files)))

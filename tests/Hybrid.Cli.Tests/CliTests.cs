@@ -172,6 +172,19 @@ public class CliTests
         }
     }
 
+    [Theory]
+    [InlineData("268435456", 268435456L)]
+    [InlineData("256M", 268435456L)]
+    [InlineData("10MB", 10485760L)]
+    [InlineData("1GiB", 1073741824L)]
+    [InlineData("64k", 65536L)]
+    public void Memory_budget_takes_bytes_with_a_binary_suffix(string text, long bytes)
+    {
+        // '10MB' was "The input string '10MB' was not in a correct format." and the usage.
+        Assert.Equal(bytes, Program.ParseBytes("--memory-budget", text));
+        Assert.Throws<FormatException>(() => Program.ParseBytes("--memory-budget", text + "x"));
+    }
+
     [Fact]
     public void ExitCodesDistinguishMissingKeys()
     {

@@ -138,6 +138,8 @@ public sealed class ClusterCommandTests : IDisposable
 
         // Starting again reuses the running cluster; a bound inside a range is refused; a whole range moves.
         Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--dir", _dir));
+        Assert.Equal((2, "hybrid cluster start: this cluster has --nodes 2, not 3: its shape is fixed when it is created\n"),
+            RunCapturingErrors("cluster", "start", "--nodes", "3", "--dir", _dir)); // it was ignored in silence
         Assert.NotEqual(0, Run("migrate", "--slots", "0-100", "--to", "n2", "--dir", _dir));
         Assert.Equal(0, Run("migrate", "--slots", "0-4095", "--to", "n2", "--dir", _dir));
         Assert.Equal("n2", metadata.Current.Owner("r1"));

@@ -107,6 +107,18 @@ internal static class Program
         }
     }
 
+    /// <summary>A size in bytes, with an optional binary suffix: <c>268435456</c>, <c>256M</c>, <c>256MiB</c>, <c>1G</c>.</summary>
+    internal static long ParseBytes(string option, string text)
+    {
+        string number = text.TrimEnd('B', 'b', 'i').TrimEnd();
+        int shift = number.Length == 0 ? 0 : char.ToUpperInvariant(number[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, _ => 0 };
+        if (shift > 0)
+            number = number[..^1];
+        if (!long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out long value) || value > long.MaxValue >> shift)
+            throw new FormatException($"{option} takes bytes, optionally with K, M, G or T (powers of 1024): 268435456, 256M, 1G; not '{text}'");
+        return value << shift;
+    }
+
     private static TimeSpan ParseSeconds(string option, string text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && seconds <= 86_400
             ? TimeSpan.FromSeconds(seconds)
@@ -129,7 +141,7 @@ internal static class Program
                 "--workers" => options with { Workers = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--cpus" => options with { Cpus = ParseCpus(Next()) },
                 "--durability" => options with { Durability = Enum.TryParse<DurabilityMode>(Next(), ignoreCase: true, out var mode) && Enum.IsDefined(mode) ? mode : throw new ArgumentException($"--durability must be memory, async or sync, not '{args[i]}'") },
-                "--memory-budget" => options with { MemoryBudgetBytes = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--memory-budget" => options with { MemoryBudgetBytes = ParseBytes("--memory-budget", Next()) },
                 "--checkpoint-interval" => options with { CheckpointInterval = ParseSeconds(args[i], Next()) },
                 "--poller-spin-us" => options with { PollerSpin = TimeSpan.FromMicroseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 "--socket-engine" => options with { SocketEngine = Enum.TryParse<SocketEngine>(Next(), ignoreCase: true, out var engine) && Enum.IsDefined(engine) ? engine : throw new ArgumentException($"--socket-engine must be auto, polled or dotnet, not '{args[i]}'") },

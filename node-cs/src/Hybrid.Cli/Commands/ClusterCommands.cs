@@ -57,6 +57,15 @@ internal static partial class HybridCli
             int n = result.GetValue(nodes);
             bool created = await LocalCluster.InitializeAsync(metadata, n, result.GetValue(workers), result.GetValue(ranges), allOnFirst: false);
             DecisionLog log = metadata.Log;
+            if (!created)
+            {
+                // An existing cluster keeps its shape: a different one given explicitly was silently ignored.
+                foreach (var (option, actual) in new (Option<int>, int)[] { (nodes, log.Nodes.Length), (workers, log.Cores.Length), (ranges, log.Ranges.Count) })
+                {
+                    if (result.GetResult(option) is System.CommandLine.Parsing.OptionResult { Implicit: false } && result.GetValue(option) != actual)
+                        throw new ArgumentException($"this cluster has {option.Name} {actual}, not {result.GetValue(option)}: its shape is fixed when it is created");
+                }
+            }
             var live = (await metadata.Typed.ListLiveNodesAsync()).Where(LocalCluster.IsRunning).Select(l => l.Id).ToHashSet();
             // A node restarted later keeps the cluster's durability and ports: left out, they defaulted to async and
             // 7100 (a sync cluster's restarted node silently became async, found by an exploratory run).
