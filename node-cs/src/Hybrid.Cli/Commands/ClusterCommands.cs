@@ -169,7 +169,7 @@ internal static partial class HybridCli
             Description = "At start, compile the request and migration paths by running scratch migrations in the background (see NodeWarmUp)",
             DefaultValueFactory = _ => true,
         };
-        var command = new Command("node", "Run one cluster node in the foreground (what 'cluster start' spawns)") { Hidden = true };
+        var command = new Command("node", "Run one cluster node in the foreground (what 'cluster start' spawns; its ports and durability are yours to give)");
         foreach (Option o in new Option[] { name, port, respPort, peerPort, durability, memory, trace, warmUp, s_dir, s_metadata })
             command.Options.Add(o);
         command.SetAction(async (result, _) =>
