@@ -162,6 +162,8 @@ public class CliTests
             Assert.Equal(0, HybridCli.Build(NoServer).Parse(["tenant", "secret", "default", "--secret", "pw", "--data-dir", data.FullName]).Invoke());
             Assert.True(Hybrid.Node.Tenants.TenantRegistry.Open(data.FullName).TryGet("default", out var tenant));
             Assert.Equal("pw"u8.ToArray(), tenant.Secret);
+            // An empty secret would turn AUTH off for the tenant.
+            Assert.Throws<ArgumentException>(() => Hybrid.Node.Tenants.TenantRegistry.Open(data.FullName).SetSecret("default", []));
             await using var exposed = new HybridNode(Options("0.0.0.0"));
             await exposed.StartAsync();
         }

@@ -87,6 +87,22 @@ public sealed class ClusterCommandTests : IDisposable
         Assert.Contains($"this cluster's metadata is {etcd}", why, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(_dir, "metadata")), "a file store was created");
         Assert.Contains(etcd, File.ReadAllText(Path.Combine(_dir, "cluster-settings.json")), StringComparison.Ordinal);
+
+        // A cluster on its own file store records no path (a moved directory uses the store it carries), and another
+        // store is refused for it all the same.
+        string own = _dir + "-own";
+        Directory.CreateDirectory(Path.Combine(own, "metadata"));
+        File.WriteAllText(Path.Combine(own, "cluster-settings.json"), """{"Durability":"async","BasePort":0,"Metadata":null}""");
+        try
+        {
+            (int code, string err) = RunCapturingErrors("cluster", "start", "--dir", own, "--metadata", etcd);
+            Assert.Equal(2, code);
+            Assert.Contains($"this cluster's metadata is file:{Path.GetFullPath(Path.Combine(own, "metadata"))}, not {etcd}", err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(own, recursive: true);
+        }
     }
 
     [Fact]
@@ -115,6 +131,7 @@ public sealed class ClusterCommandTests : IDisposable
     public async Task Start_migrate_status_and_stop_a_local_two_node_cluster()
     {
         Assert.Equal(0, Run("cluster", "start", "--nodes", "2", "--ranges", "4", "--base-port", "0", "--dir", _dir));
+        Assert.Contains("\"Metadata\":null", File.ReadAllText(Path.Combine(_dir, "cluster-settings.json")), StringComparison.Ordinal);
         await using var store = new FileMetadataStore(Path.Combine(_dir, "metadata"));
         var metadata = new DurableClusterMetadata(store);
         Assert.Equal("n1", metadata.Current.Owner("r1"));

@@ -203,6 +203,19 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void Failed_AUTHs_count_in_a_row_a_success_starts_again()
+    {
+        using var h = new RespHarness(requireAuth: true);
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 1; i < RespSession.MaxFailedAuths; i++)
+                Assert.StartsWith("-WRONGPASS", h.Command("AUTH", "acme", "typo"), StringComparison.Ordinal);
+            Assert.Equal("+OK\r\n", h.Command("AUTH", "acme", "s3cret"));
+        }
+        Assert.False(h.Session.ShouldClose);
+    }
+
+    [Fact]
     public void SingleArgumentAuth_AuthenticatesTheDefaultTenant()
     {
         using var h = new RespHarness(requireAuth: true);

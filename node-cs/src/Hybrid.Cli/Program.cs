@@ -170,8 +170,11 @@ internal static class Program
         {
             // It died of an unhandled FASTER CommitFailureException ("error code 4294967295") with a stack trace.
             failure = e;
+            string kept = options.Durability == Hybrid.Storage.DurabilityMode.Sync
+                ? "Every acknowledged write is on disk"
+                : "Writes acknowledged since the last commit are lost (async durability)";
             Console.Error.WriteLine($"hybrid: storage: the operation log cannot be written to disk ({e.Message}; is {options.DataDirectory ?? "the data directory"}'s "
-                + "disk full?): stopping. Every acknowledged write is on disk; free space and start the node again");
+                + $"disk full?): stopping. {kept}; free space and start the node again");
             stop.Set();
         };
         stop.Wait();

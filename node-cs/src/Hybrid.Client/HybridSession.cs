@@ -212,8 +212,10 @@ public sealed partial class HybridSession : IAsyncDisposable
     /// <summary>A MultiGet's keys count as requests of its frame: more than a frame may hold is refused before sending.</summary>
     private void CheckKeyCount(int count)
     {
-        if (count > _options.Limits.MaxRequestsPerBatch)
-            throw new ArgumentException($"a multi-get reads at most {_options.Limits.MaxRequestsPerBatch} keys (the node's limit on requests per frame); this one has {count}", "keys");
+        // The node counts the multi-get itself and each key; its frame may carry up to MaxBatchOps other requests.
+        int most = _options.Limits.MaxRequestsPerBatch - 1 - _options.MaxBatchOps;
+        if (count > most)
+            throw new ArgumentException($"a multi-get reads at most {most} keys (the node's limit on requests per frame, less the requests batched with it); this one has {count}", "keys");
     }
 
     /// <summary>
@@ -228,8 +230,10 @@ public sealed partial class HybridSession : IAsyncDisposable
         if (keyLength > maxKey)
             throw new ArgumentException($"a key (or extension name) is at most {maxKey} bytes (the node's limit); this one has {keyLength}", "key");
         // A MultiGet's packed keys travel as its value, bounded by the frame rather than by the value limit.
-        if (code == OpCode.MultiGet && valueLength > limits.MaxFrameBytes - FrameHeader.Size - RequestHeader.Size)
-            throw new ArgumentException($"a multi-get's keys take {valueLength} bytes; a frame holds at most {limits.MaxFrameBytes} (the node's limit)", "keys");
+        // ... and shares its frame with up to MaxBatchBytes of other requests.
+        int room = limits.MaxFrameBytes - FrameHeader.Size - RequestHeader.Size - _options.MaxBatchBytes;
+        if (code == OpCode.MultiGet && valueLength > room)
+            throw new ArgumentException($"a multi-get's keys take {valueLength} bytes; at most {room} fit a frame with the requests batched beside it (the node's limit is {limits.MaxFrameBytes})", "keys");
         if (code != OpCode.MultiGet && valueLength > limits.MaxValueBytes)
             throw new ArgumentException($"a value (or extension source or arguments) is at most {limits.MaxValueBytes} bytes (the node's limit); this one has {valueLength}", "value");
     }

@@ -92,7 +92,7 @@ public sealed class ClusterTenants : MetadataFolder
     /// opened from then on prove the new one, open sessions go on.
     /// </summary>
     public Task<TenantInfo> SetSecretAsync(string name, byte[] secret, CancellationToken cancellationToken = default) =>
-        UpdateAsync(name, old => old with { Secret = secret }, cancellationToken);
+        secret.Length == 0 ? throw new ArgumentException("a secret cannot be empty") : UpdateAsync(name, old => old with { Secret = secret }, cancellationToken);
 
     private async Task<TenantInfo> UpdateAsync(string name, Func<TenantInfo, TenantInfo> change, CancellationToken cancellationToken)
     {

@@ -28,9 +28,10 @@ internal sealed record BenchResult(
 
     /// <summary>
     /// Operations answered Ok or NotFound per second over the measured window: <see cref="Errors"/> (a quota's
-    /// refusals, say) are not throughput (they were counted: 1.07M ops/s shown beside 2.15M errors).
+    /// refusals, say) are not throughput (they were counted: 1.07M ops/s shown beside 2.15M errors). Errors are counted
+    /// per request result, a few of which an operation can have (a read-modify-write), so the count stops at zero.
     /// </summary>
-    public double OpsPerSecond => Seconds > 0 ? (Ops - Errors) / Seconds : 0;
+    public double OpsPerSecond => Seconds > 0 ? Math.Max(0, Ops - Errors) / Seconds : 0;
 
     /// <summary>The CSV header line <see cref="ToCsv"/> matches (column names are stable: scripts read them).</summary>
     public const string CsvHeader =

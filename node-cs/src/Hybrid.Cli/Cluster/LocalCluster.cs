@@ -22,10 +22,16 @@ internal static class LocalCluster
     /// --metadata was taken for a file cluster that did not exist, and `cluster start` then built a second cluster over
     /// the nodes' data), else the file store in <paramref name="dir"/>.
     /// </summary>
-    public static string MetadataSpec(string dir, string? metadata) =>
-        metadata ?? SavedMetadataSpec(dir) ?? "file:" + Path.Combine(Path.GetFullPath(dir), "metadata");
+    public static string MetadataSpec(string dir, string? metadata) => metadata ?? SavedMetadataSpec(dir) ?? OwnMetadataSpec(dir);
 
-    /// <summary>The --metadata that <c>cluster start</c> created the cluster in <paramref name="dir"/> with, or null (the file store).</summary>
+    /// <summary>The file store inside <paramref name="dir"/>, a cluster's own unless it was given another.</summary>
+    public static string OwnMetadataSpec(string dir) => "file:" + Path.Combine(Path.GetFullPath(dir), "metadata");
+
+    /// <summary>
+    /// The metadata store other than its own (<see cref="OwnMetadataSpec"/>) that <c>cluster start</c> created the
+    /// cluster in <paramref name="dir"/> with, or null. Its own is not recorded by path, so a moved or copied directory
+    /// uses the store it carries.
+    /// </summary>
     public static string? SavedMetadataSpec(string dir)
     {
         string path = Path.Combine(dir, SettingsFile);
@@ -104,10 +110,16 @@ internal static class LocalCluster
         {
             IReadOnlyList<NodeInfo> live = await metadata.ListLiveNodesAsync();
             // A node started now counts once it registered itself, not while the lease of the process it replaces lasts.
-            if (names.All(n => live.Any(l => l.Id == n && (started is null || !started.TryGetValue(n, out int pid) || l.Pid == pid))))
+            string[] waiting = [.. names.Where(n => !live.Any(l => l.Id == n && (started is null || !started.TryGetValue(n, out int pid) || l.Pid == pid)))];
+            if (waiting.Length == 0)
                 return live;
+            foreach (string n in waiting)
+            {
+                if (started is not null && started.TryGetValue(n, out int pid) && !IsRunning(pid))
+                    throw new InvalidOperationException($"node {n} (pid {pid}) exited while starting: its log ({n}.log in the cluster's directory) says why");
+            }
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"nodes not live after {timeout}: {string.Join(", ", names.Where(n => live.All(l => l.Id != n)))}");
+                throw new TimeoutException($"nodes not live after {timeout}: {string.Join(", ", waiting)}");
             await Task.Delay(100);
         }
     }
@@ -118,8 +130,13 @@ internal static class LocalCluster
     /// </summary>
     public static bool IsRunning(NodeInfo node)
     {
-        if (node.Pid is not int pid || !IPEndPoint.TryParse(node.Endpoint, out IPEndPoint? endPoint) || !IPAddress.IsLoopback(endPoint.Address))
-            return true;
+        return node.Pid is not int pid || !IPEndPoint.TryParse(node.Endpoint, out IPEndPoint? endPoint) || !IPAddress.IsLoopback(endPoint.Address)
+            || IsRunning(pid);
+    }
+
+    /// <summary>Whether process <paramref name="pid"/> of this machine runs (neither gone nor a zombie).</summary>
+    private static bool IsRunning(int pid)
+    {
         try
         {
             // A process killed a moment ago stays a zombie until its parent (init, for a detached node) reaps it.

@@ -108,8 +108,12 @@ internal static class MigrationProgress
             : null;
         return new MigrationReport(status.GetProperty("records").GetInt64(), status.GetProperty("bytes").GetInt64(), started.Elapsed, firstServed,
             status.GetProperty("error").ValueKind == JsonValueKind.String ? status.GetProperty("error").GetString() : null,
-            status.GetProperty("stale").GetInt64(), status.GetProperty("restarts").GetInt64());
+            Count(status, "stale"), Count(status, "restarts"));
     }
+
+    /// <summary>A count of the status, 0 when absent (a target of an older build).</summary>
+    private static long Count(JsonElement status, string name) =>
+        status.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetInt64() : 0;
 
     /// <summary>How often a migration without a terminal prints a progress line.</summary>
     internal static readonly TimeSpan ProgressLineEvery = TimeSpan.FromSeconds(5);

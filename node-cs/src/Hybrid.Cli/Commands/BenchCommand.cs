@@ -31,7 +31,7 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "tcp",
         };
         var command = new Command("bench", "YCSB-style load over the native protocol (" + Workload.ScanNote + ")");
-        common.AddTo(command);
+        common.AddTo(command, cluster: false); // the bench drives one node
         foreach (var option in new Option[] { workload, distribution, theta, keys, valueSize, sessions, batch, pipeline, duration, warmup, noLoad, seed, csv, transport })
             command.Options.Add(option);
         command.SetAction(async (result, cancellationToken) =>

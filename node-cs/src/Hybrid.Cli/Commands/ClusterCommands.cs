@@ -50,7 +50,9 @@ internal static partial class HybridCli
             string spec = LocalCluster.MetadataSpec(dir, result.GetValue(s_metadata));
             // Another metadata store for a directory whose nodes belong to a cluster elsewhere would start a second
             // cluster over their data: refused before that store is opened (and a cluster created in it).
-            if (LocalCluster.SavedMetadataSpec(dir) is { } kept && spec != kept)
+            string own = LocalCluster.OwnMetadataSpec(dir);
+            string? kept = LocalCluster.SavedMetadataSpec(dir) ?? (Directory.Exists(Path.Combine(dir, "metadata")) ? own : null);
+            if (kept is not null && spec != kept)
                 throw new ArgumentException($"this cluster's metadata is {kept}, not {spec}: leave --metadata out to use it");
             await using IMetadataStore store = MetadataStores.Open(spec);
             var metadata = new DurableClusterMetadata(store);
@@ -70,7 +72,7 @@ internal static partial class HybridCli
             // A node restarted later keeps the cluster's durability and ports: left out, they defaulted to async and
             // 7100 (a sync cluster's restarted node silently became async, found by an exploratory run).
             string settingsPath = Path.Combine(dir, LocalCluster.SettingsFile);
-            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort), spec, result.GetValue(trace));
+            var given = new StartSettings(result.GetValue(durability)!, result.GetValue(basePort), spec == own ? null : spec, result.GetValue(trace));
             StartSettings settings = given;
             if (!created && File.Exists(settingsPath))
             {
@@ -87,10 +89,10 @@ internal static partial class HybridCli
                         throw new ArgumentException($"this cluster was started with {option.Name} {storedValue}, not {givenValue}: leave {option.Name} out to keep it");
                 }
                 settings = stored;
-                if (stored.Metadata is null)
+                if (stored.Metadata is null && given.Metadata is not null)
                 {
-                    // Kept by a version that did not record the metadata store: record it now.
-                    settings = stored with { Metadata = spec };
+                    // Kept by a version that did not record another store (its directory has no store of its own): record it now.
+                    settings = stored with { Metadata = given.Metadata };
                     File.WriteAllText(settingsPath, JsonSerializer.Serialize(settings));
                 }
             }
@@ -189,21 +191,38 @@ internal static partial class HybridCli
             using var stop = new ManualResetEventSlim();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
-            await using ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", node, options, result.GetValue(peerPort), result.GetValue(trace));
+            ClusterNodeHost host = await ClusterNodeHost.StartAsync(store, "/hybrid", node, options, result.GetValue(peerPort), result.GetValue(trace));
+            bool failed = false;
             host.Member.Node.StorageFailed += e =>
             {
                 Console.Error.WriteLine($"hybrid: node {node}: storage: the operation log cannot be written to disk ({e.Message}; is the disk full?): stopping");
+                failed = true;
                 stop.Set();
             };
-            Console.WriteLine($"hybrid cluster node {node}: native={host.Member.Node.NativePort} peer={host.Member.PeerEndPoint.Port} view={host.Member.Node.View.Current} pid={Environment.ProcessId}");
-            HybridCli.WarnIfRenamesNotFlushed($"hybrid: node {node}");
-            using var warmUpCancel = new CancellationTokenSource();
-            Task warming = result.GetValue(warmUp) ? Task.Run(() => WarmUpAsync(options, warmUpCancel.Token)) : Task.CompletedTask;
-            stop.Wait();
-            // A stop during the warm-up ends it first, so its scratch nodes and directory go too.
-            await warmUpCancel.CancelAsync();
-            await warming.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
-            return 0;
+            try
+            {
+                Console.WriteLine($"hybrid cluster node {node}: native={host.Member.Node.NativePort} peer={host.Member.PeerEndPoint.Port} view={host.Member.Node.View.Current} pid={Environment.ProcessId}");
+                HybridCli.WarnIfRenamesNotFlushed($"hybrid: node {node}");
+                using var warmUpCancel = new CancellationTokenSource();
+                Task warming = result.GetValue(warmUp) ? Task.Run(() => WarmUpAsync(options, warmUpCancel.Token)) : Task.CompletedTask;
+                stop.Wait();
+                // A stop during the warm-up ends it first, so its scratch nodes and directory go too.
+                await warmUpCancel.CancelAsync();
+                await warming.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+            finally
+            {
+                try
+                {
+                    await host.DisposeAsync();
+                }
+                catch (Exception e) when (failed)
+                {
+                    // Its last checkpoint fails on the same disk: nothing more to save.
+                    Console.Error.WriteLine($"hybrid: node {node}: stopped without a last checkpoint: {e.Message}");
+                }
+            }
+            return failed ? 3 : 0;
         });
         return command;
     }
@@ -363,8 +382,8 @@ internal static partial class HybridCli
 
     /// <summary>
     /// What <c>cluster start</c> started a local cluster's nodes with, kept in its directory for later restarts, and its
-    /// metadata store, which every command then finds by --dir (null: kept by a version that did not record it), and
-    /// whether its nodes trace.
+    /// metadata store when it is not its own file store (null), which every command then finds by --dir, and whether
+    /// its nodes trace.
     /// </summary>
     private sealed record StartSettings(string Durability, int BasePort, string? Metadata = null, bool Trace = false);
 }

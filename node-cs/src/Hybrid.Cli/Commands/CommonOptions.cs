@@ -26,14 +26,16 @@ internal sealed class CommonOptions
 
     public Option<string?> Metadata { get; } = new("--metadata") { Description = "A cluster's metadata store, file:DIR or etcd:http://HOST:PORT: as --cluster" };
 
-    /// <summary>Adds the options to <paramref name="command"/>.</summary>
-    public void AddTo(Command command)
+    /// <summary>Adds the options to <paramref name="command"/> (--cluster and --metadata unless it serves one node only).</summary>
+    public void AddTo(Command command, bool cluster = true)
     {
         command.Options.Add(Host);
         command.Options.Add(Port);
         command.Options.Add(Tenant);
         command.Options.Add(Secret);
         command.Options.Add(Table);
+        if (!cluster)
+            return;
         command.Options.Add(Cluster);
         command.Options.Add(Metadata);
     }

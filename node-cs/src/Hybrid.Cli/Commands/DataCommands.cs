@@ -104,7 +104,7 @@ internal static class DataCommands
             }
         }
         catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or System.Net.Sockets.SocketException or OperationCanceledException
-            or Hybrid.Cluster.MetadataUnavailableException or InvalidOperationException or IOException)
+            or Hybrid.Cluster.MetadataUnavailableException or InvalidOperationException or IOException or ArgumentException or System.Text.Json.JsonException)
         {
             Console.Error.WriteLine($"hybrid: {e.Message}");
             return 2;

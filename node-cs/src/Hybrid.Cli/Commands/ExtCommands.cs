@@ -35,7 +35,7 @@ internal static partial class HybridCli
                     "-" => await Console.In.ReadToEndAsync().ConfigureAwait(false),
                     var path => await File.ReadAllTextAsync(path).ConfigureAwait(false),
                 };
-            if (common.ClusterMetadataSpec(result) is null)
+            if (!InCluster(common, result))
             {
                 return await WithExtSession(common, result, async session =>
                     PrintInstall(await session.InstallExtensionAsync(result.GetValue(name)!, text).ConfigureAwait(false)));
@@ -88,7 +88,7 @@ internal static partial class HybridCli
                     Console.Error.WriteLine($"({r.Status}{(r.Reason != 0 ? $" {(ExtensionStatus)r.Reason}" : "")}) {r.Error}");
                 return DataCommands.ExitCode(r.Status);
             }
-            if (common.ClusterMetadataSpec(result) is null)
+            if (!InCluster(common, result))
             {
                 return await WithExtSession(common, result, async session =>
                     Print(await session.InvokeAsync(result.GetValue(name)!, bytes).ConfigureAwait(false)));
@@ -172,7 +172,7 @@ internal static partial class HybridCli
     /// nodes (an install or removal there reaches every node through the cluster's extension catalog).
     /// </summary>
     private static Task<int> WithExtSession(CommonOptions common, ParseResult result, Func<HybridSession, Task<int>> action) =>
-        common.ClusterMetadataSpec(result) is null
+        !InCluster(common, result)
             ? Guarded(async () =>
             {
                 await using var session = await HybridSession.ConnectAsync(common.ClientOptions(result)).ConfigureAwait(false);
@@ -186,6 +186,9 @@ internal static partial class HybridCli
                 await using var session = await HybridSession.ConnectAsync(common.ClientOptions(result) with { EndPoint = node.Value }).ConfigureAwait(false);
                 return await action(session).ConfigureAwait(false);
             });
+
+    /// <summary>Whether the flags name a cluster (--cluster or --metadata); whether that cluster exists is found when it is used.</summary>
+    private static bool InCluster(CommonOptions common, ParseResult result) => result.GetValue(common.Cluster) is not null || result.GetValue(common.Metadata) is not null;
 
     private static Task<int> WithCluster(CommonOptions common, ParseResult result, Func<ClusterConnection, Task<int>> action) => Guarded(async () =>
     {
@@ -201,7 +204,7 @@ internal static partial class HybridCli
         }
         catch (Exception e) when (e is HybridProtocolException or HybridConnectionException or System.Net.Sockets.SocketException
             or OperationCanceledException or IOException or ArgumentException or FormatException
-            or Hybrid.Cluster.MetadataUnavailableException or InvalidOperationException)
+            or Hybrid.Cluster.MetadataUnavailableException or InvalidOperationException or System.Text.Json.JsonException)
         {
             Console.Error.WriteLine($"hybrid: {e.Message}");
             return 2;

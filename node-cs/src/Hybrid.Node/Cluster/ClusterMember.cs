@@ -327,6 +327,7 @@ public sealed class MigrationStatus
 {
     private readonly Lock _lock = new();
     private long _doneRecords, _doneBytes, _doneStale, _doneRestarts;
+    private readonly HashSet<PullStats> _counted = [];
     private readonly List<string> _done = [];
 
     /// <summary>The ranges asked for.</summary>
@@ -362,6 +363,7 @@ public sealed class MigrationStatus
             _doneBytes += stats.Sum(s => s.Bytes);
             _doneStale += stats.Sum(s => s.Stale);
             _doneRestarts += stats.Sum(s => s.Restarts);
+            _counted.UnionWith(stats);
             Current = null;
         }
     }
@@ -371,7 +373,8 @@ public sealed class MigrationStatus
     {
         lock (_lock)
         {
-            IReadOnlyList<PullJob> jobs = Current is null ? [] : Live?.Invoke() ?? [];
+            // The coordinator's jobs outlive their step: the finished step's are in the totals already.
+            IReadOnlyList<PullJob> jobs = Current is null ? [] : [.. (Live?.Invoke() ?? []).Where(j => !_counted.Contains(j.Stats))];
             PullStats[] live = [.. jobs.Select(j => j.Stats)];
             TimeSpan? failing = live.Max(s => s.SourceFailingFor);
             return JsonSerializer.Serialize(new

@@ -24,8 +24,16 @@ public sealed class DataDirectoryLock : IDisposable
         {
             // FileShare.None is an exclusive flock on Unix: refused while another open file holds it, in any process.
             var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            // Who holds it, for the message of whoever is refused (a file of its own: the locked one cannot be read).
-            File.WriteAllText(path + ".owner", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            try
+            {
+                // Who holds it, for the message of whoever is refused (a file of its own: the locked one cannot be read).
+                File.WriteAllText(path + ".owner", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            catch
+            {
+                file.Dispose(); // not left held by a process that failed to take it (a full disk)
+                throw;
+            }
             return new DataDirectoryLock(file);
         }
         catch (IOException e) when (e.HResult != LockHeld)

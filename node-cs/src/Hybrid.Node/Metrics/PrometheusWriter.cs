@@ -75,7 +75,7 @@ internal static class PrometheusWriter
         Line(text, "hybrid_connections_refused_total", null, node.RefusedConnections);
         Header(text, "hybrid_handshake_timeouts_total", "counter", "Connections closed for not authenticating within HandshakeTimeout.");
         Line(text, "hybrid_handshake_timeouts_total", null, node.HandshakeTimeouts);
-        Header(text, "hybrid_auth_failures_total", "counter", "Failed authentications (native Auth, RESP AUTH and HELLO AUTH): wrong proof or password, or unknown tenant.");
+        Header(text, "hybrid_auth_failures_total", "counter", "Failed authentications: a wrong native Auth proof; a wrong RESP AUTH or HELLO AUTH password, or its unknown tenant.");
         Line(text, "hybrid_auth_failures_total", null, node.Tenants.AuthFailures);
         Header(text, "hybrid_view", "gauge", "The node's current view number.");
         Line(text, "hybrid_view", null, (long)node.View.Current);

@@ -58,7 +58,7 @@ public sealed partial class RespSession : IDisposable
     /// <summary>True after QUIT or a protocol violation: send the output, then close the connection.</summary>
     public bool ShouldClose { get; private set; }
 
-    /// <summary>Failed AUTHs (or HELLO ... AUTH) after which a connection is closed, its last error sent.</summary>
+    /// <summary>Failed AUTHs (or HELLO ... AUTH) in a row after which a connection is closed, its last error sent.</summary>
     public const int MaxFailedAuths = 3;
 
     private int _failedAuths;
@@ -358,6 +358,7 @@ public sealed partial class RespSession : IDisposable
                 ShouldClose = true;
             return false;
         }
+        _failedAuths = 0;
         Become(found);
         TenantChanged?.Invoke(found);
         return true;

@@ -110,7 +110,13 @@ public sealed class TenantRegistry
     /// Replaces tenant <paramref name="name"/>'s secret (rotation, or giving the <c>default</c> tenant one so its node
     /// may listen beyond loopback), durably: sessions opened from then on prove the new one.
     /// </summary>
-    public TenantInfo SetSecret(string name, byte[] secret) => Update(name, old => old with { Secret = secret });
+    public TenantInfo SetSecret(string name, byte[] secret)
+    {
+        // An empty secret would turn AUTH off for the tenant: only the loopback default is created without one.
+        if (secret.Length == 0)
+            throw new ArgumentException("a secret cannot be empty");
+        return Update(name, old => old with { Secret = secret });
+    }
 
     /// <summary>Changes tenant <paramref name="id"/>'s extension CPU quota (≤ 0: none), durably.</summary>
     public TenantInfo SetExtensionCores(uint id, double cores) =>
