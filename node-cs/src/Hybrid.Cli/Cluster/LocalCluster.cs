@@ -134,8 +134,39 @@ internal static class LocalCluster
             || IsRunning(pid);
     }
 
+    /// <summary>
+    /// This machine's <c>hybrid cluster node</c> processes of the cluster in <paramref name="dir"/> (by their command
+    /// line: <c>--dir</c> is the directory's full path, as <see cref="StartNode"/> passes it), with their <c>--name</c>.
+    /// </summary>
+    public static List<(int Pid, string Name)> NodeProcesses(string dir)
+    {
+        string full = Path.GetFullPath(dir);
+        var found = new List<(int, string)>();
+        foreach (string proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid))
+                continue;
+            string[] args;
+            try
+            {
+                args = File.ReadAllText(Path.Combine(proc, "cmdline")).Split('\0');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue; // gone meanwhile
+            }
+            int node = Array.IndexOf(args, "node");
+            if (node < 1 || args[node - 1] != "cluster" || ValueOf(args, "--dir") != full || ValueOf(args, "--name") is not { } name || !IsRunning(pid))
+                continue;
+            found.Add((pid, name));
+        }
+        return found;
+
+        static string? ValueOf(string[] args, string option) => Array.IndexOf(args, option) is int i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
     /// <summary>Whether process <paramref name="pid"/> of this machine runs (neither gone nor a zombie).</summary>
-    private static bool IsRunning(int pid)
+    public static bool IsRunning(int pid)
     {
         try
         {

@@ -136,21 +136,44 @@ internal static partial class HybridCli
 
     private static Command StopCommand()
     {
-        var command = new Command("stop", "Stop every live node of the cluster (SIGTERM to the processes it registered)");
+        var command = new Command("stop", "Stop every node of the cluster: SIGTERM to the processes it registered and to this machine's node processes of its directory; SIGKILL to one still there 20 s later");
         command.Options.Add(s_dir);
         command.Options.Add(s_metadata);
         command.SetAction((result, _) => ReportErrors("cluster stop", async () =>
         {
-            await using IMetadataStore store = MetadataStores.Open(LocalCluster.ExistingMetadataSpec(result.GetValue(s_dir)!, result.GetValue(s_metadata)));
+            string dir = result.GetValue(s_dir)!;
+            await using IMetadataStore store = MetadataStores.Open(LocalCluster.ExistingMetadataSpec(dir, result.GetValue(s_metadata)));
             var metadata = new ClusterMetadata(store);
+            // The registered nodes, and this machine's node processes of the directory whose registration lapsed (a node
+            // too busy to renew its lease for a moment was left running, its directory then deleted under it).
+            var nodes = new Dictionary<int, string>();
             foreach (NodeInfo node in await metadata.ListLiveNodesAsync())
             {
-                if (node.Pid is not int pid)
-                    continue;
+                if (node.Pid is int pid)
+                    nodes[pid] = node.Id;
+            }
+            foreach (var (pid, name) in LocalCluster.NodeProcesses(dir))
+                nodes.TryAdd(pid, name);
+            foreach (var (pid, name) in nodes)
+            {
                 // SIGTERM: the node stops cleanly (closes its store, revokes its registration).
                 using var kill = System.Diagnostics.Process.Start("kill", ["-TERM", pid.ToString(CultureInfo.InvariantCulture)]);
                 await kill.WaitForExitAsync();
-                Console.WriteLine($"stopped {node.Id} (pid {pid})");
+            }
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            foreach (var (pid, name) in nodes)
+            {
+                while (LocalCluster.IsRunning(pid) && DateTime.UtcNow < deadline)
+                    await Task.Delay(50);
+                if (LocalCluster.IsRunning(pid))
+                {
+                    // A node that does not finish stopping is stopped all the same (its restart recovers it).
+                    using var kill = System.Diagnostics.Process.Start("kill", ["-KILL", pid.ToString(CultureInfo.InvariantCulture)]);
+                    await kill.WaitForExitAsync();
+                    Console.WriteLine($"killed {name} (pid {pid}): still running 20 s after SIGTERM");
+                    continue;
+                }
+                Console.WriteLine($"stopped {name} (pid {pid})");
             }
             return 0;
         }));
