@@ -36,7 +36,7 @@ internal static class TenantCommands
             create.Options.Add(o);
         create.SetAction(async (result, cancellationToken) =>
         {
-            string text = result.GetValue(secret) ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            string text = SecretText(result.GetValue(secret));
             if (text.Length == 0)
             {
                 Console.Error.WriteLine("hybrid: a tenant other than 'default' needs a secret (only 'default' may skip AUTH, on a node only this host reaches: loopback, shm, memif)");
@@ -112,7 +112,7 @@ internal static class TenantCommands
         rotate.SetAction(async (result, cancellationToken) =>
         {
             string tenantName = result.GetValue(secretName)!;
-            string text = result.GetValue(newSecret) ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            string text = SecretText(result.GetValue(newSecret));
             if (text.Length == 0)
             {
                 Console.Error.WriteLine("hybrid: a secret cannot be empty");
@@ -182,6 +182,9 @@ internal static class TenantCommands
         $"{t.Id}\t{t.Name}\tmax-bytes {t.MaxBytes}\tmax-ops {t.MaxOpsPerSecond}\text-cpu {t.ExtensionCores}\t{(t.RequiresAuth ? "auth" : "no auth")}");
 
     /// <summary>Opens a cluster's metadata store; refuses one that holds no cluster (a mistyped directory would be created).</summary>
+    /// <summary>The secret given, or a random one (16 bytes, hex) that the command prints.</summary>
+    private static string SecretText(string? given) => given ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
     private static async Task<IMetadataStore> OpenClusterAsync(string location, CancellationToken cancellationToken)
     {
         string? directory = location.StartsWith("etcd:", StringComparison.Ordinal) ? null
