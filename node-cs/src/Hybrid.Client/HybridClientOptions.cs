@@ -57,6 +57,13 @@ public sealed record HybridClientOptions
     /// </summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// <see cref="Timeout"/> for a frame that holds an extension install (the larger of the two applies): the node
+    /// compiles the source before it answers, and the first compile in a node process loads the compiler, which took
+    /// over 10 s on a busy 2-core machine.
+    /// </summary>
+    public TimeSpan InstallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How often a batch is resent after ViewChanged or Retry before its requests fail.</summary>
     public int MaxResends { get; init; } = 8;
 

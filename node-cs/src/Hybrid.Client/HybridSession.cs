@@ -268,6 +268,7 @@ public sealed partial class HybridSession : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckSizes(code, key.Length, value.Length);
         var open = _open ??= NewBatchLocked();
+        open.Compiles |= code == OpCode.Install;
         int mark = open.Buffer.Length;
         try
         {
@@ -297,6 +298,7 @@ public sealed partial class HybridSession : IAsyncDisposable
         batch.Ops.Clear();
         batch.Resends = 0;
         batch.Order = 0;
+        batch.Compiles = false;
         batch.Generation++;
         batch.Start = batch.Buffer.BeginFrame();
         batch.Opened = Stopwatch.GetTimestamp();
@@ -688,11 +690,19 @@ public sealed partial class HybridSession : IAsyncDisposable
         {
             if (_disposed)
                 return;
-            long limit = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
             long now = Stopwatch.GetTimestamp();
-            if (_inFlight.Count > 0 && now - _inFlight[0].Sent > limit)
-                BreakLocked(new HybridTimeoutException($"no reply within {_options.Timeout}: the outcome of the requests in flight is unknown"));
-            else if (_open is { Ops.Count: > 0 } open && now - open.Opened > limit && _link is not null)
+            foreach (Batch batch in _inFlight)
+            {
+                // An install waits for a compile (the first in a node process loads the compiler: seconds on a busy
+                // machine), so it has a limit of its own.
+                TimeSpan timeout = batch.Compiles ? TimeSpan.FromTicks(Math.Max(_options.InstallTimeout.Ticks, _options.Timeout.Ticks)) : _options.Timeout;
+                if (now - batch.Sent > (long)(timeout.TotalSeconds * Stopwatch.Frequency))
+                {
+                    BreakLocked(new HybridTimeoutException($"no reply within {timeout}: the outcome of the requests in flight is unknown"));
+                    break;
+                }
+            }
+            if (_link is not null && _open is { Ops.Count: > 0 } open && now - open.Opened > (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency))
                 FlushLocked(force: true);
         }
         DrainFailures();
@@ -731,5 +741,6 @@ public sealed partial class HybridSession : IAsyncDisposable
         internal int Generation { get; set; } // changes at each reuse
         internal long Opened { get; set; }
         internal long Sent { get; set; }
+        internal bool Compiles { get; set; } // holds an install
     }
 }

@@ -171,6 +171,34 @@ public class HybridSessionFaultTests
         Assert.Contains("outcome", timeout.Message);
     }
 
+    [Fact]
+    public async Task Timeout_OfAnInstall_IsInstallTimeout_ForTheCompileOnTheNode()
+    {
+        // A node's first compile loads the compiler: an install to a fresh node on a busy machine took over the 10 s
+        // Timeout, and `hybrid ext install --cluster` failed with "no reply" though the node installed it (CI).
+        var stall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var node = new FakeNode();
+        node.OnBatch = async (connection, batch) =>
+        {
+            await (batch.Requests[0].Op == OpCode.Install ? Task.Delay(TimeSpan.FromSeconds(1.5)) : stall.Task);
+            await node.Execute(connection, batch);
+        };
+        try
+        {
+            var options = new HybridClientOptions { EndPoint = node.EndPoint, Timeout = TimeSpan.FromMilliseconds(500), InstallTimeout = TimeSpan.FromSeconds(20) };
+            await using (var session = await HybridSession.ConnectAsync(options))
+                Assert.Equal(Status.Ok, (await session.InstallExtensionAsync("x", "class X {}").AsTask().WaitAsync(Wait)).Status);
+            await using (var session = await HybridSession.ConnectAsync(options))
+                Assert.IsType<HybridTimeoutException>(await Outcome(session.PutAsync(0, "k"u8, "v"u8)).WaitAsync(Wait));
+            await using (var session = await HybridSession.ConnectAsync(options with { InstallTimeout = TimeSpan.FromMilliseconds(500) }))
+                Assert.IsType<HybridTimeoutException>(await Outcome(session.InstallExtensionAsync("x", "class X {}")).WaitAsync(Wait));
+        }
+        finally
+        {
+            stall.TrySetResult();
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
