@@ -66,9 +66,9 @@ public class TraceCommandTests
             [
                 .. new[]
                 {
-                    ClusterDecision.BeginMigration("r1", "n2"), ClusterDecision.CoreRefreshed("n1", "c1", 2), ClusterDecision.CoreRefreshed("n1", "c2", 2),
-                    ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefreshed("n2", "c1", 2),
-                    ClusterDecision.CoreRefreshed("n2", "c2", 2), ClusterDecision.FinishPulls("r1"),
+                    ClusterDecision.BeginMigration("r1", "n2"), ClusterDecision.CoreRefresh("n1", "c1", 2), ClusterDecision.CoreRefresh("n1", "c2", 2),
+                    ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefresh("n2", "c1", 2),
+                    ClusterDecision.CoreRefresh("n2", "c2", 2), ClusterDecision.FinishPulls("r1"),
                 }.Select(d => d with { By = "n2" }),
             ],
         };
@@ -128,9 +128,9 @@ public class TraceCommandTests
                 {
                     foreach (ClusterDecision d in new[]
                     {
-                        ClusterDecision.BeginMigration("r1", to), ClusterDecision.CoreRefreshed(from, "c1", view), ClusterDecision.CoreRefreshed(from, "c2", view),
-                        ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefreshed(to, "c1", view),
-                        ClusterDecision.CoreRefreshed(to, "c2", view), ClusterDecision.FinishPulls("r1"), ClusterDecision.CheckpointCovered(to),
+                        ClusterDecision.BeginMigration("r1", to), ClusterDecision.CoreRefresh(from, "c1", view), ClusterDecision.CoreRefresh(from, "c2", view),
+                        ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefresh(to, "c1", view),
+                        ClusterDecision.CoreRefresh(to, "c2", view), ClusterDecision.FinishPulls("r1"), ClusterDecision.Checkpoint(to),
                         ClusterDecision.DropSource("r1"), ClusterDecision.RemoveLineage("r1"),
                     })
                     {

@@ -9,7 +9,7 @@ namespace Hybrid.Cluster.Tests;
 
 /// <summary>
 /// kill -9 of a migration's source or target while it pulls, and right after each of its decisions (BeginMigration,
-/// TransferOwnership, CheckpointCovered with FinishPulls, DropSource, RemoveLineage), with real node processes (sync durability) on the file
+/// TransferOwnership, Checkpoint with FinishPulls, DropSource, RemoveLineage), with real node processes (sync durability) on the file
 /// metadata store and a cluster client writing throughout. After the killed node restarts: every acknowledged write
 /// is readable with its latest value, each range has exactly one owner, the source refuses the moved keys, and the
 /// target's protocol trace (decisions, including its own Crash and Recover) replays through the F# trace checker.
@@ -84,8 +84,8 @@ public sealed class ClusterFaultTests(ITestOutputHelper output) : ClusterProcess
     [InlineData("BeginMigration", "n1")]
     [InlineData("TransferOwnership", "n2")]
     [InlineData("TransferOwnership", "n1")]
-    [InlineData("CheckpointCovered", "n2")]
-    [InlineData("CheckpointCovered", "n1")]
+    [InlineData("Checkpoint", "n2")]
+    [InlineData("Checkpoint", "n1")]
     [InlineData("DropSource", "n2")]
     [InlineData("DropSource", "n1")]
     [InlineData("RemoveLineage", "n2")]

@@ -63,7 +63,7 @@ public sealed class EtcdFaultTests(ITestOutputHelper output) : ClusterProcessTes
     [Theory]
     [InlineData("BeginMigration")]
     [InlineData("TransferOwnership")]
-    [InlineData("CheckpointCovered")]
+    [InlineData("Checkpoint")]
     [InlineData("DropSource")]
     [InlineData("RemoveLineage")]
     public async Task Etcd_killed_right_after_a_migration_decision_loses_no_acknowledged_write_and_the_migration_finishes(string decision)

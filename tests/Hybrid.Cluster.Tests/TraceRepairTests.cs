@@ -26,9 +26,9 @@ public sealed class TraceRepairTests : IDisposable
         [
             .. new[]
             {
-                ClusterDecision.BeginMigration("r1", "n2"), ClusterDecision.CoreRefreshed("n1", "c1", 2), ClusterDecision.CoreRefreshed("n1", "c2", 2),
-                ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefreshed("n2", "c1", 2),
-                ClusterDecision.CoreRefreshed("n2", "c2", 2), ClusterDecision.FinishPulls("r1"), ClusterDecision.CheckpointCovered("n2"),
+                ClusterDecision.BeginMigration("r1", "n2"), ClusterDecision.CoreRefresh("n1", "c1", 2), ClusterDecision.CoreRefresh("n1", "c2", 2),
+                ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefresh("n2", "c1", 2),
+                ClusterDecision.CoreRefresh("n2", "c2", 2), ClusterDecision.FinishPulls("r1"), ClusterDecision.Checkpoint("n2"),
                 ClusterDecision.DropSource("r1"), ClusterDecision.RemoveLineage("r1"),
             }.Select(d => d with { By = by }),
         ],
@@ -120,9 +120,9 @@ public sealed class TraceRepairTests : IDisposable
     {
         static IEnumerable<ClusterDecision> Move(string to, string from, int view) =>
         [
-            ClusterDecision.BeginMigration("r1", to), ClusterDecision.CoreRefreshed(from, "c1", view), ClusterDecision.CoreRefreshed(from, "c2", view),
-            ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefreshed(to, "c1", view),
-            ClusterDecision.CoreRefreshed(to, "c2", view), ClusterDecision.FinishPulls("r1"), ClusterDecision.CheckpointCovered(to),
+            ClusterDecision.BeginMigration("r1", to), ClusterDecision.CoreRefresh(from, "c1", view), ClusterDecision.CoreRefresh(from, "c2", view),
+            ClusterDecision.Prepare("r1", 0), ClusterDecision.TransferOwnership("r1"), ClusterDecision.CoreRefresh(to, "c1", view),
+            ClusterDecision.CoreRefresh(to, "c2", view), ClusterDecision.FinishPulls("r1"), ClusterDecision.Checkpoint(to),
             ClusterDecision.DropSource("r1"), ClusterDecision.RemoveLineage("r1"),
         ];
         return Log() with { Decisions = [.. Move("n2", "n1", 2).Select(d => d with { By = "n2" }), .. Move("n1", "n2", 3).Select(d => d with { By = "n1" })] };

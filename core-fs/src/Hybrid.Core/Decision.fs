@@ -35,22 +35,22 @@ type Input =
     /// The target pulled every record of r (`FinishPulls`).
     | FinishPulls of r: string
     /// Node n's checkpoint now covers everything in its memory (`Checkpoint`).
-    | CheckpointCovered of n: string
+    | Checkpoint of n: string
     /// The source may drop r (`DropSource`).
     | DropSource of r: string
     /// The migration of r ends (`RemoveLineage`).
     | RemoveLineage of r: string
     /// Node n crashed (`Crash`).
-    | NodeCrashed of n: string
+    | Crash of n: string
     /// Node n restarted (`Recover`).
-    | NodeRecovered of n: string
+    | Recover of n: string
     /// Core c of node n refreshed its epoch into view v (`CoreRefresh`); v must be n's newest view.
-    | CoreRefreshed of n: string * c: string * v: int
+    | CoreRefresh of n: string * c: string * v: int
 
 /// Something the node must do because of a decision.
 type Effect =
     /// Node n's newest view is now v, in which it owns exactly `owned`; its cores adopt it at their
-    /// next epoch refresh (and report `CoreRefreshed`).
+    /// next epoch refresh (and report `CoreRefresh`).
     | BumpView of n: string * v: int * owned: string list
     /// Node n's version floor is now at least `floor`: every version it issues from now on is above it.
     | RaiseFloor of n: string * floor: int
@@ -102,12 +102,12 @@ let private actionOf (cs: ClusterState) (input: Input) : Action * State =
         Action.Prepare r, st'
     | TransferOwnership r -> Action.TransferOwnership r, st
     | FinishPulls r -> Action.FinishPulls r, st
-    | CheckpointCovered n -> Action.Checkpoint n, st
+    | Checkpoint n -> Action.Checkpoint n, st
     | DropSource r -> Action.DropSource r, st
     | RemoveLineage r -> Action.RemoveLineage r, st
-    | NodeCrashed n -> Action.Crash n, st
-    | NodeRecovered n -> Action.Recover n, st
-    | CoreRefreshed(n, c, _) -> Action.CoreRefresh(n, c), st
+    | Crash n -> Action.Crash n, st
+    | Recover n -> Action.Recover n, st
+    | CoreRefresh(n, c, _) -> Action.CoreRefresh(n, c), st
 
 /// Effects of a step from `before` to `after` beyond the trace line: view changes, floors,
 /// pulls to start, drops, and cuts that just completed.
@@ -156,7 +156,7 @@ let decide (cs: ClusterState) (input: Input) : Outcome =
     let refuse reason = { State = cs; Effects = []; Accepted = false; Reason = reason }
     let a, st = actionOf cs input
     match input with
-    | CoreRefreshed(n, _, v) when cs.State.cuts.view.TryFind n <> Some v ->
+    | CoreRefresh(n, _, v) when cs.State.cuts.view.TryFind n <> Some v ->
         refuse (sprintf "%s's newest view is %A, not %d" n (cs.State.cuts.view.TryFind n) v)
     | _ ->
         let result =

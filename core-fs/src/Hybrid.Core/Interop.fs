@@ -102,17 +102,17 @@ and [<Sealed>] ClusterCore internal (cs: Decision.ClusterState) =
     /// `FinishPulls(range)`: the target holds every record of the range.
     member this.FinishPulls(range: string) = this.Apply (Decision.FinishPulls range)
     /// `Checkpoint(node)`: the node's checkpoint covers its memory.
-    member this.CheckpointCovered(node: string) = this.Apply (Decision.CheckpointCovered node)
+    member this.Checkpoint(node: string) = this.Apply (Decision.Checkpoint node)
     /// `DropSource(range)`: the source deletes the range (DropRange).
     member this.DropSource(range: string) = this.Apply (Decision.DropSource range)
     /// `RemoveLineage(range)`: the migration ends.
     member this.RemoveLineage(range: string) = this.Apply (Decision.RemoveLineage range)
     /// `Crash(node)`: the node is down (its cores' views are 0).
-    member this.NodeCrashed(node: string) = this.Apply (Decision.NodeCrashed node)
+    member this.Crash(node: string) = this.Apply (Decision.Crash node)
     /// `Recover(node)`: the node is up with every core in its newest view; pulls to it restart.
-    member this.NodeRecovered(node: string) = this.Apply (Decision.NodeRecovered node)
+    member this.Recover(node: string) = this.Apply (Decision.Recover node)
     /// `CoreRefresh(node, core)`: the core now executes in `view` (the node's newest).
-    member this.CoreRefreshed(node: string, core: string, view: int) = this.Apply (Decision.CoreRefreshed(node, core, view))
+    member this.CoreRefresh(node: string, core: string, view: int) = this.Apply (Decision.CoreRefresh(node, core, view))
 
     /// The ranges `node` owns in its view `view` (empty for a view it never had).
     member _.OwnedRanges(node: string, view: int) : string[] = Decision.ownedRanges cs node view |> Array.ofList

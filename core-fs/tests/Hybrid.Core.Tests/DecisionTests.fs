@@ -45,12 +45,12 @@ let ``a migration with a target crash goes through every phase with the effects 
     Assert.False(early.Accepted)
     Assert.Contains("Prepare(r1) is not enabled", early.Reason)
     Assert.Same(c1, early.Core)
-    Assert.False(c1.CoreRefreshed("n1", "c1", 3).Accepted)
-    let r1 = c1.CoreRefreshed("n1", "c1", 2)
+    Assert.False(c1.CoreRefresh("n1", "c1", 3).Accepted)
+    let r1 = c1.CoreRefresh("n1", "c1", 2)
     let c2 = ok trace r1
     Assert.DoesNotContain(EffectKind.CutCompleted, kinds r1)
     Assert.False(c2.CutComplete "r1")
-    let r2 = c2.CoreRefreshed("n1", "c2", 2)
+    let r2 = c2.CoreRefresh("n1", "c2", 2)
     let c3 = ok trace r2
     Assert.Contains(EffectKind.CutCompleted, kinds r2)
     Assert.True(c3.CutComplete "r1")
@@ -73,16 +73,16 @@ let ``a migration with a target crash goes through every phase with the effects 
     Assert.Equal<string[]>([| "r1"; "r2" |], c5.OwnedRanges("n2", 2))
 
     // the target crashes and recovers: pulls restart from the source
-    let c6 = ok trace (c5.NodeCrashed "n2")
+    let c6 = ok trace (c5.Crash "n2")
     Assert.Equal(0, c6.CoreView("n2", "c1"))
-    let recovered = c6.NodeRecovered "n2"
+    let recovered = c6.Recover "n2"
     let c7 = ok trace recovered
     Assert.Equal(2, c7.CoreView("n2", "c1"))
     Assert.Contains(EffectKind.StartPulls, kinds recovered)
 
     let c8 = ok trace (c7.FinishPulls "r1")
     Assert.False(c8.DropSource("r1").Accepted) // not before the target's checkpoint covers the range
-    let c9 = ok trace (c8.CheckpointCovered "n2")
+    let c9 = ok trace (c8.Checkpoint "n2")
     Assert.Equal("Durable", c9.Phase "r1")
     let drop = c9.DropSource "r1"
     let c10 = ok trace drop
@@ -100,7 +100,7 @@ let ``a migration with a target crash goes through every phase with the effects 
 let ``the target raises its version floor to the one the source reported at Prepare`` () =
     let c = create ()
     let c1 = c.BeginMigration("r1", "n2").Core
-    let c2 = c1.CoreRefreshed("n1", "c1", 2).Core.CoreRefreshed("n1", "c2", 2).Core
+    let c2 = c1.CoreRefresh("n1", "c1", 2).Core.CoreRefresh("n1", "c2", 2).Core
     let c3 = c2.Prepare("r1", 41).Core
     let transfer = c3.TransferOwnership "r1"
     Assert.True(transfer.Accepted)
@@ -126,10 +126,32 @@ let ``a tampered decision trace is rejected by the checker at the tampered line`
     let c0 = create ()
     trace.Add c0.InitTraceLine
     let c1 = ok trace (c0.BeginMigration("r1", "n2"))
-    ok trace (c1.CoreRefreshed("n1", "c1", 2)) |> ignore
+    ok trace (c1.CoreRefresh("n1", "c1", 2)) |> ignore
     // claim the core refreshed into view 3
     let tampered = trace |> Seq.map (fun l -> l.Replace("\"c1\":2", "\"c1\":3")) |> Seq.map Json.parse
     let report = TraceCheck.Check tampered
     Assert.False(report.Accepted)
     Assert.Equal(3, report.Line)
     Assert.Equal("NotEnabled", report.Verdict)
+
+/// One vocabulary (spec/MODEL.md): each request the node makes of the core is named as the model
+/// action it applies, which is a TLA+ action of spec/migration/Migration.tla of the same name. Four
+/// of them had names of their own (CheckpointCovered for Checkpoint, NodeCrashed for Crash, ...).
+[<Fact>]
+let ``every request to the core is named as the Migration action it applies and as the TLA+ action`` () =
+    let names t =
+        Microsoft.FSharp.Reflection.FSharpType.GetUnionCases t |> Array.map (fun c -> c.Name) |> Set.ofArray
+    let inputs = names typeof<Hybrid.Core.Decision.Input>
+    let actions = names typeof<Hybrid.Core.Migration.Action>
+    Assert.Empty(Set.difference inputs actions)
+    let rec root (dir: System.IO.DirectoryInfo) =
+        if System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "Hybrid.sln")) then dir.FullName
+        else
+            match dir.Parent with
+            | null -> failwith "no Hybrid.sln above the test's directory"
+            | parent -> root parent
+    let tla =
+        System.IO.File.ReadAllText(
+            System.IO.Path.Combine(root (System.IO.DirectoryInfo System.AppContext.BaseDirectory), "spec", "migration", "Migration.tla"))
+    for input in inputs do
+        Assert.Matches(sprintf @"(?m)^%s\([^)]*\) ==" input, tla)

@@ -449,7 +449,7 @@ internal sealed unsafe class SessionFunctions : FunctionsBase<SpanByte, SpanByte
         if (newLive != oldLive)
             AddTenantBytes(RecordLayout.Tenant(storedKey), newLive - oldLive, (newLive > 0 ? 1 : 0) - (oldLive > 0 ? 1 : 0));
         // Replays come from the log; pulled records are made durable by the target's next checkpoint instead, which is
-        // what the migration waits for (CheckpointCovered) before the source may drop its copy: a target that crashes
+        // what the migration waits for (Checkpoint) before the source may drop its copy: a target that crashes
         // before it pulls them again (the model's Crash keeps only the keys written at the target).
         if (LogWrites && StoreInput.Op(input.AsReadOnlySpan()) is not (OpKind.Replay or OpKind.ApplyPulled))
         {

@@ -44,11 +44,32 @@ public class PatientClusterMetadataTests
     }
 
     [Fact]
+    public void Decisions_logged_under_their_names_before_they_matched_the_model_replay_as_the_same_decisions()
+    {
+        // CheckpointCovered, NodeCrashed, NodeRecovered and CoreRefreshed became the model's action names; a cluster's
+        // log written before keeps them, and its state is rebuilt by replaying it.
+        var (_, next) = Begin();
+        ClusterDecision[] steps = [ClusterDecision.CoreRefresh("a", "c1", 2), ClusterDecision.Crash("b"), ClusterDecision.Recover("b"), ClusterDecision.Checkpoint("b")];
+        string[] before = ["CoreRefreshed", "NodeCrashed", "NodeRecovered", "CheckpointCovered"];
+        (ClusterCore now, ClusterCore old) = (next, next);
+        for (int i = 0; i < steps.Length; i++)
+        {
+            DecisionResult byName = steps[i].ApplyTo(now);
+            DecisionResult byOldName = (steps[i] with { Kind = before[i] }).ApplyTo(old);
+            Assert.True(byName.Accepted, byName.Reason);
+            Assert.True(byOldName.Accepted, byOldName.Reason);
+            Assert.Equal(byName.Effects.Select(e => e.ToString()), byOldName.Effects.Select(e => e.ToString()));
+            (now, old) = (byName.Core, byOldName.Core);
+        }
+        Assert.Throws<ArgumentException>(() => (steps[0] with { Kind = "Refreshed" }).ApplyTo(now));
+    }
+
+    [Fact]
     public void Another_deciders_write_is_still_a_lost_race()
     {
         var (decision, next) = Begin();
         // A state neither before nor after ours (ours and one more decision): someone else moved first.
-        DecisionResult other = ClusterDecision.CoreRefreshed("a", "c1", 2).ApplyTo(next);
+        DecisionResult other = ClusterDecision.CoreRefresh("a", "c1", 2).ApplyTo(next);
         Assert.True(other.Accepted, other.Reason);
         var store = new LateStore(s_initial, landsOnAttempt: 2) { Intruder = other.Core };
         var said = new List<string>();
@@ -74,8 +95,8 @@ public class PatientClusterMetadataTests
 
         // A write that never waited says nothing.
         said.Clear();
-        DecisionResult refresh = ClusterDecision.CoreRefreshed("a", "c1", 2).ApplyTo(next);
-        Assert.True(patient.TryReplace(next, [ClusterDecision.CoreRefreshed("a", "c1", 2)], refresh.Core));
+        DecisionResult refresh = ClusterDecision.CoreRefresh("a", "c1", 2).ApplyTo(next);
+        Assert.True(patient.TryReplace(next, [ClusterDecision.CoreRefresh("a", "c1", 2)], refresh.Core));
         Assert.Empty(said);
     }
 

@@ -8,12 +8,14 @@ namespace Hybrid.Node.Cluster;
 /// them from the cluster's initial configuration, so the state is exactly what the core decided, with no second
 /// encoding of the protocol state on the C# side.
 /// </summary>
-/// <param name="Kind">The <see cref="ClusterCore"/> method: BeginMigration, Prepare, TransferOwnership, FinishPulls,
-/// CheckpointCovered, DropSource, RemoveLineage, NodeCrashed, NodeRecovered, CoreRefreshed.</param>
+/// <param name="Kind">The <see cref="ClusterCore"/> method, named as the model's action and its trace event:
+/// BeginMigration, Prepare, TransferOwnership, FinishPulls, Checkpoint, DropSource, RemoveLineage, Crash, Recover,
+/// CoreRefresh. Logs written before these names matched the model's use CheckpointCovered, NodeCrashed,
+/// NodeRecovered and CoreRefreshed for four of them, which are read as the same decisions.</param>
 /// <param name="Range">The range, for range decisions.</param>
-/// <param name="Node">The node (target of BeginMigration; the node of CheckpointCovered, NodeCrashed, NodeRecovered, CoreRefreshed).</param>
-/// <param name="Core">The core of CoreRefreshed.</param>
-/// <param name="Number">The source floor of Prepare or the view of CoreRefreshed.</param>
+/// <param name="Node">The node (target of BeginMigration; the node of Checkpoint, Crash, Recover, CoreRefresh).</param>
+/// <param name="Core">The core of CoreRefresh.</param>
+/// <param name="Number">The source floor of Prepare or the view of CoreRefresh.</param>
 /// <param name="By">The node whose coordinator made the decision (null in logs written before it was recorded): a node
 /// that restarts finds in the log the decisions it published but was killed before tracing (<c>TraceRepair</c>).
 /// Not an input of the core.</param>
@@ -26,12 +28,12 @@ public sealed record ClusterDecision(string Kind, string? Range = null, string? 
         nameof(ClusterCore.Prepare) => core.Prepare(Range!, Number),
         nameof(ClusterCore.TransferOwnership) => core.TransferOwnership(Range!),
         nameof(ClusterCore.FinishPulls) => core.FinishPulls(Range!),
-        nameof(ClusterCore.CheckpointCovered) => core.CheckpointCovered(Node!),
+        nameof(ClusterCore.Checkpoint) or "CheckpointCovered" => core.Checkpoint(Node!),
         nameof(ClusterCore.DropSource) => core.DropSource(Range!),
         nameof(ClusterCore.RemoveLineage) => core.RemoveLineage(Range!),
-        nameof(ClusterCore.NodeCrashed) => core.NodeCrashed(Node!),
-        nameof(ClusterCore.NodeRecovered) => core.NodeRecovered(Node!),
-        nameof(ClusterCore.CoreRefreshed) => core.CoreRefreshed(Node!, Core!, Number),
+        nameof(ClusterCore.Crash) or "NodeCrashed" => core.Crash(Node!),
+        nameof(ClusterCore.Recover) or "NodeRecovered" => core.Recover(Node!),
+        nameof(ClusterCore.CoreRefresh) or "CoreRefreshed" => core.CoreRefresh(Node!, Core!, Number),
         _ => throw new ArgumentException("unknown decision " + Kind),
     };
 
@@ -48,7 +50,7 @@ public sealed record ClusterDecision(string Kind, string? Range = null, string? 
     public static ClusterDecision FinishPulls(string range) => new(nameof(ClusterCore.FinishPulls), range);
 
     /// <summary><c>Checkpoint(node)</c>: its checkpoint covers its memory.</summary>
-    public static ClusterDecision CheckpointCovered(string node) => new(nameof(ClusterCore.CheckpointCovered), Node: node);
+    public static ClusterDecision Checkpoint(string node) => new(nameof(ClusterCore.Checkpoint), Node: node);
 
     /// <summary><c>DropSource(range)</c>.</summary>
     public static ClusterDecision DropSource(string range) => new(nameof(ClusterCore.DropSource), range);
@@ -57,11 +59,11 @@ public sealed record ClusterDecision(string Kind, string? Range = null, string? 
     public static ClusterDecision RemoveLineage(string range) => new(nameof(ClusterCore.RemoveLineage), range);
 
     /// <summary><c>Crash(node)</c>: the node was found dead.</summary>
-    public static ClusterDecision NodeCrashed(string node) => new(nameof(ClusterCore.NodeCrashed), Node: node);
+    public static ClusterDecision Crash(string node) => new(nameof(ClusterCore.Crash), Node: node);
 
     /// <summary><c>Recover(node)</c>: the node runs again.</summary>
-    public static ClusterDecision NodeRecovered(string node) => new(nameof(ClusterCore.NodeRecovered), Node: node);
+    public static ClusterDecision Recover(string node) => new(nameof(ClusterCore.Recover), Node: node);
 
     /// <summary><c>CoreRefresh(node, core)</c> into <paramref name="view"/>.</summary>
-    public static ClusterDecision CoreRefreshed(string node, string core, int view) => new(nameof(ClusterCore.CoreRefreshed), Node: node, Core: core, Number: view);
+    public static ClusterDecision CoreRefresh(string node, string core, int view) => new(nameof(ClusterCore.CoreRefresh), Node: node, Core: core, Number: view);
 }

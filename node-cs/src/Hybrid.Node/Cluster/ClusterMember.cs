@@ -138,8 +138,8 @@ public sealed class ClusterMember : IAsyncDisposable
             lock (peers)
                 return peers.TryGetValue(node, out NetworkPeer? p) ? p : peers[node] = new NetworkPeer(() => _peerOf(node), _peerKey);
         }
-        coordinator.Carry(ClusterDecision.NodeCrashed(Name), null);
-        coordinator.Carry(ClusterDecision.NodeRecovered(Name), e =>
+        coordinator.Carry(ClusterDecision.Crash(Name), null);
+        coordinator.Carry(ClusterDecision.Recover(Name), e =>
         {
             if (e.Kind == EffectKind.StartPulls && e.Target == Name)
                 jobs[e.Range] = (target.StartPulls(e.Range, _ranges[e.Range], PeerOf(e.Source), cancellationToken), e.Source);

@@ -75,7 +75,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         _nodes[target.Name] = target;
         DecideAll([.. rangeNames.Select(r => ClusterDecision.BeginMigration(r, target.Name))], null);
         // The source's cut is published in the same write as Prepare (and, in Rocksteady, TransferOwnership): one fsync'd
-        // write fewer while nobody serves the ranges. Its CoreRefreshed decisions still come first and the core checks
+        // write fewer while nobody serves the ranges. Its CoreRefresh decisions still come first and the core checks
         // Prepare against them; the floor is read only after every core of the source adopted the view.
         List<ClusterDecision> cut = await WaitForCoresAsync(source, cancellationToken).ConfigureAwait(false);
         Step("cut " + source.Name);
@@ -265,7 +265,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
     /// <see cref="FinishAsync"/>, where the ranges of <paramref name="finishPulls"/> are in <c>Pulling</c> with every
     /// record at the target: their FinishPulls is published in the same write as the Checkpoint that follows, after
     /// the checkpoint (which therefore covers every record they pulled). One write per step, not one per range:
-    /// CheckpointCovered, then every DropSource, the drops, then every RemoveLineage.
+    /// Checkpoint, then every DropSource, the drops, then every RemoveLineage.
     /// </summary>
     private async Task FinishCoreAsync(MigrationNode target, MigrationTarget executor, IReadOnlyList<string> pulled,
         IReadOnlyList<string> finishPulls, Func<string, IMigrationPeer> peerOf, CancellationToken cancellationToken)
@@ -276,7 +276,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         {
             await executor.Store.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             Step("checkpoint");
-            DecideAll([.. finishPulls.Select(ClusterDecision.FinishPulls), ClusterDecision.CheckpointCovered(target.Name)], null);
+            DecideAll([.. finishPulls.Select(ClusterDecision.FinishPulls), ClusterDecision.Checkpoint(target.Name)], null);
         }
         var drops = new List<(string Node, string Range)>();
         ClusterCore durable = metadata.Current;
@@ -361,7 +361,7 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
             int core = i;
             while (await RetryAsync(() => Task.FromResult(node.Views.CoreView(core)), cancellationToken).ConfigureAwait(false) < view)
                 await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
-            refreshed.Add(ClusterDecision.CoreRefreshed(node.Name, node.Cores[core], view));
+            refreshed.Add(ClusterDecision.CoreRefresh(node.Name, node.Cores[core], view));
         }
         return refreshed;
     }
@@ -439,9 +439,9 @@ public sealed class MigrationCoordinator(IClusterMetadata metadata, MigrationTra
         ClusterCore core = ClusterCore.Create(["a", "b"], ["c1", "c2"], new Dictionary<string, string> { ["r"] = "a" });
         ClusterDecision[] steps =
         [
-            ClusterDecision.BeginMigration("r", "b"), ClusterDecision.CoreRefreshed("a", "c1", 2), ClusterDecision.CoreRefreshed("a", "c2", 2),
-            ClusterDecision.Prepare("r", 0), ClusterDecision.TransferOwnership("r"), ClusterDecision.CoreRefreshed("b", "c1", 2),
-            ClusterDecision.CoreRefreshed("b", "c2", 2), ClusterDecision.FinishPulls("r"), ClusterDecision.CheckpointCovered("b"),
+            ClusterDecision.BeginMigration("r", "b"), ClusterDecision.CoreRefresh("a", "c1", 2), ClusterDecision.CoreRefresh("a", "c2", 2),
+            ClusterDecision.Prepare("r", 0), ClusterDecision.TransferOwnership("r"), ClusterDecision.CoreRefresh("b", "c1", 2),
+            ClusterDecision.CoreRefresh("b", "c2", 2), ClusterDecision.FinishPulls("r"), ClusterDecision.Checkpoint("b"),
             ClusterDecision.DropSource("r"), ClusterDecision.RemoveLineage("r"),
         ];
         int accepted = 0;
