@@ -165,6 +165,9 @@ public sealed class ExtensionHost : IDisposable
     /// <summary>The kernel thread id of each scheduler's thread (<see cref="ExtensionScheduler.ThreadId"/>; 0 = unknown), for diagnostics.</summary>
     public int[] SchedulerThreadIds() => [.. Schedulers.Select(s => s.ThreadId)];
 
+    /// <summary>Each extension's invocations by outcome and the time their steps ran, summed over the workers (for metrics).</summary>
+    public IReadOnlyList<ExtensionUsageTotals> Usage() => ExtensionUsageTotals.Sum(Schedulers);
+
     /// <summary>Load contexts and loaded assemblies (for density measurements).</summary>
     public (int LoadContexts, int Modules, int Names) Counts
     {

@@ -67,6 +67,9 @@ public sealed class ExtensionScheduler
     private readonly ConcurrentQueue<Invocation> _runnable = new();
     private readonly ConcurrentQueue<Invocation> _finishedElsewhere = new();
     private readonly Stack<Invocation> _pool = new();
+    // Written by this worker's thread only (results are delivered where they were submitted); read by a scrape. Keyed by
+    // name, not handle: a handle would keep an uninstalled extension's code loaded.
+    private readonly ConcurrentDictionary<(ulong Tenant, string Name), ExtensionUsage> _usage = new();
     /// <summary>
     /// Steps between checks of an invocation's CPU total at resumption: an invocation that runs long without reaching a
     /// meter quantum must take many steps. Not every step: the budget is wall-clock, and a loaded CI run stopped a
@@ -159,6 +162,23 @@ public sealed class ExtensionScheduler
     /// <summary>True while the watchdog considers this worker stuck inside one step.</summary>
     public bool IsStuck => Volatile.Read(ref _stuck);
 
+    /// <summary>What this worker's invocations of each extension came to so far (for metrics; any thread).</summary>
+    internal IEnumerable<KeyValuePair<(ulong Tenant, string Name), ExtensionUsage>> Usage => _usage;
+
+    private void Count(ExtensionHandle handle, ExtensionStatus status, long cpuTicks)
+    {
+        // The last extension's counters are kept at hand: invocations of one extension in a row cost no lookup.
+        if (!ReferenceEquals(handle, _countedHandle))
+        {
+            _countedUsage = _usage.GetOrAdd((handle.Tenant, handle.Name), static _ => new ExtensionUsage());
+            _countedHandle = handle;
+        }
+        _countedUsage!.Add(status, cpuTicks);
+    }
+
+    private ExtensionHandle? _countedHandle;
+    private ExtensionUsage? _countedUsage;
+
     /// <summary>Resolves and invokes by name; an unknown name completes at once with <see cref="ExtensionStatus.NotFound"/>.</summary>
     public void Invoke(ulong tenant, string name, ReadOnlySpan<byte> args, long cookie)
     {
@@ -181,11 +201,13 @@ public sealed class ExtensionScheduler
     {
         if (handle.IsQuarantined)
         {
+            Count(handle, ExtensionStatus.Quarantined, 0);
             _sink.OnCompleted(cookie, ExtensionStatus.Quarantined, default, $"extension '{handle.Name}' was quarantined by the watchdog");
             return;
         }
         if (handle.TenantState.Throttled)
         {
+            Count(handle, ExtensionStatus.Throttled, 0);
             _sink.OnCompleted(cookie, ExtensionStatus.Throttled, default, $"tenant {handle.Tenant} is over its extension CPU quota");
             return;
         }
@@ -357,6 +379,7 @@ public sealed class ExtensionScheduler
     {
         var ok = invocation.Status == ExtensionStatus.Ok;
         DeliveredWriteSequence = Math.Max(DeliveredWriteSequence, invocation.WriteSequence);
+        Count(invocation.Handle, invocation.Status, invocation.CpuTicks);
         try
         {
             _sink.OnCompleted(invocation.Cookie, invocation.Status, ok ? invocation.Context.Response : default, invocation.Error);

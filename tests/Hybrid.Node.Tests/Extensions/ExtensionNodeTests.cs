@@ -477,6 +477,18 @@ public class ExtensionNodeTests
         Assert.Equal((Status.QuotaExceeded, (ulong)ExtensionStatus.Throttled), (throttled.Status, throttled.Reason));
         Assert.Equal(Status.Ok, (await sb.InvokeAsync("get1", "k"u8)).Status);
         Assert.Equal(0.001, NodeExtensions.Of(node.Node).CpuQuota(a.Id));
+
+        // The metrics say which tenant's extension was stopped or throttled, and how long its steps ran (there were no
+        // extension metrics: an operator could not tell whose extension was failing).
+        string metrics = node.Node.ScrapeMetrics();
+        Assert.Contains("hybrid_extension_invocations_total{tenant=\"a\",extension=\"spin\",status=\"cpubudgetexceeded\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("hybrid_extension_invocations_total{tenant=\"a\",extension=\"spin\",status=\"throttled\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("hybrid_extension_invocations_total{tenant=\"b\",extension=\"get1\",status=\"ok\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("extension=\"spin\",status=\"ok\"", metrics, StringComparison.Ordinal);
+        var spun = System.Text.RegularExpressions.Regex.Match(metrics, "hybrid_extension_step_seconds_total\\{tenant=\"a\",extension=\"spin\"\\} (\\S+)\n");
+        Assert.True(spun.Success, metrics);
+        // Its budget is 20 ms of its steps' time: it ran at least that long before it was stopped.
+        Assert.InRange(double.Parse(spun.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0.02, 60);
     }
 
     [Fact]

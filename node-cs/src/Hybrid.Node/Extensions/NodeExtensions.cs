@@ -121,6 +121,15 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
         }
     }
 
+    /// <summary>The extensions of a started node; null when it has none (no worker started, or all stopped).</summary>
+    internal static NodeExtensions? Find(HybridNode node)
+    {
+        lock (s_lock)
+        {
+            return s_nodes.TryGetValue(node, out var extensions) ? extensions : null;
+        }
+    }
+
     /// <summary>Called by each worker as it starts: the first creates the node's extensions (reloading persisted installs).</summary>
     internal static NodeExtensions Acquire(HybridNode node)
     {

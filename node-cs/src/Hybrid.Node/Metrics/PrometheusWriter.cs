@@ -39,6 +39,25 @@ internal static class PrometheusWriter
         foreach (var (tenant, count) in quota.OrderBy(kv => kv.Key))
             Line(text, "hybrid_quota_rejections_total", $"tenant=\"{Name(names, tenant)}\"", count);
 
+        if (Extensions.NodeExtensions.Find(node) is { } extensions)
+        {
+            var usage = extensions.Host.Usage();
+            Header(text, "hybrid_extension_invocations_total", "counter",
+                "Extension invocations, by tenant, extension and outcome (throttled and quarantined ones did not run).");
+            foreach (var extension in usage)
+            {
+                foreach (var (status, count) in extension.Invocations.OrderBy(kv => kv.Key))
+                {
+                    Line(text, "hybrid_extension_invocations_total",
+                        $"tenant=\"{Name(names, (uint)extension.Tenant)}\",extension=\"{Escaped(extension.Name)}\",status=\"{status.ToString().ToLowerInvariant()}\"", count);
+                }
+            }
+            Header(text, "hybrid_extension_step_seconds_total", "counter",
+                "Time extension invocations ran in their steps (what the CPU budget and quota count), by tenant and extension.");
+            foreach (var extension in usage)
+                Line(text, "hybrid_extension_step_seconds_total", $"tenant=\"{Name(names, (uint)extension.Tenant)}\",extension=\"{Escaped(extension.Name)}\"", extension.StepSeconds);
+        }
+
         Header(text, "hybrid_batch_rejections_total", "counter", "Batches refused as a whole, by status.");
         for (int s = 0; s < 256; s++)
         {
@@ -107,7 +126,9 @@ internal static class PrometheusWriter
     }
 
     private static string Name(Dictionary<uint, string> names, uint tenant) =>
-        names.TryGetValue(tenant, out var name) ? name.Replace("\\", "\\\\").Replace("\"", "\\\"") : tenant.ToString(CultureInfo.InvariantCulture);
+        names.TryGetValue(tenant, out var name) ? Escaped(name) : tenant.ToString(CultureInfo.InvariantCulture);
+
+    private static string Escaped(string label) => label.Replace("\\", "\\\\").Replace("\"", "\\\"");
 
     private static void Header(StringBuilder text, string name, string type, string help) =>
         text.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
