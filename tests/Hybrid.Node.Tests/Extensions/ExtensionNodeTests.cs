@@ -462,6 +462,30 @@ public class ExtensionNodeTests
     }
 
     [Fact]
+    public async Task A_tenant_with_MaxQueuedPerTenant_installs_waiting_is_refused_more_and_other_tenants_install_meanwhile()
+    {
+        // Installs of a node compile one at a time: one tenant sending many at once held every other tenant's behind them.
+        await using var node = await TestNode.StartAsync();
+        var (_, a, b) = await TwoTenantsAsync(node);
+        await using var _a = a;
+        await using var _b = b;
+        // Distinct sources (a source already loaded is shared, not compiled again), sent together: they reach the node
+        // in microseconds, and each takes milliseconds to compile.
+        var flood = Enumerable.Range(0, 12).Select(i => a.InstallExtensionAsync($"x{i}", GetOne + $"\n// {i}").AsTask()).ToArray();
+        var other = b.InstallExtensionAsync("get1", GetOne).AsTask();
+        var results = await Task.WhenAll(flood);
+        var refused = results.Where(r => r.Status == Status.QuotaExceeded).ToArray();
+        Assert.All(results, r => Assert.True(r.Status is Status.Ok or Status.QuotaExceeded, $"{r.Status} {string.Join(' ', r.Errors)}"));
+        Assert.InRange(results.Count(r => r.Succeeded), NodeExtensions.MaxQueuedPerTenant, flood.Length - 1);
+        Assert.NotEmpty(refused);
+        Assert.Equal($"{NodeExtensions.MaxQueuedPerTenant} installs or removals of this tenant wait for this node's compiler already: send it again once one is answered",
+            Assert.Single(refused[0].Errors));
+        Assert.True((await other).Succeeded);
+        // Answered, they no longer count: the tenant installs again.
+        Assert.True((await a.InstallExtensionAsync("again", GetOne + "\n// again")).Succeeded);
+    }
+
+    [Fact]
     public async Task CpuQuota_Spent_InvocationsThrottled_OtherTenantUnaffected()
     {
         await using var node = await TestNode.StartAsync();

@@ -31,6 +31,7 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
     private readonly Thread _control;
     private readonly TenantRegistry _tenants;
     private readonly ConcurrentDictionary<uint, double> _appliedCores = new();
+    private readonly ConcurrentDictionary<uint, StrongBox<int>> _queuedByTenant = new();
     private int _users;
     private long _stuckReports;
 
@@ -208,17 +209,41 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
         File.Move(file, file + ".imported", overwrite: true);
     }
 
+    /// <summary>
+    /// Most installs and uninstalls of one tenant queued for the control thread (or running there) at a time; one more
+    /// is answered QuotaExceeded. Installs of a node run one at a time and a compile may take up to
+    /// <see cref="ExtensionHostOptions.CompileTimeout"/>, so without it one tenant sending many installs at once held
+    /// every other tenant's installs behind them.
+    /// </summary>
+    public const int MaxQueuedPerTenant = 4;
+
     /// <summary>Queues an install (<paramref name="source"/> set) or an uninstall for the control thread.</summary>
     internal void Submit(uint tenant, string name, string? source, long cookie, WorkerExtensions origin)
     {
+        StrongBox<int> queued = _queuedByTenant.GetOrAdd(tenant, static _ => new StrongBox<int>());
+        if (Interlocked.Increment(ref queued.Value) > MaxQueuedPerTenant)
+        {
+            Interlocked.Decrement(ref queued.Value);
+            origin.Post(cookie, Status.QuotaExceeded, 0, Encoding.UTF8.GetBytes(
+                $"{MaxQueuedPerTenant} installs or removals of this tenant wait for this node's compiler already: send it again once one is answered"));
+            return;
+        }
         try
         {
             _work.Add(new ControlWork(tenant, name, source, cookie, origin));
         }
         catch (InvalidOperationException)
         {
+            Interlocked.Decrement(ref queued.Value);
             origin.Post(cookie, Status.Retry, 0, "node is stopping"u8.ToArray());
         }
+    }
+
+    /// <summary>Answers a client's install or uninstall; it no longer counts against the tenant's queue from here on.</summary>
+    private void Answer(ControlWork work, Status status, ulong version, byte[] value)
+    {
+        Interlocked.Decrement(ref _queuedByTenant[work.Tenant].Value);
+        work.Origin!.Post(work.Cookie, status, version, value);
     }
 
     /// <summary>
@@ -253,7 +278,6 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
                     done.TrySetResult(ApplyFromCatalog(work));
                     continue;
                 }
-                WorkerExtensions origin = work.Origin!;
                 if (work.Source is null)
                 {
                     // Recorded whether or not this node had it: a removal sent again after a Retry (or to a node that
@@ -261,18 +285,18 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
                     bool removed = Host.Uninstall(work.Tenant, work.Name);
                     var (catalogHad, why) = Recorded(work, removed);
                     if (why is not null)
-                        origin.Post(work.Cookie, Status.Retry, 0, why);
+                        Answer(work, Status.Retry, 0, why);
                     else
-                        origin.Post(work.Cookie, removed || catalogHad ? Status.Ok : Status.NotFound, 0, []);
+                        Answer(work, removed || catalogHad ? Status.Ok : Status.NotFound, 0, []);
                     continue;
                 }
                 var result = Host.Install(work.Tenant, work.Name, work.Source);
                 if (!result.Success)
-                    origin.Post(work.Cookie, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
+                    Answer(work, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
                 else if (Recorded(work, changedHere: true).Why is { } why)
-                    origin.Post(work.Cookie, Status.Retry, 0, why);
+                    Answer(work, Status.Retry, 0, why);
                 else
-                    origin.Post(work.Cookie, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
+                    Answer(work, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
             }
             catch (Exception e)
             {
@@ -280,7 +304,7 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
                 if (work.Done is { } done)
                     done.TrySetResult(new InstallResult(false, [Encoding.UTF8.GetString(text)], [], false));
                 else
-                    work.Origin!.Post(work.Cookie, Status.InternalError, 0, text);
+                    Answer(work, Status.InternalError, 0, text);
             }
         }
     }
