@@ -360,6 +360,39 @@ public sealed class RespSessionTests
     }
 
     [Fact]
+    public void ClientInfo_and_ClientList_show_the_tenants_own_connections_only()
+    {
+        // CLIENT INFO and CLIENT LIST answered "unknown subcommand" (redis-cli users and client libraries ask them).
+        using var first = new RespHarness();
+        var second = new RespHarness(first); // disposed below
+        using var other = new RespHarness(first);
+        Assert.Equal("+OK\r\n", other.Command("AUTH", "acme", "s3cret"));
+        first.Command("CLIENT", "SETNAME", "app");
+        first.Command("CLIENT", "SETINFO", "LIB-NAME", "redis-py");
+        first.Command("CLIENT", "SETINFO", "LIB-VER", "5.0.1");
+        first.Session.RemoteAddress = "127.0.0.1:50000";
+        string line = "id=1 addr=127.0.0.1:50000 laddr=127.0.0.1:6380 name=app age=0 idle=0 flags=N db=0 user=default resp=2 lib-name=redis-py lib-ver=5.0.1\n";
+        Assert.Equal($"${line.Length}\r\n{line}\r\n", first.Command("CLIENT", "INFO"));
+        string list = first.Command("CLIENT", "LIST");
+        Assert.Contains(line, list, StringComparison.Ordinal);
+        Assert.Contains("\nid=2 addr= laddr=127.0.0.1:6380 name= age=0 idle=0 flags=N db=0 user=default resp=2 lib-name= lib-ver=\n", list, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=3", list, StringComparison.Ordinal);
+        Assert.DoesNotContain("user=acme", list, StringComparison.Ordinal);
+        Assert.StartsWith("$", other.Command("CLIENT", "LIST"));
+        Assert.Contains("id=3 ", other.Command("CLIENT", "LIST"), StringComparison.Ordinal);
+        Assert.DoesNotContain("id=1 ", other.Command("CLIENT", "LIST"), StringComparison.Ordinal);
+        Assert.StartsWith("$", first.Command("CLIENT", "LIST", "ID", "2"));
+        Assert.DoesNotContain("id=1 ", first.Command("CLIENT", "LIST", "ID", "2"), StringComparison.Ordinal);
+        Assert.Contains("id=2 ", first.Command("CLIENT", "LIST", "TYPE", "normal", "ID", "2", "3"), StringComparison.Ordinal);
+        Assert.Equal("$0\r\n\r\n", first.Command("CLIENT", "LIST", "TYPE", "pubsub"));
+        Assert.Equal("-ERR Invalid client ID\r\n", first.Command("CLIENT", "LIST", "ID", "x"));
+        Assert.Equal("-ERR syntax error\r\n", first.Command("CLIENT", "LIST", "NOPE"));
+        // A closed connection leaves the list.
+        second.Dispose();
+        Assert.DoesNotContain("id=2 ", first.Command("CLIENT", "LIST"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PendingReads_AreSettledInOrder()
     {
         var store = new FakeKvStore();

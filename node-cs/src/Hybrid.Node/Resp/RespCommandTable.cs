@@ -155,7 +155,7 @@ public static class RespCommandTable
         infos[(int)RespCommand.Select] = new("select", 2, conn, 0, 0, 0, "connection", "Selects the database (only 0 exists).");
         infos[(int)RespCommand.Info] = new("info", -1, admin, 0, 0, 0, "server", "Returns information and statistics about the server.");
         infos[(int)RespCommand.Command] = new("command", -1, admin, 0, 0, 0, "server", "Returns detailed information about all commands.");
-        infos[(int)RespCommand.Client] = new("client", -2, admin, 0, 0, 0, "connection", "Connection commands (SETNAME, GETNAME, SETINFO, ID).");
+        infos[(int)RespCommand.Client] = new("client", -2, admin, 0, 0, 0, "connection", "Connection commands (SETNAME, GETNAME, SETINFO, ID, INFO, LIST).");
         infos[(int)RespCommand.Config] = new("config", -2, admin, 0, 0, 0, "server", "Configuration commands (GET only).");
         infos[(int)RespCommand.Quit] = new("quit", -1, conn, 0, 0, 0, "connection", "Closes the connection.");
         infos[(int)RespCommand.Cluster] = new("cluster", -2, admin, 0, 0, 0, "cluster", "Cluster commands (SLOTS, SHARDS, KEYSLOT, INFO, MYID).");

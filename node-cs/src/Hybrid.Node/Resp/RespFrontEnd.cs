@@ -37,6 +37,7 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     public RespConnection(RespSession session, ConnectionContext connection, TenantRegistry tenants, bool syncDurability)
     {
         _session = session;
+        _session.RemoteAddress = connection.RemoteEndPoint?.ToString();
         _connection = connection;
         _syncDurability = syncDurability;
         // The node's view of the tenant (quotas, metrics) follows the RESP session's.

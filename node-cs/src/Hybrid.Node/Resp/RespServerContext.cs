@@ -154,9 +154,22 @@ public sealed class RespServerContext
 
     internal long NextClientId() => Interlocked.Increment(ref _nextClientId);
 
-    internal void ConnectionOpened() => Interlocked.Increment(ref _connected);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, RespSession> _sessions = new();
 
-    internal void ConnectionClosed() => Interlocked.Decrement(ref _connected);
+    /// <summary>The connections open now (CLIENT LIST), by client id.</summary>
+    internal IEnumerable<RespSession> Sessions => _sessions.Values;
+
+    internal void ConnectionOpened(RespSession session)
+    {
+        Interlocked.Increment(ref _connected);
+        _sessions[session.ClientId] = session;
+    }
+
+    internal void ConnectionClosed(RespSession session)
+    {
+        Interlocked.Decrement(ref _connected);
+        _sessions.TryRemove(session.ClientId, out _);
+    }
 
     internal void AddCommands(long count) => Interlocked.Add(ref _commands, count);
 

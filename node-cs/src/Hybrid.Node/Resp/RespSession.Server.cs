@@ -209,7 +209,19 @@ public sealed partial class RespSession
         }
         else if (RespCommandTable.EqualsUpper(sub, "SETINFO"u8) && args.Count == 4)
         {
+            if (RespCommandTable.EqualsUpper(args[2], "LIB-NAME"u8))
+                _libName = Encoding.UTF8.GetString(args[3]);
+            else if (RespCommandTable.EqualsUpper(args[2], "LIB-VER"u8))
+                _libVersion = Encoding.UTF8.GetString(args[3]);
             Output.WriteOk();
+        }
+        else if (RespCommandTable.EqualsUpper(sub, "INFO"u8) && args.Count == 2)
+        {
+            Output.WriteBulk(ClientLine());
+        }
+        else if (RespCommandTable.EqualsUpper(sub, "LIST"u8))
+        {
+            ClientList(args);
         }
         else if (RespCommandTable.EqualsUpper(sub, "ID"u8) && args.Count == 2)
         {
@@ -219,6 +231,59 @@ public sealed partial class RespSession
         {
             WriteUnknownSubcommand(sub, "CLIENT");
         }
+    }
+
+    /// <summary>
+    /// CLIENT LIST [TYPE normal] [ID id ...]: the connections of this listener authenticated as this connection's
+    /// tenant, one line each (another tenant's connections are not shown: their addresses and names are theirs).
+    /// </summary>
+    private void ClientList(RespArgs args)
+    {
+        HashSet<long>? ids = null;
+        for (int i = 2; i < args.Count; i++)
+        {
+            if (RespCommandTable.EqualsUpper(args[i], "TYPE"u8) && i + 1 < args.Count)
+            {
+                if (!RespCommandTable.EqualsUpper(args[++i], "NORMAL"u8))
+                {
+                    Output.WriteBulk(""); // no replica, pubsub or primary connections here
+                    return;
+                }
+            }
+            else if (RespCommandTable.EqualsUpper(args[i], "ID"u8) && i + 1 < args.Count)
+            {
+                ids ??= [];
+                while (++i < args.Count)
+                {
+                    if (!long.TryParse(args[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long id) || id <= 0)
+                    {
+                        Output.WriteError("ERR Invalid client ID"u8);
+                        return;
+                    }
+                    ids.Add(id);
+                }
+            }
+            else
+            {
+                Output.WriteError("ERR syntax error"u8);
+                return;
+            }
+        }
+        var lines = new StringBuilder();
+        foreach (RespSession session in _context.Sessions.Where(s => s.Tenant?.Id == _tenant!.Id && (ids is null || ids.Contains(s.ClientId))).OrderBy(s => s.ClientId))
+            lines.Append(session.ClientLine());
+        Output.WriteBulk(lines.ToString());
+    }
+
+    /// <summary>This connection as CLIENT INFO and CLIENT LIST show it (Redis's fields that mean something here).</summary>
+    private string ClientLine()
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        long age = (now - _openedTicks) / System.Diagnostics.Stopwatch.Frequency;
+        long idle = (now - Volatile.Read(ref _lastCommandTicks)) / System.Diagnostics.Stopwatch.Frequency;
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"id={ClientId} addr={RemoteAddress ?? ""} laddr={_context.Endpoint} name={_clientName} age={age} idle={idle} flags=N db=0 "
+            + $"user={_tenant?.Name} resp={(Output.Protocol == 3 ? 3 : 2)} lib-name={_libName} lib-ver={_libVersion}\n");
     }
 
     private void Config(RespArgs args)

@@ -32,6 +32,10 @@ public sealed partial class RespSession : IDisposable
     private IKvSession _kv = null!;
     private ulong _pendingContext;
     private string? _clientName;
+    private string? _libName;
+    private string? _libVersion;
+    private readonly long _openedTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+    private long _lastCommandTicks = System.Diagnostics.Stopwatch.GetTimestamp();
     private long _commands;
     private RespServerContext.TenantCounts? _counts;
 
@@ -41,7 +45,7 @@ public sealed partial class RespSession : IDisposable
         _context = context;
         _parser = new RespParser(context.Limits);
         ClientId = context.NextClientId();
-        context.ConnectionOpened();
+        context.ConnectionOpened(this);
         // As the native protocol: the default tenant without AUTH only while it has no secret (an operator who gave it
         // one meant it to be needed; RESP skipped it and served the tenant to anyone on the machine).
         if (!context.RequireAuth && context.Tenants.DefaultTenant is { } open)
@@ -71,6 +75,9 @@ public sealed partial class RespSession : IDisposable
 
     /// <summary>This connection's id (CLIENT ID, HELLO).</summary>
     public long ClientId { get; }
+
+    /// <summary>The client's address (CLIENT LIST <c>addr</c>), when the connection has one.</summary>
+    public string? RemoteAddress { get; set; }
 
     /// <summary>The authenticated tenant, or null while AUTH is still required.</summary>
     public RespTenant? Tenant => _tenant;
@@ -112,6 +119,7 @@ public sealed partial class RespSession : IDisposable
     {
         _kv = kv;
         _pendingContext = pendingContext;
+        Volatile.Write(ref _lastCommandTicks, System.Diagnostics.Stopwatch.GetTimestamp()); // CLIENT LIST idle
         Output.Bind(output);
         consumed = 0;
         var commands = 0;
@@ -237,7 +245,7 @@ public sealed partial class RespSession : IDisposable
         FlushCommands();
         if (_counts is not null)
             Interlocked.Decrement(ref _counts.Connected);
-        _context.ConnectionClosed();
+        _context.ConnectionClosed(this);
     }
 
     private void Execute(RespArgs args)
