@@ -216,7 +216,6 @@ public sealed class ClusterCommandTests(Xunit.Abstractions.ITestOutputHelper out
         }
         var refusals = await PeerPortRefusals();
         Assert.True(refusals.Refused > refusedBefore, $"refused {refusedBefore} then {refusals.Refused}, the last: {refusals.Last}");
-        Assert.EndsWith(": peer authentication failed: wrong cluster peer key", refusals.Last, StringComparison.Ordinal);
         Assert.Equal("n1", metadata.Current.Owner("r2"));
         // Status names each node's addresses whole, its RESP port included (for redis-cli -c), even into a pipe.
         Spectre.Console.IAnsiConsole console = Spectre.Console.AnsiConsole.Console;

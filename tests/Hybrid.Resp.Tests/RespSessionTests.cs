@@ -371,11 +371,18 @@ public sealed class RespSessionTests
         first.Command("CLIENT", "SETINFO", "LIB-NAME", "redis-py");
         first.Command("CLIENT", "SETINFO", "LIB-VER", "5.0.1");
         first.Session.RemoteAddress = "127.0.0.1:50000";
-        string line = "id=1 addr=127.0.0.1:50000 laddr=127.0.0.1:6380 name=app age=0 idle=0 flags=N db=0 user=default resp=2 lib-name=redis-py lib-ver=5.0.1\n";
-        Assert.Equal($"${line.Length}\r\n{line}\r\n", first.Command("CLIENT", "INFO"));
-        string list = first.Command("CLIENT", "LIST");
+        // Ages and idle times in whole seconds: a slow run may see 1.
+        static string Timeless(string reply) => System.Text.RegularExpressions.Regex.Replace(reply, "age=[0-9]+ idle=[0-9]+", "age=N idle=N");
+        string line = "id=1 addr=127.0.0.1:50000 laddr=127.0.0.1:6380 name=app age=N idle=N flags=N db=0 user=default resp=2 lib-name=redis-py lib-ver=5.0.1\n";
+        Assert.Matches($"^\\$[0-9]+\r\n{System.Text.RegularExpressions.Regex.Escape(line)}\r\n$", Timeless(first.Command("CLIENT", "INFO")));
+        string list = Timeless(first.Command("CLIENT", "LIST"));
         Assert.Contains(line, list, StringComparison.Ordinal);
-        Assert.Contains("\nid=2 addr= laddr=127.0.0.1:6380 name= age=0 idle=0 flags=N db=0 user=default resp=2 lib-name= lib-ver=\n", list, StringComparison.Ordinal);
+        Assert.Contains("\nid=2 addr= laddr=127.0.0.1:6380 name= age=N idle=N flags=N db=0 user=default resp=2 lib-name= lib-ver=\n", list, StringComparison.Ordinal);
+        // A name or library field with a space or newline would forge fields or lines of the list: refused, as by Redis.
+        Assert.Equal("-ERR Client names cannot contain spaces, newlines or special characters.\r\n", second.Command("CLIENT", "SETNAME", "x\nid=9 user=admin"));
+        Assert.StartsWith("-ERR Client names cannot contain", second.Command("HELLO", "2", "SETNAME", "a b"));
+        Assert.StartsWith("-ERR lib-name and lib-ver cannot contain", second.Command("CLIENT", "SETINFO", "LIB-NAME", "a b"));
+        Assert.DoesNotContain("id=9", Timeless(first.Command("CLIENT", "LIST")), StringComparison.Ordinal);
         Assert.DoesNotContain("id=3", list, StringComparison.Ordinal);
         Assert.DoesNotContain("user=acme", list, StringComparison.Ordinal);
         Assert.StartsWith("$", other.Command("CLIENT", "LIST"));

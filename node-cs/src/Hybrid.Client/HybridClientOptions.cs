@@ -58,9 +58,10 @@ public sealed record HybridClientOptions
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// <see cref="Timeout"/> for a frame that holds an extension install (the larger of the two applies): the node
-    /// compiles the source before it answers, and the first compile in a node process loads the compiler, which took
-    /// over 10 s on a busy 2-core machine.
+    /// <see cref="Timeout"/> for a frame that holds an extension install or uninstall, and for the frames sent after it
+    /// on the same connection, which the node holds until it answers (the larger of the two applies): the node's
+    /// compiler runs installs one at a time, and the first compile in a node process loads it, which took over 10 s
+    /// on a busy 2-core machine.
     /// </summary>
     public TimeSpan InstallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 

@@ -268,7 +268,7 @@ public sealed partial class HybridSession : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckSizes(code, key.Length, value.Length);
         var open = _open ??= NewBatchLocked();
-        open.Compiles |= code == OpCode.Install;
+        open.WaitsForControl |= code is OpCode.Install or OpCode.Uninstall;
         int mark = open.Buffer.Length;
         try
         {
@@ -298,7 +298,7 @@ public sealed partial class HybridSession : IAsyncDisposable
         batch.Ops.Clear();
         batch.Resends = 0;
         batch.Order = 0;
-        batch.Compiles = false;
+        batch.WaitsForControl = false;
         batch.Generation++;
         batch.Start = batch.Buffer.BeginFrame();
         batch.Opened = Stopwatch.GetTimestamp();
@@ -691,14 +691,22 @@ public sealed partial class HybridSession : IAsyncDisposable
             if (_disposed)
                 return;
             long now = Stopwatch.GetTimestamp();
+            long limit = (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency);
+            long controlLimit = Math.Max(limit, (long)(_options.InstallTimeout.TotalSeconds * Stopwatch.Frequency));
+            // An install or uninstall waits for the node's compiler (the first compile in a node process loads it:
+            // seconds on a busy machine), so it has a limit of its own; and the node holds the frames sent after it on
+            // this connection until it answers, so they have its deadline at least.
+            long held = long.MinValue;
             foreach (Batch batch in _inFlight)
             {
-                // An install waits for a compile (the first in a node process loads the compiler: seconds on a busy
-                // machine), so it has a limit of its own.
-                TimeSpan timeout = batch.Compiles ? TimeSpan.FromTicks(Math.Max(_options.InstallTimeout.Ticks, _options.Timeout.Ticks)) : _options.Timeout;
-                if (now - batch.Sent > (long)(timeout.TotalSeconds * Stopwatch.Frequency))
+                long deadline = batch.Sent + (batch.WaitsForControl ? controlLimit : limit);
+                if (batch.WaitsForControl)
+                    held = Math.Max(held, deadline);
+                deadline = Math.Max(deadline, held);
+                if (now > deadline)
                 {
-                    BreakLocked(new HybridTimeoutException($"no reply within {timeout}: the outcome of the requests in flight is unknown"));
+                    var waited = TimeSpan.FromSeconds((double)(deadline - batch.Sent) / Stopwatch.Frequency);
+                    BreakLocked(new HybridTimeoutException($"no reply within {waited:g}: the outcome of the requests in flight is unknown"));
                     break;
                 }
             }
@@ -741,6 +749,6 @@ public sealed partial class HybridSession : IAsyncDisposable
         internal int Generation { get; set; } // changes at each reuse
         internal long Opened { get; set; }
         internal long Sent { get; set; }
-        internal bool Compiles { get; set; } // holds an install
+        internal bool WaitsForControl { get; set; } // holds an install or uninstall (InstallTimeout)
     }
 }

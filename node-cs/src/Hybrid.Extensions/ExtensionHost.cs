@@ -166,7 +166,21 @@ public sealed class ExtensionHost : IDisposable
     public int[] SchedulerThreadIds() => [.. Schedulers.Select(s => s.ThreadId)];
 
     /// <summary>Each extension's invocations by outcome and the time their steps ran, summed over the workers (for metrics).</summary>
-    public IReadOnlyList<ExtensionUsageTotals> Usage() => ExtensionUsageTotals.Sum(Schedulers);
+    /// <remarks>
+    /// An extension no longer installed is reported once more, then forgotten (its series ends): a tenant that installs,
+    /// calls and removes ever new names would otherwise grow every worker's counters and every scrape for ever.
+    /// </remarks>
+    public IReadOnlyList<ExtensionUsageTotals> Usage()
+    {
+        var schedulers = Schedulers;
+        var totals = ExtensionUsageTotals.Sum(schedulers);
+        foreach (var gone in totals.Where(t => Resolve(t.Tenant, t.Name) is null))
+        {
+            foreach (var scheduler in schedulers)
+                scheduler.Forget(gone.Tenant, gone.Name);
+        }
+        return totals;
+    }
 
     /// <summary>Load contexts and loaded assemblies (for density measurements).</summary>
     public (int LoadContexts, int Modules, int Names) Counts

@@ -165,6 +165,9 @@ public sealed class ExtensionScheduler
     /// <summary>What this worker's invocations of each extension came to so far (for metrics; any thread).</summary>
     internal IEnumerable<KeyValuePair<(ulong Tenant, string Name), ExtensionUsage>> Usage => _usage;
 
+    /// <summary>Drops the counters of an extension no longer installed (any thread; a count racing with it may be lost).</summary>
+    internal void Forget(ulong tenant, string name) => _usage.TryRemove((tenant, name), out _);
+
     private void Count(ExtensionHandle handle, ExtensionStatus status, long cpuTicks)
     {
         // The last extension's counters are kept at hand: invocations of one extension in a row cost no lookup.

@@ -180,7 +180,8 @@ public class HybridSessionFaultTests
         await using var node = new FakeNode();
         node.OnBatch = async (connection, batch) =>
         {
-            await (batch.Requests[0].Op == OpCode.Install ? Task.Delay(TimeSpan.FromSeconds(1.5)) : stall.Task);
+            // An install compiles for 1.5 s; the frames behind it wait for it (as a node holds them); "k" never answers.
+            await (batch.Requests[0].Op == OpCode.Install ? Task.Delay(TimeSpan.FromSeconds(1.5)) : batch.Requests[0].Key == "k" ? stall.Task : Task.CompletedTask);
             await node.Execute(connection, batch);
         };
         try
@@ -188,6 +189,16 @@ public class HybridSessionFaultTests
             var options = new HybridClientOptions { EndPoint = node.EndPoint, Timeout = TimeSpan.FromMilliseconds(500), InstallTimeout = TimeSpan.FromSeconds(20) };
             await using (var session = await HybridSession.ConnectAsync(options))
                 Assert.Equal(Status.Ok, (await session.InstallExtensionAsync("x", "class X {}").AsTask().WaitAsync(Wait)).Status);
+            await using (var session = await HybridSession.ConnectAsync(options))
+            {
+                // A put sent behind the install waits for it on the node: it has the install's deadline, not its own
+                // (else its timeout broke the session, the install with it).
+                var install = session.InstallExtensionAsync("x", "class X {}").AsTask();
+                await Task.Delay(100);
+                var behind = session.PutAsync(0, "behind"u8, "v"u8).AsTask();
+                Assert.Equal(Status.Ok, (await install.WaitAsync(Wait)).Status);
+                Assert.Equal(Status.Ok, (await behind.WaitAsync(Wait)).Status);
+            }
             await using (var session = await HybridSession.ConnectAsync(options))
                 Assert.IsType<HybridTimeoutException>(await Outcome(session.PutAsync(0, "k"u8, "v"u8)).WaitAsync(Wait));
             await using (var session = await HybridSession.ConnectAsync(options with { InstallTimeout = TimeSpan.FromMilliseconds(500) }))

@@ -462,15 +462,17 @@ public class ExtensionNodeTests
     }
 
     [Fact]
-    public async Task A_tenant_with_MaxQueuedPerTenant_installs_waiting_is_refused_more_and_other_tenants_install_meanwhile()
+    public async Task A_tenant_with_MaxQueuedPerTenant_installs_waiting_is_refused_more_and_another_tenant_still_installs()
     {
         // Installs of a node compile one at a time: one tenant sending many at once held every other tenant's behind them.
         await using var node = await TestNode.StartAsync();
-        var (_, a, b) = await TwoTenantsAsync(node);
-        await using var _a = a;
+        var (_, sa, b) = await TwoTenantsAsync(node);
+        await using var _a = sa;
         await using var _b = b;
-        // Distinct sources (a source already loaded is shared, not compiled again), sent together: they reach the node
-        // in microseconds, and each takes milliseconds to compile.
+        // Distinct sources (a source already loaded is shared, not compiled again), sent in one frame (the node holds a
+        // later frame of the connection until the installs of an earlier one are answered): each takes milliseconds
+        // to compile, and they reach the compiler's queue in microseconds.
+        await using var a = await node.ConnectAsync("a", s_secretA, o => o with { Linger = TimeSpan.FromMilliseconds(200) });
         var flood = Enumerable.Range(0, 12).Select(i => a.InstallExtensionAsync($"x{i}", GetOne + $"\n// {i}").AsTask()).ToArray();
         var other = b.InstallExtensionAsync("get1", GetOne).AsTask();
         var results = await Task.WhenAll(flood);
@@ -505,6 +507,7 @@ public class ExtensionNodeTests
         // The metrics say which tenant's extension was stopped or throttled, and how long its steps ran (there were no
         // extension metrics: an operator could not tell whose extension was failing).
         string metrics = node.Node.ScrapeMetrics();
+        await sa.UninstallExtensionAsync("spin");
         Assert.Contains("hybrid_extension_invocations_total{tenant=\"a\",extension=\"spin\",status=\"cpubudgetexceeded\"} 1\n", metrics, StringComparison.Ordinal);
         Assert.Contains("hybrid_extension_invocations_total{tenant=\"a\",extension=\"spin\",status=\"throttled\"} 1\n", metrics, StringComparison.Ordinal);
         Assert.Contains("hybrid_extension_invocations_total{tenant=\"b\",extension=\"get1\",status=\"ok\"} 1\n", metrics, StringComparison.Ordinal);
@@ -513,6 +516,10 @@ public class ExtensionNodeTests
         Assert.True(spun.Success, metrics);
         // Its budget is 20 ms of its steps' time: it ran at least that long before it was stopped.
         Assert.InRange(double.Parse(spun.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0.02, 60);
+        // Uninstalled, its series is scraped once more and then ends (names that come and go would grow it for ever).
+        Assert.Contains("extension=\"spin\"", node.Node.ScrapeMetrics(), StringComparison.Ordinal);
+        Assert.DoesNotContain("extension=\"spin\"", node.Node.ScrapeMetrics(), StringComparison.Ordinal);
+        Assert.Contains("extension=\"get1\"", node.Node.ScrapeMetrics(), StringComparison.Ordinal);
     }
 
     [Fact]

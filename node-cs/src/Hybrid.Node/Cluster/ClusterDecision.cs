@@ -11,7 +11,8 @@ namespace Hybrid.Node.Cluster;
 /// <param name="Kind">The <see cref="ClusterCore"/> method, named as the model's action and its trace event:
 /// BeginMigration, Prepare, TransferOwnership, FinishPulls, Checkpoint, DropSource, RemoveLineage, Crash, Recover,
 /// CoreRefresh. Logs written before these names matched the model's use CheckpointCovered, NodeCrashed,
-/// NodeRecovered and CoreRefreshed for four of them, which are read as the same decisions.</param>
+/// NodeRecovered and CoreRefreshed for four of them, which are read as the same decisions; a build before the change
+/// cannot read a log written after it (run one build on every node and the CLI, as the peer protocol asks).</param>
 /// <param name="Range">The range, for range decisions.</param>
 /// <param name="Node">The node (target of BeginMigration; the node of Checkpoint, Crash, Recover, CoreRefresh).</param>
 /// <param name="Core">The core of CoreRefresh.</param>

@@ -239,13 +239,6 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
         }
     }
 
-    /// <summary>Answers a client's install or uninstall; it no longer counts against the tenant's queue from here on.</summary>
-    private void Answer(ControlWork work, Status status, ulong version, byte[] value)
-    {
-        Interlocked.Decrement(ref _queuedByTenant[work.Tenant].Value);
-        work.Origin!.Post(work.Cookie, status, version, value);
-    }
-
     /// <summary>
     /// Installs (<paramref name="source"/> set) or uninstalls what the cluster's catalog entry of
     /// <paramref name="revision"/> says, in order with clients' installs, without recording it again (see
@@ -271,42 +264,57 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
         foreach (var work in _work.GetConsumingEnumerable())
         {
             // Any failure answers the request: the control thread must outlive every install.
-            try
+            if (work.Done is { } done)
             {
-                if (work.Done is { } done)
+                try
                 {
                     done.TrySetResult(ApplyFromCatalog(work));
-                    continue;
                 }
-                if (work.Source is null)
+                catch (Exception e)
                 {
-                    // Recorded whether or not this node had it: a removal sent again after a Retry (or to a node that
-                    // never had the extension) still clears the catalog, so the other nodes drop it too.
-                    bool removed = Host.Uninstall(work.Tenant, work.Name);
-                    var (catalogHad, why) = Recorded(work, removed);
-                    if (why is not null)
-                        Answer(work, Status.Retry, 0, why);
-                    else
-                        Answer(work, removed || catalogHad ? Status.Ok : Status.NotFound, 0, []);
-                    continue;
+                    done.TrySetResult(new InstallResult(false, [$"{e.GetType().Name}: {e.Message}"], [], false));
                 }
-                var result = Host.Install(work.Tenant, work.Name, work.Source);
-                if (!result.Success)
-                    Answer(work, Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
-                else if (Recorded(work, changedHere: true).Why is { } why)
-                    Answer(work, Status.Retry, 0, why);
-                else
-                    Answer(work, Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
+                continue;
+            }
+            (Status Status, ulong Version, byte[] Value) answer;
+            try
+            {
+                answer = RunClientWork(work);
             }
             catch (Exception e)
             {
-                byte[] text = Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}");
-                if (work.Done is { } done)
-                    done.TrySetResult(new InstallResult(false, [Encoding.UTF8.GetString(text)], [], false));
-                else
-                    Answer(work, Status.InternalError, 0, text);
+                answer = (Status.InternalError, 0, Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}"));
+            }
+            // Once, before the reply: a client that sends its next install when this one is answered finds its slot free.
+            Interlocked.Decrement(ref _queuedByTenant[work.Tenant].Value);
+            try
+            {
+                work.Origin!.Post(work.Cookie, answer.Status, answer.Version, answer.Value);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+            {
+                // The worker is gone (the node stops): nobody is left to answer.
             }
         }
+    }
+
+    /// <summary>A client's install or uninstall, recorded in the catalog: the reply's status, version and value.</summary>
+    private (Status Status, ulong Version, byte[] Value) RunClientWork(ControlWork work)
+    {
+        if (work.Source is null)
+        {
+            // Recorded whether or not this node had it: a removal sent again after a Retry (or to a node that never had
+            // the extension) still clears the catalog, so the other nodes drop it too.
+            bool removed = Host.Uninstall(work.Tenant, work.Name);
+            var (catalogHad, why) = Recorded(work, removed);
+            return why is not null ? (Status.Retry, 0UL, why) : (removed || catalogHad ? Status.Ok : Status.NotFound, 0UL, []);
+        }
+        var result = Host.Install(work.Tenant, work.Name, work.Source);
+        if (!result.Success)
+            return (Status.InstallRejected, 0, Encoding.UTF8.GetBytes(string.Join('\n', result.Errors)));
+        if (Recorded(work, changedHere: true).Why is { } notRecorded)
+            return (Status.Retry, 0, notRecorded);
+        return (Status.Ok, result.Compiled ? 1UL : 0UL, Encoding.UTF8.GetBytes(string.Join('\n', result.Names)));
     }
 
     private InstallResult ApplyFromCatalog(ControlWork work)

@@ -43,7 +43,7 @@ internal static class PrometheusWriter
         {
             var usage = extensions.Host.Usage();
             Header(text, "hybrid_extension_invocations_total", "counter",
-                "Extension invocations, by tenant, extension and outcome (throttled and quarantined ones did not run).");
+                "Extension invocations, by tenant, extension and outcome (throttled ones, and quarantined ones refused at start, did not run; the one the watchdog stopped counts as quarantined).");
             foreach (var extension in usage)
             {
                 foreach (var (status, count) in extension.Invocations.OrderBy(kv => kv.Key))

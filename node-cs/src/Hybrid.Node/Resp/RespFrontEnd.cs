@@ -101,6 +101,7 @@ internal sealed class RespConnection : IConnectionState, IRespAdmission, IRespFu
     public ProcessOutcome Process(IWorkerContext worker, ConnectionContext connection, ReadOnlySpan<byte> input, FrameBuffer output, out int consumed)
     {
         var started = Stopwatch.GetTimestamp();
+        _session.LastActive = started;
         var commandsBefore = _session.CommandCount;
         long writesBefore = LastWrite(worker);
         _worker = worker;

@@ -193,7 +193,12 @@ public sealed partial class RespSession
         var sub = args[1];
         if (RespCommandTable.EqualsUpper(sub, "SETNAME"u8) && args.Count == 3)
         {
-            _clientName = Encoding.UTF8.GetString(args[2]);
+            if (!PlainWord(args[2]))
+            {
+                Output.WriteError(NameRefusal);
+                return;
+            }
+            _clientName = args[2].Length == 0 ? null : Encoding.UTF8.GetString(args[2]);
             Output.WriteOk();
         }
         else if (RespCommandTable.EqualsUpper(sub, "GETNAME"u8) && args.Count == 2)
@@ -209,6 +214,11 @@ public sealed partial class RespSession
         }
         else if (RespCommandTable.EqualsUpper(sub, "SETINFO"u8) && args.Count == 4)
         {
+            if (!PlainWord(args[3]))
+            {
+                Output.WriteError("ERR lib-name and lib-ver cannot contain spaces, newlines or special characters."u8);
+                return;
+            }
             if (RespCommandTable.EqualsUpper(args[2], "LIB-NAME"u8))
                 _libName = Encoding.UTF8.GetString(args[3]);
             else if (RespCommandTable.EqualsUpper(args[2], "LIB-VER"u8))
@@ -231,6 +241,22 @@ public sealed partial class RespSession
         {
             WriteUnknownSubcommand(sub, "CLIENT");
         }
+    }
+
+    private static ReadOnlySpan<byte> NameRefusal => "ERR Client names cannot contain spaces, newlines or special characters."u8;
+
+    /// <summary>
+    /// True when <paramref name="value"/> is printable ASCII without spaces (Redis's rule for client names and library
+    /// info): CLIENT LIST writes them into <c>key=value</c> lines, where a space or newline would forge fields or lines.
+    /// </summary>
+    private static bool PlainWord(ReadOnlySpan<byte> value)
+    {
+        foreach (byte b in value)
+        {
+            if (b is < (byte)'!' or > (byte)'~')
+                return false;
+        }
+        return true;
     }
 
     /// <summary>
@@ -280,7 +306,7 @@ public sealed partial class RespSession
     {
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
         long age = (now - _openedTicks) / System.Diagnostics.Stopwatch.Frequency;
-        long idle = (now - Volatile.Read(ref _lastCommandTicks)) / System.Diagnostics.Stopwatch.Frequency;
+        long idle = Math.Max(0, now - LastActive) / System.Diagnostics.Stopwatch.Frequency;
         return string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"id={ClientId} addr={RemoteAddress ?? ""} laddr={_context.Endpoint} name={_clientName} age={age} idle={idle} flags=N db=0 "
             + $"user={_tenant?.Name} resp={(Output.Protocol == 3 ? 3 : 2)} lib-name={_libName} lib-ver={_libVersion}\n");

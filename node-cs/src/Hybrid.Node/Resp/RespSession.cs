@@ -35,7 +35,7 @@ public sealed partial class RespSession : IDisposable
     private string? _libName;
     private string? _libVersion;
     private readonly long _openedTicks = System.Diagnostics.Stopwatch.GetTimestamp();
-    private long _lastCommandTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+    private long _lastActive = System.Diagnostics.Stopwatch.GetTimestamp();
     private long _commands;
     private RespServerContext.TenantCounts? _counts;
 
@@ -79,6 +79,16 @@ public sealed partial class RespSession : IDisposable
     /// <summary>The client's address (CLIENT LIST <c>addr</c>), when the connection has one.</summary>
     public string? RemoteAddress { get; set; }
 
+    /// <summary>
+    /// When the connection last sent commands (<see cref="System.Diagnostics.Stopwatch"/> ticks; CLIENT LIST
+    /// <c>idle</c>): set by the host with the time it already took for the call, so the request path reads no clock for it.
+    /// </summary>
+    public long LastActive
+    {
+        get => Volatile.Read(ref _lastActive);
+        set => Volatile.Write(ref _lastActive, value);
+    }
+
     /// <summary>The authenticated tenant, or null while AUTH is still required.</summary>
     public RespTenant? Tenant => _tenant;
 
@@ -119,7 +129,6 @@ public sealed partial class RespSession : IDisposable
     {
         _kv = kv;
         _pendingContext = pendingContext;
-        Volatile.Write(ref _lastCommandTicks, System.Diagnostics.Stopwatch.GetTimestamp()); // CLIENT LIST idle
         Output.Bind(output);
         consumed = 0;
         var commands = 0;
@@ -404,7 +413,12 @@ public sealed partial class RespSession : IDisposable
             }
             else if (RespCommandTable.EqualsUpper(args[i], "SETNAME"u8) && i + 1 < args.Count)
             {
-                name = Encoding.UTF8.GetString(args[++i]);
+                if (!PlainWord(args[++i]))
+                {
+                    Output.WriteError(NameRefusal);
+                    return;
+                }
+                name = Encoding.UTF8.GetString(args[i]);
             }
             else
             {
