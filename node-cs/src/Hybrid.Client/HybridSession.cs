@@ -39,6 +39,8 @@ public sealed partial class HybridSession : IAsyncDisposable
     private uint _nextSeq;
     private ulong _view;
     private ulong _sessionId;
+    private long _controlSent; // Sent of the last install or uninstall answered (under _lock)
+    private long _controlAnswered; // when its reply came
 
     private HybridSession(HybridClientOptions options)
     {
@@ -408,6 +410,12 @@ public sealed partial class HybridSession : IAsyncDisposable
                 throw new HybridProtocolException(Status.Malformed, $"reply to batch {header.BatchSeq}, which is not in flight");
             batch = _inFlight[at];
             _inFlight.RemoveAt(at);
+            if (batch.WaitsForControl)
+            {
+                // The frames sent after it waited for it on the node: their clocks start again now (OnTimer).
+                _controlSent = batch.Sent;
+                _controlAnswered = Stopwatch.GetTimestamp();
+            }
         }
         if (header.Kind == FrameKind.Rejected)
         {
@@ -699,13 +707,15 @@ public sealed partial class HybridSession : IAsyncDisposable
             long held = long.MinValue;
             foreach (Batch batch in _inFlight)
             {
-                long deadline = batch.Sent + (batch.WaitsForControl ? controlLimit : limit);
+                // A frame sent behind the last install or uninstall answered waited for it on the node until then.
+                long start = batch.Sent >= _controlSent && batch.Sent < _controlAnswered ? _controlAnswered : batch.Sent;
+                long deadline = start + (batch.WaitsForControl ? controlLimit : limit);
                 if (batch.WaitsForControl)
                     held = Math.Max(held, deadline);
                 deadline = Math.Max(deadline, held);
                 if (now > deadline)
                 {
-                    var waited = TimeSpan.FromSeconds((double)(deadline - batch.Sent) / Stopwatch.Frequency);
+                    var waited = TimeSpan.FromSeconds((double)(now - batch.Sent) / Stopwatch.Frequency);
                     BreakLocked(new HybridTimeoutException($"no reply within {waited:g}: the outcome of the requests in flight is unknown"));
                     break;
                 }

@@ -180,8 +180,15 @@ public class HybridSessionFaultTests
         await using var node = new FakeNode();
         node.OnBatch = async (connection, batch) =>
         {
-            // An install compiles for 1.5 s; the frames behind it wait for it (as a node holds them); "k" never answers.
-            await (batch.Requests[0].Op == OpCode.Install ? Task.Delay(TimeSpan.FromSeconds(1.5)) : batch.Requests[0].Key == "k" ? stall.Task : Task.CompletedTask);
+            // An install compiles for 1.5 s; the frames behind it wait for it (as a node holds them), and "behind" then
+            // takes 300 ms more; "k" never answers.
+            await (batch.Requests[0] switch
+            {
+                { Op: OpCode.Install } => Task.Delay(TimeSpan.FromSeconds(1.5)),
+                { Key: "behind" } => Task.Delay(TimeSpan.FromMilliseconds(300)),
+                { Key: "k" } => stall.Task,
+                _ => Task.CompletedTask,
+            });
             await node.Execute(connection, batch);
         };
         try
@@ -191,8 +198,9 @@ public class HybridSessionFaultTests
                 Assert.Equal(Status.Ok, (await session.InstallExtensionAsync("x", "class X {}").AsTask().WaitAsync(Wait)).Status);
             await using (var session = await HybridSession.ConnectAsync(options))
             {
-                // A put sent behind the install waits for it on the node: it has the install's deadline, not its own
-                // (else its timeout broke the session, the install with it).
+                // A put sent behind the install waits for it on the node: it has the install's deadline while the install
+                // is in flight, and its own Timeout from the install's reply on, not from its send (else its timeout
+                // broke the session, the install with it; a CI run once timed it out just after the install's reply).
                 var install = session.InstallExtensionAsync("x", "class X {}").AsTask();
                 await Task.Delay(100);
                 var behind = session.PutAsync(0, "behind"u8, "v"u8).AsTask();
