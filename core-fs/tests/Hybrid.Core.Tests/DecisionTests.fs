@@ -150,8 +150,7 @@ let ``every request to the core is named as the Migration action it applies and 
             match dir.Parent with
             | null -> failwith "no Hybrid.sln above the test's directory"
             | parent -> root parent
-    let tla =
-        System.IO.File.ReadAllText(
-            System.IO.Path.Combine(root (System.IO.DirectoryInfo System.AppContext.BaseDirectory), "spec", "migration", "Migration.tla"))
+    let repository = root (System.IO.DirectoryInfo System.AppContext.BaseDirectory)
+    let tla = System.IO.File.ReadAllText(System.IO.Path.Combine(repository, "spec", "migration", "Migration.tla"))
     for input in inputs do
         Assert.Matches(sprintf @"(?m)^%s\([^)]*\) ==" input, tla)

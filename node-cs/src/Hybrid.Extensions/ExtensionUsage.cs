@@ -25,8 +25,9 @@ internal sealed class ExtensionUsage
 
 /// <summary>
 /// What a tenant's extension came to on this node since it started, summed over the workers: invocations by outcome
-/// (<see cref="ExtensionStatus.Throttled"/> ones, and <see cref="ExtensionStatus.Quarantined"/> ones refused at start, did not run; the invocation the watchdog stopped counts as quarantined) and the
-/// time their steps ran, in seconds (wall-clock time inside steps, which is what the CPU budget and quota count).
+/// (<see cref="ExtensionStatus.Throttled"/> ones, and <see cref="ExtensionStatus.Quarantined"/> ones refused at start,
+/// did not run; the invocation the watchdog stopped counts as quarantined) and the time their steps ran, in seconds
+/// (wall-clock time inside steps, which is what the CPU budget and quota count).
 /// </summary>
 /// <param name="Tenant">The tenant.</param>
 /// <param name="Name">The invocation name (<c>install</c> or <c>install.entry</c>).</param>
