@@ -181,7 +181,7 @@ public class HybridSessionFaultTests
         node.OnBatch = async (connection, batch) =>
         {
             // An install compiles for 1.5 s; the frames behind it wait for it (as a node holds them), and "behind" then
-            // takes 300 ms more; "k" never answers.
+            // takes 300 ms more (over the client timer's 250 ms period); "k" never answers.
             await (batch.Requests[0] switch
             {
                 { Op: OpCode.Install } => Task.Delay(TimeSpan.FromSeconds(1.5)),
@@ -193,7 +193,8 @@ public class HybridSessionFaultTests
         };
         try
         {
-            var options = new HybridClientOptions { EndPoint = node.EndPoint, Timeout = TimeSpan.FromMilliseconds(500), InstallTimeout = TimeSpan.FromSeconds(20) };
+            // Timeout 1 s: under the install's 1.5 s, and well over the 300 ms "behind" takes after the install's reply.
+            var options = new HybridClientOptions { EndPoint = node.EndPoint, Timeout = TimeSpan.FromSeconds(1), InstallTimeout = TimeSpan.FromSeconds(20) };
             await using (var session = await HybridSession.ConnectAsync(options))
                 Assert.Equal(Status.Ok, (await session.InstallExtensionAsync("x", "class X {}").AsTask().WaitAsync(Wait)).Status);
             await using (var session = await HybridSession.ConnectAsync(options))
@@ -209,7 +210,7 @@ public class HybridSessionFaultTests
             }
             await using (var session = await HybridSession.ConnectAsync(options))
                 Assert.IsType<HybridTimeoutException>(await Outcome(session.PutAsync(0, "k"u8, "v"u8)).WaitAsync(Wait));
-            await using (var session = await HybridSession.ConnectAsync(options with { InstallTimeout = TimeSpan.FromMilliseconds(500) }))
+            await using (var session = await HybridSession.ConnectAsync(options with { InstallTimeout = TimeSpan.FromMilliseconds(100) }))
                 Assert.IsType<HybridTimeoutException>(await Outcome(session.InstallExtensionAsync("x", "class X {}")).WaitAsync(Wait));
         }
         finally
