@@ -119,11 +119,15 @@ public sealed class CompilerProcessTests
                 requestsIn.Dispose();
             });
         }
-        using var compiler = new CompilerProcess(Connect, TimeSpan.FromMilliseconds(300));
+        // The compile after the stopped one runs under the same limit, in this process: the compiler is warmed up first
+        // (a clean-clone CI run on a loaded machine once took longer than the limit for the compiler's first compile).
+        using (var warm = new CompilerProcess(new PipeCompiler().Connect, TimeSpan.FromMinutes(2)))
+            Assert.NotNull(warm.Compile("warm", Numbered(3)).Image);
+        using var compiler = new CompilerProcess(Connect, TimeSpan.FromSeconds(3));
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var (image, errors) = compiler.Compile("bomb", Numbered(1));
         Assert.Null(image);
-        Assert.StartsWith("bomb.cs(1,1): compiling took longer than 0.3 s, the limit", Assert.Single(errors));
+        Assert.StartsWith("bomb.cs(1,1): compiling took longer than 3 s, the limit", Assert.Single(errors));
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"{watch.Elapsed}");
         Assert.NotNull(compiler.Compile("n", Numbered(2)).Image);
         Assert.Equal(1, pipes.Connections);
