@@ -720,7 +720,7 @@ public sealed partial class HybridSession : IAsyncDisposable
                     break;
                 }
             }
-            if (_link is not null && _open is { Ops.Count: > 0 } open && now - open.Opened > (long)(_options.Timeout.TotalSeconds * Stopwatch.Frequency))
+            if (_link is not null && _open is { Ops.Count: > 0 } open && now - open.Opened > limit)
                 FlushLocked(force: true);
         }
         DrainFailures();

@@ -114,13 +114,7 @@ public sealed class NodeExtensions : IExtensionInstaller, IDisposable
     }
 
     /// <summary>The extensions of a started node.</summary>
-    public static NodeExtensions Of(HybridNode node)
-    {
-        lock (s_lock)
-        {
-            return s_nodes.TryGetValue(node, out var extensions) ? extensions : throw new InvalidOperationException("node not started");
-        }
-    }
+    public static NodeExtensions Of(HybridNode node) => Find(node) ?? throw new InvalidOperationException("node not started");
 
     /// <summary>The extensions of a started node; null when it has none (no worker started, or all stopped).</summary>
     internal static NodeExtensions? Find(HybridNode node)
